@@ -1,0 +1,72 @@
+# Kiln: `make` installs missing Debian packages (scripts/deps.sh), builds the
+# compiler and its runtime into build/; `make demo` compiles and runs the bundled
+# example; `make test` runs every test.
+PYTHON   ?= /usr/bin/python3
+BUILD    := build
+CFLAGS   ?= -O2 -g
+KCFLAGS  := -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP $(CFLAGS)
+ONNX_PROTO := /usr/lib/python3/dist-packages/onnx/onnx.proto
+JOBS     ?= 2
+
+RT_SRC   := runtime/rt.c runtime/kernels.c runtime/io.c runtime/main.c
+RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kernels.def
+KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/verify.c ir/print.c \
+            frontend/common.c frontend/onnx.c frontend/kir.c \
+            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fuse.c passes/plan.c \
+            codegen/lower.c codegen/kir_interp.c codegen/emit_c.c codegen/link.c
+
+RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
+KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
+KILN     := $(BUILD)/bin/kiln
+RTLIB    := $(BUILD)/lib/libkilnrt.a
+
+.PHONY: all deps demo test unit-tests clean
+all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h
+
+deps: $(BUILD)/.deps-ok
+$(BUILD)/.deps-ok: scripts/deps.sh
+	@mkdir -p $(BUILD)
+	bash scripts/deps.sh
+	@touch $@
+
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(BUILD)/.deps-ok
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+
+$(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -fPIC $(CFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+$(BUILD)/obj/frontend/onnx.o: $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/obj/%.o: %.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) -I$(BUILD)/gen -c $< -o $@
+
+$(RTLIB): $(RT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/include/kiln_rt.h: $(RT_HDR)
+	@mkdir -p $(BUILD)/include
+	cp $(RT_HDR) $(BUILD)/include/
+
+$(KILN): $(KILN_OBJ) $(RTLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -lm -lpthread -o $@
+
+# The bundled example: a small MLP built by a python3-onnx script.
+examples/mlp/mlp.onnx examples/mlp/input_0.npy: examples/mlp/make_model.py $(BUILD)/.deps-ok
+	$(PYTHON) examples/mlp/make_model.py examples/mlp
+
+demo: all examples/mlp/mlp.onnx
+	$(KILN) compile examples/mlp/mlp.onnx -o $(BUILD)/mlp -v
+	$(BUILD)/mlp examples/mlp/input_0.npy -o $(BUILD)/demo-out
+	$(PYTHON) -c "import numpy as np; y=np.load('$(BUILD)/demo-out/output_0.npy'); print('output_0', y.dtype, y.shape); print(y)"
+
+test: all
+	$(PYTHON) tests/run_tests.py --jobs $(JOBS)
+
+clean:
+	rm -rf $(BUILD) examples/mlp/mlp.onnx examples/mlp/input_0.npy
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

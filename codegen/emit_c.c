@@ -1,0 +1,265 @@
+/* emit_c.c: Kir -> one C translation unit, and the model's header.
+ *
+ * The C is deterministic (the same Kir gives the same bytes) and readable: each
+ * step opens with a comment naming the model nodes it computes; kernel calls
+ * pass their constant parameters as a static array; fused loops are plain loop
+ * nests whose body calls the inline scalar functions of kiln_scalar.h, with
+ * every temporary declared in its dtype's C type, exactly as kir_interp.c
+ * evaluates them. Constants become hexadecimal float literals (exact).
+ * Weights are either array literals (--emit c) or pulled in by the assembler's
+ * .incbin from a file written beside the build (fast to compile). */
+#include "kir.h"
+#include "../runtime/kiln_scalar.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *cls(DType t) {
+    switch (t) {
+    case DT_F32: case DT_F16: case DT_BF16: return "f32";
+    case DT_F64: return "f64";
+    case DT_I8: case DT_I16: case DT_I32: case DT_I64: return "i64";
+    default: return "u64";
+    }
+}
+
+/* C type of a temporary of dtype t. */
+static const char *tmp_type(DType t) {
+    return (t == DT_F16 || t == DT_BF16) ? "float" : dtype_ctype(t);
+}
+
+static void buf_expr(const Kir *k, int b, char *out, size_t n) {
+    const KBuf *kb = &k->bufs[b];
+    switch (kb->kind) {
+    case KB_INPUT: snprintf(out, n, "((const unsigned char *)inputs[%d])", kb->index); break;
+    case KB_CONST: snprintf(out, n, "(W + %lld)", (long long)kb->offset); break;
+    default: snprintf(out, n, "(ws + %lld)", (long long)kb->offset); break;
+    }
+}
+
+static void float_lit(FILE *f, double v, bool is_float) {
+    if (isnan(v)) fputs("NAN", f);
+    else if (isinf(v)) fputs(v > 0 ? "INFINITY" : "-INFINITY", f);
+    else fprintf(f, is_float ? "(float)%a" : "%a", v);
+}
+
+static void emit_const(FILE *f, const KInstr *c) {
+    const char *k = cls(c->dt);
+    if (k[0] == 'f') {
+        double v = k[1] == '3' ? (double)(float)c->f : c->f;
+        if (c->dt == DT_F16) v = kiln_round_f16((float)v);
+        if (c->dt == DT_BF16) v = kiln_round_bf16((float)v);
+        float_lit(f, v, k[1] == '3');
+    } else if (k[0] == 'i') fprintf(f, "(%s)%lldLL", dtype_ctype(c->dt), (long long)kiln_f2i(c->f));
+    else fprintf(f, "(%s)%lluULL", dtype_ctype(c->dt), (unsigned long long)kiln_f2u(c->f));
+}
+
+static void emit_cast(FILE *f, const KInstr *c, DType from) {
+    const char *a = cls(from), *b = cls(c->dt);
+    if (c->dt == DT_BOOL) { fprintf(f, "(t%d != 0)", c->a); return; }
+    if (b[0] == 'f') fprintf(f, "(%s)t%d", b[1] == '3' ? "float" : "double", c->a);
+    else if (a[0] == 'f') fprintf(f, "kiln_f2%c((double)t%d)", b[0], c->a);
+    else fprintf(f, "(%s)t%d", b[0] == 'i' ? "int64_t" : "uint64_t", c->a);
+}
+
+static const char *const instr_fn[KI_COUNT] = {
+    [KI_ADD] = "add", [KI_SUB] = "sub", [KI_MUL] = "mul", [KI_DIV] = "div", [KI_POW] = "pow",
+    [KI_MIN] = "min", [KI_MAX] = "max", [KI_NEG] = "neg", [KI_ABS] = "abs", [KI_SQRT] = "sqrt",
+    [KI_EXP] = "exp", [KI_LOG] = "log", [KI_RELU] = "relu", [KI_LEAKYRELU] = "leakyrelu",
+    [KI_SIGMOID] = "sigmoid", [KI_TANH] = "tanh", [KI_ERF] = "erf"};
+
+static void emit_loop(const Kir *k, const KLoop *lp, FILE *f) {
+    char e[128];
+    DType odt = k->bufs[lp->out].dtype;
+    buf_expr(k, lp->out, e, sizeof e);
+    fprintf(f, "        %s *o = (%s *)%s;\n", dtype_ctype(odt), dtype_ctype(odt), e);
+    for (int i = 0; i < lp->nin; i++) {
+        DType t = k->bufs[lp->in[i]].dtype;
+        buf_expr(k, lp->in[i], e, sizeof e);
+        fprintf(f, "        const %s *i%d = (const %s *)%s;\n", dtype_ctype(t), i, dtype_ctype(t), e);
+    }
+    fprintf(f, "        int64_t n = 0;\n");
+    for (int d = 0; d < lp->rank; d++)
+        fprintf(f, "        for (int64_t d%d = 0; d%d < %lld; d%d++%s)\n", d, d, (long long)lp->dims[d], d,
+                d == lp->rank - 1 ? ", n++" : "");
+    fprintf(f, "        {\n");
+    for (int c = 0; c < lp->ncode; c++) {
+        const KInstr *in = &lp->code[c];
+        fprintf(f, "            %s t%d = ", tmp_type(in->dt), c);
+        bool round = in->dt == DT_F16 || in->dt == DT_BF16;
+        if (round && in->op != KI_LOAD) fprintf(f, "kiln_round_%s(", in->dt == DT_F16 ? "f16" : "bf16");
+        switch (in->op) {
+        case KI_LOAD: {
+            const char *conv = in->dt == DT_F16 ? "kiln_f16_to_f32" : in->dt == DT_BF16 ? "kiln_bf16_to_f32" : "";
+            fprintf(f, "%s(i%d[", conv, in->a);
+            bool any = false;
+            for (int d = 0; d < lp->rank; d++)
+                if (lp->strides[in->a][d]) {
+                    fprintf(f, "%sd%d", any ? " + " : "", d);
+                    if (lp->strides[in->a][d] != 1) fprintf(f, " * %lld", (long long)lp->strides[in->a][d]);
+                    any = true;
+                }
+            fprintf(f, "%s])", any ? "" : "0");
+            break;
+        }
+        case KI_CONST: emit_const(f, in); break;
+        case KI_CAST: emit_cast(f, in, lp->code[in->a].dt); break;
+        case KI_LEAKYRELU:
+            fprintf(f, "kiln_leakyrelu_%s(t%d, ", cls(in->dt), in->a);
+            float_lit(f, cls(in->dt)[1] == '3' ? (double)(float)in->f : in->f, cls(in->dt)[1] == '3');
+            fputc(')', f);
+            break;
+        case KI_ADD: case KI_SUB: case KI_MUL: case KI_DIV: case KI_POW: case KI_MIN: case KI_MAX:
+            fprintf(f, "kiln_%s_%s(t%d, t%d)", instr_fn[in->op], cls(in->dt), in->a, in->b);
+            break;
+        default:
+            fprintf(f, "kiln_%s_%s(t%d)", instr_fn[in->op], cls(in->dt), in->a);
+        }
+        if (round && in->op != KI_LOAD) fputc(')', f);
+        fprintf(f, ";\n");
+    }
+    int last = lp->ncode - 1;
+    if (odt == DT_F16) fprintf(f, "            o[n] = kiln_f32_to_f16(t%d);\n", last);
+    else if (odt == DT_BF16) fprintf(f, "            o[n] = kiln_f32_to_bf16(t%d);\n", last);
+    else fprintf(f, "            o[n] = t%d;\n", last);
+    fprintf(f, "        }\n");
+}
+
+static void emit_comment(FILE *f, const char *s) {
+    fputs("    /* ", f);
+    for (; *s; s++) fputc((*s == '*' && s[1] == '/') ? '_' : (*s == '\n' ? ' ' : *s), f);
+    fputs(" */\n", f);
+}
+
+static void emit_c_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 32 || c >= 127) fprintf(f, "\\%03o", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void emit_infos(const Kir *k, const char *prefix, FILE *f) {
+    const char *kind[2] = {"inputs", "outputs"};
+    for (int w = 0; w < 2; w++) {
+        const KIo *io = w ? k->outputs : k->inputs;
+        int n = w ? k->noutputs : k->ninputs;
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "static const int64_t %s_%s%d_shape[] = {", prefix, kind[w], i);
+            for (int d = 0; d < io[i].v->rank; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long)io[i].v->dims[d]);
+            fprintf(f, "%s};\n", io[i].v->rank ? "" : "0");
+        }
+        fprintf(f, "const kiln_tensor_info %s_%s[%d] = {\n", prefix, kind[w], n ? n : 1);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "    {");
+            emit_c_string(f, io[i].v->name);
+            fprintf(f, ", %d, %d, %s_%s%d_shape, %lld},\n", io[i].v->dtype, io[i].v->rank, prefix, kind[w], i,
+                    (long long)value_nbytes(io[i].v));
+        }
+        if (!n) fprintf(f, "    {0, 0, 0, 0, 0},\n");
+        fprintf(f, "};\n");
+    }
+}
+
+bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin, bool with_main, int default_threads, FILE *f) {
+    fprintf(f, "/* Generated by kiln from ");
+    emit_c_string(f, g->source ? g->source : g->name);
+    fprintf(f, ". Do not edit.\n * workspace %lld bytes, weights %lld bytes, %d steps. */\n",
+            (long long)k->workspace_size, (long long)k->weights_size, k->nsteps);
+    fprintf(f, "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n"
+               "#include \"kiln_rt.h\"\n#include \"kiln_scalar.h\"\n\n");
+    emit_infos(k, prefix, f);
+    fputc('\n', f);
+    if (incbin) {
+        fprintf(f, "__asm__(\".section .rodata\\n.balign 64\\n.globl %s_weights\\n.hidden %s_weights\\n%s_weights:\\n"
+                   ".incbin \\\"%s\\\"\\n.byte 0\\n.previous\\n\");\n"
+                   "extern const unsigned char %s_weights[] __attribute__((visibility(\"hidden\")));\n",
+                prefix, prefix, prefix, incbin, prefix);
+    } else {
+        fprintf(f, "static const unsigned char %s_weights[%lld] __attribute__((aligned(64))) = {", prefix,
+                (long long)(k->weights_size ? k->weights_size : 1));
+        for (int64_t i = 0; i < k->weights_size; i++) fprintf(f, "%s%u,", i % 24 ? "" : "\n    ", k->weights[i]);
+        fprintf(f, "%s\n};\n", k->weights_size ? "" : "0");
+    }
+    fprintf(f, "\nstruct %s_ctx {\n    kiln_pool *pool;\n    unsigned char *ws;\n};\n\n", prefix);
+    fprintf(f, "struct %s_ctx *%s_create(int threads) {\n"
+               "    struct %s_ctx *c = calloc(1, sizeof *c);\n"
+               "    if (!c) return NULL;\n"
+               "    c->ws = kiln_workspace_alloc(%lld);\n"
+               "    c->pool = kiln_pool_create(threads);\n"
+               "    if (!c->ws || !c->pool) {\n        kiln_workspace_free(c->ws);\n        kiln_pool_destroy(c->pool);\n"
+               "        free(c);\n        return NULL;\n    }\n    return c;\n}\n\n",
+            prefix, prefix, prefix, (long long)k->workspace_size);
+    fprintf(f, "void %s_destroy(struct %s_ctx *c) {\n    if (!c) return;\n    kiln_pool_destroy(c->pool);\n"
+               "    kiln_workspace_free(c->ws);\n    free(c);\n}\n\n", prefix, prefix);
+    fprintf(f, "int %s_run(struct %s_ctx *ctx, const void *const *inputs, void *const *outputs) {\n"
+               "    unsigned char *ws = ctx->ws;\n    const unsigned char *W = %s_weights;\n"
+               "    (void)ws; (void)W; (void)inputs;\n", prefix, prefix, prefix);
+    char e[128];
+    for (int s = 0; s < k->nsteps; s++) {
+        const KStep *st = &k->steps[s];
+        emit_comment(f, st->comment ? st->comment : "step");
+        fprintf(f, "    {\n");
+        if (st->kind == KS_LOOP) emit_loop(k, st->loop, f);
+        else {
+            fprintf(f, "        static const int64_t p[] = {");
+            for (int i = 0; i < st->nparams; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)st->params[i]);
+            fprintf(f, "%s};\n        void *const b[] = {", st->nparams ? "" : "0");
+            for (int i = 0; i < st->nbufs; i++) {
+                buf_expr(k, st->bufs[i], e, sizeof e);
+                fprintf(f, "%s(void *)%s", i ? ", " : "", e);
+            }
+            fprintf(f, "};\n        kiln_k_%s(ctx->pool, b, p);\n", kiln_kernel_names[st->kernel]);
+        }
+        fprintf(f, "    }\n");
+    }
+    for (int i = 0; i < k->noutputs; i++) {
+        buf_expr(k, k->outputs[i].buf, e, sizeof e);
+        fprintf(f, "    memcpy(outputs[%d], %s, %lld);\n", i, e, (long long)value_nbytes(k->outputs[i].v));
+    }
+    fprintf(f, "    return 0;\n}\n");
+    if (with_main) {
+        fprintf(f, "\nstatic void *create_any(int t) { return %s_create(t); }\n"
+                   "static int run_any(void *c, const void *const *i, void *const *o) { return %s_run(c, i, o); }\n"
+                   "static void destroy_any(void *c) { %s_destroy(c); }\n\n"
+                   "int main(int argc, char **argv) {\n"
+                   "    static const kiln_model m = {\"%s\", %d, %d, %s_inputs, %s_outputs, create_any, run_any, destroy_any, %d};\n"
+                   "    return kiln_exe_main(&m, argc, argv);\n}\n",
+                prefix, prefix, prefix, prefix, k->ninputs, k->noutputs, prefix, prefix, default_threads);
+    }
+    return !ferror(f);
+}
+
+bool emit_header(const Kir *k, const char *prefix, FILE *f) {
+    fprintf(f, "/* %s.h: generated by kiln. The C interface of a compiled model.\n"
+               " *\n"
+               " *   %s_ctx *c = %s_create(0);              // 0 threads: one per core\n"
+               " *   const void *in[%s_NUM_INPUTS] = {...}; // caller-owned, row-major\n"
+               " *   void *out[%s_NUM_OUTPUTS] = {...};     // %s_outputs[i].nbytes each\n"
+               " *   int rc = %s_run(c, in, out);           // 0 on success\n"
+               " *   %s_destroy(c);\n"
+               " *\n"
+               " * A context owns its workspace and threads; no global state, so two contexts\n"
+               " * can run at once on two threads. Link with the library kiln wrote. */\n",
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+    fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", prefix, prefix);
+    fprintf(f, "#ifndef KILN_TENSOR_INFO_DEFINED\n#define KILN_TENSOR_INFO_DEFINED\n"
+               "typedef struct kiln_tensor_info {\n    const char *name;\n    int dtype;   /* ONNX TensorProto.DataType code */\n"
+               "    int rank;\n    const int64_t *shape;\n    int64_t nbytes;\n} kiln_tensor_info;\n#endif\n\n");
+    fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n#define %s_WORKSPACE_SIZE %lld\n\n",
+            prefix, k->ninputs, prefix, k->noutputs, prefix, (long long)k->workspace_size);
+    char t[256];
+    for (int i = 0; i < k->ninputs; i++) fprintf(f, "/* input %d: '%s' %s */\n", i, k->inputs[i].v->name, value_type_str(k->inputs[i].v, t, sizeof t));
+    for (int i = 0; i < k->noutputs; i++) fprintf(f, "/* output %d: '%s' %s */\n", i, k->outputs[i].v->name, value_type_str(k->outputs[i].v, t, sizeof t));
+    fprintf(f, "extern const kiln_tensor_info %s_inputs[%d];\nextern const kiln_tensor_info %s_outputs[%d];\n\n",
+            prefix, k->ninputs ? k->ninputs : 1, prefix, k->noutputs ? k->noutputs : 1);
+    fprintf(f, "typedef struct %s_ctx %s_ctx;\n%s_ctx *%s_create(int threads);\n"
+               "int %s_run(%s_ctx *ctx, const void *const *inputs, void *const *outputs);\n"
+               "void %s_destroy(%s_ctx *ctx);\n\n",
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+    fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
+    return !ferror(f);
+}

@@ -1,0 +1,117 @@
+/* kir.h: Kir, the kernel IR that both emitters read (and nothing above it).
+ *
+ * A Kir program is a list of buffers and a list of steps. A buffer is a region of
+ * the workspace (offset from the memory planner), a graph input, a constant in the
+ * weights blob, or (while constant folding) host memory. A step is either a call
+ * of a runtime kernel from runtime/kernels.def with constant parameters, or a
+ * fused elementwise loop: an N-d loop nest over the output, each input read
+ * through its own strides (0 where it broadcasts), and a short straight-line
+ * program of scalar operations whose semantics live in runtime/kiln_scalar.h.
+ * The C emitter prints steps as C; the interpreter (kir_interp.c) runs them. */
+#ifndef KILN_KIR_H
+#define KILN_KIR_H
+
+#include <stdio.h>
+
+#include "../ir/ir.h"
+
+typedef enum { KB_ARENA, KB_INPUT, KB_CONST, KB_HOST } KBufKind;
+
+typedef struct KBuf {
+    KBufKind kind;
+    int64_t offset;     /* KB_ARENA: workspace offset; KB_CONST: weights offset */
+    int index;          /* KB_INPUT: graph input index */
+    void *host;         /* KB_HOST */
+    int64_t nbytes;
+    DType dtype;
+    const char *name;
+} KBuf;
+
+/* Scalar operations of a fused loop. */
+typedef enum {
+    KI_LOAD, KI_CONST, KI_CAST,
+    KI_ADD, KI_SUB, KI_MUL, KI_DIV, KI_POW, KI_MIN, KI_MAX,
+    KI_NEG, KI_ABS, KI_SQRT, KI_EXP, KI_LOG, KI_RELU, KI_LEAKYRELU, KI_SIGMOID, KI_TANH, KI_ERF,
+    KI_COUNT
+} KInstrOp;
+
+typedef struct KInstr {
+    KInstrOp op;
+    DType dt;           /* dtype of the result */
+    int a, b;           /* operand instruction indices; KI_LOAD: a = input slot */
+    double f;           /* KI_CONST value (also LeakyRelu's alpha) */
+} KInstr;
+
+typedef struct KLoop {
+    int out;            /* buffer */
+    int rank;
+    int64_t dims[MAX_RANK];
+    int nin;
+    int in[64];
+    int64_t strides[64][MAX_RANK]; /* elements; 0 where broadcast */
+    KInstr *code;
+    int ncode;          /* result: the last instruction */
+} KLoop;
+
+typedef enum { KS_CALL, KS_LOOP } KStepKind;
+
+typedef struct KStep {
+    KStepKind kind;
+    const char *comment;  /* which model nodes this step computes */
+    int kernel;           /* KS_CALL: KILN_K_* */
+    int nbufs;
+    int *bufs;
+    int nparams;
+    int64_t *params;
+    KLoop *loop;          /* KS_LOOP */
+} KStep;
+
+typedef struct KIo {
+    int buf;
+    const Value *v;
+} KIo;
+
+typedef struct Kir {
+    Arena *arena;
+    KBuf *bufs;
+    int nbufs, capbufs;
+    KStep *steps;
+    int nsteps, capsteps;
+    KIo *inputs, *outputs;
+    int ninputs, noutputs;
+    unsigned char *weights;   /* the constants, 64-byte aligned each */
+    int64_t weights_size;
+    int64_t workspace_size;
+} Kir;
+
+/* Lowering state, passed to the ops' lower functions. */
+typedef struct Lower {
+    Kir *k;
+    Graph *g;
+    Diags *d;
+    bool fold;         /* folding: every value is host memory */
+    const char *comment;
+} Lower;
+
+/* Lowers a planned graph to Kir. NULL with diagnostics on failure. */
+Kir *kir_lower(Graph *g, Diags *d);
+/* Folds node n (all inputs constant): runs its lowering in the interpreter and
+ * makes its outputs constants. */
+bool kir_fold_node(Graph *g, Node *n, Diags *d);
+
+/* Helpers for the ops' lower functions (codegen/lower.c). */
+int lower_buf(Lower *l, const Value *v);
+KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params);
+
+/* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
+ * k->workspace_size bytes for KB_ARENA ones. */
+void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
+
+/* Writes the C translation unit (codegen/emit_c.c). weights_incbin: path of a
+ * file holding the weights to include with .incbin, or NULL to write them as
+ * array literals. */
+bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *weights_incbin, bool with_main,
+            int default_threads, FILE *f);
+bool emit_header(const Kir *k, const char *prefix, FILE *f);
+
+#endif

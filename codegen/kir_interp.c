@@ -1,0 +1,192 @@
+/* kir_interp.c: runs a Kir program in the compiler (constant folding).
+ *
+ * Kernel calls go through kiln_kernel_table to the runtime's own functions.
+ * Fused loops are evaluated element by element with the inline functions of
+ * kiln_scalar.h, in the same classes (f32, f64, i64, u64) and with the same
+ * rounding to each instruction's dtype as the C that emit_c.c writes, so a
+ * folded value equals the one the compiled code would compute. */
+#include "kir.h"
+#include "../runtime/kiln_scalar.h"
+
+#include <string.h>
+
+typedef union { float f; double d; int64_t i; uint64_t u; } Scalar;
+
+typedef enum { CL_F32, CL_F64, CL_I64, CL_U64 } Class;
+
+static Class class_of(DType t) {
+    switch (t) {
+    case DT_F32: case DT_F16: case DT_BF16: return CL_F32;
+    case DT_F64: return CL_F64;
+    case DT_I8: case DT_I16: case DT_I32: case DT_I64: return CL_I64;
+    default: return CL_U64;
+    }
+}
+
+static Scalar load(const void *p, DType t) {
+    Scalar s;
+    switch (t) {
+    case DT_F32: s.f = *(const float *)p; break;
+    case DT_F16: s.f = kiln_f16_to_f32(*(const uint16_t *)p); break;
+    case DT_BF16: s.f = kiln_bf16_to_f32(*(const uint16_t *)p); break;
+    case DT_F64: s.d = *(const double *)p; break;
+    case DT_I8: s.i = *(const int8_t *)p; break;
+    case DT_I16: s.i = *(const int16_t *)p; break;
+    case DT_I32: s.i = *(const int32_t *)p; break;
+    case DT_I64: s.i = *(const int64_t *)p; break;
+    case DT_U8: case DT_BOOL: s.u = *(const uint8_t *)p; break;
+    case DT_U16: s.u = *(const uint16_t *)p; break;
+    case DT_U32: s.u = *(const uint32_t *)p; break;
+    default: s.u = *(const uint64_t *)p; break;
+    }
+    return s;
+}
+
+static void store(void *p, DType t, Scalar s) {
+    switch (t) {
+    case DT_F32: *(float *)p = s.f; break;
+    case DT_F16: *(uint16_t *)p = kiln_f32_to_f16(s.f); break;
+    case DT_BF16: *(uint16_t *)p = kiln_f32_to_bf16(s.f); break;
+    case DT_F64: *(double *)p = s.d; break;
+    case DT_I8: *(int8_t *)p = (int8_t)s.i; break;
+    case DT_I16: *(int16_t *)p = (int16_t)s.i; break;
+    case DT_I32: *(int32_t *)p = (int32_t)s.i; break;
+    case DT_I64: *(int64_t *)p = s.i; break;
+    case DT_U8: case DT_BOOL: *(uint8_t *)p = (uint8_t)s.u; break;
+    case DT_U16: *(uint16_t *)p = (uint16_t)s.u; break;
+    case DT_U32: *(uint32_t *)p = (uint32_t)s.u; break;
+    default: *(uint64_t *)p = s.u; break;
+    }
+}
+
+/* Rounds a result to what its dtype can hold (the C code declares it so). */
+static Scalar narrow(Scalar s, DType t) {
+    switch (t) {
+    case DT_F16: s.f = kiln_round_f16(s.f); break;
+    case DT_BF16: s.f = kiln_round_bf16(s.f); break;
+    case DT_I8: s.i = (int8_t)s.i; break;
+    case DT_I16: s.i = (int16_t)s.i; break;
+    case DT_I32: s.i = (int32_t)s.i; break;
+    case DT_U8: case DT_BOOL: s.u = (uint8_t)s.u; break;
+    case DT_U16: s.u = (uint16_t)s.u; break;
+    case DT_U32: s.u = (uint32_t)s.u; break;
+    default: break;
+    }
+    return s;
+}
+
+static Scalar cast(Scalar x, DType from, DType to) {
+    Class a = class_of(from), b = class_of(to);
+    Scalar r;
+    if (to == DT_BOOL) {
+        r.u = a == CL_F32 ? x.f != 0 : a == CL_F64 ? x.d != 0 : x.u != 0;
+        return r;
+    }
+    double dv = a == CL_F32 ? x.f : a == CL_F64 ? x.d : a == CL_I64 ? (double)x.i : (double)x.u;
+    switch (b) {
+    case CL_F32: r.f = a == CL_F64 ? (float)x.d : a == CL_F32 ? x.f : a == CL_I64 ? (float)x.i : (float)x.u; break;
+    case CL_F64: r.d = dv; break;
+    case CL_I64: r.i = a == CL_I64 ? x.i : a == CL_U64 ? (int64_t)x.u : kiln_f2i(dv); break;
+    default: r.u = a == CL_U64 ? x.u : a == CL_I64 ? (uint64_t)x.i : kiln_f2u(dv); break;
+    }
+    return narrow(r, to);
+}
+
+static Scalar constant(double f, DType t) {
+    Scalar r;
+    switch (class_of(t)) {
+    case CL_F32: r.f = (float)f; break;
+    case CL_F64: r.d = f; break;
+    case CL_I64: r.i = kiln_f2i(f); break;
+    default: r.u = kiln_f2u(f); break;
+    }
+    return narrow(r, t);
+}
+
+#define ARITH(OP, x, y, cl) \
+    (cl == CL_F32 ? (Scalar){.f = kiln_##OP##_f32(x.f, y.f)} : cl == CL_F64 ? (Scalar){.d = kiln_##OP##_f64(x.d, y.d)} \
+     : cl == CL_I64 ? (Scalar){.i = kiln_##OP##_i64(x.i, y.i)} : (Scalar){.u = kiln_##OP##_u64(x.u, y.u)})
+#define UNARY(OP, x, cl) \
+    (cl == CL_F32 ? (Scalar){.f = kiln_##OP##_f32(x.f)} : cl == CL_F64 ? (Scalar){.d = kiln_##OP##_f64(x.d)} \
+     : cl == CL_I64 ? (Scalar){.i = kiln_##OP##_i64(x.i)} : (Scalar){.u = kiln_##OP##_u64(x.u)})
+#define FUNARY(OP, x, cl) \
+    (cl == CL_F32 ? (Scalar){.f = kiln_##OP##_f32(x.f)} : (Scalar){.d = kiln_##OP##_f64(x.d)})
+
+static Scalar eval(const KInstr *c, const Scalar *r) {
+    Class cl = class_of(c->dt);
+    Scalar x = r[c->a], y = r[c->b], z;
+    switch (c->op) {
+    case KI_ADD: z = ARITH(add, x, y, cl); break;
+    case KI_SUB: z = ARITH(sub, x, y, cl); break;
+    case KI_MUL: z = ARITH(mul, x, y, cl); break;
+    case KI_DIV: z = ARITH(div, x, y, cl); break;
+    case KI_POW: z = ARITH(pow, x, y, cl); break;
+    case KI_MIN: z = ARITH(min, x, y, cl); break;
+    case KI_MAX: z = ARITH(max, x, y, cl); break;
+    case KI_NEG: z = UNARY(neg, x, cl); break;
+    case KI_ABS: z = UNARY(abs, x, cl); break;
+    case KI_RELU: z = UNARY(relu, x, cl); break;
+    case KI_SQRT: z = FUNARY(sqrt, x, cl); break;
+    case KI_EXP: z = FUNARY(exp, x, cl); break;
+    case KI_LOG: z = FUNARY(log, x, cl); break;
+    case KI_SIGMOID: z = FUNARY(sigmoid, x, cl); break;
+    case KI_TANH: z = FUNARY(tanh, x, cl); break;
+    case KI_ERF: z = FUNARY(erf, x, cl); break;
+    case KI_LEAKYRELU:
+        z = cl == CL_F32 ? (Scalar){.f = kiln_leakyrelu_f32(x.f, (float)c->f)} : (Scalar){.d = kiln_leakyrelu_f64(x.d, c->f)};
+        break;
+    default: z.u = 0;
+    }
+    return narrow(z, c->dt);
+}
+
+static void *buf_ptr(const Kir *k, int b, const void *const *inputs, unsigned char *ws) {
+    const KBuf *kb = &k->bufs[b];
+    switch (kb->kind) {
+    case KB_HOST: return kb->host;
+    case KB_INPUT: return (void *)inputs[kb->index];
+    case KB_CONST: return k->weights + kb->offset;
+    default: return ws + kb->offset;
+    }
+}
+
+static void run_loop(const Kir *k, const KLoop *lp, const void *const *inputs, unsigned char *ws) {
+    Scalar regs[256];
+    const unsigned char *in[64];
+    int es[64];
+    for (int i = 0; i < lp->nin; i++) {
+        in[i] = buf_ptr(k, lp->in[i], inputs, ws);
+        es[i] = dtype_size(k->bufs[lp->in[i]].dtype);
+    }
+    unsigned char *out = buf_ptr(k, lp->out, inputs, ws);
+    DType odt = k->bufs[lp->out].dtype;
+    int oes = dtype_size(odt);
+    int64_t idx[MAX_RANK] = {0}, total = dims_numel(lp->rank, lp->dims);
+    for (int64_t n = 0; n < total; n++) {
+        for (int c = 0; c < lp->ncode; c++) {
+            const KInstr *ins = &lp->code[c];
+            if (ins->op == KI_LOAD) {
+                int64_t off = 0;
+                for (int d = 0; d < lp->rank; d++) off += idx[d] * lp->strides[ins->a][d];
+                regs[c] = load(in[ins->a] + off * es[ins->a], ins->dt);
+            } else if (ins->op == KI_CONST) regs[c] = constant(ins->f, ins->dt);
+            else if (ins->op == KI_CAST) regs[c] = cast(regs[ins->a], lp->code[ins->a].dt, ins->dt);
+            else regs[c] = eval(ins, regs);
+        }
+        store(out + n * oes, odt, regs[lp->ncode - 1]);
+        for (int d = lp->rank - 1; d >= 0; d--) {
+            if (++idx[d] < lp->dims[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) {
+    for (int s = 0; s < k->nsteps; s++) {
+        const KStep *st = &k->steps[s];
+        if (st->kind == KS_LOOP) { run_loop(k, st->loop, inputs, ws); continue; }
+        void *bufs[130];
+        for (int i = 0; i < st->nbufs; i++) bufs[i] = buf_ptr(k, st->bufs[i], inputs, ws);
+        kiln_kernel_table[st->kernel](NULL, bufs, st->params);
+    }
+}

@@ -1,0 +1,143 @@
+/* link.c: writes outputs, calling the system C compiler (CC, default cc) and ar.
+ *
+ * Work happens in a private temporary folder: the C file (weights pulled in with
+ * .incbin from a file beside it, so even large models compile fast), the object,
+ * the archive. The final files are written as OUT.tmp next to their destination
+ * and renamed into place only when everything succeeded, so a failed compile
+ * leaves no output, half-written or stale. Commands are run through /bin/sh
+ * with every path single-quoted. */
+#define _GNU_SOURCE
+#include "link.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *quote(Arena *a, const char *s) {
+    size_t n = 3;
+    for (const char *p = s; *p; p++) n += *p == '\'' ? 4 : 1;
+    char *q = arena_alloc(a, n), *w = q;
+    *w++ = '\'';
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'') { memcpy(w, "'\\''", 4); w += 4; }
+        else *w++ = *p;
+    }
+    *w++ = '\'';
+    return q;
+}
+
+static bool run_cmd(Arena *a, const char *cmd, bool verbose, Diags *d) {
+    if (verbose) fprintf(stderr, "kiln: run: %s\n", cmd);
+    char *full = arena_printf(a, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) { diag_error(d, NULL, "cannot run: %s", cmd); return false; }
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = 0;
+    while (fread((char[256]){0}, 1, 256, p) > 0) {}
+    int rc = pclose(p);
+    if (rc != 0) {
+        diag_error(d, NULL, "command failed (exit %d): %s%s%s", WEXITSTATUS(rc), cmd, n ? "\n" : "", buf);
+        return false;
+    }
+    return true;
+}
+
+static bool write_file(const char *path, bool (*fn)(const void *, FILE *), const void *arg, Diags *d) {
+    FILE *f = fopen(path, "w");
+    if (!f) { diag_error(d, NULL, "cannot write %s: %s", path, strerror(errno)); return false; }
+    bool ok = fn(arg, f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok) { remove(path); diag_error(d, NULL, "cannot write %s", path); }
+    return ok;
+}
+
+typedef struct { const Kir *k; const Graph *g; const LinkOpts *o; const char *incbin; bool main; } CArgs;
+static bool write_c(const void *arg, FILE *f) {
+    const CArgs *c = arg;
+    return emit_c(c->k, c->g, c->o->prefix, c->incbin, c->main, c->o->threads, f);
+}
+static bool write_h(const void *arg, FILE *f) {
+    const CArgs *c = arg;
+    return emit_header(c->k, c->o->prefix, f);
+}
+static bool write_w(const void *arg, FILE *f) {
+    const Kir *k = arg;
+    return fwrite(k->weights, 1, (size_t)k->weights_size, f) == (size_t)k->weights_size;
+}
+
+static char *header_path(Arena *a, const LinkOpts *o) {
+    char *dir = arena_strdup(a, o->out);
+    char *slash = strrchr(dir, '/');
+    if (slash) { slash[1] = 0; return arena_printf(a, "%s%s.h", dir, o->prefix); }
+    return arena_printf(a, "%s.h", o->prefix);
+}
+
+bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
+    Arena *a = g->arena;
+    const char *emit = o->emit;
+    char *tmp_out = arena_printf(a, "%s.tmp%d", o->out, (int)getpid());
+    char *hpath = header_path(a, o), *tmp_h = arena_printf(a, "%s.tmp%d", hpath, (int)getpid());
+    bool want_h = strcmp(emit, "lib") == 0 || strcmp(emit, "so") == 0 || strcmp(emit, "obj") == 0;
+    CArgs ca = {k, g, o, NULL, strcmp(emit, "exe") == 0};
+    if (strcmp(emit, "c") == 0 || strcmp(emit, "header") == 0) {
+        bool ok = write_file(tmp_out, emit[0] == 'c' ? write_c : write_h, &ca, d);
+        if (ok && rename(tmp_out, o->out) != 0) { remove(tmp_out); diag_error(d, NULL, "cannot write %s", o->out); ok = false; }
+        return ok;
+    }
+    const char *tdir = getenv("TMPDIR");
+    char *dir = arena_printf(a, "%s/kiln-XXXXXX", tdir && *tdir ? tdir : "/tmp");
+    if (!mkdtemp(dir)) { diag_error(d, NULL, "cannot create a temporary folder: %s", strerror(errno)); return false; }
+    char *wpath = arena_printf(a, "%s/weights.bin", dir), *cpath = arena_printf(a, "%s/model.c", dir);
+    char *opath = arena_printf(a, "%s/model.o", dir);
+    ca.incbin = wpath;
+    const char *cc = getenv("CC");
+    if (!cc || !*cc) cc = "cc";
+    const char *olev = o->opt_level == 0 ? "-O0" : o->opt_level >= 3 ? "-O3" : "-O2";
+    char *inc = quote(a, arena_printf(a, "%s/include", o->home));
+    char *rtlib = quote(a, arena_printf(a, "%s/lib/libkilnrt.a", o->home));
+    char *flags = arena_printf(a, "%s %s -std=gnu11 -fPIC -fno-strict-aliasing -I%s", cc, olev, inc);
+    bool ok = write_file(wpath, write_w, k, d) && write_file(cpath, write_c, &ca, d);
+    if (ok && strcmp(emit, "exe") == 0)
+        ok = run_cmd(a, arena_printf(a, "%s %s %s -lm -lpthread -o %s", flags, quote(a, cpath), rtlib, quote(a, tmp_out)), o->verbose, d);
+    else if (ok && strcmp(emit, "so") == 0)
+        ok = run_cmd(a, arena_printf(a, "%s -shared %s %s -lm -lpthread -o %s", flags, quote(a, cpath), rtlib, quote(a, tmp_out)), o->verbose, d);
+    else if (ok && strcmp(emit, "obj") == 0)
+        ok = run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, quote(a, cpath), quote(a, tmp_out)), o->verbose, d);
+    else if (ok && strcmp(emit, "lib") == 0) {
+        char *q = quote(a, dir);
+        ok = run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, quote(a, cpath), quote(a, opath)), o->verbose, d) &&
+             run_cmd(a, arena_printf(a, "cd %s && ar x %s && ar rcs model.a *.o", q, rtlib), o->verbose, d) &&
+             run_cmd(a, arena_printf(a, "mv %s/model.a %s", q, quote(a, tmp_out)), o->verbose, d);
+    }
+    if (ok && want_h) ok = write_file(tmp_h, write_h, &ca, d);
+    if (ok && rename(tmp_out, o->out) != 0) { diag_error(d, NULL, "cannot write %s: %s", o->out, strerror(errno)); ok = false; }
+    if (ok && want_h && rename(tmp_h, hpath) != 0) { diag_error(d, NULL, "cannot write %s: %s", hpath, strerror(errno)); ok = false; }
+    if (!ok) { remove(tmp_out); remove(tmp_h); }
+    if (!getenv("KILN_KEEP_TEMPS")) run_cmd(a, arena_printf(a, "rm -rf %s", quote(a, dir)), false, d);
+    else fprintf(stderr, "kiln: kept temporary files in %s\n", dir);
+    return ok;
+}
+
+bool link_write_depfile(const char *path, const char *target, const PtrVec *deps, Diags *d) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) { diag_error(d, NULL, "cannot write %s: %s", path, strerror(errno)); return false; }
+    fprintf(f, "%s:", target);
+    for (int i = 0; i < deps->n; i++) {
+        fputc(' ', f);
+        for (const char *p = deps->items[i]; *p; p++) {
+            if (*p == ' ' || *p == '#') fputc('\\', f);
+            if (*p == '$') fputc('$', f);
+            fputc(*p, f);
+        }
+    }
+    fputc('\n', f);
+    for (int i = 0; i < deps->n; i++) fprintf(f, "%s:\n", (const char *)deps->items[i]);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) { remove(tmp); diag_error(d, NULL, "cannot write %s", path); return false; }
+    return true;
+}

@@ -1,0 +1,24 @@
+/* link.h: the driver that turns Kir into files: C source, header, object,
+ * static or shared library, executable. */
+#ifndef KILN_LINK_H
+#define KILN_LINK_H
+
+#include "kir.h"
+
+typedef struct LinkOpts {
+    const char *emit;       /* exe lib so obj header c */
+    const char *out;        /* output path */
+    const char *prefix;     /* C symbol prefix */
+    const char *home;       /* folder holding include/ and lib/ of the runtime */
+    int opt_level;
+    int threads;            /* default threads of an executable (0: all cores) */
+    bool verbose;
+} LinkOpts;
+
+/* Writes the requested output (and PREFIX.h beside it for lib/so/obj/header),
+ * atomically: on failure nothing is left behind. */
+bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d);
+/* Writes a make-style dependency file: "target: dep dep ..." */
+bool link_write_depfile(const char *path, const char *target, const PtrVec *deps, Diags *d);
+
+#endif

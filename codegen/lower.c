@@ -1,0 +1,614 @@
+/* lower.c: Graph -> Kir.
+ *
+ * Every value with storage gets a buffer: a view (Reshape, Squeeze, ...) shares
+ * the buffer of the value it aliases, a constant becomes a slice of the weights
+ * blob, a graph input is read in place, anything else lives in the workspace at
+ * the offset the memory planner gave it. Each op's lower function (named in
+ * ops.def) appends steps: a kernel call, or a fused elementwise loop built by
+ * expr_node, which is shared by single elementwise nodes and kiln.Fused nodes.
+ * Compute kernels run in float32; other dtypes are cast into scratch buffers
+ * placed after the planned workspace. Graph outputs are copied out at the end.
+ *
+ * Folding uses the same functions with l->fold set: buffers are then host memory
+ * (the constants' own data, fresh arena memory for results), and kir_run
+ * executes the steps at once. */
+#include "kir.h"
+
+#include <math.h>
+#include <string.h>
+
+static int add_buf(Kir *k, KBuf b) {
+    if (k->nbufs == k->capbufs) {
+        int cap = k->capbufs ? k->capbufs * 2 : 32;
+        KBuf *nb = arena_alloc(k->arena, (size_t)cap * sizeof *nb);
+        if (k->nbufs) memcpy(nb, k->bufs, (size_t)k->nbufs * sizeof *nb);
+        k->bufs = nb;
+        k->capbufs = cap;
+    }
+    k->bufs[k->nbufs] = b;
+    return k->nbufs++;
+}
+
+static KStep *add_step(Lower *l, KStepKind kind) {
+    Kir *k = l->k;
+    if (k->nsteps == k->capsteps) {
+        int cap = k->capsteps ? k->capsteps * 2 : 32;
+        KStep *ns = arena_alloc(k->arena, (size_t)cap * sizeof *ns);
+        if (k->nsteps) memcpy(ns, k->steps, (size_t)k->nsteps * sizeof *ns);
+        k->steps = ns;
+        k->capsteps = cap;
+    }
+    KStep *s = &k->steps[k->nsteps++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->comment = l->comment;
+    return s;
+}
+
+static const Value *value_root(const Value *v) {
+    while (v->alias) v = v->alias;
+    return v;
+}
+
+int lower_buf(Lower *l, const Value *v) {
+    Kir *k = l->k;
+    if (!l->fold) v = value_root(v);
+    if (v->id >= 0) return v->id;
+    KBuf b = {0};
+    b.dtype = v->dtype;
+    b.nbytes = value_nbytes(v);
+    b.name = v->name;
+    if (l->fold) {
+        b.kind = KB_HOST;
+        b.host = v->data ? (void *)v->data : arena_alloc(k->arena, (size_t)(b.nbytes ? b.nbytes : 1));
+    } else if (v->data) {
+        b.kind = KB_CONST;
+        b.offset = k->weights_size;
+        k->weights_size += (b.nbytes + 63) & ~(int64_t)63;
+    } else if (!v->producer) {
+        b.kind = KB_INPUT;
+        for (int i = 0; i < l->g->inputs.n; i++)
+            if (l->g->inputs.items[i] == v) b.index = i;
+    } else {
+        b.kind = KB_ARENA;
+        b.offset = v->mem_offset;
+    }
+    ((Value *)v)->id = add_buf(k, b);
+    return v->id;
+}
+
+static int scratch_buf(Lower *l, DType dt, int64_t numel) {
+    Kir *k = l->k;
+    KBuf b = {0};
+    b.dtype = dt;
+    b.nbytes = numel * dtype_size(dt);
+    b.name = "scratch";
+    if (l->fold) {
+        b.kind = KB_HOST;
+        b.host = arena_alloc(k->arena, (size_t)(b.nbytes ? b.nbytes : 1));
+    } else {
+        b.kind = KB_ARENA;
+        b.offset = k->workspace_size;
+        k->workspace_size += (b.nbytes + 63) & ~(int64_t)63;
+    }
+    return add_buf(k, b);
+}
+
+KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params) {
+    KStep *s = add_step(l, KS_CALL);
+    s->kernel = kernel;
+    s->nbufs = nbufs;
+    s->bufs = arena_alloc(l->k->arena, (size_t)(nbufs + 1) * sizeof(int));
+    memcpy(s->bufs, bufs, (size_t)nbufs * sizeof(int));
+    s->nparams = nparams;
+    s->params = arena_alloc(l->k->arena, (size_t)(nparams + 1) * sizeof(int64_t));
+    memcpy(s->params, params, (size_t)nparams * sizeof(int64_t));
+    return s;
+}
+
+/* ---- fused elementwise loops ---- */
+
+typedef struct {
+    KLoop *loop;
+    int cap;
+    const Value *loads[64];
+    int rank;
+    const int64_t *dims;
+} ExprCtx;
+
+static int emit_instr(ExprCtx *e, Arena *a, KInstrOp op, DType dt, int x, int y, double f) {
+    KLoop *lp = e->loop;
+    if (lp->ncode == e->cap) {
+        int cap = e->cap ? e->cap * 2 : 16;
+        KInstr *nc = arena_alloc(a, (size_t)cap * sizeof *nc);
+        if (lp->ncode) memcpy(nc, lp->code, (size_t)lp->ncode * sizeof *nc);
+        lp->code = nc;
+        e->cap = cap;
+    }
+    lp->code[lp->ncode] = (KInstr){op, dt, x, y, f};
+    return lp->ncode++;
+}
+
+/* Load of an input value, one slot per distinct value. */
+static int expr_load(Lower *l, ExprCtx *e, const Value *v) {
+    KLoop *lp = e->loop;
+    int slot = -1;
+    for (int i = 0; i < lp->nin; i++) if (e->loads[i] == v) slot = i;
+    if (slot < 0) {
+        slot = lp->nin++;
+        e->loads[slot] = v;
+        lp->in[slot] = lower_buf(l, v);
+        int off = e->rank - v->rank;
+        int64_t s = 1;
+        for (int d = e->rank - 1; d >= 0; d--) {
+            int vd = d - off;
+            if (vd < 0 || v->dims[vd] == 1) lp->strides[slot][d] = 0;
+            else { lp->strides[slot][d] = s; s *= v->dims[vd]; }
+        }
+    }
+    for (int i = 0; i < lp->ncode; i++)
+        if (lp->code[i].op == KI_LOAD && lp->code[i].a == slot) return i;
+    return emit_instr(e, l->k->arena, KI_LOAD, v->dtype, slot, 0, 0);
+}
+
+static int expr_cast(Lower *l, ExprCtx *e, int x, DType to) {
+    if (e->loop->code[x].dt == to) return x;
+    return emit_instr(e, l->k->arena, KI_CAST, to, x, 0, 0);
+}
+
+/* Appends the scalar program of elementwise node n; ops[i] is the instruction
+ * computing input i (-1 when absent). Returns the result's instruction. */
+static int expr_node(Lower *l, ExprCtx *e, const Node *n, const int *ops) {
+    Arena *a = l->k->arena;
+    DType dt = n->out[0]->dtype;
+    static const KInstrOp unary[OP_COUNT] = {
+        [OP_NEG] = KI_NEG, [OP_ABS] = KI_ABS, [OP_SQRT] = KI_SQRT, [OP_EXP] = KI_EXP, [OP_LOG] = KI_LOG,
+        [OP_RELU] = KI_RELU, [OP_SIGMOID] = KI_SIGMOID, [OP_TANH] = KI_TANH, [OP_ERF] = KI_ERF};
+    static const KInstrOp binary[OP_COUNT] = {
+        [OP_ADD] = KI_ADD, [OP_SUB] = KI_SUB, [OP_MUL] = KI_MUL, [OP_DIV] = KI_DIV, [OP_MIN] = KI_MIN, [OP_MAX] = KI_MAX};
+    switch (n->op) {
+    case OP_CAST: return expr_cast(l, e, ops[0], dt);
+    case OP_LEAKY_RELU: return emit_instr(e, a, KI_LEAKYRELU, dt, ops[0], 0, node_attr_float(n, "alpha", 0.01));
+    case OP_POW: {
+        if (dtype_is_float(dt) || !dtype_is_float(e->loop->code[ops[1]].dt))
+            return emit_instr(e, a, KI_POW, dt, ops[0], expr_cast(l, e, ops[1], dt), 0);
+        int x = expr_cast(l, e, ops[0], DT_F64), y = expr_cast(l, e, ops[1], DT_F64);
+        return expr_cast(l, e, emit_instr(e, a, KI_POW, DT_F64, x, y, 0), dt);
+    }
+    case OP_CLIP: {
+        int r = ops[0];
+        int lo = n->n_in > 1 ? ops[1] : -1, hi = n->n_in > 2 ? ops[2] : -1;
+        if (n->opset < 11) {
+            const Attr *mn = node_attr(n, "min"), *mx = node_attr(n, "max");
+            if (mn) lo = emit_instr(e, a, KI_CONST, dt, 0, 0, mn->f);
+            if (mx) hi = emit_instr(e, a, KI_CONST, dt, 0, 0, mx->f);
+        }
+        if (lo >= 0) r = emit_instr(e, a, KI_MAX, dt, r, lo, 0);
+        if (hi >= 0) r = emit_instr(e, a, KI_MIN, dt, r, hi, 0);
+        return r;
+    }
+    case OP_MIN: case OP_MAX: {
+        int r = ops[0];
+        for (int i = 1; i < n->n_in; i++) r = emit_instr(e, a, binary[n->op], dt, r, ops[i], 0);
+        return r;
+    }
+    default:
+        if (n->n_in == 1) return emit_instr(e, a, unary[n->op], dt, ops[0], 0, 0);
+        return emit_instr(e, a, binary[n->op], dt, ops[0], ops[1], 0);
+    }
+}
+
+/* Drops unit dims and merges dims that are contiguous for every operand. */
+static void loop_simplify(KLoop *lp) {
+    int r = 0;
+    for (int d = 0; d < lp->rank; d++) {
+        if (lp->dims[d] == 1 && lp->rank > 1) continue;
+        lp->dims[r] = lp->dims[d];
+        for (int i = 0; i < lp->nin; i++) lp->strides[i][r] = lp->strides[i][d];
+        r++;
+    }
+    if (r == 0) { r = 1; lp->dims[0] = 1; for (int i = 0; i < lp->nin; i++) lp->strides[i][0] = 0; }
+    lp->rank = r;
+    int m = 0;
+    for (int d = 1; d < lp->rank; d++) {
+        bool ok = true;
+        for (int i = 0; i < lp->nin && ok; i++) ok = lp->strides[i][m] == lp->strides[i][d] * lp->dims[d];
+        if (ok) {
+            lp->dims[m] *= lp->dims[d];
+            for (int i = 0; i < lp->nin; i++) lp->strides[i][m] = lp->strides[i][d];
+        } else {
+            m++;
+            lp->dims[m] = lp->dims[d];
+            for (int i = 0; i < lp->nin; i++) lp->strides[i][m] = lp->strides[i][d];
+        }
+    }
+    lp->rank = m + 1;
+}
+
+static KLoop *loop_new(Lower *l, ExprCtx *e, const Value *out) {
+    KLoop *lp = arena_alloc(l->k->arena, sizeof *lp);
+    memset(e, 0, sizeof *e);
+    e->loop = lp;
+    e->rank = out->rank;
+    e->dims = out->dims;
+    lp->rank = out->rank;
+    for (int d = 0; d < out->rank; d++) lp->dims[d] = out->dims[d];
+    return lp;
+}
+
+static void loop_finish(Lower *l, KLoop *lp, int out_buf) {
+    lp->out = out_buf;
+    loop_simplify(lp);
+    KStep *s = add_step(l, KS_LOOP);
+    s->loop = lp;
+}
+
+bool lower_elementwise(Lower *l, Node *n) {
+    ExprCtx e;
+    KLoop *lp = loop_new(l, &e, n->out[0]);
+    int ops[64];
+    for (int i = 0; i < n->n_in; i++) ops[i] = n->in[i] ? expr_load(l, &e, n->in[i]) : -1;
+    expr_cast(l, &e, expr_node(l, &e, n, ops), n->out[0]->dtype);
+    loop_finish(l, lp, lower_buf(l, n->out[0]));
+    return true;
+}
+
+bool lower_fused(Lower *l, Node *n) {
+    const Attr *body = node_attr(n, "body");
+    if (!body || body->kind != ATTR_GRAPH) { diag_error(l->d, n, "kiln.Fused needs a 'body' graph"); return false; }
+    Graph *bg = body->g;
+    if (bg->inputs.n != n->n_in || bg->outputs.n != 1) { diag_error(l->d, n, "kiln.Fused body does not match the node's inputs and output"); return false; }
+    ExprCtx e;
+    KLoop *lp = loop_new(l, &e, n->out[0]);
+    for (int i = 0; i < bg->values.n; i++) ((Value *)bg->values.items[i])->id = -1;
+    for (int i = 0; i < bg->inputs.n; i++) ((Value *)bg->inputs.items[i])->id = expr_load(l, &e, n->in[i]);
+    for (int i = 0; i < bg->values.n; i++) {
+        Value *v = bg->values.items[i];
+        if (v->data && v->id < 0) { /* a scalar constant inside the body */
+            if (value_numel(v) != 1) { diag_error(l->d, n, "kiln.Fused body constants must be scalars"); return false; }
+            v->id = emit_instr(&e, l->k->arena, KI_CONST, v->dtype, 0, 0, value_const_float(v, 0));
+        }
+    }
+    for (int i = 0; i < bg->nodes.n; i++) {
+        Node *bn = bg->nodes.items[i];
+        if (!(op_table[bn->op].flags & F_ELEM)) { diag_error(l->d, n, "kiln.Fused body holds non-elementwise op %s", op_table[bn->op].name); return false; }
+        int ops[64];
+        for (int j = 0; j < bn->n_in; j++) {
+            if (bn->in[j] && bn->in[j]->id < 0) { diag_error(l->d, n, "kiln.Fused body uses '%s' before defining it", bn->in[j]->name); return false; }
+            ops[j] = bn->in[j] ? bn->in[j]->id : -1;
+        }
+        bn->out[0]->id = expr_node(l, &e, bn, ops);
+    }
+    Value *res = bg->outputs.items[0];
+    if (res->id < 0) { diag_error(l->d, n, "kiln.Fused body output is undefined"); return false; }
+    expr_cast(l, &e, res->id, n->out[0]->dtype);
+    /* body values' ids were used as instruction indices; reset for lower_buf */
+    for (int i = 0; i < bg->values.n; i++) ((Value *)bg->values.items[i])->id = -1;
+    loop_finish(l, lp, lower_buf(l, n->out[0]));
+    return true;
+}
+
+/* A loop that converts buffer src (dtype sdt) into dst (dtype ddt), numel elements. */
+static void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t numel) {
+    KLoop *lp = arena_alloc(l->k->arena, sizeof *lp);
+    ExprCtx e = {.loop = lp};
+    lp->rank = 1;
+    lp->dims[0] = numel;
+    lp->nin = 1;
+    lp->in[0] = src;
+    lp->strides[0][0] = 1;
+    int x = emit_instr(&e, l->k->arena, KI_LOAD, sdt, 0, 0, 0);
+    emit_instr(&e, l->k->arena, KI_CAST, ddt, x, 0, 0);
+    lp->out = dst;
+    add_step(l, KS_LOOP)->loop = lp;
+}
+
+/* Buffer holding v as float32 (casting into scratch when needed). */
+static int in_f32(Lower *l, const Value *v) {
+    int b = lower_buf(l, v);
+    if (v->dtype == DT_F32) return b;
+    int s = scratch_buf(l, DT_F32, value_numel(v));
+    cast_loop(l, s, DT_F32, b, v->dtype, value_numel(v));
+    return s;
+}
+
+/* Buffer a kernel writes v into as float32; out_f32_done casts it back. */
+static int out_f32(Lower *l, const Value *v) {
+    return v->dtype == DT_F32 ? lower_buf(l, v) : scratch_buf(l, DT_F32, value_numel(v));
+}
+
+static void out_f32_done(Lower *l, const Value *v, int b) {
+    if (v->dtype != DT_F32) cast_loop(l, lower_buf(l, v), v->dtype, b, DT_F32, value_numel(v));
+}
+
+/* ---- kernels ---- */
+
+bool lower_matmul(Lower *l, Node *n) {
+    const Value *a = n->in[0], *b = n->in[1], *y = n->out[0];
+    int64_t K = a->dims[a->rank - 1], M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
+    int64_t N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    int ar = a->rank > 2 ? a->rank - 2 : 0, br = b->rank > 2 ? b->rank - 2 : 0, nb = ar > br ? ar : br;
+    int64_t p[4 + 3 * MAX_RANK];
+    p[0] = M; p[1] = N; p[2] = K; p[3] = nb;
+    int64_t as = 1, bs = 1;
+    for (int d = nb - 1; d >= 0; d--) {
+        int ad = d - (nb - ar), bd = d - (nb - br);
+        int64_t adim = ad >= 0 ? a->dims[ad] : 1, bdim = bd >= 0 ? b->dims[bd] : 1;
+        p[4 + d] = adim > bdim ? adim : bdim;
+        p[4 + nb + d] = adim == 1 ? 0 : as;
+        p[4 + 2 * nb + d] = bdim == 1 ? 0 : bs;
+        as *= adim;
+        bs *= bdim;
+    }
+    int out = out_f32(l, y);
+    int bufs[3] = {out, in_f32(l, a), in_f32(l, b)};
+    lower_call(l, KILN_K_matmul, 3, bufs, 4 + 3 * nb, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_gemm(Lower *l, Node *n) {
+    const Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2), *y = n->out[0];
+    int ta = node_attr_int(n, "transA", 0) != 0, tb = node_attr_int(n, "transB", 0) != 0;
+    int64_t M = y->dims[0], N = y->dims[1], K = a->dims[!ta];
+    int64_t crs = 0, ccs = 0;
+    if (c && c->rank == 1) ccs = c->dims[0] == 1 ? 0 : 1;
+    if (c && c->rank == 2) { crs = c->dims[0] == 1 ? 0 : c->dims[1]; ccs = c->dims[1] == 1 ? 0 : 1; }
+    int64_t p[10] = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs};
+    int out = out_f32(l, y);
+    int bufs[4] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0};
+    lower_call(l, KILN_K_gemm, c ? 4 : 3, bufs, 10, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+static int window_params(const Window *w, int64_t *p) {
+    int k = 0, nd = w->nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->in[i];
+    k += nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->out[i];
+    k += nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->k[i];
+    k += nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->stride[i];
+    k += nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->dil[i];
+    k += nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->pad_b[i];
+    k += nd;
+    for (int i = 0; i < nd; i++) p[k + i] = w->pad_e[i];
+    return k + nd;
+}
+
+bool lower_conv(Lower *l, Node *n) {
+    const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
+    Window w;
+    if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
+    int64_t p[6 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
+    int np = 6 + window_params(&w, p + 6);
+    int out = out_f32(l, y);
+    int bufs[4] = {out, in_f32(l, x), in_f32(l, wt), b ? in_f32(l, b) : 0};
+    lower_call(l, KILN_K_conv, b ? 4 : 3, bufs, np, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_pool(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    const Value *idx = n->n_out > 1 ? n->out[1] : NULL;
+    Window w;
+    if (!window_compute(n, x, NULL, &w, l->d)) return false;
+    int64_t p[7 + 7 * MAX_WIN] = {n->op == OP_AVERAGE_POOL, w.nd, x->dims[0], x->dims[1],
+                                  node_attr_int(n, "count_include_pad", 0), idx != NULL, node_attr_int(n, "storage_order", 0)};
+    int np = 7 + window_params(&w, p + 7);
+    int out = out_f32(l, y);
+    int bufs[3] = {out, idx ? lower_buf(l, idx) : 0, 0};
+    bufs[idx ? 2 : 1] = in_f32(l, x);
+    lower_call(l, KILN_K_pool, idx ? 3 : 2, bufs, np, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_reduce(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    uint32_t mask;
+    bool keep, noop;
+    if (!reduce_axes(n, x, &mask, &keep, &noop, l->d)) return false;
+    if (noop) {
+        int bufs[2] = {lower_buf(l, y), lower_buf(l, x)};
+        int64_t p[1] = {value_nbytes(x)};
+        lower_call(l, KILN_K_copy, 2, bufs, 1, p);
+        return true;
+    }
+    int64_t p[3 + MAX_RANK];
+    p[0] = n->op == OP_REDUCE_SUM ? 0 : n->op == OP_REDUCE_MAX ? 2 : 1;
+    p[1] = x->rank;
+    for (int i = 0; i < x->rank; i++) p[2 + i] = x->dims[i];
+    p[2 + x->rank] = mask;
+    int out = out_f32(l, y);
+    int bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_reduce, 2, bufs, 3 + x->rank, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_batchnorm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
+    int64_t p[5] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2),
+                    kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), kiln_d2p(node_attr_float(n, "momentum", 0.9))};
+    int outs[3] = {out_f32(l, y), 0, 0}, bufs[8], nb = 0;
+    int nout = training ? 3 : 1;
+    for (int i = 1; i < nout; i++) {
+        /* running statistics: written to scratch when the model does not ask for them */
+        const Value *o = i < n->n_out ? n->out[i] : NULL;
+        outs[i] = o ? out_f32(l, o) : scratch_buf(l, DT_F32, x->dims[1]);
+    }
+    for (int i = 0; i < nout; i++) bufs[nb++] = outs[i];
+    for (int i = 0; i < 5; i++) bufs[nb++] = in_f32(l, n->in[i]);
+    lower_call(l, training ? KILN_K_batchnorm_train : KILN_K_batchnorm, nb, bufs, training ? 5 : 4, p);
+    out_f32_done(l, y, outs[0]);
+    for (int i = 1; i < nout && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
+    return true;
+}
+
+bool lower_softmax(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis = 0;
+    int64_t dflt = n->opset >= 13 ? -1 : 1;
+    if (x->rank > 0) axis_norm(node_attr_int(n, "axis", dflt), x->rank, &axis);
+    int64_t outer = dims_numel(axis, x->dims), len, inner;
+    if (n->opset < 13) { len = dims_numel(x->rank - axis, x->dims + axis); inner = 1; }
+    else { len = x->rank ? x->dims[axis] : 1; inner = x->rank ? dims_numel(x->rank - axis - 1, x->dims + axis + 1) : 1; }
+    int64_t p[4] = {outer, len, inner, n->op == OP_LOG_SOFTMAX};
+    int out = out_f32(l, y);
+    int bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_softmax, 2, bufs, 4, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_view(Lower *l, Node *n) {
+    (void)l;
+    (void)n; /* the planner made output 0 an alias of input 0: no code */
+    return true;
+}
+
+bool lower_transpose(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int64_t p[2 + 2 * MAX_RANK] = {dtype_size(x->dtype), x->rank};
+    const Attr *a = node_attr(n, "perm");
+    for (int i = 0; i < x->rank; i++) {
+        p[2 + i] = x->dims[i];
+        int pi = x->rank - 1 - i;
+        if (a) axis_norm(a->ints[i], x->rank, &pi);
+        p[2 + x->rank + i] = pi;
+    }
+    int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_transpose, 2, bufs, 2 + 2 * x->rank, p);
+    return true;
+}
+
+static void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
+    *outer = dims_numel(axis, v->dims);
+    *inner = dims_numel(v->rank - axis - 1, v->dims + axis + 1);
+}
+
+bool lower_concat(Lower *l, Node *n) {
+    const Value *y = n->out[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", 1), y->rank, &axis);
+    int64_t p[4 + 64];
+    p[0] = dtype_size(y->dtype);
+    outer_inner(y, axis, &p[1], &p[2]);
+    p[3] = n->n_in;
+    int bufs[65];
+    bufs[0] = lower_buf(l, y);
+    for (int i = 0; i < n->n_in; i++) { p[4 + i] = n->in[i]->dims[axis]; bufs[1 + i] = lower_buf(l, n->in[i]); }
+    lower_call(l, KILN_K_concat, 1 + n->n_in, bufs, 4 + n->n_in, p);
+    return true;
+}
+
+bool lower_split(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
+    int64_t p[4 + 64];
+    p[0] = dtype_size(x->dtype);
+    outer_inner(x, axis, &p[1], &p[2]);
+    p[3] = n->n_out;
+    int bufs[65];
+    for (int i = 0; i < n->n_out; i++) { p[4 + i] = n->out[i]->dims[axis]; bufs[i] = lower_buf(l, n->out[i]); }
+    bufs[n->n_out] = lower_buf(l, x);
+    lower_call(l, KILN_K_split, 1 + n->n_out, bufs, 4 + n->n_out, p);
+    return true;
+}
+
+bool lower_slice(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int r = x->rank;
+    int64_t p[2 + 4 * MAX_RANK] = {dtype_size(x->dtype), r};
+    if (!slice_compute(n, x, p + 2 + 2 * r, p + 2 + 3 * r, p + 2 + r, l->d)) return false;
+    for (int i = 0; i < r; i++) p[2 + i] = x->dims[i];
+    int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_slice, 2, bufs, 2 + 4 * r, p);
+    return true;
+}
+
+bool lower_gather(Lower *l, Node *n) {
+    const Value *x = n->in[0], *idx = n->in[1];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
+    int64_t p[6] = {dtype_size(x->dtype), 0, x->dims[axis], 0, value_numel(idx), dtype_size(idx->dtype)};
+    outer_inner(x, axis, &p[1], &p[3]);
+    int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, idx)};
+    lower_call(l, KILN_K_gather, 3, bufs, 6, p);
+    return true;
+}
+
+/* ---- whole graphs and single-node folding ---- */
+
+static const char *node_comment(Arena *a, const Node *n) {
+    return arena_printf(a, "node '%s' (%s)", n->name, op_table[n->op].name);
+}
+
+Kir *kir_lower(Graph *g, Diags *d) {
+    Kir *k = arena_alloc(g->arena, sizeof *k);
+    k->arena = g->arena;
+    k->workspace_size = g->workspace_size;
+    Lower l = {k, g, d, false, NULL};
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = -1;
+    k->ninputs = g->inputs.n;
+    k->inputs = arena_alloc(g->arena, (size_t)(g->inputs.n + 1) * sizeof(KIo));
+    for (int i = 0; i < g->inputs.n; i++) k->inputs[i] = (KIo){lower_buf(&l, g->inputs.items[i]), g->inputs.items[i]};
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        LowerFn fn = op_table[n->op].lower;
+        bool all_const = true;
+        for (int j = 0; j < n->n_out; j++) if (n->out[j] && !n->out[j]->data) all_const = false;
+        if (all_const) continue; /* computed at compile time */
+        if (!fn) { diag_error(d, n, "op %s has no lowering", op_table[n->op].name); return NULL; }
+        l.comment = n->op == OP_FUSED ? node_attr_string(n, "fused", node_comment(g->arena, n)) : node_comment(g->arena, n);
+        if (!fn(&l, n)) return NULL;
+    }
+    k->noutputs = g->outputs.n;
+    k->outputs = arena_alloc(g->arena, (size_t)(g->outputs.n + 1) * sizeof(KIo));
+    for (int i = 0; i < g->outputs.n; i++) k->outputs[i] = (KIo){lower_buf(&l, g->outputs.items[i]), g->outputs.items[i]};
+    k->weights = arena_alloc(g->arena, (size_t)(k->weights_size ? k->weights_size : 64));
+    for (int i = 0; i < g->values.n; i++) {
+        Value *v = g->values.items[i];
+        if (v->id >= 0 && v->data && k->bufs[v->id].kind == KB_CONST && !v->alias)
+            memcpy(k->weights + k->bufs[v->id].offset, v->data, (size_t)value_nbytes(v));
+    }
+    k->workspace_size = (k->workspace_size + 63) & ~(int64_t)63;
+    return k;
+}
+
+bool kir_fold_node(Graph *g, Node *n, Diags *d) {
+    if (op_table[n->op].flags & F_VIEW) {
+        n->out[0]->data = n->in[0]->data;
+        return true;
+    }
+    LowerFn fn = op_table[n->op].lower;
+    if (!fn) return true;
+    Arena *scratch = arena_new();
+    Kir *k = arena_alloc(scratch, sizeof *k);
+    k->arena = scratch;
+    Lower l = {k, g, d, true, NULL};
+    for (int i = 0; i < n->n_in; i++) if (n->in[i]) n->in[i]->id = -1;
+    for (int i = 0; i < n->n_out; i++) n->out[i]->id = -1;
+    bool ok = fn(&l, n);
+    if (ok) {
+        kir_run(k, NULL, NULL);
+        for (int i = 0; i < n->n_out; i++) {
+            Value *o = n->out[i];
+            if (o->data) continue;
+            int64_t nb = value_nbytes(o);
+            void *p = arena_alloc(g->arena, (size_t)(nb ? nb : 1));
+            if (o->id >= 0) memcpy(p, k->bufs[o->id].host, (size_t)nb);
+            o->data = p;
+        }
+    }
+    arena_free(scratch);
+    return ok;
+}

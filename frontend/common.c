@@ -1,0 +1,96 @@
+/* common.c: what both model readers share: the name scope (an open-addressing
+ * hash table over arena strings), whole-file reading, and --shape overrides. */
+#include "frontend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+void scope_init(Scope *s, Arena *a, Scope *parent) {
+    memset(s, 0, sizeof *s);
+    s->arena = a;
+    s->parent = parent;
+}
+
+void scope_put(Scope *s, const char *name, Value *v) {
+    if (2 * (s->n + 1) > s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        const char **k = arena_alloc(s->arena, (size_t)cap * sizeof *k);
+        Value **vals = arena_alloc(s->arena, (size_t)cap * sizeof *vals);
+        for (int i = 0; i < s->cap; i++)
+            if (s->keys[i]) {
+                uint64_t h = hash_str(s->keys[i]) & (uint64_t)(cap - 1);
+                while (k[h]) h = (h + 1) & (uint64_t)(cap - 1);
+                k[h] = s->keys[i];
+                vals[h] = s->vals[i];
+            }
+        s->keys = k;
+        s->vals = vals;
+        s->cap = cap;
+    }
+    uint64_t h = hash_str(name) & (uint64_t)(s->cap - 1);
+    while (s->keys[h] && strcmp(s->keys[h], name) != 0) h = (h + 1) & (uint64_t)(s->cap - 1);
+    if (!s->keys[h]) s->n++;
+    s->keys[h] = name;
+    s->vals[h] = v;
+}
+
+Value *scope_get(const Scope *s, const char *name) {
+    for (; s; s = s->parent) {
+        if (!s->cap) continue;
+        uint64_t h = hash_str(name) & (uint64_t)(s->cap - 1);
+        while (s->keys[h]) {
+            if (strcmp(s->keys[h], name) == 0) return s->vals[h];
+            h = (h + 1) & (uint64_t)(s->cap - 1);
+        }
+    }
+    return NULL;
+}
+
+unsigned char *read_file(Arena *a, const char *path, size_t *len, Diags *d) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { diag_error(d, NULL, "cannot open %s: %s", path, strerror(errno)); return NULL; }
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); diag_error(d, NULL, "cannot read %s", path); return NULL; }
+    long n = ftell(f);
+    rewind(f);
+    if (n < 0) { fclose(f); diag_error(d, NULL, "cannot read %s", path); return NULL; }
+    unsigned char *buf = arena_alloc(a, (size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    if (got != (size_t)n) { diag_error(d, NULL, "cannot read %s", path); return NULL; }
+    *len = (size_t)n;
+    return buf;
+}
+
+bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
+    for (int k = 0; o && k < o->nshapes; k++) {
+        Value *v = NULL;
+        for (int i = 0; i < g->inputs.n; i++)
+            if (strcmp(((Value *)g->inputs.items[i])->name, o->shapes[k].name) == 0) v = g->inputs.items[i];
+        if (!v) { diag_error(d, NULL, "--shape names '%s', which is not a graph input", o->shapes[k].name); return false; }
+        if (v->rank >= 0 && v->rank != o->shapes[k].rank) {
+            diag_error(d, NULL, "--shape gives input '%s' rank %d, but the model says rank %d", v->name, o->shapes[k].rank, v->rank);
+            return false;
+        }
+        v->rank = o->shapes[k].rank;
+        memcpy(v->dims, o->shapes[k].dims, sizeof v->dims);
+    }
+    for (int i = 0; i < g->inputs.n; i++) {
+        Value *v = g->inputs.items[i];
+        bool ok = v->rank >= 0;
+        for (int j = 0; ok && j < v->rank; j++) ok = v->dims[j] >= 0;
+        if (!ok) {
+            diag_error(d, NULL, "input '%s' has symbolic or unknown dimensions; give them with --shape %s=D0xD1x...", v->name, v->name);
+            return false;
+        }
+        if (dtype_size(v->dtype) == 0) { diag_error(d, NULL, "input '%s' has dtype %s, which kiln does not support", v->name, dtype_name(v->dtype)); return false; }
+        if (value_numel(v) < 0 || value_nbytes(v) > ((int64_t)1 << 36)) { diag_error(d, NULL, "input '%s' is too large", v->name); return false; }
+    }
+    return true;
+}

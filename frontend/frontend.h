@@ -1,0 +1,40 @@
+/* frontend.h: model readers. Each returns a Graph with typed inputs, constant
+ * initializers and untyped node outputs (the infer pass types them), or NULL
+ * with diagnostics. deps collects every file read (for -MD). */
+#ifndef KILN_FRONTEND_H
+#define KILN_FRONTEND_H
+
+#include "../ir/ir.h"
+
+typedef struct ShapeOverride {
+    const char *name;
+    int rank;
+    int64_t dims[MAX_RANK];
+} ShapeOverride;
+
+typedef struct FrontendOpts {
+    const ShapeOverride *shapes;
+    int nshapes;
+} FrontendOpts;
+
+Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps);
+Graph *kir_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps);
+
+/* Shared by both readers: a name -> Value scope with a parent (subgraphs). */
+typedef struct Scope {
+    Arena *arena;
+    const char **keys;
+    Value **vals;
+    int cap, n;
+    struct Scope *parent;
+} Scope;
+void scope_init(Scope *s, Arena *a, Scope *parent);
+void scope_put(Scope *s, const char *name, Value *v);
+Value *scope_get(const Scope *s, const char *name);
+
+/* Reads a whole file into arena memory; NULL with a diagnostic. */
+unsigned char *read_file(Arena *a, const char *path, size_t *len, Diags *d);
+/* Applies --shape overrides to graph inputs; checks every input is static. */
+bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d);
+
+#endif

@@ -1,0 +1,754 @@
+/* infer.c: the type and shape rule of every op in ops.def, and the table itself.
+ *
+ * A rule reads its node's inputs (whose types are already known, since nodes are
+ * visited in topological order) and attributes, checks everything a model file
+ * can get wrong, and sets each output's dtype and dims. Inputs that decide a
+ * shape (Reshape's shape, Slice's starts, ...) must be constants by then; the
+ * infer pass folds constant subgraphs as it goes, so exporters' shape
+ * arithmetic (Shape -> Gather -> Concat -> Reshape) is constant here. Meta ops
+ * (Shape, Constant, ConstantOfShape) compute their output data directly.
+ * Opset differences (attributes that became inputs, Softmax's 2-D coercion
+ * before opset 13, ...) are handled here and in the lowering, keyed on
+ * node->opset. */
+#include "ir.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LIMIT_BYTES ((int64_t)1 << 36)
+
+static void set_out(Value *o, DType dt, int rank, const int64_t *dims) {
+    o->dtype = dt;
+    o->rank = rank;
+    for (int i = 0; i < rank; i++) o->dims[i] = dims[i];
+}
+
+static bool check_size(Node *n, Value *o, Diags *d) {
+    int64_t nb = value_nbytes(o);
+    if (value_numel(o) < 0 || nb < 0 || nb > LIMIT_BYTES) {
+        diag_error(d, n, "output '%s' is too large (its size overflows or exceeds 64 GiB)", o->name);
+        return false;
+    }
+    return true;
+}
+
+static bool need_shapes(Node *n, Diags *d) {
+    for (int i = 0; i < n->n_in; i++) {
+        Value *v = n->in[i];
+        if (v && v->rank < 0) {
+            diag_error(d, n, "input '%s' has no known shape (symbolic or data-dependent dimensions: fix them with --shape)", v->name);
+            return false;
+        }
+        if (v && dtype_size(v->dtype) == 0) {
+            diag_error(d, n, "input '%s' has dtype %s, which kiln does not support", v->name, dtype_name(v->dtype));
+            return false;
+        }
+    }
+    return true;
+}
+
+bool const_ints(const Value *v, int64_t *out, int max, int *count) {
+    if (!v || !v->data || v->rank > 1 || dtype_is_float(v->dtype)) return false;
+    int64_t n = value_numel(v);
+    if (n > max) return false;
+    for (int64_t i = 0; i < n; i++) out[i] = value_const_int(v, i);
+    *count = (int)n;
+    return true;
+}
+
+/* Integer list from attribute `attr` (when opset < since) or constant input idx. */
+static bool ints_from(Node *n, const char *attr, int idx, int since, int64_t *out, int *count, bool *present, Diags *d) {
+    *present = false;
+    *count = 0;
+    if (n->opset < since) {
+        const Attr *a = node_attr(n, attr);
+        if (!a) return true;
+        if (a->kind != ATTR_INTS || a->n > 64) { diag_error(d, n, "attribute '%s' must be a list of at most 64 ints", attr); return false; }
+        for (int i = 0; i < a->n; i++) out[i] = a->ints[i];
+        *count = a->n;
+        *present = true;
+        return true;
+    }
+    Value *v = node_input(n, idx);
+    if (!v) return true;
+    if (!const_ints(v, out, 64, count)) {
+        diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", v->name);
+        return false;
+    }
+    *present = true;
+    return true;
+}
+
+/* ---- elementwise ---- */
+
+static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    DType dt = n->in[0]->dtype;
+    if (n->op == OP_CAST) {
+        int64_t to = node_attr_int(n, "to", 0);
+        if (to == DT_STRING) { diag_error(d, n, "Cast to string is not supported"); return false; }
+        if (dtype_size((DType)to) == 0) { diag_error(d, n, "Cast: unsupported or missing 'to' type %lld", (long long)to); return false; }
+        dt = (DType)to;
+    } else {
+        for (int i = 1; i < n->n_in; i++)
+            if (n->in[i] && n->in[i]->dtype != n->in[0]->dtype && n->op != OP_POW) {
+                diag_error(d, n, "inputs have different dtypes (%s and %s)", dtype_name(n->in[0]->dtype), dtype_name(n->in[i]->dtype));
+                return false;
+            }
+        bool float_only = n->op == OP_SQRT || n->op == OP_EXP || n->op == OP_LOG || n->op == OP_SIGMOID ||
+                          n->op == OP_TANH || n->op == OP_LEAKY_RELU;
+        if (float_only && !dtype_is_float(dt)) { diag_error(d, n, "dtype %s is not accepted (float types only)", dtype_name(dt)); return false; }
+        if (dt == DT_BOOL && n->op != OP_MIN && n->op != OP_MAX) { diag_error(d, n, "dtype bool is not accepted"); return false; }
+    }
+    if (n->op == OP_CLIP)
+        for (int i = 1; i < n->n_in; i++)
+            if (n->in[i] && value_numel(n->in[i]) != 1) { diag_error(d, n, "Clip's min and max must be scalars"); return false; }
+    int rank;
+    int64_t dims[MAX_RANK];
+    if (!shape_broadcast(n->in, n->op == OP_CLIP ? 1 : n->n_in, &rank, dims)) {
+        char a[128], b[128];
+        diag_error(d, n, "input shapes %s and %s do not broadcast", value_type_str(n->in[0], a, sizeof a),
+                   value_type_str(n->in[n->n_in - 1], b, sizeof b));
+        return false;
+    }
+    set_out(n->out[0], dt, rank, dims);
+    return true;
+}
+
+/* ---- linear algebra ---- */
+
+static bool float_input(Node *n, Value *v, Diags *d) {
+    if (dtype_is_float(v->dtype) || (dtype_size(v->dtype) && v->dtype != DT_BOOL)) return true;
+    diag_error(d, n, "input '%s' has dtype %s, which this op does not accept", v->name, dtype_name(v->dtype));
+    return false;
+}
+
+static bool infer_matmul(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *a = n->in[0], *b = n->in[1];
+    if (a->dtype != b->dtype) { diag_error(d, n, "inputs have different dtypes"); return false; }
+    if (a->rank < 1 || b->rank < 1) { diag_error(d, n, "MatMul inputs must have rank 1 or more"); return false; }
+    int64_t K = a->dims[a->rank - 1], Kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
+    if (K != Kb) {
+        char x[128], y[128];
+        diag_error(d, n, "inner dimensions differ: %s x %s", value_type_str(a, x, sizeof x), value_type_str(b, y, sizeof y));
+        return false;
+    }
+    Value ab = *a, bb = *b;
+    ab.rank = a->rank > 2 ? a->rank - 2 : 0;
+    bb.rank = b->rank > 2 ? b->rank - 2 : 0;
+    Value *pair[2] = {&ab, &bb};
+    int rank;
+    int64_t dims[MAX_RANK];
+    if (!shape_broadcast(pair, 2, &rank, dims)) { diag_error(d, n, "batch dimensions do not broadcast"); return false; }
+    if (a->rank >= 2) dims[rank++] = a->dims[a->rank - 2];
+    if (b->rank >= 2) dims[rank++] = b->dims[b->rank - 1];
+    set_out(n->out[0], a->dtype, rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
+static bool infer_gemm(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2);
+    if (a->rank != 2 || b->rank != 2) { diag_error(d, n, "Gemm inputs A and B must be 2-D"); return false; }
+    int ta = node_attr_int(n, "transA", 0) != 0, tb = node_attr_int(n, "transB", 0) != 0;
+    int64_t M = a->dims[ta], K = a->dims[!ta], Kb = b->dims[tb], N = b->dims[!tb];
+    if (K != Kb) { diag_error(d, n, "inner dimensions differ (%lld and %lld)", (long long)K, (long long)Kb); return false; }
+    int64_t dims[2] = {M, N};
+    if (c) {
+        if (c->rank > 2) { diag_error(d, n, "Gemm's C must have rank 2 or less"); return false; }
+        for (int i = 0; i < c->rank; i++) {
+            int64_t cd = c->dims[i], want = dims[2 - c->rank + i];
+            if (cd != 1 && cd != want) { diag_error(d, n, "C does not broadcast to [%lld,%lld]", (long long)M, (long long)N); return false; }
+        }
+    }
+    set_out(n->out[0], a->dtype, 2, dims);
+    return check_size(n, n->out[0], d);
+}
+
+/* ---- windows: conv and pools ---- */
+
+static bool attr_ints(const Node *n, const char *name, int64_t *out, int want, int64_t dflt, Diags *d) {
+    const Attr *a = node_attr(n, name);
+    for (int i = 0; i < want; i++) out[i] = dflt;
+    if (!a) return true;
+    if (a->kind != ATTR_INTS || a->n != want) {
+        diag_error(d, n, "attribute '%s' must have %d values", name, want);
+        return false;
+    }
+    for (int i = 0; i < want; i++) out[i] = a->ints[i];
+    return true;
+}
+
+bool window_compute(const Node *n, const Value *x, const int64_t *kernel, Window *w, Diags *d) {
+    int nd = x->rank - 2;
+    if (nd < 1 || nd > MAX_WIN) { diag_error(d, n, "input must have 1 to 3 spatial dimensions (rank 3 to 5), got rank %d", x->rank); return false; }
+    memset(w, 0, sizeof *w);
+    w->nd = nd;
+    int64_t pads[2 * MAX_WIN];
+    if (kernel) memcpy(w->k, kernel, (size_t)nd * sizeof *kernel);
+    else {
+        const Attr *ks = node_attr(n, "kernel_shape");
+        if (!ks || ks->kind != ATTR_INTS || ks->n != nd) { diag_error(d, n, "attribute 'kernel_shape' must have %d values", nd); return false; }
+        memcpy(w->k, ks->ints, (size_t)nd * sizeof *w->k);
+    }
+    if (!attr_ints(n, "strides", w->stride, nd, 1, d) || !attr_ints(n, "dilations", w->dil, nd, 1, d) ||
+        !attr_ints(n, "pads", pads, 2 * nd, 0, d))
+        return false;
+    const char *ap = node_attr_string(n, "auto_pad", "NOTSET");
+    bool ceil_mode = node_attr_int(n, "ceil_mode", 0) != 0;
+    for (int i = 0; i < nd; i++) {
+        int64_t in = x->dims[2 + i], k = w->k[i], s = w->stride[i], dl = w->dil[i];
+        if (k < 1 || s < 1 || dl < 1 || pads[i] < 0 || pads[nd + i] < 0 || k > (1 << 24) || dl > (1 << 24) || pads[i] > (1 << 30) || pads[nd + i] > (1 << 30)) {
+            diag_error(d, n, "invalid kernel, stride, dilation or pad in dimension %d", i);
+            return false;
+        }
+        int64_t ext = dl * (k - 1) + 1;
+        w->in[i] = in;
+        if (strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0) {
+            int64_t out = (in + s - 1) / s;
+            int64_t total = (out - 1) * s + ext - in;
+            if (total < 0) total = 0;
+            int64_t small = total / 2, big = total - small;
+            w->pad_b[i] = strcmp(ap, "SAME_UPPER") == 0 ? small : big;
+            w->pad_e[i] = total - w->pad_b[i];
+            w->out[i] = out;
+            continue;
+        }
+        if (strcmp(ap, "VALID") == 0) pads[i] = pads[nd + i] = 0;
+        else if (strcmp(ap, "NOTSET") != 0) { diag_error(d, n, "unknown auto_pad '%s'", ap); return false; }
+        w->pad_b[i] = pads[i];
+        w->pad_e[i] = pads[nd + i];
+        int64_t span = in + pads[i] + pads[nd + i] - ext;
+        if (span < 0) { diag_error(d, n, "the kernel is larger than the padded input in dimension %d", i); return false; }
+        w->out[i] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    }
+    return true;
+}
+
+static bool infer_conv(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2);
+    if (wt->rank != x->rank) { diag_error(d, n, "weight rank %d differs from input rank %d", wt->rank, x->rank); return false; }
+    int64_t group = node_attr_int(n, "group", 1);
+    if (x->rank < 3) { diag_error(d, n, "input must have rank 3 to 5"); return false; }
+    int64_t C = x->dims[1], M = wt->dims[0];
+    if (group < 1 || C % group || M % group || wt->dims[1] * group != C) {
+        diag_error(d, n, "channels do not match: input has %lld, weight expects %lld x group %lld", (long long)C, (long long)wt->dims[1], (long long)group);
+        return false;
+    }
+    const Attr *ks = node_attr(n, "kernel_shape");
+    if (ks && (ks->kind != ATTR_INTS || ks->n != x->rank - 2 || memcmp(ks->ints, wt->dims + 2, (size_t)ks->n * sizeof(int64_t)) != 0)) {
+        diag_error(d, n, "kernel_shape does not match the weight's shape");
+        return false;
+    }
+    if (b && (b->rank != 1 || b->dims[0] != M)) { diag_error(d, n, "bias must have shape [%lld]", (long long)M); return false; }
+    Window w;
+    if (!window_compute(n, x, wt->dims + 2, &w, d)) return false;
+    int64_t dims[MAX_RANK] = {x->dims[0], M};
+    for (int i = 0; i < w.nd; i++) dims[2 + i] = w.out[i];
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
+static bool infer_pool(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    Window w;
+    if (!window_compute(n, x, NULL, &w, d)) return false;
+    int64_t dims[MAX_RANK] = {x->dims[0], x->dims[1]};
+    for (int i = 0; i < w.nd; i++) dims[2 + i] = w.out[i];
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    if (n->n_out > 1 && n->out[1]) set_out(n->out[1], DT_I64, x->rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
+static bool infer_global_pool(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    if (x->rank < 3) { diag_error(d, n, "input must have rank 3 or more"); return false; }
+    int64_t dims[MAX_RANK];
+    for (int i = 0; i < x->rank; i++) dims[i] = i < 2 ? x->dims[i] : 1;
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return true;
+}
+
+static bool infer_batchnorm(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    if (x->rank < 2) { diag_error(d, n, "input must have rank 2 or more"); return false; }
+    for (int i = 1; i < 5; i++)
+        if (value_numel(n->in[i]) != x->dims[1]) {
+            diag_error(d, n, "input %d ('%s') must have %lld elements, one per channel", i, n->in[i]->name, (long long)x->dims[1]);
+            return false;
+        }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
+    if (n->n_out > 1 && !training) { diag_error(d, n, "outputs beyond Y are only defined in training mode"); return false; }
+    for (int i = 1; i < n->n_out; i++)
+        if (n->out[i]) set_out(n->out[i], n->in[3]->dtype, 1, &x->dims[1]);
+    return true;
+}
+
+static bool infer_same(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
+        int axis;
+        if (!float_input(n, x, d)) return false;
+        int64_t dflt = n->opset >= 13 ? -1 : 1;
+        if (!axis_norm(node_attr_int(n, "axis", dflt), x->rank, &axis) && !(x->rank == 0)) {
+            diag_error(d, n, "axis %lld is out of range for rank %d", (long long)node_attr_int(n, "axis", dflt), x->rank);
+            return false;
+        }
+    }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    return true;
+}
+
+bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, bool *noop, Diags *d) {
+    int64_t axes[64];
+    int count = 0;
+    bool present;
+    *keepdims = node_attr_int(n, "keepdims", 1) != 0;
+    *noop = false;
+    *mask = 0;
+    if (n->op == OP_GLOBAL_AVERAGE_POOL) {
+        for (int i = 2; i < x->rank; i++) *mask |= 1u << i;
+        *keepdims = true;
+        return true;
+    }
+    int since = n->op == OP_REDUCE_SUM ? 13 : 18;
+    if (!ints_from((Node *)n, "axes", 1, since, axes, &count, &present, d)) return false;
+    if (count == 0) {
+        if (node_attr_int(n, "noop_with_empty_axes", 0)) { *noop = true; return true; }
+        for (int i = 0; i < x->rank; i++) *mask |= 1u << i;
+        return true;
+    }
+    for (int i = 0; i < count; i++) {
+        int a;
+        if (!axis_norm(axes[i], x->rank, &a)) { diag_error(d, n, "axis %lld is out of range for rank %d", (long long)axes[i], x->rank); return false; }
+        *mask |= 1u << a;
+    }
+    return true;
+}
+
+static bool infer_reduce(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    uint32_t mask;
+    bool keep, noop;
+    if (!reduce_axes(n, x, &mask, &keep, &noop, d)) return false;
+    int64_t dims[MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (noop || !(mask >> i & 1)) dims[r++] = x->dims[i];
+        else if (keep) dims[r++] = 1;
+    }
+    set_out(n->out[0], x->dtype, r, dims);
+    return true;
+}
+
+/* ---- views ---- */
+
+static bool infer_reshape(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t shape[64];
+    int count;
+    bool present;
+    if (!ints_from(n, "shape", 1, 5, shape, &count, &present, d)) return false;
+    if (!present) { diag_error(d, n, "Reshape needs a shape"); return false; }
+    if (count > MAX_RANK) { diag_error(d, n, "rank %d is above kiln's limit of %d", count, MAX_RANK); return false; }
+    bool allowzero = node_attr_int(n, "allowzero", 0) != 0;
+    int infer_at = -1;
+    int64_t known = 1, total = value_numel(x);
+    for (int i = 0; i < count; i++) {
+        if (shape[i] == 0 && !allowzero) {
+            if (i >= x->rank) { diag_error(d, n, "shape entry %d is 0 but the input has rank %d", i, x->rank); return false; }
+            shape[i] = x->dims[i];
+        }
+        if (shape[i] == -1) {
+            if (infer_at >= 0) { diag_error(d, n, "more than one -1 in the shape"); return false; }
+            infer_at = i;
+        } else if (shape[i] < 0) { diag_error(d, n, "invalid shape entry %lld", (long long)shape[i]); return false; }
+        else {
+            if (shape[i] && known > INT64_MAX / shape[i]) { diag_error(d, n, "shape size overflows"); return false; }
+            known *= shape[i];
+        }
+    }
+    if (infer_at >= 0) {
+        if (known == 0 || total % known) { diag_error(d, n, "cannot infer the -1 dimension: %lld elements into %lld", (long long)total, (long long)known); return false; }
+        shape[infer_at] = total / known;
+        known = total;
+    }
+    if (known != total) { diag_error(d, n, "cannot reshape %lld elements into %lld", (long long)total, (long long)known); return false; }
+    set_out(n->out[0], x->dtype, count, shape);
+    return true;
+}
+
+static bool infer_flatten(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t axis = node_attr_int(n, "axis", 1);
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis > x->rank) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    int64_t dims[2] = {dims_numel((int)axis, x->dims), dims_numel(x->rank - (int)axis, x->dims + axis)};
+    set_out(n->out[0], x->dtype, 2, dims);
+    return true;
+}
+
+static bool infer_squeeze(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t axes[64];
+    int count;
+    bool present;
+    if (!ints_from(n, "axes", 1, 13, axes, &count, &present, d)) return false;
+    uint32_t mask = 0;
+    for (int i = 0; i < count; i++) {
+        int a;
+        if (!axis_norm(axes[i], x->rank, &a)) { diag_error(d, n, "axis %lld is out of range", (long long)axes[i]); return false; }
+        if (x->dims[a] != 1) { diag_error(d, n, "cannot squeeze axis %d of size %lld", a, (long long)x->dims[a]); return false; }
+        mask |= 1u << a;
+    }
+    int64_t dims[MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++)
+        if (!(count ? (mask >> i & 1) : x->dims[i] == 1)) dims[r++] = x->dims[i];
+    set_out(n->out[0], x->dtype, r, dims);
+    return true;
+}
+
+static bool infer_unsqueeze(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t axes[64];
+    int count;
+    bool present;
+    if (!ints_from(n, "axes", 1, 13, axes, &count, &present, d)) return false;
+    int r = x->rank + count;
+    if (!present || r > MAX_RANK) { diag_error(d, n, "Unsqueeze needs axes, and the result's rank must be at most %d", MAX_RANK); return false; }
+    uint32_t mask = 0;
+    for (int i = 0; i < count; i++) {
+        int a;
+        if (!axis_norm(axes[i], r, &a) || (mask >> a & 1)) { diag_error(d, n, "axis %lld is out of range or repeated", (long long)axes[i]); return false; }
+        mask |= 1u << a;
+    }
+    int64_t dims[MAX_RANK];
+    for (int i = 0, j = 0; i < r; i++) dims[i] = (mask >> i & 1) ? 1 : x->dims[j++];
+    set_out(n->out[0], x->dtype, r, dims);
+    return true;
+}
+
+static bool infer_dropout(Graph *g, Node *n, Diags *d) {
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    Value *ratio = node_input(n, 1), *training = node_input(n, 2);
+    if ((ratio && !ratio->data) || (training && !training->data)) {
+        diag_error(d, n, "Dropout's ratio and training_mode must be constants");
+        return false;
+    }
+    bool train = training && value_const_int(training, 0) != 0;
+    if (n->opset < 7 && node_attr_int(n, "is_test", 0) == 0 && n->n_out > 1) train = true;
+    double r = ratio ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
+    if (train && r != 0) {
+        diag_error(d, n, "training-mode Dropout (random masks) is not supported; export the model for inference");
+        return false;
+    }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    if (n->n_out > 1 && n->out[1]) {
+        Value *m = n->out[1];
+        set_out(m, n->opset >= 10 ? DT_BOOL : x->dtype, x->rank, x->dims);
+        if (!check_size(n, m, d)) return false;
+        int64_t nb = value_nbytes(m), es = dtype_size(m->dtype);
+        unsigned char *ones = arena_alloc(g->arena, (size_t)(nb ? nb : 1));
+        for (int64_t i = 0; i < nb / es; i++) {
+            if (m->dtype == DT_BOOL) ones[i] = 1;
+            else if (m->dtype == DT_F32) ((float *)ones)[i] = 1.0f;
+            else if (m->dtype == DT_F64) ((double *)ones)[i] = 1.0;
+            else if (m->dtype == DT_F16) ((uint16_t *)ones)[i] = 0x3c00;
+        }
+        m->data = ones;
+    }
+    return true;
+}
+
+/* ---- data movement ---- */
+
+static bool infer_transpose(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t perm[MAX_RANK], dims[MAX_RANK];
+    const Attr *a = node_attr(n, "perm");
+    for (int i = 0; i < x->rank; i++) perm[i] = x->rank - 1 - i;
+    if (a) {
+        if (a->kind != ATTR_INTS || a->n != x->rank) { diag_error(d, n, "perm must have %d entries", x->rank); return false; }
+        uint32_t seen = 0;
+        for (int i = 0; i < x->rank; i++) {
+            int p;
+            if (!axis_norm(a->ints[i], x->rank, &p) || (seen >> p & 1)) { diag_error(d, n, "perm is not a permutation"); return false; }
+            seen |= 1u << p;
+            perm[i] = p;
+        }
+    }
+    for (int i = 0; i < x->rank; i++) dims[i] = x->dims[perm[i]];
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return true;
+}
+
+static bool infer_concat(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int axis;
+    const Attr *aa = node_attr(n, "axis");
+    if (!aa && n->opset >= 4) { diag_error(d, n, "Concat needs an axis"); return false; }
+    if (!axis_norm(aa ? aa->i : 1, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    int64_t dims[MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[axis] = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        Value *v = n->in[i];
+        if (!v) { diag_error(d, n, "Concat input %d is missing", i); return false; }
+        bool ok = v->rank == x->rank && v->dtype == x->dtype;
+        for (int j = 0; ok && j < x->rank; j++) ok = j == axis || v->dims[j] == x->dims[j];
+        if (!ok) {
+            char a[128], b[128];
+            diag_error(d, n, "input '%s' %s does not match '%s' %s outside axis %d", v->name, value_type_str(v, a, sizeof a), x->name, value_type_str(x, b, sizeof b), axis);
+            return false;
+        }
+        dims[axis] += v->dims[axis];
+    }
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
+bool split_sizes(const Node *n, const Value *x, int axis, int64_t *sizes, Diags *d) {
+    int64_t split[64];
+    int count;
+    bool present;
+    if (!ints_from((Node *)n, "split", 1, 13, split, &count, &present, d)) return false;
+    int64_t dim = x->dims[axis], sum = 0;
+    if (!present) {
+        if (dim % n->n_out) { diag_error(d, n, "dimension %lld does not split evenly into %d outputs", (long long)dim, n->n_out); return false; }
+        for (int i = 0; i < n->n_out; i++) sizes[i] = dim / n->n_out;
+        return true;
+    }
+    if (count != n->n_out) { diag_error(d, n, "split has %d entries for %d outputs", count, n->n_out); return false; }
+    for (int i = 0; i < count; i++) {
+        if (split[i] < 0) { diag_error(d, n, "negative split size"); return false; }
+        sizes[i] = split[i];
+        sum += split[i];
+    }
+    if (sum != dim) { diag_error(d, n, "split sizes add up to %lld, not the dimension %lld", (long long)sum, (long long)dim); return false; }
+    return true;
+}
+
+static bool infer_split(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int axis;
+    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    int64_t sizes[64];
+    if (!split_sizes(n, x, axis, sizes, d)) return false;
+    for (int i = 0; i < n->n_out; i++) {
+        int64_t dims[MAX_RANK];
+        memcpy(dims, x->dims, sizeof dims);
+        dims[axis] = sizes[i];
+        set_out(n->out[i], x->dtype, x->rank, dims);
+    }
+    return true;
+}
+
+bool slice_compute(const Node *n, const Value *x, int64_t *starts, int64_t *steps, int64_t *out_dims, Diags *d) {
+    int64_t st[64], en[64], ax[64], sp[64];
+    int ns, ne, na, nsp;
+    bool ps, pe, pa, psp;
+    if (!ints_from((Node *)n, "starts", 1, 10, st, &ns, &ps, d) || !ints_from((Node *)n, "ends", 2, 10, en, &ne, &pe, d) ||
+        !ints_from((Node *)n, "axes", 3, 10, ax, &na, &pa, d) || !ints_from((Node *)n, "steps", 4, 10, sp, &nsp, &psp, d))
+        return false;
+    if (!ps || !pe || ns != ne || (pa && na != ns) || (psp && nsp != ns)) { diag_error(d, n, "starts, ends, axes and steps must be given with equal lengths"); return false; }
+    for (int i = 0; i < x->rank; i++) { starts[i] = 0; steps[i] = 1; out_dims[i] = x->dims[i]; }
+    uint32_t seen = 0;
+    for (int i = 0; i < ns; i++) {
+        int a;
+        if (!axis_norm(pa ? ax[i] : i, x->rank, &a) || (seen >> a & 1)) { diag_error(d, n, "axis %lld is out of range or repeated", (long long)(pa ? ax[i] : i)); return false; }
+        seen |= 1u << a;
+        int64_t dim = x->dims[a], s = st[i], e = en[i], step = psp ? sp[i] : 1;
+        if (step == 0) { diag_error(d, n, "slice step cannot be 0"); return false; }
+        if (s < 0) s = s < -dim ? 0 - (step < 0) : s + dim;
+        if (e < 0) e = e < -dim ? -1 : e + dim;
+        if (step > 0) {
+            s = s < 0 ? 0 : (s > dim ? dim : s);
+            e = e < 0 ? 0 : (e > dim ? dim : e);
+        } else {
+            s = s < 0 ? -1 : (s > dim - 1 ? dim - 1 : s);
+            e = e < -1 ? -1 : (e > dim - 1 ? dim - 1 : e);
+        }
+        int64_t len = step > 0 ? (e - s + step - 1) / step : (s - e + (-step) - 1) / (-step);
+        if (len < 0) len = 0;
+        starts[a] = len > 0 ? s : 0;
+        steps[a] = step;
+        out_dims[a] = len;
+    }
+    return true;
+}
+
+static bool infer_slice(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    int64_t starts[MAX_RANK], steps[MAX_RANK], dims[MAX_RANK];
+    if (!slice_compute(n, n->in[0], starts, steps, dims, d)) return false;
+    set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, dims);
+    return true;
+}
+
+static bool infer_gather(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *idx = n->in[1];
+    int axis;
+    if (x->rank < 1 || !axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (idx->dtype != DT_I32 && idx->dtype != DT_I64) { diag_error(d, n, "indices must be int32 or int64, not %s", dtype_name(idx->dtype)); return false; }
+    int r = x->rank - 1 + idx->rank;
+    if (r > MAX_RANK) { diag_error(d, n, "result rank %d is above %d", r, MAX_RANK); return false; }
+    if (idx->data)
+        for (int64_t i = 0; i < value_numel(idx); i++) {
+            int64_t k = value_const_int(idx, i);
+            if (k < -x->dims[axis] || k >= x->dims[axis]) { diag_error(d, n, "index %lld is out of range for a dimension of %lld", (long long)k, (long long)x->dims[axis]); return false; }
+        }
+    int64_t dims[MAX_RANK];
+    int k = 0;
+    for (int i = 0; i < axis; i++) dims[k++] = x->dims[i];
+    for (int i = 0; i < idx->rank; i++) dims[k++] = idx->dims[i];
+    for (int i = axis + 1; i < x->rank; i++) dims[k++] = x->dims[i];
+    set_out(n->out[0], x->dtype, r, dims);
+    return check_size(n, n->out[0], d);
+}
+
+/* ---- meta ops: the output is data known now ---- */
+
+static bool infer_shape_op(Graph *g, Node *n, Diags *d) {
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t r = x->rank, s = node_attr_int(n, "start", 0), e = node_attr_int(n, "end", r);
+    if (s < 0) s += r;
+    if (e < 0) e += r;
+    s = s < 0 ? 0 : (s > r ? r : s);
+    e = e < 0 ? 0 : (e > r ? r : e);
+    int64_t len = e > s ? e - s : 0;
+    set_out(n->out[0], DT_I64, 1, &len);
+    int64_t *data = arena_alloc(g->arena, (size_t)(len + 1) * sizeof *data);
+    for (int64_t i = 0; i < len; i++) data[i] = x->dims[s + i];
+    n->out[0]->data = data;
+    return true;
+}
+
+static bool infer_constant(Graph *g, Node *n, Diags *d) {
+    Value *o = n->out[0];
+    const Attr *a = n->n_attr == 1 ? &n->attrs[0] : NULL;
+    if (!a) { diag_error(d, n, "Constant needs exactly one value attribute"); return false; }
+    if (strcmp(a->name, "value") == 0 && a->kind == ATTR_TENSOR) {
+        set_out(o, a->t->dtype, a->t->rank, a->t->dims);
+        o->data = a->t->data;
+        return true;
+    }
+    int64_t one = 1;
+    if (strcmp(a->name, "value_float") == 0 && a->kind == ATTR_FLOAT) {
+        float *p = arena_alloc(g->arena, 4);
+        *p = (float)a->f;
+        set_out(o, DT_F32, 0, &one);
+        o->data = p;
+    } else if (strcmp(a->name, "value_int") == 0 && a->kind == ATTR_INT) {
+        int64_t *p = arena_alloc(g->arena, 8);
+        *p = a->i;
+        set_out(o, DT_I64, 0, &one);
+        o->data = p;
+    } else if (strcmp(a->name, "value_floats") == 0 && a->kind == ATTR_FLOATS) {
+        float *p = arena_alloc(g->arena, (size_t)a->n * 4 + 4);
+        for (int i = 0; i < a->n; i++) p[i] = (float)a->floats[i];
+        int64_t len = a->n;
+        set_out(o, DT_F32, 1, &len);
+        o->data = p;
+    } else if (strcmp(a->name, "value_ints") == 0 && a->kind == ATTR_INTS) {
+        int64_t len = a->n;
+        set_out(o, DT_I64, 1, &len);
+        o->data = a->ints;
+    } else {
+        diag_error(d, n, "Constant attribute '%s' is not supported", a->name);
+        return false;
+    }
+    return true;
+}
+
+static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
+    Value *s = n->in[0];
+    int64_t dims[64];
+    int count;
+    if (!const_ints(s, dims, 64, &count)) { diag_error(d, n, "ConstantOfShape needs a constant integer shape"); return false; }
+    if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
+    const Attr *a = node_attr(n, "value");
+    DType dt = DT_F32;
+    const void *fill = NULL;
+    if (a) {
+        if (a->kind != ATTR_TENSOR || value_numel(a->t) != 1) { diag_error(d, n, "'value' must be a one-element tensor"); return false; }
+        dt = a->t->dtype;
+        fill = a->t->data;
+    }
+    Value *o = n->out[0];
+    for (int i = 0; i < count; i++)
+        if (dims[i] < 0) { diag_error(d, n, "negative dimension %lld", (long long)dims[i]); return false; }
+    set_out(o, dt, count, dims);
+    if (!check_size(n, o, d)) return false;
+    int64_t nb = value_nbytes(o), es = dtype_size(dt);
+    unsigned char *p = arena_alloc(g->arena, (size_t)(nb ? nb : 1));
+    if (fill)
+        for (int64_t i = 0; i < nb; i += es) memcpy(p + i, fill, (size_t)es);
+    o->data = p;
+    return true;
+}
+
+static bool infer_fused(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    return need_shapes(n, d); /* the fusion pass sets the output from the nodes it fused */
+}
+
+/* ---- the table ---- */
+
+bool lower_elementwise(struct Lower *, Node *);
+bool lower_matmul(struct Lower *, Node *);
+bool lower_gemm(struct Lower *, Node *);
+bool lower_conv(struct Lower *, Node *);
+bool lower_pool(struct Lower *, Node *);
+bool lower_reduce(struct Lower *, Node *);
+bool lower_batchnorm(struct Lower *, Node *);
+bool lower_softmax(struct Lower *, Node *);
+bool lower_view(struct Lower *, Node *);
+bool lower_transpose(struct Lower *, Node *);
+bool lower_concat(struct Lower *, Node *);
+bool lower_split(struct Lower *, Node *);
+bool lower_slice(struct Lower *, Node *);
+bool lower_gather(struct Lower *, Node *);
+bool lower_fused(struct Lower *, Node *);
+
+const OpInfo op_table[OP_COUNT] = {
+#define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},
+#include "ops.def"
+#undef OP
+};

@@ -1,0 +1,242 @@
+/* ir.h: Kiln's graph IR, shared by everything above codegen.
+ *
+ * A Graph holds Values (typed, shaped tensors; a constant Value carries its
+ * data) and Nodes (an op from ops.def, its attributes, its input and output
+ * Values, and the source node name from the model). Nodes are kept in
+ * topological order; passes that add or reorder nodes restore it.
+ *
+ * Ownership, stated once: every object of a compilation (graphs, values, nodes,
+ * attributes, strings, constant data, diagnostics) is allocated from one Arena
+ * and freed together by arena_free. Nothing in the IR is freed individually.
+ * Subgraphs (attributes of kind ATTR_GRAPH) share their parent's arena. */
+#ifndef KILN_IR_H
+#define KILN_IR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../runtime/kiln_rt.h"
+
+#define MAX_RANK KILN_MAX_RANK
+
+/* ---- arena ---- */
+
+typedef struct ArenaChunk ArenaChunk;
+typedef struct Arena {
+    ArenaChunk *head;
+    size_t used_total;
+} Arena;
+
+Arena *arena_new(void);
+void arena_free(Arena *a);
+/* 64-byte aligned, zeroed. Never NULL: out of memory aborts (a bug-class failure
+ * of the host, not of the input; sizes from files are checked before this). */
+void *arena_alloc(Arena *a, size_t n);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Growable arrays of pointers, arena-backed. */
+typedef struct PtrVec {
+    void **items;
+    int n, cap;
+} PtrVec;
+void vec_push(Arena *a, PtrVec *v, void *item);
+
+/* ---- diagnostics ---- */
+
+typedef enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE } DiagLevel;
+typedef struct Diag {
+    DiagLevel level;
+    const char *node_name, *op_name; /* NULL when no node is involved */
+    const char *msg;
+    struct Diag *next;
+} Diag;
+typedef struct Diags {
+    Arena *arena;
+    Diag *first, *last;
+    int errors;
+} Diags;
+
+struct Node;
+void diag_add(Diags *d, DiagLevel lvl, const struct Node *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define diag_error(d, node, ...) diag_add((d), DIAG_ERROR, (node), __VA_ARGS__)
+
+/* ---- dtypes (ONNX codes) ---- */
+
+typedef enum {
+    DT_UNDEF = 0, DT_F32 = 1, DT_U8 = 2, DT_I8 = 3, DT_U16 = 4, DT_I16 = 5, DT_I32 = 6,
+    DT_I64 = 7, DT_STRING = 8, DT_BOOL = 9, DT_F16 = 10, DT_F64 = 11, DT_U32 = 12,
+    DT_U64 = 13, DT_C64 = 14, DT_C128 = 15, DT_BF16 = 16
+} DType;
+
+int dtype_size(DType t);          /* 0 for types kiln cannot hold */
+const char *dtype_name(DType t);  /* "f32", ... */
+DType dtype_from_name(const char *s);
+bool dtype_is_float(DType t);
+bool dtype_is_signed_int(DType t);
+/* The C storage type ("float", "uint16_t" for f16/bf16, ...). */
+const char *dtype_ctype(DType t);
+
+/* ---- ops ---- */
+
+typedef enum {
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower) OP_##id,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} OpKind;
+
+enum {
+    F_ELEM = 1,   /* elementwise with broadcasting: fusable into one loop */
+    F_VIEW = 2,   /* output 0 is input 0's data with a new shape: no copy */
+    F_META = 4,   /* always computed at compile time (Shape, Constant, ...) */
+    F_INTERNAL = 8 /* kiln's own op, not an ONNX one */
+};
+
+struct Graph;
+struct Node;
+struct Lower;
+typedef bool (*InferFn)(struct Graph *g, struct Node *n, Diags *d);
+typedef bool (*LowerFn)(struct Lower *l, struct Node *n);
+
+typedef struct OpInfo {
+    const char *name;
+    int in_min, in_max, out_min, out_max;
+    unsigned flags;
+    InferFn infer;
+    LowerFn lower;
+} OpInfo;
+
+extern const OpInfo op_table[OP_COUNT];
+OpKind op_lookup(const char *name); /* OP_COUNT when unknown */
+
+/* ---- values, attributes, nodes, graphs ---- */
+
+typedef struct Value {
+    const char *name;
+    DType dtype;
+    int rank;                 /* -1: shape not known yet */
+    int64_t dims[MAX_RANK];
+    const void *data;         /* constant data (row-major), or NULL */
+    struct Node *producer;    /* NULL for graph inputs and constants */
+    int producer_out;
+    /* set by the memory planner */
+    struct Value *alias;      /* a view of this value (same bytes) */
+    int64_t mem_offset;       /* offset in the workspace, -1: none */
+    int first_use, last_use;  /* node positions, planner scratch */
+    int id;                   /* scratch index for passes */
+} Value;
+
+typedef enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_TENSOR = 4, ATTR_GRAPH = 5,
+               ATTR_FLOATS = 6, ATTR_INTS = 7, ATTR_STRINGS = 8 } AttrKind;
+
+typedef struct Attr {
+    const char *name;
+    AttrKind kind;
+    int64_t i;
+    double f;
+    const char *s;
+    int n;                    /* element count of the list kinds */
+    int64_t *ints;
+    double *floats;
+    const char **strings;
+    Value *t;                 /* ATTR_TENSOR: a constant Value */
+    struct Graph *g;          /* ATTR_GRAPH */
+} Attr;
+
+typedef struct Node {
+    OpKind op;
+    const char *name;         /* the model's node name ("" when it has none) */
+    int n_in, n_out, n_attr;
+    Value **in;               /* NULL entries: omitted optional inputs */
+    Value **out;
+    Attr *attrs;
+    int opset;                /* opset version of the node's domain */
+    bool dead;
+} Node;
+
+typedef struct Graph {
+    Arena *arena;
+    const char *name;
+    const char *source;       /* file the graph came from */
+    const char *source_dir;   /* its folder, for external data */
+    int opset;                /* default-domain opset */
+    PtrVec values, nodes, inputs, outputs;
+    struct Graph *parent;
+    int64_t workspace_size;   /* set by the memory planner */
+} Graph;
+
+Graph *graph_new(Arena *a, const char *name);
+Value *graph_add_value(Graph *g, const char *name);
+/* Adds a constant value owning a copy of data (nbytes must match dtype/shape). */
+Value *graph_add_const(Graph *g, const char *name, DType dt, int rank, const int64_t *dims, const void *data);
+Node *graph_add_node(Graph *g, OpKind op, const char *name, int n_in, int n_out);
+Value *graph_find_value(const Graph *g, const char *name);
+/* Removes dead nodes from the node list and values nobody references. */
+void graph_compact(Graph *g);
+/* Sorts nodes topologically; false (with a diagnostic naming a node) on a cycle. */
+bool graph_toposort(Graph *g, Diags *d);
+
+int64_t value_numel(const Value *v);
+int64_t value_nbytes(const Value *v);
+bool value_same_shape(const Value *a, const Value *b);
+/* "f32[1,3,224,224]" into buf. */
+const char *value_type_str(const Value *v, char *buf, size_t n);
+/* Element i of a constant integer value, converted to int64 (any int dtype). */
+int64_t value_const_int(const Value *v, int64_t i);
+/* Element i of a constant float value as double. */
+double value_const_float(const Value *v, int64_t i);
+
+const Attr *node_attr(const Node *n, const char *name);
+int64_t node_attr_int(const Node *n, const char *name, int64_t dflt);
+double node_attr_float(const Node *n, const char *name, double dflt);
+const char *node_attr_string(const Node *n, const char *name, const char *dflt);
+Attr *node_add_attr(Graph *g, Node *n, const char *name, AttrKind kind);
+Value *node_input(const Node *n, int i); /* NULL when absent */
+
+/* Checks the invariants every pass must keep; false with diagnostics. */
+bool ir_verify(const Graph *g, Diags *d);
+
+/* ---- printing (ir/print.c) and the text IR parser (frontend/kir.c) ---- */
+
+#include <stdio.h>
+typedef struct PrintOpts {
+    const char *weights_path;   /* side file for large constants, or NULL: all inline */
+    const char *weights_ref;    /* how the text names that file */
+    int64_t inline_limit;       /* constants with at most this many elements are inline */
+} PrintOpts;
+bool ir_print_text(const Graph *g, FILE *f, const PrintOpts *o, Diags *d);
+void ir_print_dot(const Graph *g, FILE *f);
+void ir_print_json(const Graph *g, FILE *f);
+
+/* ---- shapes ---- */
+
+/* Normalizes a possibly negative axis against rank; false when out of range. */
+bool axis_norm(int64_t axis, int rank, int *out);
+/* Sets out's dtype and shape to the broadcast of the inputs; false on mismatch. */
+bool shape_broadcast(Value *const *in, int n, int *rank, int64_t *dims);
+/* Checked product of dims; -1 on overflow. */
+int64_t dims_numel(int rank, const int64_t *dims);
+
+
+/* ---- op geometry shared by the shape rules and the lowering (ir/infer.c) ---- */
+
+#define MAX_WIN 3
+typedef struct Window {
+    int nd;
+    int64_t in[MAX_WIN], out[MAX_WIN], k[MAX_WIN], stride[MAX_WIN], dil[MAX_WIN], pad_b[MAX_WIN], pad_e[MAX_WIN];
+} Window;
+/* Conv / pool window from the node's attributes; kernel NULL: from kernel_shape. */
+bool window_compute(const Node *n, const Value *x, const int64_t *kernel, Window *w, Diags *d);
+/* Slice: per-axis start and step in input elements, and the output dims. */
+bool slice_compute(const Node *n, const Value *x, int64_t *starts, int64_t *steps, int64_t *out_dims, Diags *d);
+/* Reduce: bit i of *mask set when axis i is reduced; *noop when nothing is. */
+bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, bool *noop, Diags *d);
+/* Split: the size of each output along axis. */
+bool split_sizes(const Node *n, const Value *x, int axis, int64_t *sizes, Diags *d);
+/* Integer list from a constant input (any int dtype); false if absent or not constant. */
+bool const_ints(const Value *v, int64_t *out, int max, int *count);
+
+#endif

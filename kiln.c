@@ -1,0 +1,362 @@
+/* kiln.c: the command line, and the only place that prints to the user or exits.
+ *
+ * main parses the subcommand and its options, then runs the flow of DESIGN.md in
+ * one straight line: read the model (frontend/), run the pass pipeline
+ * (passes/), lower to Kir (codegen/lower.c), and write outputs (codegen/link.c).
+ * Library code reports problems as diagnostics; they are printed here as
+ * "FILE: error: message" or "FILE: node 'NAME' (OP): error: message", with exit
+ * status 1, and 2 for usage errors. */
+#define _GNU_SOURCE
+#include "codegen/link.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KILN_VERSION "0.1.0"
+
+static const char *usage_text =
+    "usage: kiln compile MODEL [options]       compile MODEL (.onnx or .kir) to native code\n"
+    "       kiln dump MODEL [options]          print the IR as text, DOT or JSON\n"
+    "       kiln run MODEL [INPUT...] [-o DIR] compile to a cached executable and run it once\n"
+    "       kiln place MODEL [options]         plan expert placement (not available yet)\n"
+    "       kiln --help | --version | --list-ops\n"
+    "\n"
+    "compile options:\n"
+    "  -o PATH               output path [MODEL's name without extension, here]\n"
+    "  --emit KIND           exe | lib (static library + header) | so (shared library + header)\n"
+    "                        | obj (object + header) | header | c [exe]\n"
+    "  --backend c           the C backend (the LLVM backend is not built yet)\n"
+    "  -O0 .. -O3            optimization level [-O2]\n"
+    "  --target host         target (cross-compilation is not available yet)\n"
+    "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable)\n"
+    "  --threads N           threads the executable starts with [all cores]\n"
+    "  --weights embed       weights inside the output\n"
+    "  --name PREFIX         prefix of exported C symbols [output base name]\n"
+    "  --dump-after PASS|all write the IR after PASS to --dump-dir DIR [.]\n"
+    "  -MD, -MF FILE         write a make dependency file [OUT.d]\n"
+    "  -v                    print each pass, its time, and the commands run\n"
+    "\n"
+    "dump options: --format text|dot|json [text], --after PASS [the last], -o FILE,\n"
+    "  -O0..-O3, --shape, --inline-weights (no side file; constants written inline)\n"
+    "run options: -o DIR, and --format, --threads, --repeat are passed to the executable\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "kiln: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(run 'kiln --help' for usage)\n");
+    return 2;
+}
+
+static int print_diags(const Diags *d, const char *file) {
+    for (const Diag *x = d->first; x; x = x->next) {
+        const char *lvl = x->level == DIAG_ERROR ? "error" : x->level == DIAG_WARNING ? "warning" : "note";
+        if (x->node_name) fprintf(stderr, "%s: node '%s' (%s): %s: %s\n", file, x->node_name, x->op_name, lvl, x->msg);
+        else fprintf(stderr, "%s: %s: %s\n", file, lvl, x->msg);
+    }
+    return d->errors ? 1 : 0;
+}
+
+typedef struct Options {
+    const char *model, *out, *emit, *backend, *target, *name, *dump_after, *dump_dir, *mf, *format, *after;
+    int opt_level, threads;
+    bool md, verbose, inline_weights;
+    ShapeOverride shapes[64];
+    int nshapes;
+    const char *run_args[256];
+    int nrun;
+} Options;
+
+static bool parse_shape(const char *arg, ShapeOverride *s) {
+    const char *eq = strrchr(arg, '=');
+    if (!eq || eq == arg) return false;
+    char *name = strndup(arg, (size_t)(eq - arg));
+    s->name = name;
+    s->rank = 0;
+    const char *p = eq + 1;
+    if (!*p) return true; /* a scalar */
+    for (;;) {
+        char *end;
+        if (!isdigit((unsigned char)*p)) return false;
+        long long v = strtoll(p, &end, 10);
+        if (s->rank >= MAX_RANK || v < 0) return false;
+        s->dims[s->rank++] = v;
+        if (!*end) return true;
+        if (*end != 'x') return false;
+        p = end + 1;
+    }
+}
+
+static const char *base_name(const char *path, char *buf, size_t n) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(buf, n, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+    return buf;
+}
+
+static char *c_identifier(const char *s) {
+    char *r = malloc(strlen(s) + 2), *w = r;
+    if (!r) return NULL;
+    if (!isalpha((unsigned char)*s) && *s != '_') *w++ = '_';
+    for (; *s; s++) *w++ = isalnum((unsigned char)*s) ? *s : '_';
+    *w = 0;
+    return r;
+}
+
+/* Folder holding include/ and lib/: $KILN_HOME, else the kiln binary's parent. */
+static const char *find_home(void) {
+    static char home[PATH_MAX];
+    const char *env = getenv("KILN_HOME");
+    if (env && *env) return env;
+    ssize_t n = readlink("/proc/self/exe", home, sizeof home - 1);
+    if (n <= 0) return ".";
+    home[n] = 0;
+    for (int i = 0; i < 2; i++) {
+        char *s = strrchr(home, '/');
+        if (s) *s = 0;
+    }
+    return home;
+}
+
+static int parse_options(int argc, char **argv, int start, Options *o, bool is_run) {
+    for (int i = start; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+#define VAL(field) do { if (!more) return usage_error("option %s needs a value", a); o->field = argv[++i]; } while (0)
+        if (strcmp(a, "-o") == 0) VAL(out);
+        else if (strcmp(a, "--emit") == 0) VAL(emit);
+        else if (strcmp(a, "--backend") == 0) VAL(backend);
+        else if (strcmp(a, "--target") == 0) VAL(target);
+        else if (strcmp(a, "--name") == 0) VAL(name);
+        else if (strcmp(a, "--dump-after") == 0) VAL(dump_after);
+        else if (strcmp(a, "--dump-dir") == 0) VAL(dump_dir);
+        else if (strcmp(a, "-MF") == 0) VAL(mf);
+        else if (strcmp(a, "--after") == 0) VAL(after);
+        else if (strcmp(a, "-MD") == 0) o->md = true;
+        else if (strcmp(a, "-v") == 0) o->verbose = true;
+        else if (strcmp(a, "--inline-weights") == 0) o->inline_weights = true;
+        else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) o->opt_level = a[2] - '0';
+        else if (strcmp(a, "--shape") == 0) {
+            if (!more) return usage_error("option %s needs a value", a);
+            if (o->nshapes >= 64 || !parse_shape(argv[++i], &o->shapes[o->nshapes++]))
+                return usage_error("--shape takes NAME=D0xD1x..., not '%s'", argv[i]);
+        } else if (strcmp(a, "--weights") == 0) {
+            if (!more) return usage_error("option %s needs a value", a);
+            if (strcmp(argv[++i], "embed") != 0) return usage_error("--weights %s is not supported yet (only embed)", argv[i]);
+        } else if (strcmp(a, "--placement") == 0 || strcmp(a, "--routing-profile") == 0) {
+            return usage_error("%s: Mixture-of-Experts placement is not available yet", a);
+        } else if (strcmp(a, "--threads") == 0 && !is_run) {
+            if (!more) return usage_error("option %s needs a value", a);
+            char *end;
+            long t = strtol(argv[++i], &end, 10);
+            if (*end || t < 1 || t > 1024) return usage_error("--threads takes a number from 1 to 1024, not '%s'", argv[i]);
+            o->threads = (int)t;
+        } else if (strcmp(a, "--format") == 0 && !is_run) VAL(format);
+        else if (is_run && (strcmp(a, "--format") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "--repeat") == 0)) {
+            if (!more) return usage_error("option %s needs a value", a);
+            if (o->nrun + 2 >= 256) return usage_error("too many arguments%s", "");
+            o->run_args[o->nrun++] = a;
+            o->run_args[o->nrun++] = argv[++i];
+        } else if (a[0] == '-' && a[1]) return usage_error("unknown option '%s'", a);
+        else if (!o->model) o->model = a;
+        else if (is_run) {
+            if (o->nrun + 1 >= 256) return usage_error("too many arguments%s", "");
+            o->run_args[o->nrun++] = a;
+        } else return usage_error("unexpected argument '%s'", a);
+#undef VAL
+    }
+    if (!o->model) return usage_error("no model given%s", "");
+    return 0;
+}
+
+static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
+    FrontendOpts fo = {o->shapes, o->nshapes};
+    vec_push(a, deps, (void *)o->model);
+    size_t l = strlen(o->model);
+    if (l > 4 && strcmp(o->model + l - 4, ".kir") == 0) return kir_load(a, o->model, &fo, d, deps);
+    return onnx_load(a, o->model, &fo, d, deps);
+}
+
+static int cmd_compile(const Options *o) {
+    const char *emit = o->emit ? o->emit : "exe";
+    static const char *kinds[] = {"exe", "lib", "so", "obj", "header", "c", "ll"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) if (strcmp(emit, kinds[i]) == 0) known = true;
+    if (!known) return usage_error("--emit takes exe, lib, so, obj, header or c, not '%s'", emit);
+    if (strcmp(emit, "ll") == 0 || (o->backend && strcmp(o->backend, "llvm") == 0))
+        return usage_error("the LLVM backend is not available yet (use --backend c)%s", "");
+    if (o->backend && strcmp(o->backend, "c") != 0) return usage_error("--backend takes c or llvm, not '%s'", o->backend);
+    if (o->target && strcmp(o->target, "host") != 0) return usage_error("--target %s: cross-compilation is not available yet (use host)", o->target);
+    if (o->dump_after && !pipeline_has_pass(o->dump_after)) return usage_error("--dump-after: unknown pass '%s'", o->dump_after);
+    char base[PATH_MAX], outbuf[PATH_MAX];
+    base_name(o->model, base, sizeof base);
+    const char *out = o->out;
+    if (!out) {
+        static const struct { const char *emit, *ext; } ext[] = {{"exe", ""}, {"lib", ".a"}, {"so", ".so"}, {"obj", ".o"}, {"header", ".h"}, {"c", ".c"}};
+        const char *e = "";
+        for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) if (strcmp(ext[i].emit, emit) == 0) e = ext[i].ext;
+        snprintf(outbuf, sizeof outbuf, "%s%s", base, e);
+        out = outbuf;
+    }
+    char obase[PATH_MAX];
+    char *prefix = c_identifier(o->name ? o->name : base_name(out, obase, sizeof obase));
+    Arena *a = arena_new();
+    Diags d = {a, NULL, NULL, 0};
+    PtrVec deps = {0};
+    double t0 = kiln_now_ms();
+    Graph *g = load_model(a, o, &d, &deps);
+    PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose};
+    Kir *k = NULL;
+    if (g && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
+    if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
+    LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose};
+    bool ok = k && link_build(k, g, &lo, &d);
+    if (ok && (o->md || o->mf)) {
+        char mf[PATH_MAX + 8];
+        snprintf(mf, sizeof mf, "%s.d", out);
+        ok = link_write_depfile(o->mf ? o->mf : mf, out, &deps, &d);
+    }
+    if (ok && o->verbose) fprintf(stderr, "kiln: wrote %s in %.1f ms\n", out, kiln_now_ms() - t0);
+    int rc = print_diags(&d, o->model);
+    if (!ok && !rc) rc = 1;
+    free(prefix);
+    arena_free(a);
+    return rc;
+}
+
+static int cmd_dump(const Options *o) {
+    const char *fmt = o->format ? o->format : "text";
+    if (strcmp(fmt, "text") != 0 && strcmp(fmt, "dot") != 0 && strcmp(fmt, "json") != 0)
+        return usage_error("--format takes text, dot or json, not '%s'", fmt);
+    if (o->after && (!pipeline_has_pass(o->after) || strcmp(o->after, "all") == 0)) return usage_error("--after: unknown pass '%s'", o->after);
+    Arena *a = arena_new();
+    Diags d = {a, NULL, NULL, 0};
+    PtrVec deps = {0};
+    Graph *g = load_model(a, o, &d, &deps);
+    bool ok = g != NULL;
+    if (ok) {
+        PassOpts po = {o->opt_level, NULL, NULL, o->verbose};
+        /* run the pipeline up to --after by giving a level/pass cut */
+        if (o->after) {
+            static const char *order[] = {"infer", "dce", "cse", "fuse", "plan"};
+            static PassFn fns[] = {pass_infer, pass_dce, pass_cse, pass_fuse, pass_plan};
+            for (int i = 0; i < 5 && ok; i++) {
+                ok = fns[i](g, &d) && ir_verify(g, &d);
+                if (strcmp(order[i], o->after) == 0) break;
+            }
+        } else ok = pipeline_run(g, &po, &d);
+    }
+    if (ok) {
+        char tmp[PATH_MAX + 16], wpath[PATH_MAX + 16], base[PATH_MAX];
+        FILE *f = stdout;
+        if (o->out) {
+            snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+            f = fopen(tmp, "w");
+            if (!f) { diag_error(&d, NULL, "cannot write %s: %s", o->out, strerror(errno)); ok = false; }
+        }
+        if (ok && strcmp(fmt, "text") == 0) {
+            /* large constants go to a side file the text names */
+            if (o->out) snprintf(wpath, sizeof wpath, "%s.weights", o->out);
+            else snprintf(wpath, sizeof wpath, "%s.weights", base_name(o->model, base, sizeof base));
+            const char *ref = strrchr(wpath, '/');
+            PrintOpts pr = {o->inline_weights ? NULL : wpath, ref ? ref + 1 : wpath, 16};
+            ok = ir_print_text(g, f, &pr, &d);
+        } else if (ok && strcmp(fmt, "dot") == 0) ir_print_dot(g, f);
+        else if (ok) ir_print_json(g, f);
+        if (o->out && f) {
+            ok = fclose(f) == 0 && ok;
+            if (ok && rename(tmp, o->out) != 0) ok = false;
+            if (!ok) remove(tmp);
+        }
+    }
+    int rc = print_diags(&d, o->model);
+    arena_free(a);
+    return rc ? rc : (ok ? 0 : 1);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+static int cmd_run(Options *o, char **argv0) {
+    (void)argv0;
+    Arena *a = arena_new();
+    Diags d = {a, NULL, NULL, 0};
+    size_t len;
+    unsigned char *bytes = read_file(a, o->model, &len, &d);
+    if (!bytes) { int rc = print_diags(&d, o->model); arena_free(a); return rc; }
+    uint64_t h = fnv(1469598103934665603ull, bytes, len);
+    h = fnv(h, KILN_VERSION, strlen(KILN_VERSION));
+    h = fnv(h, &o->opt_level, sizeof o->opt_level);
+    for (int i = 0; i < o->nshapes; i++) h = fnv(h, o->shapes[i].name, strlen(o->shapes[i].name)), h = fnv(h, o->shapes[i].dims, sizeof o->shapes[i].dims);
+    struct stat st;
+    char rtpath[PATH_MAX + 32];
+    snprintf(rtpath, sizeof rtpath, "%s/lib/libkilnrt.a", find_home());
+    if (stat(rtpath, &st) == 0) h = fnv(h, &st.st_mtime, sizeof st.st_mtime);
+    const char *cache = getenv("KILN_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[PATH_MAX];
+    if (cache && *cache) snprintf(dir, sizeof dir, "%s", cache);
+    else if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/kiln", xdg);
+    else snprintf(dir, sizeof dir, "%s/.cache/kiln", home && *home ? home : "/tmp");
+    char *mk = arena_printf(a, "mkdir -p '%s'", dir);
+    if (system(mk) != 0) { fprintf(stderr, "kiln: error: cannot create cache folder %s\n", dir); arena_free(a); return 1; }
+    char *exe = arena_printf(a, "%s/%016llx", dir, (unsigned long long)h);
+    if (access(exe, X_OK) != 0) {
+        Options c = *o;
+        c.out = exe;
+        c.emit = "exe";
+        char base[PATH_MAX];
+        c.name = base_name(o->model, base, sizeof base);
+        int rc = cmd_compile(&c);
+        if (rc) { arena_free(a); return rc; }
+    }
+    char **args = calloc((size_t)o->nrun + 4, sizeof *args);
+    int n = 0;
+    args[n++] = exe;
+    for (int i = 0; i < o->nrun; i++) args[n++] = (char *)o->run_args[i];
+    if (o->out) { args[n++] = "-o"; args[n++] = (char *)o->out; }
+    args[n] = NULL;
+    fflush(stdout);
+    execv(exe, args);
+    fprintf(stderr, "kiln: error: cannot run %s: %s\n", exe, strerror(errno));
+    return 1;
+}
+
+static void list_ops(void) {
+    for (int i = 0; i < OP_COUNT; i++) {
+        if (op_table[i].flags & F_INTERNAL) continue;
+        printf("%s%s", i ? ", " : "", op_table[i].name);
+    }
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { fputs(usage_text, stderr); return 2; }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) { fputs(usage_text, stdout); return 0; }
+    if (strcmp(cmd, "--version") == 0) { printf("kiln %s\n", KILN_VERSION); return 0; }
+    if (strcmp(cmd, "--list-ops") == 0) { list_ops(); return 0; }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { fputs(usage_text, stdout); return 0; }
+    Options o = {0};
+    o.opt_level = 2;
+    if (strcmp(cmd, "compile") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_compile(&o);
+    if (strcmp(cmd, "dump") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_dump(&o);
+    if (strcmp(cmd, "run") == 0) return parse_options(argc, argv, 2, &o, true) ?: cmd_run(&o, argv);
+    if (strcmp(cmd, "place") == 0) {
+        fprintf(stderr, "kiln: error: 'kiln place' (Mixture-of-Experts placement) is not available yet\n");
+        return 2;
+    }
+    return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,121 @@
+/* fuse.c (pass "fuse"): fuses chains of elementwise nodes into one loop.
+ *
+ * Walking nodes from last to first, an elementwise node roots a group; the group
+ * absorbs an elementwise producer of one of its inputs when that producer's
+ * output has exactly one use, is not a graph output, and has the root's shape
+ * (so no value is recomputed). A group of two or more becomes one kiln.Fused
+ * node whose "body" attribute is a subgraph holding copies of the fused nodes;
+ * its inputs are the group's outside inputs. Lowering turns the body into one
+ * Kir loop, so the intermediates never reach memory. */
+#include "passes.h"
+
+#include <string.h>
+
+#define MAX_GROUP 32
+
+static bool fusable(const Node *n) {
+    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data;
+}
+
+static void count_uses(Graph *g) {
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = 0;
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        for (int j = 0; j < n->n_in; j++) if (n->in[j]) n->in[j]->id++;
+    }
+    for (int i = 0; i < g->outputs.n; i++) ((Value *)g->outputs.items[i])->id += 1000000;
+}
+
+static int node_pos(Graph *g, const Node *n) {
+    for (int i = 0; i < g->nodes.n; i++) if (g->nodes.items[i] == n) return i;
+    return -1;
+}
+
+static void build_fused(Graph *g, Node **group, int ng, int root_pos) {
+    Node *root = group[0];
+    /* order the group as in the graph (topological) */
+    for (int i = 0; i < ng; i++)
+        for (int j = i + 1; j < ng; j++)
+            if (node_pos(g, group[j]) < node_pos(g, group[i])) { Node *t = group[i]; group[i] = group[j]; group[j] = t; }
+    Value *ext[64];
+    int next = 0;
+    for (int i = 0; i < ng; i++)
+        for (int j = 0; j < group[i]->n_in; j++) {
+            Value *v = group[i]->in[j];
+            if (!v) continue;
+            bool inside = false, seen = false;
+            for (int k = 0; k < ng; k++) if (v->producer == group[k]) inside = true;
+            for (int k = 0; k < next; k++) if (ext[k] == v) seen = true;
+            if (!inside && !seen) ext[next++] = v;
+        }
+    Graph *body = graph_new(g->arena, arena_printf(g->arena, "%s.body", root->name));
+    body->parent = g;
+    body->opset = g->opset;
+    Value **map_from = arena_alloc(g->arena, (size_t)(next + ng) * sizeof(Value *));
+    Value **map_to = arena_alloc(g->arena, (size_t)(next + ng) * sizeof(Value *));
+    int nmap = 0;
+    for (int k = 0; k < next; k++) {
+        Value *bv = graph_add_value(body, ext[k]->name);
+        bv->dtype = ext[k]->dtype;
+        bv->rank = ext[k]->rank;
+        memcpy(bv->dims, ext[k]->dims, sizeof bv->dims);
+        vec_push(g->arena, &body->inputs, bv);
+        map_from[nmap] = ext[k];
+        map_to[nmap++] = bv;
+    }
+    char *desc = arena_strdup(g->arena, "fused:");
+    for (int i = 0; i < ng; i++) {
+        Node *o = group[i];
+        Node *c = graph_add_node(body, o->op, o->name, o->n_in, 1);
+        c->opset = o->opset;
+        c->n_attr = o->n_attr;
+        c->attrs = o->attrs;
+        for (int j = 0; j < o->n_in; j++) {
+            c->in[j] = NULL;
+            for (int k = 0; k < nmap; k++) if (map_from[k] == o->in[j]) c->in[j] = map_to[k];
+        }
+        Value *ov = graph_add_value(body, o->out[0]->name);
+        ov->dtype = o->out[0]->dtype;
+        ov->rank = o->out[0]->rank;
+        memcpy(ov->dims, o->out[0]->dims, sizeof ov->dims);
+        ov->producer = c;
+        c->out[0] = ov;
+        map_from[nmap] = o->out[0];
+        map_to[nmap++] = ov;
+        desc = arena_printf(g->arena, "%s%s node '%s' (%s)", desc, i ? "," : "", o->name, op_table[o->op].name);
+        o->dead = true;
+    }
+    vec_push(g->arena, &body->outputs, map_to[nmap - 1]);
+    Node *f = graph_add_node(g, OP_FUSED, root->name, next, 1);
+    g->nodes.n--; /* graph_add_node appended it: put it in the root's place */
+    g->nodes.items[root_pos] = f;
+    for (int k = 0; k < next; k++) f->in[k] = ext[k];
+    f->out[0] = root->out[0];
+    f->out[0]->producer = f;
+    f->out[0]->producer_out = 0;
+    node_add_attr(g, f, "body", ATTR_GRAPH)->g = body;
+    node_add_attr(g, f, "fused", ATTR_STRING)->s = desc;
+}
+
+bool pass_fuse(Graph *g, Diags *d) {
+    count_uses(g);
+    for (int i = g->nodes.n - 1; i >= 0; i--) {
+        Node *root = g->nodes.items[i];
+        if (!fusable(root) || root->op == OP_FUSED) continue;
+        Node *group[MAX_GROUP];
+        int ng = 1;
+        group[0] = root;
+        for (int k = 0; k < ng; k++)
+            for (int j = 0; j < group[k]->n_in && ng < MAX_GROUP; j++) {
+                Value *v = group[k]->in[j];
+                Node *p = v ? v->producer : NULL;
+                if (!p || !fusable(p) || p->op == OP_FUSED || v->id != 1 || !value_same_shape(v, root->out[0])) continue;
+                bool have = false;
+                for (int q = 0; q < ng; q++) if (group[q] == p) have = true;
+                if (!have) group[ng++] = p;
+            }
+        if (ng >= 2) build_fused(g, group, ng, i);
+    }
+    graph_compact(g);
+    return graph_toposort(g, d);
+}

@@ -1,0 +1,42 @@
+/* infer.c (pass "infer"): types and shapes of every value, and constant folding.
+ *
+ * Visits nodes in topological order; for each it checks the arity against the op
+ * table, runs the op's shape rule (ir/infer.c), and, when every input is a
+ * constant, folds the node by running its own lowering in the Kir interpreter
+ * (codegen/kir_interp.c), so later shape rules see constants where exporters
+ * compute shapes (Shape -> Gather -> Concat -> Reshape). Folding runs at every
+ * -O level because static shapes depend on it. */
+#include "passes.h"
+#include "../codegen/kir.h"
+
+static bool check_arity(Node *n, Diags *d) {
+    const OpInfo *op = &op_table[n->op];
+    if (n->n_in < op->in_min || n->n_in > op->in_max) {
+        diag_error(d, n, "takes %d to %d inputs, got %d", op->in_min, op->in_max, n->n_in);
+        return false;
+    }
+    if (n->n_out < op->out_min || n->n_out > op->out_max) {
+        diag_error(d, n, "has %d to %d outputs, got %d", op->out_min, op->out_max, n->n_out);
+        return false;
+    }
+    for (int i = 0; i < op->in_min; i++)
+        if (!n->in[i]) { diag_error(d, n, "required input %d is missing", i); return false; }
+    for (int i = 0; i < n->n_out; i++)
+        if (!n->out[i]) { diag_error(d, n, "output %d is missing", i); return false; }
+    return true;
+}
+
+bool pass_infer(Graph *g, Diags *d) {
+    if (!graph_toposort(g, d)) return false;
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        if (!check_arity(n, d) || !op_table[n->op].infer(g, n, d)) return false;
+        bool all_const = n->op != OP_FUSED;
+        for (int j = 0; j < n->n_in && all_const; j++)
+            if (n->in[j] && !n->in[j]->data) all_const = false;
+        bool done = true;
+        for (int j = 0; j < n->n_out; j++) if (!n->out[j]->data) done = false;
+        if (all_const && !done && !kir_fold_node(g, n, d)) return false;
+    }
+    return true;
+}

@@ -1,0 +1,29 @@
+/* passes.h: the pass manager and the passes, one per file, named as
+ * --dump-after names them. */
+#ifndef KILN_PASSES_H
+#define KILN_PASSES_H
+
+#include "../ir/ir.h"
+
+typedef struct PassOpts {
+    int opt_level;               /* 0..3 */
+    const char *dump_after;      /* pass name, "all", or NULL */
+    const char *dump_dir;
+    bool verbose;                /* print each pass and its time to stderr */
+} PassOpts;
+
+typedef bool (*PassFn)(Graph *g, Diags *d);
+
+bool pass_infer(Graph *g, Diags *d); /* shapes, types, and constant folding */
+bool pass_dce(Graph *g, Diags *d);
+bool pass_cse(Graph *g, Diags *d);
+bool pass_fuse(Graph *g, Diags *d);
+bool pass_plan(Graph *g, Diags *d);
+
+/* Runs the pipeline of o->opt_level, verifying after every pass. */
+bool pipeline_run(Graph *g, const PassOpts *o, Diags *d);
+/* The pass names, in pipeline order, for --help and --dump-after checks. */
+bool pipeline_has_pass(const char *name);
+const char *pipeline_pass_names(void);
+
+#endif

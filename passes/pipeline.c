@@ -1,0 +1,63 @@
+/* pipeline.c: the pass manager.
+ *
+ * The pipeline is one list; each -O level runs the passes whose min_level it
+ * reaches, in order. ir_verify runs after every pass, so a pass that breaks an
+ * invariant is named at once. --dump-after PASS|all writes the text IR after the
+ * named passes to DIR/NN-PASS.kir. */
+#include "passes.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct { const char *name; PassFn fn; int min_level; } Pass;
+
+static const Pass pipeline[] = {
+    {"infer", pass_infer, 0},
+    {"dce", pass_dce, 0},
+    {"cse", pass_cse, 1},
+    {"fuse", pass_fuse, 2},
+    {"plan", pass_plan, 0},
+};
+#define NPASS (int)(sizeof pipeline / sizeof *pipeline)
+
+bool pipeline_has_pass(const char *name) {
+    for (int i = 0; i < NPASS; i++) if (strcmp(pipeline[i].name, name) == 0) return true;
+    return strcmp(name, "all") == 0;
+}
+
+const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fuse (-O2+), plan"; }
+
+static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d) {
+    mkdir(dir, 0777);
+    char path[4096], wpath[4200];
+    snprintf(path, sizeof path, "%s/%02d-%s.kir", dir, idx, name);
+    snprintf(wpath, sizeof wpath, "%s.weights", path);
+    FILE *f = fopen(path, "w");
+    if (!f) { diag_error(d, NULL, "cannot write dump file %s", path); return false; }
+    const char *slash = strrchr(wpath, '/');
+    PrintOpts po = {wpath, slash ? slash + 1 : wpath, 16};
+    bool ok = ir_print_text(g, f, &po, d);
+    return fclose(f) == 0 && ok;
+}
+
+bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
+    for (int i = 0; i < NPASS; i++) {
+        const Pass *p = &pipeline[i];
+        if (o->opt_level < p->min_level) continue;
+        double t0 = kiln_now_ms();
+        if (!p->fn(g, d)) return false;
+        if (o->verbose) {
+            fprintf(stderr, "kiln: pass %-6s %8.2f ms  %d nodes", p->name, kiln_now_ms() - t0, g->nodes.n);
+            if (p->fn == pass_plan) fprintf(stderr, ", workspace %lld bytes", (long long)g->workspace_size);
+            fputc('\n', stderr);
+        }
+        if (!ir_verify(g, d)) {
+            diag_error(d, NULL, "internal error: the IR is invalid after pass '%s'", p->name);
+            return false;
+        }
+        if (o->dump_after && (strcmp(o->dump_after, "all") == 0 || strcmp(o->dump_after, p->name) == 0))
+            if (!dump(g, i, p->name, o->dump_dir ? o->dump_dir : ".", d)) return false;
+    }
+    return true;
+}

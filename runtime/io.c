@@ -1,0 +1,342 @@
+/* io.c: tensors in and out of files: NumPy .npy (format 1.0-3.0, C order) and
+ * serialized ONNX TensorProto .pb (the conformance data's format).
+ *
+ * The .pb reader decodes the protobuf wire format directly (a TensorProto is a
+ * flat message of varints, fixed-width numbers and length-delimited fields), so
+ * a deployed binary needs no protobuf library. Every size read from a file is
+ * checked against the bytes actually present before it is used. Writers write
+ * PATH.tmp and rename it, so a failed run leaves no half-written output.
+ * .npy has no bfloat16: bfloat16 tensors are written to .npy as float32 (exact). */
+#include "kiln_rt.h"
+#include "kiln_scalar.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static unsigned char *slurp(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { fail(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+        if (n == cap) {
+            unsigned char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) { free(buf); fail(err, errlen, "%s: read error", path); return NULL; }
+    *len = n;
+    return buf;
+}
+
+void kiln_tensor_free(kiln_tensor *t) {
+    if (t) { free(t->data); t->data = NULL; }
+}
+
+/* Sets t->nbytes from shape and dtype; -1 on overflow or a bad dimension. */
+static int tensor_size(kiln_tensor *t) {
+    int es = kiln_dtype_size(t->dtype);
+    if (es == 0 || t->rank < 0 || t->rank > KILN_MAX_RANK) return -1;
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->shape[i] < 0) return -1;
+        if (t->shape[i] && n > (INT64_MAX / 16) / t->shape[i]) return -1;
+        n *= t->shape[i];
+    }
+    t->nbytes = n * es;
+    return 0;
+}
+
+/* ---- .npy ---- */
+
+static const struct { const char *descr; int dtype; } npy_types[] = {
+    {"f4", KILN_DT_F32}, {"f8", KILN_DT_F64}, {"f2", KILN_DT_F16}, {"i1", KILN_DT_I8},
+    {"u1", KILN_DT_U8}, {"i2", KILN_DT_I16}, {"u2", KILN_DT_U16}, {"i4", KILN_DT_I32},
+    {"u4", KILN_DT_U32}, {"i8", KILN_DT_I64}, {"u8", KILN_DT_U64}, {"b1", KILN_DT_BOOL},
+};
+
+static const char *npy_value(const char *hdr, const char *key) {
+    const char *k = strstr(hdr, key);
+    if (!k) return NULL;
+    k = strchr(k + strlen(key), ':');
+    if (!k) return NULL;
+    k++;
+    while (*k == ' ') k++;
+    return k;
+}
+
+int kiln_read_npy(const char *path, kiln_tensor *out, char *err, size_t errlen) {
+    size_t len;
+    memset(out, 0, sizeof *out);
+    unsigned char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    int rc = -1;
+    char hdr[4096];
+    size_t hlen, start;
+    if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) { fail(err, errlen, "%s: not a .npy file (bad magic)", path); goto done; }
+    if (buf[6] == 1) { hlen = buf[8] | (size_t)buf[9] << 8; start = 10; }
+    else if ((buf[6] == 2 || buf[6] == 3) && len >= 12) {
+        hlen = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+        start = 12;
+    } else { fail(err, errlen, "%s: unsupported .npy version %d", path, buf[6]); goto done; }
+    if (hlen >= sizeof hdr || start + hlen > len) { fail(err, errlen, "%s: truncated or oversized .npy header", path); goto done; }
+    memcpy(hdr, buf + start, hlen);
+    hdr[hlen] = 0;
+    const char *d = npy_value(hdr, "'descr'"), *fo = npy_value(hdr, "'fortran_order'"), *sh = npy_value(hdr, "'shape'");
+    if (!d || !fo || !sh) { fail(err, errlen, "%s: malformed .npy header", path); goto done; }
+    if (strncmp(fo, "False", 5) != 0) { fail(err, errlen, "%s: Fortran-order arrays are not supported; save with C order", path); goto done; }
+    if (*d != '\'' || strlen(d) < 4 || (d[1] != '<' && d[1] != '|' && d[1] != '=')) {
+        fail(err, errlen, "%s: unsupported .npy dtype %.8s (little-endian numbers only)", path, d);
+        goto done;
+    }
+    out->dtype = 0;
+    for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
+        if (strncmp(d + 2, npy_types[i].descr, 2) == 0 && d[4] == '\'') out->dtype = npy_types[i].dtype;
+    if (!out->dtype) { fail(err, errlen, "%s: unsupported .npy dtype %.8s", path, d); goto done; }
+    if (*sh != '(') { fail(err, errlen, "%s: malformed .npy shape", path); goto done; }
+    sh++;
+    out->rank = 0;
+    for (;;) {
+        while (*sh == ' ' || *sh == ',') sh++;
+        if (*sh == ')') break;
+        char *end;
+        long long v = strtoll(sh, &end, 10);
+        if (end == sh || v < 0 || out->rank >= KILN_MAX_RANK) { fail(err, errlen, "%s: malformed or too large .npy shape", path); goto done; }
+        out->shape[out->rank++] = v;
+        sh = end;
+        if (*sh == 'L') sh++;
+    }
+    if (tensor_size(out) != 0) { fail(err, errlen, "%s: .npy shape too large", path); goto done; }
+    size_t data_at = start + hlen;
+    if ((uint64_t)(len - data_at) < (uint64_t)out->nbytes) {
+        fail(err, errlen, "%s: truncated .npy data (%zu bytes, shape needs %lld)", path, len - data_at, (long long)out->nbytes);
+        goto done;
+    }
+    out->data = malloc(out->nbytes ? (size_t)out->nbytes : 1);
+    if (!out->data) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    memcpy(out->data, buf + data_at, (size_t)out->nbytes);
+    rc = 0;
+done:
+    free(buf);
+    return rc;
+}
+
+static int write_atomic(const char *path, const void *a, size_t alen, const void *b, size_t blen, char *err, size_t errlen) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return fail(err, errlen, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return fail(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    int ok = fwrite(a, 1, alen, f) == alen && (blen == 0 || fwrite(b, 1, blen, f) == blen);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return fail(err, errlen, "%s: write failed", path);
+    }
+    return 0;
+}
+
+int kiln_write_npy(const char *path, const kiln_tensor *t, char *err, size_t errlen) {
+    const char *descr = NULL;
+    const void *data = t->data;
+    float *conv = NULL;
+    int64_t nbytes = t->nbytes;
+    if (t->dtype == KILN_DT_BF16) { /* no bf16 in NumPy: write exact float32 */
+        int64_t n = t->nbytes / 2;
+        conv = malloc((size_t)(n ? n : 1) * 4);
+        if (!conv) return fail(err, errlen, "%s: out of memory", path);
+        for (int64_t i = 0; i < n; i++) conv[i] = kiln_bf16_to_f32(((const uint16_t *)t->data)[i]);
+        data = conv;
+        nbytes = n * 4;
+        descr = "<f4";
+    }
+    static char d[8];
+    for (size_t i = 0; !descr && i < sizeof npy_types / sizeof *npy_types; i++)
+        if (npy_types[i].dtype == t->dtype) {
+            snprintf(d, sizeof d, "%c%s", kiln_dtype_size(t->dtype) == 1 ? '|' : '<', npy_types[i].descr);
+            descr = d;
+        }
+    if (!descr) return fail(err, errlen, "%s: dtype %s cannot be written to .npy", path, kiln_dtype_name(t->dtype));
+    char hdr[512], shape[300] = "";
+    size_t sl = 0;
+    for (int i = 0; i < t->rank; i++)
+        sl += (size_t)snprintf(shape + sl, sizeof shape - sl, "%lld,%s", (long long)t->shape[i], (i + 1 < t->rank) ? " " : "");
+    if (t->rank > 1) shape[sl - 1] = 0; /* "(2, 3)" but "(4,)" */
+    int n = snprintf(hdr + 10, sizeof hdr - 10, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
+    size_t total = 10 + (size_t)n + 1;
+    size_t pad = (64 - total % 64) % 64;
+    memset(hdr + 10 + n, ' ', pad);
+    hdr[10 + n + pad] = '\n';
+    size_t hl = (size_t)n + pad + 1;
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(hl & 0xff);
+    hdr[9] = (char)(hl >> 8);
+    int rc = write_atomic(path, hdr, 10 + hl, data, (size_t)nbytes, err, errlen);
+    free(conv);
+    return rc;
+}
+
+/* ---- ONNX TensorProto (.pb) ---- */
+
+typedef struct { const unsigned char *p, *end; } pbuf;
+
+static int pb_varint(pbuf *b, uint64_t *v) {
+    uint64_t r = 0;
+    for (int s = 0; s < 64; s += 7) {
+        if (b->p >= b->end) return -1;
+        unsigned char c = *b->p++;
+        r |= (uint64_t)(c & 0x7f) << s;
+        if (!(c & 0x80)) { *v = r; return 0; }
+    }
+    return -1;
+}
+
+typedef struct { const unsigned char *p; size_t n; int packed; } pfield;
+
+int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
+    size_t len;
+    memset(out, 0, sizeof *out);
+    unsigned char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    pbuf b = {buf, buf + len};
+    int rc = -1;
+    uint64_t dtype = 0;
+    /* typed payloads: 4 float, 5 int32, 7 int64, 9 raw, 10 double, 11 uint64; may repeat */
+    const unsigned char *raw = NULL;
+    size_t raw_n = 0;
+    uint64_t *vals = NULL; /* unpacked numeric values of the typed fields, as bits */
+    size_t nvals = 0, capvals = 0;
+    int typed_field = 0;
+    while (b.p < b.end) {
+        uint64_t key, v = 0;
+        if (pb_varint(&b, &key) != 0) goto corrupt;
+        int field = (int)(key >> 3), wt = (int)(key & 7);
+        const unsigned char *payload = NULL;
+        uint64_t plen = 0;
+        if (wt == 0) { if (pb_varint(&b, &v) != 0) goto corrupt; }
+        else if (wt == 1) { if (b.end - b.p < 8) goto corrupt; memcpy(&v, b.p, 8); b.p += 8; }
+        else if (wt == 5) { uint32_t w; if (b.end - b.p < 4) goto corrupt; memcpy(&w, b.p, 4); v = w; b.p += 4; }
+        else if (wt == 2) {
+            if (pb_varint(&b, &plen) != 0 || plen > (uint64_t)(b.end - b.p)) goto corrupt;
+            payload = b.p;
+            b.p += plen;
+        } else goto corrupt;
+        if (field == 1) { /* dims */
+            pbuf q = wt == 2 ? (pbuf){payload, payload + plen} : (pbuf){NULL, NULL};
+            for (;;) {
+                if (wt == 2) { if (q.p >= q.end) break; if (pb_varint(&q, &v) != 0) goto corrupt; }
+                if (out->rank >= KILN_MAX_RANK) { fail(err, errlen, "%s: tensor rank above %d", path, KILN_MAX_RANK); goto done; }
+                out->shape[out->rank++] = (int64_t)v;
+                if (wt != 2) break;
+            }
+        } else if (field == 2 && wt == 0) dtype = v;
+        else if (field == 9 && wt == 2) { raw = payload; raw_n = plen; }
+        else if (field == 14 && wt == 0 && v == 1) { fail(err, errlen, "%s: tensors with external data are not supported as inputs", path); goto done; }
+        else if (field == 4 || field == 5 || field == 7 || field == 10 || field == 11) {
+            typed_field = field;
+            int fixed = field == 4 ? 4 : field == 10 ? 8 : 0;
+            pbuf q = wt == 2 ? (pbuf){payload, payload + plen} : (pbuf){NULL, NULL};
+            for (;;) {
+                if (wt == 2) {
+                    if (q.p >= q.end) break;
+                    if (fixed) {
+                        if (q.end - q.p < fixed) goto corrupt;
+                        uint32_t w32;
+                        if (fixed == 4) { memcpy(&w32, q.p, 4); v = w32; } else memcpy(&v, q.p, 8);
+                        q.p += fixed;
+                    } else if (pb_varint(&q, &v) != 0) goto corrupt;
+                }
+                if (nvals == capvals) {
+                    capvals = capvals ? capvals * 2 : 64;
+                    uint64_t *nv = realloc(vals, capvals * sizeof *vals);
+                    if (!nv) { fail(err, errlen, "%s: out of memory", path); goto done; }
+                    vals = nv;
+                }
+                vals[nvals++] = v;
+                if (wt != 2) break;
+            }
+        } else if (field == 6) { fail(err, errlen, "%s: string tensors are not supported", path); goto done; }
+    }
+    out->dtype = (int)dtype;
+    if (kiln_dtype_size(out->dtype) == 0) { fail(err, errlen, "%s: unsupported tensor data type %llu", path, (unsigned long long)dtype); goto done; }
+    if (tensor_size(out) != 0) { fail(err, errlen, "%s: invalid or too large tensor shape", path); goto done; }
+    int es = kiln_dtype_size(out->dtype);
+    int64_t count = out->nbytes / es;
+    out->data = malloc(out->nbytes ? (size_t)out->nbytes : 1);
+    if (!out->data) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    if (raw) {
+        if ((uint64_t)raw_n != (uint64_t)out->nbytes) {
+            fail(err, errlen, "%s: raw_data has %zu bytes, shape needs %lld", path, raw_n, (long long)out->nbytes);
+            goto done;
+        }
+        memcpy(out->data, raw, raw_n);
+    } else {
+        if ((int64_t)nvals != count) {
+            fail(err, errlen, "%s: tensor has %zu values, shape needs %lld", path, nvals, (long long)count);
+            goto done;
+        }
+        (void)typed_field;
+        for (int64_t i = 0; i < count; i++) {
+            uint64_t v = vals[i];
+            char *dst = (char *)out->data + i * es;
+            if (out->dtype == KILN_DT_F32) { uint32_t w = (uint32_t)v; memcpy(dst, &w, 4); }
+            else if (es == 8) memcpy(dst, &v, 8);
+            else if (es == 4) { uint32_t w = (uint32_t)v; memcpy(dst, &w, 4); }
+            else if (es == 2) { uint16_t w = (uint16_t)v; memcpy(dst, &w, 2); }
+            else *dst = (char)v;
+        }
+    }
+    rc = 0;
+    goto done;
+corrupt:
+    fail(err, errlen, "%s: corrupt or truncated TensorProto", path);
+done:
+    if (rc != 0) kiln_tensor_free(out);
+    free(vals);
+    free(buf);
+    return rc;
+}
+
+static size_t put_varint(unsigned char *p, uint64_t v) {
+    size_t n = 0;
+    do { p[n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)); v >>= 7; } while (v);
+    return n;
+}
+
+int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen) {
+    unsigned char hdr[1024];
+    size_t n = 0, nl = name ? strlen(name) : 0;
+    if (nl > 512) nl = 512;
+    for (int i = 0; i < t->rank; i++) { hdr[n++] = 1 << 3; n += put_varint(hdr + n, (uint64_t)t->shape[i]); }
+    hdr[n++] = 2 << 3;
+    n += put_varint(hdr + n, (uint64_t)t->dtype);
+    if (nl) { hdr[n++] = 8 << 3 | 2; n += put_varint(hdr + n, nl); memcpy(hdr + n, name, nl); n += nl; }
+    hdr[n++] = 9 << 3 | 2;
+    n += put_varint(hdr + n, (uint64_t)t->nbytes);
+    return write_atomic(path, hdr, n, t->data, (size_t)t->nbytes, err, errlen);
+}
+
+int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errlen) {
+    size_t l = strlen(path);
+    if (l > 4 && strcmp(path + l - 4, ".npy") == 0) return kiln_read_npy(path, out, err, errlen);
+    if (l > 3 && strcmp(path + l - 3, ".pb") == 0) return kiln_read_pb(path, out, err, errlen);
+    memset(out, 0, sizeof *out);
+    return fail(err, errlen, "%s: unknown input format (expected a .npy or .pb file)", path);
+}

@@ -1,0 +1,438 @@
+/* kernels.c: the runtime kernels of kernels.def.
+ *
+ * Each kernel reads its constant parameters from p (layout in kernels.def) and
+ * its buffers from bufs (outputs first). Data-movement kernels (copy, transpose,
+ * concat, split, slice, gather) work on any element size; compute kernels work on
+ * float32 (the lowering casts other float types around them). Parallel kernels
+ * split their outermost independent dimension over the pool. Convolution and
+ * pooling treat 1-D and 2-D as 3-D with leading unit dimensions.
+ * These are the reference kernels; the fast GEMM family replaces the inner loops
+ * of matmul/gemm/conv without changing these signatures. */
+#include "kiln_rt.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const kiln_kernel_names[KILN_K_COUNT] = {
+#define K(name, doc) #name,
+#include "kernels.def"
+#undef K
+};
+
+const kiln_kernel_fn kiln_kernel_table[KILN_K_COUNT] = {
+#define K(name, doc) kiln_k_##name,
+#include "kernels.def"
+#undef K
+};
+
+static void copy_elem(char *dst, const char *src, int64_t esize) {
+    switch (esize) {
+    case 1: *dst = *src; break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    default: memcpy(dst, src, (size_t)esize);
+    }
+}
+
+void kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    if (p[0] > 0 && bufs[0] != bufs[1]) memmove(bufs[0], bufs[1], (size_t)p[0]);
+}
+
+void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    int64_t esize = p[0], rank = p[1];
+    const int64_t *dims = p + 2, *perm = p + 2 + rank;
+    int64_t in_stride[KILN_MAX_RANK], odims[KILN_MAX_RANK], ostr[KILN_MAX_RANK], idx[KILN_MAX_RANK];
+    int64_t total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= dims[i]; }
+    for (int64_t i = 0; i < rank; i++) { odims[i] = dims[perm[i]]; ostr[i] = in_stride[perm[i]]; idx[i] = 0; total *= odims[i]; }
+    int64_t off = 0;
+    for (int64_t n = 0; n < total; n++) {
+        copy_elem(out + n * esize, in + off * esize, esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < odims[d]) { off += ostr[d]; break; }
+            off -= ostr[d] * (odims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+void kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
+    const int64_t *len = p + 4;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) total += len[k];
+    char *out = bufs[0];
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t at = 0;
+        for (int64_t k = 0; k < n; k++) {
+            size_t bytes = (size_t)(len[k] * inner * esize);
+            memcpy(out + (o * total + at) * inner * esize, (const char *)bufs[1 + k] + o * bytes, bytes);
+            at += len[k];
+        }
+    }
+}
+
+void kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
+    const int64_t *len = p + 4;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) total += len[k];
+    const char *in = bufs[n];
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t at = 0;
+        for (int64_t k = 0; k < n; k++) {
+            size_t bytes = (size_t)(len[k] * inner * esize);
+            memcpy((char *)bufs[k] + o * bytes, in + (o * total + at) * inner * esize, bytes);
+            at += len[k];
+        }
+    }
+}
+
+void kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1];
+    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *starts = p + 2 + 2 * rank, *steps = p + 2 + 3 * rank;
+    int64_t in_stride[KILN_MAX_RANK], idx[KILN_MAX_RANK], total = 1, off = 0;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= in_dims[i]; }
+    for (int64_t i = 0; i < rank; i++) { idx[i] = 0; total *= out_dims[i]; off += starts[i] * in_stride[i]; }
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        copy_elem(out + n * esize, in + off * esize, esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_dims[d]) { off += steps[d] * in_stride[d]; break; }
+            off -= steps[d] * in_stride[d] * (out_dims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+void kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], axis_len = p[2], inner = p[3], n_idx = p[4], idx_esize = p[5];
+    char *out = bufs[0];
+    const char *data = bufs[1];
+    size_t row = (size_t)(inner * esize);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < n_idx; j++) {
+            int64_t ix = idx_esize == 8 ? ((const int64_t *)bufs[2])[j] : ((const int32_t *)bufs[2])[j];
+            if (ix < 0) ix += axis_len;
+            char *dst = out + (o * n_idx + j) * (int64_t)row;
+            if (ix < 0 || ix >= axis_len) memset(dst, 0, row);
+            else memcpy(dst, data + (o * axis_len + ix) * (int64_t)row, row);
+        }
+}
+
+/* ---- float GEMM core: C[i,:] (+)= alpha * sum_k A(i,k) B(k,:) for rows [r0, r1) ---- */
+
+typedef struct {
+    int64_t M, N, K, lda, ldb, ldc;
+    int ta, tb;
+    float alpha;
+    const float *A, *B;
+    float *C;
+} sgemm_job;
+
+static void sgemm_rows(void *arg, int64_t r0, int64_t r1) {
+    const sgemm_job *j = arg;
+    for (int64_t i = r0; i < r1; i++) {
+        float *c = j->C + i * j->ldc;
+        if (j->tb) {
+            for (int64_t n = 0; n < j->N; n++) {
+                const float *b = j->B + n * j->ldb;
+                float s = 0;
+                for (int64_t k = 0; k < j->K; k++) s += (j->ta ? j->A[k * j->lda + i] : j->A[i * j->lda + k]) * b[k];
+                c[n] += j->alpha * s;
+            }
+        } else {
+            for (int64_t k = 0; k < j->K; k++) {
+                float a = j->alpha * (j->ta ? j->A[k * j->lda + i] : j->A[i * j->lda + k]);
+                const float *b = j->B + k * j->ldb;
+                for (int64_t n = 0; n < j->N; n++) c[n] += a * b[n];
+            }
+        }
+    }
+}
+
+void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int64_t M = p[0], N = p[1], K = p[2], nb = p[3];
+    const int64_t *bdims = p + 4, *astr = p + 4 + nb, *bstr = p + 4 + 2 * nb;
+    int64_t batches = 1, idx[KILN_MAX_RANK] = {0};
+    for (int64_t i = 0; i < nb; i++) batches *= bdims[i];
+    float *out = bufs[0];
+    memset(out, 0, (size_t)(batches * M * N) * sizeof(float));
+    int64_t ao = 0, bo = 0;
+    for (int64_t b = 0; b < batches; b++) {
+        sgemm_job j = {M, N, K, K, N, N, 0, 0, 1.0f, (const float *)bufs[1] + ao * M * K,
+                       (const float *)bufs[2] + bo * K * N, out + b * M * N};
+        kiln_parallel_for(pool, M, sgemm_rows, &j);
+        for (int64_t d = nb - 1; d >= 0; d--) {
+            ao += astr[d];
+            bo += bstr[d];
+            if (++idx[d] < bdims[d]) break;
+            ao -= astr[d] * bdims[d];
+            bo -= bstr[d] * bdims[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
+    float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
+    float *Y = bufs[0];
+    const float *C = has_c ? bufs[3] : NULL;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t n = 0; n < N; n++) Y[i * N + n] = C ? beta * C[i * crs + n * ccs] : 0.0f;
+    sgemm_job j = {M, N, K, ta ? M : K, tb ? K : N, N, (int)ta, (int)tb, alpha, bufs[1], bufs[2], Y};
+    kiln_parallel_for(pool, M, sgemm_rows, &j);
+}
+
+/* ---- convolution and pooling, as 3-D ---- */
+
+typedef struct {
+    int64_t N, C, M, group, in[3], out[3], k[3], stride[3], dil[3], pad[3], pad_end[3];
+} win3;
+
+static void win3_read(win3 *w, int64_t nd, const int64_t *q) {
+    for (int i = 0; i < 3; i++) {
+        w->in[i] = w->out[i] = w->k[i] = w->stride[i] = w->dil[i] = 1;
+        w->pad[i] = w->pad_end[i] = 0;
+    }
+    int64_t s = 3 - nd;
+    for (int64_t i = 0; i < nd; i++) {
+        w->in[s + i] = q[i];
+        w->out[s + i] = q[nd + i];
+        w->k[s + i] = q[2 * nd + i];
+        w->stride[s + i] = q[3 * nd + i];
+        w->dil[s + i] = q[4 * nd + i];
+        w->pad[s + i] = q[5 * nd + i];
+        w->pad_end[s + i] = q[6 * nd + i];
+    }
+}
+
+typedef struct {
+    win3 w;
+    const float *x, *wt, *b;
+    float *y;
+} conv_job;
+
+static void conv_rows(void *arg, int64_t r0, int64_t r1) {
+    const conv_job *j = arg;
+    const win3 *w = &j->w;
+    int64_t cpg = w->C / w->group, mpg = w->M / w->group;
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2];
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2];
+    for (int64_t r = r0; r < r1; r++) { /* r = n * M + m */
+        int64_t n = r / w->M, m = r % w->M, g = m / mpg;
+        float *y = j->y + r * osz;
+        const float *wm = j->wt + m * cpg * ksz;
+        float bias = j->b ? j->b[m] : 0.0f;
+        for (int64_t od = 0; od < w->out[0]; od++)
+            for (int64_t oh = 0; oh < w->out[1]; oh++)
+                for (int64_t ow = 0; ow < w->out[2]; ow++) {
+                    float s = bias;
+                    for (int64_t c = 0; c < cpg; c++) {
+                        const float *x = j->x + (n * w->C + g * cpg + c) * isz;
+                        const float *wk = wm + c * ksz;
+                        for (int64_t kd = 0; kd < w->k[0]; kd++) {
+                            int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dil[0];
+                            if (id < 0 || id >= w->in[0]) continue;
+                            for (int64_t kh = 0; kh < w->k[1]; kh++) {
+                                int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
+                                if (ih < 0 || ih >= w->in[1]) continue;
+                                const float *xr = x + (id * w->in[1] + ih) * w->in[2];
+                                const float *wr = wk + (kd * w->k[1] + kh) * w->k[2];
+                                for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                                    int64_t iw = ow * w->stride[2] - w->pad[2] + kw * w->dil[2];
+                                    if (iw >= 0 && iw < w->in[2]) s += xr[iw] * wr[kw];
+                                }
+                            }
+                        }
+                    }
+                    y[(od * w->out[1] + oh) * w->out[2] + ow] = s;
+                }
+    }
+}
+
+void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    conv_job j;
+    j.w.N = p[1];
+    j.w.C = p[2];
+    j.w.M = p[3];
+    j.w.group = p[4];
+    win3_read(&j.w, p[0], p + 6);
+    j.y = bufs[0];
+    j.x = bufs[1];
+    j.wt = bufs[2];
+    j.b = p[5] ? bufs[3] : NULL;
+    kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j);
+}
+
+typedef struct {
+    win3 w;
+    int64_t kind, count_pad, storage_order;
+    const float *x;
+    float *y;
+    int64_t *idx;
+} pool_job;
+
+static void pool_rows(void *arg, int64_t r0, int64_t r1) {
+    const pool_job *j = arg;
+    const win3 *w = &j->w;
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2];
+    for (int64_t r = r0; r < r1; r++) { /* r = n * C + c */
+        const float *x = j->x + r * isz;
+        for (int64_t od = 0; od < w->out[0]; od++)
+            for (int64_t oh = 0; oh < w->out[1]; oh++)
+                for (int64_t ow = 0; ow < w->out[2]; ow++) {
+                    float best = -INFINITY, sum = 0;
+                    int64_t best_at = -1, count = 0, padded = 0;
+                    int64_t o[3] = {od, oh, ow};
+                    for (int64_t kd = 0; kd < w->k[0]; kd++)
+                        for (int64_t kh = 0; kh < w->k[1]; kh++)
+                            for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                                int64_t kk[3] = {kd, kh, kw}, at[3], inside = 1, inpad = 1;
+                                for (int i = 0; i < 3; i++) {
+                                    at[i] = o[i] * w->stride[i] - w->pad[i] + kk[i] * w->dil[i];
+                                    if (at[i] < 0 || at[i] >= w->in[i]) inside = 0;
+                                    if (at[i] < -w->pad[i] || at[i] >= w->in[i] + w->pad_end[i]) inpad = 0;
+                                }
+                                padded += inpad;
+                                if (!inside) continue;
+                                int64_t off = (at[0] * w->in[1] + at[1]) * w->in[2] + at[2];
+                                float v = x[off];
+                                count++;
+                                sum += v;
+                                if (v > best || best_at < 0) {
+                                    best = v;
+                                    best_at = j->storage_order ? (at[2] * w->in[1] + at[1]) * w->in[0] + at[0] : off;
+                                }
+                            }
+                    int64_t oo = r * osz + (od * w->out[1] + oh) * w->out[2] + ow;
+                    if (j->kind == 0) {
+                        j->y[oo] = best;
+                        if (j->idx) j->idx[oo] = r * isz + best_at;
+                    } else {
+                        int64_t div = j->count_pad ? padded : count;
+                        j->y[oo] = div ? sum / (float)div : 0.0f;
+                    }
+                }
+    }
+}
+
+void kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    pool_job j;
+    j.kind = p[0];
+    j.w.N = p[2];
+    j.w.C = p[3];
+    j.count_pad = p[4];
+    j.storage_order = p[6];
+    win3_read(&j.w, p[1], p + 7);
+    j.y = bufs[0];
+    j.idx = p[5] ? bufs[1] : NULL;
+    j.x = bufs[p[5] ? 2 : 1];
+    kiln_parallel_for(pool, j.w.N * j.w.C, pool_rows, &j);
+}
+
+void kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], inner = p[2];
+    double eps = kiln_p2d(p[3]);
+    float *y = bufs[0];
+    const float *x = bufs[1], *scale = bufs[2], *bias = bufs[3], *mean = bufs[4], *var = bufs[5];
+    for (int64_t c = 0; c < C; c++) {
+        float a = scale[c] / sqrtf(var[c] + (float)eps), b = bias[c] - mean[c] * a;
+        for (int64_t n = 0; n < N; n++) {
+            const float *xs = x + (n * C + c) * inner;
+            float *ys = y + (n * C + c) * inner;
+            for (int64_t i = 0; i < inner; i++) ys[i] = xs[i] * a + b;
+        }
+    }
+}
+
+void kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], inner = p[2];
+    double eps = kiln_p2d(p[3]), momentum = kiln_p2d(p[4]);
+    float *y = bufs[0], *rmean = bufs[1], *rvar = bufs[2];
+    const float *x = bufs[3], *scale = bufs[4], *bias = bufs[5], *mean = bufs[6], *var = bufs[7];
+    double cnt = (double)(N * inner);
+    for (int64_t c = 0; c < C; c++) {
+        double s = 0, ss = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < inner; i++) s += x[(n * C + c) * inner + i];
+        double mu = cnt > 0 ? s / cnt : 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < inner; i++) {
+                double d = x[(n * C + c) * inner + i] - mu;
+                ss += d * d;
+            }
+        double v = cnt > 0 ? ss / cnt : 0;
+        float a = (float)(scale[c] / sqrt(v + eps)), b = (float)(bias[c] - mu * a);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < inner; i++) y[(n * C + c) * inner + i] = x[(n * C + c) * inner + i] * a + b;
+        rmean[c] = (float)(mean[c] * momentum + mu * (1 - momentum));
+        rvar[c] = (float)(var[c] * momentum + v * (1 - momentum));
+    }
+}
+
+void kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t outer = p[0], len = p[1], inner = p[2], lg = p[3];
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *xs = x + o * len * inner + i;
+            float *ys = y + o * len * inner + i;
+            float mx = -INFINITY, sum = 0;
+            for (int64_t k = 0; k < len; k++) if (xs[k * inner] > mx) mx = xs[k * inner];
+            for (int64_t k = 0; k < len; k++) sum += expf(xs[k * inner] - mx);
+            if (lg) {
+                float ls = logf(sum);
+                for (int64_t k = 0; k < len; k++) ys[k * inner] = xs[k * inner] - mx - ls;
+            } else {
+                for (int64_t k = 0; k < len; k++) ys[k * inner] = expf(xs[k * inner] - mx) / sum;
+            }
+        }
+}
+
+void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t kind = p[0], rank = p[1], mask = p[2 + rank];
+    const int64_t *dims = p + 2;
+    int64_t ostr[KILN_MAX_RANK], idx[KILN_MAX_RANK], total = 1, ototal = 1;
+    for (int64_t i = rank - 1; i >= 0; i--) {
+        idx[i] = 0;
+        total *= dims[i];
+        if (mask >> i & 1) ostr[i] = 0;
+        else { ostr[i] = ototal; ototal *= dims[i]; }
+    }
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    for (int64_t o = 0; o < ototal; o++) y[o] = kind == 2 ? -INFINITY : 0.0f;
+    int64_t off = 0;
+    for (int64_t n = 0; n < total; n++) {
+        if (kind == 2) { if (x[n] > y[off] || x[n] != x[n]) y[off] = x[n]; }
+        else y[off] += x[n];
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < dims[d]) { off += ostr[d]; break; }
+            off -= ostr[d] * (dims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+    if (kind == 1 && ototal > 0) {
+        float cnt = (float)(total / ototal);
+        for (int64_t o = 0; o < ototal; o++) y[o] = cnt > 0 ? y[o] / cnt : NAN;
+    }
+}

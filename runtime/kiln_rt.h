@@ -1,0 +1,130 @@
+/* kiln_rt.h: the interface of libkilnrt, the runtime that compiled models link.
+ *
+ * The runtime is a library, not a framework: generated code calls it, it never
+ * interprets a graph. It holds the thread pool, the kernels of kernels.def, the
+ * .npy / ONNX TensorProto readers and writers used by a compiled executable's
+ * main, and timing.
+ *
+ * Ownership, stated once: a model context (created by the generated PREFIX_create)
+ * owns one workspace allocated at create time and one thread pool; nothing is
+ * allocated per run. Inputs and outputs belong to the caller. kiln_tensor objects
+ * returned by the readers own their data; free them with kiln_tensor_free.
+ * Every name here starts with kiln_ / KILN_ since it shares a namespace with
+ * user code. */
+#ifndef KILN_RT_H
+#define KILN_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_MAX_RANK 8
+
+/* Element types use the ONNX TensorProto.DataType codes. */
+enum {
+    KILN_DT_UNDEF = 0, KILN_DT_F32 = 1, KILN_DT_U8 = 2, KILN_DT_I8 = 3,
+    KILN_DT_U16 = 4, KILN_DT_I16 = 5, KILN_DT_I32 = 6, KILN_DT_I64 = 7,
+    KILN_DT_STRING = 8, KILN_DT_BOOL = 9, KILN_DT_F16 = 10, KILN_DT_F64 = 11,
+    KILN_DT_U32 = 12, KILN_DT_U64 = 13, KILN_DT_BF16 = 16
+};
+
+/* Size in bytes of one element, 0 for types the runtime cannot hold. */
+int kiln_dtype_size(int dtype);
+/* Short name ("f32", "i64", ...), "?" for unknown codes. */
+const char *kiln_dtype_name(int dtype);
+
+/* ---- model description (what the generated header exposes) ---- */
+
+#ifndef KILN_TENSOR_INFO_DEFINED
+#define KILN_TENSOR_INFO_DEFINED
+typedef struct kiln_tensor_info {
+    const char *name;
+    int dtype;               /* KILN_DT_* */
+    int rank;
+    const int64_t *shape;
+    int64_t nbytes;
+} kiln_tensor_info;
+#endif
+
+/* What an executable's main needs to know about its model. */
+typedef struct kiln_model {
+    const char *name;
+    int num_inputs, num_outputs;
+    const kiln_tensor_info *inputs, *outputs;
+    void *(*create)(int threads);
+    int (*run)(void *ctx, const void *const *inputs, void *const *outputs);
+    void (*destroy)(void *ctx);
+    int default_threads;     /* 0: all cores */
+} kiln_model;
+
+/* The whole main() of a compiled executable (SPEC: "The compiled executable"). */
+int kiln_exe_main(const kiln_model *m, int argc, char **argv);
+
+/* ---- thread pool ---- */
+
+typedef struct kiln_pool kiln_pool;
+/* threads <= 0: one per online core. Returns NULL when out of memory. */
+kiln_pool *kiln_pool_create(int threads);
+void kiln_pool_destroy(kiln_pool *pool);
+int kiln_pool_threads(const kiln_pool *pool);
+/* Calls fn(arg, begin, end) on disjoint chunks covering [0, n), in parallel;
+ * returns when all are done. A NULL pool runs inline. */
+typedef void (*kiln_range_fn)(void *arg, int64_t begin, int64_t end);
+void kiln_parallel_for(kiln_pool *pool, int64_t n, kiln_range_fn fn, void *arg);
+
+/* ---- workspace ---- */
+
+/* 64-byte aligned, zeroed; NULL on failure. */
+void *kiln_workspace_alloc(size_t nbytes);
+void kiln_workspace_free(void *p);
+
+/* ---- kernels (see kernels.def) ---- */
+
+typedef void (*kiln_kernel_fn)(kiln_pool *pool, void *const *bufs, const int64_t *p);
+#define K(name, doc) void kiln_k_##name(kiln_pool *pool, void *const *bufs, const int64_t *p);
+#include "kernels.def"
+#undef K
+enum {
+#define K(name, doc) KILN_K_##name,
+#include "kernels.def"
+#undef K
+    KILN_K_COUNT
+};
+extern const kiln_kernel_fn kiln_kernel_table[KILN_K_COUNT];
+extern const char *const kiln_kernel_names[KILN_K_COUNT];
+
+/* Float kernel parameters travel as the bits of a double. */
+static inline int64_t kiln_d2p(double d) { union { double d; int64_t i; } u; u.d = d; return u.i; }
+static inline double kiln_p2d(int64_t i) { union { double d; int64_t i; } u; u.i = i; return u.d; }
+
+/* ---- tensors and I/O ---- */
+
+typedef struct kiln_tensor {
+    int dtype;
+    int rank;
+    int64_t shape[KILN_MAX_RANK];
+    int64_t nbytes;
+    void *data;
+} kiln_tensor;
+
+/* Readers: return 0 and fill *out on success; otherwise write a message
+ * (naming the file and what is wrong) into err and return -1. */
+int kiln_read_npy(const char *path, kiln_tensor *out, char *err, size_t errlen);
+int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen);
+/* By extension: .npy or .pb. */
+int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errlen);
+/* Writers: write to path.tmp, then rename; 0 on success. */
+int kiln_write_npy(const char *path, const kiln_tensor *t, char *err, size_t errlen);
+int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen);
+void kiln_tensor_free(kiln_tensor *t);
+
+/* Monotonic clock in milliseconds. */
+double kiln_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,132 @@
+/* kiln_scalar.h: the scalar semantics of every elementwise operation.
+ *
+ * Fused elementwise loops in generated C call these inline functions, and the
+ * compiler's Kir interpreter (constant folding) calls the same ones, so a folded
+ * constant and a computed value can never disagree.
+ *
+ * Values are computed in one of four classes: f32 (float32, float16, bfloat16),
+ * f64, i64 (signed integers) and u64 (unsigned integers and bool); a narrow
+ * integer result is truncated to its storage type, which wraps as two's
+ * complement. Integer arithmetic goes through uint64_t, so overflow is defined;
+ * integer division by zero gives 0 instead of trapping. */
+#ifndef KILN_SCALAR_H
+#define KILN_SCALAR_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- float16 / bfloat16 <-> float32, round to nearest even ---- */
+
+static inline float kiln_bits2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t kiln_f2bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static inline float kiln_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f) return kiln_bits2f(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) {
+        if (man == 0) return kiln_bits2f(sign);
+        float f = (float)man * (1.0f / 16777216.0f); /* man * 2^-24 */
+        return sign ? -f : f;
+    }
+    return kiln_bits2f(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+static inline uint16_t kiln_f32_to_f16(float f) {
+    uint32_t u = kiln_f2bits(f), sign = (u >> 16) & 0x8000;
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (a > 0x7f800000u ? 0x200 : 0));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds past 65504 */
+    if (a < 0x38800000u) {                                  /* subnormal or zero */
+        float v = kiln_bits2f(a) * 16777216.0f;             /* exact scale by 2^24 */
+        uint32_t m = (uint32_t)v;
+        float rem = v - (float)m;
+        if (rem > 0.5f || (rem == 0.5f && (m & 1))) m++;
+        return (uint16_t)(sign | m);
+    }
+    uint32_t r = a + 0xfff + ((a >> 13) & 1); /* round to nearest even */
+    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
+static inline float kiln_bf16_to_f32(uint16_t h) { return kiln_bits2f((uint32_t)h << 16); }
+
+static inline uint16_t kiln_f32_to_bf16(float f) {
+    uint32_t u = kiln_f2bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+static inline float kiln_round_f16(float f) { return kiln_f16_to_f32(kiln_f32_to_f16(f)); }
+static inline float kiln_round_bf16(float f) { return kiln_bf16_to_f32(kiln_f32_to_bf16(f)); }
+
+/* ---- conversions between classes (float to integer saturates, NaN gives 0) ---- */
+
+static inline int64_t kiln_f2i(double d) {
+    if (d != d) return 0;
+    if (d >= 9223372036854775807.0) return INT64_MAX;
+    if (d <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)d;
+}
+static inline uint64_t kiln_f2u(double d) {
+    if (d != d) return 0;
+    if (d < 0) return (uint64_t)kiln_f2i(d);
+    if (d >= 18446744073709551615.0) return UINT64_MAX;
+    return (uint64_t)d;
+}
+
+/* ---- operations, per class ---- */
+
+#define KILN_FLOAT_OPS(S, T, SQRT, EXP, LOG, TANH, ERF, POW)                               \
+    static inline T kiln_add_##S(T a, T b) { return a + b; }                               \
+    static inline T kiln_sub_##S(T a, T b) { return a - b; }                               \
+    static inline T kiln_mul_##S(T a, T b) { return a * b; }                               \
+    static inline T kiln_div_##S(T a, T b) { return a / b; }                               \
+    static inline T kiln_pow_##S(T a, T b) { return POW(a, b); }                           \
+    static inline T kiln_min_##S(T a, T b) { return (a != a || b != b) ? a + b : (a < b ? a : b); } \
+    static inline T kiln_max_##S(T a, T b) { return (a != a || b != b) ? a + b : (a > b ? a : b); } \
+    static inline T kiln_neg_##S(T a) { return -a; }                                       \
+    static inline T kiln_abs_##S(T a) { return a < 0 ? -a : a; }                           \
+    static inline T kiln_sqrt_##S(T a) { return SQRT(a); }                                 \
+    static inline T kiln_exp_##S(T a) { return EXP(a); }                                   \
+    static inline T kiln_log_##S(T a) { return LOG(a); }                                   \
+    static inline T kiln_relu_##S(T a) { return a > 0 ? a : (T)0; }                        \
+    static inline T kiln_leakyrelu_##S(T a, T alpha) { return a >= 0 ? a : a * alpha; }   \
+    static inline T kiln_sigmoid_##S(T a) {                                                \
+        return a >= 0 ? (T)1 / ((T)1 + EXP(-a)) : EXP(a) / ((T)1 + EXP(a)); }             \
+    static inline T kiln_tanh_##S(T a) { return TANH(a); }                                 \
+    static inline T kiln_erf_##S(T a) { return ERF(a); }
+
+KILN_FLOAT_OPS(f32, float, sqrtf, expf, logf, tanhf, erff, powf)
+KILN_FLOAT_OPS(f64, double, sqrt, exp, log, tanh, erf, pow)
+
+static inline int64_t kiln_ipow(int64_t a, int64_t b) {
+    if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
+    uint64_t r = 1, x = (uint64_t)a;
+    while (b) { if (b & 1) r *= x; x *= x; b >>= 1; }
+    return (int64_t)r;
+}
+
+static inline int64_t kiln_add_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static inline int64_t kiln_sub_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static inline int64_t kiln_mul_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+static inline int64_t kiln_div_i64(int64_t a, int64_t b) {
+    return b == 0 ? 0 : (b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b); }
+static inline int64_t kiln_pow_i64(int64_t a, int64_t b) { return kiln_ipow(a, b); }
+static inline int64_t kiln_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t kiln_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline int64_t kiln_neg_i64(int64_t a) { return (int64_t)(0 - (uint64_t)a); }
+static inline int64_t kiln_abs_i64(int64_t a) { return a < 0 ? kiln_neg_i64(a) : a; }
+static inline int64_t kiln_relu_i64(int64_t a) { return a > 0 ? a : 0; }
+
+static inline uint64_t kiln_add_u64(uint64_t a, uint64_t b) { return a + b; }
+static inline uint64_t kiln_sub_u64(uint64_t a, uint64_t b) { return a - b; }
+static inline uint64_t kiln_mul_u64(uint64_t a, uint64_t b) { return a * b; }
+static inline uint64_t kiln_div_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a / b; }
+static inline uint64_t kiln_pow_u64(uint64_t a, uint64_t b) { return (uint64_t)kiln_ipow((int64_t)a, (int64_t)b); }
+static inline uint64_t kiln_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static inline uint64_t kiln_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static inline uint64_t kiln_neg_u64(uint64_t a) { return 0 - a; }
+static inline uint64_t kiln_abs_u64(uint64_t a) { return a; }
+static inline uint64_t kiln_relu_u64(uint64_t a) { return a; }
+
+#endif

@@ -1,0 +1,157 @@
+/* main.c: the main() of every compiled executable (SPEC, "The compiled executable").
+ *
+ *   ./model [INPUT...] [-o DIR] [--format npy|pb] [--threads N] [--repeat N]
+ *
+ * Reads one file per graph input, checks each against the model's dtype and
+ * shape before anything runs, runs the model (N times with --repeat, printing
+ * min/median/max latency to stderr), and writes output_K.npy or output_K.pb into
+ * DIR. Exit 0 on success, 1 on bad input or a failed run (nothing written),
+ * 2 on a usage error. */
+#include "kiln_rt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(const kiln_model *m, FILE *f) {
+    fprintf(f, "usage: %s", m->name);
+    for (int i = 0; i < m->num_inputs; i++) fprintf(f, " INPUT%d", i);
+    fprintf(f, " [-o DIR] [--format npy|pb] [--threads N] [--repeat N]\n"
+               "  INPUTs are .npy arrays or ONNX TensorProto .pb files, in this order:\n");
+    for (int i = 0; i < m->num_inputs; i++) {
+        const kiln_tensor_info *t = &m->inputs[i];
+        fprintf(f, "    %d: '%s' %s[", i, t->name, kiln_dtype_name(t->dtype));
+        for (int d = 0; d < t->rank; d++) fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        fprintf(f, "]\n");
+    }
+    fprintf(f, "  outputs go to DIR (default .) as output_K.npy (or .pb with --format pb)\n");
+}
+
+static void shape_str(char *buf, size_t n, int dtype, int rank, const int64_t *shape) {
+    size_t l = (size_t)snprintf(buf, n, "%s[", kiln_dtype_name(dtype));
+    for (int d = 0; d < rank && l < n; d++) l += (size_t)snprintf(buf + l, n - l, "%s%lld", d ? "," : "", (long long)shape[d]);
+    if (l < n) snprintf(buf + l, n - l, "]");
+}
+
+static int parse_int(const char *s, int lo, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > 1000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
+    const char *dir = ".", *format = "npy";
+    int threads = m->default_threads, repeat = 0, nin = 0, rc = 1;
+    const char **files = calloc((size_t)argc + 1, sizeof *files);
+    if (!files) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(m, stdout); free(files); return 0; }
+        int has_val = i + 1 < argc;
+        if (strcmp(a, "-o") == 0 && has_val) dir = argv[++i];
+        else if (strcmp(a, "--format") == 0 && has_val) {
+            format = argv[++i];
+            if (strcmp(format, "npy") != 0 && strcmp(format, "pb") != 0) {
+                fprintf(stderr, "%s: error: --format takes npy or pb, not '%s'\n", m->name, format);
+                free(files);
+                return 2;
+            }
+        } else if (strcmp(a, "--threads") == 0 && has_val) {
+            if (parse_int(argv[++i], 1, &threads) != 0) { fprintf(stderr, "%s: error: --threads takes a positive number\n", m->name); free(files); return 2; }
+        } else if (strcmp(a, "--repeat") == 0 && has_val) {
+            if (parse_int(argv[++i], 1, &repeat) != 0) { fprintf(stderr, "%s: error: --repeat takes a positive number\n", m->name); free(files); return 2; }
+        } else if (a[0] == '-' && a[1] != 0) {
+            fprintf(stderr, "%s: error: unknown or incomplete option '%s'\n", m->name, a);
+            usage(m, stderr);
+            free(files);
+            return 2;
+        } else files[nin++] = a;
+    }
+    if (nin != m->num_inputs) {
+        fprintf(stderr, "%s: error: expected %d input file%s, got %d\n", m->name, m->num_inputs, m->num_inputs == 1 ? "" : "s", nin);
+        usage(m, stderr);
+        free(files);
+        return 1;
+    }
+    kiln_tensor *in = calloc((size_t)nin + 1, sizeof *in);
+    const void **inp = calloc((size_t)nin + 1, sizeof *inp);
+    void **outp = calloc((size_t)m->num_outputs + 1, sizeof *outp);
+    void *ctx = NULL;
+    char err[1024];
+    if (!in || !inp || !outp) goto out;
+    for (int i = 0; i < nin; i++) {
+        const kiln_tensor_info *ti = &m->inputs[i];
+        if (kiln_read_tensor(files[i], &in[i], err, sizeof err) != 0) {
+            fprintf(stderr, "%s: error: input %d '%s': %s\n", m->name, i, ti->name, err);
+            goto out;
+        }
+        int same = in[i].dtype == ti->dtype && in[i].rank == ti->rank;
+        for (int d = 0; same && d < ti->rank; d++) same = in[i].shape[d] == ti->shape[d];
+        if (!same) {
+            char want[256], got[256];
+            shape_str(want, sizeof want, ti->dtype, ti->rank, ti->shape);
+            shape_str(got, sizeof got, in[i].dtype, in[i].rank, in[i].shape);
+            fprintf(stderr, "%s: error: input %d '%s' (%s): expected %s, found %s\n", m->name, i, ti->name, files[i], want, got);
+            goto out;
+        }
+        inp[i] = in[i].data;
+    }
+    for (int k = 0; k < m->num_outputs; k++)
+        if (!(outp[k] = malloc(m->outputs[k].nbytes ? (size_t)m->outputs[k].nbytes : 1))) goto out;
+    ctx = m->create(threads);
+    if (!ctx) { fprintf(stderr, "%s: error: cannot create the model context (out of memory?)\n", m->name); goto out; }
+    int runs = repeat > 0 ? repeat : 1;
+    double *ms = calloc((size_t)runs, sizeof *ms);
+    if (!ms) goto out;
+    for (int r = 0; r < runs; r++) {
+        double t0 = kiln_now_ms();
+        if (m->run(ctx, inp, outp) != 0) { fprintf(stderr, "%s: error: run failed\n", m->name); free(ms); goto out; }
+        ms[r] = kiln_now_ms() - t0;
+    }
+    if (repeat > 0) {
+        qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
+        double med = runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2;
+        fprintf(stderr, "latency_ms min=%.4f median=%.4f max=%.4f\n", ms[0], med, ms[runs - 1]);
+    }
+    free(ms);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: error: cannot create output folder '%s': %s\n", m->name, dir, strerror(errno));
+        goto out;
+    }
+    for (int k = 0; k < m->num_outputs; k++) {
+        const kiln_tensor_info *ti = &m->outputs[k];
+        kiln_tensor t = {ti->dtype, ti->rank, {0}, ti->nbytes, outp[k]};
+        for (int d = 0; d < ti->rank; d++) t.shape[d] = ti->shape[d];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/output_%d.%s", dir, k, format);
+        int w = strcmp(format, "pb") == 0 ? kiln_write_pb(path, &t, ti->name, err, sizeof err)
+                                          : kiln_write_npy(path, &t, err, sizeof err);
+        if (w != 0) {
+            fprintf(stderr, "%s: error: %s\n", m->name, err);
+            for (int j = 0; j < k; j++) { /* leave no partial set of outputs */
+                snprintf(path, sizeof path, "%s/output_%d.%s", dir, j, format);
+                remove(path);
+            }
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (ctx) m->destroy(ctx);
+    for (int i = 0; in && i < nin; i++) kiln_tensor_free(&in[i]);
+    for (int k = 0; outp && k < m->num_outputs; k++) free(outp[k]);
+    free(in);
+    free(inp);
+    free(outp);
+    free(files);
+    return rc;
+}

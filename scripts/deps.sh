@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# deps.sh: installs what kiln needs to build and test, from Debian's packages,
+# when it is missing. Called by make; safe to run again (it checks first).
+set -euo pipefail
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in gcc make protobuf-c-compiler libprotobuf-c-dev python3 python3-onnx python3-numpy libonnx-testdata; do
+  have_pkg "$p" || need+=("$p")
+done
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "deps.sh: installing ${need[*]}"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "deps.sh: missing packages (${need[*]}) and not root; install them with apt-get" >&2; exit 1; fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
