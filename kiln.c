@@ -37,6 +37,7 @@ static const char *usage_text =
     "  -O0 .. -O3            optimization level [-O2]\n"
     "  --target host         target (cross-compilation is not available yet)\n"
     "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable)\n"
+    "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
     "  --weights embed       weights inside the output\n"
     "  --name PREFIX         prefix of exported C symbols [output base name]\n"
@@ -70,6 +71,8 @@ typedef struct Options {
     bool md, verbose, inline_weights;
     ShapeOverride shapes[64];
     int nshapes;
+    const char *binds[64];
+    int nbinds;
     const char *run_args[256];
     int nrun;
 } Options;
@@ -149,6 +152,10 @@ static int parse_options(int argc, char **argv, int start, Options *o, bool is_r
             if (!more) return usage_error("option %s needs a value", a);
             if (o->nshapes >= 64 || !parse_shape(argv[++i], &o->shapes[o->nshapes++]))
                 return usage_error("--shape takes NAME=D0xD1x..., not '%s'", argv[i]);
+        } else if (strcmp(a, "--bind") == 0) {
+            if (!more) return usage_error("option %s needs a value", a);
+            if (o->nbinds >= 64 || !strchr(argv[++i], '=')) return usage_error("--bind takes NAME=FILE, not '%s'", argv[i]);
+            o->binds[o->nbinds++] = argv[i];
         } else if (strcmp(a, "--weights") == 0) {
             if (!more) return usage_error("option %s needs a value", a);
             if (strcmp(argv[++i], "embed") != 0) return usage_error("--weights %s is not supported yet (only embed)", argv[i]);
@@ -178,12 +185,42 @@ static int parse_options(int argc, char **argv, int start, Options *o, bool is_r
     return 0;
 }
 
+/* --bind NAME=FILE: the input becomes a constant holding the file's tensor. */
+static bool bind_inputs(Graph *g, const Options *o, Diags *d, PtrVec *deps) {
+    for (int b = 0; b < o->nbinds; b++) {
+        const char *eq = strchr(o->binds[b], '=');
+        char *name = arena_strdup(g->arena, o->binds[b]);
+        name[eq - o->binds[b]] = 0;
+        const char *file = eq + 1;
+        int at = -1;
+        for (int i = 0; i < g->inputs.n; i++)
+            if (strcmp(((Value *)g->inputs.items[i])->name, name) == 0) at = i;
+        if (at < 0) { diag_error(d, NULL, "--bind names '%s', which is not a graph input", name); return false; }
+        kiln_tensor t;
+        char err[1024];
+        if (kiln_read_tensor(file, &t, err, sizeof err) != 0) { diag_error(d, NULL, "--bind: %s", err); return false; }
+        Value *v = g->inputs.items[at];
+        v->dtype = (DType)t.dtype;
+        v->rank = t.rank;
+        memcpy(v->dims, t.shape, sizeof v->dims);
+        void *data = arena_alloc(g->arena, (size_t)(t.nbytes ? t.nbytes : 1));
+        memcpy(data, t.data, (size_t)t.nbytes);
+        kiln_tensor_free(&t);
+        v->data = data;
+        for (int i = at; i + 1 < g->inputs.n; i++) g->inputs.items[i] = g->inputs.items[i + 1];
+        g->inputs.n--;
+        vec_push(g->arena, deps, arena_strdup(g->arena, file));
+    }
+    return true;
+}
+
 static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
     FrontendOpts fo = {o->shapes, o->nshapes};
     vec_push(a, deps, (void *)o->model);
     size_t l = strlen(o->model);
-    if (l > 4 && strcmp(o->model + l - 4, ".kir") == 0) return kir_load(a, o->model, &fo, d, deps);
-    return onnx_load(a, o->model, &fo, d, deps);
+    Graph *g = (l > 4 && strcmp(o->model + l - 4, ".kir") == 0) ? kir_load(a, o->model, &fo, d, deps)
+                                                                : onnx_load(a, o->model, &fo, d, deps);
+    return g && bind_inputs(g, o, d, deps) ? g : NULL;
 }
 
 static int cmd_compile(const Options *o) {

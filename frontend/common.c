@@ -74,10 +74,6 @@ bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
         for (int i = 0; i < g->inputs.n; i++)
             if (strcmp(((Value *)g->inputs.items[i])->name, o->shapes[k].name) == 0) v = g->inputs.items[i];
         if (!v) { diag_error(d, NULL, "--shape names '%s', which is not a graph input", o->shapes[k].name); return false; }
-        if (v->rank >= 0 && v->rank != o->shapes[k].rank) {
-            diag_error(d, NULL, "--shape gives input '%s' rank %d, but the model says rank %d", v->name, o->shapes[k].rank, v->rank);
-            return false;
-        }
         v->rank = o->shapes[k].rank;
         memcpy(v->dims, o->shapes[k].dims, sizeof v->dims);
     }

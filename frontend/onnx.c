@@ -231,7 +231,7 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, co
         OpKind op = std_domain ? op_lookup(opt) : OP_COUNT;
         if (op == OP_COUNT || (op_table[op].flags & F_INTERNAL)) {
             diag_error(L->d, NULL, "unsupported op%s%s", std_domain ? "" : " in domain ", std_domain ? "" : np->domain);
-            L->d->last->node_name = nm;
+            L->d->last->node_name = arena_strdup(L->a, nm);
             L->d->last->op_name = arena_strdup(L->a, opt);
             return NULL;
         }

@@ -458,13 +458,17 @@ static bool infer_dropout(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     Value *ratio = node_input(n, 1), *training = node_input(n, 2);
-    if ((ratio && !ratio->data) || (training && !training->data)) {
-        diag_error(d, n, "Dropout's ratio and training_mode must be constants");
+    if (training && !training->data) {
+        diag_error(d, n, "input '%s' must be a constant (Dropout's training_mode)", training->name);
         return false;
     }
     bool train = training && value_const_int(training, 0) != 0;
     if (n->opset < 7 && node_attr_int(n, "is_test", 0) == 0 && n->n_out > 1) train = true;
-    double r = ratio ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
+    if (train && ratio && !ratio->data) {
+        diag_error(d, n, "input '%s' must be a constant (the ratio of training-mode Dropout)", ratio->name);
+        return false;
+    }
+    double r = ratio && ratio->data ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
     if (train && r != 0) {
         diag_error(d, n, "training-mode Dropout (random masks) is not supported; export the model for inference");
         return false;
@@ -701,7 +705,7 @@ static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
     Value *s = n->in[0];
     int64_t dims[64];
     int count;
-    if (!const_ints(s, dims, 64, &count)) { diag_error(d, n, "ConstantOfShape needs a constant integer shape"); return false; }
+    if (!const_ints(s, dims, 64, &count)) { diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", s->name); return false; }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
     const Attr *a = node_attr(n, "value");
     DType dt = DT_F32;

@@ -236,7 +236,7 @@ bool graph_toposort(Graph *g, Diags *d) {
     for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = 0; /* 1: available */
     for (int i = 0; i < g->values.n; i++) {
         Value *v = g->values.items[i];
-        if (!v->producer) v->id = 1;
+        if (!v->producer || v->data) v->id = 1;
     }
     int done = 0;
     bool progress = true;

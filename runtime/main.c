@@ -94,6 +94,8 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             fprintf(stderr, "%s: error: input %d '%s': %s\n", m->name, i, ti->name, err);
             goto out;
         }
+        /* NumPy has no bfloat16: accept its bits as uint16 */
+        if (ti->dtype == KILN_DT_BF16 && in[i].dtype == KILN_DT_U16) in[i].dtype = KILN_DT_BF16;
         int same = in[i].dtype == ti->dtype && in[i].rank == ti->rank;
         for (int d = 0; same && d < ti->rank; d++) same = in[i].shape[d] == ti->shape[d];
         if (!same) {

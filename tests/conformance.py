@@ -1,0 +1,195 @@
+"""ONNX conformance runner: compiles every model of Debian's libonnx-testdata
+suites with kiln, runs it on each test_data_set, and compares the outputs with the
+expected ones (rtol 1e-3, atol 1e-4 for floats; exact for integers and bool).
+
+  conformance.py [--jobs N] [--expected FILE] [--update] [--only SUBSTR] [--keep]
+
+Prints one line per suite (passed / total) and, with --expected, fails when a
+test named in that list no longer passes. --update rewrites the list."""
+import argparse
+import concurrent.futures as cf
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = "/usr/share/libonnx-testdata/data"
+SUITES = ["node", "pytorch-converted", "pytorch-operator", "simple"]
+KILN = os.path.join(ROOT, "build", "bin", "kiln")
+
+
+def load_pb(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    if t.data_type == onnx.TensorProto.BFLOAT16:
+        if t.raw_data:
+            bits = np.frombuffer(t.raw_data, dtype=np.uint16)
+        else:
+            bits = np.array(t.int32_data, dtype=np.uint16)
+        return (bits.astype(np.uint32) << 16).view(np.float32).reshape(tuple(t.dims))
+    return numpy_helper.to_array(t)
+
+
+def bf16_bits(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    if t.data_type != onnx.TensorProto.BFLOAT16:
+        return None
+    return np.frombuffer(t.raw_data, dtype=np.uint16).reshape(tuple(t.dims))
+
+
+def compare(got, want, got_bf16_bits=None):
+    if want.dtype == np.uint16 and got_bf16_bits is not None:
+        got = got_bf16_bits  # the suite stores bfloat16 tensors as their uint16 bits
+    if got.shape != want.shape:
+        return "shape %s, expected %s" % (got.shape, want.shape)
+    if want.dtype.kind in "fc":
+        g = got.astype(np.float64)
+        w = want.astype(np.float64)
+        if not np.allclose(g, w, rtol=1e-3, atol=1e-4, equal_nan=True):
+            err = np.nanmax(np.abs(g - w)) if g.size else 0
+            return "values differ (max abs error %g)" % err
+        return None
+    if got.dtype != want.dtype and not (want.dtype == np.bool_ and got.dtype == np.bool_):
+        return "dtype %s, expected %s" % (got.dtype, want.dtype)
+    if not np.array_equal(got, want):
+        return "values differ"
+    return None
+
+
+def graph_inputs(model_path):
+    m = onnx.load(model_path, load_external_data=False)
+    inits = {t.name for t in m.graph.initializer}
+    return [i.name for i in m.graph.input if i.name not in inits]
+
+
+def compile_for(tdir, ds, exe, extra_flags):
+    """Compiles with input shapes taken from data set ds (as symbolic dims are);
+    inputs that must be constants (shape operands) are bound to ds's values.
+    Returns (error or None, names of the bound inputs)."""
+    model = os.path.join(tdir, "model.onnx")
+    names = graph_inputs(model)
+    files = {n: os.path.join(ds, "input_%d.pb" % i) for i, n in enumerate(names)}
+    flags = []
+    for n, f in files.items():
+        if os.path.exists(f):
+            flags += ["--shape", "%s=%s" % (n, "x".join(str(d) for d in load_pb(f).shape))]
+    bound = []
+    for _ in range(8):
+        cmd = [KILN, "compile", model, "-o", exe] + flags + extra_flags
+        p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300)
+        if p.returncode == 0:
+            return None, bound
+        msg = (p.stderr.strip().splitlines() or ["?"])[0]
+        m = re.search(r"input '([^']+)' must be a constant", msg)
+        if not m or m.group(1) not in files or m.group(1) in bound:
+            return msg, bound
+        bound.append(m.group(1))
+        flags += ["--bind", "%s=%s" % (m.group(1), files[m.group(1)])]
+    return msg, bound
+
+
+def run_test(test, workdir, extra_flags):
+    try:
+        return run_test1(test, workdir, extra_flags)
+    except Exception as e:  # unreadable test data (sequences, ...), timeouts
+        return test, False, "runner: %r" % e
+
+
+def run_test1(test, workdir, extra_flags):
+    suite, name = test.split("/")
+    tdir = os.path.join(DATA, suite, name)
+    exe = os.path.join(workdir, suite + "__" + name)
+    sets = sorted(glob.glob(os.path.join(tdir, "test_data_set_*")))
+    names = graph_inputs(os.path.join(tdir, "model.onnx"))
+    for ds in sets:
+        err, bound = compile_for(tdir, ds, exe, extra_flags)
+        if err:
+            return test, False, "compile: " + err
+        ins = sorted(glob.glob(os.path.join(ds, "input_*.pb")), key=lambda s: int(s.rsplit("_", 1)[1][:-3]))
+        ins = [f for i, f in enumerate(ins) if i >= len(names) or names[i] not in bound]
+        outs = sorted(glob.glob(os.path.join(ds, "output_*.pb")), key=lambda s: int(s.rsplit("_", 1)[1][:-3]))
+        odir = exe + "_out"
+        shutil.rmtree(odir, ignore_errors=True)
+        p = subprocess.run([exe] + ins + ["-o", odir, "--format", "pb", "--threads", "1"], capture_output=True, text=True, errors="replace", timeout=300)
+        if p.returncode != 0:
+            return test, False, "run: " + (p.stderr.strip().splitlines() or ["?"])[0]
+        for k, o in enumerate(outs):
+            got_path = os.path.join(odir, "output_%d.pb" % k)
+            if not os.path.exists(got_path):
+                return test, False, "output %d missing" % k
+            why = compare(load_pb(got_path), load_pb(o), bf16_bits(got_path))
+            if why:
+                return test, False, "%s output %d: %s" % (os.path.basename(ds), k, why)
+        shutil.rmtree(odir, ignore_errors=True)
+    os.remove(exe)
+    return test, True, ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--expected")
+    ap.add_argument("--update", action="store_true")
+    ap.add_argument("--only")
+    ap.add_argument("--flags", default="", help="extra kiln compile flags")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    a = ap.parse_args()
+    tests = []
+    for s in SUITES:
+        for t in sorted(os.listdir(os.path.join(DATA, s))):
+            if os.path.exists(os.path.join(DATA, s, t, "model.onnx")):
+                tests.append(s + "/" + t)
+    if a.only:
+        tests = [t for t in tests if a.only in t]
+    work = tempfile.mkdtemp(prefix="kiln-conf-")
+    results = {}
+    with cf.ThreadPoolExecutor(a.jobs) as ex:
+        futs = [ex.submit(run_test, t, work, a.flags.split()) for t in tests]
+        for f in cf.as_completed(futs):
+            try:
+                t, ok, why = f.result()
+            except Exception as e:  # a timeout or a crash of the runner itself
+                t, ok, why = "?", False, repr(e)
+            results[t] = (ok, why)
+            if a.verbose and not ok:
+                print("FAIL %s: %s" % (t, why))
+    shutil.rmtree(work, ignore_errors=True)
+    for s in SUITES:
+        st = [t for t in tests if t.startswith(s + "/")]
+        if st:
+            print("conformance %-18s %4d / %4d passed" % (s, sum(results.get(t, (False,))[0] for t in st), len(st)))
+    failed = 0
+    if a.expected and not a.update:
+        with open(a.expected) as f:
+            expected = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+        for t in expected:
+            if t in results and not results[t][0]:
+                print("REGRESSION %s: %s" % (t, results[t][1]))
+                failed += 1
+        newly = [t for t in tests if results[t][0] and t not in expected]
+        for t in newly:
+            print("newly passing (add to %s): %s" % (os.path.basename(a.expected), t))
+        checked = [t for t in expected if t in results]
+        print("conformance expected-pass list: %d passed, %d failed" % (len(checked) - failed, failed))
+    if a.update and a.expected:
+        with open(a.expected, "w") as f:
+            f.write("# Conformance tests kiln must pass (tests/conformance.py --update rewrites this).\n")
+            for t in tests:
+                if results[t][0]:
+                    f.write(t + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
