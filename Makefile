@@ -63,10 +63,15 @@ demo: all examples/mlp/mlp.onnx
 	$(BUILD)/mlp examples/mlp/input_0.npy -o $(BUILD)/demo-out
 	$(PYTHON) -c "import numpy as np; y=np.load('$(BUILD)/demo-out/output_0.npy'); print('output_0', y.dtype, y.shape); print(y)"
 
-test: all
+test: all $(UNIT)
 	$(PYTHON) tests/run_tests.py --jobs $(JOBS)
 
 clean:
 	rm -rf $(BUILD) examples/mlp/mlp.onnx examples/mlp/input_0.npy
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+UNIT := $(BUILD)/tests/unit
+$(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -lm -lpthread -o $@

@@ -728,9 +728,28 @@ static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* The body's inputs take the node's input types; its nodes are inferred in order. */
 static bool infer_fused(Graph *g, Node *n, Diags *d) {
-    (void)g;
-    return need_shapes(n, d); /* the fusion pass sets the output from the nodes it fused */
+    if (!need_shapes(n, d)) return false;
+    const Attr *a = node_attr(n, "body");
+    if (!a || a->kind != ATTR_GRAPH || a->g->inputs.n != n->n_in || a->g->outputs.n != 1) {
+        diag_error(d, n, "kiln.Fused needs a 'body' graph with one input per node input and one output");
+        return false;
+    }
+    Graph *b = a->g;
+    for (int i = 0; i < n->n_in; i++) {
+        Value *bi = b->inputs.items[i];
+        set_out(bi, n->in[i]->dtype, n->in[i]->rank, n->in[i]->dims);
+    }
+    for (int i = 0; i < b->nodes.n; i++) {
+        Node *bn = b->nodes.items[i];
+        if (!(op_table[bn->op].flags & F_ELEM)) { diag_error(d, n, "kiln.Fused body holds non-elementwise op %s", op_table[bn->op].name); return false; }
+        if (!op_table[bn->op].infer(g, bn, d)) return false;
+    }
+    Value *r = b->outputs.items[0];
+    if (r->rank < 0) { diag_error(d, n, "kiln.Fused body output has no shape"); return false; }
+    set_out(n->out[0], r->dtype, r->rank, r->dims);
+    return true;
 }
 
 /* ---- the table ---- */

@@ -1,0 +1,230 @@
+"""The bad-input suite: one model or input file per failure mode, each built
+here with python3-onnx, with the diagnostic kiln must give. Each case checks the
+exit code, that the message is in SPEC's form and says what is wrong, that
+nothing crashed (no signal), and that no output file was left behind."""
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from harness import KILN, main, run
+
+TMP = tempfile.mkdtemp(prefix="kiln-bad-")
+
+
+def path(name):
+    return os.path.join(TMP, name)
+
+
+def save(model, name):
+    p = path(name)
+    with open(p, "wb") as f:
+        f.write(model.SerializeToString())
+    return p
+
+
+def graph(nodes, inputs, outputs, inits=(), opset=13):
+    g = helper.make_graph(nodes, "bad", inputs, outputs, list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def vi(name, shape, t=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, t, shape)
+
+
+def good_model():
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    return graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [w])
+
+
+def check_compile(model_path, want, code=1):
+    out = path("out_exe")
+    for p in [out, out + ".d"]:
+        if os.path.exists(p):
+            os.remove(p)
+    r = run([KILN, "compile", model_path, "-o", out, "-MD"])
+    assert r.returncode == code, "exit %d, want %d: %s" % (r.returncode, code, r.stderr)
+    assert model_path in r.stderr and "error:" in r.stderr, r.stderr
+    assert want in r.stderr, "want %r in %r" % (want, r.stderr)
+    left = [f for f in os.listdir(TMP) if f.startswith("out_exe")]
+    assert not left, "output left behind: %s" % left
+
+
+def test_truncated_onnx():
+    data = good_model().SerializeToString()
+    p = path("truncated.onnx")
+    open(p, "wb").write(data[: len(data) // 2])
+    check_compile(p, "truncated or corrupt")
+
+
+def test_corrupt_onnx():
+    p = path("corrupt.onnx")
+    open(p, "wb").write(bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8)))
+    check_compile(p, "not a valid ONNX model")
+
+
+def test_missing_file():
+    check_compile(path("does_not_exist.onnx"), "cannot open")
+
+
+def test_cycle():
+    m = graph([helper.make_node("Relu", ["b"], ["a"], name="r1"), helper.make_node("Relu", ["a"], ["b"], name="r2")],
+              [vi("x", [2])], [vi("b", [2])])
+    check_compile(save(m, "cycle.onnx"), "cycle")
+
+
+def test_undefined_input():
+    m = graph([helper.make_node("Relu", ["nowhere"], ["y"], name="r")], [vi("x", [2])], [vi("y", [2])])
+    check_compile(save(m, "undefined.onnx"), "node 'r' (Relu): error: input 'nowhere' is not defined")
+
+
+def test_unsupported_op():
+    m = graph([helper.make_node("Frobnicate", ["x"], ["y"], name="f")], [vi("x", [2])], [vi("y", [2])])
+    check_compile(save(m, "unsupported.onnx"), "node 'f' (Frobnicate): error: unsupported op")
+
+
+def test_unsupported_opset():
+    m = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", [2])], [vi("y", [2])], opset=99)
+    check_compile(save(m, "opset.onnx"), "opset 99 is not supported")
+
+
+def test_shape_mismatch():
+    w = numpy_helper.from_array(np.ones((3, 4), np.float32), "w")
+    m = graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [w])
+    check_compile(save(m, "matmul_shapes.onnx"), "node 'mm' (MatMul): error: inner dimensions differ")
+
+
+def test_dtype_not_accepted():
+    m = graph([helper.make_node("Sqrt", ["x"], ["y"], name="s")], [vi("x", [2], TensorProto.INT32)], [vi("y", [2], TensorProto.INT32)])
+    check_compile(save(m, "dtype.onnx"), "node 's' (Sqrt): error: dtype i32 is not accepted")
+
+
+def test_shape_overflow():
+    shape = numpy_helper.from_array(np.array([1 << 40, 1 << 40], np.int64), "s")
+    m = graph([helper.make_node("ConstantOfShape", ["s"], ["y"], name="big")], [], [vi("y", None)], [shape])
+    check_compile(save(m, "overflow.onnx"), "too large")
+
+
+def test_tensor_data_too_short():
+    t = raw_tensor("w", [4, 4], b"\0" * 10)
+    m = graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [t])
+    check_compile(save(m, "short_raw.onnx"), "raw_data has 10 bytes")
+
+
+def raw_tensor(name, dims, raw=None):
+    t = TensorProto()
+    t.name = name
+    t.data_type = TensorProto.FLOAT
+    t.dims.extend(dims)
+    if raw is not None:
+        t.raw_data = raw
+    return t
+
+
+def external_model(location, nbytes=64):
+    t = raw_tensor("w", [4, 4])
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in [("location", location), ("offset", "0"), ("length", str(nbytes))]:
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [t])
+
+
+def test_external_data_leaves_folder():
+    check_compile(save(external_model("../../etc/passwd"), "escape.onnx"), "leaves the model's folder")
+
+
+def test_external_data_missing():
+    check_compile(save(external_model("nothere.bin"), "ext_missing.onnx"), "is missing")
+
+
+def test_external_data_too_short():
+    open(path("short.bin"), "wb").write(b"\0" * 12)
+    check_compile(save(external_model("short.bin"), "ext_short.onnx"), "too short")
+
+
+def test_external_data_ok():
+    np.ones((4, 4), np.float32).tofile(path("w.bin"))
+    p = save(external_model("w.bin"), "ext_ok.onnx")
+    r = run([KILN, "compile", p, "-o", path("ext_ok"), "-MD"])
+    assert r.returncode == 0, r.stderr
+    assert "w.bin" in open(path("ext_ok.d")).read()
+
+
+def test_symbolic_input_needs_shape():
+    m = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", ["N", 4])], [vi("y", ["N", 4])])
+    p = save(m, "symbolic.onnx")
+    check_compile(p, "give them with --shape x=")
+    r = run([KILN, "compile", p, "-o", path("sym"), "--shape", "x=3x4"])
+    assert r.returncode == 0, r.stderr
+
+
+def test_bad_kir_text():
+    p = path("bad.kir")
+    open(p, "w").write("kiln 1\ngraph \"g\" opset 13 {\n  input %x : f32[2]\n  %y : f32[2] = Relu \"r\" (%x\n}\n")
+    check_compile(p, "line")
+
+
+def test_usage_errors():
+    for args in [["compile", path("x.onnx"), "--emit", "nope"], ["compile", path("x.onnx"), "-O7"], ["frob"],
+                 ["compile", path("x.onnx"), "--shape", "x=2y3"]]:
+        r = run([KILN] + args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert "error" in r.stderr
+
+
+def compiled_good():
+    p = save(good_model(), "good.onnx")
+    exe = path("good")
+    r = run([KILN, "compile", p, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    return exe
+
+
+def check_exe(args, want):
+    od = path("exe_out")
+    shutil.rmtree(od, ignore_errors=True)
+    r = run([compiled_good()] + args + ["-o", od])
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert want in r.stderr, "want %r in %r" % (want, r.stderr)
+    assert not os.path.exists(od) or not os.listdir(od), "outputs written by a failed run"
+
+
+def test_exe_wrong_shape():
+    np.save(path("wrong.npy"), np.zeros((3, 4), np.float32))
+    check_exe([path("wrong.npy")], "expected f32[2,4], found f32[3,4]")
+
+
+def test_exe_wrong_dtype():
+    np.save(path("wrongt.npy"), np.zeros((2, 4), np.float64))
+    check_exe([path("wrongt.npy")], "expected f32[2,4], found f64[2,4]")
+
+
+def test_exe_wrong_count():
+    check_exe([], "expected 1 input file, got 0")
+
+
+def test_exe_truncated_npy():
+    np.save(path("t.npy"), np.zeros((2, 4), np.float32))
+    data = open(path("t.npy"), "rb").read()
+    open(path("t.npy"), "wb").write(data[:-5])
+    check_exe([path("t.npy")], "truncated")
+
+
+def test_exe_corrupt_pb():
+    open(path("c.pb"), "wb").write(b"\x0a\xff\xff\xff")
+    check_exe([path("c.pb")], "corrupt or truncated TensorProto")
+
+
+def test_exe_missing_input():
+    check_exe([path("nope.npy")], "cannot open")
+
+
+if __name__ == "__main__":
+    rc = main(globals(), "bad-input")
+    shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(rc)

@@ -1,0 +1,232 @@
+"""End-to-end tests: compile, run, emit lib/obj/c/header, depfiles, dump and
+round trip, kiln run. Every numeric result is checked against NumPy."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from harness import KILN, ROOT, main, run
+
+TMP = tempfile.mkdtemp(prefix="kiln-e2e-")
+MLP = os.path.join(ROOT, "examples", "mlp")
+
+
+def mlp_model(dirname):
+    r = run([sys.executable, os.path.join(MLP, "make_model.py"), dirname])
+    assert r.returncode == 0, r.stderr
+    return os.path.join(dirname, "mlp.onnx"), os.path.join(dirname, "input_0.npy")
+
+
+def mlp_reference(model_path, x):
+    """The MLP computed by NumPy from the model's own weights."""
+    m = onnx.load(model_path)
+    w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    h = np.maximum(x @ w["w1"] + w["b1"], 0)
+    z = h @ w["w2"] + w["b2"]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fresh(name):
+    d = os.path.join(TMP, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def test_compile_and_run_matches_numpy():
+    d = fresh("run")
+    model, inp = mlp_model(d)
+    exe = os.path.join(d, "m")
+    r = run([KILN, "compile", model, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    r = run([exe, inp, "-o", os.path.join(d, "out")])
+    assert r.returncode == 0, r.stderr
+    got = np.load(os.path.join(d, "out", "output_0.npy"))
+    np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+
+
+def test_pb_input_and_output_and_repeat():
+    d = fresh("pb")
+    model, inp = mlp_model(d)
+    x = np.load(inp)
+    with open(os.path.join(d, "in.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(x, "x").SerializeToString())
+    exe = os.path.join(d, "m")
+    assert run([KILN, "compile", model, "-o", exe, "--threads", "2"]).returncode == 0
+    r = run([exe, os.path.join(d, "in.pb"), "-o", d, "--format", "pb", "--repeat", "5", "--threads", "1"])
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("latency_ms min="), r.stderr
+    fields = dict(kv.split("=") for kv in r.stderr.split()[1:])
+    assert float(fields["min"]) <= float(fields["median"]) <= float(fields["max"])
+    t = onnx.TensorProto()
+    t.ParseFromString(open(os.path.join(d, "output_0.pb"), "rb").read())
+    np.testing.assert_allclose(numpy_helper.to_array(t), mlp_reference(model, x), rtol=1e-4, atol=1e-6)
+
+
+def test_emit_lib_links_into_c_program_with_make():
+    d = fresh("embed")
+    shutil.copytree(os.path.join(ROOT, "examples", "embed"), os.path.join(d, "embed"))
+    model, inp = mlp_model(d)
+    env = dict(os.environ, KILN=KILN)
+    mk = ["make", "-C", os.path.join(d, "embed"), "KILN=" + KILN, "MODEL=" + model]
+    r = run(mk, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    x = np.load(inp)
+    x.tofile(os.path.join(d, "in.f32"))
+    r = run([os.path.join(d, "embed", "demo"), os.path.join(d, "in.f32"), os.path.join(d, "out.f32")])
+    assert r.returncode == 0, r.stderr
+    got = np.fromfile(os.path.join(d, "out.f32"), dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(got, mlp_reference(model, x), rtol=1e-4, atol=1e-6)
+    # the depfile names the model: touching it rebuilds the library, else nothing is done
+    r = run(mk + ["-q", "demo"])
+    assert r.returncode == 0, "make -q says demo is out of date right after a build"
+    time.sleep(1.1)
+    os.utime(model)
+    r = run(mk + ["-q", "demo"])
+    assert r.returncode != 0, "make did not see the model change through the depfile"
+    r = run(mk)
+    assert r.returncode == 0 and "kiln" in r.stdout and "compile" in r.stdout, r.stdout
+
+
+def test_emit_obj_so_header_and_deterministic_c():
+    d = fresh("emit")
+    model, _ = mlp_model(d)
+    for kind, out in [("obj", "m.o"), ("so", "libm.so"), ("header", "m.h"), ("c", "m1.c"), ("c", "m2.c")]:
+        r = run([KILN, "compile", model, "--emit", kind, "-o", os.path.join(d, out), "--name", "m"])
+        assert r.returncode == 0, (kind, r.stderr)
+        assert os.path.getsize(os.path.join(d, out)) > 0
+    assert os.path.exists(os.path.join(d, "m.h"))
+    h = open(os.path.join(d, "m.h")).read()
+    for sym in ["m_create", "m_run", "m_destroy", "m_inputs", "m_NUM_INPUTS"]:
+        assert sym in h, sym
+    assert open(os.path.join(d, "m1.c"), "rb").read() == open(os.path.join(d, "m2.c"), "rb").read()
+    assert "node 'fc1' (Gemm)" in open(os.path.join(d, "m1.c")).read()
+    r = run(["nm", "-D", os.path.join(d, "libm.so")])
+    assert " T m_run" in r.stdout
+
+
+def test_dump_formats():
+    d = fresh("dump")
+    model, _ = mlp_model(d)
+    r = run([KILN, "dump", model, "--format", "json"])
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert [n["op"] for n in j["nodes"]][0] == "Gemm"
+    r = run([KILN, "dump", model, "--format", "dot"])
+    assert r.returncode == 0 and r.stdout.startswith("digraph")
+    dd = os.path.join(d, "passes")
+    r = run([KILN, "compile", model, "-o", os.path.join(d, "m"), "--dump-after", "all", "--dump-dir", dd])
+    assert r.returncode == 0, r.stderr
+    names = sorted(os.listdir(dd))
+    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fuse.kir", "04-plan.kir"], names
+
+
+def roundtrip(model, inputs, d, after=None):
+    kir = os.path.join(d, "m.kir")
+    cmd = [KILN, "dump", model, "-o", kir] + (["--after", after] if after else [])
+    r = run(cmd)
+    assert r.returncode == 0, r.stderr
+    outs = []
+    for src in [model, kir]:
+        exe = os.path.join(d, "exe")
+        r = run([KILN, "compile", src, "-o", exe])
+        assert r.returncode == 0, (src, r.stderr)
+        od = os.path.join(d, "o")
+        shutil.rmtree(od, ignore_errors=True)
+        r = run([exe] + inputs + ["-o", od])
+        assert r.returncode == 0, r.stderr
+        outs.append(np.load(os.path.join(od, "output_0.npy")))
+    return outs
+
+
+def test_dump_roundtrip_mlp():
+    d = fresh("rt")
+    model, inp = mlp_model(d)
+    for after in [None, "infer"]:
+        a, b = roundtrip(model, [inp], d, after)
+        assert np.array_equal(a, b)
+        np.testing.assert_allclose(b, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+
+
+def test_dump_roundtrip_fused_cnn():
+    """A conv net with fused elementwise chains, constants of several dtypes,
+    and shape arithmetic that folds; its .kir round trip must agree with NumPy."""
+    d = fresh("rt2")
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c", "half"], ["m"], name="scale"),
+        helper.make_node("Sigmoid", ["m"], ["s"], name="sig"),
+        helper.make_node("Add", ["s", "c"], ["a"], name="res"),
+        helper.make_node("Shape", ["a"], ["shp"], name="shape"),
+        helper.make_node("Gather", ["shp", "zero"], ["n"], name="batch", axis=0),
+        helper.make_node("Unsqueeze", ["n", "zeros"], ["n1"], name="unsq"),
+        helper.make_node("Concat", ["n1", "minus1"], ["newshape"], name="cat", axis=0),
+        helper.make_node("Reshape", ["a", "newshape"], ["y"], name="flat"),
+    ]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+             numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "zeros"),
+             numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    g = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model = os.path.join(d, "cnn.onnx")
+    onnx.save(m, model)
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    np.save(os.path.join(d, "x.npy"), x)
+    r = run([KILN, "dump", model])
+    assert "kiln.Fused" in r.stdout, r.stdout
+    a, bb = roundtrip(model, [os.path.join(d, "x.npy")], d)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    c = np.zeros((2, 4, 5, 5), np.float64)
+    for i in range(5):
+        for j in range(5):
+            c[:, :, i, j] = np.einsum("nchw,mchw->nm", xp[:, :, i:i + 3, j:j + 3], w)
+    c += b[None, :, None, None]
+    ref = (1 / (1 + np.exp(-0.5 * c)) + c).reshape(2, -1)
+    np.testing.assert_allclose(a, ref, rtol=1e-4, atol=1e-5)
+    assert np.array_equal(a, bb)
+
+
+def test_kiln_run_caches_and_runs():
+    d = fresh("krun")
+    model, inp = mlp_model(d)
+    env = dict(os.environ, KILN_CACHE_DIR=os.path.join(d, "cache"))
+    for _ in range(2):
+        r = run([KILN, "run", model, inp, "-o", os.path.join(d, "o")], env=env)
+        assert r.returncode == 0, r.stderr
+    assert len(os.listdir(os.path.join(d, "cache"))) == 1
+    np.testing.assert_allclose(np.load(os.path.join(d, "o", "output_0.npy")), mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+
+
+def test_readme_op_list_is_the_op_table():
+    r = run([KILN, "--list-ops"])
+    assert r.returncode == 0
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "\n" + r.stdout.strip() + "\n" in readme, "README's op list differs from kiln --list-ops"
+
+
+def test_help_and_version():
+    r = run([KILN, "--help"])
+    assert r.returncode == 0 and "kiln compile MODEL" in r.stdout
+    r = run([KILN, "--version"])
+    assert r.returncode == 0 and r.stdout.startswith("kiln ")
+    r = run([KILN, "compile"])
+    assert r.returncode == 2
+
+
+if __name__ == "__main__":
+    rc = main(globals(), "e2e")
+    shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(rc)

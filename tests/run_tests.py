@@ -1,0 +1,60 @@
+"""Runs every test of `make test`: the C unit tests, the ONNX conformance suite
+(against tests/conformance_expected.txt), the end-to-end tests and the bad-input
+suite. Each part prints its own summary; the last line is the total,
+'N passed, N failed', and the exit status is non-zero when anything failed."""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+
+
+def part(label, cmd):
+    t0 = time.time()
+    print("== %s: %s" % (label, " ".join(cmd)), flush=True)
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    out = p.stdout
+    sys.stdout.write(out)
+    m = None
+    for m in re.finditer(r"(\d+) passed, (\d+) failed", out):
+        pass
+    if not m:
+        print("%s: no summary line (exit %d): counted as 1 failure" % (label, p.returncode))
+        return 0, 1
+    passed, failed = int(m.group(1)), int(m.group(2))
+    if p.returncode != 0 and failed == 0:
+        failed = 1
+        print("%s: exit status %d without a failure count: counted as 1 failure" % (label, p.returncode))
+    print("== %s done in %.0f s" % (label, time.time() - t0), flush=True)
+    return passed, failed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    data = tempfile.mkdtemp(prefix="kiln-unit-")
+    subprocess.run([PY, "tests/unit_data.py", data], cwd=ROOT, check=True)
+    parts = [
+        ("unit", [os.path.join("build", "tests", "unit"), data]),
+        ("e2e", [PY, "tests/e2e.py"]),
+        ("bad-input", [PY, "tests/bad_inputs.py"]),
+        ("conformance", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt"]),
+    ]
+    total_p = total_f = 0
+    for label, cmd in parts:
+        p, f = part(label, cmd)
+        total_p += p
+        total_f += f
+    subprocess.run(["rm", "-rf", data])
+    print("%d passed, %d failed" % (total_p, total_f))
+    return 1 if total_f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+/* Unit tests of the IR, the passes, the text IR and the runtime I/O.
+ * Usage: unit DATA_DIR, where tests/unit_data.py wrote reference files made with
+ * NumPy and python3-onnx. Prints one line per failed check and a closing
+ * "unit: N passed, N failed" line. */
+#include "../../codegen/kir.h"
+#include "../../frontend/frontend.h"
+#include "../../passes/passes.h"
+#include "../../runtime/kiln_scalar.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+static const char *data_dir;
+
+#define CHECK(cond, ...) do { \
+    if (cond) passed++; \
+    else { failed++; printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); printf(__VA_ARGS__); printf("\n"); } \
+} while (0)
+
+static const char *data(const char *name) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", data_dir, name);
+    return buf;
+}
+
+static void test_f16_against_numpy(void) {
+    kiln_tensor bits, vals;
+    char err[512];
+    int a = kiln_read_npy(data("f16_bits.npy"), &bits, err, sizeof err);
+    int b = kiln_read_npy(data("f16_as_f32.npy"), &vals, err, sizeof err);
+    CHECK(a == 0 && b == 0, "%s", err);
+    if (a || b) return;
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        float f = kiln_f16_to_f32(((uint16_t *)bits.data)[i]), want = ((float *)vals.data)[i];
+        if (!(f == want || (f != f && want != want))) bad++;
+    }
+    CHECK(bad == 0, "%d of 65536 float16 values decode differently from NumPy", bad);
+    kiln_tensor src, want16;
+    a = kiln_read_npy(data("f32_samples.npy"), &src, err, sizeof err);
+    b = kiln_read_npy(data("f32_samples_as_f16.npy"), &want16, err, sizeof err);
+    CHECK(a == 0 && b == 0, "%s", err);
+    bad = 0;
+    int64_t n = src.nbytes / 4;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h = kiln_f32_to_f16(((float *)src.data)[i]), w = ((uint16_t *)want16.data)[i];
+        if (h != w && !((h & 0x7c00) == 0x7c00 && (h & 0x3ff) && (w & 0x7c00) == 0x7c00 && (w & 0x3ff))) bad++;
+    }
+    CHECK(bad == 0, "%d of %lld float32 values round to float16 differently from NumPy", bad, (long long)n);
+    kiln_tensor_free(&bits); kiln_tensor_free(&vals); kiln_tensor_free(&src); kiln_tensor_free(&want16);
+}
+
+static void test_pb_matches_npy(void) {
+    static const char *names[] = {"t_f32", "t_i64", "t_u8", "t_f64", "t_i32_typed", "t_f32_typed", "t_scalar"};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+        char pb[256], npy[256], err[512];
+        snprintf(pb, sizeof pb, "%s.pb", names[k]);
+        snprintf(npy, sizeof npy, "%s.npy", names[k]);
+        kiln_tensor a, b;
+        int ra = kiln_read_pb(data(pb), &a, err, sizeof err);
+        CHECK(ra == 0, "%s: %s", pb, err);
+        int rb = kiln_read_npy(data(npy), &b, err, sizeof err);
+        CHECK(rb == 0, "%s: %s", npy, err);
+        if (ra || rb) continue;
+        CHECK(a.dtype == b.dtype && a.rank == b.rank && a.nbytes == b.nbytes, "%s: type differs", names[k]);
+        CHECK(memcmp(a.shape, b.shape, sizeof a.shape) == 0 && memcmp(a.data, b.data, (size_t)a.nbytes) == 0, "%s: data differs", names[k]);
+        kiln_tensor_free(&a);
+        kiln_tensor_free(&b);
+    }
+}
+
+static void test_npy_write_read(void) {
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    kiln_tensor t = {KILN_DT_F32, 2, {2, 3}, 24, v}, r;
+    char err[256], path[4200];
+    snprintf(path, sizeof path, "%s/written.npy", data_dir);
+    CHECK(kiln_write_npy(path, &t, err, sizeof err) == 0, "%s", err);
+    CHECK(kiln_read_npy(path, &r, err, sizeof err) == 0 && r.rank == 2 && r.shape[1] == 3 && memcmp(r.data, v, 24) == 0, "%s", err);
+    kiln_tensor_free(&r);
+}
+
+static void test_shapes(void) {
+    Value a = {0}, b = {0};
+    a.rank = 3; a.dims[0] = 2; a.dims[1] = 1; a.dims[2] = 3;
+    b.rank = 2; b.dims[0] = 4; b.dims[1] = 1;
+    Value *in[2] = {&a, &b};
+    int r;
+    int64_t d[MAX_RANK];
+    CHECK(shape_broadcast(in, 2, &r, d) && r == 3 && d[0] == 2 && d[1] == 4 && d[2] == 3, "broadcast");
+    b.dims[1] = 2;
+    CHECK(!shape_broadcast(in, 2, &r, d), "3 and 2 must not broadcast");
+    int64_t big[2] = {(int64_t)1 << 40, (int64_t)1 << 40};
+    CHECK(dims_numel(2, big) == -1, "overflow not detected");
+    int ax;
+    CHECK(axis_norm(-1, 3, &ax) && ax == 2 && !axis_norm(3, 3, &ax) && !axis_norm(-4, 3, &ax), "axis_norm");
+}
+
+static void test_scope(void) {
+    Arena *a = arena_new();
+    Scope s, child;
+    scope_init(&s, a, NULL);
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "v%d", i);
+        scope_put(&s, arena_strdup(a, name), (Value *)(intptr_t)(i + 1));
+    }
+    int bad = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "v%d", i);
+        if (scope_get(&s, name) != (Value *)(intptr_t)(i + 1)) bad++;
+    }
+    scope_init(&child, a, &s);
+    CHECK(bad == 0 && scope_get(&s, "nope") == NULL && scope_get(&child, "v7") == (Value *)(intptr_t)8, "scope lookups");
+    arena_free(a);
+}
+
+static const char *chain_kir =
+    "kiln 1\n"
+    "graph \"chain\" opset 13 {\n"
+    "  input %x : f32[4,8]\n"
+    "  const %w : f32[8,8] = blob \"chain.weights\" 0 256\n"
+    "  const %two : f32[] = [2.0]\n"
+    "  %a : f32[4,8] = MatMul \"m1\" (%x, %w)\n"
+    "  %b : f32[4,8] = Relu \"r1\" (%a)\n"
+    "  %c : f32[4,8] = MatMul \"m2\" (%b, %w)\n"
+    "  %d : f32[4,8] = Mul \"s\" (%c, %two)\n"
+    "  %e : f32[4,8] = Sigmoid \"g\" (%d)\n"
+    "  %f : f32[4,8] = MatMul \"m3\" (%e, %w)\n"
+    "  %g : f32[32] = Reshape \"flat\" (%f, %shape)\n"
+    "  %h : f32[32] = Tanh \"t\" (%g)\n"
+    "  output %h\n"
+    "}\n";
+
+static Graph *load_chain(Arena *a, Diags *d) {
+    char path[4200], wpath[4200], text[2048];
+    snprintf(path, sizeof path, "%s/chain.kir", data_dir);
+    snprintf(wpath, sizeof wpath, "%s/chain.weights", data_dir);
+    FILE *f = fopen(wpath, "wb");
+    float w[64];
+    for (int i = 0; i < 64; i++) w[i] = (float)(i % 7) * 0.1f;
+    fwrite(w, 4, 64, f);
+    fclose(f);
+    snprintf(text, sizeof text, "%s", chain_kir);
+    char *at = strstr(text, "  %a");
+    memmove(at + 38, at, strlen(at) + 1);
+    memcpy(at, "  const %shape : i64[1] = [32]       \n", 38);
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    PtrVec deps = {0};
+    return kir_load(a, path, NULL, d, &deps);
+}
+
+static void test_kir_roundtrip_and_plan(void) {
+    Arena *a = arena_new();
+    Diags d = {a, NULL, NULL, 0};
+    Graph *g = load_chain(a, &d);
+    CHECK(g != NULL, "chain.kir did not parse: %s", d.first ? d.first->msg : "");
+    if (!g) { arena_free(a); return; }
+    PassOpts po = {2, NULL, NULL, false};
+    CHECK(pipeline_run(g, &po, &d), "pipeline failed: %s", d.first ? d.first->msg : "");
+    /* the fuse pass made one loop of Mul+Sigmoid */
+    int fused = 0;
+    for (int i = 0; i < g->nodes.n; i++) fused += ((Node *)g->nodes.items[i])->op == OP_FUSED;
+    CHECK(fused == 1, "expected one fused node, found %d", fused);
+    /* planner: buffers whose lifetimes overlap never share bytes */
+    int overlaps = 0;
+    int64_t sum = 0;
+    for (int i = 0; i < g->values.n; i++) {
+        Value *v = g->values.items[i];
+        if (v->mem_offset < 0) continue;
+        sum += value_nbytes(v);
+        for (int j = 0; j < i; j++) {
+            Value *u = g->values.items[j];
+            if (u->mem_offset < 0) continue;
+            bool live = v->first_use <= u->last_use && u->first_use <= v->last_use;
+            bool bytes = v->mem_offset < u->mem_offset + value_nbytes(u) && u->mem_offset < v->mem_offset + value_nbytes(v);
+            if (live && bytes) overlaps++;
+        }
+    }
+    CHECK(overlaps == 0, "%d live buffers overlap", overlaps);
+    CHECK(g->workspace_size < sum, "workspace %lld is not below the sum of buffers %lld", (long long)g->workspace_size, (long long)sum);
+    /* print, parse, print: the same text */
+    char p1[4200], p2[4200];
+    snprintf(p1, sizeof p1, "%s/rt1.kir", data_dir);
+    snprintf(p2, sizeof p2, "%s/rt2.kir", data_dir);
+    FILE *f = fopen(p1, "w");
+    ir_print_text(g, f, NULL, &d);
+    fclose(f);
+    PtrVec deps = {0};
+    Graph *g2 = kir_load(a, p1, NULL, &d, &deps);
+    CHECK(g2 != NULL, "printed IR did not parse back: %s", d.first ? d.first->msg : "");
+    if (g2) {
+        CHECK(pass_infer(g2, &d), "re-parsed IR does not infer");
+        f = fopen(p2, "w");
+        ir_print_text(g2, f, NULL, &d);
+        fclose(f);
+        size_t n1, n2;
+        unsigned char *t1 = read_file(a, p1, &n1, &d), *t2 = read_file(a, p2, &n2, &d);
+        CHECK(t1 && t2 && n1 == n2 && memcmp(t1, t2, n1) == 0, "print -> parse -> print differs");
+    }
+    arena_free(a);
+}
+
+static void test_kernels_against_numpy(void) {
+    /* softmax and transpose of a tensor NumPy wrote, compared with NumPy's results */
+    kiln_tensor x, sm, tr;
+    char err[512];
+    if (kiln_read_npy(data("k_x.npy"), &x, err, sizeof err) || kiln_read_npy(data("k_softmax.npy"), &sm, err, sizeof err) ||
+        kiln_read_npy(data("k_transpose.npy"), &tr, err, sizeof err)) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    float *y = malloc((size_t)x.nbytes);
+    int64_t p[4] = {x.shape[0] * x.shape[1], x.shape[2], 1, 0};
+    void *b[2] = {y, x.data};
+    kiln_k_softmax(NULL, b, p);
+    double maxerr = 0;
+    for (int64_t i = 0; i < x.nbytes / 4; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)sm.data)[i]));
+    CHECK(maxerr < 1e-6, "softmax differs from NumPy by %g", maxerr);
+    int64_t q[8] = {4, 3, x.shape[0], x.shape[1], x.shape[2], 2, 0, 1};
+    kiln_k_transpose(NULL, b, q);
+    CHECK(memcmp(y, tr.data, (size_t)x.nbytes) == 0, "transpose differs from NumPy");
+    free(y);
+    kiln_tensor_free(&x); kiln_tensor_free(&sm); kiln_tensor_free(&tr);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) { fprintf(stderr, "usage: unit DATA_DIR\n"); return 2; }
+    data_dir = argv[1];
+    test_f16_against_numpy();
+    test_pb_matches_npy();
+    test_npy_write_read();
+    test_shapes();
+    test_scope();
+    test_kir_roundtrip_and_plan();
+    test_kernels_against_numpy();
+    printf("unit: %d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
