@@ -19,6 +19,7 @@ RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 KILN     := $(BUILD)/bin/kiln
 RTLIB    := $(BUILD)/lib/libkilnrt.a
+UNIT     := $(BUILD)/tests/unit
 
 .PHONY: all deps demo test unit-tests clean
 all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h
@@ -71,7 +72,6 @@ clean:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-UNIT := $(BUILD)/tests/unit
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -lm -lpthread -o $@
