@@ -53,7 +53,7 @@ $(BUILD)/include/kiln_rt.h: $(RT_HDR)
 
 $(KILN): $(KILN_OBJ) $(RTLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -lm -lpthread -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -lm -lpthread -o $@
 
 # The bundled example: a small MLP built by a python3-onnx script.
 examples/mlp/mlp.onnx examples/mlp/input_0.npy: examples/mlp/make_model.py $(BUILD)/.deps-ok
@@ -74,4 +74,4 @@ clean:
 
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(KCFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -lm -lpthread -o $@
+	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -lm -lpthread -o $@
