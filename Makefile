@@ -2,7 +2,7 @@
 # compiler and its runtime into build/; `make demo` compiles and runs the bundled
 # example; `make test` runs every test.
 PYTHON   ?= /usr/bin/python3
-BUILD    := build
+BUILD    ?= build
 CFLAGS   ?= -O2 -g
 KCFLAGS  := -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP $(CFLAGS)
 ONNX_PROTO := /usr/lib/python3/dist-packages/onnx/onnx.proto
@@ -21,7 +21,7 @@ KILN     := $(BUILD)/bin/kiln
 RTLIB    := $(BUILD)/lib/libkilnrt.a
 UNIT     := $(BUILD)/tests/unit
 
-.PHONY: all deps demo test unit-tests clean
+.PHONY: all deps demo test test-sanitize clean
 all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h
 
 deps: $(BUILD)/.deps-ok
@@ -65,10 +65,18 @@ demo: all examples/mlp/mlp.onnx
 	$(PYTHON) -c "import numpy as np; y=np.load('$(BUILD)/demo-out/output_0.npy'); print('output_0', y.dtype, y.shape); print(y)"
 
 test: all $(UNIT)
-	$(PYTHON) tests/run_tests.py --jobs $(JOBS)
+	KILN_BUILD=$(BUILD) $(PYTHON) tests/run_tests.py --jobs $(JOBS)
+
+# The whole suite again with kiln, its runtime and every compiled model built
+# with AddressSanitizer and UBSan (any report fails the run).
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
+test-sanitize:
+	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all build-san/tests/unit
+	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(PYTHON) tests/run_tests.py --jobs $(JOBS)
 
 clean:
-	rm -rf $(BUILD) examples/mlp/mlp.onnx examples/mlp/input_0.npy
+	rm -rf $(BUILD) build-san examples/mlp/mlp.onnx examples/mlp/input_0.npy
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -23,7 +23,7 @@ from onnx import numpy_helper
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = "/usr/share/libonnx-testdata/data"
 SUITES = ["node", "pytorch-converted", "pytorch-operator", "simple"]
-KILN = os.path.join(ROOT, "build", "bin", "kiln")
+KILN = os.path.join(ROOT, os.environ.get("KILN_BUILD", "build"), "bin", "kiln")
 
 
 def load_pb(path):

@@ -7,7 +7,7 @@ import sys
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KILN = os.path.join(ROOT, "build", "bin", "kiln")
+KILN = os.path.join(ROOT, os.environ.get("KILN_BUILD", "build"), "bin", "kiln")
 PYTHON = sys.executable
 
 

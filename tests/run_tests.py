@@ -41,7 +41,7 @@ def main():
     data = tempfile.mkdtemp(prefix="kiln-unit-")
     subprocess.run([PY, "tests/unit_data.py", data], cwd=ROOT, check=True)
     parts = [
-        ("unit", [os.path.join("build", "tests", "unit"), data]),
+        ("unit", [os.path.join(os.environ.get("KILN_BUILD", "build"), "tests", "unit"), data]),
         ("e2e", [PY, "tests/e2e.py"]),
         ("bad-input", [PY, "tests/bad_inputs.py"]),
         ("conformance", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt"]),
