@@ -307,6 +307,9 @@ static int cmd_dump(const Options *o) {
             const char *ref = strrchr(wpath, '/');
             PrintOpts pr = {o->inline_weights ? NULL : wpath, ref ? ref + 1 : wpath, 16};
             ok = ir_print_text(g, f, &pr, &d);
+            struct stat wst;
+            if (ok && !o->out && !o->inline_weights && stat(wpath, &wst) == 0)
+                fprintf(stderr, "kiln: large constants written to %s (the text names it)\n", wpath);
         } else if (ok && strcmp(fmt, "dot") == 0) ir_print_dot(g, f);
         else if (ok) ir_print_json(g, f);
         if (o->out && f) {

@@ -135,7 +135,7 @@ static void emit_c_string(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        if (c == '"' || c == '\\' || (c == '/' && s[1] == '*') || (c == '*' && s[1] == '/')) fprintf(f, "\\%03o", c);
         else if (c < 32 || c >= 127) fprintf(f, "\\%03o", c);
         else fputc(c, f);
     }
@@ -252,8 +252,14 @@ bool emit_header(const Kir *k, const char *prefix, FILE *f) {
     fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n#define %s_WORKSPACE_SIZE %lld\n\n",
             prefix, k->ninputs, prefix, k->noutputs, prefix, (long long)k->workspace_size);
     char t[256];
-    for (int i = 0; i < k->ninputs; i++) fprintf(f, "/* input %d: '%s' %s */\n", i, k->inputs[i].v->name, value_type_str(k->inputs[i].v, t, sizeof t));
-    for (int i = 0; i < k->noutputs; i++) fprintf(f, "/* output %d: '%s' %s */\n", i, k->outputs[i].v->name, value_type_str(k->outputs[i].v, t, sizeof t));
+    for (int w = 0; w < 2; w++) {
+        const KIo *io = w ? k->outputs : k->inputs;
+        for (int i = 0; i < (w ? k->noutputs : k->ninputs); i++) {
+            fprintf(f, "/* %s %d: ", w ? "output" : "input", i);
+            emit_c_string(f, io[i].v->name); /* escaped: a name cannot end the comment */
+            fprintf(f, " %s */\n", value_type_str(io[i].v, t, sizeof t));
+        }
+    }
     fprintf(f, "extern const kiln_tensor_info %s_inputs[%d];\nextern const kiln_tensor_info %s_outputs[%d];\n\n",
             prefix, k->ninputs ? k->ninputs : 1, prefix, k->noutputs ? k->noutputs : 1);
     fprintf(f, "typedef struct %s_ctx %s_ctx;\n%s_ctx *%s_create(int threads);\n"

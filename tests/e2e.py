@@ -199,6 +199,32 @@ def test_dump_roundtrip_fused_cnn():
     assert np.array_equal(a, bb)
 
 
+def test_cse_merges_duplicates_and_threads_agree():
+    d = fresh("cse")
+    nodes = [helper.make_node("Exp", ["x"], ["a"], name="e1"), helper.make_node("Exp", ["x"], ["b"], name="e2"),
+             helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")]
+    g = helper.make_graph(nodes, "cse", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])])
+    model = os.path.join(d, "cse.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    r = run([KILN, "dump", model, "--after", "cse"])
+    assert r.returncode == 0 and r.stdout.count("= Exp") == 1, r.stdout
+    r = run([KILN, "dump", model, "--after", "infer"])
+    assert r.stdout.count("= Exp") == 2, r.stdout
+    x = np.random.default_rng(5).standard_normal((64, 64)).astype(np.float32) * 0.1
+    np.save(os.path.join(d, "x.npy"), x)
+    exe = os.path.join(d, "m")
+    assert run([KILN, "compile", model, "-o", exe]).returncode == 0
+    outs = []
+    for t in ["1", "2"]:
+        od = os.path.join(d, "o" + t)
+        r = run([exe, os.path.join(d, "x.npy"), "-o", od, "--threads", t])
+        assert r.returncode == 0, r.stderr
+        outs.append(np.load(os.path.join(od, "output_0.npy")))
+    assert np.array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], np.exp(x) @ np.exp(x), rtol=1e-4)
+
+
 def test_kiln_run_caches_and_runs():
     d = fresh("krun")
     model, inp = mlp_model(d)
