@@ -82,6 +82,7 @@ typedef struct Kir {
     unsigned char *weights;   /* the constants, 64-byte aligned each */
     int64_t weights_size;
     int64_t workspace_size;
+    int64_t step_scratch;     /* the largest scratch one step needs */
 } Kir;
 
 /* Lowering state, passed to the ops' lower functions. */

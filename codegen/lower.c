@@ -94,6 +94,20 @@ static int scratch_buf(Lower *l, DType dt, int64_t numel) {
     return add_buf(k, b);
 }
 
+/* Scratch that lives only during one step: every such buffer shares one region
+ * placed after the rest of the workspace (kir_lower fixes the offsets). */
+static int step_scratch(Lower *l, int64_t nbytes) {
+    if (l->fold) return scratch_buf(l, DT_U8, nbytes);
+    KBuf b = {0};
+    b.kind = KB_ARENA;
+    b.offset = -1;
+    b.dtype = DT_U8;
+    b.nbytes = nbytes;
+    b.name = "step scratch";
+    if (nbytes > l->k->step_scratch) l->k->step_scratch = nbytes;
+    return add_buf(l->k, b);
+}
+
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params) {
     KStep *s = add_step(l, KS_CALL);
     s->kernel = kernel;
@@ -387,8 +401,11 @@ bool lower_conv(Lower *l, Node *n) {
     int64_t p[6 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
     int np = 6 + window_params(&w, p + 6);
     int out = out_f32(l, y);
-    int bufs[4] = {out, in_f32(l, x), in_f32(l, wt), b ? in_f32(l, b) : 0};
-    lower_call(l, KILN_K_conv, b ? 4 : 3, bufs, np, p);
+    int64_t cpg = x->dims[1] / p[4], ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
+    int wb = in_f32(l, wt);
+    int bufs[5] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb};
+    if (!kiln_conv_is_direct(x->dims[1], wt->dims[0], p[4])) bufs[4] = step_scratch(l, cpg * ksz * osz * 4);
+    lower_call(l, KILN_K_conv, 5, bufs, np, p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -581,6 +598,9 @@ Kir *kir_lower(Graph *g, Diags *d) {
             memcpy(k->weights + k->bufs[v->id].offset, v->data, (size_t)value_nbytes(v));
     }
     k->workspace_size = (k->workspace_size + 63) & ~(int64_t)63;
+    for (int i = 0; i < k->nbufs; i++)
+        if (k->bufs[i].kind == KB_ARENA && k->bufs[i].offset < 0) k->bufs[i].offset = k->workspace_size;
+    k->workspace_size += (k->step_scratch + 63) & ~(int64_t)63;
     return k;
 }
 

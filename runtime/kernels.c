@@ -12,6 +12,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,37 +133,6 @@ void kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
 }
 
-/* ---- float GEMM core: C[i,:] (+)= alpha * sum_k A(i,k) B(k,:) for rows [r0, r1) ---- */
-
-typedef struct {
-    int64_t M, N, K, lda, ldb, ldc;
-    int ta, tb;
-    float alpha;
-    const float *A, *B;
-    float *C;
-} sgemm_job;
-
-static void sgemm_rows(void *arg, int64_t r0, int64_t r1) {
-    const sgemm_job *j = arg;
-    for (int64_t i = r0; i < r1; i++) {
-        float *c = j->C + i * j->ldc;
-        if (j->tb) {
-            for (int64_t n = 0; n < j->N; n++) {
-                const float *b = j->B + n * j->ldb;
-                float s = 0;
-                for (int64_t k = 0; k < j->K; k++) s += (j->ta ? j->A[k * j->lda + i] : j->A[i * j->lda + k]) * b[k];
-                c[n] += j->alpha * s;
-            }
-        } else {
-            for (int64_t k = 0; k < j->K; k++) {
-                float a = j->alpha * (j->ta ? j->A[k * j->lda + i] : j->A[i * j->lda + k]);
-                const float *b = j->B + k * j->ldb;
-                for (int64_t n = 0; n < j->N; n++) c[n] += a * b[n];
-            }
-        }
-    }
-}
-
 void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t M = p[0], N = p[1], K = p[2], nb = p[3];
     const int64_t *bdims = p + 4, *astr = p + 4 + nb, *bstr = p + 4 + 2 * nb;
@@ -172,9 +142,8 @@ void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     memset(out, 0, (size_t)(batches * M * N) * sizeof(float));
     int64_t ao = 0, bo = 0;
     for (int64_t b = 0; b < batches; b++) {
-        sgemm_job j = {M, N, K, K, N, N, 0, 0, 1.0f, (const float *)bufs[1] + ao * M * K,
-                       (const float *)bufs[2] + bo * K * N, out + b * M * N};
-        kiln_parallel_for(pool, M, sgemm_rows, &j);
+        kiln_sgemm(pool, M, N, K, 1.0f, (const float *)bufs[1] + ao * M * K, K, 0,
+                   (const float *)bufs[2] + bo * K * N, N, 0, out + b * M * N, N);
         for (int64_t d = nb - 1; d >= 0; d--) {
             ao += astr[d];
             bo += bstr[d];
@@ -193,8 +162,7 @@ void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const float *C = has_c ? bufs[3] : NULL;
     for (int64_t i = 0; i < M; i++)
         for (int64_t n = 0; n < N; n++) Y[i * N + n] = C ? beta * C[i * crs + n * ccs] : 0.0f;
-    sgemm_job j = {M, N, K, ta ? M : K, tb ? K : N, N, (int)ta, (int)tb, alpha, bufs[1], bufs[2], Y};
-    kiln_parallel_for(pool, M, sgemm_rows, &j);
+    kiln_sgemm(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[2], tb ? K : N, (int)tb, Y, N);
 }
 
 /* ---- convolution and pooling, as 3-D ---- */
@@ -264,6 +232,36 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+/* Direct when depthwise (one channel per group); else im2col into the scratch
+ * buffer (skipped for 1x1, stride 1, no padding) and one GEMM per image and group. */
+bool kiln_conv_is_direct(int64_t C, int64_t M, int64_t group) { return C == group && M == group; }
+
+typedef struct { const win3 *w; const float *x; float *col; int64_t cpg; } im2col_job;
+
+static void im2col_rows(void *arg, int64_t r0, int64_t r1) {
+    const im2col_job *j = arg;
+    const win3 *w = j->w;
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2];
+    int64_t isz = w->in[0] * w->in[1] * w->in[2];
+    for (int64_t r = r0; r < r1; r++) { /* r = c * ksz + kernel offset */
+        int64_t c = r / ksz, kk = r % ksz;
+        int64_t kd = kk / (w->k[1] * w->k[2]), kh = kk / w->k[2] % w->k[1], kw = kk % w->k[2];
+        const float *x = j->x + c * isz;
+        float *dst = j->col + r * osz;
+        for (int64_t od = 0; od < w->out[0]; od++) {
+            int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dil[0];
+            for (int64_t oh = 0; oh < w->out[1]; oh++) {
+                int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
+                float *row = dst + (od * w->out[1] + oh) * w->out[2];
+                if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) { memset(row, 0, (size_t)w->out[2] * sizeof(float)); continue; }
+                const float *xr = x + (id * w->in[1] + ih) * w->in[2];
+                int64_t iw = -w->pad[2] + kw * w->dil[2];
+                for (int64_t ow = 0; ow < w->out[2]; ow++, iw += w->stride[2]) row[ow] = (iw >= 0 && iw < w->in[2]) ? xr[iw] : 0.0f;
+            }
+        }
+    }
+}
+
 void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     j.w.N = p[1];
@@ -275,7 +273,28 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     j.x = bufs[1];
     j.wt = bufs[2];
     j.b = p[5] ? bufs[3] : NULL;
-    kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j);
+    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return; }
+    const win3 *w = &j.w;
+    int64_t cpg = w->C / w->group, mpg = w->M / w->group;
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
+    bool pointwise = ksz == 1;
+    for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
+    for (int64_t n = 0; n < w->N; n++)
+        for (int64_t g = 0; g < w->group; g++) {
+            const float *x = j.x + (n * w->C + g * cpg) * isz;
+            float *y = j.y + (n * w->M + g * mpg) * osz;
+            const float *col = x;
+            if (!pointwise) {
+                im2col_job ij = {w, x, bufs[4], cpg};
+                kiln_parallel_for(pool, cpg * ksz, im2col_rows, &ij);
+                col = bufs[4];
+            }
+            for (int64_t m = 0; m < mpg; m++) {
+                float bias = j.b ? j.b[g * mpg + m] : 0.0f;
+                for (int64_t o = 0; o < osz; o++) y[m * osz + o] = bias;
+            }
+            kiln_sgemm(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0, col, osz, 0, y, osz);
+        }
 }
 
 typedef struct {

@@ -96,6 +96,15 @@ enum {
 extern const kiln_kernel_fn kiln_kernel_table[KILN_K_COUNT];
 extern const char *const kiln_kernel_names[KILN_K_COUNT];
 
+/* C (ldc) += alpha * op(A) op(B), op = transpose when ta / tb; M x N result.
+ * The packed, blocked GEMM of gemm.c, parallel over the pool. */
+void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                const float *B, int64_t ldb, int tb, float *C, int64_t ldc);
+
+/* Whether kiln_k_conv computes directly (depthwise) and needs no im2col scratch. */
+#include <stdbool.h>
+bool kiln_conv_is_direct(int64_t C, int64_t M, int64_t group);
+
 /* Float kernel parameters travel as the bits of a double. */
 static inline int64_t kiln_d2p(double d) { union { double d; int64_t i; } u; u.d = d; return u.i; }
 static inline double kiln_p2d(int64_t i) { union { double d; int64_t i; } u; u.i = i; return u.d; }

@@ -1,0 +1,205 @@
+/* gemm.c: the packed, register-blocked float32 GEMM: C += alpha * op(A) op(B).
+ *
+ * The algorithm is the BLIS/GotoBLAS one: for each KC-deep slice of K and
+ * NC-wide block of columns, B is packed into NR-wide panels; for each MC-tall
+ * block of rows A is packed into MR-tall panels; a microkernel then computes one
+ * MR x NR tile of C in registers over the whole slice. The x86-64 microkernel is
+ * 6 x 16 with AVX2 and FMA (12 accumulators of 8 floats), chosen at run time by
+ * cpuid; the plain C microkernel (4 x 16) serves every other CPU.
+ * Threads split the larger of M and N; each works on its own sub-matrix with its
+ * own packing buffers, allocated once per thread and kept (no allocation per
+ * call after the first). */
+#include "kiln_rt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KC 256
+#define MC 120
+#define NC 3072
+#define NR 16
+#define MR_MAX 6
+
+typedef void (*ukernel_fn)(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr);
+
+/* ---- plain C microkernel, MR = 4 ---- */
+
+static void ukernel_c(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr) {
+    float acc[4][NR] = {{0}};
+    for (int64_t k = 0; k < K; k++) {
+        const float *bk = b + k * NR, *ak = a + k * 4;
+        for (int r = 0; r < 4; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += ak[r] * bk[j];
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[r * ldc + j] += alpha * acc[r][j];
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const float *a, const float *b, float *c,
+                                                             int64_t ldc, float alpha, int mr, int nr) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t k = 0; k < K; k++) {
+        __m256 b0 = _mm256_loadu_ps(b + k * 16), b1 = _mm256_loadu_ps(b + k * 16 + 8);
+        const float *ak = a + k * 6;
+        __m256 x = _mm256_broadcast_ss(ak + 0);
+        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(ak + 1);
+        c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(ak + 2);
+        c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(ak + 3);
+        c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(ak + 4);
+        c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(ak + 5);
+        c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 al = _mm256_set1_ps(alpha);
+    if (nr == NR) {
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + r * ldc;
+            _mm256_storeu_ps(cr, _mm256_fmadd_ps(al, acc[r][0], _mm256_loadu_ps(cr)));
+            _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(al, acc[r][1], _mm256_loadu_ps(cr + 8)));
+        }
+        return;
+    }
+    float tmp[NR];
+    for (int r = 0; r < mr; r++) {
+        _mm256_storeu_ps(tmp, acc[r][0]);
+        _mm256_storeu_ps(tmp + 8, acc[r][1]);
+        for (int j = 0; j < nr; j++) c[r * ldc + j] += alpha * tmp[j];
+    }
+}
+
+static int have_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached;
+}
+#else
+static int have_avx2(void) { return 0; }
+#define ukernel_avx2 ukernel_c
+#endif
+
+/* ---- packing ---- */
+
+typedef struct {
+    int64_t M, N, K, lda, ldb, ldc;
+    int ta, tb;
+    float alpha;
+    const float *A, *B;
+    float *C;
+} gemm_args;
+
+static inline float a_at(const gemm_args *g, int64_t i, int64_t k) { return g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]; }
+static inline float b_at(const gemm_args *g, int64_t k, int64_t j) { return g->tb ? g->B[j * g->ldb + k] : g->B[k * g->ldb + j]; }
+
+static void pack_a(const gemm_args *g, int mr, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *pa) {
+    for (int64_t p = 0; p < mc; p += mr) {
+        int64_t rows = mc - p < mr ? mc - p : mr;
+        for (int64_t k = 0; k < kc; k++) {
+            float *dst = pa + p * kc + k * mr;
+            int64_t r = 0;
+            if (!g->ta) for (; r < rows; r++) dst[r] = g->A[(i0 + p + r) * g->lda + k0 + k];
+            else for (; r < rows; r++) dst[r] = g->A[(k0 + k) * g->lda + i0 + p + r];
+            for (; r < mr; r++) dst[r] = 0;
+        }
+    }
+}
+
+static void pack_b(const gemm_args *g, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *pb) {
+    for (int64_t q = 0; q < nc; q += NR) {
+        int64_t cols = nc - q < NR ? nc - q : NR;
+        for (int64_t k = 0; k < kc; k++) {
+            float *dst = pb + q * kc + k * NR;
+            int64_t j = 0;
+            if (!g->tb) { memcpy(dst, g->B + (k0 + k) * g->ldb + j0 + q, (size_t)cols * sizeof(float)); j = cols; }
+            else for (; j < cols; j++) dst[j] = b_at(g, k0 + k, j0 + q + j);
+            for (; j < NR; j++) dst[j] = 0;
+        }
+    }
+}
+
+static _Thread_local float *tl_pa, *tl_pb;
+
+static void gemm_serial(const gemm_args *g) {
+    if (!tl_pa) {
+        tl_pa = aligned_alloc(64, sizeof(float) * KC * (MC + MR_MAX));
+        tl_pb = aligned_alloc(64, sizeof(float) * KC * (NC + NR));
+    }
+    float *pa = tl_pa, *pb = tl_pb;
+    int avx = have_avx2();
+    int mr = avx ? 6 : 4;
+    ukernel_fn uk = avx ? ukernel_avx2 : ukernel_c;
+    if (!pa || !pb) { mr = 4; uk = NULL; }
+    if (!uk) { /* no packing memory: plain loops */
+        for (int64_t i = 0; i < g->M; i++)
+            for (int64_t k = 0; k < g->K; k++) {
+                float a = g->alpha * a_at(g, i, k);
+                for (int64_t j = 0; j < g->N; j++) g->C[i * g->ldc + j] += a * b_at(g, k, j);
+            }
+        return;
+    }
+    for (int64_t j0 = 0; j0 < g->N; j0 += NC) {
+        int64_t nc = g->N - j0 < NC ? g->N - j0 : NC;
+        for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
+            int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
+            pack_b(g, k0, kc, j0, nc, pb);
+            for (int64_t i0 = 0; i0 < g->M; i0 += MC) {
+                int64_t mc = g->M - i0 < MC ? g->M - i0 : MC;
+                pack_a(g, mr, i0, mc, k0, kc, pa);
+                for (int64_t q = 0; q < nc; q += NR) {
+                    int nr = (int)(nc - q < NR ? nc - q : NR);
+                    for (int64_t p = 0; p < mc; p += mr) {
+                        int rows = (int)(mc - p < mr ? mc - p : mr);
+                        uk(kc, pa + p * kc, pb + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+typedef struct { gemm_args g; int split_m; int64_t unit; } gemm_job;
+
+static void gemm_part(void *arg, int64_t b, int64_t e) {
+    const gemm_job *j = arg;
+    gemm_args s = j->g;
+    int64_t lo = b * j->unit, hi = e * j->unit;
+    if (j->split_m) {
+        if (hi > s.M) hi = s.M;
+        s.A = s.ta ? s.A + lo : s.A + lo * s.lda;
+        s.C += lo * s.ldc;
+        s.M = hi - lo;
+    } else {
+        if (hi > s.N) hi = s.N;
+        s.B = s.tb ? s.B + lo * s.ldb : s.B + lo;
+        s.C += lo;
+        s.N = hi - lo;
+    }
+    if (s.M > 0 && s.N > 0) gemm_serial(&s);
+}
+
+void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    gemm_job j = {{M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C}, M >= N, 0};
+    int64_t threads = kiln_pool_threads(pool);
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    if (threads > 1 && flops > 2e5) {
+        j.unit = j.split_m ? 6 * 4 : NR * 2;
+        int64_t units = ((j.split_m ? M : N) + j.unit - 1) / j.unit;
+        kiln_parallel_for(pool, units, gemm_part, &j);
+    } else {
+        j.unit = j.split_m ? M : N;
+        gemm_part(&j, 0, 1);
+    }
+}
