@@ -21,7 +21,7 @@ KILN     := $(BUILD)/bin/kiln
 RTLIB    := $(BUILD)/lib/libkilnrt.a
 UNIT     := $(BUILD)/tests/unit
 
-.PHONY: all deps demo test test-sanitize clean
+.PHONY: all deps demo test test-sanitize bench clean
 all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h
 
 deps: $(BUILD)/.deps-ok
@@ -83,3 +83,12 @@ clean:
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -lm -lpthread -o $@
+
+# `make bench`: kiln against ONNX Runtime (npm onnxruntime-node, CPU).
+bench/node_modules/onnxruntime-node: bench/package.json
+	bash scripts/deps.sh bench
+	cd bench && npm install --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+bench: all bench/node_modules/onnxruntime-node
+	$(PYTHON) bench/run.py $(BUILD)

@@ -1,0 +1,141 @@
+"""Builds the benchmark models with python3-onnx (fixed random weights) and one
+input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
+BERT-base-style encoder (4 layers, sequence 128). Usage: models.py OUTDIR"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(11)
+
+
+class B:
+    def __init__(self, name):
+        self.name, self.nodes, self.inits, self.n = name, [], [], 0
+
+    def w(self, shape, scale=None):
+        self.n += 1
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        a = rng.standard_normal(shape).astype(np.float32) * (scale if scale is not None else np.sqrt(2.0 / max(fan_in, 1)))
+        nm = "w%d" % self.n
+        self.inits.append(numpy_helper.from_array(a, nm))
+        return nm
+
+    def c(self, arr):
+        self.n += 1
+        nm = "c%d" % self.n
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), nm))
+        return nm
+
+    def op(self, op, ins, **attrs):
+        self.n += 1
+        out = "t%d" % self.n
+        self.nodes.append(helper.make_node(op, ins, [out], name="%s_%d" % (op.lower(), self.n), **attrs))
+        return out
+
+    def save(self, path, inputs, out, out_shape=None):
+        g = helper.make_graph(self.nodes, self.name, inputs, [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+        onnx.save(m, path)
+
+
+def conv_bn(b, x, cin, cout, k, s, relu=True, group=1, relu6=False):
+    y = b.op("Conv", [x, b.w((cout, cin // group, k, k))], kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4, group=group)
+    y = b.op("BatchNormalization", [y, b.c(np.ones(cout, np.float32)), b.c(rng.standard_normal(cout).astype(np.float32) * 0.1),
+                                    b.c(rng.standard_normal(cout).astype(np.float32) * 0.1), b.c(np.ones(cout, np.float32))])
+    if relu6:
+        return b.op("Clip", [y, b.c(np.float32(0)), b.c(np.float32(6))])
+    return b.op("Relu", [y]) if relu else y
+
+
+def mlp(d):
+    b = B("mlp")
+    h = b.op("Relu", [b.op("Gemm", ["x", b.w((784, 1024)), b.c(np.zeros(1024, np.float32))])])
+    h = b.op("Relu", [b.op("Gemm", [h, b.w((1024, 1024)), b.c(np.zeros(1024, np.float32))])])
+    y = b.op("Gemm", [h, b.w((1024, 10)), b.c(np.zeros(10, np.float32))])
+    b.save(os.path.join(d, "mlp.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 784])], y)
+    return [rng.standard_normal((64, 784)).astype(np.float32)]
+
+
+def resnet18(d):
+    b = B("resnet18")
+    x = conv_bn(b, "x", 3, 64, 7, 2)
+    x = b.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    cin = 64
+    for cout, s in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+        for i in range(2):
+            st = s if i == 0 else 1
+            y = conv_bn(b, x, cin, cout, 3, st)
+            y = conv_bn(b, y, cout, cout, 3, 1, relu=False)
+            sc = x if (st == 1 and cin == cout) else conv_bn(b, x, cin, cout, 1, st, relu=False)
+            x = b.op("Relu", [b.op("Add", [y, sc])])
+            cin = cout
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
+    y = b.op("Gemm", [x, b.w((512, 1000)), b.c(np.zeros(1000, np.float32))])
+    b.save(os.path.join(d, "resnet18.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])], y)
+    return [rng.standard_normal((1, 3, 224, 224)).astype(np.float32)]
+
+
+def mobilenetv2(d):
+    b = B("mobilenetv2")
+    x = conv_bn(b, "x", 3, 32, 3, 2, relu6=True)
+    cin = 32
+    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        for i in range(n):
+            st = s if i == 0 else 1
+            hid = cin * t
+            y = x if t == 1 else conv_bn(b, x, cin, hid, 1, 1, relu6=True)
+            y = conv_bn(b, y, hid, hid, 3, st, group=hid, relu6=True)
+            y = conv_bn(b, y, hid, c, 1, 1, relu=False)
+            x = b.op("Add", [x, y]) if (st == 1 and cin == c) else y
+            cin = c
+    x = conv_bn(b, x, cin, 1280, 1, 1, relu6=True)
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
+    y = b.op("Gemm", [x, b.w((1280, 1000)), b.c(np.zeros(1000, np.float32))])
+    b.save(os.path.join(d, "mobilenetv2.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])], y)
+    return [rng.standard_normal((1, 3, 224, 224)).astype(np.float32)]
+
+
+def layernorm(b, x, h):
+    mu = b.op("ReduceMean", [x], axes=[-1])
+    dlt = b.op("Sub", [x, mu])
+    var = b.op("ReduceMean", [b.op("Pow", [dlt, b.c(np.float32(2))])], axes=[-1])
+    y = b.op("Div", [dlt, b.op("Sqrt", [b.op("Add", [var, b.c(np.float32(1e-12))])])])
+    return b.op("Add", [b.op("Mul", [y, b.c(np.ones(h, np.float32))]), b.c(np.zeros(h, np.float32))])
+
+
+def bert(d, layers=4, seq=128, h=768, heads=12, ffn=3072):
+    b = B("bert")
+    x = "x"
+    dh = h // heads
+    for _ in range(layers):
+        def proj(inp):
+            return b.op("Add", [b.op("MatMul", [inp, b.w((h, h), 0.02)]), b.c(np.zeros(h, np.float32))])
+
+        def split_heads(t):
+            return b.op("Transpose", [b.op("Reshape", [t, b.c(np.array([1, seq, heads, dh], np.int64))])], perm=[0, 2, 1, 3])
+        q, k, v = split_heads(proj(x)), split_heads(proj(x)), split_heads(proj(x))
+        s = b.op("Div", [b.op("MatMul", [q, b.op("Transpose", [k], perm=[0, 1, 3, 2])]), b.c(np.float32(np.sqrt(dh)))])
+        p = b.op("Softmax", [b.op("Add", [s, "mask"])], axis=-1)
+        ctx = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [p, v])], perm=[0, 2, 1, 3]), b.c(np.array([1, seq, h], np.int64))])
+        x = layernorm(b, b.op("Add", [proj(ctx), x]), h)
+        f = b.op("Add", [b.op("MatMul", [x, b.w((h, ffn), 0.02)]), b.c(np.zeros(ffn, np.float32))])
+        f = b.op("Mul", [b.op("Mul", [f, b.c(np.float32(0.5))]),
+                         b.op("Add", [b.op("Erf", [b.op("Div", [f, b.c(np.float32(np.sqrt(2)))])]), b.c(np.float32(1))])])
+        f = b.op("Add", [b.op("MatMul", [f, b.w((ffn, h), 0.02)]), b.c(np.zeros(h, np.float32))])
+        x = layernorm(b, b.op("Add", [f, x]), h)
+    b.save(os.path.join(d, "bert4.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, h]),
+                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 1, seq])], x)
+    return [rng.standard_normal((1, seq, h)).astype(np.float32), np.zeros((1, 1, 1, seq), np.float32)]
+
+
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert}
+
+if __name__ == "__main__":
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, fn in MODELS.items():
+        for i, a in enumerate(fn(out)):
+            np.save(os.path.join(out, "%s_in%d.npy" % (name, i)), a)
