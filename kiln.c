@@ -284,9 +284,9 @@ static int cmd_dump(const Options *o) {
         PassOpts po = {o->opt_level, NULL, NULL, o->verbose};
         /* run the pipeline up to --after by giving a level/pass cut */
         if (o->after) {
-            static const char *order[] = {"infer", "dce", "cse", "fuse", "plan"};
-            static PassFn fns[] = {pass_infer, pass_dce, pass_cse, pass_fuse, pass_plan};
-            for (int i = 0; i < 5 && ok; i++) {
+            static const char *order[] = {"infer", "dce", "cse", "fold-bn", "fuse", "plan"};
+            static PassFn fns[] = {pass_infer, pass_dce, pass_cse, pass_fold_bn, pass_fuse, pass_plan};
+            for (int i = 0; i < 6 && ok; i++) {
                 ok = fns[i](g, &d) && ir_verify(g, &d);
                 if (strcmp(order[i], o->after) == 0) break;
             }

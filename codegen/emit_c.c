@@ -68,7 +68,15 @@ static const char *const instr_fn[KI_COUNT] = {
     [KI_EXP] = "exp", [KI_LOG] = "log", [KI_RELU] = "relu", [KI_LEAKYRELU] = "leakyrelu",
     [KI_SIGMOID] = "sigmoid", [KI_TANH] = "tanh", [KI_ERF] = "erf"};
 
-static void emit_loop(const Kir *k, const KLoop *lp, FILE *f) {
+/* Loops over at least this many elements run on the thread pool. */
+#define PARALLEL_LOOP_MIN 32768
+
+static bool loop_parallel(const KLoop *lp) {
+    return dims_numel(lp->rank, lp->dims) >= PARALLEL_LOOP_MIN && lp->dims[0] > 1;
+}
+
+/* The body of a loop nest; with `ranged`, dimension 0 runs over [b, e). */
+static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) {
     char e[128];
     DType odt = k->bufs[lp->out].dtype;
     buf_expr(k, lp->out, e, sizeof e);
@@ -78,10 +86,14 @@ static void emit_loop(const Kir *k, const KLoop *lp, FILE *f) {
         buf_expr(k, lp->in[i], e, sizeof e);
         fprintf(f, "        const %s *i%d = (const %s *)%s;\n", dtype_ctype(t), i, dtype_ctype(t), e);
     }
-    fprintf(f, "        int64_t n = 0;\n");
-    for (int d = 0; d < lp->rank; d++)
-        fprintf(f, "        for (int64_t d%d = 0; d%d < %lld; d%d++%s)\n", d, d, (long long)lp->dims[d], d,
-                d == lp->rank - 1 ? ", n++" : "");
+    int64_t inner = dims_numel(lp->rank - 1, lp->dims + 1);
+    if (ranged) fprintf(f, "        int64_t n = b * %lld;\n", (long long)inner);
+    else fprintf(f, "        int64_t n = 0;\n");
+    for (int d = 0; d < lp->rank; d++) {
+        if (d == 0 && ranged) fprintf(f, "        for (int64_t d0 = b; d0 < e; d0++%s)\n", lp->rank == 1 ? ", n++" : "");
+        else fprintf(f, "        for (int64_t d%d = 0; d%d < %lld; d%d++%s)\n", d, d, (long long)lp->dims[d], d,
+                     d == lp->rank - 1 ? ", n++" : "");
+    }
     fprintf(f, "        {\n");
     for (int c = 0; c < lp->ncode; c++) {
         const KInstr *in = &lp->code[c];
@@ -184,6 +196,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         for (int64_t i = 0; i < k->weights_size; i++) fprintf(f, "%s%u,", i % 24 ? "" : "\n    ", k->weights[i]);
         fprintf(f, "%s\n};\n", k->weights_size ? "" : "0");
     }
+    fprintf(f, "\ntypedef struct { unsigned char *ws; const unsigned char *W; const void *const *inputs; } kiln_loop_env;\n");
     fprintf(f, "\nstruct %s_ctx {\n    kiln_pool *pool;\n    unsigned char *ws;\n};\n\n", prefix);
     fprintf(f, "struct %s_ctx *%s_create(int threads) {\n"
                "    struct %s_ctx *c = calloc(1, sizeof *c);\n"
@@ -195,6 +208,18 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
             prefix, prefix, prefix, (long long)k->workspace_size);
     fprintf(f, "void %s_destroy(struct %s_ctx *c) {\n    if (!c) return;\n    kiln_pool_destroy(c->pool);\n"
                "    kiln_workspace_free(c->ws);\n    free(c);\n}\n\n", prefix, prefix);
+    for (int s = 0; s < k->nsteps; s++) {
+        const KStep *st = &k->steps[s];
+        if (st->kind != KS_LOOP || !loop_parallel(st->loop)) continue;
+        fprintf(f, "static void loop%d(void *arg, int64_t b, int64_t e) {\n"
+                   "    const kiln_loop_env *env = arg;\n"
+                   "    unsigned char *ws = env->ws;\n    const unsigned char *W = env->W;\n"
+                   "    const void *const *inputs = env->inputs;\n    (void)ws; (void)W; (void)inputs;\n", s);
+        emit_comment(f, st->comment ? st->comment : "step");
+        fprintf(f, "    {\n");
+        emit_loop_body(k, st->loop, f, true);
+        fprintf(f, "    }\n}\n\n");
+    }
     fprintf(f, "int %s_run(struct %s_ctx *ctx, const void *const *inputs, void *const *outputs) {\n"
                "    unsigned char *ws = ctx->ws;\n    const unsigned char *W = %s_weights;\n"
                "    (void)ws; (void)W; (void)inputs;\n", prefix, prefix, prefix);
@@ -203,7 +228,10 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         const KStep *st = &k->steps[s];
         emit_comment(f, st->comment ? st->comment : "step");
         fprintf(f, "    {\n");
-        if (st->kind == KS_LOOP) emit_loop(k, st->loop, f);
+        if (st->kind == KS_LOOP && loop_parallel(st->loop))
+            fprintf(f, "        kiln_loop_env env = {ws, W, inputs};\n        kiln_parallel_for(ctx->pool, %lld, loop%d, &env);\n",
+                    (long long)st->loop->dims[0], s);
+        else if (st->kind == KS_LOOP) emit_loop_body(k, st->loop, f, false);
         else {
             fprintf(f, "        static const int64_t p[] = {");
             for (int i = 0; i < st->nparams; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)st->params[i]);

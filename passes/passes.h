@@ -17,6 +17,7 @@ typedef bool (*PassFn)(Graph *g, Diags *d);
 bool pass_infer(Graph *g, Diags *d); /* shapes, types, and constant folding */
 bool pass_dce(Graph *g, Diags *d);
 bool pass_cse(Graph *g, Diags *d);
+bool pass_fold_bn(Graph *g, Diags *d);
 bool pass_fuse(Graph *g, Diags *d);
 bool pass_plan(Graph *g, Diags *d);
 

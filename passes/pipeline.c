@@ -16,6 +16,7 @@ static const Pass pipeline[] = {
     {"infer", pass_infer, 0},
     {"dce", pass_dce, 0},
     {"cse", pass_cse, 1},
+    {"fold-bn", pass_fold_bn, 1},
     {"fuse", pass_fuse, 2},
     {"plan", pass_plan, 0},
 };
@@ -26,7 +27,7 @@ bool pipeline_has_pass(const char *name) {
     return strcmp(name, "all") == 0;
 }
 
-const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fuse (-O2+), plan"; }
+const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fold-bn (-O1+), fuse (-O2+), plan"; }
 
 static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d) {
     mkdir(dir, 0777);

@@ -125,7 +125,7 @@ def test_dump_formats():
     r = run([KILN, "compile", model, "-o", os.path.join(d, "m"), "--dump-after", "all", "--dump-dir", dd])
     assert r.returncode == 0, r.stderr
     names = sorted(os.listdir(dd))
-    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fuse.kir", "04-plan.kir"], names
+    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fold-bn.kir", "04-fuse.kir", "05-plan.kir"], names
 
 
 def roundtrip(model, inputs, d, after=None):
@@ -203,7 +203,7 @@ def test_cse_merges_duplicates_and_threads_agree():
     d = fresh("cse")
     nodes = [helper.make_node("Exp", ["x"], ["a"], name="e1"), helper.make_node("Exp", ["x"], ["b"], name="e2"),
              helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")]
-    g = helper.make_graph(nodes, "cse", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 64])],
+    g = helper.make_graph(nodes, "cse", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [256, 256])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])])
     model = os.path.join(d, "cse.onnx")
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
@@ -211,7 +211,7 @@ def test_cse_merges_duplicates_and_threads_agree():
     assert r.returncode == 0 and r.stdout.count("= Exp") == 1, r.stdout
     r = run([KILN, "dump", model, "--after", "infer"])
     assert r.stdout.count("= Exp") == 2, r.stdout
-    x = np.random.default_rng(5).standard_normal((64, 64)).astype(np.float32) * 0.1
+    x = np.random.default_rng(5).standard_normal((256, 256)).astype(np.float32) * 0.1
     np.save(os.path.join(d, "x.npy"), x)
     exe = os.path.join(d, "m")
     assert run([KILN, "compile", model, "-o", exe]).returncode == 0
@@ -223,6 +223,46 @@ def test_cse_merges_duplicates_and_threads_agree():
         outs.append(np.load(os.path.join(od, "output_0.npy")))
     assert np.array_equal(outs[0], outs[1])
     np.testing.assert_allclose(outs[0], np.exp(x) @ np.exp(x), rtol=1e-4)
+
+
+def conv2d_ref(x, w, pad):
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, c, h, ww = x.shape
+    m, _, kh, kw = w.shape
+    oh, ow = h + 2 * pad - kh + 1, ww + 2 * pad - kw + 1
+    y = np.zeros((n, m, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            y[:, :, i, j] = np.einsum("nchw,mchw->nm", xp[:, :, i:i + kh, j:j + kw], w)
+    return y
+
+
+def test_batchnorm_folds_into_conv():
+    d = fresh("foldbn")
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+    sc, bi, mu, va = [rng.standard_normal(6).astype(np.float32) for _ in range(4)]
+    va = np.abs(va) + 0.5
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"], name="bn", epsilon=1e-3)]
+    inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (sc, "s"), (bi, "b"), (mu, "m"), (va, "v")]]
+    g = helper.make_graph(nodes, "foldbn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6, 8, 8])], inits)
+    model = os.path.join(d, "m.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    r = run([KILN, "dump", model, "--after", "fold-bn"])
+    assert r.returncode == 0 and "BatchNormalization" not in r.stdout and "Conv" in r.stdout, r.stdout
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.save(os.path.join(d, "x.npy"), x)
+    for level in ["-O0", "-O2"]:
+        exe = os.path.join(d, "m" + level)
+        assert run([KILN, "compile", model, "-o", exe, level]).returncode == 0
+        r = run([exe, os.path.join(d, "x.npy"), "-o", os.path.join(d, level)])
+        assert r.returncode == 0, r.stderr
+        got = np.load(os.path.join(d, level, "output_0.npy"))
+        c = conv2d_ref(x, w, 1)
+        ref = (c - mu[None, :, None, None]) / np.sqrt(va[None, :, None, None] + 1e-3) * sc[None, :, None, None] + bi[None, :, None, None]
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_kiln_run_caches_and_runs():

@@ -228,6 +228,33 @@ static void test_kernels_against_numpy(void) {
     kiln_tensor_free(&x); kiln_tensor_free(&sm); kiln_tensor_free(&tr);
 }
 
+static void test_sgemm_against_numpy(void) {
+    kiln_tensor a, b, at, bt, c;
+    char err[512];
+    if (kiln_read_npy(data("g_a.npy"), &a, err, sizeof err) || kiln_read_npy(data("g_b.npy"), &b, err, sizeof err) ||
+        kiln_read_npy(data("g_at.npy"), &at, err, sizeof err) || kiln_read_npy(data("g_bt.npy"), &bt, err, sizeof err) ||
+        kiln_read_npy(data("g_c.npy"), &c, err, sizeof err)) {
+        CHECK(0, "%s", err);
+        return;
+    }
+    int64_t M = 37, N = 45, K = 300;
+    kiln_pool *pool = kiln_pool_create(2);
+    float *y = calloc((size_t)(M * N), sizeof(float));
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int threads = 0; threads < 2; threads++) {
+                memset(y, 0, (size_t)(M * N) * sizeof(float));
+                kiln_sgemm(threads ? pool : NULL, M, N, K, 1.0f, ta ? at.data : a.data, ta ? M : K, ta,
+                           tb ? bt.data : b.data, tb ? K : N, tb, y, N);
+                double maxerr = 0;
+                for (int64_t i = 0; i < M * N; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)c.data)[i]));
+                CHECK(maxerr < 1e-3, "sgemm ta=%d tb=%d threads=%d differs from NumPy by %g", ta, tb, threads ? 2 : 1, maxerr);
+            }
+    free(y);
+    kiln_pool_destroy(pool);
+    kiln_tensor_free(&a); kiln_tensor_free(&b); kiln_tensor_free(&at); kiln_tensor_free(&bt); kiln_tensor_free(&c);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: unit DATA_DIR\n"); return 2; }
     data_dir = argv[1];
@@ -238,6 +265,7 @@ int main(int argc, char **argv) {
     test_scope();
     test_kir_roundtrip_and_plan();
     test_kernels_against_numpy();
+    test_sgemm_against_numpy();
     printf("unit: %d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
