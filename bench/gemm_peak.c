@@ -26,6 +26,24 @@ __attribute__((target("avx2,fma"))) static double peak_gflops(void) {
     if (tmp[0] == 12345.0f) printf(" ");
     return (double)iters * 12 * 8 * 2 / (ms * 1e6);
 }
+#define FMA12Z(x) x##0 = _mm512_fmadd_ps(x##0, m, c); x##1 = _mm512_fmadd_ps(x##1, m, c); x##2 = _mm512_fmadd_ps(x##2, m, c); \
+    x##3 = _mm512_fmadd_ps(x##3, m, c); x##4 = _mm512_fmadd_ps(x##4, m, c); x##5 = _mm512_fmadd_ps(x##5, m, c); \
+    x##6 = _mm512_fmadd_ps(x##6, m, c); x##7 = _mm512_fmadd_ps(x##7, m, c); x##8 = _mm512_fmadd_ps(x##8, m, c); \
+    x##9 = _mm512_fmadd_ps(x##9, m, c); x##a = _mm512_fmadd_ps(x##a, m, c); x##b = _mm512_fmadd_ps(x##b, m, c);
+__attribute__((target("avx512f"))) static double peak_gflops_512(void) {
+    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    __m512 r0 = _mm512_set1_ps(1), r1 = r0, r2 = r0, r3 = r0, r4 = r0, r5 = r0, r6 = r0, r7 = r0, r8 = r0, r9 = r0, ra = r0, rb = r0;
+    long iters = 20000000;
+    double t0 = kiln_now_ms();
+    for (long n = 0; n < iters; n++) { FMA12Z(r) }
+    double ms = kiln_now_ms() - t0;
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r0, r1), _mm512_add_ps(r2, r3)), _mm512_add_ps(_mm512_add_ps(r4, r5), _mm512_add_ps(r6, r7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(r8, r9), _mm512_add_ps(ra, rb)));
+    float tmp[16];
+    _mm512_storeu_ps(tmp, s);
+    if (tmp[0] == 12345.0f) printf(" ");
+    return (double)iters * 12 * 16 * 2 / (ms * 1e6);
+}
 #else
 static double peak_gflops(void) { return 0; }
 #endif
@@ -34,7 +52,14 @@ static int cmp(const void *a, const void *b) { double x = *(const double *)a, y 
 
 int main(void) {
     double peak = peak_gflops();
-    printf("peak_single_core_gflops %.1f\n", peak);
+    printf("peak_single_core_gflops avx2_fma %.1f\n", peak);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        peak = peak_gflops_512();
+        printf("peak_single_core_gflops avx512 %.1f (the fractions below are of this)\n", peak);
+    }
+#endif
     kiln_pool *pool = kiln_pool_create(1);
     for (int n = 256; n <= 1024; n *= 2) {
         float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = calloc((size_t)n * n, sizeof(float));
