@@ -1,13 +1,16 @@
 /* rt.c: dtypes, workspace, clock, and the thread pool.
  *
- * The pool keeps N-1 worker threads parked on a condition variable; the calling
- * thread is worker 0. kiln_parallel_for publishes one job (fn, arg, n), bumps a
- * generation counter, does its own chunk and waits until every worker has
- * finished its chunk. Chunks are static: worker i takes [i*n/N, (i+1)*n/N). */
+ * The pool keeps N-1 worker threads; the calling thread is worker 0.
+ * kiln_parallel_for publishes one job (fn, arg, n), bumps an atomic generation
+ * counter, wakes sleepers, does its own chunk and spins until every worker has
+ * finished its chunk. Workers spin on the counter for a while after each job
+ * before parking on a condition variable. Chunks are static: worker i takes
+ * [i*n/N, (i+1)*n/N). */
 #define _GNU_SOURCE
 #include "kiln_rt.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,16 +56,28 @@ struct kiln_pool {
     int n;                       /* workers including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    unsigned long gen;
-    int pending;
-    int quit;
+    pthread_cond_t wake;
+    atomic_ulong gen;            /* bumped once per job */
+    atomic_int pending;          /* workers still running the current job */
+    atomic_int quit;
     kiln_range_fn fn;
     void *arg;
     int64_t total;
 };
 
 typedef struct { kiln_pool *pool; int id; } worker_arg;
+
+/* Spins before sleeping: waking a thread through the kernel costs tens of
+ * microseconds, more than many kernels take. */
+#define SPIN_ITERS 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 static void pool_chunk(kiln_pool *p, int id) {
     int64_t b = p->total * id / p->n, e = p->total * (id + 1) / p->n;
@@ -74,17 +89,21 @@ static void *pool_worker(void *varg) {
     free(varg);
     kiln_pool *p = wa.pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->wake, &p->mu);
-        if (p->quit) break;
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
+        unsigned long g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->quit)) {
+            if (++spins < SPIN_ITERS) { cpu_relax(); continue; }
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->wake, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            spins = 0;
+        }
+        if (atomic_load(&p->quit)) break;
+        seen = g;
         pool_chunk(p, wa.id);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -99,7 +118,9 @@ kiln_pool *kiln_pool_create(int threads) {
     p->n = threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->quit, 0);
     p->threads = calloc((size_t)threads, sizeof(pthread_t));
     if (!p->threads) { free(p); return NULL; }
     for (int i = 1; i < threads; i++) {
@@ -115,13 +136,12 @@ kiln_pool *kiln_pool_create(int threads) {
 void kiln_pool_destroy(kiln_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
     free(p->threads);
     free(p);
 }
@@ -131,16 +151,14 @@ int kiln_pool_threads(const kiln_pool *p) { return p ? p->n : 1; }
 void kiln_parallel_for(kiln_pool *p, int64_t n, kiln_range_fn fn, void *arg) {
     if (n <= 0) return;
     if (!p || p->n == 1 || n == 1) { fn(arg, 0, n); return; }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
     p->total = n;
-    p->pending = p->n - 1;
-    p->gen++;
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_mutex_lock(&p->mu); /* wakes workers that went to sleep */
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     pool_chunk(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
 }
