@@ -14,7 +14,9 @@
     x##9 = _mm256_fmadd_ps(x##9, m, c); x##a = _mm256_fmadd_ps(x##a, m, c); x##b = _mm256_fmadd_ps(x##b, m, c);
 __attribute__((target("avx2,fma"))) static double peak_gflops(void) {
     __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    __m256 r0 = _mm256_set1_ps(1), r1 = r0, r2 = r0, r3 = r0, r4 = r0, r5 = r0, r6 = r0, r7 = r0, r8 = r0, r9 = r0, ra = r0, rb = r0;
+    /* distinct starting values: identical chains would be merged by the compiler */
+    __m256 r0 = _mm256_set1_ps(1), r1 = _mm256_set1_ps(2), r2 = _mm256_set1_ps(3), r3 = _mm256_set1_ps(4), r4 = _mm256_set1_ps(5), r5 = _mm256_set1_ps(6);
+    __m256 r6 = _mm256_set1_ps(7), r7 = _mm256_set1_ps(8), r8 = _mm256_set1_ps(9), r9 = _mm256_set1_ps(10), ra = _mm256_set1_ps(11), rb = _mm256_set1_ps(12);
     long iters = 20000000;
     double t0 = kiln_now_ms();
     for (long n = 0; n < iters; n++) { FMA12(r) }
@@ -32,7 +34,8 @@ __attribute__((target("avx2,fma"))) static double peak_gflops(void) {
     x##9 = _mm512_fmadd_ps(x##9, m, c); x##a = _mm512_fmadd_ps(x##a, m, c); x##b = _mm512_fmadd_ps(x##b, m, c);
 __attribute__((target("avx512f"))) static double peak_gflops_512(void) {
     __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    __m512 r0 = _mm512_set1_ps(1), r1 = r0, r2 = r0, r3 = r0, r4 = r0, r5 = r0, r6 = r0, r7 = r0, r8 = r0, r9 = r0, ra = r0, rb = r0;
+    __m512 r0 = _mm512_set1_ps(1), r1 = _mm512_set1_ps(2), r2 = _mm512_set1_ps(3), r3 = _mm512_set1_ps(4), r4 = _mm512_set1_ps(5), r5 = _mm512_set1_ps(6);
+    __m512 r6 = _mm512_set1_ps(7), r7 = _mm512_set1_ps(8), r8 = _mm512_set1_ps(9), r9 = _mm512_set1_ps(10), ra = _mm512_set1_ps(11), rb = _mm512_set1_ps(12);
     long iters = 20000000;
     double t0 = kiln_now_ms();
     for (long n = 0; n < iters; n++) { FMA12Z(r) }

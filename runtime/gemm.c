@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KC 256
+#define KC 192
 #define MC 120
 #define NC 3072
 #define NR 16       /* the AVX2 and plain C panels */
