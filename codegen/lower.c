@@ -361,6 +361,14 @@ bool lower_matmul(Lower *l, Node *n) {
     return true;
 }
 
+/* act, lo, hi of a Conv or Gemm whose Relu/Clip the fuse pass folded in. */
+static void epilogue_params(const Node *n, int64_t *p) {
+    const Attr *lo = node_attr(n, "kiln.clip_min"), *hi = node_attr(n, "kiln.clip_max");
+    p[0] = lo || hi;
+    p[1] = kiln_d2p(lo ? lo->f : -INFINITY);
+    p[2] = kiln_d2p(hi ? hi->f : INFINITY);
+}
+
 bool lower_gemm(Lower *l, Node *n) {
     const Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2), *y = n->out[0];
     int ta = node_attr_int(n, "transA", 0) != 0, tb = node_attr_int(n, "transB", 0) != 0;
@@ -368,10 +376,11 @@ bool lower_gemm(Lower *l, Node *n) {
     int64_t crs = 0, ccs = 0;
     if (c && c->rank == 1) ccs = c->dims[0] == 1 ? 0 : 1;
     if (c && c->rank == 2) { crs = c->dims[0] == 1 ? 0 : c->dims[1]; ccs = c->dims[1] == 1 ? 0 : 1; }
-    int64_t p[10] = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs};
+    int64_t p[13] = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs};
+    epilogue_params(n, p + 10);
     int out = out_f32(l, y);
     int bufs[4] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0};
-    lower_call(l, KILN_K_gemm, c ? 4 : 3, bufs, 10, p);
+    lower_call(l, KILN_K_gemm, c ? 4 : 3, bufs, 13, p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -398,8 +407,10 @@ bool lower_conv(Lower *l, Node *n) {
     const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
     Window w;
     if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
-    int64_t p[6 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
+    int64_t p[9 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
     int np = 6 + window_params(&w, p + 6);
+    epilogue_params(n, p + np);
+    np += 3;
     int out = out_f32(l, y);
     int64_t cpg = x->dims[1] / p[4], ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
     int wb = in_f32(l, wt);

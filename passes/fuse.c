@@ -9,6 +9,7 @@
  * Kir loop, so the intermediates never reach memory. */
 #include "passes.h"
 
+#include <math.h>
 #include <string.h>
 
 #define MAX_GROUP 32
@@ -97,7 +98,43 @@ static void build_fused(Graph *g, Node **group, int ng, int root_pos) {
     node_add_attr(g, f, "fused", ATTR_STRING)->s = desc;
 }
 
+/* Relu or Clip (constant bounds) after a float32 Conv or Gemm whose output has no
+ * other use becomes the producer's epilogue: attributes kiln.clip_min/max that
+ * the kernel applies while the output is in cache. */
+static void fold_activations(Graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *act = g->nodes.items[i];
+        if (act->dead || (act->op != OP_RELU && act->op != OP_CLIP)) continue;
+        Value *x = act->in[0];
+        Node *p = x->producer;
+        if (!p || p->dead || (p->op != OP_CONV && p->op != OP_GEMM) || x->id != 1 || x->dtype != DT_F32) continue;
+        if (node_attr(p, "kiln.clip_min") || node_attr(p, "kiln.clip_max")) continue;
+        double lo = 0, hi = INFINITY;
+        if (act->op == OP_CLIP) {
+            lo = -INFINITY;
+            if (act->opset < 11) {
+                lo = node_attr_float(act, "min", -INFINITY);
+                hi = node_attr_float(act, "max", INFINITY);
+            } else {
+                Value *mn = node_input(act, 1), *mx = node_input(act, 2);
+                if ((mn && !mn->data) || (mx && !mx->data)) continue;
+                if (mn) lo = value_const_float(mn, 0);
+                if (mx) hi = value_const_float(mx, 0);
+            }
+        }
+        node_add_attr(g, p, "kiln.clip_min", ATTR_FLOAT)->f = lo;
+        node_add_attr(g, p, "kiln.clip_max", ATTR_FLOAT)->f = hi;
+        p->out[0] = act->out[0];
+        act->out[0]->producer = p;
+        act->out[0]->producer_out = 0;
+        act->dead = true;
+    }
+}
+
 bool pass_fuse(Graph *g, Diags *d) {
+    count_uses(g);
+    fold_activations(g);
+    graph_compact(g);
     count_uses(g);
     for (int i = g->nodes.n - 1; i >= 0; i--) {
         Node *root = g->nodes.items[i];

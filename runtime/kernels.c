@@ -155,6 +155,13 @@ void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     }
 }
 
+/* The fused activation of conv and gemm: clamp to [lo, hi] (NaN stays NaN). */
+static void clamp_range(float *y, int64_t n, const int64_t *act) {
+    if (!act[0]) return;
+    float lo = (float)kiln_p2d(act[1]), hi = (float)kiln_p2d(act[2]);
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);
+}
+
 void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
     float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
@@ -163,6 +170,7 @@ void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     for (int64_t i = 0; i < M; i++)
         for (int64_t n = 0; n < N; n++) Y[i * N + n] = C ? beta * C[i * crs + n * ccs] : 0.0f;
     kiln_sgemm(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[2], tb ? K : N, (int)tb, Y, N);
+    clamp_range(Y, M * N, p + 10);
 }
 
 /* ---- convolution and pooling, as 3-D ---- */
@@ -192,6 +200,7 @@ typedef struct {
     win3 w;
     const float *x, *wt, *b;
     float *y;
+    const int64_t *act;
 } conv_job;
 
 /* One 2-D depthwise plane: the interior (every tap inside the input) runs without
@@ -240,7 +249,10 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
     if (w->in[0] == 1 && w->k[0] == 1 && w->C == w->group && w->M == w->group) {
         int64_t isz = w->in[1] * w->in[2], osz = w->out[1] * w->out[2];
         for (int64_t r = r0; r < r1; r++)
+        {
             depthwise_plane(w, j->x + r * isz, j->wt + (r % w->M) * w->k[1] * w->k[2], j->b ? j->b[r % w->M] : 0.0f, j->y + r * osz);
+            clamp_range(j->y + r * osz, osz, j->act);
+        }
         return;
     }
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
@@ -275,6 +287,7 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
                     }
                     y[(od * w->out[1] + oh) * w->out[2] + ow] = s;
                 }
+        clamp_range(y, osz, j->act);
     }
 }
 
@@ -319,6 +332,7 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     j.x = bufs[1];
     j.wt = bufs[2];
     j.b = p[5] ? bufs[3] : NULL;
+    j.act = p + 6 + 7 * p[0];
     if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return; }
     const win3 *w = &j.w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
@@ -340,6 +354,7 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 for (int64_t o = 0; o < osz; o++) y[m * osz + o] = bias;
             }
             kiln_sgemm(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0, col, osz, 0, y, osz);
+            clamp_range(y, mpg * osz, j.act);
         }
 }
 

@@ -115,6 +115,8 @@ def test_emit_obj_so_header_and_deterministic_c():
 def test_dump_formats():
     d = fresh("dump")
     model, _ = mlp_model(d)
+    r = run([KILN, "dump", model, "--after", "fuse"])
+    assert r.returncode == 0 and "Relu" not in r.stdout and "kiln.clip_min = 0.0" in r.stdout, r.stdout
     r = run([KILN, "dump", model, "--format", "json"])
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
@@ -244,14 +246,18 @@ def test_batchnorm_folds_into_conv():
     sc, bi, mu, va = [rng.standard_normal(6).astype(np.float32) for _ in range(4)]
     va = np.abs(va) + 0.5
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"], name="bn", epsilon=1e-3)]
-    inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (sc, "s"), (bi, "b"), (mu, "m"), (va, "v")]]
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["bn"], name="bn", epsilon=1e-3),
+             helper.make_node("Clip", ["bn", "lo", "hi"], ["y"], name="relu6")]
+    inits = [numpy_helper.from_array(a, n) for a, n in [(w, "w"), (sc, "s"), (bi, "b"), (mu, "m"), (va, "v"),
+                                                         (np.array(0, np.float32), "lo"), (np.array(0.6, np.float32), "hi")]]
     g = helper.make_graph(nodes, "foldbn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8, 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6, 8, 8])], inits)
     model = os.path.join(d, "m.onnx")
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
     r = run([KILN, "dump", model, "--after", "fold-bn"])
     assert r.returncode == 0 and "BatchNormalization" not in r.stdout and "Conv" in r.stdout, r.stdout
+    r = run([KILN, "dump", model, "--after", "fuse"])
+    assert "kiln.clip_max = 0.60000002" in r.stdout and "Clip" not in r.stdout.replace("kiln.clip", ""), r.stdout
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     np.save(os.path.join(d, "x.npy"), x)
     for level in ["-O0", "-O2"]:
@@ -262,6 +268,7 @@ def test_batchnorm_folds_into_conv():
         got = np.load(os.path.join(d, level, "output_0.npy"))
         c = conv2d_ref(x, w, 1)
         ref = (c - mu[None, :, None, None]) / np.sqrt(va[None, :, None, None] + 1e-3) * sc[None, :, None, None] + bi[None, :, None, None]
+        ref = np.clip(ref, 0, np.float32(0.6))
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
