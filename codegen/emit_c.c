@@ -62,12 +62,6 @@ static void emit_cast(FILE *f, const KInstr *c, DType from) {
     else fprintf(f, "(%s)t%d", b[0] == 'i' ? "int64_t" : "uint64_t", c->a);
 }
 
-static const char *const instr_fn[KI_COUNT] = {
-    [KI_ADD] = "add", [KI_SUB] = "sub", [KI_MUL] = "mul", [KI_DIV] = "div", [KI_POW] = "pow",
-    [KI_MIN] = "min", [KI_MAX] = "max", [KI_NEG] = "neg", [KI_ABS] = "abs", [KI_SQRT] = "sqrt",
-    [KI_EXP] = "exp", [KI_LOG] = "log", [KI_RELU] = "relu", [KI_LEAKYRELU] = "leakyrelu",
-    [KI_SIGMOID] = "sigmoid", [KI_TANH] = "tanh", [KI_ERF] = "erf"};
-
 /* Loops over at least this many elements run on the thread pool. */
 #define PARALLEL_LOOP_MIN 32768
 
@@ -116,16 +110,25 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
         }
         case KI_CONST: emit_const(f, in); break;
         case KI_CAST: emit_cast(f, in, lp->code[in->a].dt); break;
-        case KI_LEAKYRELU:
-            fprintf(f, "kiln_leakyrelu_%s(t%d, ", cls(in->dt), in->a);
-            float_lit(f, cls(in->dt)[1] == '3' ? (double)(float)in->f : in->f, cls(in->dt)[1] == '3');
+        case KI_WHERE: fprintf(f, "t%d ? t%d : t%d", in->c, in->a, in->b); break;
+        default: {
+            KInstrKind kk = kinstr_kind[in->op];
+            DType adt = lp->code[in->a].dt;
+            const char *c = (kk == KK_CMP2 || kk == KK_FCMP1 || kk == KK_FCMP1P2) ? cls(adt)
+                          : (kk == KK_BOOL1 || kk == KK_BOOL2) ? "u64" : cls(in->dt);
+            fprintf(f, "kiln_%s_%s(t%d", kinstr_fn[in->op], c, in->a);
+            if (kk == KK_ANY2 || kk == KK_CMP2 || kk == KK_BOOL2) fprintf(f, ", t%d", in->b);
+            bool single = c[1] == '3';
+            if (kk == KK_FLT1P1 || kk == KK_FLT1P2 || kk == KK_FCMP1P2) {
+                fputs(", ", f);
+                float_lit(f, single ? (double)(float)in->f : in->f, single);
+            }
+            if (kk == KK_FLT1P2 || kk == KK_FCMP1P2) {
+                fputs(", ", f);
+                float_lit(f, single ? (double)(float)in->g : in->g, single);
+            }
             fputc(')', f);
-            break;
-        case KI_ADD: case KI_SUB: case KI_MUL: case KI_DIV: case KI_POW: case KI_MIN: case KI_MAX:
-            fprintf(f, "kiln_%s_%s(t%d, t%d)", instr_fn[in->op], cls(in->dt), in->a, in->b);
-            break;
-        default:
-            fprintf(f, "kiln_%s_%s(t%d)", instr_fn[in->op], cls(in->dt), in->a);
+        }
         }
         if (round && in->op != KI_LOAD) fputc(')', f);
         fprintf(f, ";\n");

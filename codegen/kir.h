@@ -29,17 +29,22 @@ typedef struct KBuf {
 
 /* Scalar operations of a fused loop. */
 typedef enum {
-    KI_LOAD, KI_CONST, KI_CAST,
-    KI_ADD, KI_SUB, KI_MUL, KI_DIV, KI_POW, KI_MIN, KI_MAX,
-    KI_NEG, KI_ABS, KI_SQRT, KI_EXP, KI_LOG, KI_RELU, KI_LEAKYRELU, KI_SIGMOID, KI_TANH, KI_ERF,
+    KI_LOAD, KI_CONST, KI_CAST, KI_WHERE,
+#define KI(id, fn, kind) KI_##id,
+#include "kinstr.def"
+#undef KI
     KI_COUNT
 } KInstrOp;
+
+typedef enum { KK_SPECIAL, KK_ANY1, KK_ANY2, KK_FLT1, KK_FLT1P1, KK_FLT1P2, KK_CMP2, KK_FCMP1, KK_FCMP1P2, KK_BOOL1, KK_BOOL2 } KInstrKind;
+extern const KInstrKind kinstr_kind[KI_COUNT];
+extern const char *const kinstr_fn[KI_COUNT];
 
 typedef struct KInstr {
     KInstrOp op;
     DType dt;           /* dtype of the result */
-    int a, b;           /* operand instruction indices; KI_LOAD: a = input slot */
-    double f;           /* KI_CONST value (also LeakyRelu's alpha) */
+    int a, b, c;        /* operand instruction indices; KI_LOAD: a = input slot; KI_WHERE: c ? a : b */
+    double f, g;        /* KI_CONST value; the parameters of the P1/P2 kinds */
 } KInstr;
 
 typedef struct KLoop {

@@ -10,6 +10,17 @@
 
 #include <string.h>
 
+const KInstrKind kinstr_kind[KI_COUNT] = {
+#define KI(id, fn, kind) [KI_##id] = KK_##kind,
+#include "kinstr.def"
+#undef KI
+};
+const char *const kinstr_fn[KI_COUNT] = {
+#define KI(id, fn, kind) [KI_##id] = #fn,
+#include "kinstr.def"
+#undef KI
+};
+
 typedef union { float f; double d; int64_t i; uint64_t u; } Scalar;
 
 typedef enum { CL_F32, CL_F64, CL_I64, CL_U64 } Class;
@@ -109,32 +120,31 @@ static Scalar constant(double f, DType t) {
 #define UNARY(OP, x, cl) \
     (cl == CL_F32 ? (Scalar){.f = kiln_##OP##_f32(x.f)} : cl == CL_F64 ? (Scalar){.d = kiln_##OP##_f64(x.d)} \
      : cl == CL_I64 ? (Scalar){.i = kiln_##OP##_i64(x.i)} : (Scalar){.u = kiln_##OP##_u64(x.u)})
-#define FUNARY(OP, x, cl) \
-    (cl == CL_F32 ? (Scalar){.f = kiln_##OP##_f32(x.f)} : (Scalar){.d = kiln_##OP##_f64(x.d)})
+#define EV_ANY1(fn) UNARY(fn, x, cl)
+#define EV_ANY2(fn) ARITH(fn, x, y, cl)
+#define EV_FLT1(fn) (cl == CL_F32 ? (Scalar){.f = kiln_##fn##_f32(x.f)} : (Scalar){.d = kiln_##fn##_f64(x.d)})
+#define EV_FLT1P1(fn) \
+    (cl == CL_F32 ? (Scalar){.f = kiln_##fn##_f32(x.f, (float)c->f)} : (Scalar){.d = kiln_##fn##_f64(x.d, c->f)})
+#define EV_FLT1P2(fn) \
+    (cl == CL_F32 ? (Scalar){.f = kiln_##fn##_f32(x.f, (float)c->f, (float)c->g)} : (Scalar){.d = kiln_##fn##_f64(x.d, c->f, c->g)})
+#define EV_CMP2(fn) \
+    (Scalar){.u = acl == CL_F32 ? kiln_##fn##_f32(x.f, y.f) : acl == CL_F64 ? kiln_##fn##_f64(x.d, y.d) \
+                  : acl == CL_I64 ? kiln_##fn##_i64(x.i, y.i) : kiln_##fn##_u64(x.u, y.u)}
+#define EV_FCMP1(fn) (Scalar){.u = acl == CL_F32 ? kiln_##fn##_f32(x.f) : kiln_##fn##_f64(x.d)}
+#define EV_FCMP1P2(fn) \
+    (Scalar){.u = acl == CL_F32 ? kiln_##fn##_f32(x.f, (float)c->f, (float)c->g) : kiln_##fn##_f64(x.d, c->f, c->g)}
+#define EV_BOOL1(fn) (Scalar){.u = kiln_##fn##_u64(x.u)}
+#define EV_BOOL2(fn) (Scalar){.u = kiln_##fn##_u64(x.u, y.u)}
 
-static Scalar eval(const KInstr *c, const Scalar *r) {
-    Class cl = class_of(c->dt);
+/* One scalar operation; adt is the dtype of its first operand. */
+static Scalar eval(const KInstr *c, const Scalar *r, DType adt) {
+    Class cl = class_of(c->dt), acl = class_of(adt);
     Scalar x = r[c->a], y = r[c->b], z;
+    (void)acl;
     switch (c->op) {
-    case KI_ADD: z = ARITH(add, x, y, cl); break;
-    case KI_SUB: z = ARITH(sub, x, y, cl); break;
-    case KI_MUL: z = ARITH(mul, x, y, cl); break;
-    case KI_DIV: z = ARITH(div, x, y, cl); break;
-    case KI_POW: z = ARITH(pow, x, y, cl); break;
-    case KI_MIN: z = ARITH(min, x, y, cl); break;
-    case KI_MAX: z = ARITH(max, x, y, cl); break;
-    case KI_NEG: z = UNARY(neg, x, cl); break;
-    case KI_ABS: z = UNARY(abs, x, cl); break;
-    case KI_RELU: z = UNARY(relu, x, cl); break;
-    case KI_SQRT: z = FUNARY(sqrt, x, cl); break;
-    case KI_EXP: z = FUNARY(exp, x, cl); break;
-    case KI_LOG: z = FUNARY(log, x, cl); break;
-    case KI_SIGMOID: z = FUNARY(sigmoid, x, cl); break;
-    case KI_TANH: z = FUNARY(tanh, x, cl); break;
-    case KI_ERF: z = FUNARY(erf, x, cl); break;
-    case KI_LEAKYRELU:
-        z = cl == CL_F32 ? (Scalar){.f = kiln_leakyrelu_f32(x.f, (float)c->f)} : (Scalar){.d = kiln_leakyrelu_f64(x.d, c->f)};
-        break;
+#define KI(id, fn, kind) case KI_##id: z = EV_##kind(fn); break;
+#include "kinstr.def"
+#undef KI
     default: z.u = 0;
     }
     return narrow(z, c->dt);
@@ -171,7 +181,8 @@ static void run_loop(const Kir *k, const KLoop *lp, const void *const *inputs, u
                 regs[c] = load(in[ins->a] + off * es[ins->a], ins->dt);
             } else if (ins->op == KI_CONST) regs[c] = constant(ins->f, ins->dt);
             else if (ins->op == KI_CAST) regs[c] = cast(regs[ins->a], lp->code[ins->a].dt, ins->dt);
-            else regs[c] = eval(ins, regs);
+            else if (ins->op == KI_WHERE) regs[c] = regs[ins->c].u ? regs[ins->a] : regs[ins->b];
+            else regs[c] = eval(ins, regs, lp->code[ins->a].dt);
         }
         store(out + n * oes, odt, regs[lp->ncode - 1]);
         for (int d = lp->rank - 1; d >= 0; d--) {

@@ -130,7 +130,8 @@ typedef struct {
     const int64_t *dims;
 } ExprCtx;
 
-static int emit_instr(ExprCtx *e, Arena *a, KInstrOp op, DType dt, int x, int y, double f) {
+/* Appends one scalar operation: operands x, y (and c for Where), parameters f, g. */
+static int emit_full(ExprCtx *e, Arena *a, KInstrOp op, DType dt, int x, int y, int c, double f, double g) {
     KLoop *lp = e->loop;
     if (lp->ncode == e->cap) {
         int cap = e->cap ? e->cap * 2 : 16;
@@ -139,8 +140,12 @@ static int emit_instr(ExprCtx *e, Arena *a, KInstrOp op, DType dt, int x, int y,
         lp->code = nc;
         e->cap = cap;
     }
-    lp->code[lp->ncode] = (KInstr){op, dt, x, y, f};
+    lp->code[lp->ncode] = (KInstr){op, dt, x, y, c, f, g};
     return lp->ncode++;
+}
+
+static int emit_instr(ExprCtx *e, Arena *a, KInstrOp op, DType dt, int x, int y, double f) {
+    return emit_full(e, a, op, dt, x, y, 0, f, 0);
 }
 
 /* Load of an input value, one slot per distinct value. */
@@ -177,12 +182,41 @@ static int expr_node(Lower *l, ExprCtx *e, const Node *n, const int *ops) {
     DType dt = n->out[0]->dtype;
     static const KInstrOp unary[OP_COUNT] = {
         [OP_NEG] = KI_NEG, [OP_ABS] = KI_ABS, [OP_SQRT] = KI_SQRT, [OP_EXP] = KI_EXP, [OP_LOG] = KI_LOG,
-        [OP_RELU] = KI_RELU, [OP_SIGMOID] = KI_SIGMOID, [OP_TANH] = KI_TANH, [OP_ERF] = KI_ERF};
+        [OP_RELU] = KI_RELU, [OP_SIGMOID] = KI_SIGMOID, [OP_TANH] = KI_TANH, [OP_ERF] = KI_ERF,
+        [OP_RECIPROCAL] = KI_RECIPROCAL, [OP_FLOOR] = KI_FLOOR, [OP_CEIL] = KI_CEIL, [OP_ROUND] = KI_ROUND,
+        [OP_SIN] = KI_SIN, [OP_COS] = KI_COS, [OP_TAN] = KI_TAN, [OP_ASIN] = KI_ASIN, [OP_ACOS] = KI_ACOS,
+        [OP_ATAN] = KI_ATAN, [OP_SINH] = KI_SINH, [OP_COSH] = KI_COSH, [OP_ASINH] = KI_ASINH, [OP_ACOSH] = KI_ACOSH,
+        [OP_ATANH] = KI_ATANH, [OP_SOFTPLUS] = KI_SOFTPLUS, [OP_SOFTSIGN] = KI_SOFTSIGN, [OP_HARD_SWISH] = KI_HARDSWISH,
+        [OP_SIGN] = KI_SIGN, [OP_IS_NAN] = KI_ISNAN, [OP_NOT] = KI_NOT};
     static const KInstrOp binary[OP_COUNT] = {
-        [OP_ADD] = KI_ADD, [OP_SUB] = KI_SUB, [OP_MUL] = KI_MUL, [OP_DIV] = KI_DIV, [OP_MIN] = KI_MIN, [OP_MAX] = KI_MAX};
+        [OP_ADD] = KI_ADD, [OP_SUB] = KI_SUB, [OP_MUL] = KI_MUL, [OP_DIV] = KI_DIV, [OP_MIN] = KI_MIN, [OP_MAX] = KI_MAX,
+        [OP_AND] = KI_AND, [OP_OR] = KI_OR, [OP_XOR] = KI_XOR, [OP_EQUAL] = KI_EQUAL, [OP_LESS] = KI_LESS,
+        [OP_GREATER] = KI_GREATER, [OP_LESS_OR_EQUAL] = KI_LESSOREQUAL, [OP_GREATER_OR_EQUAL] = KI_GREATEROREQUAL,
+        [OP_PRELU] = KI_PRELU};
+    /* ops with constant parameters: KI op, attribute names and defaults */
+    static const struct { OpKind op; KInstrOp ki; const char *a1; double d1; const char *a2; double d2; } params[] = {
+        {OP_LEAKY_RELU, KI_LEAKYRELU, "alpha", 0.01, NULL, 0},
+        {OP_ELU, KI_ELU, "alpha", 1.0, NULL, 0},
+        {OP_CELU, KI_CELU, "alpha", 1.0, NULL, 0},
+        {OP_THRESHOLDED_RELU, KI_THRESHOLDEDRELU, "alpha", 1.0, NULL, 0},
+        {OP_SELU, KI_SELU, "alpha", 1.67326319217681884765625, "gamma", 1.05070102214813232421875},
+        {OP_HARD_SIGMOID, KI_HARDSIGMOID, "alpha", 0.2, "beta", 0.5},
+        {OP_SHRINK, KI_SHRINK, "bias", 0.0, "lambd", 0.5},
+    };
+    for (size_t i = 0; i < sizeof params / sizeof *params; i++)
+        if (params[i].op == n->op)
+            return emit_full(e, a, params[i].ki, dt, ops[0], 0, 0, node_attr_float(n, params[i].a1, params[i].d1),
+                             params[i].a2 ? node_attr_float(n, params[i].a2, params[i].d2) : 0);
     switch (n->op) {
     case OP_CAST: return expr_cast(l, e, ops[0], dt);
-    case OP_LEAKY_RELU: return emit_instr(e, a, KI_LEAKYRELU, dt, ops[0], 0, node_attr_float(n, "alpha", 0.01));
+    case OP_IS_INF:
+        return emit_full(e, a, KI_ISINF, dt, ops[0], 0, 0, (double)node_attr_int(n, "detect_negative", 1),
+                         (double)node_attr_int(n, "detect_positive", 1));
+    case OP_WHERE: return emit_full(e, a, KI_WHERE, dt, ops[1], ops[2], ops[0], 0, 0);
+    case OP_EXPAND: return ops[0];
+    case OP_MOD: return emit_instr(e, a, node_attr_int(n, "fmod", 0) ? KI_FMOD : KI_MOD, dt, ops[0], ops[1], 0);
+    case OP_BIT_SHIFT:
+        return emit_instr(e, a, strcmp(node_attr_string(n, "direction", ""), "LEFT") == 0 ? KI_SHL : KI_SHR, dt, ops[0], ops[1], 0);
     case OP_POW: {
         if (dtype_is_float(dt) || !dtype_is_float(e->loop->code[ops[1]].dt))
             return emit_instr(e, a, KI_POW, dt, ops[0], expr_cast(l, e, ops[1], dt), 0);
@@ -261,7 +295,7 @@ bool lower_elementwise(Lower *l, Node *n) {
     ExprCtx e;
     KLoop *lp = loop_new(l, &e, n->out[0]);
     int ops[64];
-    for (int i = 0; i < n->n_in; i++) ops[i] = n->in[i] ? expr_load(l, &e, n->in[i]) : -1;
+    for (int i = 0; i < n->n_in; i++) ops[i] = n->in[i] && !(n->op == OP_EXPAND && i == 1) ? expr_load(l, &e, n->in[i]) : -1;
     expr_cast(l, &e, expr_node(l, &e, n, ops), n->out[0]->dtype);
     loop_finish(l, lp, lower_buf(l, n->out[0]));
     return true;

@@ -81,25 +81,52 @@ static bool ints_from(Node *n, const char *attr, int idx, int since, int64_t *ou
 
 /* ---- elementwise ---- */
 
+static bool op_in(OpKind op, const OpKind *list, int n) {
+    for (int i = 0; i < n; i++) if (list[i] == op) return true;
+    return false;
+}
+
+static const OpKind float_only_ops[] = {
+    OP_SQRT, OP_EXP, OP_LOG, OP_SIGMOID, OP_TANH, OP_LEAKY_RELU, OP_RECIPROCAL, OP_FLOOR, OP_CEIL, OP_ROUND,
+    OP_SIN, OP_COS, OP_TAN, OP_ASIN, OP_ACOS, OP_ATAN, OP_SINH, OP_COSH, OP_ASINH, OP_ACOSH, OP_ATANH,
+    OP_SOFTPLUS, OP_SOFTSIGN, OP_HARD_SWISH, OP_ELU, OP_CELU, OP_THRESHOLDED_RELU, OP_SELU, OP_HARD_SIGMOID,
+    OP_IS_NAN, OP_IS_INF};
+static const OpKind bool_only_ops[] = {OP_NOT, OP_AND, OP_OR, OP_XOR};
+static const OpKind bool_result_ops[] = {OP_NOT, OP_AND, OP_OR, OP_XOR, OP_EQUAL, OP_LESS, OP_GREATER,
+                                         OP_LESS_OR_EQUAL, OP_GREATER_OR_EQUAL, OP_IS_NAN, OP_IS_INF};
+static const OpKind bool_ok_ops[] = {OP_MIN, OP_MAX, OP_EQUAL, OP_WHERE, OP_NOT, OP_AND, OP_OR, OP_XOR, OP_CAST};
+#define IN_LIST(op, l) op_in(op, l, (int)(sizeof l / sizeof *l))
+
 static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
-    (void)g;
     if (!need_shapes(n, d)) return false;
-    DType dt = n->in[0]->dtype;
+    if (n->op == OP_PRELU && n->opset < 7 && n->in[1]->data && n->in[1]->rank == 1 && n->in[0]->rank > 2 &&
+        n->in[1]->dims[0] == n->in[0]->dims[1] && n->in[1]->dims[0] != 1) {
+        /* before opset 7 a 1-D slope holds one value per channel (axis 1) */
+        int64_t dims[MAX_RANK];
+        int r = n->in[0]->rank - 1;
+        for (int i = 0; i < r; i++) dims[i] = i ? 1 : n->in[1]->dims[0];
+        n->in[1] = graph_add_const(g, arena_printf(g->arena, "%s.per_channel", n->in[1]->name), n->in[1]->dtype, r, dims, n->in[1]->data);
+    }
+    int first = n->op == OP_WHERE ? 1 : 0; /* Where: the data inputs decide the type */
+    DType dt = n->in[first]->dtype;
     if (n->op == OP_CAST) {
         int64_t to = node_attr_int(n, "to", 0);
         if (to == DT_STRING) { diag_error(d, n, "Cast to string is not supported"); return false; }
         if (dtype_size((DType)to) == 0) { diag_error(d, n, "Cast: unsupported or missing 'to' type %lld", (long long)to); return false; }
         dt = (DType)to;
     } else {
-        for (int i = 1; i < n->n_in; i++)
-            if (n->in[i] && n->in[i]->dtype != n->in[0]->dtype && n->op != OP_POW) {
-                diag_error(d, n, "inputs have different dtypes (%s and %s)", dtype_name(n->in[0]->dtype), dtype_name(n->in[i]->dtype));
+        for (int i = first + 1; i < n->n_in; i++)
+            if (n->in[i] && n->in[i]->dtype != dt && n->op != OP_POW) {
+                diag_error(d, n, "inputs have different dtypes (%s and %s)", dtype_name(dt), dtype_name(n->in[i]->dtype));
                 return false;
             }
-        bool float_only = n->op == OP_SQRT || n->op == OP_EXP || n->op == OP_LOG || n->op == OP_SIGMOID ||
-                          n->op == OP_TANH || n->op == OP_LEAKY_RELU;
-        if (float_only && !dtype_is_float(dt)) { diag_error(d, n, "dtype %s is not accepted (float types only)", dtype_name(dt)); return false; }
-        if (dt == DT_BOOL && n->op != OP_MIN && n->op != OP_MAX) { diag_error(d, n, "dtype bool is not accepted"); return false; }
+        if (n->op == OP_WHERE && n->in[0]->dtype != DT_BOOL) { diag_error(d, n, "the condition must be bool, not %s", dtype_name(n->in[0]->dtype)); return false; }
+        if (IN_LIST(n->op, float_only_ops) && !dtype_is_float(dt)) { diag_error(d, n, "dtype %s is not accepted (float types only)", dtype_name(dt)); return false; }
+        if (IN_LIST(n->op, bool_only_ops) && dt != DT_BOOL) { diag_error(d, n, "dtype %s is not accepted (bool only)", dtype_name(dt)); return false; }
+        if (dt == DT_BOOL && !IN_LIST(n->op, bool_ok_ops)) { diag_error(d, n, "dtype bool is not accepted"); return false; }
+        if (n->op == OP_BIT_SHIFT && (dtype_is_float(dt) || dtype_is_signed_int(dt))) { diag_error(d, n, "BitShift takes unsigned integers, not %s", dtype_name(dt)); return false; }
+        if (n->op == OP_MOD && dtype_is_float(dt) && !node_attr_int(n, "fmod", 0)) { diag_error(d, n, "Mod of floats needs fmod=1"); return false; }
+        if (IN_LIST(n->op, bool_result_ops)) dt = DT_BOOL;
     }
     if (n->op == OP_CLIP)
         for (int i = 1; i < n->n_in; i++)
@@ -113,7 +140,32 @@ static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
         return false;
     }
     set_out(n->out[0], dt, rank, dims);
-    return true;
+    return check_size(n, n->out[0], d);
+}
+
+/* Expand: broadcast input 0 against the constant shape of input 1. */
+static bool infer_expand(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    int64_t shape[64];
+    int count;
+    if (!const_ints(n->in[1], shape, 64, &count)) {
+        diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", n->in[1]->name);
+        return false;
+    }
+    if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
+    Value sv = {0};
+    sv.rank = count;
+    for (int i = 0; i < count; i++) {
+        if (shape[i] < 0) { diag_error(d, n, "negative dimension in the shape"); return false; }
+        sv.dims[i] = shape[i];
+    }
+    Value *pair[2] = {n->in[0], &sv};
+    int rank;
+    int64_t dims[MAX_RANK];
+    if (!shape_broadcast(pair, 2, &rank, dims)) { diag_error(d, n, "input does not broadcast to the shape"); return false; }
+    set_out(n->out[0], n->in[0]->dtype, rank, dims);
+    return check_size(n, n->out[0], d);
 }
 
 /* ---- linear algebra ---- */

@@ -15,7 +15,8 @@
 #define MAX_GROUP 32
 
 static bool fusable(const Node *n) {
-    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data;
+    /* Expand's shape operand is not a tensor to load: it stays a loop of its own */
+    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data && n->op != OP_EXPAND;
 }
 
 static void count_uses(Graph *g) {

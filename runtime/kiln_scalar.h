@@ -99,6 +99,82 @@ static inline uint64_t kiln_f2u(double d) {
 KILN_FLOAT_OPS(f32, float, sqrtf, expf, logf, tanhf, erff, powf)
 KILN_FLOAT_OPS(f64, double, sqrt, exp, log, tanh, erf, pow)
 
+/* More float functions; F is the libm suffix ("f" for float, "" for double). */
+#define KILN_FLOAT_OPS2(S, T, F)                                                                   \
+    static inline T kiln_reciprocal_##S(T a) { return (T)1 / a; }                                  \
+    static inline T kiln_floor_##S(T a) { return floor##F(a); }                                    \
+    static inline T kiln_ceil_##S(T a) { return ceil##F(a); }                                      \
+    static inline T kiln_round_##S(T a) { return nearbyint##F(a); } /* half to even */             \
+    static inline T kiln_sin_##S(T a) { return sin##F(a); }                                        \
+    static inline T kiln_cos_##S(T a) { return cos##F(a); }                                        \
+    static inline T kiln_tan_##S(T a) { return tan##F(a); }                                        \
+    static inline T kiln_asin_##S(T a) { return asin##F(a); }                                      \
+    static inline T kiln_acos_##S(T a) { return acos##F(a); }                                      \
+    static inline T kiln_atan_##S(T a) { return atan##F(a); }                                      \
+    static inline T kiln_sinh_##S(T a) { return sinh##F(a); }                                      \
+    static inline T kiln_cosh_##S(T a) { return cosh##F(a); }                                      \
+    static inline T kiln_asinh_##S(T a) { return asinh##F(a); }                                    \
+    static inline T kiln_acosh_##S(T a) { return acosh##F(a); }                                    \
+    static inline T kiln_atanh_##S(T a) { return atanh##F(a); }                                    \
+    static inline T kiln_softplus_##S(T a) { return a > 20 ? a : log1p##F(exp##F(a)); }            \
+    static inline T kiln_softsign_##S(T a) { return a / ((T)1 + (a < 0 ? -a : a)); }               \
+    static inline T kiln_hardswish_##S(T a) {                                                      \
+        T h = a / 6 + (T)0.5; return a * (h < 0 ? 0 : (h > 1 ? 1 : h)); }                         \
+    static inline T kiln_elu_##S(T a, T al) { return a < 0 ? al * (exp##F(a) - 1) : a; }          \
+    static inline T kiln_celu_##S(T a, T al) {                                                     \
+        return (a > 0 ? a : 0) + (T)fmin##F(0, al * (exp##F(a / al) - 1)); }                       \
+    static inline T kiln_selu_##S(T a, T al, T ga) { return a > 0 ? ga * a : ga * (al * exp##F(a) - al); } \
+    static inline T kiln_hardsigmoid_##S(T a, T al, T be) {                                        \
+        T h = al * a + be; return h < 0 ? 0 : (h > 1 ? 1 : h); }                                   \
+    static inline T kiln_thresholdedrelu_##S(T a, T al) { return a > al ? a : 0; }                \
+    static inline T kiln_shrink_##S(T a, T bias, T lambd) {                                        \
+        return a < -lambd ? a + bias : (a > lambd ? a - bias : 0); }                               \
+    static inline T kiln_fmod_##S(T a, T b) { return fmod##F(a, b); }                              \
+    static inline T kiln_mod_##S(T a, T b) { return fmod##F(a, b); }                               \
+    static inline T kiln_prelu_##S(T a, T s) { return a < 0 ? a * s : a; }                        \
+    static inline T kiln_sign_##S(T a) { return a > 0 ? 1 : (a < 0 ? -1 : a); }                   \
+    static inline uint64_t kiln_isnan_##S(T a) { return a != a; }                                  \
+    static inline uint64_t kiln_isinf_##S(T a, T neg, T pos) {                                     \
+        return (a == (T)INFINITY && pos != 0) || (a == -(T)INFINITY && neg != 0); }                \
+    static inline uint64_t kiln_equal_##S(T a, T b) { return a == b; }                             \
+    static inline uint64_t kiln_less_##S(T a, T b) { return a < b; }                               \
+    static inline uint64_t kiln_greater_##S(T a, T b) { return a > b; }                            \
+    static inline uint64_t kiln_lessorequal_##S(T a, T b) { return a <= b; }                       \
+    static inline uint64_t kiln_greaterorequal_##S(T a, T b) { return a >= b; }
+
+KILN_FLOAT_OPS2(f32, float, f)
+KILN_FLOAT_OPS2(f64, double, )
+
+#define KILN_INT_OPS2(S, T)                                                                        \
+    static inline uint64_t kiln_equal_##S(T a, T b) { return a == b; }                             \
+    static inline uint64_t kiln_less_##S(T a, T b) { return a < b; }                               \
+    static inline uint64_t kiln_greater_##S(T a, T b) { return a > b; }                            \
+    static inline uint64_t kiln_lessorequal_##S(T a, T b) { return a <= b; }                       \
+    static inline uint64_t kiln_greaterorequal_##S(T a, T b) { return a >= b; }
+
+KILN_INT_OPS2(i64, int64_t)
+KILN_INT_OPS2(u64, uint64_t)
+static inline int64_t kiln_sign_i64(int64_t a) { return a > 0 ? 1 : (a < 0 ? -1 : 0); }
+static inline int64_t kiln_prelu_i64(int64_t a, int64_t s) { return a < 0 ? (int64_t)((uint64_t)a * (uint64_t)s) : a; }
+static inline uint64_t kiln_sign_u64(uint64_t a) { return a > 0; }
+static inline uint64_t kiln_prelu_u64(uint64_t a, uint64_t s) { (void)s; return a; }
+
+/* Mod with fmod=0: the result takes the divisor's sign (Python's %); 0 for b == 0. */
+static inline int64_t kiln_mod_i64(int64_t a, int64_t b) {
+    if (b == 0) return 0;
+    int64_t r = b == -1 ? 0 : a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static inline int64_t kiln_fmod_i64(int64_t a, int64_t b) { return b == 0 || b == -1 ? 0 : a % b; }
+static inline uint64_t kiln_mod_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
+static inline uint64_t kiln_fmod_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
+static inline uint64_t kiln_not_u64(uint64_t a) { return !a; }
+static inline uint64_t kiln_and_u64(uint64_t a, uint64_t b) { return a && b; }
+static inline uint64_t kiln_or_u64(uint64_t a, uint64_t b) { return a || b; }
+static inline uint64_t kiln_xor_u64(uint64_t a, uint64_t b) { return !a != !b; }
+static inline uint64_t kiln_shl_u64(uint64_t a, uint64_t b) { return b >= 64 ? 0 : a << b; }
+static inline uint64_t kiln_shr_u64(uint64_t a, uint64_t b) { return b >= 64 ? 0 : a >> b; }
+
 static inline int64_t kiln_ipow(int64_t a, int64_t b) {
     if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
     uint64_t r = 1, x = (uint64_t)a;
