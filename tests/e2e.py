@@ -272,6 +272,57 @@ def test_batchnorm_folds_into_conv():
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
+def test_folding_agrees_with_generated_code():
+    """The same chains on a graph input (computed by the generated C) and on a
+    constant (folded by the compiler's Kir interpreter) must agree bit for bit,
+    and with NumPy."""
+    d = fresh("fold")
+    xf = np.linspace(-3, 3, 64).astype(np.float32)
+    xi = np.arange(-32, 32).astype(np.int32)
+    xu = np.arange(64).astype(np.uint8)
+    def chain(pref, f, i, u):
+        return [
+            helper.make_node("Sin", [f], [pref + "s"]),
+            helper.make_node("Softplus", [pref + "s"], [pref + "sp"]),
+            helper.make_node("Selu", [pref + "sp"], [pref + "se"]),
+            helper.make_node("HardSigmoid", [pref + "se"], [pref + "_f"], alpha=0.3),
+            helper.make_node("Mod", [i, "seven"], [pref + "m"]),
+            helper.make_node("Sign", [pref + "m"], [pref + "_i"]),
+            helper.make_node("BitShift", [u, "two"], [pref + "_u"], direction="LEFT"),
+            helper.make_node("Less", [f, "zero"], [pref + "lt"]),
+            helper.make_node("Where", [pref + "lt", f, pref + "_f"], [pref + "_w"]),
+        ]
+    inits = [numpy_helper.from_array(xf, "cf"), numpy_helper.from_array(xi, "ci"), numpy_helper.from_array(xu, "cu"),
+             numpy_helper.from_array(np.array(7, np.int32), "seven"), numpy_helper.from_array(np.array(2, np.uint8), "two"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero")]
+    nodes = chain("x", "xf", "xi", "xu") + chain("c", "cf", "ci", "cu")
+    g = helper.make_graph(nodes, "fold",
+                          [helper.make_tensor_value_info("xf", TensorProto.FLOAT, [64]), helper.make_tensor_value_info("xi", TensorProto.INT32, [64]),
+                           helper.make_tensor_value_info("xu", TensorProto.UINT8, [64])],
+                          [helper.make_tensor_value_info(p + "_" + k, t, [64]) for p in "xc" for k, t in
+                           [("f", TensorProto.FLOAT), ("i", TensorProto.INT32), ("u", TensorProto.UINT8), ("w", TensorProto.FLOAT)]], inits)
+    model = os.path.join(d, "fold.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    for a, n in [(xf, "xf"), (xi, "xi"), (xu, "xu")]:
+        np.save(os.path.join(d, n + ".npy"), a)
+    r = run([KILN, "dump", model, "--after", "infer"])
+    assert r.returncode == 0 and r.stdout.count("= Mod") == 1 and r.stdout.count("= Selu") == 1, r.stdout  # c chain folded
+    exe = os.path.join(d, "m")
+    r = run([KILN, "compile", model, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    r = run([exe] + [os.path.join(d, n + ".npy") for n in ["xf", "xi", "xu"]] + ["-o", d])
+    assert r.returncode == 0, r.stderr
+    got = [np.load(os.path.join(d, "output_%d.npy" % k)) for k in range(8)]
+    for k in range(4):
+        assert got[k].tobytes() == got[k + 4].tobytes(), "output %d: folded and computed values differ" % k
+    sp = np.log1p(np.exp(np.sin(xf.astype(np.float64))))
+    se = 1.0507009873554805 * np.where(sp > 0, sp, 1.6732632423543772 * (np.exp(sp) - 1))
+    np.testing.assert_allclose(got[0], np.clip(0.3 * se + 0.5, 0, 1), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(got[1], np.sign(np.mod(xi, 7)).astype(np.int32))
+    assert np.array_equal(got[2], (xu << 2).astype(np.uint8))
+    np.testing.assert_allclose(got[3], np.where(xf < 0, xf, got[0]), rtol=1e-6)
+
+
 def test_kiln_run_caches_and_runs():
     d = fresh("krun")
     model, inp = mlp_model(d)
