@@ -235,9 +235,11 @@ static int expr_node(Lower *l, ExprCtx *e, const Node *n, const int *ops) {
         if (hi >= 0) r = emit_instr(e, a, KI_MIN, dt, r, hi, 0);
         return r;
     }
-    case OP_MIN: case OP_MAX: {
+    case OP_MIN: case OP_MAX: case OP_SUM: case OP_MEAN: {
+        KInstrOp k = n->op == OP_MIN ? KI_MIN : n->op == OP_MAX ? KI_MAX : KI_ADD;
         int r = ops[0];
-        for (int i = 1; i < n->n_in; i++) r = emit_instr(e, a, binary[n->op], dt, r, ops[i], 0);
+        for (int i = 1; i < n->n_in; i++) r = emit_instr(e, a, k, dt, r, ops[i], 0);
+        if (n->op == OP_MEAN) r = emit_instr(e, a, KI_DIV, dt, r, emit_instr(e, a, KI_CONST, dt, 0, 0, (double)n->n_in), 0);
         return r;
     }
     default:
@@ -483,14 +485,30 @@ bool lower_reduce(Lower *l, Node *n) {
         return true;
     }
     int64_t p[3 + MAX_RANK];
-    p[0] = n->op == OP_REDUCE_SUM ? 0 : n->op == OP_REDUCE_MAX ? 2 : 1;
+    static const int kinds[OP_COUNT] = {
+        [OP_REDUCE_SUM] = 0, [OP_REDUCE_MEAN] = 1, [OP_GLOBAL_AVERAGE_POOL] = 1, [OP_REDUCE_MAX] = 2, [OP_REDUCE_MIN] = 3,
+        [OP_REDUCE_PROD] = 4, [OP_REDUCE_L1] = 5, [OP_REDUCE_L2] = 6, [OP_REDUCE_LOG_SUM] = 7,
+        [OP_REDUCE_LOG_SUM_EXP] = 8, [OP_REDUCE_SUM_SQUARE] = 9};
+    p[0] = kinds[n->op];
     p[1] = x->rank;
     for (int i = 0; i < x->rank; i++) p[2 + i] = x->dims[i];
     p[2 + x->rank] = mask;
     int out = out_f32(l, y);
-    int bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_reduce, 2, bufs, 3 + x->rank, p);
+    int bufs[3] = {out, in_f32(l, x), 0};
+    bufs[2] = p[0] == 8 ? step_scratch(l, value_numel(y) * 4) : bufs[1];
+    lower_call(l, KILN_K_reduce, 3, bufs, 3 + x->rank, p);
     out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_argmax(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
+    int64_t p[5] = {n->op == OP_ARG_MIN, dims_numel(axis, x->dims), x->dims[axis],
+                    dims_numel(x->rank - axis - 1, x->dims + axis + 1), node_attr_int(n, "select_last_index", 0)};
+    int bufs[2] = {lower_buf(l, n->out[0]), in_f32(l, x)};
+    lower_call(l, KILN_K_argmax, 2, bufs, 5, p);
     return true;
 }
 

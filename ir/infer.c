@@ -410,6 +410,24 @@ static bool infer_reduce(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+static bool infer_argmax(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    int axis;
+    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (x->dims[axis] == 0) { diag_error(d, n, "cannot take the arg-extremum of an empty axis"); return false; }
+    bool keep = node_attr_int(n, "keepdims", 1) != 0;
+    int64_t dims[MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (i != axis) dims[r++] = x->dims[i];
+        else if (keep) dims[r++] = 1;
+    }
+    set_out(n->out[0], DT_I64, r, dims);
+    return true;
+}
+
 /* ---- views ---- */
 
 static bool infer_reshape(Graph *g, Node *n, Diags *d) {
@@ -821,6 +839,7 @@ bool lower_split(struct Lower *, Node *);
 bool lower_slice(struct Lower *, Node *);
 bool lower_gather(struct Lower *, Node *);
 bool lower_fused(struct Lower *, Node *);
+bool lower_argmax(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

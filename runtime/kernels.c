@@ -487,32 +487,76 @@ void kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
 }
 
-void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    (void)pool;
-    int64_t kind = p[0], rank = p[1], mask = p[2 + rank];
-    const int64_t *dims = p + 2;
-    int64_t ostr[KILN_MAX_RANK], idx[KILN_MAX_RANK], total = 1, ototal = 1;
-    for (int64_t i = rank - 1; i >= 0; i--) {
-        idx[i] = 0;
-        total *= dims[i];
-        if (mask >> i & 1) ostr[i] = 0;
-        else { ostr[i] = ototal; ototal *= dims[i]; }
-    }
-    float *y = bufs[0];
-    const float *x = bufs[1];
-    for (int64_t o = 0; o < ototal; o++) y[o] = kind == 2 ? -INFINITY : 0.0f;
-    int64_t off = 0;
+/* Reductions: each element is transformed (|x|, x^2, exp(x - max)), combined
+ * (sum, product, max, min), then the result transformed (mean, sqrt, log). */
+static void reduce_pass(int64_t kind, int64_t rank, const int64_t *dims, const int64_t *ostr, const float *x,
+                        float *y, const float *shift) {
+    int64_t idx[KILN_MAX_RANK] = {0}, total = 1, off = 0;
+    for (int64_t i = 0; i < rank; i++) total *= dims[i];
     for (int64_t n = 0; n < total; n++) {
-        if (kind == 2) { if (x[n] > y[off] || x[n] != x[n]) y[off] = x[n]; }
-        else y[off] += x[n];
+        float v = x[n], *o = &y[off];
+        switch (kind) {
+        case 2: if (v > *o || v != v) *o = v; break;
+        case 3: if (v < *o || v != v) *o = v; break;
+        case 4: *o *= v; break;
+        case 5: *o += fabsf(v); break;
+        case 6: case 9: *o += v * v; break;
+        case 8: *o += expf(v - shift[off]); break;
+        default: *o += v;
+        }
         for (int64_t d = rank - 1; d >= 0; d--) {
             if (++idx[d] < dims[d]) { off += ostr[d]; break; }
             off -= ostr[d] * (dims[d] - 1);
             idx[d] = 0;
         }
     }
-    if (kind == 1 && ototal > 0) {
-        float cnt = (float)(total / ototal);
-        for (int64_t o = 0; o < ototal; o++) y[o] = cnt > 0 ? y[o] / cnt : NAN;
+}
+
+void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t kind = p[0], rank = p[1], mask = p[2 + rank];
+    const int64_t *dims = p + 2;
+    int64_t ostr[KILN_MAX_RANK], total = 1, ototal = 1;
+    for (int64_t i = rank - 1; i >= 0; i--) {
+        total *= dims[i];
+        if (mask >> i & 1) ostr[i] = 0;
+        else { ostr[i] = ototal; ototal *= dims[i]; }
     }
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    float init = kind == 2 || kind == 8 ? -INFINITY : kind == 3 ? INFINITY : kind == 4 ? 1.0f : 0.0f;
+    for (int64_t o = 0; o < ototal; o++) y[o] = init;
+    if (kind == 8) { /* log-sum-exp: the max first, then the shifted sum */
+        float *mx = bufs[2];
+        reduce_pass(2, rank, dims, ostr, x, y, NULL);
+        for (int64_t o = 0; o < ototal; o++) { mx[o] = isinf(y[o]) ? 0.0f : y[o]; y[o] = 0; }
+        reduce_pass(8, rank, dims, ostr, x, y, mx);
+        for (int64_t o = 0; o < ototal; o++) y[o] = logf(y[o]) + mx[o];
+        return;
+    }
+    reduce_pass(kind, rank, dims, ostr, x, y, NULL);
+    float cnt = ototal > 0 ? (float)(total / ototal) : 0;
+    for (int64_t o = 0; o < ototal; o++) {
+        if (kind == 1) y[o] = cnt > 0 ? y[o] / cnt : NAN;
+        else if (kind == 6) y[o] = sqrtf(y[o]);
+        else if (kind == 7) y[o] = logf(y[o]);
+    }
+}
+
+void kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t mn = p[0], outer = p[1], len = p[2], inner = p[3], last = p[4];
+    int64_t *y = bufs[0];
+    const float *x = bufs[1];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *xs = x + o * len * inner + i;
+            int64_t best = 0;
+            for (int64_t k = 1; k < len; k++) {
+                float v = xs[k * inner], b = xs[best * inner];
+                bool better = mn ? (v < b || (last && v == b)) : (v > b || (last && v == b));
+                if (better) best = k;
+            }
+            y[o * inner + i] = best;
+        }
 }
