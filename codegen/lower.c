@@ -208,7 +208,7 @@ static int expr_node(Lower *l, ExprCtx *e, const Node *n, const int *ops) {
             return emit_full(e, a, params[i].ki, dt, ops[0], 0, 0, node_attr_float(n, params[i].a1, params[i].d1),
                              params[i].a2 ? node_attr_float(n, params[i].a2, params[i].d2) : 0);
     switch (n->op) {
-    case OP_CAST: return expr_cast(l, e, ops[0], dt);
+    case OP_CAST: case OP_CAST_LIKE: return expr_cast(l, e, ops[0], dt);
     case OP_IS_INF:
         return emit_full(e, a, KI_ISINF, dt, ops[0], 0, 0, (double)node_attr_int(n, "detect_negative", 1),
                          (double)node_attr_int(n, "detect_positive", 1));
@@ -297,7 +297,7 @@ bool lower_elementwise(Lower *l, Node *n) {
     ExprCtx e;
     KLoop *lp = loop_new(l, &e, n->out[0]);
     int ops[64];
-    for (int i = 0; i < n->n_in; i++) ops[i] = n->in[i] && !(n->op == OP_EXPAND && i == 1) ? expr_load(l, &e, n->in[i]) : -1;
+    for (int i = 0; i < n->n_in; i++) ops[i] = n->in[i] && !((n->op == OP_EXPAND || n->op == OP_CAST_LIKE) && i == 1) ? expr_load(l, &e, n->in[i]) : -1;
     expr_cast(l, &e, expr_node(l, &e, n, ops), n->out[0]->dtype);
     loop_finish(l, lp, lower_buf(l, n->out[0]));
     return true;
@@ -509,6 +509,64 @@ bool lower_argmax(Lower *l, Node *n) {
                     dims_numel(x->rank - axis - 1, x->dims + axis + 1), node_attr_int(n, "select_last_index", 0)};
     int bufs[2] = {lower_buf(l, n->out[0]), in_f32(l, x)};
     lower_call(l, KILN_K_argmax, 2, bufs, 5, p);
+    return true;
+}
+
+bool lower_layernorm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    int64_t outer = dims_numel(axis, x->dims), inner = dims_numel(x->rank - axis, x->dims + axis);
+    const Value *b = node_input(n, 2);
+    int64_t p[4] = {outer, inner, kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), b != NULL};
+    int outs[3] = {out_f32(l, y), 0, 0}, bufs[6];
+    for (int i = 1; i < 3; i++) {
+        const Value *o = i < n->n_out ? n->out[i] : NULL;
+        outs[i] = o ? lower_buf(l, o) : scratch_buf(l, DT_F32, outer);
+    }
+    int sc = in_f32(l, n->in[1]);
+    int in[3] = {in_f32(l, x), sc, b ? in_f32(l, b) : sc};
+    for (int i = 0; i < 3; i++) { bufs[i] = outs[i]; bufs[3 + i] = in[i]; }
+    lower_call(l, KILN_K_layernorm, 6, bufs, 4, p);
+    out_f32_done(l, y, outs[0]);
+    return true;
+}
+
+bool lower_gather_elements(Lower *l, Node *n) {
+    const Value *x = n->in[0], *idx = n->in[1];
+    int axis, r = x->rank;
+    axis_norm(node_attr_int(n, "axis", 0), r, &axis);
+    int64_t p[4 + 2 * MAX_RANK];
+    p[0] = dtype_size(x->dtype);
+    p[1] = r;
+    for (int i = 0; i < r; i++) { p[2 + i] = idx->dims[i]; p[2 + r + i] = x->dims[i]; }
+    p[2 + 2 * r] = axis;
+    p[3 + 2 * r] = dtype_size(idx->dtype);
+    int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, idx)};
+    lower_call(l, KILN_K_gather_elements, 3, bufs, 4 + 2 * r, p);
+    return true;
+}
+
+bool lower_trilu(Lower *l, Node *n) {
+    const Value *x = n->in[0], *k = node_input(n, 1);
+    int r = x->rank;
+    int64_t p[6] = {dtype_size(x->dtype), dims_numel(r - 2, x->dims), x->dims[r - 2], x->dims[r - 1],
+                    k ? value_const_int(k, 0) : 0, node_attr_int(n, "upper", 1)};
+    int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_trilu, 2, bufs, 6, p);
+    return true;
+}
+
+bool lower_cumsum(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis;
+    axis_norm(value_const_int(n->in[1], 0), x->rank, &axis);
+    int64_t p[5] = {dims_numel(axis, x->dims), x->dims[axis], dims_numel(x->rank - axis - 1, x->dims + axis + 1),
+                    node_attr_int(n, "exclusive", 0), node_attr_int(n, "reverse", 0)};
+    int out = out_f32(l, y);
+    int bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_cumsum, 2, bufs, 5, p);
+    out_f32_done(l, y, out);
     return true;
 }
 

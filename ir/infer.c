@@ -12,6 +12,7 @@
  * node->opset. */
 #include "ir.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,7 @@ static const OpKind float_only_ops[] = {
 static const OpKind bool_only_ops[] = {OP_NOT, OP_AND, OP_OR, OP_XOR};
 static const OpKind bool_result_ops[] = {OP_NOT, OP_AND, OP_OR, OP_XOR, OP_EQUAL, OP_LESS, OP_GREATER,
                                          OP_LESS_OR_EQUAL, OP_GREATER_OR_EQUAL, OP_IS_NAN, OP_IS_INF};
-static const OpKind bool_ok_ops[] = {OP_MIN, OP_MAX, OP_EQUAL, OP_WHERE, OP_NOT, OP_AND, OP_OR, OP_XOR, OP_CAST};
+static const OpKind bool_ok_ops[] = {OP_MIN, OP_MAX, OP_EQUAL, OP_WHERE, OP_NOT, OP_AND, OP_OR, OP_XOR, OP_CAST, OP_CAST_LIKE};
 #define IN_LIST(op, l) op_in(op, l, (int)(sizeof l / sizeof *l))
 
 static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
@@ -109,8 +110,8 @@ static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
     }
     int first = n->op == OP_WHERE ? 1 : 0; /* Where: the data inputs decide the type */
     DType dt = n->in[first]->dtype;
-    if (n->op == OP_CAST) {
-        int64_t to = node_attr_int(n, "to", 0);
+    if (n->op == OP_CAST || n->op == OP_CAST_LIKE) {
+        int64_t to = n->op == OP_CAST_LIKE ? n->in[1]->dtype : node_attr_int(n, "to", 0);
         if (to == DT_STRING) { diag_error(d, n, "Cast to string is not supported"); return false; }
         if (dtype_size((DType)to) == 0) { diag_error(d, n, "Cast: unsupported or missing 'to' type %lld", (long long)to); return false; }
         dt = (DType)to;
@@ -133,7 +134,7 @@ static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
             if (n->in[i] && value_numel(n->in[i]) != 1) { diag_error(d, n, "Clip's min and max must be scalars"); return false; }
     int rank;
     int64_t dims[MAX_RANK];
-    if (!shape_broadcast(n->in, n->op == OP_CLIP ? 1 : n->n_in, &rank, dims)) {
+    if (!shape_broadcast(n->in, (n->op == OP_CLIP || n->op == OP_CAST_LIKE) ? 1 : n->n_in, &rank, dims)) {
         char a[128], b[128];
         diag_error(d, n, "input shapes %s and %s do not broadcast", value_type_str(n->in[0], a, sizeof a),
                    value_type_str(n->in[n->n_in - 1], b, sizeof b));
@@ -425,6 +426,57 @@ static bool infer_argmax(Graph *g, Node *n, Diags *d) {
         else if (keep) dims[r++] = 1;
     }
     set_out(n->out[0], DT_I64, r, dims);
+    return true;
+}
+
+static bool infer_layernorm(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    int axis;
+    if (!axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    int64_t inner = dims_numel(x->rank - axis, x->dims + axis);
+    for (int i = 1; i < n->n_in; i++)
+        if (n->in[i] && value_numel(n->in[i]) != inner) {
+            diag_error(d, n, "input '%s' must have the normalized shape (%lld elements)", n->in[i]->name, (long long)inner);
+            return false;
+        }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    int64_t dims[MAX_RANK];
+    for (int i = 0; i < x->rank; i++) dims[i] = i < axis ? x->dims[i] : 1;
+    for (int i = 1; i < n->n_out; i++) if (n->out[i]) set_out(n->out[i], DT_F32, x->rank, dims);
+    return true;
+}
+
+static bool infer_gather_elements(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *idx = n->in[1];
+    int axis;
+    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (idx->rank != x->rank || (idx->dtype != DT_I64 && idx->dtype != DT_I32)) { diag_error(d, n, "indices must be int32/int64 of the data's rank"); return false; }
+    set_out(n->out[0], x->dtype, idx->rank, idx->dims);
+    return true;
+}
+
+static bool infer_trilu(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *k = node_input(n, 1);
+    if (n->in[0]->rank < 2) { diag_error(d, n, "input must have rank 2 or more"); return false; }
+    if (k && (!k->data || value_numel(k) != 1)) { diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", k->name); return false; }
+    set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
+    return true;
+}
+
+static bool infer_cumsum(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *a = n->in[1];
+    int axis;
+    if (!a->data || value_numel(a) != 1) { diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", a->name); return false; }
+    if (!axis_norm(value_const_int(a, 0), n->in[0]->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
+    set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
     return true;
 }
 
@@ -799,6 +851,75 @@ static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
 }
 
 /* The body's inputs take the node's input types; its nodes are inferred in order. */
+static bool infer_size(Graph *g, Node *n, Diags *d) {
+    if (!need_shapes(n, d)) return false;
+    int64_t *p = arena_alloc(g->arena, sizeof *p);
+    *p = value_numel(n->in[0]);
+    set_out(n->out[0], DT_I64, 0, NULL);
+    n->out[0]->data = p;
+    return true;
+}
+
+/* Range(start, limit, delta), all constant scalars of one numeric type. */
+static bool infer_range(Graph *g, Node *n, Diags *d) {
+    if (!need_shapes(n, d)) return false;
+    for (int i = 0; i < 3; i++)
+        if (!n->in[i]->data || value_numel(n->in[i]) != 1) {
+            diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", n->in[i]->name);
+            return false;
+        }
+    DType dt = n->in[0]->dtype;
+    if (n->in[1]->dtype != dt || n->in[2]->dtype != dt) { diag_error(d, n, "inputs have different dtypes"); return false; }
+    double s = value_const_float(n->in[0], 0), lim = value_const_float(n->in[1], 0), dl = value_const_float(n->in[2], 0);
+    if (dl == 0) { diag_error(d, n, "delta is 0"); return false; }
+    double cnt = ceil((lim - s) / dl);
+    int64_t len = cnt > 0 ? (int64_t)cnt : 0;
+    if (len > ((int64_t)1 << 32)) { diag_error(d, n, "the range is too long"); return false; }
+    set_out(n->out[0], dt, 1, &len);
+    if (!check_size(n, n->out[0], d)) return false;
+    int es = dtype_size(dt);
+    unsigned char *p = arena_alloc(g->arena, (size_t)(len * es + 1));
+    for (int64_t i = 0; i < len; i++) {
+        unsigned char *q = p + i * es;
+        if (dt == DT_F32) { float v = (float)value_const_float(n->in[0], 0) + (float)i * (float)value_const_float(n->in[2], 0); memcpy(q, &v, 4); }
+        else if (dt == DT_F64) { double v = s + (double)i * dl; memcpy(q, &v, 8); }
+        else {
+            int64_t v = value_const_int(n->in[0], 0) + i * value_const_int(n->in[2], 0);
+            if (es == 8) memcpy(q, &v, 8);
+            else if (es == 4) { int32_t w = (int32_t)v; memcpy(q, &w, 4); }
+            else if (es == 2) { int16_t w = (int16_t)v; memcpy(q, &w, 2); }
+            else *q = (unsigned char)v;
+        }
+    }
+    n->out[0]->data = p;
+    return true;
+}
+
+static bool infer_eye_like(Graph *g, Node *n, Diags *d) {
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    if (x->rank != 2) { diag_error(d, n, "input must be 2-D"); return false; }
+    DType dt = (DType)node_attr_int(n, "dtype", x->dtype);
+    if (dtype_size(dt) == 0) { diag_error(d, n, "unsupported dtype"); return false; }
+    set_out(n->out[0], dt, 2, x->dims);
+    if (!check_size(n, n->out[0], d)) return false;
+    int64_t k = node_attr_int(n, "k", 0), R = x->dims[0], C = x->dims[1];
+    int es = dtype_size(dt);
+    unsigned char *p = arena_alloc(g->arena, (size_t)(R * C * es + 1));
+    for (int64_t r = 0; r < R; r++) {
+        int64_t c = r + k;
+        if (c < 0 || c >= C) continue;
+        unsigned char *q = p + (r * C + c) * es;
+        if (dt == DT_F32) { float one = 1; memcpy(q, &one, 4); }
+        else if (dt == DT_F64) { double one = 1; memcpy(q, &one, 8); }
+        else if (dt == DT_F16) { uint16_t h = 0x3c00; memcpy(q, &h, 2); }
+        else if (dt == DT_BF16) { uint16_t h = 0x3f80; memcpy(q, &h, 2); }
+        else *q = 1; /* little-endian integer 1 */
+    }
+    n->out[0]->data = p;
+    return true;
+}
+
 static bool infer_fused(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     const Attr *a = node_attr(n, "body");
@@ -840,6 +961,10 @@ bool lower_slice(struct Lower *, Node *);
 bool lower_gather(struct Lower *, Node *);
 bool lower_fused(struct Lower *, Node *);
 bool lower_argmax(struct Lower *, Node *);
+bool lower_layernorm(struct Lower *, Node *);
+bool lower_gather_elements(struct Lower *, Node *);
+bool lower_trilu(struct Lower *, Node *);
+bool lower_cumsum(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

@@ -16,7 +16,7 @@
 
 static bool fusable(const Node *n) {
     /* Expand's shape operand is not a tensor to load: it stays a loop of its own */
-    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data && n->op != OP_EXPAND;
+    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data && n->op != OP_EXPAND && n->op != OP_CAST_LIKE;
 }
 
 static void count_uses(Graph *g) {

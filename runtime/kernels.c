@@ -560,3 +560,75 @@ void kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             y[o * inner + i] = best;
         }
 }
+
+void kiln_k_layernorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t outer = p[0], inner = p[1], has_bias = p[3];
+    double eps = kiln_p2d(p[2]);
+    float *y = bufs[0], *mean = bufs[1], *inv = bufs[2];
+    const float *x = bufs[3], *scale = bufs[4], *bias = has_bias ? bufs[5] : NULL;
+    for (int64_t o = 0; o < outer; o++) {
+        const float *xs = x + o * inner;
+        double s = 0, ss = 0;
+        for (int64_t i = 0; i < inner; i++) s += xs[i];
+        double mu = inner ? s / (double)inner : 0;
+        for (int64_t i = 0; i < inner; i++) ss += (xs[i] - mu) * (xs[i] - mu);
+        double is = 1.0 / sqrt((inner ? ss / (double)inner : 0) + eps);
+        for (int64_t i = 0; i < inner; i++) y[o * inner + i] = (float)((xs[i] - mu) * is * scale[i] + (bias ? bias[i] : 0.0f));
+        mean[o] = (float)mu;
+        inv[o] = (float)is;
+    }
+}
+
+void kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1], axis = p[2 + 2 * rank], idx_esize = p[3 + 2 * rank];
+    const int64_t *idims = p + 2, *ddims = p + 2 + rank;
+    int64_t dstr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, st = 1; i >= 0; i--) { dstr[i] = st; st *= ddims[i]; total *= idims[i]; }
+    char *out = bufs[0];
+    const char *data = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t k = idx_esize == 8 ? ((const int64_t *)bufs[2])[n] : ((const int32_t *)bufs[2])[n];
+        if (k < 0) k += ddims[axis];
+        int64_t off = 0;
+        for (int64_t d = 0; d < rank; d++) off += (d == axis ? k : idx[d]) * dstr[d];
+        if (k < 0 || k >= ddims[axis]) memset(out + n * esize, 0, (size_t)esize);
+        else memcpy(out + n * esize, data + off * esize, (size_t)esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < idims[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+void kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], batch = p[1], rows = p[2], cols = p[3], k = p[4], upper = p[5];
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) {
+                int64_t at = ((b * rows + r) * cols + c) * esize;
+                bool keep = upper ? c - r >= k : c - r <= k;
+                if (keep) memcpy(out + at, in + at, (size_t)esize);
+                else memset(out + at, 0, (size_t)esize);
+            }
+}
+
+void kiln_k_cumsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t outer = p[0], len = p[1], inner = p[2], excl = p[3], rev = p[4];
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            double acc = 0;
+            for (int64_t t = 0; t < len; t++) {
+                int64_t k = rev ? len - 1 - t : t, at = (o * len + k) * inner + i;
+                if (excl) { y[at] = (float)acc; acc += x[at]; }
+                else { acc += x[at]; y[at] = (float)acc; }
+            }
+        }
+}
