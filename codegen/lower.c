@@ -486,7 +486,7 @@ bool lower_reduce(Lower *l, Node *n) {
     }
     int64_t p[3 + MAX_RANK];
     static const int kinds[OP_COUNT] = {
-        [OP_REDUCE_SUM] = 0, [OP_REDUCE_MEAN] = 1, [OP_GLOBAL_AVERAGE_POOL] = 1, [OP_REDUCE_MAX] = 2, [OP_REDUCE_MIN] = 3,
+        [OP_REDUCE_SUM] = 0, [OP_REDUCE_MEAN] = 1, [OP_GLOBAL_AVERAGE_POOL] = 1, [OP_REDUCE_MAX] = 2, [OP_GLOBAL_MAX_POOL] = 2, [OP_REDUCE_MIN] = 3,
         [OP_REDUCE_PROD] = 4, [OP_REDUCE_L1] = 5, [OP_REDUCE_L2] = 6, [OP_REDUCE_LOG_SUM] = 7,
         [OP_REDUCE_LOG_SUM_EXP] = 8, [OP_REDUCE_SUM_SQUARE] = 9};
     p[0] = kinds[n->op];
@@ -592,6 +592,105 @@ bool lower_loss(Lower *l, Node *n) {
     int bufs[4] = {out, logp, lower_buf(l, t), w ? in_f32(l, w) : 0};
     lower_call(l, KILN_K_nll, w ? 4 : 3, bufs, 8, p);
     out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_pad(Lower *l, Node *n) {
+    const Value *x = n->in[0], *cv = node_input(n, 2);
+    int r = x->rank;
+    int64_t p[4 + 3 * MAX_RANK], pe[MAX_RANK];
+    if (!pad_amounts(n, x, p + 2 + 2 * r, pe, l->d)) return false;
+    const char *mode = node_attr_string(n, "mode", "constant");
+    p[0] = dtype_size(x->dtype);
+    p[1] = r;
+    for (int i = 0; i < r; i++) { p[2 + i] = x->dims[i]; p[2 + r + i] = n->out[0]->dims[i]; }
+    p[2 + 3 * r] = strcmp(mode, "reflect") == 0 ? 1 : strcmp(mode, "edge") == 0 ? 2 : 0;
+    /* opset < 11: the constant is the float attribute "value" */
+    const Attr *va = n->opset < 11 ? node_attr(n, "value") : NULL;
+    int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), 0};
+    p[3 + 3 * r] = cv != NULL || va != NULL;
+    if (cv) bufs[2] = lower_buf(l, cv);
+    else if (va) {
+        float f = (float)va->f;
+        bufs[2] = lower_buf(l, graph_add_const(l->g, "pad_value", DT_F32, 0, NULL, &f));
+    }
+    lower_call(l, KILN_K_pad, p[3 + 3 * r] ? 3 : 2, bufs, 4 + 3 * r, p);
+    return true;
+}
+
+bool lower_tile(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int r = x->rank;
+    int64_t p[2 + 2 * MAX_RANK] = {dtype_size(x->dtype), r};
+    for (int i = 0; i < r; i++) { p[2 + i] = x->dims[i]; p[2 + r + i] = n->out[0]->dims[i]; }
+    int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_tile, 2, bufs, 2 + 2 * r, p);
+    return true;
+}
+
+/* DepthToSpace and SpaceToDepth are one 6-D transpose each. */
+bool lower_space_depth(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int64_t b = node_attr_int(n, "blocksize", 1), N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    int64_t p[14] = {dtype_size(x->dtype), 6};
+    int64_t *dims = p + 2, *perm = p + 8;
+    static const int64_t dcr[6] = {0, 3, 4, 1, 5, 2}, crd[6] = {0, 1, 4, 2, 5, 3}, s2d[6] = {0, 3, 5, 1, 2, 4};
+    const int64_t *pm;
+    if (n->op == OP_DEPTH_TO_SPACE && strcmp(node_attr_string(n, "mode", "DCR"), "CRD") == 0) {
+        int64_t v[6] = {N, C / (b * b), b, b, H, W};
+        memcpy(dims, v, sizeof v);
+        pm = crd;
+    } else if (n->op == OP_DEPTH_TO_SPACE) {
+        int64_t v[6] = {N, b, b, C / (b * b), H, W};
+        memcpy(dims, v, sizeof v);
+        pm = dcr;
+    } else {
+        int64_t v[6] = {N, C, H / b, b, W / b, b};
+        memcpy(dims, v, sizeof v);
+        pm = s2d;
+    }
+    memcpy(perm, pm, 6 * sizeof *pm);
+    int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_transpose, 2, bufs, 14, p);
+    return true;
+}
+
+bool lower_hardmax(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis = 0;
+    int64_t dflt = n->opset >= 13 ? -1 : 1;
+    axis_norm(node_attr_int(n, "axis", dflt), x->rank, &axis);
+    int64_t outer = dims_numel(axis, x->dims), len, inner;
+    if (n->opset < 13) { len = dims_numel(x->rank - axis, x->dims + axis); inner = 1; }
+    else { len = x->dims[axis]; inner = dims_numel(x->rank - axis - 1, x->dims + axis + 1); }
+    int64_t p[3] = {outer, len, inner};
+    int out = out_f32(l, y);
+    int bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_hardmax, 2, bufs, 3, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_instancenorm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[4] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), kiln_d2p(node_attr_float(n, "epsilon", 1e-5))};
+    int out = out_f32(l, y);
+    int bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
+    lower_call(l, KILN_K_instancenorm, 4, bufs, 4, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_topk(Lower *l, Node *n) {
+    const Value *x = n->in[0], *v = n->out[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    int64_t p[6] = {dims_numel(axis, x->dims), x->dims[axis], dims_numel(x->rank - axis - 1, x->dims + axis + 1),
+                    value_const_int(n->in[1], 0), node_attr_int(n, "largest", 1), node_attr_int(n, "sorted", 1)};
+    int out = out_f32(l, v);
+    int bufs[3] = {out, lower_buf(l, n->out[1]), in_f32(l, x)};
+    lower_call(l, KILN_K_topk, 3, bufs, 6, p);
+    out_f32_done(l, v, out);
     return true;
 }
 

@@ -354,7 +354,7 @@ static bool infer_same(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
-    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX) {
+    if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX || n->op == OP_HARDMAX) {
         int axis;
         if (!float_input(n, x, d)) return false;
         int64_t dflt = n->opset >= 13 ? -1 : 1;
@@ -374,7 +374,7 @@ bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, 
     *keepdims = node_attr_int(n, "keepdims", 1) != 0;
     *noop = false;
     *mask = 0;
-    if (n->op == OP_GLOBAL_AVERAGE_POOL) {
+    if (n->op == OP_GLOBAL_AVERAGE_POOL || n->op == OP_GLOBAL_MAX_POOL) {
         for (int i = 2; i < x->rank; i++) *mask |= 1u << i;
         *keepdims = true;
         return true;
@@ -495,6 +495,101 @@ static bool infer_loss(Graph *g, Node *n, Diags *d) {
     else if (strcmp(red, "sum") == 0 || strcmp(red, "mean") == 0) set_out(n->out[0], x->dtype, 0, NULL);
     else { diag_error(d, n, "unknown reduction '%s'", red); return false; }
     if (n->n_out > 1 && n->out[1]) set_out(n->out[1], x->dtype, x->rank, x->dims);
+    return true;
+}
+
+/* Pad: pads from the attribute (opset < 11) or a constant input. */
+bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags *d) {
+    int64_t pads[64];
+    int count;
+    bool present;
+    if (!ints_from((Node *)n, "pads", 1, 11, pads, &count, &present, d)) return false;
+    if (!present || count != 2 * x->rank) { diag_error(d, n, "pads must have %d values", 2 * x->rank); return false; }
+    for (int i = 0; i < x->rank; i++) { pb[i] = pads[i]; pe[i] = pads[x->rank + i]; }
+    return true;
+}
+
+static bool infer_pad(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *cv = node_input(n, 2);
+    int64_t pb[MAX_RANK], pe[MAX_RANK], dims[MAX_RANK];
+    if (!pad_amounts(n, x, pb, pe, d)) return false;
+    const char *mode = node_attr_string(n, "mode", "constant");
+    if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge")) { diag_error(d, n, "unknown mode '%s'", mode); return false; }
+    if (cv && (!cv->data || value_numel(cv) != 1 || cv->dtype != x->dtype)) {
+        diag_error(d, n, "input '%s' must be a constant scalar of the data's type", cv->name);
+        return false;
+    }
+    for (int i = 0; i < x->rank; i++) {
+        dims[i] = x->dims[i] + pb[i] + pe[i];
+        if (dims[i] < 0 || pb[i] < 0 || pe[i] < 0) { diag_error(d, n, "negative pads are not supported"); return false; }
+        if (strcmp(mode, "constant") != 0 && x->dims[i] == 0 && dims[i] > 0) { diag_error(d, n, "cannot %s-pad an empty dimension", mode); return false; }
+    }
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
+static bool infer_tile(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t rep[64];
+    int count;
+    if (!const_ints(n->in[1], rep, 64, &count)) { diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", n->in[1]->name); return false; }
+    if (count != x->rank) { diag_error(d, n, "repeats must have %d values", x->rank); return false; }
+    int64_t dims[MAX_RANK];
+    for (int i = 0; i < x->rank; i++) {
+        if (rep[i] < 0 || (rep[i] && x->dims[i] > INT64_MAX / 16 / rep[i])) { diag_error(d, n, "invalid repeat %lld", (long long)rep[i]); return false; }
+        dims[i] = x->dims[i] * rep[i];
+    }
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
+static bool infer_space_depth(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t b = node_attr_int(n, "blocksize", 0);
+    if (x->rank != 4 || b < 1) { diag_error(d, n, "needs a 4-D input and a positive blocksize"); return false; }
+    int64_t dims[4] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]};
+    if (n->op == OP_DEPTH_TO_SPACE) {
+        if (dims[1] % (b * b)) { diag_error(d, n, "channels %lld are not a multiple of blocksize^2", (long long)dims[1]); return false; }
+        dims[1] /= b * b; dims[2] *= b; dims[3] *= b;
+    } else {
+        if (dims[2] % b || dims[3] % b) { diag_error(d, n, "height and width must be multiples of blocksize"); return false; }
+        dims[1] *= b * b; dims[2] /= b; dims[3] /= b;
+    }
+    set_out(n->out[0], x->dtype, 4, dims);
+    return true;
+}
+
+static bool infer_instancenorm(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    if (x->rank < 3) { diag_error(d, n, "input must have rank 3 or more"); return false; }
+    for (int i = 1; i < 3; i++)
+        if (value_numel(n->in[i]) != x->dims[1]) { diag_error(d, n, "scale and B must have one value per channel"); return false; }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    return true;
+}
+
+static bool infer_topk(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0], *k = n->in[1];
+    int axis;
+    if (!k->data || value_numel(k) != 1) { diag_error(d, n, "input '%s' must be a constant (computed at run time is not supported yet)", k->name); return false; }
+    if (!axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
+    int64_t kk = value_const_int(k, 0);
+    if (kk < 0 || kk > x->dims[axis]) { diag_error(d, n, "K=%lld is out of range for a dimension of %lld", (long long)kk, (long long)x->dims[axis]); return false; }
+    int64_t dims[MAX_RANK];
+    memcpy(dims, x->dims, sizeof dims);
+    dims[axis] = kk;
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    set_out(n->out[1], DT_I64, x->rank, dims);
     return true;
 }
 
@@ -984,6 +1079,12 @@ bool lower_gather_elements(struct Lower *, Node *);
 bool lower_trilu(struct Lower *, Node *);
 bool lower_cumsum(struct Lower *, Node *);
 bool lower_loss(struct Lower *, Node *);
+bool lower_pad(struct Lower *, Node *);
+bool lower_tile(struct Lower *, Node *);
+bool lower_space_depth(struct Lower *, Node *);
+bool lower_hardmax(struct Lower *, Node *);
+bool lower_instancenorm(struct Lower *, Node *);
+bool lower_topk(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

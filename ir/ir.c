@@ -169,6 +169,7 @@ Value *graph_add_value(Graph *g, const char *name) {
     v->name = arena_strdup(g->arena, name ? name : "");
     v->rank = -1;
     v->mem_offset = -1;
+    v->id = -1; /* scratch: "no buffer yet" to a lowering that meets a value made late */
     vec_push(g->arena, &g->values, v);
     return v;
 }

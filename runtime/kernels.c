@@ -655,3 +655,118 @@ void kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     if (red == 1) y[0] = (float)sum;
     if (red == 2) y[0] = (float)(wsum != 0 ? sum / wsum : 0.0 / 0.0);
 }
+
+void kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1], mode = p[2 + 3 * rank], has_val = p[3 + 3 * rank];
+    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *pb = p + 2 + 2 * rank;
+    int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t off = 0;
+        bool inside = true;
+        for (int64_t d = 0; d < rank && inside; d++) {
+            int64_t i = idx[d] - pb[d], len = in_dims[d];
+            if (i < 0 || i >= len) {
+                if (mode == 0 || len == 0) inside = false;
+                else if (mode == 2) i = i < 0 ? 0 : len - 1;
+                else {
+                    int64_t period = 2 * (len - 1);
+                    if (period == 0) i = 0;
+                    else { i = ((i % period) + period) % period; if (i >= len) i = period - i; }
+                }
+            }
+            off += i * istr[d];
+        }
+        if (inside) memcpy(out + n * esize, in + off * esize, (size_t)esize);
+        else if (has_val) memcpy(out + n * esize, bufs[2], (size_t)esize);
+        else memset(out + n * esize, 0, (size_t)esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_dims[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+void kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1];
+    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank;
+    int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t off = 0;
+        for (int64_t d = 0; d < rank; d++) off += (idx[d] % in_dims[d]) * istr[d];
+        memcpy(out + n * esize, in + off * esize, (size_t)esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_dims[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+void kiln_k_hardmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t outer = p[0], len = p[1], inner = p[2];
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t best = 0;
+            for (int64_t k = 0; k < len; k++) {
+                if (x[(o * len + k) * inner + i] > x[(o * len + best) * inner + i]) best = k;
+                y[(o * len + k) * inner + i] = 0;
+            }
+            if (len) y[(o * len + best) * inner + i] = 1;
+        }
+}
+
+void kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], inner = p[2];
+    double eps = kiln_p2d(p[3]);
+    float *y = bufs[0];
+    const float *x = bufs[1], *scale = bufs[2], *bias = bufs[3];
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const float *xs = x + (n * C + c) * inner;
+            float *ys = y + (n * C + c) * inner;
+            double s = 0, ss = 0;
+            for (int64_t i = 0; i < inner; i++) s += xs[i];
+            double mu = inner ? s / (double)inner : 0;
+            for (int64_t i = 0; i < inner; i++) ss += (xs[i] - mu) * (xs[i] - mu);
+            double a = scale[c] / sqrt((inner ? ss / (double)inner : 0) + eps);
+            for (int64_t i = 0; i < inner; i++) ys[i] = (float)((xs[i] - mu) * a + bias[c]);
+        }
+}
+
+/* Top-k by selection: each of the k picks scans the row for the best remaining
+ * element; ties keep the lower index first. */
+void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t outer = p[0], len = p[1], inner = p[2], k = p[3], largest = p[4];
+    float *v = bufs[0];
+    int64_t *ix = bufs[1];
+    const float *x = bufs[2];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            for (int64_t j = 0; j < k; j++) {
+                int64_t best = -1;
+                for (int64_t t = 0; t < len; t++) {
+                    bool taken = false;
+                    for (int64_t q = 0; q < j && !taken; q++) taken = ix[(o * k + q) * inner + i] == t;
+                    if (taken) continue;
+                    float a = x[(o * len + t) * inner + i];
+                    if (best < 0) { best = t; continue; }
+                    float b = x[(o * len + best) * inner + i];
+                    if (largest ? a > b : a < b) best = t;
+                }
+                ix[(o * k + j) * inner + i] = best;
+                v[(o * k + j) * inner + i] = x[(o * len + best) * inner + i];
+            }
+        }
+}
