@@ -457,6 +457,21 @@ bool lower_conv(Lower *l, Node *n) {
     return true;
 }
 
+bool lower_conv_transpose(Lower *l, Node *n) {
+    const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
+    Window w;
+    if (!convt_window(n, x, wt, &w, l->d)) return false;
+    int64_t group = node_attr_int(n, "group", 1);
+    int64_t p[6 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], y->dims[1], group, b != NULL};
+    int np = 6 + window_params(&w, p + 6);
+    int out = out_f32(l, y);
+    int wb = in_f32(l, wt);
+    int bufs[4] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb};
+    lower_call(l, KILN_K_conv_transpose, 4, bufs, np, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
 bool lower_pool(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     const Value *idx = n->n_out > 1 ? n->out[1] : NULL;

@@ -308,6 +308,64 @@ static bool infer_conv(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
+/* ConvTranspose geometry: out = stride*(in-1) + output_padding + (k-1)*dil + 1
+ * - pads, or output_shape given, with pads derived (SAME_* or explicit). */
+bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Diags *d) {
+    int nd = x->rank - 2;
+    if (nd < 1 || nd > MAX_WIN) { diag_error(d, n, "input must have 1 to 3 spatial dimensions"); return false; }
+    memset(w, 0, sizeof *w);
+    w->nd = nd;
+    int64_t pads[2 * MAX_WIN], opad[MAX_WIN], oshape[MAX_WIN];
+    if (!attr_ints(n, "strides", w->stride, nd, 1, d) || !attr_ints(n, "dilations", w->dil, nd, 1, d) ||
+        !attr_ints(n, "pads", pads, 2 * nd, 0, d) || !attr_ints(n, "output_padding", opad, nd, 0, d))
+        return false;
+    const Attr *os = node_attr(n, "output_shape");
+    if (os && (os->kind != ATTR_INTS || (os->n != nd && os->n != x->rank))) { diag_error(d, n, "output_shape must have %d values", nd); return false; }
+    for (int i = 0; i < nd && os; i++) oshape[i] = os->ints[os->n - nd + i];
+    const char *ap = node_attr_string(n, "auto_pad", "NOTSET");
+    for (int i = 0; i < nd; i++) {
+        int64_t in = x->dims[2 + i], k = wt->dims[2 + i], s = w->stride[i], dl = w->dil[i];
+        if (s < 1 || dl < 1 || k < 1 || pads[i] < 0 || pads[nd + i] < 0) { diag_error(d, n, "invalid stride, dilation, kernel or pad"); return false; }
+        w->k[i] = k;
+        w->in[i] = in;
+        int64_t full = s * (in - 1) + opad[i] + (k - 1) * dl + 1;
+        if (os || strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0) {
+            int64_t out = os ? oshape[i] : in * s;
+            int64_t total = full - out;
+            if (total < 0) total = 0;
+            /* as the spec says: SAME_UPPER starts with total/2, everything else ends with it */
+            w->pad_b[i] = strcmp(ap, "SAME_UPPER") == 0 ? total / 2 : total - total / 2;
+            w->pad_e[i] = total - w->pad_b[i];
+            w->out[i] = out;
+        } else {
+            w->pad_b[i] = strcmp(ap, "VALID") == 0 ? 0 : pads[i];
+            w->pad_e[i] = strcmp(ap, "VALID") == 0 ? 0 : pads[nd + i];
+            w->out[i] = full - w->pad_b[i] - w->pad_e[i];
+        }
+        if (w->out[i] < 0) { diag_error(d, n, "negative output size"); return false; }
+    }
+    return true;
+}
+
+static bool infer_conv_transpose(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2);
+    int64_t group = node_attr_int(n, "group", 1);
+    if (wt->rank != x->rank || x->rank < 3 || group < 1 || x->dims[1] != wt->dims[0] || x->dims[1] % group) {
+        diag_error(d, n, "weight shape does not match the input's channels");
+        return false;
+    }
+    int64_t M = wt->dims[1] * group;
+    if (b && value_numel(b) != M) { diag_error(d, n, "bias must have %lld values", (long long)M); return false; }
+    Window w;
+    if (!convt_window(n, x, wt, &w, d)) return false;
+    int64_t dims[MAX_RANK] = {x->dims[0], M};
+    for (int i = 0; i < w.nd; i++) dims[2 + i] = w.out[i];
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return check_size(n, n->out[0], d);
+}
+
 static bool infer_pool(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
@@ -1079,6 +1137,7 @@ bool lower_gather_elements(struct Lower *, Node *);
 bool lower_trilu(struct Lower *, Node *);
 bool lower_cumsum(struct Lower *, Node *);
 bool lower_loss(struct Lower *, Node *);
+bool lower_conv_transpose(struct Lower *, Node *);
 bool lower_pad(struct Lower *, Node *);
 bool lower_tile(struct Lower *, Node *);
 bool lower_space_depth(struct Lower *, Node *);

@@ -770,3 +770,60 @@ void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
         }
 }
+
+/* Transposed convolution by scattering: every input element adds its products
+ * with the kernel into the outputs it reaches. Parallel over (n, output channel
+ * group) is not safe for scatter, so threads split images and groups. */
+typedef struct { win3 w; const float *x, *wt, *b; float *y; } convt_job;
+
+static void convt_rows(void *arg, int64_t r0, int64_t r1) {
+    const convt_job *j = arg;
+    const win3 *w = &j->w;
+    int64_t cpg = w->C / w->group, mpg = w->M / w->group;
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2], ksz = w->k[0] * w->k[1] * w->k[2];
+    for (int64_t r = r0; r < r1; r++) { /* r = n * group + g */
+        int64_t n = r / w->group, g = r % w->group;
+        float *y = j->y + (n * w->M + g * mpg) * osz;
+        for (int64_t m = 0; m < mpg; m++)
+            for (int64_t o = 0; o < osz; o++) y[m * osz + o] = j->b ? j->b[g * mpg + m] : 0.0f;
+        for (int64_t c = 0; c < cpg; c++) {
+            const float *x = j->x + (n * w->C + g * cpg + c) * isz;
+            for (int64_t id = 0; id < w->in[0]; id++)
+                for (int64_t ih = 0; ih < w->in[1]; ih++)
+                    for (int64_t iw = 0; iw < w->in[2]; iw++) {
+                        float xv = x[(id * w->in[1] + ih) * w->in[2] + iw];
+                        for (int64_t m = 0; m < mpg; m++) {
+                            const float *wk = j->wt + ((g * cpg + c) * mpg + m) * ksz;
+                            float *ym = y + m * osz;
+                            for (int64_t kd = 0; kd < w->k[0]; kd++) {
+                                int64_t od = id * w->stride[0] - w->pad[0] + kd * w->dil[0];
+                                if (od < 0 || od >= w->out[0]) continue;
+                                for (int64_t kh = 0; kh < w->k[1]; kh++) {
+                                    int64_t oh = ih * w->stride[1] - w->pad[1] + kh * w->dil[1];
+                                    if (oh < 0 || oh >= w->out[1]) continue;
+                                    for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                                        int64_t ow = iw * w->stride[2] - w->pad[2] + kw * w->dil[2];
+                                        if (ow < 0 || ow >= w->out[2]) continue;
+                                        ym[(od * w->out[1] + oh) * w->out[2] + ow] += xv * wk[(kd * w->k[1] + kh) * w->k[2] + kw];
+                                    }
+                                }
+                            }
+                        }
+                    }
+        }
+    }
+}
+
+void kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    convt_job j;
+    j.w.N = p[1];
+    j.w.C = p[2];
+    j.w.M = p[3];
+    j.w.group = p[4];
+    win3_read(&j.w, p[0], p + 6);
+    j.y = bufs[0];
+    j.x = bufs[1];
+    j.wt = bufs[2];
+    j.b = p[5] ? bufs[3] : NULL;
+    kiln_parallel_for(pool, j.w.N * j.w.group, convt_rows, &j);
+}
