@@ -129,50 +129,10 @@ static int have_avx2(void) {
     return cached;
 }
 #else
-#define ROW512(i) { __m512 x = _mm512_set1_ps(ak[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); }
-__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const float *a, const float *b, float *c,
-                                                              int64_t ldc, float alpha, int mr, int nr) {
-    __m512 z = _mm512_setzero_ps();
-    __m512 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
-    __m512 c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, cA0 = z, cA1 = z, cB0 = z, cB1 = z;
-    for (int64_t k = 0; k < K; k++) {
-        __m512 b0 = _mm512_loadu_ps(b + k * 32), b1 = _mm512_loadu_ps(b + k * 32 + 16);
-        const float *ak = a + k * 12;
-        ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5)
-        ROW512(6) ROW512(7) ROW512(8) ROW512(9)
-        { __m512 x = _mm512_set1_ps(ak[10]); cA0 = _mm512_fmadd_ps(x, b0, cA0); cA1 = _mm512_fmadd_ps(x, b1, cA1); }
-        { __m512 x = _mm512_set1_ps(ak[11]); cB0 = _mm512_fmadd_ps(x, b0, cB0); cB1 = _mm512_fmadd_ps(x, b1, cB1); }
-    }
-    __m512 acc[12][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
-                         {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {cA0, cA1}, {cB0, cB1}};
-    __m512 al = _mm512_set1_ps(alpha);
-    if (nr == 32) {
-        for (int r = 0; r < mr; r++) {
-            float *cr = c + r * ldc;
-            _mm512_storeu_ps(cr, _mm512_fmadd_ps(al, acc[r][0], _mm512_loadu_ps(cr)));
-            _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(al, acc[r][1], _mm512_loadu_ps(cr + 16)));
-        }
-        return;
-    }
-    float tmp[32];
-    for (int r = 0; r < mr; r++) {
-        _mm512_storeu_ps(tmp, acc[r][0]);
-        _mm512_storeu_ps(tmp + 16, acc[r][1]);
-        for (int j = 0; j < nr; j++) c[r * ldc + j] += alpha * tmp[j];
-    }
-}
-
-static int have_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f");
-    }
-    return cached;
-}
-
 static int have_avx2(void) { return 0; }
+static int have_avx512(void) { return 0; }
 #define ukernel_avx2 ukernel_c
+#define ukernel_avx512 ukernel_c
 #endif
 
 /* ---- packing ---- */

@@ -321,17 +321,23 @@ static void im2col_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+/* The parameters Conv and ConvTranspose share: nd, N, C, M, group, has_b, window. */
+static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
+    j->w.N = p[1];
+    j->w.C = p[2];
+    j->w.M = p[3];
+    j->w.group = p[4];
+    win3_read(&j->w, p[0], p + 6);
+    j->y = bufs[0];
+    j->x = bufs[1];
+    j->wt = bufs[2];
+    j->b = p[5] ? bufs[3] : NULL;
+    j->act = NULL;
+}
+
 void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
-    j.w.N = p[1];
-    j.w.C = p[2];
-    j.w.M = p[3];
-    j.w.group = p[4];
-    win3_read(&j.w, p[0], p + 6);
-    j.y = bufs[0];
-    j.x = bufs[1];
-    j.wt = bufs[2];
-    j.b = p[5] ? bufs[3] : NULL;
+    conv_read(&j, bufs, p);
     j.act = p + 6 + 7 * p[0];
     if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return; }
     const win3 *w = &j.w;
@@ -774,10 +780,8 @@ void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 /* Transposed convolution by scattering: every input element adds its products
  * with the kernel into the outputs it reaches. Parallel over (n, output channel
  * group) is not safe for scatter, so threads split images and groups. */
-typedef struct { win3 w; const float *x, *wt, *b; float *y; } convt_job;
-
 static void convt_rows(void *arg, int64_t r0, int64_t r1) {
-    const convt_job *j = arg;
+    const conv_job *j = arg;
     const win3 *w = &j->w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2], ksz = w->k[0] * w->k[1] * w->k[2];
@@ -815,15 +819,7 @@ static void convt_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 void kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    convt_job j;
-    j.w.N = p[1];
-    j.w.C = p[2];
-    j.w.M = p[3];
-    j.w.group = p[4];
-    win3_read(&j.w, p[0], p + 6);
-    j.y = bufs[0];
-    j.x = bufs[1];
-    j.wt = bufs[2];
-    j.b = p[5] ? bufs[3] : NULL;
+    conv_job j;
+    conv_read(&j, bufs, p);
     kiln_parallel_for(pool, j.w.N * j.w.group, convt_rows, &j);
 }
