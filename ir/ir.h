@@ -238,6 +238,8 @@ bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, 
 bool split_sizes(const Node *n, const Value *x, int axis, int64_t *sizes, Diags *d);
 /* ConvTranspose: the window of output positions each input element reaches. */
 bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Diags *d);
+/* Resize / Upsample: per-dimension scales, roi and output size. */
+bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_s, double *roi_e, int64_t *out, Diags *d);
 /* Pad: begin and end amounts per dimension. */
 bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags *d);
 /* Integer list from a constant input (any int dtype); false if absent or not constant. */

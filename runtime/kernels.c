@@ -823,3 +823,103 @@ void kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p)
     conv_read(&j, bufs, p);
     kiln_parallel_for(pool, j.w.N * j.w.group, convt_rows, &j);
 }
+
+/* Resize, separable: per dimension each output coordinate maps back to an
+ * input coordinate (coord: 0 half_pixel, 1 pytorch_half_pixel, 2 align_corners,
+ * 3 asymmetric, 4 tf_half_pixel_for_nn, 5 tf_crop_and_resize) and reads 1
+ * (nearest), 2 (linear) or 4 (cubic) taps; the output is the weighted sum over
+ * the product of every dimension's taps. */
+static bool resize_taps(const int64_t *p, int64_t rank, int64_t d, int64_t x, int64_t *idx, double *w, int *nt) {
+    const int64_t *in_d = p + 1, *out_d = p + 1 + rank;
+    int64_t mode = p[1 + 2 * rank], coord = p[2 + 2 * rank], nmode = p[3 + 2 * rank], excl = p[4 + 2 * rank];
+    double A = kiln_p2d(p[5 + 2 * rank]);
+    double scale = kiln_p2d(p[7 + 2 * rank + d]), rs = kiln_p2d(p[7 + 3 * rank + d]), re = kiln_p2d(p[7 + 4 * rank + d]);
+    int64_t in = in_d[d], out = out_d[d];
+    double xo;
+    switch (coord) {
+    case 1: xo = out > 1 ? (x + 0.5) / scale - 0.5 : 0; break;
+    case 2: { /* the resized length is in * scale, unrounded, as the ONNX reference has it */
+        double lr = (double)in * scale;
+        xo = (out == 1 || lr <= 1) ? 0 : (double)x * (double)(in - 1) / (lr - 1);
+        break;
+    }
+    case 3: xo = x / scale; break;
+    case 4: xo = (x + 0.5) / scale; break;
+    case 5:
+        xo = out > 1 ? rs * (in - 1) + x * (re - rs) * (in - 1) / (double)(out - 1) : 0.5 * (rs + re) * (in - 1);
+        if (xo < 0 || xo > in - 1) return false;
+        break;
+    default: xo = (x + 0.5) / scale - 0.5;
+    }
+    if (mode == 0) {
+        double r;
+        if (nmode == 2) r = floor(xo);
+        else if (nmode == 3) r = ceil(xo);
+        else if (nmode == 1) r = (xo - floor(xo) == 0.5) ? ceil(xo) : round(xo); /* round_prefer_ceil */
+        else r = (xo - floor(xo) == 0.5) ? floor(xo) : round(xo);             /* round_prefer_floor */
+        int64_t i = (int64_t)r;
+        idx[0] = i < 0 ? 0 : (i >= in ? in - 1 : i);
+        w[0] = 1;
+        *nt = 1;
+    } else if (mode == 1) {
+        double c = xo < 0 ? 0 : (xo > in - 1 ? in - 1 : xo);
+        int64_t i0 = (int64_t)floor(c);
+        idx[0] = i0;
+        idx[1] = i0 + 1 < in ? i0 + 1 : in - 1;
+        w[1] = c - i0;
+        w[0] = 1 - w[1];
+        *nt = 2;
+    } else {
+        int64_t i = (int64_t)floor(xo);
+        double t = xo - i, sum = 0;
+        double tt[4] = {t + 1, t, 1 - t, 2 - t};
+        for (int k = 0; k < 4; k++) {
+            double u = tt[k];
+            w[k] = (k == 0 || k == 3) ? ((A * u - 5 * A) * u + 8 * A) * u - 4 * A : ((A + 2) * u - (A + 3)) * u * u + 1;
+            int64_t j = i - 1 + k;
+            if (excl && (j < 0 || j >= in)) w[k] = 0;
+            idx[k] = j < 0 ? 0 : (j >= in ? in - 1 : j);
+            sum += w[k];
+        }
+        if (excl && sum != 0) for (int k = 0; k < 4; k++) w[k] /= sum;
+        *nt = 4;
+    }
+    return true;
+}
+
+void kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t rank = p[0];
+    const int64_t *in_d = p + 1, *out_d = p + 1 + rank;
+    float extrap = (float)kiln_p2d(p[6 + 2 * rank]);
+    int64_t istr[KILN_MAX_RANK], oidx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_d[i]; total *= out_d[i]; }
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t tidx[KILN_MAX_RANK][4];
+        double tw[KILN_MAX_RANK][4];
+        int nt[KILN_MAX_RANK];
+        bool ok = true;
+        for (int64_t d = 0; d < rank && ok; d++) ok = resize_taps(p, rank, d, oidx[d], tidx[d], tw[d], &nt[d]);
+        if (!ok) y[n] = extrap;
+        else {
+            int cur[KILN_MAX_RANK] = {0};
+            double acc = 0;
+            for (;;) {
+                double wgt = 1;
+                int64_t off = 0;
+                for (int64_t d = 0; d < rank; d++) { wgt *= tw[d][cur[d]]; off += tidx[d][cur[d]] * istr[d]; }
+                if (wgt != 0) acc += wgt * x[off];
+                int64_t d = rank - 1;
+                for (; d >= 0; d--) { if (++cur[d] < nt[d]) break; cur[d] = 0; }
+                if (d < 0) break;
+            }
+            y[n] = (float)acc;
+        }
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++oidx[d] < out_d[d]) break;
+            oidx[d] = 0;
+        }
+    }
+}
