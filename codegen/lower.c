@@ -504,6 +504,44 @@ bool lower_resize(Lower *l, Node *n) {
     return true;
 }
 
+bool lower_gather_nd(Lower *l, Node *n) {
+    const Value *x = n->in[0], *idx = n->in[1];
+    int64_t b = node_attr_int(n, "batch_dims", 0), last = idx->dims[idx->rank - 1];
+    int64_t batch = dims_numel((int)b, x->dims), n_idx = dims_numel(idx->rank - 1 - (int)b, idx->dims + b);
+    int64_t slice = dims_numel(x->rank - (int)(b + last), x->dims + b + last);
+    int64_t p[6 + MAX_RANK] = {dtype_size(x->dtype), batch, n_idx, last, slice};
+    for (int64_t k = 0; k < last; k++) p[5 + k] = x->dims[b + k];
+    p[5 + last] = dims_numel(x->rank - (int)b, x->dims + b);
+    int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, idx)};
+    lower_call(l, KILN_K_gather_nd, 3, bufs, 6 + (int)last, p);
+    return true;
+}
+
+bool lower_scatter(Lower *l, Node *n) {
+    const Value *x = n->in[0], *idx = n->in[1], *u = n->in[2];
+    const char *red = node_attr_string(n, "reduction", "none");
+    int r = x->rank, axis = 0;
+    if (n->op != OP_SCATTER_ND) axis_norm(node_attr_int(n, "axis", 0), r, &axis);
+    int64_t p[8 + 2 * MAX_RANK] = {dtype_size(x->dtype), n->op == OP_SCATTER_ND, !strcmp(red, "add") ? 1 : !strcmp(red, "mul") ? 2 : 0,
+                                   n->op == OP_SCATTER_ND ? dims_numel(idx->rank - 1, idx->dims) : value_numel(u),
+                                   n->op == OP_SCATTER_ND ? idx->dims[idx->rank - 1] : axis, r};
+    for (int i = 0; i < r; i++) { p[6 + i] = x->dims[i]; p[7 + r + i] = n->op == OP_SCATTER_ND ? 1 : u->dims[i]; }
+    p[6 + r] = dtype_size(idx->dtype);
+    int bufs[4] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, idx), lower_buf(l, u)};
+    lower_call(l, KILN_K_scatter, 4, bufs, 7 + 2 * r, p);
+    return true;
+}
+
+bool lower_onehot(Lower *l, Node *n) {
+    const Value *idx = n->in[0], *y = n->out[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", -1), y->rank, &axis);
+    int64_t p[4] = {dtype_size(y->dtype), dims_numel(axis, y->dims), y->dims[axis], dims_numel(y->rank - axis - 1, y->dims + axis + 1)};
+    int bufs[3] = {lower_buf(l, y), in_f32(l, idx), lower_buf(l, n->in[2])};
+    lower_call(l, KILN_K_onehot, 3, bufs, 4, p);
+    return true;
+}
+
 bool lower_pool(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     const Value *idx = n->n_out > 1 ? n->out[1] : NULL;

@@ -703,6 +703,62 @@ static bool infer_resize(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
+static bool infer_gather_nd(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *idx = n->in[1];
+    int64_t b = node_attr_int(n, "batch_dims", 0);
+    if (idx->dtype != DT_I64 || idx->rank < 1 || b < 0 || b >= idx->rank || b >= x->rank) { diag_error(d, n, "indices must be int64 with rank above batch_dims"); return false; }
+    int64_t last = idx->dims[idx->rank - 1];
+    if (last < 1 || b + last > x->rank) { diag_error(d, n, "the last index dimension %lld is too large for the data", (long long)last); return false; }
+    for (int i = 0; i < b; i++) if (idx->dims[i] != x->dims[i]) { diag_error(d, n, "batch dimensions differ"); return false; }
+    int64_t dims[MAX_RANK];
+    int r = 0;
+    for (int i = 0; i < idx->rank - 1; i++) dims[r++] = idx->dims[i];
+    for (int i = (int)(b + last); i < x->rank; i++) { if (r >= MAX_RANK) { diag_error(d, n, "result rank too large"); return false; } dims[r++] = x->dims[i]; }
+    set_out(n->out[0], x->dtype, r, dims);
+    return true;
+}
+
+static bool infer_scatter(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *idx = n->in[1], *u = n->in[2];
+    const char *red = node_attr_string(n, "reduction", "none");
+    if (strcmp(red, "none") && !(x->dtype == DT_F32 && (!strcmp(red, "add") || !strcmp(red, "mul")))) {
+        diag_error(d, n, "reduction '%s' is supported for float32 add and mul only", red);
+        return false;
+    }
+    if ((idx->dtype != DT_I64 && idx->dtype != DT_I32) || u->dtype != x->dtype) { diag_error(d, n, "indices must be int32/int64 and updates of the data's type"); return false; }
+    if (n->op == OP_SCATTER_ND) {
+        int64_t last = idx->rank ? idx->dims[idx->rank - 1] : 0;
+        if (idx->dtype != DT_I64 || last < 1 || last > x->rank || u->rank != idx->rank - 1 + x->rank - last) { diag_error(d, n, "indices and updates do not fit the data"); return false; }
+    } else {
+        int axis;
+        if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis) || !value_same_shape(idx, u) || idx->rank != x->rank) {
+            diag_error(d, n, "indices and updates must have one shape and the data's rank");
+            return false;
+        }
+    }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    return true;
+}
+
+static bool infer_onehot(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *idx = n->in[0], *depth = n->in[1], *vals = n->in[2];
+    if (!depth->data || value_numel(depth) != 1) { diag_error(d, n, "input '%s' must be a constant (the depth)", depth->name); return false; }
+    if (value_numel(vals) != 2) { diag_error(d, n, "values must hold [off, on]"); return false; }
+    int64_t dep = (int64_t)value_const_float(depth, 0);
+    int r = idx->rank + 1, axis;
+    if (dep < 1 || r > MAX_RANK || !axis_norm(node_attr_int(n, "axis", -1), r, &axis)) { diag_error(d, n, "invalid depth or axis"); return false; }
+    int64_t dims[MAX_RANK];
+    for (int i = 0, j = 0; i < r; i++) dims[i] = i == axis ? dep : idx->dims[j++];
+    set_out(n->out[0], vals->dtype, r, dims);
+    return check_size(n, n->out[0], d);
+}
+
 /* ---- views ---- */
 
 static bool infer_reshape(Graph *g, Node *n, Diags *d) {
@@ -1191,6 +1247,9 @@ bool lower_cumsum(struct Lower *, Node *);
 bool lower_loss(struct Lower *, Node *);
 bool lower_conv_transpose(struct Lower *, Node *);
 bool lower_resize(struct Lower *, Node *);
+bool lower_gather_nd(struct Lower *, Node *);
+bool lower_scatter(struct Lower *, Node *);
+bool lower_onehot(struct Lower *, Node *);
 bool lower_pad(struct Lower *, Node *);
 bool lower_tile(struct Lower *, Node *);
 bool lower_space_depth(struct Lower *, Node *);

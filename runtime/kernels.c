@@ -923,3 +923,96 @@ void kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
     }
 }
+
+/* GatherND with batch_dims folded into `batch`: for each batch and each index
+ * tuple (last entries), copy one contiguous slice. */
+void kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], batch = p[1], n_idx = p[2], last = p[3], slice = p[4], bstride = p[5 + last];
+    const int64_t *dd = p + 5;
+    char *out = bufs[0];
+    const char *data = bufs[1];
+    const int64_t *idx = bufs[2];
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t i = 0; i < n_idx; i++) {
+            const int64_t *t = idx + (b * n_idx + i) * last;
+            int64_t off = 0;
+            bool ok = true;
+            for (int64_t k = 0; k < last; k++) {
+                int64_t v = t[k] < 0 ? t[k] + dd[k] : t[k];
+                if (v < 0 || v >= dd[k]) ok = false;
+                off = off * dd[k] + v;
+            }
+            char *dst = out + (b * n_idx + i) * slice * esize;
+            if (!ok) memset(dst, 0, (size_t)(slice * esize));
+            else memcpy(dst, data + (b * bstride + off * slice) * esize, (size_t)(slice * esize));
+        }
+}
+
+static void scatter_put(char *dst, const char *src, int64_t esize, int64_t red) {
+    if (red == 0) { memcpy(dst, src, (size_t)esize); return; }
+    float a, b;
+    memcpy(&a, dst, 4);
+    memcpy(&b, src, 4);
+    a = red == 1 ? a + b : a * b;
+    memcpy(dst, &a, 4);
+}
+
+/* ScatterElements (kind 0) and ScatterND (kind 1) on a copy of data. */
+void kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], kind = p[1], red = p[2], n_upd = p[3], ax = p[4], rank = p[5];
+    const int64_t *dims = p + 6, *ud = p + 7 + rank;
+    int64_t ies = p[6 + rank];
+    int64_t str[KILN_MAX_RANK], total = 1;
+    for (int64_t i = rank - 1, st = 1; i >= 0; i--) { str[i] = st; st *= dims[i]; total *= dims[i]; }
+    char *out = bufs[0];
+    if (out != bufs[1]) memcpy(out, bufs[1], (size_t)(total * esize));
+    const char *upd = bufs[3];
+#define IDX(k) (ies == 8 ? ((const int64_t *)bufs[2])[k] : ((const int32_t *)bufs[2])[k])
+    if (kind == 0) {
+        int64_t uidx[KILN_MAX_RANK] = {0};
+        for (int64_t n = 0; n < n_upd; n++) {
+            int64_t v = IDX(n);
+            if (v < 0) v += dims[ax];
+            if (v >= 0 && v < dims[ax]) {
+                int64_t off = 0;
+                for (int64_t d = 0; d < rank; d++) off += (d == ax ? v : uidx[d]) * str[d];
+                scatter_put(out + off * esize, upd + n * esize, esize, red);
+            }
+            for (int64_t d = rank - 1; d >= 0; d--) { if (++uidx[d] < ud[d]) break; uidx[d] = 0; }
+        }
+    } else {
+        int64_t last = ax, slice = 1;
+        for (int64_t d = last; d < rank; d++) slice *= dims[d];
+        for (int64_t n = 0; n < n_upd; n++) {
+            int64_t off = 0;
+            bool ok = true;
+            for (int64_t k = 0; k < last; k++) {
+                int64_t v = IDX(n * last + k);
+                if (v < 0) v += dims[k];
+                if (v < 0 || v >= dims[k]) ok = false;
+                off += v * str[k];
+            }
+            if (!ok) continue;
+            for (int64_t e = 0; e < slice; e++) scatter_put(out + (off + e) * esize, upd + (n * slice + e) * esize, esize, red);
+        }
+    }
+#undef IDX
+}
+
+void kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], depth = p[2], inner = p[3];
+    char *out = bufs[0];
+    const float *idx = bufs[1];
+    const char *vals = bufs[2];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < depth; k++)
+            for (int64_t i = 0; i < inner; i++) {
+                float f = idx[o * inner + i];
+                int64_t v = (int64_t)f;
+                if (v < 0) v += depth;
+                memcpy(out + ((o * depth + k) * inner + i) * esize, vals + (v == k ? esize : 0), (size_t)esize);
+            }
+}
