@@ -64,13 +64,13 @@ demo: all examples/mlp/mlp.onnx
 	$(BUILD)/mlp examples/mlp/input_0.npy -o $(BUILD)/demo-out
 	$(PYTHON) -c "import numpy as np; y=np.load('$(BUILD)/demo-out/output_0.npy'); print('output_0', y.dtype, y.shape); print(y)"
 
-test: all $(UNIT)
+test: all $(UNIT) bench/node_modules/onnxruntime-node
 	KILN_BUILD=$(BUILD) $(PYTHON) tests/run_tests.py --jobs $(JOBS)
 
 # The whole suite again with kiln, its runtime and every compiled model built
 # with AddressSanitizer and UBSan (any report fails the run).
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
-test-sanitize:
+test-sanitize: bench/node_modules/onnxruntime-node
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all build-san/tests/unit
 	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PYTHON) tests/run_tests.py --jobs $(JOBS)

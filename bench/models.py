@@ -131,11 +131,30 @@ def bert(d, layers=4, seq=128, h=768, heads=12, ffn=3072):
     return [rng.standard_normal((1, seq, h)).astype(np.float32), np.zeros((1, 1, 1, seq), np.float32)]
 
 
-MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert}
+def detect(d):
+    """A small detection-style network: a strided backbone, a top-down path that
+    upsamples with Resize and joins the skip with Concat (an FPN), and a head."""
+    b = B("detect")
+    c1 = conv_bn(b, "x", 3, 16, 3, 2)
+    c2 = conv_bn(b, c1, 16, 32, 3, 2)
+    c3 = conv_bn(b, c2, 32, 64, 3, 2)
+    up = b.op("Resize", [c3, "", b.c(np.array([1, 1, 2, 2], np.float32))], mode="nearest")
+    p2 = conv_bn(b, b.op("Concat", [up, c2], axis=1), 96, 32, 3, 1)
+    up2 = b.op("Resize", [p2, "", b.c(np.array([1, 1, 2, 2], np.float32))], mode="linear", coordinate_transformation_mode="half_pixel")
+    p1 = conv_bn(b, b.op("Concat", [up2, c1], axis=1), 48, 16, 3, 1)
+    y = b.op("Sigmoid", [b.op("Conv", [p1, b.w((6, 16, 1, 1))], kernel_shape=[1, 1])])
+    b.save(os.path.join(d, "detect.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])], y)
+    return [rng.standard_normal((1, 3, 64, 64)).astype(np.float32)]
+
+
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect}
 
 if __name__ == "__main__":
     out = sys.argv[1]
+    only = sys.argv[2].split(",") if len(sys.argv) > 2 else list(MODELS)
     os.makedirs(out, exist_ok=True)
     for name, fn in MODELS.items():
+        if name not in only:
+            continue
         for i, a in enumerate(fn(out)):
             np.save(os.path.join(out, "%s_in%d.npy" % (name, i)), a)

@@ -1,6 +1,6 @@
 """Runs every test of `make test`: the C unit tests, the ONNX conformance suite
-(against tests/conformance_expected.txt), the end-to-end tests and the bad-input
-suite. Each part prints its own summary; the last line is the total,
+(against tests/conformance_expected.txt), the end-to-end tests, the bad-input
+suite and the comparison of realistic models with ONNX Runtime. Each part prints its own summary; the last line is the total,
 'N passed, N failed', and the exit status is non-zero when anything failed."""
 import argparse
 import os
@@ -44,6 +44,7 @@ def main():
         ("unit", [os.path.join(os.environ.get("KILN_BUILD", "build"), "tests", "unit"), data]),
         ("e2e", [PY, "tests/e2e.py"]),
         ("bad-input", [PY, "tests/bad_inputs.py"]),
+        ("onnxruntime", [PY, "tests/ort_compare.py"]),
         ("conformance", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt"]),
     ]
     total_p = total_f = 0

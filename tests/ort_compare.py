@@ -1,0 +1,64 @@
+"""Realistic models (bench/models.py: an MLP, a ResNet-18-style CNN, a
+MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
+GELU and attention, and a detection-style net with Resize and Concat) compiled
+by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
+the outputs must agree within rtol 1e-3."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from harness import KILN, ROOT, main, run
+
+TMP = tempfile.mkdtemp(prefix="kiln-ort-")
+ORT = [os.path.join(ROOT, "bench", "ort_run.js")]
+
+
+def compare(name):
+    d = os.path.join(TMP, name)
+    os.makedirs(d, exist_ok=True)
+    r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, name])
+    assert r.returncode == 0, r.stderr
+    model = os.path.join(d, name + ".onnx")
+    ins = sorted(os.path.join(d, f) for f in os.listdir(d) if f.startswith(name + "_in"))
+    exe = os.path.join(d, name)
+    r = run([KILN, "compile", model, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    r = run([exe] + ins + ["-o", os.path.join(d, "kiln")])
+    assert r.returncode == 0, r.stderr
+    r = run(["node"] + ORT + [model, "1", "1", os.path.join(d, "ort")] + ins)
+    assert r.returncode == 0, r.stderr
+    a = np.load(os.path.join(d, "kiln", "output_0.npy"))
+    b = np.load(os.path.join(d, "ort", "output_0.npy"))
+    assert a.shape == b.shape, (a.shape, b.shape)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_mlp():
+    compare("mlp")
+
+
+def test_resnet18():
+    compare("resnet18")
+
+
+def test_mobilenetv2():
+    compare("mobilenetv2")
+
+
+def test_bert4():
+    compare("bert4")
+
+
+def test_detect_resize_concat():
+    compare("detect")
+
+
+if __name__ == "__main__":
+    rc = main(globals(), "onnxruntime")
+    shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(rc)
