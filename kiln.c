@@ -340,6 +340,13 @@ static int cmd_run(Options *o, char **argv0) {
     h = fnv(h, KILN_VERSION, strlen(KILN_VERSION));
     h = fnv(h, &o->opt_level, sizeof o->opt_level);
     for (int i = 0; i < o->nshapes; i++) h = fnv(h, o->shapes[i].name, strlen(o->shapes[i].name)), h = fnv(h, o->shapes[i].dims, sizeof o->shapes[i].dims);
+    for (int i = 0; i < o->nbinds; i++) { /* a bound input's name and its file's bytes */
+        size_t bl;
+        const char *eq = strchr(o->binds[i], '=');
+        unsigned char *bb = read_file(a, eq + 1, &bl, &d);
+        if (!bb) { int rc = print_diags(&d, o->model); arena_free(a); return rc; }
+        h = fnv(fnv(h, o->binds[i], (size_t)(eq - o->binds[i])), bb, bl);
+    }
     struct stat st;
     char rtpath[PATH_MAX + 32];
     snprintf(rtpath, sizeof rtpath, "%s/lib/libkilnrt.a", find_home());
