@@ -21,7 +21,7 @@ KILN     := $(BUILD)/bin/kiln
 RTLIB    := $(BUILD)/lib/libkilnrt.a
 UNIT     := $(BUILD)/tests/unit
 
-.PHONY: all deps demo test test-sanitize bench clean
+.PHONY: all deps demo test test-sanitize fuzz bench clean
 all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h
 
 deps: $(BUILD)/.deps-ok
@@ -74,6 +74,11 @@ test-sanitize: bench/node_modules/onnxruntime-node
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all build-san/tests/unit
 	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PYTHON) tests/run_tests.py --jobs $(JOBS)
+
+# Mutation fuzzing of the ONNX and text-IR readers under the sanitizers (not part of `make test`).
+fuzz:
+	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all
+	KILN_BUILD=build-san $(PYTHON) tests/fuzz.py --runs 500
 
 clean:
 	rm -rf $(BUILD) build-san examples/mlp/mlp.onnx examples/mlp/input_0.npy

@@ -1,0 +1,82 @@
+"""`make fuzz`: mutation fuzzing of kiln's two model readers under AddressSanitizer
+and UBSan. Mutates conformance models (byte flips, deletions, insertions) and
+text IR dumps (token insertions and deletions), compiles each with the
+sanitizer build, and reports any run that crashes, trips a sanitizer, or exits
+other than 0 or 1. Usage: fuzz.py [--runs N] [--seed S]; crashing inputs are
+kept in build-san/fuzz/."""
+import argparse
+import glob
+import os
+import random
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAN = os.path.join(ROOT, os.environ.get("KILN_BUILD", "build-san"))
+DATA = "/usr/share/libonnx-testdata/data"
+ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+TOKENS = ["%", '"', "[", "]", "{", "}", "(", ")", ",", "=", "inf", "-1", "99999999999999999999", "f32", "graph",
+          "kiln.Fused", "@", "_", "\n", "0.5e", 'blob "../x" 0 4']
+
+
+def mutate_bytes(rng, data):
+    data = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        i = rng.randrange(len(data))
+        op = rng.random()
+        if op < 0.6:
+            data[i] = rng.randrange(256)
+        elif op < 0.8:
+            del data[i:i + rng.randint(1, 16)]
+        else:
+            data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+    return bytes(data)
+
+
+def mutate_text(rng, text):
+    t = list(text)
+    for _ in range(rng.randint(1, 5)):
+        i = rng.randrange(len(t))
+        if rng.random() < 0.4:
+            del t[i:i + rng.randint(1, 10)]
+        else:
+            t[i:i] = list(rng.choice(TOKENS))
+    return "".join(t).encode()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    kiln = os.path.join(SAN, "bin", "kiln")
+    work = os.path.join(SAN, "fuzz")
+    os.makedirs(work, exist_ok=True)
+    models = sorted(glob.glob(os.path.join(DATA, "*", "*", "model.onnx")))
+    texts = []
+    for m in models[::25]:
+        r = subprocess.run([kiln, "dump", m, "--inline-weights", "--after", "fuse"], capture_output=True, env=ENV)
+        if r.returncode == 0:
+            texts.append(r.stdout.decode())
+    bad = 0
+    for i in range(a.runs):
+        if i % 2 and texts:
+            data, ext = mutate_text(rng, rng.choice(texts)), ".kir"
+        else:
+            data, ext = mutate_bytes(rng, open(rng.choice(models), "rb").read()), ".onnx"
+        path = os.path.join(work, "input" + ext)
+        open(path, "wb").write(data)
+        r = subprocess.run([kiln, "compile", path, "-o", os.path.join(work, "out.c"), "--emit", "c"],
+                           capture_output=True, text=True, errors="replace", env=ENV, timeout=120)
+        if r.returncode not in (0, 1) or "runtime error" in r.stderr or "Sanitizer" in r.stderr:
+            bad += 1
+            keep = os.path.join(work, "crash%d%s" % (bad, ext))
+            open(keep, "wb").write(data)
+            print("CRASH (exit %d), input kept in %s:\n%s" % (r.returncode, keep, r.stderr[-1500:]))
+    print("fuzz: %d passed, %d failed" % (a.runs - bad, bad))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
