@@ -207,6 +207,16 @@ Value *graph_find_value(const Graph *g, const char *name) {
     return NULL;
 }
 
+void graph_count_uses(Graph *g) {
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = 0;
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        if (n->dead) continue;
+        for (int j = 0; j < n->n_in; j++) if (n->in[j]) n->in[j]->id++;
+    }
+    for (int i = 0; i < g->outputs.n; i++) ((Value *)g->outputs.items[i])->id += GRAPH_OUTPUT_USES;
+}
+
 void graph_compact(Graph *g) {
     int k = 0;
     for (int i = 0; i < g->nodes.n; i++) {

@@ -174,6 +174,10 @@ Value *graph_add_value(Graph *g, const char *name);
 Value *graph_add_const(Graph *g, const char *name, DType dt, int rank, const int64_t *dims, const void *data);
 Node *graph_add_node(Graph *g, OpKind op, const char *name, int n_in, int n_out);
 Value *graph_find_value(const Graph *g, const char *name);
+/* Sets every value's id to its number of uses by live nodes; graph outputs
+ * count GRAPH_OUTPUT_USES more, so "id == 1" means one use and not an output. */
+#define GRAPH_OUTPUT_USES 1000000
+void graph_count_uses(Graph *g);
 /* Removes dead nodes from the node list and values nobody references. */
 void graph_compact(Graph *g);
 /* Sorts nodes topologically; false (with a diagnostic naming a node) on a cycle. */

@@ -13,17 +13,8 @@
 
 static bool const_f32(const Value *v) { return v && v->data && v->dtype == DT_F32; }
 
-static void count_uses(Graph *g) {
-    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = 0;
-    for (int i = 0; i < g->nodes.n; i++) {
-        Node *n = g->nodes.items[i];
-        for (int j = 0; j < n->n_in; j++) if (n->in[j]) n->in[j]->id++;
-    }
-    for (int i = 0; i < g->outputs.n; i++) ((Value *)g->outputs.items[i])->id += 1000;
-}
-
 bool pass_fold_bn(Graph *g, Diags *d) {
-    count_uses(g);
+    graph_count_uses(g);
     for (int i = 0; i < g->nodes.n; i++) {
         Node *bn = g->nodes.items[i];
         if (bn->dead || bn->op != OP_BATCH_NORM || bn->n_out != 1) continue;

@@ -19,15 +19,6 @@ static bool fusable(const Node *n) {
     return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data && n->op != OP_EXPAND && n->op != OP_CAST_LIKE;
 }
 
-static void count_uses(Graph *g) {
-    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = 0;
-    for (int i = 0; i < g->nodes.n; i++) {
-        Node *n = g->nodes.items[i];
-        for (int j = 0; j < n->n_in; j++) if (n->in[j]) n->in[j]->id++;
-    }
-    for (int i = 0; i < g->outputs.n; i++) ((Value *)g->outputs.items[i])->id += 1000000;
-}
-
 static int node_pos(Graph *g, const Node *n) {
     for (int i = 0; i < g->nodes.n; i++) if (g->nodes.items[i] == n) return i;
     return -1;
@@ -133,10 +124,10 @@ static void fold_activations(Graph *g) {
 }
 
 bool pass_fuse(Graph *g, Diags *d) {
-    count_uses(g);
+    graph_count_uses(g);
     fold_activations(g);
     graph_compact(g);
-    count_uses(g);
+    graph_count_uses(g);
     for (int i = g->nodes.n - 1; i >= 0; i--) {
         Node *root = g->nodes.items[i];
         if (!fusable(root) || root->op == OP_FUSED) continue;
