@@ -373,6 +373,23 @@ static void out_f32_done(Lower *l, const Value *v, int b) {
 
 /* ---- kernels ---- */
 
+/* The sizes before and after `axis`: a tensor seen as [outer, dims[axis], inner]. */
+static void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
+    *outer = dims_numel(axis, v->dims);
+    *inner = dims_numel(v->rank - axis - 1, v->dims + axis + 1);
+}
+
+/* Softmax, LogSoftmax and Hardmax: [outer, len, inner] around the axis. Before
+ * opset 13 the input is coerced to 2-D at the axis (len covers the rest). */
+static void softmax_split(const Node *n, const Value *x, int64_t *outer, int64_t *len, int64_t *inner) {
+    int axis = 0;
+    if (x->rank > 0) axis_norm(node_attr_int(n, "axis", n->opset >= 13 ? -1 : 1), x->rank, &axis);
+    if (x->rank == 0) { *outer = *len = *inner = 1; return; }
+    outer_inner(x, axis, outer, inner);
+    *len = x->dims[axis];
+    if (n->opset < 13) { *len = dims_numel(x->rank - axis, x->dims + axis); *inner = 1; }
+}
+
 bool lower_matmul(Lower *l, Node *n) {
     const Value *a = n->in[0], *b = n->in[1], *y = n->out[0];
     int64_t K = a->dims[a->rank - 1], M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
@@ -590,8 +607,8 @@ bool lower_argmax(Lower *l, Node *n) {
     const Value *x = n->in[0];
     int axis;
     axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
-    int64_t p[5] = {n->op == OP_ARG_MIN, dims_numel(axis, x->dims), x->dims[axis],
-                    dims_numel(x->rank - axis - 1, x->dims + axis + 1), node_attr_int(n, "select_last_index", 0)};
+    int64_t p[5] = {n->op == OP_ARG_MIN, 0, x->dims[axis], 0, node_attr_int(n, "select_last_index", 0)};
+    outer_inner(x, axis, &p[1], &p[3]);
     int bufs[2] = {lower_buf(l, n->out[0]), in_f32(l, x)};
     lower_call(l, KILN_K_argmax, 2, bufs, 5, p);
     return true;
@@ -646,8 +663,8 @@ bool lower_cumsum(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int axis;
     axis_norm(value_const_int(n->in[1], 0), x->rank, &axis);
-    int64_t p[5] = {dims_numel(axis, x->dims), x->dims[axis], dims_numel(x->rank - axis - 1, x->dims + axis + 1),
-                    node_attr_int(n, "exclusive", 0), node_attr_int(n, "reverse", 0)};
+    int64_t p[5] = {0, x->dims[axis], 0, node_attr_int(n, "exclusive", 0), node_attr_int(n, "reverse", 0)};
+    outer_inner(x, axis, &p[0], &p[2]);
     int out = out_f32(l, y);
     int bufs[2] = {out, in_f32(l, x)};
     lower_call(l, KILN_K_cumsum, 2, bufs, 5, p);
@@ -740,22 +757,6 @@ bool lower_space_depth(Lower *l, Node *n) {
     return true;
 }
 
-bool lower_hardmax(Lower *l, Node *n) {
-    const Value *x = n->in[0], *y = n->out[0];
-    int axis = 0;
-    int64_t dflt = n->opset >= 13 ? -1 : 1;
-    axis_norm(node_attr_int(n, "axis", dflt), x->rank, &axis);
-    int64_t outer = dims_numel(axis, x->dims), len, inner;
-    if (n->opset < 13) { len = dims_numel(x->rank - axis, x->dims + axis); inner = 1; }
-    else { len = x->dims[axis]; inner = dims_numel(x->rank - axis - 1, x->dims + axis + 1); }
-    int64_t p[3] = {outer, len, inner};
-    int out = out_f32(l, y);
-    int bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_hardmax, 2, bufs, 3, p);
-    out_f32_done(l, y, out);
-    return true;
-}
-
 bool lower_instancenorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int64_t p[4] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), kiln_d2p(node_attr_float(n, "epsilon", 1e-5))};
@@ -770,8 +771,8 @@ bool lower_topk(Lower *l, Node *n) {
     const Value *x = n->in[0], *v = n->out[0];
     int axis;
     axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
-    int64_t p[6] = {dims_numel(axis, x->dims), x->dims[axis], dims_numel(x->rank - axis - 1, x->dims + axis + 1),
-                    value_const_int(n->in[1], 0), node_attr_int(n, "largest", 1), node_attr_int(n, "sorted", 1)};
+    int64_t p[6] = {0, x->dims[axis], 0, value_const_int(n->in[1], 0), node_attr_int(n, "largest", 1), node_attr_int(n, "sorted", 1)};
+    outer_inner(x, axis, &p[0], &p[2]);
     int out = out_f32(l, v);
     int bufs[3] = {out, lower_buf(l, n->out[1]), in_f32(l, x)};
     lower_call(l, KILN_K_topk, 3, bufs, 6, p);
@@ -799,18 +800,16 @@ bool lower_batchnorm(Lower *l, Node *n) {
     return true;
 }
 
+/* Softmax and LogSoftmax (the softmax kernel) and Hardmax (its own kernel). */
 bool lower_softmax(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int axis = 0;
-    int64_t dflt = n->opset >= 13 ? -1 : 1;
-    if (x->rank > 0) axis_norm(node_attr_int(n, "axis", dflt), x->rank, &axis);
-    int64_t outer = dims_numel(axis, x->dims), len, inner;
-    if (n->opset < 13) { len = dims_numel(x->rank - axis, x->dims + axis); inner = 1; }
-    else { len = x->rank ? x->dims[axis] : 1; inner = x->rank ? dims_numel(x->rank - axis - 1, x->dims + axis + 1) : 1; }
-    int64_t p[4] = {outer, len, inner, n->op == OP_LOG_SOFTMAX};
+    int64_t p[4];
+    softmax_split(n, x, &p[0], &p[1], &p[2]);
+    p[3] = n->op == OP_LOG_SOFTMAX;
     int out = out_f32(l, y);
     int bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_softmax, 2, bufs, 4, p);
+    if (n->op == OP_HARDMAX) lower_call(l, KILN_K_hardmax, 2, bufs, 3, p);
+    else lower_call(l, KILN_K_softmax, 2, bufs, 4, p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -834,11 +833,6 @@ bool lower_transpose(Lower *l, Node *n) {
     int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
     lower_call(l, KILN_K_transpose, 2, bufs, 2 + 2 * x->rank, p);
     return true;
-}
-
-static void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
-    *outer = dims_numel(axis, v->dims);
-    *inner = dims_numel(v->rank - axis - 1, v->dims + axis + 1);
 }
 
 bool lower_concat(Lower *l, Node *n) {

@@ -1253,7 +1253,6 @@ bool lower_onehot(struct Lower *, Node *);
 bool lower_pad(struct Lower *, Node *);
 bool lower_tile(struct Lower *, Node *);
 bool lower_space_depth(struct Lower *, Node *);
-bool lower_hardmax(struct Lower *, Node *);
 bool lower_instancenorm(struct Lower *, Node *);
 bool lower_topk(struct Lower *, Node *);
 
