@@ -251,7 +251,7 @@ static int cmd_compile(const Options *o) {
     PtrVec deps = {0};
     double t0 = kiln_now_ms();
     Graph *g = load_model(a, o, &d, &deps);
-    PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose};
+    PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose, NULL};
     Kir *k = NULL;
     if (g && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
     if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
@@ -281,16 +281,8 @@ static int cmd_dump(const Options *o) {
     Graph *g = load_model(a, o, &d, &deps);
     bool ok = g != NULL;
     if (ok) {
-        PassOpts po = {o->opt_level, NULL, NULL, o->verbose};
-        /* run the pipeline up to --after by giving a level/pass cut */
-        if (o->after) {
-            static const char *order[] = {"infer", "dce", "cse", "fold-bn", "fuse", "plan"};
-            static PassFn fns[] = {pass_infer, pass_dce, pass_cse, pass_fold_bn, pass_fuse, pass_plan};
-            for (int i = 0; i < 6 && ok; i++) {
-                ok = fns[i](g, &d) && ir_verify(g, &d);
-                if (strcmp(order[i], o->after) == 0) break;
-            }
-        } else ok = pipeline_run(g, &po, &d);
+        PassOpts po = {o->opt_level, NULL, NULL, o->verbose, o->after};
+        ok = pipeline_run(g, &po, &d);
     }
     if (ok) {
         char tmp[PATH_MAX + 16], wpath[PATH_MAX + 16], base[PATH_MAX];

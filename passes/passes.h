@@ -10,6 +10,7 @@ typedef struct PassOpts {
     const char *dump_after;      /* pass name, "all", or NULL */
     const char *dump_dir;
     bool verbose;                /* print each pass and its time to stderr */
+    const char *stop_after;      /* run every pass, whatever the level, up to this one; or NULL */
 } PassOpts;
 
 typedef bool (*PassFn)(Graph *g, Diags *d);

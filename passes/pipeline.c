@@ -1,7 +1,7 @@
 /* pipeline.c: the pass manager.
  *
  * The pipeline is one list; each -O level runs the passes whose min_level it
- * reaches, in order. ir_verify runs after every pass, so a pass that breaks an
+ * reaches, in order (`kiln dump --after PASS` runs every pass up to PASS). ir_verify runs after every pass, so a pass that breaks an
  * invariant is named at once. --dump-after PASS|all writes the text IR after the
  * named passes to DIR/NN-PASS.kir. */
 #include "passes.h"
@@ -45,7 +45,7 @@ static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d)
 bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
     for (int i = 0; i < NPASS; i++) {
         const Pass *p = &pipeline[i];
-        if (o->opt_level < p->min_level) continue;
+        if (o->opt_level < p->min_level && !o->stop_after) continue;
         double t0 = kiln_now_ms();
         if (!p->fn(g, d)) return false;
         if (o->verbose) {
@@ -59,6 +59,7 @@ bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
         }
         if (o->dump_after && (strcmp(o->dump_after, "all") == 0 || strcmp(o->dump_after, p->name) == 0))
             if (!dump(g, i, p->name, o->dump_dir ? o->dump_dir : ".", d)) return false;
+        if (o->stop_after && strcmp(o->stop_after, p->name) == 0) break;
     }
     return true;
 }

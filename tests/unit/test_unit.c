@@ -160,7 +160,7 @@ static void test_kir_roundtrip_and_plan(void) {
     Graph *g = load_chain(a, &d);
     CHECK(g != NULL, "chain.kir did not parse: %s", d.first ? d.first->msg : "");
     if (!g) { arena_free(a); return; }
-    PassOpts po = {2, NULL, NULL, false};
+    PassOpts po = {2, NULL, NULL, false, NULL};
     CHECK(pipeline_run(g, &po, &d), "pipeline failed: %s", d.first ? d.first->msg : "");
     /* the fuse pass made one loop of Mul+Sigmoid */
     int fused = 0;
