@@ -321,8 +321,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-static int cmd_run(Options *o, char **argv0) {
-    (void)argv0;
+static int cmd_run(Options *o) {
     Arena *a = arena_new();
     Diags d = {a, NULL, NULL, 0};
     size_t len;
@@ -392,7 +391,7 @@ int main(int argc, char **argv) {
     o.opt_level = 2;
     if (strcmp(cmd, "compile") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_compile(&o);
     if (strcmp(cmd, "dump") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_dump(&o);
-    if (strcmp(cmd, "run") == 0) return parse_options(argc, argv, 2, &o, true) ?: cmd_run(&o, argv);
+    if (strcmp(cmd, "run") == 0) return parse_options(argc, argv, 2, &o, true) ?: cmd_run(&o);
     if (strcmp(cmd, "place") == 0) {
         fprintf(stderr, "kiln: error: 'kiln place' (Mixture-of-Experts placement) is not available yet\n");
         return 2;

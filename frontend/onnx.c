@@ -202,7 +202,7 @@ static bool convert_attr(Loader *L, Graph *g, Node *n, const Onnx__AttributeProt
     return true;
 }
 
-static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, const Onnx__ModelProto *mp) {
+static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
     Graph *g = graph_new(L->a, gp->name ? gp->name : "model");
     g->opset = opset;
     Scope scope;
@@ -277,7 +277,6 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, co
         vec_push(L->a, &g->outputs, v);
     }
     if (gp->n_output == 0) { diag_error(L->d, NULL, "the graph has no outputs"); return NULL; }
-    (void)mp;
     return g;
 }
 
@@ -303,7 +302,7 @@ Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, Pt
         if (slash) *slash = 0;
         else dir = ".";
         Loader L = {a, d, dir, deps};
-        g = convert_graph(&L, mp->graph, opset, mp);
+        g = convert_graph(&L, mp->graph, opset);
         if (g) {
             g->source = arena_strdup(a, path);
             g->source_dir = dir;

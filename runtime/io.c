@@ -223,7 +223,6 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
     size_t raw_n = 0;
     uint64_t *vals = NULL; /* unpacked numeric values of the typed fields, as bits */
     size_t nvals = 0, capvals = 0;
-    int typed_field = 0;
     while (b.p < b.end) {
         uint64_t key, v = 0;
         if (pb_varint(&b, &key) != 0) goto corrupt;
@@ -250,7 +249,6 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
         else if (field == 9 && wt == 2) { raw = payload; raw_n = plen; }
         else if (field == 14 && wt == 0 && v == 1) { fail(err, errlen, "%s: tensors with external data are not supported as inputs", path); goto done; }
         else if (field == 4 || field == 5 || field == 7 || field == 10 || field == 11) {
-            typed_field = field;
             int fixed = field == 4 ? 4 : field == 10 ? 8 : 0;
             pbuf q = wt == 2 ? (pbuf){payload, payload + plen} : (pbuf){NULL, NULL};
             for (;;) {
@@ -292,7 +290,6 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
             fail(err, errlen, "%s: tensor has %zu values, shape needs %lld", path, nvals, (long long)count);
             goto done;
         }
-        (void)typed_field;
         for (int64_t i = 0; i < count; i++) {
             uint64_t v = vals[i];
             char *dst = (char *)out->data + i * es;
