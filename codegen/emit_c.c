@@ -33,6 +33,7 @@ static void buf_expr(const Kir *k, int b, char *out, size_t n) {
     switch (kb->kind) {
     case KB_INPUT: snprintf(out, n, "((const unsigned char *)inputs[%d])", kb->index); break;
     case KB_CONST: snprintf(out, n, "(W + %lld)", (long long)kb->offset); break;
+    case KB_STATE: snprintf(out, n, "(ctx->state + %lld)", (long long)kb->offset); break;
     default: snprintf(out, n, "(ws + %lld)", (long long)kb->offset); break;
     }
 }
@@ -177,6 +178,15 @@ static void emit_infos(const Kir *k, const char *prefix, FILE *f) {
         if (!n) fprintf(f, "    {0, 0, 0, 0, 0},\n");
         fprintf(f, "};\n");
     }
+    fprintf(f, "const kiln_moe_layer %s_moe_layers[%d] = {\n", prefix, k->nmoe ? k->nmoe : 1);
+    for (int i = 0; i < k->nmoe; i++) {
+        fprintf(f, "    {");
+        emit_c_string(f, k->moe[i].name);
+        fprintf(f, ", %lld, %lld, %lld, %lld},\n", (long long)k->moe[i].experts, (long long)k->moe[i].top_k,
+                (long long)k->moe[i].tokens, (long long)k->moe[i].offset);
+    }
+    if (!k->nmoe) fprintf(f, "    {0, 0, 0, 0, 0},\n");
+    fprintf(f, "};\n");
 }
 
 bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin, bool with_main, int default_threads, FILE *f) {
@@ -200,17 +210,19 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         fprintf(f, "%s\n};\n", k->weights_size ? "" : "0");
     }
     fprintf(f, "\ntypedef struct { unsigned char *ws; const unsigned char *W; const void *const *inputs; } kiln_loop_env;\n");
-    fprintf(f, "\nstruct %s_ctx {\n    kiln_pool *pool;\n    unsigned char *ws;\n};\n\n", prefix);
+    fprintf(f, "\nstruct %s_ctx {\n    kiln_pool *pool;\n    unsigned char *ws;\n    unsigned char *state; /* routing counts */\n};\n\n", prefix);
     fprintf(f, "struct %s_ctx *%s_create(int threads) {\n"
                "    struct %s_ctx *c = calloc(1, sizeof *c);\n"
                "    if (!c) return NULL;\n"
                "    c->ws = kiln_workspace_alloc(%lld);\n"
+               "    c->state = kiln_workspace_alloc(%lld);\n"
                "    c->pool = kiln_pool_create(threads);\n"
-               "    if (!c->ws || !c->pool) {\n        kiln_workspace_free(c->ws);\n        kiln_pool_destroy(c->pool);\n"
-               "        free(c);\n        return NULL;\n    }\n    return c;\n}\n\n",
-            prefix, prefix, prefix, (long long)k->workspace_size);
+               "    if (!c->ws || !c->state || !c->pool) {\n        kiln_workspace_free(c->ws);\n        kiln_workspace_free(c->state);\n"
+               "        kiln_pool_destroy(c->pool);\n        free(c);\n        return NULL;\n    }\n    return c;\n}\n\n",
+            prefix, prefix, prefix, (long long)k->workspace_size, (long long)k->state_size);
     fprintf(f, "void %s_destroy(struct %s_ctx *c) {\n    if (!c) return;\n    kiln_pool_destroy(c->pool);\n"
-               "    kiln_workspace_free(c->ws);\n    free(c);\n}\n\n", prefix, prefix);
+               "    kiln_workspace_free(c->ws);\n    kiln_workspace_free(c->state);\n    free(c);\n}\n\n", prefix, prefix);
+    fprintf(f, "const int64_t *%s_routing_counts(const struct %s_ctx *c) {\n    return (const int64_t *)c->state;\n}\n\n", prefix, prefix);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (st->kind != KS_LOOP || !loop_parallel(st->loop)) continue;
@@ -255,11 +267,14 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
     if (with_main) {
         fprintf(f, "\nstatic void *create_any(int t) { return %s_create(t); }\n"
                    "static int run_any(void *c, const void *const *i, void *const *o) { return %s_run(c, i, o); }\n"
-                   "static void destroy_any(void *c) { %s_destroy(c); }\n\n"
+                   "static void destroy_any(void *c) { %s_destroy(c); }\n"
+                   "static const int64_t *counts_any(const void *c) { return %s_routing_counts(c); }\n\n"
                    "int main(int argc, char **argv) {\n"
-                   "    static const kiln_model m = {\"%s\", %d, %d, %s_inputs, %s_outputs, create_any, run_any, destroy_any, %d};\n"
+                   "    static const kiln_model m = {\"%s\", %d, %d, %s_inputs, %s_outputs, create_any, run_any, destroy_any, %d,\n"
+                   "                                 %d, %s_moe_layers, counts_any};\n"
                    "    return kiln_exe_main(&m, argc, argv);\n}\n",
-                prefix, prefix, prefix, prefix, k->ninputs, k->noutputs, prefix, prefix, default_threads);
+                prefix, prefix, prefix, prefix, prefix, k->ninputs, k->noutputs, prefix, prefix, default_threads,
+                k->nmoe, prefix);
     }
     return !ferror(f);
 }
@@ -280,8 +295,12 @@ bool emit_header(const Kir *k, const char *prefix, FILE *f) {
     fprintf(f, "#ifndef KILN_TENSOR_INFO_DEFINED\n#define KILN_TENSOR_INFO_DEFINED\n"
                "typedef struct kiln_tensor_info {\n    const char *name;\n    int dtype;   /* ONNX TensorProto.DataType code */\n"
                "    int rank;\n    const int64_t *shape;\n    int64_t nbytes;\n} kiln_tensor_info;\n#endif\n\n");
-    fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n#define %s_WORKSPACE_SIZE %lld\n\n",
-            prefix, k->ninputs, prefix, k->noutputs, prefix, (long long)k->workspace_size);
+    fprintf(f, "#ifndef KILN_MOE_LAYER_DEFINED\n#define KILN_MOE_LAYER_DEFINED\n"
+               "/* An MoE layer: its routing counts are int64 [experts] at byte `offset` of\n"
+               " * PREFIX_routing_counts(ctx), summed over every run of the context. */\n"
+               "typedef struct kiln_moe_layer {\n    const char *name;\n    int64_t experts, top_k, tokens, offset;\n} kiln_moe_layer;\n#endif\n\n");
+    fprintf(f, "#define %s_NUM_INPUTS %d\n#define %s_NUM_OUTPUTS %d\n#define %s_WORKSPACE_SIZE %lld\n#define %s_NUM_MOE_LAYERS %d\n\n",
+            prefix, k->ninputs, prefix, k->noutputs, prefix, (long long)k->workspace_size, prefix, k->nmoe);
     char t[256];
     for (int w = 0; w < 2; w++) {
         const KIo *io = w ? k->outputs : k->inputs;
@@ -295,8 +314,10 @@ bool emit_header(const Kir *k, const char *prefix, FILE *f) {
             prefix, k->ninputs ? k->ninputs : 1, prefix, k->noutputs ? k->noutputs : 1);
     fprintf(f, "typedef struct %s_ctx %s_ctx;\n%s_ctx *%s_create(int threads);\n"
                "int %s_run(%s_ctx *ctx, const void *const *inputs, void *const *outputs);\n"
-               "void %s_destroy(%s_ctx *ctx);\n\n",
-            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+               "void %s_destroy(%s_ctx *ctx);\n"
+               "extern const kiln_moe_layer %s_moe_layers[%d];\n"
+               "const int64_t *%s_routing_counts(const %s_ctx *ctx);\n\n",
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, k->nmoe ? k->nmoe : 1, prefix, prefix);
     fprintf(f, "#ifdef __cplusplus\n}\n#endif\n#endif\n");
     return !ferror(f);
 }

@@ -15,11 +15,12 @@
 
 #include "../ir/ir.h"
 
-typedef enum { KB_ARENA, KB_INPUT, KB_CONST, KB_HOST } KBufKind;
+/* KB_STATE: per-context memory that persists across runs (the routing counters). */
+typedef enum { KB_ARENA, KB_INPUT, KB_CONST, KB_HOST, KB_STATE } KBufKind;
 
 typedef struct KBuf {
     KBufKind kind;
-    int64_t offset;     /* KB_ARENA: workspace offset; KB_CONST: weights offset */
+    int64_t offset;     /* KB_ARENA: workspace offset; KB_CONST: weights offset; KB_STATE: state offset */
     int index;          /* KB_INPUT: graph input index */
     void *host;         /* KB_HOST */
     int64_t nbytes;
@@ -76,6 +77,13 @@ typedef struct KIo {
     const Value *v;
 } KIo;
 
+/* An MoE layer whose routing the context counts: int64 counts[experts] at
+ * `offset` bytes into the context's state. */
+typedef struct KMoeLayer {
+    const char *name;
+    int64_t experts, top_k, tokens, offset;
+} KMoeLayer;
+
 typedef struct Kir {
     Arena *arena;
     KBuf *bufs;
@@ -88,6 +96,9 @@ typedef struct Kir {
     int64_t weights_size;
     int64_t workspace_size;
     int64_t step_scratch;     /* the largest scratch one step needs */
+    int64_t state_size;       /* bytes of KB_STATE memory */
+    KMoeLayer *moe;
+    int nmoe;
 } Kir;
 
 /* Lowering state, passed to the ops' lower functions. */

@@ -780,6 +780,44 @@ bool lower_topk(Lower *l, Node *n) {
     return true;
 }
 
+/* kiln.MoE: one call of the MoE kernel; absent optional inputs pass x's buffer
+ * (the kernel reads them only when their has_ flag is set). The per-expert token
+ * counts go to the context's state, one int64 array per layer. */
+bool lower_moe(Lower *l, Node *n) {
+    MoeInfo m;
+    if (!moe_info(n, &m, l->d)) return false;
+    const Value *y = n->out[0];
+    int64_t p[21] = {m.T, m.H, m.I, m.E, m.k, m.act, m.fusion, m.has_b1, m.has_b2, m.has_w3, m.has_b3, m.has_rbias,
+                     m.sigmoid, m.normalize, kiln_d2p(m.scale), m.n_group, m.topk_group, kiln_d2p(m.alpha),
+                     kiln_d2p(m.beta), kiln_d2p(m.limit), !l->fold};
+    int out = out_f32(l, y), bufs[12];
+    bufs[0] = out;
+    for (int i = 0; i < 9; i++) {
+        const Value *v = node_input(n, i);
+        bufs[1 + i] = v ? in_f32(l, v) : bufs[1];
+    }
+    bufs[10] = step_scratch(l, kiln_moe_scratch_bytes(p));
+    if (l->fold) bufs[11] = bufs[1];
+    else {
+        Kir *k = l->k;
+        KBuf b = {0};
+        b.kind = KB_STATE;
+        b.offset = k->state_size;
+        b.dtype = DT_I64;
+        b.nbytes = m.E * 8;
+        b.name = "routing counts";
+        bufs[11] = add_buf(k, b);
+        KMoeLayer *nl = arena_alloc(k->arena, (size_t)(k->nmoe + 1) * sizeof *nl);
+        if (k->nmoe) memcpy(nl, k->moe, (size_t)k->nmoe * sizeof *nl);
+        nl[k->nmoe++] = (KMoeLayer){*n->name ? n->name : y->name, m.E, m.k, m.T, k->state_size};
+        k->moe = nl;
+        k->state_size += m.E * 8;
+    }
+    lower_call(l, KILN_K_moe, 12, bufs, 21, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
 bool lower_batchnorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;

@@ -229,7 +229,13 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
         const char *opt = np->op_type ? np->op_type : "";
         bool std_domain = !np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0;
         OpKind op = std_domain ? op_lookup(opt) : OP_COUNT;
-        if (op == OP_COUNT || (op_table[op].flags & F_INTERNAL)) {
+        /* ONNX Runtime's contrib MoE (8 inputs at most) and kiln's own (ai.kiln: 9,
+         * with the router bias) are kiln.MoE */
+        bool ms_moe = np->domain && strcmp(np->domain, "com.microsoft") == 0 && strcmp(opt, "MoE") == 0 && np->n_input <= 8;
+        bool kiln_moe = np->domain && strcmp(np->domain, "ai.kiln") == 0 && strcmp(opt, "MoE") == 0;
+        if (ms_moe || kiln_moe) op = OP_MOE;
+        else if (op != OP_COUNT && (op_table[op].flags & F_INTERNAL)) op = OP_COUNT;
+        if (op == OP_COUNT) {
             diag_error(L->d, NULL, "unsupported op%s%s", std_domain ? "" : " in domain ", std_domain ? "" : np->domain);
             L->d->last->node_name = arena_strdup(L->a, nm);
             L->d->last->op_name = arena_strdup(L->a, opt);

@@ -1255,6 +1255,8 @@ bool lower_tile(struct Lower *, Node *);
 bool lower_space_depth(struct Lower *, Node *);
 bool lower_instancenorm(struct Lower *, Node *);
 bool lower_topk(struct Lower *, Node *);
+bool lower_moe(struct Lower *, Node *);
+bool infer_moe(Graph *, Node *, Diags *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

@@ -92,7 +92,8 @@ enum {
     F_ELEM = 1,   /* elementwise with broadcasting: fusable into one loop */
     F_VIEW = 2,   /* output 0 is input 0's data with a new shape: no copy */
     F_META = 4,   /* always computed at compile time (Shape, Constant, ...) */
-    F_INTERNAL = 8 /* kiln's own op, not an ONNX one */
+    F_INTERNAL = 8, /* kiln's own op, not an ONNX one */
+    F_MOE = 16      /* a Mixture-of-Experts layer: profiled and placed */
 };
 
 struct Graph;
@@ -248,5 +249,21 @@ bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_
 bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags *d);
 /* Integer list from a constant input (any int dtype); false if absent or not constant. */
 bool const_ints(const Value *v, int64_t *out, int max, int *count);
+
+
+/* ---- kiln.MoE (ir/moe.c) ---- */
+
+enum { MOE_IDENTITY, MOE_RELU, MOE_GELU, MOE_SILU, MOE_SWIGLU };
+typedef struct MoeInfo {
+    int64_t T, H, I, I1, E, k;  /* tokens, hidden, inter, fc1 rows, experts, top-k */
+    int act, fusion;            /* MOE_*; swiglu_fusion */
+    bool has_b1, has_b2, has_w3, has_b3, has_rbias, sigmoid, normalize;
+    double scale, alpha, beta, limit;
+    int64_t n_group, topk_group;
+} MoeInfo;
+bool moe_info(const Node *n, MoeInfo *m, Diags *d);
+const char *moe_act_name(int act);
+int64_t moe_expert_bytes(const Node *n, const MoeInfo *m);
+double moe_expert_flops(const MoeInfo *m);
 
 #endif

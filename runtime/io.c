@@ -337,3 +337,42 @@ int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errle
     memset(out, 0, sizeof *out);
     return fail(err, errlen, "%s: unknown input format (expected a .npy or .pb file)", path);
 }
+
+/* ---- routing profile (JSON) ---- */
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 32) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int kiln_write_routing_profile(const char *path, const kiln_model *m, const int64_t *counts, int64_t runs,
+                               char *err, size_t errlen) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return fail(err, errlen, "%s: out of memory", path);
+    fprintf(f, "{\n  \"format\": \"kiln-routing-profile\",\n  \"version\": 1,\n  \"model\": ");
+    json_string(f, m->name);
+    fprintf(f, ",\n  \"runs\": %lld,\n  \"layers\": [", (long long)runs);
+    for (int i = 0; i < m->num_moe_layers; i++) {
+        const kiln_moe_layer *l = &m->moe_layers[i];
+        const int64_t *c = (const int64_t *)((const unsigned char *)counts + l->offset);
+        fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+        json_string(f, l->name);
+        fprintf(f, ", \"experts\": %lld, \"top_k\": %lld, \"tokens\": %lld,\n     \"counts\": [",
+                (long long)l->experts, (long long)l->top_k, (long long)(l->tokens * runs));
+        for (int64_t e = 0; e < l->experts; e++) fprintf(f, "%s%lld", e ? ", " : "", (long long)c[e]);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "%s]\n}\n", m->num_moe_layers ? "\n  " : "");
+    if (fclose(f) != 0) { free(text); return fail(err, errlen, "%s: out of memory", path); }
+    int rc = write_atomic(path, text, len, NULL, 0, err, errlen);
+    free(text);
+    return rc;
+}

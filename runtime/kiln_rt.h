@@ -49,6 +49,16 @@ typedef struct kiln_tensor_info {
 } kiln_tensor_info;
 #endif
 
+#ifndef KILN_MOE_LAYER_DEFINED
+#define KILN_MOE_LAYER_DEFINED
+/* An MoE layer: its routing counts are int64 [experts] at byte `offset` of the
+ * context's routing counts, summed over every run of the context. */
+typedef struct kiln_moe_layer {
+    const char *name;
+    int64_t experts, top_k, tokens, offset;
+} kiln_moe_layer;
+#endif
+
 /* What an executable's main needs to know about its model. */
 typedef struct kiln_model {
     const char *name;
@@ -58,7 +68,15 @@ typedef struct kiln_model {
     int (*run)(void *ctx, const void *const *inputs, void *const *outputs);
     void (*destroy)(void *ctx);
     int default_threads;     /* 0: all cores */
+    int num_moe_layers;
+    const kiln_moe_layer *moe_layers;
+    const int64_t *(*routing_counts)(const void *ctx);
 } kiln_model;
+
+/* Writes the routing profile (JSON, see the README) of `runs` runs: every MoE
+ * layer's per-expert token counts. Atomic (path.tmp, then rename); 0 on success. */
+int kiln_write_routing_profile(const char *path, const kiln_model *m, const int64_t *counts, int64_t runs,
+                               char *err, size_t errlen);
 
 /* The whole main() of a compiled executable (SPEC: "The compiled executable"). */
 int kiln_exe_main(const kiln_model *m, int argc, char **argv);
@@ -100,6 +118,9 @@ extern const char *const kiln_kernel_names[KILN_K_COUNT];
  * The packed, blocked GEMM of gemm.c, parallel over the pool. */
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                 const float *B, int64_t ldb, int tb, float *C, int64_t ldc);
+
+/* Bytes of scratch kiln_k_moe needs for its parameters p. */
+int64_t kiln_moe_scratch_bytes(const int64_t *p);
 
 /* Whether kiln_k_conv computes directly (depthwise) and needs no im2col scratch. */
 #include <stdbool.h>

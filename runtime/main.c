@@ -1,11 +1,12 @@
 /* main.c: the main() of every compiled executable (SPEC, "The compiled executable").
  *
- *   ./model [INPUT...] [-o DIR] [--format npy|pb] [--threads N] [--repeat N]
+ *   ./model [INPUT...] [-o DIR] [--format npy|pb] [--threads N] [--repeat N] [--routing-profile-out FILE]
  *
  * Reads one file per graph input, checks each against the model's dtype and
  * shape before anything runs, runs the model (N times with --repeat, printing
  * min/median/max latency to stderr), and writes output_K.npy or output_K.pb into
- * DIR. Exit 0 on success, 1 on bad input or a failed run (nothing written),
+ * DIR; with --routing-profile-out, the per-expert token counts of every MoE layer
+ * over all runs, as JSON. Exit 0 on success, 1 on bad input or a failed run (nothing written),
  * 2 on a usage error. */
 #include "kiln_rt.h"
 
@@ -18,7 +19,7 @@
 static void usage(const kiln_model *m, FILE *f) {
     fprintf(f, "usage: %s", m->name);
     for (int i = 0; i < m->num_inputs; i++) fprintf(f, " INPUT%d", i);
-    fprintf(f, " [-o DIR] [--format npy|pb] [--threads N] [--repeat N]\n"
+    fprintf(f, " [-o DIR] [--format npy|pb] [--threads N] [--repeat N] [--routing-profile-out FILE]\n"
                "  INPUTs are .npy arrays or ONNX TensorProto .pb files, in this order:\n");
     for (int i = 0; i < m->num_inputs; i++) {
         const kiln_tensor_info *t = &m->inputs[i];
@@ -49,8 +50,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
-    const char *dir = ".", *format = "npy";
-    int threads = m->default_threads, repeat = 0, nin = 0, rc = 1;
+    const char *dir = ".", *format = "npy", *profile = NULL;
+    int threads = m->default_threads, repeat = 0, nin = 0, rc = 1, runs = 0;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files) return 1;
     for (int i = 1; i < argc; i++) {
@@ -69,6 +70,8 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             if (parse_int(argv[++i], 1, &threads) != 0) { fprintf(stderr, "%s: error: --threads takes a positive number\n", m->name); free(files); return 2; }
         } else if (strcmp(a, "--repeat") == 0 && has_val) {
             if (parse_int(argv[++i], 1, &repeat) != 0) { fprintf(stderr, "%s: error: --repeat takes a positive number\n", m->name); free(files); return 2; }
+        } else if (strcmp(a, "--routing-profile-out") == 0 && has_val) {
+            profile = argv[++i];
         } else if (a[0] == '-' && a[1] != 0) {
             fprintf(stderr, "%s: error: unknown or incomplete option '%s'\n", m->name, a);
             usage(m, stderr);
@@ -111,7 +114,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         if (!(outp[k] = malloc(m->outputs[k].nbytes ? (size_t)m->outputs[k].nbytes : 1))) goto out;
     ctx = m->create(threads);
     if (!ctx) { fprintf(stderr, "%s: error: cannot create the model context (out of memory?)\n", m->name); goto out; }
-    int runs = repeat > 0 ? repeat : 1;
+    runs = repeat > 0 ? repeat : 1;
     double *ms = calloc((size_t)runs, sizeof *ms);
     if (!ms) goto out;
     for (int r = 0; r < runs; r++) {
@@ -145,6 +148,10 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             }
             goto out;
         }
+    }
+    if (profile && kiln_write_routing_profile(profile, m, m->routing_counts(ctx), runs, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: error: %s\n", m->name, err);
+        goto out;
     }
     rc = 0;
 out:

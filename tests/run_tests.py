@@ -45,6 +45,7 @@ def main():
         ("e2e", [PY, "tests/e2e.py"]),
         ("bad-input", [PY, "tests/bad_inputs.py"]),
         ("onnxruntime", [PY, "tests/ort_compare.py"]),
+        ("moe", [PY, "tests/moe_test.py"]),
         ("conformance", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt"]),
     ]
     total_p = total_f = 0
