@@ -11,8 +11,8 @@ JOBS     ?= 2
 RT_SRC   := runtime/rt.c runtime/kernels.c runtime/gemm.c runtime/moe.c runtime/io.c runtime/main.c
 RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/moe.c ir/verify.c ir/print.c \
-            frontend/common.c frontend/onnx.c frontend/kir.c \
-            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/fuse.c passes/plan.c \
+            frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
+            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
             codegen/lower.c codegen/kir_interp.c codegen/emit_c.c codegen/link.c
 
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
@@ -22,7 +22,13 @@ RTLIB    := $(BUILD)/lib/libkilnrt.a
 UNIT     := $(BUILD)/tests/unit
 
 .PHONY: all deps demo test test-sanitize fuzz bench clean
-all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h
+TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
+all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h $(TARGETS)
+
+# the shipped target files, where `--target NAME` finds them
+$(BUILD)/targets/%.json: targets/%.json
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 deps: $(BUILD)/.deps-ok
 $(BUILD)/.deps-ok: scripts/deps.sh
@@ -53,7 +59,7 @@ $(BUILD)/include/kiln_rt.h: $(RT_HDR)
 
 $(KILN): $(KILN_OBJ) $(RTLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -lm -lpthread -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -ljansson -lm -lpthread -o $@
 
 # The bundled example: a small MLP built by a python3-onnx script.
 examples/mlp/mlp.onnx examples/mlp/input_0.npy: examples/mlp/make_model.py $(BUILD)/.deps-ok
@@ -87,7 +93,7 @@ clean:
 
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -lm -lpthread -o $@
+	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -ljansson -lm -lpthread -o $@
 
 # `make bench`: kiln against ONNX Runtime (npm onnxruntime-node, CPU).
 bench/node_modules/onnxruntime-node: bench/package.json
@@ -97,3 +103,4 @@ bench/node_modules/onnxruntime-node: bench/package.json
 
 bench: all bench/node_modules/onnxruntime-node
 	$(PYTHON) bench/run.py $(BUILD)
+	KILN_BUILD=$(BUILD) $(PYTHON) bench/moe_place.py

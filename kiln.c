@@ -26,7 +26,7 @@ static const char *usage_text =
     "usage: kiln compile MODEL [options]       compile MODEL (.onnx or .kir) to native code\n"
     "       kiln dump MODEL [options]          print the IR as text, DOT or JSON\n"
     "       kiln run MODEL [INPUT...] [-o DIR] compile to a cached executable and run it once\n"
-    "       kiln place MODEL [options]         plan expert placement (not available yet)\n"
+    "       kiln place MODEL [options]         plan Mixture-of-Experts placement; print the plan and its cost\n"
     "       kiln --help | --version | --list-ops\n"
     "\n"
     "compile options:\n"
@@ -35,7 +35,12 @@ static const char *usage_text =
     "                        | obj (object + header) | header | c [exe]\n"
     "  --backend c           the C backend (the LLVM backend is not built yet)\n"
     "  -O0 .. -O3            optimization level [-O2]\n"
-    "  --target host         target (cross-compilation is not available yet)\n"
+    "  --target T            host, or a target file (targets/NAME.json, or NAME of a shipped one)\n"
+    "                        for expert placement; code is always built for this machine [host]\n"
+    "  --placement P         contiguous | round-robin | balanced expert placement [balanced]\n"
+    "  --routing-profile F   routing profile from a binary's --routing-profile-out (repeatable: merged)\n"
+    "  --redundant N         extra expert slots per MoE layer for balanced [the device count, rounded\n"
+    "                        so every device has as many slots]\n"
     "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable)\n"
     "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
@@ -47,6 +52,8 @@ static const char *usage_text =
     "\n"
     "dump options: --format text|dot|json [text], --after PASS [the last], -o FILE,\n"
     "  -O0..-O3, --shape, --inline-weights (no side file; constants written inline)\n"
+    "place options: --target, --placement, --routing-profile, --redundant as above,\n"
+    "  --threads N (devices of the host target), --format text|json [text], -o FILE\n"
     "run options: -o DIR, and --format, --threads, --repeat are passed to the executable\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -66,8 +73,10 @@ static int print_diags(const Diags *d, const char *file) {
 }
 
 typedef struct Options {
-    const char *model, *out, *emit, *backend, *target, *name, *dump_after, *dump_dir, *mf, *format, *after;
-    int opt_level, threads;
+    const char *model, *out, *emit, *backend, *target, *name, *dump_after, *dump_dir, *mf, *format, *after, *placement;
+    int opt_level, threads, redundant;
+    const char *profiles[64];
+    int nprofiles;
     bool md, verbose, inline_weights;
     ShapeOverride shapes[64];
     int nshapes;
@@ -159,8 +168,20 @@ static int parse_options(int argc, char **argv, int start, Options *o, bool is_r
         } else if (strcmp(a, "--weights") == 0) {
             if (!more) return usage_error("option %s needs a value", a);
             if (strcmp(argv[++i], "embed") != 0) return usage_error("--weights %s is not supported yet (only embed)", argv[i]);
-        } else if (strcmp(a, "--placement") == 0 || strcmp(a, "--routing-profile") == 0) {
-            return usage_error("%s: Mixture-of-Experts placement is not available yet", a);
+        } else if (strcmp(a, "--placement") == 0) {
+            VAL(placement);
+            PlaceStrategy ps;
+            if (!place_strategy_parse(o->placement, &ps)) return usage_error("--placement takes contiguous, round-robin or balanced, not '%s'", o->placement);
+        } else if (strcmp(a, "--routing-profile") == 0) {
+            if (!more) return usage_error("option %s needs a value", a);
+            if (o->nprofiles >= 64) return usage_error("too many --routing-profile files%s", "");
+            o->profiles[o->nprofiles++] = argv[++i];
+        } else if (strcmp(a, "--redundant") == 0) {
+            if (!more) return usage_error("option %s needs a value", a);
+            char *end;
+            long r = strtol(argv[++i], &end, 10);
+            if (*end || !*argv[i] || r < 0 || r > 1000000) return usage_error("--redundant takes a number of 0 or more, not '%s'", argv[i]);
+            o->redundant = (int)r;
         } else if (strcmp(a, "--threads") == 0 && !is_run) {
             if (!more) return usage_error("option %s needs a value", a);
             char *end;
@@ -223,6 +244,43 @@ static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
     return g && bind_inputs(g, o, d, deps) ? g : NULL;
 }
 
+/* Placement state of one compilation: filled by prepare_place when the model has
+ * MoE layers (the host target is measured, so only then). */
+typedef struct PlaceSetup {
+    Target target;
+    RoutingProfile profile;
+    PlaceOpts opts;
+} PlaceSetup;
+
+static bool graph_has_moe(const Graph *g) {
+    for (int i = 0; i < g->nodes.n; i++)
+        if (op_table[((Node *)g->nodes.items[i])->op].flags & F_MOE) return true;
+    return false;
+}
+
+/* NULL when there is nothing to place (or on error: check d->errors). */
+static const PlaceOpts *prepare_place(const Options *o, Graph *g, PlaceSetup *ps, Diags *d, PtrVec *deps) {
+    if (!graph_has_moe(g)) return NULL;
+    memset(ps, 0, sizeof *ps);
+    if (!target_load(g->arena, o->target, find_home(), o->threads, &ps->target, d, deps)) return NULL;
+    for (int i = 0; i < o->nprofiles; i++)
+        if (!profile_load(g->arena, o->profiles[i], &ps->profile, d, deps)) return NULL;
+    ps->opts.target = &ps->target;
+    ps->opts.profile = o->nprofiles ? &ps->profile : NULL;
+    ps->opts.strategy = PLACE_BALANCED;
+    if (o->placement) place_strategy_parse(o->placement, &ps->opts.strategy);
+    ps->opts.redundant = o->redundant;
+    return &ps->opts;
+}
+
+/* --target: host, a triple (x86_64 is this machine), or a target file that
+ * prepare_place reads. */
+static int check_target(const Options *o) {
+    if (o->target && strcmp(o->target, "aarch64-linux-gnu") == 0)
+        return usage_error("--target %s: cross-compilation is not available yet (use host or a target file)", o->target);
+    return 0;
+}
+
 static int cmd_compile(const Options *o) {
     const char *emit = o->emit ? o->emit : "exe";
     static const char *kinds[] = {"exe", "lib", "so", "obj", "header", "c", "ll"};
@@ -232,7 +290,7 @@ static int cmd_compile(const Options *o) {
     if (strcmp(emit, "ll") == 0 || (o->backend && strcmp(o->backend, "llvm") == 0))
         return usage_error("the LLVM backend is not available yet (use --backend c)%s", "");
     if (o->backend && strcmp(o->backend, "c") != 0) return usage_error("--backend takes c or llvm, not '%s'", o->backend);
-    if (o->target && strcmp(o->target, "host") != 0) return usage_error("--target %s: cross-compilation is not available yet (use host)", o->target);
+    if (check_target(o)) return 2;
     if (o->dump_after && !pipeline_has_pass(o->dump_after)) return usage_error("--dump-after: unknown pass '%s'", o->dump_after);
     char base[PATH_MAX], outbuf[PATH_MAX];
     base_name(o->model, base, sizeof base);
@@ -251,9 +309,11 @@ static int cmd_compile(const Options *o) {
     PtrVec deps = {0};
     double t0 = kiln_now_ms();
     Graph *g = load_model(a, o, &d, &deps);
-    PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose, NULL};
+    PlaceSetup *ps = arena_alloc(a, sizeof *ps);
+    const PlaceOpts *pl = g ? prepare_place(o, g, ps, &d, &deps) : NULL;
+    PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose, NULL, pl};
     Kir *k = NULL;
-    if (g && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
+    if (g && !d.errors && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
     if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
     LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose};
     bool ok = k && link_build(k, g, &lo, &d);
@@ -270,6 +330,24 @@ static int cmd_compile(const Options *o) {
     return rc;
 }
 
+/* Report output: stdout, or OUT written through OUT.tmp and renamed when
+ * complete (nothing is left of a failed write). */
+static FILE *report_open(const char *out, char *tmp, size_t n, Diags *d) {
+    if (!out) return stdout;
+    snprintf(tmp, n, "%s.tmp", out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) diag_error(d, NULL, "cannot write %s: %s", out, strerror(errno));
+    return f;
+}
+
+static bool report_close(FILE *f, const char *out, const char *tmp, bool ok) {
+    if (!out || !f) return ok;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, out) != 0) ok = false;
+    if (!ok) remove(tmp);
+    return ok;
+}
+
 static int cmd_dump(const Options *o) {
     const char *fmt = o->format ? o->format : "text";
     if (strcmp(fmt, "text") != 0 && strcmp(fmt, "dot") != 0 && strcmp(fmt, "json") != 0)
@@ -279,19 +357,17 @@ static int cmd_dump(const Options *o) {
     Diags d = {a, NULL, NULL, 0};
     PtrVec deps = {0};
     Graph *g = load_model(a, o, &d, &deps);
-    bool ok = g != NULL;
+    PlaceSetup *ps = arena_alloc(a, sizeof *ps);
+    const PlaceOpts *pl = g ? prepare_place(o, g, ps, &d, &deps) : NULL;
+    bool ok = g != NULL && !d.errors;
     if (ok) {
-        PassOpts po = {o->opt_level, NULL, NULL, o->verbose, o->after};
+        PassOpts po = {o->opt_level, NULL, NULL, o->verbose, o->after, pl};
         ok = pipeline_run(g, &po, &d);
     }
     if (ok) {
         char tmp[PATH_MAX + 16], wpath[PATH_MAX + 16], base[PATH_MAX];
-        FILE *f = stdout;
-        if (o->out) {
-            snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
-            f = fopen(tmp, "w");
-            if (!f) { diag_error(&d, NULL, "cannot write %s: %s", o->out, strerror(errno)); ok = false; }
-        }
+        FILE *f = report_open(o->out, tmp, sizeof tmp, &d);
+        ok = f != NULL;
         if (ok && strcmp(fmt, "text") == 0) {
             /* large constants go to a side file the text names */
             if (o->out) snprintf(wpath, sizeof wpath, "%s.weights", o->out);
@@ -304,11 +380,34 @@ static int cmd_dump(const Options *o) {
                 fprintf(stderr, "kiln: large constants written to %s (the text names it)\n", wpath);
         } else if (ok && strcmp(fmt, "dot") == 0) ir_print_dot(g, f);
         else if (ok) ir_print_json(g, f);
-        if (o->out && f) {
-            ok = fclose(f) == 0 && ok;
-            if (ok && rename(tmp, o->out) != 0) ok = false;
-            if (!ok) remove(tmp);
-        }
+        ok = report_close(f, o->out, tmp, ok);
+    }
+    int rc = print_diags(&d, o->model);
+    arena_free(a);
+    return rc ? rc : (ok ? 0 : 1);
+}
+
+static int cmd_place(const Options *o) {
+    const char *fmt = o->format ? o->format : "text";
+    if (strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0) return usage_error("--format takes text or json, not '%s'", fmt);
+    if (check_target(o)) return 2;
+    Arena *a = arena_new();
+    Diags d = {a, NULL, NULL, 0};
+    PtrVec deps = {0};
+    Graph *g = load_model(a, o, &d, &deps);
+    PlaceSetup *ps = arena_alloc(a, sizeof *ps);
+    const PlaceOpts *pl = g ? prepare_place(o, g, ps, &d, &deps) : NULL;
+    bool ok = g && !d.errors;
+    if (ok && !pl) { diag_error(&d, NULL, "the model has no Mixture-of-Experts layer (kiln.MoE, com.microsoft.MoE) to place"); ok = false; }
+    if (ok) {
+        PassOpts po = {o->opt_level, NULL, NULL, o->verbose, "place", pl};
+        ok = pipeline_run(g, &po, &d);
+    }
+    if (ok) {
+        char tmp[PATH_MAX + 16];
+        FILE *f = report_open(o->out, tmp, sizeof tmp, &d);
+        ok = f && place_print(g, pl, strcmp(fmt, "json") == 0, f, &d);
+        ok = report_close(f, o->out, tmp, ok);
     }
     int rc = print_diags(&d, o->model);
     arena_free(a);
@@ -389,12 +488,10 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { fputs(usage_text, stdout); return 0; }
     Options o = {0};
     o.opt_level = 2;
+    o.redundant = -1;
     if (strcmp(cmd, "compile") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_compile(&o);
     if (strcmp(cmd, "dump") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_dump(&o);
     if (strcmp(cmd, "run") == 0) return parse_options(argc, argv, 2, &o, true) ?: cmd_run(&o);
-    if (strcmp(cmd, "place") == 0) {
-        fprintf(stderr, "kiln: error: 'kiln place' (Mixture-of-Experts placement) is not available yet\n");
-        return 2;
-    }
+    if (strcmp(cmd, "place") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_place(&o);
     return usage_error("unknown command '%s'", cmd);
 }

@@ -38,12 +38,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--models", default="mlp,resnet18,mobilenetv2,bert4")
+    ap.add_argument("--models", default="mlp,resnet18,mobilenetv2,bert4,moe")
     a = ap.parse_args()
     kiln = os.path.join(a.build, "bin", "kiln")
     work = os.path.join(a.build, "bench")
     os.makedirs(work, exist_ok=True)
     subprocess.run([sys.executable, os.path.join(HERE, "models.py"), work], check=True)
+    # the MoE block: com.microsoft.MoE, built by the MoE example's script
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(HERE), "examples", "moe", "make_model.py"), work, "moe"], check=True)
     node = ["node", os.path.join(HERE, "ort_run.js")]
     rows = []
     print("machine: %s, %d cores" % (re.sub(r"\s+", " ", open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")), os.cpu_count()))

@@ -809,7 +809,7 @@ bool lower_moe(Lower *l, Node *n) {
         bufs[11] = add_buf(k, b);
         KMoeLayer *nl = arena_alloc(k->arena, (size_t)(k->nmoe + 1) * sizeof *nl);
         if (k->nmoe) memcpy(nl, k->moe, (size_t)k->nmoe * sizeof *nl);
-        nl[k->nmoe++] = (KMoeLayer){*n->name ? n->name : y->name, m.E, m.k, m.T, k->state_size};
+        nl[k->nmoe++] = (KMoeLayer){moe_layer_name(n), m.E, m.k, m.T, k->state_size};
         k->moe = nl;
         k->state_size += m.E * 8;
     }

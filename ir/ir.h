@@ -263,6 +263,7 @@ typedef struct MoeInfo {
 } MoeInfo;
 bool moe_info(const Node *n, MoeInfo *m, Diags *d);
 const char *moe_act_name(int act);
+const char *moe_layer_name(const Node *n);
 int64_t moe_expert_bytes(const Node *n, const MoeInfo *m);
 double moe_expert_flops(const MoeInfo *m);
 

@@ -92,6 +92,9 @@ bool moe_info(const Node *n, MoeInfo *m, Diags *d) {
     return true;
 }
 
+/* The layer's name in routing profiles: the node's name, else its output's. */
+const char *moe_layer_name(const Node *n) { return *n->name ? n->name : n->out[0]->name; }
+
 /* Weight bytes of one expert (all its matrices and biases). */
 int64_t moe_expert_bytes(const Node *n, const MoeInfo *m) {
     int64_t b = 0;

@@ -251,20 +251,10 @@ void ir_print_dot(const Graph *g, FILE *f) {
     fprintf(f, "}\n");
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 32) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 static void json_value(FILE *f, const Value *v) {
     fputs("{\"name\": ", f);
-    json_string(f, v->name);
+    kiln_json_string(f, v->name);
     fprintf(f, ", \"dtype\": \"%s\", \"shape\": [", dtype_name(v->dtype));
     for (int i = 0; i < v->rank; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)v->dims[i]);
     fputc(']', f);
@@ -274,7 +264,7 @@ static void json_value(FILE *f, const Value *v) {
 
 void ir_print_json(const Graph *g, FILE *f) {
     fputs("{\"graph\": ", f);
-    json_string(f, g->name);
+    kiln_json_string(f, g->name);
     fprintf(f, ", \"opset\": %d, \"workspace_bytes\": %lld,\n \"inputs\": [", g->opset, (long long)g->workspace_size);
     for (int i = 0; i < g->inputs.n; i++) { if (i) fputs(", ", f); json_value(f, g->inputs.items[i]); }
     fputs("],\n \"outputs\": [", f);
@@ -287,7 +277,7 @@ void ir_print_json(const Graph *g, FILE *f) {
         fputs(first ? "\n  " : ",\n  ", f);
         first = false;
         fputs("{\"name\": ", f);
-        json_string(f, n->name);
+        kiln_json_string(f, n->name);
         fprintf(f, ", \"op\": \"%s\", \"opset\": %d, \"inputs\": [", op_table[n->op].name, n->opset);
         for (int j = 0; j < n->n_in; j++) {
             if (j) fputs(", ", f);

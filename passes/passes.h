@@ -4,6 +4,7 @@
 #define KILN_PASSES_H
 
 #include "../ir/ir.h"
+#include "../ir/target.h"
 
 typedef struct PassOpts {
     int opt_level;               /* 0..3 */
@@ -11,6 +12,7 @@ typedef struct PassOpts {
     const char *dump_dir;
     bool verbose;                /* print each pass and its time to stderr */
     const char *stop_after;      /* run every pass, whatever the level, up to this one; or NULL */
+    const PlaceOpts *place;      /* expert placement: target, profile, strategy; NULL: no placement */
 } PassOpts;
 
 typedef bool (*PassFn)(Graph *g, Diags *d);
@@ -21,6 +23,11 @@ bool pass_cse(Graph *g, Diags *d);
 bool pass_fold_bn(Graph *g, Diags *d);
 bool pass_fuse(Graph *g, Diags *d);
 bool pass_plan(Graph *g, Diags *d);
+bool pass_place(Graph *g, const PassOpts *o, Diags *d);
+
+/* `kiln place`'s report of the plan the place pass wrote (text or JSON). */
+#include <stdio.h>
+bool place_print(const Graph *g, const PlaceOpts *o, bool json, FILE *f, Diags *d);
 
 /* Runs the pipeline of o->opt_level, verifying after every pass. */
 bool pipeline_run(Graph *g, const PassOpts *o, Diags *d);

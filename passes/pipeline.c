@@ -10,15 +10,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
-typedef struct { const char *name; PassFn fn; int min_level; } Pass;
+typedef struct {
+    const char *name;
+    PassFn fn;
+    bool (*fn_opts)(Graph *g, const PassOpts *o, Diags *d); /* a pass that reads the options */
+    int min_level;
+} Pass;
 
 static const Pass pipeline[] = {
-    {"infer", pass_infer, 0},
-    {"dce", pass_dce, 0},
-    {"cse", pass_cse, 1},
-    {"fold-bn", pass_fold_bn, 1},
-    {"fuse", pass_fuse, 2},
-    {"plan", pass_plan, 0},
+    {"infer", pass_infer, NULL, 0},
+    {"dce", pass_dce, NULL, 0},
+    {"cse", pass_cse, NULL, 1},
+    {"fold-bn", pass_fold_bn, NULL, 1},
+    {"fuse", pass_fuse, NULL, 2},
+    {"place", NULL, pass_place, 0},
+    {"plan", pass_plan, NULL, 0},
 };
 #define NPASS (int)(sizeof pipeline / sizeof *pipeline)
 
@@ -27,7 +33,7 @@ bool pipeline_has_pass(const char *name) {
     return strcmp(name, "all") == 0;
 }
 
-const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fold-bn (-O1+), fuse (-O2+), plan"; }
+const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fold-bn (-O1+), fuse (-O2+), place, plan"; }
 
 static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d) {
     mkdir(dir, 0777);
@@ -47,7 +53,7 @@ bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
         const Pass *p = &pipeline[i];
         if (o->opt_level < p->min_level && !o->stop_after) continue;
         double t0 = kiln_now_ms();
-        if (!p->fn(g, d)) return false;
+        if (!(p->fn ? p->fn(g, d) : p->fn_opts(g, o, d))) return false;
         if (o->verbose) {
             fprintf(stderr, "kiln: pass %-6s %8.2f ms  %d nodes", p->name, kiln_now_ms() - t0, g->nodes.n);
             if (p->fn == pass_plan) fprintf(stderr, ", workspace %lld bytes", (long long)g->workspace_size);

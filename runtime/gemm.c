@@ -164,12 +164,20 @@ static void pack_a(const gemm_args *g, int mr, int64_t i0, int64_t mc, int64_t k
 static void pack_b(const gemm_args *g, int nr, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *pb) {
     for (int64_t q = 0; q < nc; q += nr) {
         int64_t cols = nc - q < nr ? nc - q : nr;
+        float *panel = pb + q * kc;
+        if (g->tb) { /* B^T rows are contiguous in k: read them row by row */
+            for (int64_t j = 0; j < cols; j++) {
+                const float *src = g->B + (j0 + q + j) * g->ldb + k0;
+                for (int64_t k = 0; k < kc; k++) panel[k * nr + j] = src[k];
+            }
+            for (int64_t k = 0; cols < nr && k < kc; k++)
+                for (int64_t j = cols; j < nr; j++) panel[k * nr + j] = 0;
+            continue;
+        }
         for (int64_t k = 0; k < kc; k++) {
-            float *dst = pb + q * kc + k * nr;
-            int64_t j = 0;
-            if (!g->tb) { memcpy(dst, g->B + (k0 + k) * g->ldb + j0 + q, (size_t)cols * sizeof(float)); j = cols; }
-            else for (; j < cols; j++) dst[j] = b_at(g, k0 + k, j0 + q + j);
-            for (; j < nr; j++) dst[j] = 0;
+            float *dst = panel + k * nr;
+            memcpy(dst, g->B + (k0 + k) * g->ldb + j0 + q, (size_t)cols * sizeof(float));
+            for (int64_t j = cols; j < nr; j++) dst[j] = 0;
         }
     }
 }

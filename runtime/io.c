@@ -340,7 +340,7 @@ int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errle
 
 /* ---- routing profile (JSON) ---- */
 
-static void json_string(FILE *f, const char *s) {
+void kiln_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -358,13 +358,13 @@ int kiln_write_routing_profile(const char *path, const kiln_model *m, const int6
     FILE *f = open_memstream(&text, &len);
     if (!f) return fail(err, errlen, "%s: out of memory", path);
     fprintf(f, "{\n  \"format\": \"kiln-routing-profile\",\n  \"version\": 1,\n  \"model\": ");
-    json_string(f, m->name);
+    kiln_json_string(f, m->name);
     fprintf(f, ",\n  \"runs\": %lld,\n  \"layers\": [", (long long)runs);
     for (int i = 0; i < m->num_moe_layers; i++) {
         const kiln_moe_layer *l = &m->moe_layers[i];
         const int64_t *c = (const int64_t *)((const unsigned char *)counts + l->offset);
         fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-        json_string(f, l->name);
+        kiln_json_string(f, l->name);
         fprintf(f, ", \"experts\": %lld, \"top_k\": %lld, \"tokens\": %lld,\n     \"counts\": [",
                 (long long)l->experts, (long long)l->top_k, (long long)(l->tokens * runs));
         for (int64_t e = 0; e < l->experts; e++) fprintf(f, "%s%lld", e ? ", " : "", (long long)c[e]);

@@ -151,6 +151,10 @@ int kiln_write_npy(const char *path, const kiln_tensor *t, char *err, size_t err
 int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen);
 void kiln_tensor_free(kiln_tensor *t);
 
+/* Writes s as a JSON string literal (quoted, escaped). */
+#include <stdio.h>
+void kiln_json_string(FILE *f, const char *s);
+
 /* Monotonic clock in milliseconds. */
 double kiln_now_ms(void);
 

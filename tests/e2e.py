@@ -127,7 +127,7 @@ def test_dump_formats():
     r = run([KILN, "compile", model, "-o", os.path.join(d, "m"), "--dump-after", "all", "--dump-dir", dd])
     assert r.returncode == 0, r.stderr
     names = sorted(os.listdir(dd))
-    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fold-bn.kir", "04-fuse.kir", "05-plan.kir"], names
+    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fold-bn.kir", "04-fuse.kir", "05-place.kir", "06-plan.kir"], names
 
 
 def roundtrip(model, inputs, d, after=None):

@@ -16,7 +16,7 @@ layer).
   (pick 2 of 4 groups, then 4 of 16 experts), normalized weights times a
   scaling factor, SwiGLU experts with separate gate (fc1) and up (fc3)
   matrices, and a shared expert built from ordinary ops, added to the result.
-- bench: the MoE block of `make bench` (com.microsoft.MoE, 512 tokens, hidden
+- moe: the MoE block of `make bench` (com.microsoft.MoE, 512 tokens, hidden
   512, 16 experts of inter 1024, top-2).
 """
 import json
@@ -168,7 +168,7 @@ BUILDERS = {
     "ort_norm3d": lambda rng: ort_model("ort_norm3d", rng, act="relu", normalize=1, shape3d=True, k=3),
     "ort_nobias": lambda rng: ort_model("ort_nobias", rng, act="silu", bias=False, E=4, k=1),
     "deepseek": deepseek,
-    "bench": lambda rng: ort_model("bench", rng, T=512, H=512, I=1024, E=16, k=2, act="silu", scale=0.05),
+    "moe": lambda rng: ort_model("moe", rng, T=512, H=512, I=1024, E=16, k=2, act="silu", scale=0.05),
 }
 
 
