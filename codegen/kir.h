@@ -63,6 +63,7 @@ typedef enum { KS_CALL, KS_LOOP } KStepKind;
 
 typedef struct KStep {
     KStepKind kind;
+    bool at_create;       /* run once when the context is created (packing weights), not per run */
     const char *comment;  /* which model nodes this step computes */
     int kernel;           /* KS_CALL: KILN_K_* */
     int nbufs;

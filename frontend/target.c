@@ -140,15 +140,15 @@ static void host_describe(Target *t, int threads) {
     t->flops_f32 = t->flops_16 = target_gemm_rate(t, 64, 1024, 1024);
 }
 
-/* The float32 GEMM rate of one worker, C[M,N] += A[M,K] B[N,K]^T (the expert
- * layout), measured once per shape with every worker of the host running such
+/* The float32 GEMM rate of one worker, C[M,N] += A[M,K] B[N,K]^T with B packed
+ * ahead (as the MoE kernel runs an expert's constant weights), measured once per shape with every worker of the host running such
  * GEMMs at once (they share caches and memory bandwidth, as an MoE layer's
  * experts do). Each worker cycles through enough copies of B to exceed the
  * caches, as a layer's weights do; sizes are capped so a timing takes a few
  * milliseconds. */
 typedef struct {
-    int64_t M, N, K, nb, iters;
-    float *a, *b, *c;      /* per worker: a [M*K], b [nb*N*K], c [M*N] */
+    int64_t M, N, K, nb, iters, stride;
+    float *a, *b, *c;      /* per worker: a [M*K], b: nb packed copies of [N, K], c [M*N] */
 } RateJob;
 
 static void rate_worker(void *arg, int64_t w0, int64_t w1) {
@@ -157,7 +157,7 @@ static void rate_worker(void *arg, int64_t w0, int64_t w1) {
         const float *a = j->a + w * j->M * j->K, *b = j->b + w * j->nb * j->N * j->K;
         float *c = j->c + w * j->M * j->N;
         for (int64_t i = 0; i < j->iters; i++)
-            kiln_sgemm(NULL, j->M, j->N, j->K, 1.0f, a, j->K, 0, b + (i % j->nb) * j->N * j->K, j->K, 1, c, j->N);
+            kiln_sgemm_packed(NULL, j->M, j->N, j->K, 1.0f, a, j->K, 0, b + (i % j->nb) * j->stride, c, j->N);
     }
 }
 
@@ -170,14 +170,16 @@ double target_gemm_rate(Target *t, int64_t M, int64_t N, int64_t K) {
         if (t->rates[i].M == M && t->rates[i].N == N && t->rates[i].K == K) return t->rates[i].rate;
     int64_t W = t->per_node > 64 ? 64 : t->per_node, nb = ((int64_t)64 << 20) / (N * K * 4) + 1;
     nb = nb > 64 ? 64 : nb;
-    RateJob j = {M, N, K, nb, nb, NULL, NULL, NULL};
+    RateJob j = {M, N, K, nb, nb, kiln_sgemm_packed_floats(N, K), NULL, NULL, NULL};
     j.a = calloc((size_t)(W * M * K), 4);
-    j.b = malloc((size_t)(W * nb * N * K) * 4);
+    j.b = malloc((size_t)(W * nb * j.stride) * 4);
     j.c = calloc((size_t)(W * M * N), 4);
+    float *w = malloc((size_t)(N * K) * 4);
     kiln_pool *pool = kiln_pool_create((int)W);
     double rate = 50e9;
-    if (j.a && j.b && j.c && pool) {
-        for (int64_t i = 0; i < W * nb * N * K; i++) j.b[i] = (float)(i % 7) * 1e-3f;
+    if (j.a && j.b && j.c && w && pool) {
+        for (int64_t i = 0; i < N * K; i++) w[i] = (float)(i % 7) * 1e-3f;
+        for (int64_t i = 0; i < W * nb; i++) kiln_sgemm_pack(N, K, w, K, 1, j.b + i * j.stride);
         kiln_parallel_for(pool, W, rate_worker, &j); /* pages everything in */
         double ms[3], flops = 2.0 * (double)M * (double)N * (double)K * (double)j.iters;
         for (int trial = 0; trial < 3; trial++) {
@@ -189,7 +191,7 @@ double target_gemm_rate(Target *t, int64_t M, int64_t N, int64_t K) {
         rate = flops / (med * 1e-3);
     }
     kiln_pool_destroy(pool);
-    free(j.a); free(j.b); free(j.c);
+    free(j.a); free(j.b); free(j.c); free(w);
     if (t->nrates < (int)(sizeof t->rates / sizeof *t->rates)) t->rates[t->nrates++] = (GemmRate){M, N, K, rate};
     return rate;
 }

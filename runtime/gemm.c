@@ -143,6 +143,8 @@ typedef struct {
     float alpha;
     const float *A, *B;
     float *C;
+    const float *packed;  /* B already packed (kiln_sgemm_pack), or NULL */
+    int64_t npad, pj;     /* packed: padded width, and this sub-problem's first column */
 } gemm_args;
 
 static inline float a_at(const gemm_args *g, int64_t i, int64_t k) { return g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]; }
@@ -182,6 +184,21 @@ static void pack_b(const gemm_args *g, int nr, int64_t k0, int64_t kc, int64_t j
     }
 }
 
+/* The microkernel of this CPU: rows and panel width. */
+static ukernel_fn pick_ukernel(int *mr, int *nr) {
+    if (have_avx512()) { *mr = 12; *nr = 32; return ukernel_avx512; }
+    if (have_avx2()) { *mr = 6; *nr = NR; return ukernel_avx2; }
+    *mr = 4; *nr = NR;
+    return ukernel_c;
+}
+
+/* Element (k, j) of a packed B: K in KC-deep blocks of npad columns, each
+ * block nr-wide panels of kc x nr. */
+static inline float packed_at(const gemm_args *g, int nr, int64_t k, int64_t j) {
+    int64_t k0 = k / KC * KC, kc = g->K - k0 < KC ? g->K - k0 : KC, q = j / nr * nr;
+    return g->packed[k0 * g->npad + q * kc + (k - k0) * nr + (j - q)];
+}
+
 static _Thread_local float *tl_pa, *tl_pb;
 
 static void gemm_serial(const gemm_args *g) {
@@ -190,16 +207,14 @@ static void gemm_serial(const gemm_args *g) {
         tl_pb = aligned_alloc(64, sizeof(float) * KC * (NC + NR_MAX));
     }
     float *pa = tl_pa, *pb = tl_pb;
-    int mr = 4, nrp = NR;
-    ukernel_fn uk = ukernel_c;
-    if (have_avx512()) { mr = 12; nrp = 32; uk = ukernel_avx512; }
-    else if (have_avx2()) { mr = 6; uk = ukernel_avx2; }
-    if (!pa || !pb) { mr = 4; uk = NULL; }
-    if (!uk) { /* no packing memory: plain loops */
+    int mr, nrp;
+    ukernel_fn uk = pick_ukernel(&mr, &nrp);
+    if (!pa || !pb) { /* no packing memory: plain loops */
         for (int64_t i = 0; i < g->M; i++)
             for (int64_t k = 0; k < g->K; k++) {
                 float a = g->alpha * a_at(g, i, k);
-                for (int64_t j = 0; j < g->N; j++) g->C[i * g->ldc + j] += a * b_at(g, k, j);
+                for (int64_t j = 0; j < g->N; j++)
+                    g->C[i * g->ldc + j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
             }
         return;
     }
@@ -207,7 +222,9 @@ static void gemm_serial(const gemm_args *g) {
         int64_t nc = g->N - j0 < NC ? g->N - j0 : NC;
         for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
             int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
-            pack_b(g, nrp, k0, kc, j0, nc, pb);
+            const float *bp = pb;
+            if (g->packed) bp = g->packed + k0 * g->npad + (g->pj + j0) * kc;
+            else pack_b(g, nrp, k0, kc, j0, nc, pb);
             for (int64_t i0 = 0; i0 < g->M; i0 += MC) {
                 int64_t mc = g->M - i0 < MC ? g->M - i0 : MC;
                 pack_a(g, mr, i0, mc, k0, kc, pa);
@@ -215,7 +232,7 @@ static void gemm_serial(const gemm_args *g) {
                     int nr = (int)(nc - q < nrp ? nc - q : nrp);
                     for (int64_t p = 0; p < mc; p += mr) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
-                        uk(kc, pa + p * kc, pb + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr);
+                        uk(kc, pa + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr);
                     }
                 }
             }
@@ -236,17 +253,18 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
         s.M = hi - lo;
     } else {
         if (hi > s.N) hi = s.N;
-        s.B = s.tb ? s.B + lo * s.ldb : s.B + lo;
+        if (s.packed) s.pj += lo;
+        else s.B = s.tb ? s.B + lo * s.ldb : s.B + lo;
         s.C += lo;
         s.N = hi - lo;
     }
     if (s.M > 0 && s.N > 0) gemm_serial(&s);
 }
 
-void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
-                const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
+static void gemm_run(kiln_pool *pool, gemm_args a) {
+    int64_t M = a.M, N = a.N, K = a.K;
     if (M <= 0 || N <= 0 || K <= 0) return;
-    gemm_job j = {{M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C}, M >= N, 0};
+    gemm_job j = {a, M >= N, 0};
     int64_t threads = kiln_pool_threads(pool);
     double flops = 2.0 * (double)M * (double)N * (double)K;
     if (threads > 1 && flops > 2e5) {
@@ -257,4 +275,33 @@ void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, c
         j.unit = j.split_m ? M : N;
         gemm_part(&j, 0, 1);
     }
+}
+
+void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
+    gemm_run(pool, (gemm_args){M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, NULL, 0, 0});
+}
+
+/* ---- B packed ahead of time (weights, at context creation) ---- */
+
+static int64_t npad_of(int64_t N, int nr) { return (N + nr - 1) / nr * nr; }
+
+int64_t kiln_sgemm_packed_floats(int64_t N, int64_t K) { return npad_of(N, NR_MAX) * K; }
+
+void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, float *dst) {
+    int mr, nr;
+    pick_ukernel(&mr, &nr);
+    int64_t npad = npad_of(N, nr);
+    gemm_args g = {0, N, K, 0, ldb, 0, 0, tb, 1.0f, NULL, B, NULL, NULL, 0, 0};
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        pack_b(&g, nr, k0, kc, 0, N, dst + k0 * npad);
+    }
+}
+
+void kiln_sgemm_packed(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                       const float *packed, float *C, int64_t ldc) {
+    int mr, nr;
+    pick_ukernel(&mr, &nr);
+    gemm_run(pool, (gemm_args){M, N, K, lda, 0, ldc, ta, 0, alpha, A, NULL, C, packed, npad_of(N, nr), 0});
 }

@@ -119,6 +119,15 @@ extern const char *const kiln_kernel_names[KILN_K_COUNT];
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                 const float *B, int64_t ldb, int tb, float *C, int64_t ldc);
 
+/* B packed once into the microkernel's layout (weights, at context creation):
+ * kiln_sgemm_pack writes op(B) (K x N) into dst, which holds at least
+ * kiln_sgemm_packed_floats(N, K) floats; kiln_sgemm_packed then computes
+ * C += alpha * op(A) B from it. Packing and use must run on the same CPU kind. */
+int64_t kiln_sgemm_packed_floats(int64_t N, int64_t K);
+void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, float *dst);
+void kiln_sgemm_packed(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                       const float *packed, float *C, int64_t ldc);
+
 /* Bytes of scratch kiln_k_moe needs for its parameters p. */
 int64_t kiln_moe_scratch_bytes(const int64_t *p);
 

@@ -19,7 +19,9 @@
  *      in the order of j, so results do not depend on the thread count.
  * Weights are [E, rows, cols] row-major as com.microsoft.MoE lays them out:
  * W1 [E, I1, H], W2 [E, H, I], W3 [E, I, H]. The per-expert token counts of each
- * call are added to an int64 counter array (the routing profile). */
+ * call are added to an int64 counter array (the routing profile). Constant
+ * weights arrive packed in the GEMM's layout too (kiln_k_moe_pack, run once when
+ * the context is created), so no call repacks them. */
 #include "kiln_rt.h"
 
 #include <math.h>
@@ -27,7 +29,7 @@
 #include <string.h>
 
 enum { P_T, P_H, P_I, P_E, P_K, P_ACT, P_FUSION, P_HAS_B1, P_HAS_B2, P_HAS_W3, P_HAS_B3, P_HAS_RBIAS,
-       P_SCORING, P_NORMALIZE, P_SCALE, P_NGROUP, P_TOPKGROUP, P_ALPHA, P_BETA, P_LIMIT, P_HAS_COUNTS };
+       P_SCORING, P_NORMALIZE, P_SCALE, P_NGROUP, P_TOPKGROUP, P_ALPHA, P_BETA, P_LIMIT, P_HAS_COUNTS, P_PACKED };
 enum { ACT_IDENTITY, ACT_RELU, ACT_GELU, ACT_SILU, ACT_SWIGLU };
 
 typedef struct {
@@ -36,6 +38,8 @@ typedef struct {
     float scale, alpha, beta, limit;
     float *out;
     const float *x, *logits, *w1, *b1, *w2, *b2, *w3, *b3, *rbias;
+    const float *w1p, *w2p, *w3p;   /* packed weights (moe_pack), or NULL */
+    int64_t s1, s2, s3;             /* floats per expert in them */
     int64_t *counts;
     /* scratch */
     float *scores, *wt, *xs, *hb, *h3, *ys;
@@ -189,20 +193,27 @@ static void activate(const moe_job *j, float *hb, const float *h3, int64_t n) {
     }
 }
 
+/* C[n, N] += A[n, K] W^T for W [N, K]: from the packed copy when there is one. */
+static void expert_gemm(kiln_pool *pool, int64_t n, int64_t N, int64_t K, const float *a, int64_t lda, const float *w,
+                        const float *wp, float *c, int64_t ldc) {
+    if (wp) kiln_sgemm_packed(pool, n, N, K, 1.0f, a, lda, 0, wp, c, ldc);
+    else kiln_sgemm(pool, n, N, K, 1.0f, a, lda, 0, w, K, 1, c, ldc);
+}
+
 static void run_expert(moe_job *j, int64_t e, kiln_pool *pool) {
     int64_t n = j->cnt[e], r0 = j->off[e], H = j->H, I = j->I, I1 = j->I1;
     if (n == 0) return;
     const float *xs = j->xs + r0 * H;
     float *hb = j->hb + r0 * I1, *ys = j->ys + r0 * H, *h3 = j->has_w3 ? j->h3 + r0 * I : NULL;
     fill_rows(hb, n, I1, j->has_b1 ? j->b1 + e * I1 : NULL);
-    kiln_sgemm(pool, n, I1, H, 1.0f, xs, H, 0, j->w1 + e * I1 * H, H, 1, hb, I1);
+    expert_gemm(pool, n, I1, H, xs, H, j->w1 + e * I1 * H, j->w1p ? j->w1p + e * j->s1 : NULL, hb, I1);
     if (h3) {
         fill_rows(h3, n, I, j->has_b3 ? j->b3 + e * I : NULL);
-        kiln_sgemm(pool, n, I, H, 1.0f, xs, H, 0, j->w3 + e * I * H, H, 1, h3, I);
+        expert_gemm(pool, n, I, H, xs, H, j->w3 + e * I * H, j->w3p ? j->w3p + e * j->s3 : NULL, h3, I);
     }
     activate(j, hb, h3, n);
     fill_rows(ys, n, H, j->has_b2 ? j->b2 + e * H : NULL);
-    kiln_sgemm(pool, n, H, I, 1.0f, hb, I1, 0, j->w2 + e * H * I, I, 1, ys, H);
+    expert_gemm(pool, n, H, I, hb, I1, j->w2 + e * H * I, j->w2p ? j->w2p + e * j->s2 : NULL, ys, H);
 }
 
 /* One worker: takes the next expert, heaviest first, until none is left. */
@@ -229,6 +240,10 @@ void kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     j.out = bufs[0]; j.x = bufs[1]; j.logits = bufs[2]; j.w1 = bufs[3]; j.b1 = bufs[4]; j.w2 = bufs[5];
     j.b2 = bufs[6]; j.w3 = bufs[7]; j.b3 = bufs[8]; j.rbias = bufs[9];
     j.counts = p[P_HAS_COUNTS] ? bufs[11] : NULL;
+    if (p[P_PACKED]) {
+        j.w1p = bufs[12]; j.w2p = bufs[13]; j.w3p = j.has_w3 ? bufs[14] : NULL;
+        j.s1 = kiln_sgemm_packed_floats(j.I1, j.H); j.s2 = kiln_sgemm_packed_floats(j.H, j.I); j.s3 = kiln_sgemm_packed_floats(j.I, j.H);
+    }
     int64_t T = j.T, k = j.k, E = j.E;
     if (T <= 0) return;
 
@@ -262,4 +277,12 @@ void kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         for (int64_t q = 0; q < na; q++) run_expert(&j, j.order[q], pool);
     }
     kiln_parallel_for(pool, T, combine_rows, &j);
+}
+
+void kiln_k_moe_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    float *dst = bufs[0];
+    const float *w = bufs[1];
+    int64_t E = p[0], N = p[1], K = p[2], stride = kiln_sgemm_packed_floats(N, K);
+    for (int64_t e = 0; e < E; e++) kiln_sgemm_pack(N, K, w + e * N * K, K, 1, dst + e * stride);
 }

@@ -160,7 +160,7 @@ static void test_kir_roundtrip_and_plan(void) {
     Graph *g = load_chain(a, &d);
     CHECK(g != NULL, "chain.kir did not parse: %s", d.first ? d.first->msg : "");
     if (!g) { arena_free(a); return; }
-    PassOpts po = {2, NULL, NULL, false, NULL};
+    PassOpts po = {2, NULL, NULL, false, NULL, NULL};
     CHECK(pipeline_run(g, &po, &d), "pipeline failed: %s", d.first ? d.first->msg : "");
     /* the fuse pass made one loop of Mul+Sigmoid */
     int fused = 0;
@@ -240,16 +240,22 @@ static void test_sgemm_against_numpy(void) {
     int64_t M = 37, N = 45, K = 300;
     kiln_pool *pool = kiln_pool_create(2);
     float *y = calloc((size_t)(M * N), sizeof(float));
+    float *packed = malloc((size_t)kiln_sgemm_packed_floats(N, K) * sizeof(float));
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
-            for (int threads = 0; threads < 2; threads++) {
-                memset(y, 0, (size_t)(M * N) * sizeof(float));
-                kiln_sgemm(threads ? pool : NULL, M, N, K, 1.0f, ta ? at.data : a.data, ta ? M : K, ta,
-                           tb ? bt.data : b.data, tb ? K : N, tb, y, N);
-                double maxerr = 0;
-                for (int64_t i = 0; i < M * N; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)c.data)[i]));
-                CHECK(maxerr < 1e-3, "sgemm ta=%d tb=%d threads=%d differs from NumPy by %g", ta, tb, threads ? 2 : 1, maxerr);
-            }
+            for (int threads = 0; threads < 2; threads++)
+                for (int pre = 0; pre < 2; pre++) { /* B packed ahead (kiln_sgemm_pack) or per call */
+                    memset(y, 0, (size_t)(M * N) * sizeof(float));
+                    const float *B = tb ? bt.data : b.data, *A = ta ? at.data : a.data;
+                    if (pre) {
+                        kiln_sgemm_pack(N, K, B, tb ? K : N, tb, packed);
+                        kiln_sgemm_packed(threads ? pool : NULL, M, N, K, 1.0f, A, ta ? M : K, ta, packed, y, N);
+                    } else kiln_sgemm(threads ? pool : NULL, M, N, K, 1.0f, A, ta ? M : K, ta, B, tb ? K : N, tb, y, N);
+                    double maxerr = 0;
+                    for (int64_t i = 0; i < M * N; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)c.data)[i]));
+                    CHECK(maxerr < 1e-3, "sgemm ta=%d tb=%d threads=%d packed=%d differs from NumPy by %g", ta, tb, threads ? 2 : 1, pre, maxerr);
+                }
+    free(packed);
     free(y);
     kiln_pool_destroy(pool);
     kiln_tensor_free(&a); kiln_tensor_free(&b); kiln_tensor_free(&at); kiln_tensor_free(&bt); kiln_tensor_free(&c);
