@@ -54,7 +54,7 @@ static const char *usage_text =
     "  -O0..-O3, --shape, --inline-weights (no side file; constants written inline)\n"
     "place options: --target, --placement, --routing-profile, --redundant as above,\n"
     "  --threads N (devices of the host target), --format text|json [text], -o FILE\n"
-    "run options: -o DIR, and --format, --threads, --repeat are passed to the executable\n";
+    "run options: -o DIR, and --format, --threads, --repeat, --routing-profile-out are passed to the executable\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "kiln: error: ");
@@ -189,7 +189,8 @@ static int parse_options(int argc, char **argv, int start, Options *o, bool is_r
             if (*end || t < 1 || t > 1024) return usage_error("--threads takes a number from 1 to 1024, not '%s'", argv[i]);
             o->threads = (int)t;
         } else if (strcmp(a, "--format") == 0 && !is_run) VAL(format);
-        else if (is_run && (strcmp(a, "--format") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "--repeat") == 0)) {
+        else if (is_run && (strcmp(a, "--format") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "--repeat") == 0 ||
+                            strcmp(a, "--routing-profile-out") == 0)) {
             if (!more) return usage_error("option %s needs a value", a);
             if (o->nrun + 2 >= 256) return usage_error("too many arguments%s", "");
             o->run_args[o->nrun++] = a;
