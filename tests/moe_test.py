@@ -260,7 +260,7 @@ def test_place_bad_inputs():
     bad(["place", model_p, "--routing-profile", write("other.json", '{"format": "x"}')], "not a kiln routing profile")
     bad(["place", model_p, "--routing-profile", os.path.join(d, "missing.json")], "cannot read")
     out = os.path.join(d, "plan.txt")
-    bad(["place", os.path.join(ROOT, "examples", "mlp", "mlp.onnx"), "-o", out], "no Mixture-of-Experts layer")
+    bad(["place", "/usr/share/libonnx-testdata/data/node/test_relu/model.onnx", "-o", out], "no Mixture-of-Experts layer")
     assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
     # a malformed MoE: fc2 weights of the wrong shape
     kir = write("badshape.kir", "kiln 1\ngraph \"g\" opset 17 {\n  input %x : f32[4,8]\n  input %r : f32[4,3]\n"
