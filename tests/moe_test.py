@@ -224,6 +224,17 @@ def test_profile_round_trip_into_compile():
                                np.load(os.path.join(MODELS, "deepseek_ref.npy")), rtol=1e-3, atol=1e-4)
 
 
+def test_depfile_names_profile_and_target():
+    onnx_path, _ = model("deepseek")
+    prof = os.path.join(TMP, "dep.prof.json")
+    compile_run("deepseek", 1, ["--routing-profile-out", prof])
+    exe = os.path.join(TMP, "dep_exe")
+    r = run([KILN, "compile", onnx_path, "-o", exe, "-MD", "--routing-profile", prof, "--target", "ascend910c-node"])
+    assert r.returncode == 0, r.stderr
+    dep = open(exe + ".d").read()
+    assert prof in dep and "ascend910c-node.json" in dep and onnx_path in dep, dep
+
+
 def bad(args, needle, code=1):
     r = run([KILN] + args)
     assert r.returncode == code, (args, r.returncode, r.stderr)
