@@ -45,6 +45,13 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 	$(CC) -std=gnu11 -fPIC $(CFLAGS) -I$(BUILD)/gen -c $< -o $@
 
 $(BUILD)/obj/frontend/onnx.o: $(BUILD)/gen/onnx.pb-c.h
+# The runtime's plain loops are auto-vectorized (and cloned per ISA where marked
+# KILN_CLONES in runtime/kiln_simd.h).
+RTVEC    := -ftree-vectorize -fvect-cost-model=dynamic
+$(BUILD)/obj/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) $(RTVEC) -c $< -o $@
+
 $(BUILD)/obj/%.o: %.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) -I$(BUILD)/gen -c $< -o $@

@@ -408,8 +408,14 @@ bool lower_matmul(Lower *l, Node *n) {
         bs *= bdim;
     }
     int out = out_f32(l, y);
-    int bufs[3] = {out, in_f32(l, a), in_f32(l, b)};
-    lower_call(l, KILN_K_matmul, 3, bufs, 4 + 3 * nb, p);
+    if (!l->fold && b->data && b->rank == 2 && b->dtype == DT_F32) {
+        /* constant weights: one GEMM over all of a's rows, with b packed ahead */
+        int64_t g[14] = {value_numel(a) / K, N, K, 0, 0, kiln_d2p(1.0), kiln_d2p(0.0), 0, 0, 0, 0, 0, 0};
+        gemm_call(l, out, a, b, NULL, g);
+    } else {
+        int bufs[3] = {out, in_f32(l, a), in_f32(l, b)};
+        lower_call(l, KILN_K_matmul, 3, bufs, 4 + 3 * nb, p);
+    }
     out_f32_done(l, y, out);
     return true;
 }
@@ -422,6 +428,21 @@ static void epilogue_params(const Node *n, int64_t *p) {
     p[2] = kiln_d2p(hi ? hi->f : INFINITY);
 }
 
+/* A GEMM call (kiln_k_gemm): p holds its 14 parameters. A constant float32 B is
+ * packed into the GEMM's layout once, when the context is created. */
+static void gemm_call(Lower *l, int out, const Value *a, const Value *b, const Value *c, int64_t *p) {
+    int bufs[5] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0, 0};
+    p[13] = !l->fold && b->data && b->dtype == DT_F32;
+    if (p[13]) {
+        int64_t pk[3] = {p[1], p[2], p[4]};
+        int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(p[1], p[2]) * 4), bufs[2]};
+        lower_call(l, KILN_K_pack_b, 2, packed, 3, pk)->at_create = true;
+        bufs[4] = packed[0];
+        if (!c) bufs[3] = bufs[1];
+    }
+    lower_call(l, KILN_K_gemm, p[13] ? 5 : c ? 4 : 3, bufs, 14, p);
+}
+
 bool lower_gemm(Lower *l, Node *n) {
     const Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2), *y = n->out[0];
     int ta = node_attr_int(n, "transA", 0) != 0, tb = node_attr_int(n, "transB", 0) != 0;
@@ -429,11 +450,10 @@ bool lower_gemm(Lower *l, Node *n) {
     int64_t crs = 0, ccs = 0;
     if (c && c->rank == 1) ccs = c->dims[0] == 1 ? 0 : 1;
     if (c && c->rank == 2) { crs = c->dims[0] == 1 ? 0 : c->dims[1]; ccs = c->dims[1] == 1 ? 0 : 1; }
-    int64_t p[13] = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs};
+    int64_t p[14] = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs};
     epilogue_params(n, p + 10);
     int out = out_f32(l, y);
-    int bufs[4] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0};
-    lower_call(l, KILN_K_gemm, c ? 4 : 3, bufs, 13, p);
+    gemm_call(l, out, a, b, c, p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -9,6 +9,7 @@
  * These are the reference kernels; the fast GEMM family replaces the inner loops
  * of matmul/gemm/conv without changing these signatures. */
 #include "kiln_rt.h"
+#include "kiln_simd.h"
 
 #include <float.h>
 #include <math.h>
@@ -156,7 +157,7 @@ void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 }
 
 /* The fused activation of conv and gemm: clamp to [lo, hi] (NaN stays NaN). */
-static void clamp_range(float *y, int64_t n, const int64_t *act) {
+KILN_CLONES static void clamp_range(float *y, int64_t n, const int64_t *act) {
     if (!act[0]) return;
     float lo = (float)kiln_p2d(act[1]), hi = (float)kiln_p2d(act[2]);
     for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);
@@ -169,8 +170,14 @@ void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const float *C = has_c ? bufs[3] : NULL;
     for (int64_t i = 0; i < M; i++)
         for (int64_t n = 0; n < N; n++) Y[i * N + n] = C ? beta * C[i * crs + n * ccs] : 0.0f;
-    kiln_sgemm(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[2], tb ? K : N, (int)tb, Y, N);
+    if (p[13]) kiln_sgemm_packed(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[4], Y, N);
+    else kiln_sgemm(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[2], tb ? K : N, (int)tb, Y, N);
     clamp_range(Y, M * N, p + 10);
+}
+
+void kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    kiln_sgemm_pack(p[0], p[1], bufs[1], p[2] ? p[1] : p[0], (int)p[2], bufs[0]);
 }
 
 /* ---- convolution and pooling, as 3-D ---- */
@@ -205,7 +212,27 @@ typedef struct {
 
 /* One 2-D depthwise plane: the interior (every tap inside the input) runs without
  * bounds checks in a loop the compiler vectorizes; the border checks each tap. */
-static void depthwise_plane(const win3 *w, const float *x, const float *wk, float bias, float *y) {
+/* One output row of a 3x3 depthwise convolution (dilation 1) whose three input
+ * rows are all inside the image, columns [lo, hi) (all taps inside): nine taps
+ * summed in registers, vectorized over the columns. */
+KILN_CLONES static void dw3x3_row(const float *r0, const float *r1, const float *r2, const float *wk, float bias,
+                                  int64_t sw, int64_t pw, int64_t lo, int64_t hi, float *yr) {
+    float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    if (sw == 1) {
+        const float *a = r0 - pw, *b = r1 - pw, *c = r2 - pw;
+        for (int64_t ow = lo; ow < hi; ow++)
+            yr[ow] = bias + w0 * a[ow] + w1 * a[ow + 1] + w2 * a[ow + 2] + w3 * b[ow] + w4 * b[ow + 1] + w5 * b[ow + 2] +
+                     w6 * c[ow] + w7 * c[ow + 1] + w8 * c[ow + 2];
+        return;
+    }
+    for (int64_t ow = lo; ow < hi; ow++) {
+        int64_t i = ow * sw - pw;
+        yr[ow] = bias + w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2] + w3 * r1[i] + w4 * r1[i + 1] + w5 * r1[i + 2] +
+                 w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2];
+    }
+}
+
+KILN_CLONES static void depthwise_plane(const win3 *w, const float *x, const float *wk, float bias, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2];
     int64_t KH = w->k[1], KW = w->k[2], sh = w->stride[1], sw = w->stride[2], dh = w->dil[1], dw = w->dil[2];
     int64_t ph = w->pad[1], pw = w->pad[2];
@@ -214,8 +241,26 @@ static void depthwise_plane(const win3 *w, const float *x, const float *wk, floa
     hi = hi < 0 ? 0 : hi / sw + 1;
     if (hi > OW) hi = OW;
     if (lo > hi) lo = hi;
+    bool k3 = KH == 3 && KW == 3 && dh == 1 && dw == 1;
     for (int64_t oh = 0; oh < OH; oh++) {
         float *yr = y + oh * OW;
+        int64_t ih0 = oh * sh - ph;
+        if (k3 && ih0 >= 0 && ih0 + 2 < H) { /* the common case: taps in registers; then the edge columns */
+            const float *r0 = x + ih0 * W;
+            dw3x3_row(r0, r0 + W, r0 + 2 * W, wk, bias, sw, pw, lo, hi, yr);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                if (ow == lo) ow = hi > lo ? hi : lo;
+                if (ow >= OW) break;
+                float s = bias;
+                for (int64_t kh = 0; kh < 3; kh++)
+                    for (int64_t kw = 0; kw < 3; kw++) {
+                        int64_t iw = ow * sw - pw + kw;
+                        if (iw >= 0 && iw < W) s += wk[kh * 3 + kw] * r0[kh * W + iw];
+                    }
+                yr[ow] = s;
+            }
+            continue;
+        }
         for (int64_t ow = 0; ow < OW; ow++) yr[ow] = bias;
         for (int64_t kh = 0; kh < KH; kh++) {
             int64_t ih = oh * sh - ph + kh * dh;
@@ -335,6 +380,23 @@ static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
     j->act = NULL;
 }
 
+/* Output rows of a GEMM convolution: set to the bias before, clamped after. */
+typedef struct { float *y; const float *b; int64_t len; const int64_t *act; } conv_rows_job;
+
+KILN_CLONES static void bias_rows(void *arg, int64_t r0, int64_t r1) {
+    const conv_rows_job *j = arg;
+    int64_t len = j->len; /* a local: stores through y could alias *j (-fno-strict-aliasing) */
+    for (int64_t r = r0; r < r1; r++) {
+        float v = j->b ? j->b[r] : 0.0f, *y = j->y + r * len;
+        for (int64_t o = 0; o < len; o++) y[o] = v;
+    }
+}
+
+static void clamp_rows(void *arg, int64_t r0, int64_t r1) {
+    const conv_rows_job *j = arg;
+    clamp_range(j->y + r0 * j->len, (r1 - r0) * j->len, j->act);
+}
+
 void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     conv_read(&j, bufs, p);
@@ -355,12 +417,10 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 kiln_parallel_for(pool, cpg * ksz, im2col_rows, &ij);
                 col = bufs[4];
             }
-            for (int64_t m = 0; m < mpg; m++) {
-                float bias = j.b ? j.b[g * mpg + m] : 0.0f;
-                for (int64_t o = 0; o < osz; o++) y[m * osz + o] = bias;
-            }
+            conv_rows_job rj = {y, j.b ? j.b + g * mpg : NULL, osz, j.act};
+            kiln_parallel_for(pool, mpg, bias_rows, &rj);
             kiln_sgemm(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0, col, osz, 0, y, osz);
-            clamp_range(y, mpg * osz, j.act);
+            kiln_parallel_for(pool, mpg, clamp_rows, &rj);
         }
 }
 
