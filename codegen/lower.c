@@ -108,6 +108,19 @@ static int step_scratch(Lower *l, int64_t nbytes) {
     return add_buf(l->k, b);
 }
 
+/* Per-context memory that lives as long as the context (KB_STATE). */
+static int state_buf(Lower *l, const char *name, int64_t nbytes) {
+    Kir *k = l->k;
+    KBuf b = {0};
+    b.kind = KB_STATE;
+    b.offset = k->state_size;
+    b.dtype = DT_U8;
+    b.nbytes = nbytes;
+    b.name = name;
+    k->state_size += (nbytes + 63) & ~(int64_t)63;
+    return add_buf(k, b);
+}
+
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params) {
     KStep *s = add_step(l, KS_CALL);
     s->kernel = kernel;
@@ -390,6 +403,21 @@ static void softmax_split(const Node *n, const Value *x, int64_t *outer, int64_t
     if (n->opset < 13) { *len = dims_numel(x->rank - axis, x->dims + axis); *inner = 1; }
 }
 
+/* A GEMM call (kiln_k_gemm): p holds its 14 parameters. A constant float32 B is
+ * packed into the GEMM's layout once, when the context is created. */
+static void gemm_call(Lower *l, int out, const Value *a, const Value *b, const Value *c, int64_t *p) {
+    int bufs[5] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0, 0};
+    p[13] = !l->fold && b->data && b->dtype == DT_F32;
+    if (p[13]) {
+        int64_t pk[3] = {p[1], p[2], p[4]};
+        int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(p[1], p[2]) * 4), bufs[2]};
+        lower_call(l, KILN_K_pack_b, 2, packed, 3, pk)->at_create = true;
+        bufs[4] = packed[0];
+        if (!c) bufs[3] = bufs[1];
+    }
+    lower_call(l, KILN_K_gemm, p[13] ? 5 : c ? 4 : 3, bufs, 14, p);
+}
+
 bool lower_matmul(Lower *l, Node *n) {
     const Value *a = n->in[0], *b = n->in[1], *y = n->out[0];
     int64_t K = a->dims[a->rank - 1], M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
@@ -426,21 +454,6 @@ static void epilogue_params(const Node *n, int64_t *p) {
     p[0] = lo || hi;
     p[1] = kiln_d2p(lo ? lo->f : -INFINITY);
     p[2] = kiln_d2p(hi ? hi->f : INFINITY);
-}
-
-/* A GEMM call (kiln_k_gemm): p holds its 14 parameters. A constant float32 B is
- * packed into the GEMM's layout once, when the context is created. */
-static void gemm_call(Lower *l, int out, const Value *a, const Value *b, const Value *c, int64_t *p) {
-    int bufs[5] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0, 0};
-    p[13] = !l->fold && b->data && b->dtype == DT_F32;
-    if (p[13]) {
-        int64_t pk[3] = {p[1], p[2], p[4]};
-        int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(p[1], p[2]) * 4), bufs[2]};
-        lower_call(l, KILN_K_pack_b, 2, packed, 3, pk)->at_create = true;
-        bufs[4] = packed[0];
-        if (!c) bufs[3] = bufs[1];
-    }
-    lower_call(l, KILN_K_gemm, p[13] ? 5 : c ? 4 : 3, bufs, 14, p);
 }
 
 bool lower_gemm(Lower *l, Node *n) {
@@ -798,19 +811,6 @@ bool lower_topk(Lower *l, Node *n) {
     lower_call(l, KILN_K_topk, 3, bufs, 6, p);
     out_f32_done(l, v, out);
     return true;
-}
-
-/* Per-context memory that lives as long as the context (KB_STATE). */
-static int state_buf(Lower *l, const char *name, int64_t nbytes) {
-    Kir *k = l->k;
-    KBuf b = {0};
-    b.kind = KB_STATE;
-    b.offset = k->state_size;
-    b.dtype = DT_U8;
-    b.nbytes = nbytes;
-    b.name = name;
-    k->state_size += (nbytes + 63) & ~(int64_t)63;
-    return add_buf(k, b);
 }
 
 /* kiln.MoE: one call of the MoE kernel; absent optional inputs pass x's buffer
