@@ -212,6 +212,16 @@ typedef struct {
 
 /* One 2-D depthwise plane: the interior (every tap inside the input) runs without
  * bounds checks in a loop the compiler vectorizes; the border checks each tap. */
+/* The interior of a 2-D window: [lo, hi) of the outputs whose taps all fall in [0, in). */
+static void window_interior(int64_t in, int64_t out, int64_t k, int64_t s, int64_t d, int64_t pad, int64_t *lo, int64_t *hi) {
+    int64_t l = (pad + s - 1) / s, h = in - 1 - (k - 1) * d + pad;
+    h = h < 0 ? 0 : h / s + 1;
+    if (h > out) h = out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
 /* One output row of a 3x3 depthwise convolution (dilation 1) whose three input
  * rows are all inside the image, columns [lo, hi) (all taps inside): nine taps
  * summed in registers, vectorized over the columns. */
@@ -236,11 +246,8 @@ KILN_CLONES static void depthwise_plane(const win3 *w, const float *x, const flo
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2];
     int64_t KH = w->k[1], KW = w->k[2], sh = w->stride[1], sw = w->stride[2], dh = w->dil[1], dw = w->dil[2];
     int64_t ph = w->pad[1], pw = w->pad[2];
-    /* interior columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W */
-    int64_t lo = (pw + sw - 1) / sw, hi = W - 1 - (KW - 1) * dw + pw;
-    hi = hi < 0 ? 0 : hi / sw + 1;
-    if (hi > OW) hi = OW;
-    if (lo > hi) lo = hi;
+    int64_t lo, hi; /* interior columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W */
+    window_interior(W, OW, KW, sw, dw, pw, &lo, &hi);
     bool k3 = KH == 3 && KW == 3 && dh == 1 && dw == 1;
     for (int64_t oh = 0; oh < OH; oh++) {
         float *yr = y + oh * OW;
@@ -359,8 +366,15 @@ static void im2col_rows(void *arg, int64_t r0, int64_t r1) {
                 float *row = dst + (od * w->out[1] + oh) * w->out[2];
                 if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) { memset(row, 0, (size_t)w->out[2] * sizeof(float)); continue; }
                 const float *xr = x + (id * w->in[1] + ih) * w->in[2];
-                int64_t iw = -w->pad[2] + kw * w->dil[2];
-                for (int64_t ow = 0; ow < w->out[2]; ow++, iw += w->stride[2]) row[ow] = (iw >= 0 && iw < w->in[2]) ? xr[iw] : 0.0f;
+                int64_t off = -w->pad[2] + kw * w->dil[2], sw = w->stride[2], OW = w->out[2];
+                /* columns whose input iw = ow * sw + off is inside [0, W): [lo, hi) */
+                int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = w->in[2] - off <= 0 ? 0 : (w->in[2] - off - 1) / sw + 1;
+                if (hi > OW) hi = OW;
+                if (lo > hi) lo = hi;
+                for (int64_t ow = 0; ow < lo; ow++) row[ow] = 0.0f;
+                if (sw == 1) memcpy(row + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
+                else for (int64_t ow = lo; ow < hi; ow++) row[ow] = xr[ow * sw + off];
+                for (int64_t ow = hi; ow < OW; ow++) row[ow] = 0.0f;
             }
         }
     }
@@ -432,15 +446,46 @@ typedef struct {
     int64_t *idx;
 } pool_job;
 
+/* 2-D max pooling of one plane, windows entirely inside the input only: rows
+ * [oh0, oh1), columns [lo, hi). The first element starts the maximum, as in the
+ * general loop (a NaN there stays). */
+KILN_CLONES static void max_plane_interior(const win3 *w, const float *x, float *y, int64_t oh0, int64_t oh1, int64_t lo, int64_t hi) {
+    int64_t W = w->in[2], OW = w->out[2], KH = w->k[1], KW = w->k[2], sh = w->stride[1], sw = w->stride[2];
+    int64_t dh = w->dil[1] * W, dw = w->dil[2];
+    for (int64_t oh = oh0; oh < oh1; oh++) {
+        const float *xr = x + (oh * sh - w->pad[1]) * W - w->pad[2];
+        float *yr = y + oh * OW;
+        for (int64_t ow = lo; ow < hi; ow++) {
+            const float *q = xr + ow * sw;
+            float best = q[0];
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    float v = q[kh * dh + kw * dw];
+                    best = v > best ? v : best;
+                }
+            yr[ow] = best;
+        }
+    }
+}
+
 static void pool_rows(void *arg, int64_t r0, int64_t r1) {
     const pool_job *j = arg;
     const win3 *w = &j->w;
     int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2];
+    bool fast = j->kind == 0 && !j->idx && w->in[0] == 1 && w->k[0] == 1;
+    int64_t hlo = 0, hhi = 0, wlo = 0, whi = 0;
+    if (fast) {
+        window_interior(w->in[1], w->out[1], w->k[1], w->stride[1], w->dil[1], w->pad[1], &hlo, &hhi);
+        window_interior(w->in[2], w->out[2], w->k[2], w->stride[2], w->dil[2], w->pad[2], &wlo, &whi);
+    }
     for (int64_t r = r0; r < r1; r++) { /* r = n * C + c */
         const float *x = j->x + r * isz;
+        if (fast) max_plane_interior(w, x, j->y + r * osz, hlo, hhi, wlo, whi);
         for (int64_t od = 0; od < w->out[0]; od++)
             for (int64_t oh = 0; oh < w->out[1]; oh++)
                 for (int64_t ow = 0; ow < w->out[2]; ow++) {
+                    if (fast && oh >= hlo && oh < hhi && ow == wlo) ow = whi; /* done above */
+                    if (ow >= w->out[2]) break;
                     float best = -INFINITY, sum = 0;
                     int64_t best_at = -1, count = 0, padded = 0;
                     int64_t o[3] = {od, oh, ow};
