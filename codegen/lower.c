@@ -493,16 +493,26 @@ bool lower_conv(Lower *l, Node *n) {
     const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
     Window w;
     if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
-    int64_t p[9 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
+    int64_t p[10 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
     int np = 6 + window_params(&w, p + 6);
     epilogue_params(n, p + np);
     np += 3;
     int out = out_f32(l, y);
     int64_t cpg = x->dims[1] / p[4], ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
     int wb = in_f32(l, wt);
-    int bufs[5] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb};
-    if (!kiln_conv_is_direct(x->dims[1], wt->dims[0], p[4])) bufs[4] = step_scratch(l, cpg * ksz * osz * 4);
-    lower_call(l, KILN_K_conv, 5, bufs, np, p);
+    int bufs[6] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb, wb};
+    bool direct = kiln_conv_is_direct(x->dims[1], wt->dims[0], p[4]);
+    if (!direct) bufs[4] = step_scratch(l, cpg * ksz * osz * 4);
+    /* constant float32 weights of a GEMM convolution: packed once, at creation */
+    p[np] = !direct && !l->fold && wt->data && wt->dtype == DT_F32;
+    if (p[np]) {
+        int64_t pk[3] = {p[4], wt->dims[0] / p[4], cpg * ksz};
+        int packed[2] = {state_buf(l, "packed weights", p[4] * kiln_sgemm_packed_a_floats(pk[1], pk[2]) * 4), wb};
+        lower_call(l, KILN_K_pack_a, 2, packed, 3, pk)->at_create = true;
+        bufs[5] = packed[0];
+    }
+    np++;
+    lower_call(l, KILN_K_conv, 6, bufs, np, p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -145,6 +145,8 @@ typedef struct {
     float *C;
     const float *packed;  /* B already packed (kiln_sgemm_pack), or NULL */
     int64_t npad, pj;     /* packed: padded width, and this sub-problem's first column */
+    const float *packed_a; /* A already packed (kiln_sgemm_pack_a), or NULL */
+    int64_t mpad, pi;     /* packed_a: padded height, and this sub-problem's first row */
 } gemm_args;
 
 static inline float a_at(const gemm_args *g, int64_t i, int64_t k) { return g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]; }
@@ -199,6 +201,13 @@ static inline float packed_at(const gemm_args *g, int nr, int64_t k, int64_t j) 
     return g->packed[k0 * g->npad + q * kc + (k - k0) * nr + (j - q)];
 }
 
+/* Element (row i, k) of a packed A: K in KC-deep blocks of mpad rows, each
+ * block mr-tall panels of kc x mr. */
+static inline float packed_a_at(const gemm_args *g, int mr, int64_t k, int64_t i) {
+    int64_t k0 = k / KC * KC, kc = g->K - k0 < KC ? g->K - k0 : KC, p = i / mr * mr;
+    return g->packed_a[k0 * g->mpad + p * kc + (k - k0) * mr + (i - p)];
+}
+
 static _Thread_local float *tl_pa, *tl_pb;
 
 static void gemm_serial(const gemm_args *g) {
@@ -212,7 +221,7 @@ static void gemm_serial(const gemm_args *g) {
     if (!pa || !pb) { /* no packing memory: plain loops */
         for (int64_t i = 0; i < g->M; i++)
             for (int64_t k = 0; k < g->K; k++) {
-                float a = g->alpha * a_at(g, i, k);
+                float a = g->alpha * (g->packed_a ? packed_a_at(g, mr, k, g->pi + i) : a_at(g, i, k));
                 for (int64_t j = 0; j < g->N; j++)
                     g->C[i * g->ldc + j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
             }
@@ -227,12 +236,14 @@ static void gemm_serial(const gemm_args *g) {
             else pack_b(g, nrp, k0, kc, j0, nc, pb);
             for (int64_t i0 = 0; i0 < g->M; i0 += MC) {
                 int64_t mc = g->M - i0 < MC ? g->M - i0 : MC;
-                pack_a(g, mr, i0, mc, k0, kc, pa);
+                const float *ap = pa;
+                if (g->packed_a) ap = g->packed_a + k0 * g->mpad + (g->pi + i0) * kc;
+                else pack_a(g, mr, i0, mc, k0, kc, pa);
                 for (int64_t q = 0; q < nc; q += nrp) {
                     int nr = (int)(nc - q < nrp ? nc - q : nrp);
                     for (int64_t p = 0; p < mc; p += mr) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
-                        uk(kc, pa + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr);
+                        uk(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr);
                     }
                 }
             }
@@ -248,7 +259,8 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
     int64_t lo = b * j->unit, hi = e * j->unit;
     if (j->split_m) {
         if (hi > s.M) hi = s.M;
-        s.A = s.ta ? s.A + lo : s.A + lo * s.lda;
+        if (s.packed_a) s.pi += lo;
+        else s.A = s.ta ? s.A + lo : s.A + lo * s.lda;
         s.C += lo * s.ldc;
         s.M = hi - lo;
     } else {
@@ -279,7 +291,7 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
 
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                 const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
-    gemm_run(pool, (gemm_args){M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, NULL, 0, 0});
+    gemm_run(pool, (gemm_args){M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, NULL, 0, 0, NULL, 0, 0});
 }
 
 /* ---- B packed ahead of time (weights, at context creation) ---- */
@@ -292,7 +304,7 @@ void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, 
     int mr, nr;
     pick_ukernel(&mr, &nr);
     int64_t npad = npad_of(N, nr);
-    gemm_args g = {0, N, K, 0, ldb, 0, 0, tb, 1.0f, NULL, B, NULL, NULL, 0, 0};
+    gemm_args g = {0, N, K, 0, ldb, 0, 0, tb, 1.0f, NULL, B, NULL, NULL, 0, 0, NULL, 0, 0};
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         int64_t kc = K - k0 < KC ? K - k0 : KC;
         pack_b(&g, nr, k0, kc, 0, N, dst + k0 * npad);
@@ -303,5 +315,25 @@ void kiln_sgemm_packed(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float a
                        const float *packed, float *C, int64_t ldc) {
     int mr, nr;
     pick_ukernel(&mr, &nr);
-    gemm_run(pool, (gemm_args){M, N, K, lda, 0, ldc, ta, 0, alpha, A, NULL, C, packed, npad_of(N, nr), 0});
+    gemm_run(pool, (gemm_args){M, N, K, lda, 0, ldc, ta, 0, alpha, A, NULL, C, packed, npad_of(N, nr), 0, NULL, 0, 0});
+}
+
+int64_t kiln_sgemm_packed_a_floats(int64_t M, int64_t K) { return npad_of(M, MR_MAX) * K; }
+
+void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta, float *dst) {
+    int mr, nr;
+    pick_ukernel(&mr, &nr);
+    int64_t mpad = npad_of(M, mr);
+    gemm_args g = {M, 0, K, lda, 0, 0, ta, 0, 1.0f, A, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        int64_t kc = K - k0 < KC ? K - k0 : KC;
+        pack_a(&g, mr, 0, M, k0, kc, dst + k0 * mpad);
+    }
+}
+
+void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *packed_a,
+                         const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
+    int mr, nr;
+    pick_ukernel(&mr, &nr);
+    gemm_run(pool, (gemm_args){M, N, K, 0, ldb, ldc, 0, tb, alpha, NULL, B, C, NULL, 0, 0, packed_a, npad_of(M, mr), 0});
 }

@@ -175,6 +175,12 @@ void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     clamp_range(Y, M * N, p + 10);
 }
 
+void kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t G = p[0], M = p[1], K = p[2], stride = kiln_sgemm_packed_a_floats(M, K);
+    for (int64_t g = 0; g < G; g++) kiln_sgemm_pack_a(M, K, (const float *)bufs[1] + g * M * K, K, 0, (float *)bufs[0] + g * stride);
+}
+
 void kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     kiln_sgemm_pack(p[0], p[1], bufs[1], p[2] ? p[1] : p[0], (int)p[2], bufs[0]);
@@ -419,6 +425,7 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const win3 *w = &j.w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
+    const float *packed = p[6 + 7 * p[0] + 3] ? bufs[5] : NULL;
     bool pointwise = ksz == 1;
     for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
     for (int64_t n = 0; n < w->N; n++)
@@ -433,7 +440,8 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
             conv_rows_job rj = {y, j.b ? j.b + g * mpg : NULL, osz, j.act};
             kiln_parallel_for(pool, mpg, bias_rows, &rj);
-            kiln_sgemm(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0, col, osz, 0, y, osz);
+            if (packed) kiln_sgemm_packed_a(pool, mpg, osz, cpg * ksz, 1.0f, packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz), col, osz, 0, y, osz);
+            else kiln_sgemm(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0, col, osz, 0, y, osz);
             kiln_parallel_for(pool, mpg, clamp_rows, &rj);
         }
 }

@@ -127,6 +127,11 @@ int64_t kiln_sgemm_packed_floats(int64_t N, int64_t K);
 void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, float *dst);
 void kiln_sgemm_packed(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                        const float *packed, float *C, int64_t ldc);
+/* The same for A (convolution weights): op(A) (M x K) packed once. */
+int64_t kiln_sgemm_packed_a_floats(int64_t M, int64_t K);
+void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta, float *dst);
+void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *packed_a,
+                         const float *B, int64_t ldb, int tb, float *C, int64_t ldc);
 
 /* Bytes of scratch kiln_k_moe needs for its parameters p. */
 int64_t kiln_moe_scratch_bytes(const int64_t *p);

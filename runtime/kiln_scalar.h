@@ -81,7 +81,8 @@ static inline uint64_t kiln_f2u(double d) {
     static inline T kiln_sub_##S(T a, T b) { return a - b; }                               \
     static inline T kiln_mul_##S(T a, T b) { return a * b; }                               \
     static inline T kiln_div_##S(T a, T b) { return a / b; }                               \
-    static inline T kiln_pow_##S(T a, T b) { return POW(a, b); }                           \
+    /* x^2 as x*x, the correctly rounded square (decomposed LayerNorm squares) */          \
+    static inline T kiln_pow_##S(T a, T b) { return b == (T)2 ? a * a : POW(a, b); }       \
     static inline T kiln_min_##S(T a, T b) { return (a != a || b != b) ? a + b : (a < b ? a : b); } \
     static inline T kiln_max_##S(T a, T b) { return (a != a || b != b) ? a + b : (a > b ? a : b); } \
     static inline T kiln_neg_##S(T a) { return -a; }                                       \

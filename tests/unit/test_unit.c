@@ -241,21 +241,27 @@ static void test_sgemm_against_numpy(void) {
     kiln_pool *pool = kiln_pool_create(2);
     float *y = calloc((size_t)(M * N), sizeof(float));
     float *packed = malloc((size_t)kiln_sgemm_packed_floats(N, K) * sizeof(float));
+    float *packed_a = malloc((size_t)kiln_sgemm_packed_a_floats(M, K) * sizeof(float));
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (int threads = 0; threads < 2; threads++)
-                for (int pre = 0; pre < 2; pre++) { /* B packed ahead (kiln_sgemm_pack) or per call */
+                for (int pre = 0; pre < 3; pre++) { /* per call, B packed ahead, A packed ahead */
                     memset(y, 0, (size_t)(M * N) * sizeof(float));
                     const float *B = tb ? bt.data : b.data, *A = ta ? at.data : a.data;
-                    if (pre) {
+                    kiln_pool *tp = threads ? pool : NULL;
+                    if (pre == 1) {
                         kiln_sgemm_pack(N, K, B, tb ? K : N, tb, packed);
-                        kiln_sgemm_packed(threads ? pool : NULL, M, N, K, 1.0f, A, ta ? M : K, ta, packed, y, N);
-                    } else kiln_sgemm(threads ? pool : NULL, M, N, K, 1.0f, A, ta ? M : K, ta, B, tb ? K : N, tb, y, N);
+                        kiln_sgemm_packed(tp, M, N, K, 1.0f, A, ta ? M : K, ta, packed, y, N);
+                    } else if (pre == 2) {
+                        kiln_sgemm_pack_a(M, K, A, ta ? M : K, ta, packed_a);
+                        kiln_sgemm_packed_a(tp, M, N, K, 1.0f, packed_a, B, tb ? K : N, tb, y, N);
+                    } else kiln_sgemm(tp, M, N, K, 1.0f, A, ta ? M : K, ta, B, tb ? K : N, tb, y, N);
                     double maxerr = 0;
                     for (int64_t i = 0; i < M * N; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)c.data)[i]));
                     CHECK(maxerr < 1e-3, "sgemm ta=%d tb=%d threads=%d packed=%d differs from NumPy by %g", ta, tb, threads ? 2 : 1, pre, maxerr);
                 }
     free(packed);
+    free(packed_a);
     free(y);
     kiln_pool_destroy(pool);
     kiln_tensor_free(&a); kiln_tensor_free(&b); kiln_tensor_free(&at); kiln_tensor_free(&bt); kiln_tensor_free(&c);
