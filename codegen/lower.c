@@ -1046,3 +1046,105 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
     arena_free(scratch);
     return ok;
 }
+
+/* ---- quantization, MVN, LRN, ReverseSequence, Compress ---- */
+
+bool lower_quantize(Lower *l, Node *n) {
+    const Value *x = n->in[0], *zp = node_input(n, 2), *y = n->out[0];
+    bool q = n->op == OP_QUANTIZE_LINEAR;
+    int axis;
+    quant_axis(n, x, &axis);
+    bool per_axis = value_numel(n->in[1]) > 1;
+    int64_t p[7] = {!q, 1, 1, 1, per_axis, zp != NULL, q ? y->dtype : x->dtype};
+    if (per_axis) { p[2] = x->dims[axis]; outer_inner(x, axis, &p[1], &p[3]); }
+    else p[3] = value_numel(x);
+    int out = q ? lower_buf(l, y) : out_f32(l, y);
+    int bufs[4] = {out, q ? in_f32(l, x) : lower_buf(l, x), in_f32(l, n->in[1]), zp ? lower_buf(l, zp) : out};
+    lower_call(l, KILN_K_quantize, 4, bufs, 7, p);
+    if (!q) out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_dynamic_quantize(Lower *l, Node *n) {
+    int64_t p[1] = {value_numel(n->in[0])};
+    int bufs[4] = {lower_buf(l, n->out[0]), lower_buf(l, n->out[1]), lower_buf(l, n->out[2]), lower_buf(l, n->in[0])};
+    lower_call(l, KILN_K_dynamic_quantize, 4, bufs, 1, p);
+    return true;
+}
+
+bool lower_matmul_integer(Lower *l, Node *n) {
+    bool q = n->op == OP_QLINEAR_MATMUL;
+    const Value *a = n->in[0], *b = n->in[q ? 3 : 1], *y = n->out[0];
+    const Value *azp = node_input(n, 2), *bzp = node_input(n, q ? 5 : 3);
+    int64_t M = a->dims[a->rank - 2], K = a->dims[a->rank - 1], N = b->dims[b->rank - 1];
+    int64_t p[12] = {q, M, N, K, a->dtype, b->dtype, y->dtype, azp ? value_numel(azp) : 0, bzp ? value_numel(bzp) : 0,
+                     q ? value_numel(n->in[4]) : 1, value_numel(a) / K, b->rank > 2 ? K * N : 0};
+    int yb = lower_buf(l, y), bufs[9] = {yb, lower_buf(l, a), lower_buf(l, b), azp ? lower_buf(l, azp) : yb, bzp ? lower_buf(l, bzp) : yb,
+                                         yb, yb, yb, yb};
+    if (q) {
+        bufs[5] = in_f32(l, n->in[1]);
+        bufs[6] = in_f32(l, n->in[4]);
+        bufs[7] = in_f32(l, n->in[6]);
+        bufs[8] = lower_buf(l, n->in[7]);
+    }
+    lower_call(l, KILN_K_matmul_integer, 9, bufs, 12, p);
+    return true;
+}
+
+bool lower_mvn(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[2 + MAX_RANK] = {x->rank};
+    uint64_t mask = 0;
+    const Attr *ax = node_attr(n, "axes");
+    for (int i = 0; ax && i < ax->n; i++) {
+        int a;
+        axis_norm(ax->ints[i], x->rank, &a);
+        mask |= 1ull << a;
+    }
+    if (!ax) mask = 1 | 4 | 8;
+    for (int d = 0; d < x->rank; d++) p[1 + d] = x->dims[d];
+    p[1 + x->rank] = (int64_t)mask;
+    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_mvn, 2, bufs, 2 + x->rank, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_lrn(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[7] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), node_attr_int(n, "size", 1),
+                    kiln_d2p(node_attr_float(n, "alpha", 1e-4)), kiln_d2p(node_attr_float(n, "beta", 0.75)), kiln_d2p(node_attr_float(n, "bias", 1.0))};
+    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_lrn, 2, bufs, 7, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_reverse_sequence(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int b;
+    axis_norm(node_attr_int(n, "batch_axis", 1), x->rank, &b);
+    int64_t p[5] = {dtype_size(x->dtype), b, x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2)};
+    int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, n->in[1])};
+    lower_call(l, KILN_K_reverse_sequence, 3, bufs, 5, p);
+    return true;
+}
+
+/* Compress with a constant condition: a Gather of the kept positions. */
+bool lower_compress(Lower *l, Node *n) {
+    const Value *x = n->in[0], *c = n->in[1], *y = n->out[0];
+    const Attr *ax = node_attr(n, "axis");
+    int axis = 0;
+    if (ax) axis_norm(ax->i, x->rank, &axis);
+    int64_t outer = 1, len = value_numel(x), inner = 1, kept = ax ? y->dims[axis] : value_numel(y);
+    if (ax) { len = x->dims[axis]; outer_inner(x, axis, &outer, &inner); }
+    int64_t *idx = arena_alloc(l->k->arena, (size_t)(kept + 1) * sizeof *idx), k = 0;
+    const unsigned char *cd = c->data;
+    for (int64_t i = 0; i < c->dims[0] && i < len; i++) if (cd[i]) idx[k++] = i;
+    Value *iv = graph_add_const(l->g, arena_printf(l->k->arena, "%s:kept", n->name), DT_I64, 1, &kept, idx);
+    iv->id = -1;
+    int64_t p[6] = {dtype_size(x->dtype), outer, len, inner, kept, 8};
+    int bufs[3] = {lower_buf(l, y), lower_buf(l, x), lower_buf(l, iv)};
+    lower_call(l, KILN_K_gather, 3, bufs, 6, p);
+    return true;
+}

@@ -1257,6 +1257,21 @@ bool lower_instancenorm(struct Lower *, Node *);
 bool lower_topk(struct Lower *, Node *);
 bool lower_moe(struct Lower *, Node *);
 bool infer_moe(Graph *, Node *, Diags *);
+/* ir/infer_extra.c, and their lowerings */
+bool infer_window(Graph *, Node *, Diags *);
+bool infer_quantize(Graph *, Node *, Diags *);
+bool infer_dynamic_quantize(Graph *, Node *, Diags *);
+bool infer_matmul_integer(Graph *, Node *, Diags *);
+bool infer_same_float(Graph *, Node *, Diags *);
+bool infer_reverse_sequence(Graph *, Node *, Diags *);
+bool infer_compress(Graph *, Node *, Diags *);
+bool lower_quantize(struct Lower *, Node *);
+bool lower_dynamic_quantize(struct Lower *, Node *);
+bool lower_matmul_integer(struct Lower *, Node *);
+bool lower_mvn(struct Lower *, Node *);
+bool lower_lrn(struct Lower *, Node *);
+bool lower_reverse_sequence(struct Lower *, Node *);
+bool lower_compress(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

@@ -1129,3 +1129,76 @@ void kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 memcpy(out + ((o * depth + k) * inner + i) * esize, vals + (v == k ? esize : 0), (size_t)esize);
             }
 }
+
+/* ---- MeanVarianceNormalization, LRN, ReverseSequence ---- */
+
+/* Index of element i's reduction group: i with the masked axes dropped. */
+static int64_t reduced_index(int64_t i, int rank, const int64_t *dims, uint64_t mask) {
+    int64_t r = 0, mul = 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        int64_t c = i % dims[d];
+        i /= dims[d];
+        if (!(mask >> d & 1)) { r += c * mul; mul *= dims[d]; }
+    }
+    return r;
+}
+
+void kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int rank = (int)p[0];
+    const int64_t *dims = p + 1;
+    uint64_t mask = (uint64_t)p[1 + rank];
+    int64_t n = 1, groups = 1;
+    for (int d = 0; d < rank; d++) { n *= dims[d]; if (!(mask >> d & 1)) groups *= dims[d]; }
+    const float *x = bufs[1];
+    float *y = bufs[0];
+    double *acc = calloc((size_t)(2 * groups + 1), sizeof(double));
+    if (!acc) return;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t g = reduced_index(i, rank, dims, mask);
+        acc[2 * g] += x[i];
+        acc[2 * g + 1] += (double)x[i] * x[i];
+    }
+    double cnt = (double)(n / groups);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t g = reduced_index(i, rank, dims, mask);
+        double mean = acc[2 * g] / cnt, var = acc[2 * g + 1] / cnt - mean * mean;
+        y[i] = (float)((x[i] - mean) / (sqrt(var > 0 ? var : 0) + 1e-9));
+    }
+    free(acc);
+}
+
+void kiln_k_lrn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], inner = p[2], size = p[3];
+    float alpha = (float)kiln_p2d(p[4]), beta = (float)kiln_p2d(p[5]), bias = (float)kiln_p2d(p[6]);
+    const float *x = bufs[1];
+    float *y = bufs[0];
+    int64_t before = (size - 1) / 2, after = size - 1 - before;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < inner; i++) {
+                float sq = 0;
+                for (int64_t k = c - before; k <= c + after; k++)
+                    if (k >= 0 && k < C) { float v = x[(n * C + k) * inner + i]; sq += v * v; }
+                int64_t at = (n * C + c) * inner + i;
+                y[at] = x[at] / powf(bias + alpha / (float)size * sq, beta);
+            }
+}
+
+void kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t es = p[0], batch_axis = p[1], d0 = p[2], d1 = p[3], inner = p[4];
+    const unsigned char *x = bufs[1];
+    const int64_t *lens = bufs[2];
+    unsigned char *y = bufs[0];
+    int64_t B = batch_axis == 0 ? d0 : d1, T = batch_axis == 0 ? d1 : d0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t len = lens[b] < 0 ? 0 : lens[b] > T ? T : lens[b];
+        for (int64_t t = 0; t < T; t++) {
+            int64_t src = t < len ? len - 1 - t : t;
+            int64_t to = batch_axis == 0 ? b * T + t : t * B + b, from = batch_axis == 0 ? b * T + src : src * B + b;
+            memcpy(y + to * inner * es, x + from * inner * es, (size_t)(inner * es));
+        }
+    }
+}

@@ -92,10 +92,17 @@ def compile_for(tdir, ds, exe, extra_flags):
             return None, bound
         msg = (p.stderr.strip().splitlines() or ["?"])[0]
         m = re.search(r"input '([^']+)' must be a constant", msg)
-        if not m or m.group(1) not in files or m.group(1) in bound:
+        if not m or m.group(1) in bound:
             return msg, bound
-        bound.append(m.group(1))
-        flags += ["--bind", "%s=%s" % (m.group(1), files[m.group(1)])]
+        want = [m.group(1)] if m.group(1) in files else []
+        if not want:  # computed from graph inputs: bind the small integer ones (sizes, counts), as a user would
+            want = [n for n, f in files.items() if n not in bound and os.path.exists(f)
+                    and load_pb(f).dtype.kind in "iu" and load_pb(f).size <= 16]
+        if not want:
+            return msg, bound
+        for n in want:
+            bound.append(n)
+            flags += ["--bind", "%s=%s" % (n, files[n])]
     return msg, bound
 
 

@@ -1,0 +1,201 @@
+/* infer_extra.c: shape rules of the signal, quantization and reordering ops
+ * (split from infer.c by theme; the op table there names them).
+ *
+ * - HannWindow, HammingWindow, BlackmanWindow: computed here, at compile time,
+ *   from their constant size (meta ops, like Range);
+ * - QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger,
+ *   QLinearMatMul: scale and zero point are a scalar or one value per element
+ *   of `axis` (checked here; the kernels are in runtime/quant.c);
+ * - MeanVarianceNormalization, LRN, ReverseSequence, and Compress (whose
+ *   condition must be a constant: its count of true values is the output's
+ *   size). */
+#include "ir.h"
+
+#include <math.h>
+#include <string.h>
+
+static void set_out(Value *o, DType dt, int rank, const int64_t *dims) {
+    o->dtype = dt;
+    o->rank = rank;
+    for (int i = 0; i < rank; i++) o->dims[i] = dims[i];
+}
+
+static bool shapes_known(Node *n, Diags *d) {
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && n->in[i]->rank < 0) { diag_error(d, n, "input '%s' has no known shape", n->in[i]->name); return false; }
+    return true;
+}
+
+/* ---- windows ---- */
+
+static void store_double(DType dt, void *p, int64_t i, double v) {
+    switch (dt) {
+    case DT_F32: ((float *)p)[i] = (float)v; break;
+    case DT_F64: ((double *)p)[i] = v; break;
+    case DT_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case DT_I64: ((int64_t *)p)[i] = (int64_t)v; break;
+    default: ((float *)p)[i] = (float)v; break;
+    }
+}
+
+bool infer_window(Graph *g, Node *n, Diags *d) {
+    Value *sz = n->in[0];
+    if (!shapes_known(n, d)) return false;
+    if (!sz->data || value_numel(sz) != 1) { diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", sz->name); return false; }
+    int64_t N = value_const_int(sz, 0);
+    if (N < 0 || N > ((int64_t)1 << 28)) { diag_error(d, n, "window size %lld is out of range", (long long)N); return false; }
+    DType dt = (DType)node_attr_int(n, "output_datatype", DT_F32);
+    if (dt != DT_F32 && dt != DT_F64 && dt != DT_I32 && dt != DT_I64) { diag_error(d, n, "output_datatype %d is not supported", (int)dt); return false; }
+    bool periodic = node_attr_int(n, "periodic", 1) != 0;
+    set_out(n->out[0], dt, 1, &N);
+    void *p = arena_alloc(g->arena, (size_t)(N * dtype_size(dt) + 1));
+    double D = periodic ? (double)N : (double)N - 1, pi2 = 2 * M_PI;
+    for (int64_t i = 0; i < N; i++) {
+        double x = D > 0 ? pi2 * (double)i / D : 0, v;
+        if (n->op == OP_HANN_WINDOW) v = 0.5 - 0.5 * cos(x);
+        else if (n->op == OP_HAMMING_WINDOW) v = 25.0 / 46.0 - (1 - 25.0 / 46.0) * cos(x);
+        else v = 0.42 - 0.5 * cos(x) + 0.08 * cos(2 * x);
+        store_double(dt, p, i, v);
+    }
+    n->out[0]->data = p;
+    return true;
+}
+
+/* ---- quantization ---- */
+
+/* A scale or zero point: a scalar, or 1-D with one value per element of x's axis. */
+static bool check_qparam(Node *n, const Value *x, const Value *q, int axis, Diags *d) {
+    if (!q) return true;
+    int64_t c = value_numel(q);
+    if (c == 1 && q->rank <= 1) return true;
+    if (q->rank == 1 && axis >= 0 && c == x->dims[axis]) return true;
+    diag_error(d, n, "'%s' must be a scalar or have one value per element of axis %d", q->name, axis);
+    return false;
+}
+
+/* The axis of a per-axis scale (QuantizeLinear / DequantizeLinear attribute). */
+bool quant_axis(const Node *n, const Value *x, int *axis) {
+    *axis = -1;
+    if (x->rank == 0) return true;
+    return axis_norm(node_attr_int(n, "axis", 1), x->rank, axis) || value_numel(n->in[1]) == 1;
+}
+
+bool infer_quantize(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0], *scale = n->in[1], *zp = node_input(n, 2);
+    int axis;
+    if (!quant_axis(n, x, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
+    if (!check_qparam(n, x, scale, axis, d) || !check_qparam(n, x, zp, axis, d)) return false;
+    if (!dtype_is_float(scale->dtype)) { diag_error(d, n, "the scale must be a float tensor"); return false; }
+    if (n->op == OP_QUANTIZE_LINEAR) {
+        DType t = zp ? zp->dtype : DT_U8;
+        if (t != DT_U8 && t != DT_I8) { diag_error(d, n, "quantizes to uint8 or int8, not %s", dtype_name(t)); return false; }
+        if (!dtype_is_float(x->dtype)) { diag_error(d, n, "input must be a float tensor"); return false; }
+        set_out(n->out[0], t, x->rank, x->dims);
+    } else {
+        if (x->dtype != DT_U8 && x->dtype != DT_I8 && x->dtype != DT_I32) { diag_error(d, n, "dequantizes uint8, int8 or int32, not %s", dtype_name(x->dtype)); return false; }
+        if (zp && zp->dtype != x->dtype) { diag_error(d, n, "the zero point's dtype must be the input's"); return false; }
+        set_out(n->out[0], scale->dtype, x->rank, x->dims);
+    }
+    return true;
+}
+
+bool infer_dynamic_quantize(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0];
+    if (x->dtype != DT_F32) { diag_error(d, n, "input must be float32"); return false; }
+    set_out(n->out[0], DT_U8, x->rank, x->dims);
+    if (n->n_out > 1 && n->out[1]) set_out(n->out[1], DT_F32, 0, NULL);
+    if (n->n_out > 2 && n->out[2]) set_out(n->out[2], DT_U8, 0, NULL);
+    return true;
+}
+
+/* MatMulInteger (A, B, a_zp?, b_zp?) and QLinearMatMul (a, a_scale, a_zp, b,
+ * b_scale, b_zp, y_scale, y_zp): A [..., M, K] times B [K, N] or [..., K, N]. */
+bool infer_matmul_integer(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    bool q = n->op == OP_QLINEAR_MATMUL;
+    Value *a = n->in[0], *b = n->in[q ? 3 : 1];
+    bool same_batch = b->rank == a->rank;
+    for (int i = 0; same_batch && i < a->rank - 2; i++) same_batch = a->dims[i] == b->dims[i];
+    if (a->rank < 2 || (b->rank != 2 && !same_batch) || a->dims[a->rank - 1] != b->dims[b->rank - 2]) {
+        diag_error(d, n, "needs A [..., M, K] and B [K, N] or B [..., K, N] with A's batch dimensions");
+        return false;
+    }
+    for (int i = 0; i < n->n_in; i++) {
+        const Value *v = n->in[i];
+        bool is_scale = q && (i == 1 || i == 4 || i == 6);
+        if (v && !is_scale && v->dtype != DT_U8 && v->dtype != DT_I8) { diag_error(d, n, "input '%s' must be uint8 or int8", v->name); return false; }
+        if (v && is_scale && v->dtype != DT_F32) { diag_error(d, n, "input '%s' must be float32", v->name); return false; }
+    }
+    int64_t M = a->dims[a->rank - 2], N = b->dims[b->rank - 1];
+    const Value *azp = node_input(n, q ? 2 : 2), *bzp = node_input(n, q ? 5 : 3);
+    if (azp && value_numel(azp) != 1 && value_numel(azp) != M) { diag_error(d, n, "a's zero point must be a scalar or one per row"); return false; }
+    if (bzp && value_numel(bzp) != 1 && value_numel(bzp) != N) { diag_error(d, n, "b's zero point must be a scalar or one per column"); return false; }
+    if (q) for (int i = 1; i < 8; i += 3) if (value_numel(n->in[i]) != 1 && i != 4) { diag_error(d, n, "scales must be scalars"); return false; }
+    if (q && value_numel(n->in[4]) != 1 && value_numel(n->in[4]) != N) { diag_error(d, n, "b's scale must be a scalar or one per column"); return false; }
+    int64_t dims[MAX_RANK];
+    memcpy(dims, a->dims, sizeof dims);
+    dims[a->rank - 1] = N;
+    set_out(n->out[0], q ? n->in[7]->dtype : DT_I32, a->rank, dims);
+    return true;
+}
+
+/* ---- normalization and reordering ---- */
+
+bool infer_same_float(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0];
+    if (!dtype_is_float(x->dtype)) { diag_error(d, n, "input must be a float tensor"); return false; }
+    if (n->op == OP_LRN && (x->rank < 3 || node_attr_int(n, "size", 0) < 1)) { diag_error(d, n, "needs an input of rank 3 or more and size >= 1"); return false; }
+    if (n->op == OP_MVN) {
+        const Attr *ax = node_attr(n, "axes");
+        for (int i = 0; ax && i < ax->n; i++) {
+            int a;
+            if (!axis_norm(ax->ints[i], x->rank, &a)) { diag_error(d, n, "axis %lld is out of range", (long long)ax->ints[i]); return false; }
+        }
+        if (!ax && x->rank != 4) { diag_error(d, n, "the default axes [0, 2, 3] need a 4-D input"); return false; }
+    }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    return true;
+}
+
+bool infer_reverse_sequence(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0], *lens = n->in[1];
+    int b, t;
+    if (x->rank < 2 || !axis_norm(node_attr_int(n, "batch_axis", 1), x->rank, &b) || !axis_norm(node_attr_int(n, "time_axis", 0), x->rank, &t) ||
+        b == t || (b != 0 && b != 1) || (t != 0 && t != 1)) {
+        diag_error(d, n, "batch_axis and time_axis must be 0 and 1 (either order) of an input of rank 2 or more");
+        return false;
+    }
+    if (lens->rank != 1 || lens->dims[0] != x->dims[b] || lens->dtype != DT_I64) { diag_error(d, n, "sequence_lens must be int64 [%lld]", (long long)x->dims[b]); return false; }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    return true;
+}
+
+bool infer_compress(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0], *c = n->in[1];
+    if (!c->data) { diag_error(d, n, "input '%s' must be a constant (computed at run time is not supported yet)", c->name); return false; }
+    if (c->rank != 1 || c->dtype != DT_BOOL) { diag_error(d, n, "condition must be a 1-D bool tensor"); return false; }
+    const Attr *ax = node_attr(n, "axis");
+    int axis = -1;
+    if (ax && !axis_norm(ax->i, x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
+    int64_t len = ax ? x->dims[axis] : value_numel(x), kept = 0;
+    const unsigned char *cd = c->data;
+    for (int64_t i = 0; i < c->dims[0] && i < len; i++) kept += cd[i] != 0;
+    if (ax) {
+        int64_t dims[MAX_RANK];
+        memcpy(dims, x->dims, sizeof dims);
+        dims[axis] = kept;
+        set_out(n->out[0], x->dtype, x->rank, dims);
+    } else set_out(n->out[0], x->dtype, 1, &kept);
+    return true;
+}
