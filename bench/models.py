@@ -1,6 +1,7 @@
 """Builds the benchmark models with python3-onnx (fixed random weights) and one
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
-BERT-base-style encoder (4 layers, sequence 128). Usage: models.py OUTDIR"""
+BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
+sequence model. Usage: models.py OUTDIR"""
 import os
 import sys
 
@@ -147,7 +148,25 @@ def detect(d):
     return [rng.standard_normal((1, 3, 64, 64)).astype(np.float32)]
 
 
-MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect}
+def lstm(d):
+    """An LSTM sequence model: a bidirectional LSTM over 32 steps of 64 features
+    (batch 4, hidden 96, with sequence lengths), a second forward LSTM on its
+    output, and a linear head on the final hidden state."""
+    b = B("lstm")
+    S, N, I, H = 32, 4, 64, 96
+    lens = b.c(np.array([32, 20, 32, 7], np.int32))
+    b.nodes.append(helper.make_node("LSTM", ["x", b.w((2, 4 * H, I), 0.1), b.w((2, 4 * H, H), 0.1), b.w((2, 8 * H), 0.1), lens],
+                                    ["y1", "", ""], name="lstm1", hidden_size=H, direction="bidirectional"))
+    y1 = b.op("Reshape", [b.op("Transpose", ["y1"], perm=[0, 2, 1, 3]), b.c(np.array([S, N, 2 * H], np.int64))])
+    b.nodes.append(helper.make_node("LSTM", [y1, b.w((1, 4 * H, 2 * H), 0.1), b.w((1, 4 * H, H), 0.1), b.w((1, 8 * H), 0.1), lens],
+                                    ["", "h2", ""], name="lstm2", hidden_size=H))
+    h = b.op("Reshape", ["h2", b.c(np.array([N, H], np.int64))])
+    y = b.op("Gemm", [h, b.w((H, 10)), b.c(np.zeros(10, np.float32))])
+    b.save(os.path.join(d, "lstm.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [S, N, I])], y)
+    return [rng.standard_normal((S, N, I)).astype(np.float32)]
+
+
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm}
 
 if __name__ == "__main__":
     out = sys.argv[1]

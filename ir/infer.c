@@ -1272,6 +1272,8 @@ bool lower_mvn(struct Lower *, Node *);
 bool lower_lrn(struct Lower *, Node *);
 bool lower_reverse_sequence(struct Lower *, Node *);
 bool lower_compress(struct Lower *, Node *);
+bool infer_rnn(Graph *, Node *, Diags *);
+bool lower_rnn(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

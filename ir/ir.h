@@ -247,6 +247,8 @@ bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Dia
 bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_s, double *roi_e, int64_t *out, Diags *d);
 /* Pad: begin and end amounts per dimension. */
 bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags *d);
+/* RNN 1, GRU 3, LSTM 4 gates. */
+int rnn_gates(const Node *n);
 /* QuantizeLinear / DequantizeLinear: the axis of a per-axis scale (-1: none). */
 bool quant_axis(const Node *n, const Value *x, int *axis);
 /* Integer list from a constant input (any int dtype); false if absent or not constant. */

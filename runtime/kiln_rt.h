@@ -133,6 +133,9 @@ void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta
 void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *packed_a,
                          const float *B, int64_t ldb, int tb, float *C, int64_t ldc);
 
+/* Floats of scratch kiln_k_rnn needs (kind 0 RNN, 1 GRU, 2 LSTM). */
+int64_t kiln_rnn_scratch_floats(int64_t kind, int64_t seq, int64_t batch, int64_t hidden);
+
 /* Bytes of scratch kiln_k_moe needs for its parameters p. */
 int64_t kiln_moe_scratch_bytes(const int64_t *p);
 

@@ -1,6 +1,7 @@
 """Realistic models (bench/models.py: an MLP, a ResNet-18-style CNN, a
 MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
-GELU and attention, and a detection-style net with Resize and Concat) compiled
+GELU and attention, a detection-style net with Resize and Concat, and an LSTM
+sequence model: bidirectional, stacked, with sequence lengths) compiled
 by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 the outputs must agree within rtol 1e-3."""
 import os
@@ -56,6 +57,10 @@ def test_bert4():
 
 def test_detect_resize_concat():
     compare("detect")
+
+
+def test_lstm_sequence_model():
+    compare("lstm")
 
 
 if __name__ == "__main__":
