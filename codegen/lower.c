@@ -1200,3 +1200,46 @@ bool lower_rnn(Lower *l, Node *n) {
     for (int i = 0; i < 3 && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
     return true;
 }
+
+bool lower_einsum(Lower *l, Node *n) {
+    EinsumInfo e;
+    if (!einsum_parse(n, &e, l->d)) return false;
+    int64_t p[67 + MAX_RANK + 8 * (1 + 2 * MAX_RANK)];
+    int np = 0;
+    p[np++] = n->n_in;
+    p[np++] = 64;
+    for (int k = 0; k < 64; k++) p[np++] = e.size[k] < 0 ? 1 : e.size[k];
+    p[np++] = e.out_rank;
+    for (int k = 0; k < e.out_rank; k++) p[np++] = e.out[k];
+    for (int i = 0; i < n->n_in; i++) {
+        p[np++] = e.rank[i];
+        for (int k = 0; k < e.rank[i]; k++) p[np++] = e.labels[i][k];
+        for (int k = 0; k < e.rank[i]; k++) p[np++] = n->in[i]->dims[k];
+    }
+    int out = out_f32(l, n->out[0]), bufs[9] = {out};
+    for (int i = 0; i < n->n_in; i++) bufs[1 + i] = in_f32(l, n->in[i]);
+    lower_call(l, KILN_K_einsum, 1 + n->n_in, bufs, np, p);
+    out_f32_done(l, n->out[0], out);
+    return true;
+}
+
+bool lower_det(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int64_t M = x->dims[x->rank - 1], mm = M * M, p[2] = {mm > 0 ? value_numel(x) / mm : 0, M};
+    int out = out_f32(l, n->out[0]), bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_det, 2, bufs, 2, p);
+    out_f32_done(l, n->out[0], out);
+    return true;
+}
+
+bool lower_grid_sample(Lower *l, Node *n) {
+    const Value *x = n->in[0], *g = n->in[1], *y = n->out[0];
+    const char *mode = node_attr_string(n, "mode", "bilinear"), *pad = node_attr_string(n, "padding_mode", "zeros");
+    int64_t p[9] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], g->dims[1], g->dims[2],
+                    strcmp(mode, "nearest") == 0 ? 1 : strcmp(mode, "bicubic") == 0 ? 2 : 0,
+                    strcmp(pad, "border") == 0 ? 1 : strcmp(pad, "reflection") == 0 ? 2 : 0, node_attr_int(n, "align_corners", 0) != 0};
+    int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), in_f32(l, g)};
+    lower_call(l, KILN_K_grid_sample, 3, bufs, 9, p);
+    out_f32_done(l, y, out);
+    return true;
+}

@@ -1273,6 +1273,12 @@ bool lower_lrn(struct Lower *, Node *);
 bool lower_reverse_sequence(struct Lower *, Node *);
 bool lower_compress(struct Lower *, Node *);
 bool infer_rnn(Graph *, Node *, Diags *);
+bool infer_einsum(Graph *, Node *, Diags *);
+bool infer_det(Graph *, Node *, Diags *);
+bool infer_grid_sample(Graph *, Node *, Diags *);
+bool lower_grid_sample(struct Lower *, Node *);
+bool lower_einsum(struct Lower *, Node *);
+bool lower_det(struct Lower *, Node *);
 bool lower_rnn(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {

@@ -1,5 +1,6 @@
-/* infer_extra.c: shape rules of the signal, quantization and reordering ops
- * (split from infer.c by theme; the op table there names them).
+/* infer_extra.c: shape rules of the signal, quantization, recurrent and other
+ * ops added after the first ones (split from infer.c by size; the op table
+ * there names them).
  *
  * - HannWindow, HammingWindow, BlackmanWindow: computed here, at compile time,
  *   from their constant size (meta ops, like Range);
@@ -8,7 +9,9 @@
  *   of `axis` (checked here; the kernels are in runtime/quant.c);
  * - MeanVarianceNormalization, LRN, ReverseSequence, and Compress (whose
  *   condition must be a constant: its count of true values is the output's
- *   size). */
+ *   size);
+ * - RNN, GRU, LSTM (every direction and layout), Einsum (the equation parsed
+ *   once here for the shape rule and the lowering), Det, GridSample. */
 #include "ir.h"
 
 #include <math.h>
@@ -241,5 +244,115 @@ bool infer_rnn(Graph *g, Node *n, Diags *d) {
     if (layout) { y[0] = B; y[1] = S; y[2] = dirs; }
     if (n->n_out > 0 && n->out[0]) set_out(n->out[0], x->dtype, 4, y);
     for (int i = 1; i < n->n_out && i < 3; i++) if (n->out[i]) set_out(n->out[i], x->dtype, 3, st);
+    return true;
+}
+
+/* ---- Einsum ---- */
+
+/* Parses the equation against the inputs' ranks: letters are labels 0..51, the
+ * dimensions under "..." get labels 52 and up (right-aligned across inputs).
+ * Without "->" the output is the ellipsis dims then the labels used once, in
+ * alphabetical order. Sizes must agree (1 broadcasts). */
+bool einsum_parse(const Node *n, EinsumInfo *e, Diags *d) {
+    memset(e, 0, sizeof *e);
+    const char *eq = node_attr_string(n, "equation", NULL);
+    if (!eq) { diag_error(d, n, "needs an equation"); return false; }
+    if (n->n_in > 8) { diag_error(d, n, "takes at most 8 inputs"); return false; }
+    for (int l = 0; l < 64; l++) e->size[l] = -1;
+    const char *p = eq;
+    int count[64] = {0}, max_ell = 0;
+    e->n_in = n->n_in;
+    for (int i = 0; i <= n->n_in; i++) {
+        bool out = i == n->n_in;
+        int *labels = out ? e->out : e->labels[i], r = 0, ell_at = -1;
+        if (out) {
+            while (*p == ' ') p++;
+            if (*p != '-') { /* implicit output */
+                for (int k = 0; k < max_ell; k++) e->out[e->out_rank++] = 52 + (max_ell - 1 - k);
+                for (int l = 0; l < 52; l++) if (count[l] == 1) e->out[e->out_rank++] = l;
+                break;
+            }
+            if (p[1] != '>') { diag_error(d, n, "bad equation '%s'", eq); return false; }
+            p += 2;
+        }
+        for (; *p && *p != ',' && *p != '-'; p++) {
+            if (*p == ' ') continue;
+            if (*p == '.') {
+                if (strncmp(p, "...", 3) != 0 || ell_at >= 0) { diag_error(d, n, "bad equation '%s'", eq); return false; }
+                ell_at = r;
+                p += 2;
+                continue;
+            }
+            int l = (*p >= 'a' && *p <= 'z') ? *p - 'a' : (*p >= 'A' && *p <= 'Z') ? *p - 'A' + 26 : -1;
+            if (l < 0 || r >= MAX_RANK) { diag_error(d, n, "bad equation '%s'", eq); return false; }
+            labels[r++] = l;
+        }
+        int rank = out ? r : n->in[i]->rank, ne = rank - r;
+        if (ell_at >= 0) {
+            if (out) ne = max_ell;
+            if (ne < 0 || r + ne > MAX_RANK) { diag_error(d, n, "the equation does not match input %d's rank", i); return false; }
+            memmove(labels + ell_at + ne, labels + ell_at, (size_t)(r - ell_at) * sizeof(int));
+            for (int k = 0; k < ne; k++) labels[ell_at + k] = 52 + (ne - 1 - k);
+            r += ne;
+            if (!out && ne > max_ell) max_ell = ne;
+        }
+        if (out) { e->out_rank = r; break; }
+        if (r != rank) { diag_error(d, n, "the equation gives input %d %d dimensions; it has %d", i, r, rank); return false; }
+        e->rank[i] = r;
+        for (int k = 0; k < r; k++) {
+            int l = labels[k];
+            int64_t dim = n->in[i]->dims[k];
+            if (l < 52) count[l]++;
+            if (e->size[l] < 0 || e->size[l] == 1) e->size[l] = dim;
+            else if (dim != 1 && dim != e->size[l]) { diag_error(d, n, "label sizes disagree (%lld and %lld)", (long long)e->size[l], (long long)dim); return false; }
+        }
+        if (*p == ',') p++;
+    }
+    for (int k = 0; k < e->out_rank; k++)
+        if (e->size[e->out[k]] < 0) { diag_error(d, n, "output label not in any input"); return false; }
+    return true;
+}
+
+bool infer_einsum(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    for (int i = 0; i < n->n_in; i++) if (!dtype_is_float(n->in[i]->dtype)) { diag_error(d, n, "inputs must be float tensors"); return false; }
+    EinsumInfo e;
+    if (!einsum_parse(n, &e, d)) return false;
+    int64_t dims[MAX_RANK];
+    for (int k = 0; k < e.out_rank; k++) dims[k] = e.size[e.out[k]];
+    set_out(n->out[0], n->in[0]->dtype, e.out_rank, dims);
+    return true;
+}
+
+/* ---- Det ---- */
+
+bool infer_det(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0];
+    if (x->rank < 2 || x->dims[x->rank - 1] != x->dims[x->rank - 2] || !dtype_is_float(x->dtype)) {
+        diag_error(d, n, "needs float square matrices [..., M, M]");
+        return false;
+    }
+    set_out(n->out[0], x->dtype, x->rank - 2, x->dims);
+    return true;
+}
+
+/* ---- GridSample ---- */
+
+bool infer_grid_sample(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    Value *x = n->in[0], *grid = n->in[1];
+    if (x->rank != 4 || grid->rank != 4 || grid->dims[0] != x->dims[0] || grid->dims[3] != 2 || !dtype_is_float(x->dtype) || !dtype_is_float(grid->dtype)) {
+        diag_error(d, n, "needs a float X [N, C, H, W] and a grid [N, H_out, W_out, 2]");
+        return false;
+    }
+    const char *mode = node_attr_string(n, "mode", "bilinear"), *pad = node_attr_string(n, "padding_mode", "zeros");
+    if (strcmp(mode, "bilinear") && strcmp(mode, "nearest") && strcmp(mode, "bicubic")) { diag_error(d, n, "mode '%s' is not supported", mode); return false; }
+    if (strcmp(pad, "zeros") && strcmp(pad, "border") && strcmp(pad, "reflection")) { diag_error(d, n, "padding_mode '%s' is not supported", pad); return false; }
+    int64_t dims[4] = {x->dims[0], x->dims[1], grid->dims[1], grid->dims[2]};
+    set_out(n->out[0], x->dtype, 4, dims);
     return true;
 }

@@ -247,6 +247,12 @@ bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Dia
 bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_s, double *roi_e, int64_t *out, Diags *d);
 /* Pad: begin and end amounts per dimension. */
 bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags *d);
+/* Einsum: labels 0..51 are letters, 52.. the dims under "..." (ir/infer_extra.c). */
+typedef struct EinsumInfo {
+    int n_in, rank[8], labels[8][MAX_RANK], out_rank, out[MAX_RANK];
+    int64_t size[64];
+} EinsumInfo;
+bool einsum_parse(const Node *n, EinsumInfo *e, Diags *d);
 /* RNN 1, GRU 3, LSTM 4 gates. */
 int rnn_gates(const Node *n);
 /* QuantizeLinear / DequantizeLinear: the axis of a per-axis scale (-1: none). */
