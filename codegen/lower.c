@@ -1243,3 +1243,27 @@ bool lower_grid_sample(Lower *l, Node *n) {
     out_f32_done(l, y, out);
     return true;
 }
+
+bool lower_conv_integer(Lower *l, Node *n) {
+    bool q = n->op == OP_QLINEAR_CONV;
+    const Value *x = n->in[0], *wt = n->in[q ? 3 : 1], *y = n->out[0];
+    const Value *xzp = node_input(n, 2), *wzp = node_input(n, q ? 5 : 3), *bias = q ? node_input(n, 8) : NULL;
+    Window w;
+    if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
+    int64_t p[5 + 7 * MAX_WIN + 8] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1)};
+    int np = 5 + window_params(&w, p + 5);
+    int64_t tail[8] = {x->dtype, wt->dtype, xzp != NULL, wzp ? value_numel(wzp) : 0, q, y->dtype, q ? value_numel(n->in[4]) : 1, bias != NULL};
+    memcpy(p + np, tail, sizeof tail);
+    np += 8;
+    int yb = lower_buf(l, y);
+    int bufs[10] = {yb, lower_buf(l, x), lower_buf(l, wt), xzp ? lower_buf(l, xzp) : yb, wzp ? lower_buf(l, wzp) : yb, yb, yb, yb, yb, yb};
+    if (q) {
+        bufs[5] = in_f32(l, n->in[1]);
+        bufs[6] = in_f32(l, n->in[4]);
+        bufs[7] = in_f32(l, n->in[6]);
+        bufs[8] = lower_buf(l, n->in[7]);
+        if (bias) bufs[9] = lower_buf(l, bias);
+    }
+    lower_call(l, KILN_K_conv_integer, 10, bufs, np, p);
+    return true;
+}

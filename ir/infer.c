@@ -1276,6 +1276,8 @@ bool infer_rnn(Graph *, Node *, Diags *);
 bool infer_einsum(Graph *, Node *, Diags *);
 bool infer_det(Graph *, Node *, Diags *);
 bool infer_grid_sample(Graph *, Node *, Diags *);
+bool infer_conv_integer(Graph *, Node *, Diags *);
+bool lower_conv_integer(struct Lower *, Node *);
 bool lower_grid_sample(struct Lower *, Node *);
 bool lower_einsum(struct Lower *, Node *);
 bool lower_det(struct Lower *, Node *);

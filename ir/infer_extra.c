@@ -356,3 +356,37 @@ bool infer_grid_sample(Graph *g, Node *n, Diags *d) {
     set_out(n->out[0], x->dtype, 4, dims);
     return true;
 }
+
+/* ---- ConvInteger (x, w, x_zp?, w_zp?) and QLinearConv (x, x_scale, x_zp, w,
+ * w_scale, w_zp, y_scale, y_zp, B?) ---- */
+
+bool infer_conv_integer(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!shapes_known(n, d)) return false;
+    bool q = n->op == OP_QLINEAR_CONV;
+    Value *x = n->in[0], *wt = n->in[q ? 3 : 1];
+    int64_t group = node_attr_int(n, "group", 1);
+    if (x->rank < 3 || wt->rank != x->rank || group < 1 || x->dims[1] % group || wt->dims[0] % group || wt->dims[1] * group != x->dims[1]) {
+        diag_error(d, n, "the weight's shape does not match the input's channels and group");
+        return false;
+    }
+    for (int i = 0; i < n->n_in; i++) {
+        const Value *v = n->in[i];
+        bool scale = q && (i == 1 || i == 4 || i == 6), bias = q && i == 8;
+        if (!v) continue;
+        if (scale && v->dtype != DT_F32) { diag_error(d, n, "scale '%s' must be float32", v->name); return false; }
+        if (bias && (v->dtype != DT_I32 || value_numel(v) != wt->dims[0])) { diag_error(d, n, "B must be int32 [%lld]", (long long)wt->dims[0]); return false; }
+        if (!scale && !bias && v->dtype != DT_U8 && v->dtype != DT_I8) { diag_error(d, n, "input '%s' must be uint8 or int8", v->name); return false; }
+    }
+    const Value *xzp = node_input(n, 2), *wzp = node_input(n, q ? 5 : 3);
+    if (xzp && value_numel(xzp) != 1) { diag_error(d, n, "x's zero point must be a scalar"); return false; }
+    if (wzp && value_numel(wzp) != 1 && value_numel(wzp) != wt->dims[0]) { diag_error(d, n, "w's zero point must be a scalar or one per output channel"); return false; }
+    if (q && value_numel(n->in[4]) != 1 && value_numel(n->in[4]) != wt->dims[0]) { diag_error(d, n, "w's scale must be a scalar or one per output channel"); return false; }
+    if (q && (value_numel(n->in[1]) != 1 || value_numel(n->in[6]) != 1 || value_numel(n->in[7]) != 1)) { diag_error(d, n, "x and y scales and zero points must be scalars"); return false; }
+    Window w;
+    if (!window_compute(n, x, wt->dims + 2, &w, d)) return false;
+    int64_t dims[MAX_RANK] = {x->dims[0], wt->dims[0]};
+    for (int i = 0; i < w.nd; i++) dims[2 + i] = w.out[i];
+    set_out(n->out[0], q ? n->in[7]->dtype : DT_I32, x->rank, dims);
+    return true;
+}

@@ -94,3 +94,45 @@ void kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p)
                  p[1], p[2], p[3], p[7], p[8], p[9], p[11], (int)p[4], (int)p[5], (int)p[6], (int)p[0]};
     kiln_parallel_for(pool, p[10], mmi_rows, &j);
 }
+
+/* ConvInteger / QLinearConv, direct: int32 sums of (x - x_zp)(w - w_zp) over
+ * each window, then (QLinearConv) + B, times x_scale w_scale / y_scale, rounded,
+ * + y_zp, saturated. Padding reads as x_zp (a zero after subtraction). */
+void kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t nd = p[0], N = p[1], C = p[2], M = p[3], G = p[4];
+    const int64_t *in = p + 5, *out = in + nd, *k = out + nd, *st = k + nd, *dl = st + nd, *pb = dl + nd;
+    const int64_t *q = p + 5 + 7 * nd; /* x_dt, w_dt, has_xzp, n_wzp, qlinear, y_dt, n_wscale, has_bias */
+    int xdt = (int)q[0], wdt = (int)q[1], ydt = (int)q[5];
+    int64_t in3[3] = {1, 1, 1}, out3[3] = {1, 1, 1}, k3[3] = {1, 1, 1}, s3[3] = {1, 1, 1}, d3[3] = {1, 1, 1}, p3[3] = {0, 0, 0};
+    for (int64_t i = 0; i < nd; i++) {
+        int64_t j = 3 - nd + i;
+        in3[j] = in[i]; out3[j] = out[i]; k3[j] = k[i]; s3[j] = st[i]; d3[j] = dl[i]; p3[j] = pb[i];
+    }
+    int64_t cpg = C / G, mpg = M / G, isz = in3[0] * in3[1] * in3[2], osz = out3[0] * out3[1] * out3[2], ksz = k3[0] * k3[1] * k3[2];
+    int32_t xzp = q[2] ? int_at(bufs[3], xdt, 0) : 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t m = 0; m < M; m++) {
+            int64_t g = m / mpg;
+            int32_t wzp = q[3] ? int_at(bufs[4], wdt, q[3] == 1 ? 0 : m) : 0;
+            for (int64_t o = 0; o < osz; o++) {
+                int64_t od = o / (out3[1] * out3[2]), oh = o / out3[2] % out3[1], ow = o % out3[2];
+                int32_t acc = 0;
+                for (int64_t c = 0; c < cpg; c++)
+                    for (int64_t kk = 0; kk < ksz; kk++) {
+                        int64_t kd = kk / (k3[1] * k3[2]), kh = kk / k3[2] % k3[1], kw = kk % k3[2];
+                        int64_t id = od * s3[0] - p3[0] + kd * d3[0], ih = oh * s3[1] - p3[1] + kh * d3[1], iw = ow * s3[2] - p3[2] + kw * d3[2];
+                        if (id < 0 || id >= in3[0] || ih < 0 || ih >= in3[1] || iw < 0 || iw >= in3[2]) continue;
+                        int32_t xv = int_at(bufs[1], xdt, (n * C + g * cpg + c) * isz + (id * in3[1] + ih) * in3[2] + iw) - xzp;
+                        int32_t wv = int_at(bufs[2], wdt, (m * cpg + c) * ksz + kk) - wzp;
+                        acc += xv * wv;
+                    }
+                int64_t at = (n * M + m) * osz + o;
+                if (!q[4]) { ((int32_t *)bufs[0])[at] = acc; continue; }
+                if (q[7]) acc += ((const int32_t *)bufs[9])[m];
+                const float *ws = bufs[6];
+                float r = (float)acc * (((const float *)bufs[5])[0] * ws[q[6] == 1 ? 0 : m] / ((const float *)bufs[7])[0]);
+                int_set(bufs[0], ydt, at, nearbyintf(r) + (float)int_at(bufs[8], ydt, 0));
+            }
+        }
+}
