@@ -167,6 +167,8 @@ typedef struct Graph {
     PtrVec values, nodes, inputs, outputs;
     struct Graph *parent;
     int64_t workspace_size;   /* set by the memory planner */
+    int64_t workspace_greedy; /* what greedy-by-size offsets would need (for -v) */
+    int64_t workspace_bound;  /* the most bytes live at once: no plan needs less */
 } Graph;
 
 Graph *graph_new(Arena *a, const char *name);

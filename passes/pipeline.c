@@ -56,7 +56,9 @@ bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
         if (!(p->fn ? p->fn(g, d) : p->fn_opts(g, o, d))) return false;
         if (o->verbose) {
             fprintf(stderr, "kiln: pass %-6s %8.2f ms  %d nodes", p->name, kiln_now_ms() - t0, g->nodes.n);
-            if (p->fn == pass_plan) fprintf(stderr, ", workspace %lld bytes", (long long)g->workspace_size);
+            if (p->fn == pass_plan)
+                fprintf(stderr, ", workspace %lld bytes (greedy by size %lld, lower bound %lld)", (long long)g->workspace_size,
+                        (long long)g->workspace_greedy, (long long)g->workspace_bound);
             fputc('\n', stderr);
         }
         if (!ir_verify(g, d)) {
