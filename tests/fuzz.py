@@ -2,8 +2,8 @@
 and UBSan. Mutates conformance models (byte flips, deletions, insertions) and
 text IR dumps (token insertions and deletions), compiles each with the
 sanitizer build, and reports any run that crashes, trips a sanitizer, or exits
-other than 0 or 1. Usage: fuzz.py [--runs N] [--seed S]; crashing inputs are
-kept in build-san/fuzz/."""
+other than 0 or 1. Usage: fuzz.py [--runs N] [--seed S] [--only a,b] [--moe];
+crashing inputs are kept in build-san/fuzz/."""
 import argparse
 import glob
 import os
@@ -33,7 +33,25 @@ def mutate_bytes(rng, data):
     return bytes(data)
 
 
+NUMBERS = ["0", "1", "-1", "2", "3", "7", "64", "65536", "2147483648", "-9223372036854775808", "1e30", "nan"]
+
+
+def mutate_numbers(rng, text):
+    """Replaces a few numbers (dims, attributes) with boundary values."""
+    import re
+    spans = [m.span() for m in re.finditer(r"-?\d+(\.\d+)?", text)]
+    for _ in range(rng.randint(1, 3)):
+        if not spans:
+            break
+        a, b = rng.choice(spans)
+        text = text[:a] + rng.choice(NUMBERS) + text[b:]
+        spans = [m.span() for m in re.finditer(r"-?\d+(\.\d+)?", text)]
+    return text
+
+
 def mutate_text(rng, text):
+    if rng.random() < 0.5:
+        return mutate_numbers(rng, text).encode()
     t = list(text)
     for _ in range(rng.randint(1, 5)):
         i = rng.randrange(len(t))
@@ -48,14 +66,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", default="", help="comma-separated substrings: fuzz only the matching conformance models")
+    ap.add_argument("--moe", action="store_true", help="add the MoE example models (examples/moe)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     kiln = os.path.join(SAN, "bin", "kiln")
     work = os.path.join(SAN, "fuzz")
     os.makedirs(work, exist_ok=True)
     models = sorted(glob.glob(os.path.join(DATA, "*", "*", "model.onnx")))
+    if a.only:
+        models = [m for m in models if any(k in m for k in a.only.split(","))]
+    if a.moe:
+        subprocess.run([sys.executable, os.path.join(ROOT, "examples", "moe", "make_model.py"), work], check=True)
+        models += sorted(glob.glob(os.path.join(work, "*.onnx")))
     texts = []
-    for m in models[::25]:
+    for m in (models if a.only or a.moe else models[::25]):
         r = subprocess.run([kiln, "dump", m, "--inline-weights", "--after", "fuse"], capture_output=True, env=ENV)
         if r.returncode == 0:
             texts.append(r.stdout.decode())
