@@ -12,7 +12,7 @@ RT_SRC   := runtime/rt.c runtime/kernels.c runtime/gemm.c runtime/moe.c runtime/
 RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
-            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
+            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
             codegen/lower.c codegen/kir_interp.c codegen/emit_c.c codegen/link.c
 
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)

@@ -21,6 +21,7 @@ bool pass_infer(Graph *g, Diags *d); /* shapes, types, and constant folding */
 bool pass_dce(Graph *g, Diags *d);
 bool pass_cse(Graph *g, Diags *d);
 bool pass_fold_bn(Graph *g, Diags *d);
+bool pass_patterns(Graph *g, Diags *d);
 bool pass_fuse(Graph *g, Diags *d);
 bool pass_plan(Graph *g, Diags *d);
 bool pass_place(Graph *g, const PassOpts *o, Diags *d);

@@ -22,6 +22,7 @@ static const Pass pipeline[] = {
     {"dce", pass_dce, NULL, 0},
     {"cse", pass_cse, NULL, 1},
     {"fold-bn", pass_fold_bn, NULL, 1},
+    {"patterns", pass_patterns, NULL, 2},
     {"fuse", pass_fuse, NULL, 2},
     {"place", NULL, pass_place, 0},
     {"plan", pass_plan, NULL, 0},
@@ -33,7 +34,7 @@ bool pipeline_has_pass(const char *name) {
     return strcmp(name, "all") == 0;
 }
 
-const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fold-bn (-O1+), fuse (-O2+), place, plan"; }
+const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fold-bn (-O1+), patterns (-O2+), fuse (-O2+), place, plan"; }
 
 static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d) {
     mkdir(dir, 0777);

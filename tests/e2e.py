@@ -127,7 +127,7 @@ def test_dump_formats():
     r = run([KILN, "compile", model, "-o", os.path.join(d, "m"), "--dump-after", "all", "--dump-dir", dd])
     assert r.returncode == 0, r.stderr
     names = sorted(os.listdir(dd))
-    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fold-bn.kir", "04-fuse.kir", "05-place.kir", "06-plan.kir"], names
+    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fold-bn.kir", "04-patterns.kir", "05-fuse.kir", "06-place.kir", "07-plan.kir"], names
 
 
 def roundtrip(model, inputs, d, after=None):
@@ -321,6 +321,43 @@ def test_folding_agrees_with_generated_code():
     assert np.array_equal(got[1], np.sign(np.mod(xi, 7)).astype(np.int32))
     assert np.array_equal(got[2], (xu << 2).astype(np.uint8))
     np.testing.assert_allclose(got[3], np.where(xf < 0, xf, got[0]), rtol=1e-6)
+
+
+def test_patterns_layernorm_and_matmul_bias():
+    """The decomposed LayerNorm becomes one LayerNormalization and MatMul + bias a
+    Gemm (at -O2, not at -O1); both give NumPy's result."""
+    d = fresh("patterns")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 16)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    gm, bt = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    c = lambda n, a: numpy_helper.from_array(np.asarray(a), n)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["h"]),
+             helper.make_node("ReduceMean", ["h"], ["mu"], axes=[-1]), helper.make_node("Sub", ["h", "mu"], ["dl"]),
+             helper.make_node("Pow", ["dl", "two"], ["sq"]), helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1]),
+             helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["dl", "sd"], ["nm"]), helper.make_node("Mul", ["nm", "g"], ["sc"]),
+             helper.make_node("Add", ["sc", "bt"], ["y"])]
+    g = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))],
+                          [c("w", w), c("b", b), c("two", np.float32(2)), c("eps", np.float32(1e-5)), c("g", gm), c("bt", bt)])
+    model = os.path.join(d, "ln.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    np.save(os.path.join(d, "x.npy"), x)
+    hh = x.astype(np.float64) @ w + b
+    mu = hh.mean(-1, keepdims=True)
+    want = (hh - mu) / np.sqrt(((hh - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * gm + bt
+    for level, fused in (("-O2", True), ("-O1", False)):
+        r = run([KILN, "dump", model, level, "--inline-weights"])
+        assert r.returncode == 0, r.stderr
+        assert ("LayerNormalization" in r.stdout and "Gemm" in r.stdout and "ReduceMean" not in r.stdout) == fused, r.stdout
+        exe = os.path.join(d, "ln" + level)
+        r = run([KILN, "compile", model, level, "-o", exe])
+        assert r.returncode == 0, r.stderr
+        r = run([exe, os.path.join(d, "x.npy"), "-o", os.path.join(d, "out" + level)])
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_allclose(np.load(os.path.join(d, "out" + level, "output_0.npy")), want, rtol=1e-4, atol=1e-4)
 
 
 def test_kiln_run_caches_and_runs():
