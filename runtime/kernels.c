@@ -54,6 +54,21 @@ void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= dims[i]; }
     for (int64_t i = 0; i < rank; i++) { odims[i] = dims[perm[i]]; ostr[i] = in_stride[perm[i]]; idx[i] = 0; total *= odims[i]; }
+    /* trailing dimensions the permutation keeps in place move as one run */
+    int64_t keep = rank, run = 1;
+    while (keep > 0 && perm[keep - 1] == keep - 1) run *= dims[--keep];
+    if (run > 1 && keep > 0) {
+        int64_t off = 0, bytes = run * esize;
+        for (int64_t n = 0; n < total / run; n++) {
+            memcpy(out + n * bytes, in + off * esize, (size_t)bytes);
+            for (int64_t d = keep - 1; d >= 0; d--) {
+                if (++idx[d] < odims[d]) { off += ostr[d]; break; }
+                off -= ostr[d] * (odims[d] - 1);
+                idx[d] = 0;
+            }
+        }
+        return;
+    }
     int64_t off = 0;
     for (int64_t n = 0; n < total; n++) {
         copy_elem(out + n * esize, in + off * esize, esize);
@@ -163,13 +178,28 @@ KILN_CLONES static void clamp_range(float *y, int64_t n, const int64_t *act) {
     for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);
 }
 
+/* Gemm's Y = beta * C (broadcast) before the product adds in, by rows. */
+typedef struct { float *y; const float *c; float beta; int64_t n, crs, ccs; } gemm_init_job;
+
+KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
+    const gemm_init_job *j = arg;
+    int64_t N = j->n, crs = j->crs, ccs = j->ccs; /* locals: stores through y could alias *j */
+    const float *C = j->c;
+    float beta = j->beta;
+    for (int64_t i = r0; i < r1; i++) {
+        float *y = j->y + i * N;
+        if (!C) for (int64_t n = 0; n < N; n++) y[n] = 0.0f;
+        else if (ccs == 1) for (int64_t n = 0; n < N; n++) y[n] = beta * C[i * crs + n];
+        else for (int64_t n = 0; n < N; n++) y[n] = beta * C[i * crs + n * ccs];
+    }
+}
+
 void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
     float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
     float *Y = bufs[0];
-    const float *C = has_c ? bufs[3] : NULL;
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t n = 0; n < N; n++) Y[i * N + n] = C ? beta * C[i * crs + n * ccs] : 0.0f;
+    gemm_init_job ij = {Y, has_c ? bufs[3] : NULL, beta, N, crs, ccs};
+    kiln_parallel_for(M * N >= 16384 ? pool : NULL, M, gemm_init_rows, &ij);
     if (p[13]) kiln_sgemm_packed(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[4], Y, N);
     else kiln_sgemm(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[2], tb ? K : N, (int)tb, Y, N);
     clamp_range(Y, M * N, p + 10);
