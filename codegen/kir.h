@@ -120,6 +120,20 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d);
 /* Helpers for the ops' lower functions (codegen/lower.c). */
 int lower_buf(Lower *l, const Value *v);
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params);
+/* Workspace scratch for the whole run; scratch shared by all steps (one step's
+ * life); per-context state (lives with the context: packed weights, counters). */
+int scratch_buf(Lower *l, DType dt, int64_t numel);
+int step_scratch(Lower *l, int64_t nbytes);
+int state_buf(Lower *l, const char *name, int64_t nbytes);
+/* v as float32 (cast into scratch when needed); the buffer a kernel writes v
+ * into as float32, and the cast back when v is not float32. */
+int in_f32(Lower *l, const Value *v);
+int out_f32(Lower *l, const Value *v);
+void out_f32_done(Lower *l, const Value *v, int b);
+/* The sizes before and after `axis`: v seen as [outer, dims[axis], inner]. */
+void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner);
+/* A conv/pool window as kernel parameters (in, out, k, stride, dil, pads); returns the count. */
+int window_params(const Window *w, int64_t *p);
 
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
  * k->workspace_size bytes for KB_ARENA ones. */

@@ -16,7 +16,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <strings.h>
 
 static int add_buf(Kir *k, KBuf b) {
     if (k->nbufs == k->capbufs) {
@@ -78,7 +77,7 @@ int lower_buf(Lower *l, const Value *v) {
     return v->id;
 }
 
-static int scratch_buf(Lower *l, DType dt, int64_t numel) {
+int scratch_buf(Lower *l, DType dt, int64_t numel) {
     Kir *k = l->k;
     KBuf b = {0};
     b.dtype = dt;
@@ -97,7 +96,7 @@ static int scratch_buf(Lower *l, DType dt, int64_t numel) {
 
 /* Scratch that lives only during one step: every such buffer shares one region
  * placed after the rest of the workspace (kir_lower fixes the offsets). */
-static int step_scratch(Lower *l, int64_t nbytes) {
+int step_scratch(Lower *l, int64_t nbytes) {
     if (l->fold) return scratch_buf(l, DT_U8, nbytes);
     KBuf b = {0};
     b.kind = KB_ARENA;
@@ -110,7 +109,7 @@ static int step_scratch(Lower *l, int64_t nbytes) {
 }
 
 /* Per-context memory that lives as long as the context (KB_STATE). */
-static int state_buf(Lower *l, const char *name, int64_t nbytes) {
+int state_buf(Lower *l, const char *name, int64_t nbytes) {
     Kir *k = l->k;
     KBuf b = {0};
     b.kind = KB_STATE;
@@ -368,7 +367,7 @@ static void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t 
 }
 
 /* Buffer holding v as float32 (casting into scratch when needed). */
-static int in_f32(Lower *l, const Value *v) {
+int in_f32(Lower *l, const Value *v) {
     int b = lower_buf(l, v);
     if (v->dtype == DT_F32) return b;
     int s = scratch_buf(l, DT_F32, value_numel(v));
@@ -377,18 +376,18 @@ static int in_f32(Lower *l, const Value *v) {
 }
 
 /* Buffer a kernel writes v into as float32; out_f32_done casts it back. */
-static int out_f32(Lower *l, const Value *v) {
+int out_f32(Lower *l, const Value *v) {
     return v->dtype == DT_F32 ? lower_buf(l, v) : scratch_buf(l, DT_F32, value_numel(v));
 }
 
-static void out_f32_done(Lower *l, const Value *v, int b) {
+void out_f32_done(Lower *l, const Value *v, int b) {
     if (v->dtype != DT_F32) cast_loop(l, lower_buf(l, v), v->dtype, b, DT_F32, value_numel(v));
 }
 
 /* ---- kernels ---- */
 
 /* The sizes before and after `axis`: a tensor seen as [outer, dims[axis], inner]. */
-static void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
+void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
     *outer = dims_numel(axis, v->dims);
     *inner = dims_numel(v->rank - axis - 1, v->dims + axis + 1);
 }
@@ -472,7 +471,7 @@ bool lower_gemm(Lower *l, Node *n) {
     return true;
 }
 
-static int window_params(const Window *w, int64_t *p) {
+int window_params(const Window *w, int64_t *p) {
     int k = 0, nd = w->nd;
     for (int i = 0; i < nd; i++) p[k + i] = w->in[i];
     k += nd;
@@ -824,53 +823,6 @@ bool lower_topk(Lower *l, Node *n) {
     return true;
 }
 
-/* kiln.MoE: one call of the MoE kernel; absent optional inputs pass x's buffer
- * (the kernel reads them only when their has_ flag is set). The per-expert token
- * counts go to the context's state, one int64 array per layer. */
-bool lower_moe(Lower *l, Node *n) {
-    MoeInfo m;
-    if (!moe_info(n, &m, l->d)) return false;
-    const Value *y = n->out[0];
-    int64_t p[22] = {m.T, m.H, m.I, m.E, m.k, m.act, m.fusion, m.has_b1, m.has_b2, m.has_w3, m.has_b3, m.has_rbias,
-                     m.sigmoid, m.normalize, kiln_d2p(m.scale), m.n_group, m.topk_group, kiln_d2p(m.alpha),
-                     kiln_d2p(m.beta), kiln_d2p(m.limit), !l->fold, 0};
-    int out = out_f32(l, y), bufs[15];
-    bufs[0] = out;
-    for (int i = 0; i < 9; i++) {
-        const Value *v = node_input(n, i);
-        bufs[1 + i] = v ? in_f32(l, v) : bufs[1];
-    }
-    bufs[10] = step_scratch(l, kiln_moe_scratch_bytes(p));
-    if (l->fold) bufs[11] = bufs[1];
-    else {
-        Kir *k = l->k;
-        int64_t at = k->state_size;
-        bufs[11] = state_buf(l, "routing counts", m.E * 8);
-        KMoeLayer *nl = arena_alloc(k->arena, (size_t)(k->nmoe + 1) * sizeof *nl);
-        if (k->nmoe) memcpy(nl, k->moe, (size_t)k->nmoe * sizeof *nl);
-        nl[k->nmoe++] = (KMoeLayer){moe_layer_name(n), m.E, m.k, m.T, at};
-        k->moe = nl;
-    }
-    /* constant float32 weights are packed once, when the context is created */
-    int nb = 12;
-    p[21] = !l->fold && n->in[2]->data && n->in[4]->data && (!m.has_w3 || n->in[6]->data);
-    for (int i = 2; i <= 6; i += 2) p[21] = p[21] && (!node_input(n, i) || node_input(n, i)->dtype == DT_F32);
-    if (p[21]) {
-        static const int wi[3] = {2, 4, 6};
-        int64_t dims[3][2] = {{m.I1, m.H}, {m.H, m.I}, {m.I, m.H}};
-        for (int w = 0; w < 3; w++) {
-            if (w == 2 && !m.has_w3) { bufs[nb++] = bufs[1]; continue; }
-            int64_t pk[3] = {m.E, dims[w][0], dims[w][1]};
-            int packed[2] = {state_buf(l, "packed weights", m.E * kiln_sgemm_packed_floats(pk[1], pk[2]) * 4), lower_buf(l, n->in[wi[w]])};
-            lower_call(l, KILN_K_moe_pack, 2, packed, 3, pk)->at_create = true;
-            bufs[nb++] = packed[0];
-        }
-    }
-    lower_call(l, KILN_K_moe, nb, bufs, 22, p);
-    out_f32_done(l, y, out);
-    return true;
-}
-
 bool lower_batchnorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
@@ -1046,224 +998,4 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
     }
     arena_free(scratch);
     return ok;
-}
-
-/* ---- quantization, MVN, LRN, ReverseSequence, Compress ---- */
-
-bool lower_quantize(Lower *l, Node *n) {
-    const Value *x = n->in[0], *zp = node_input(n, 2), *y = n->out[0];
-    bool q = n->op == OP_QUANTIZE_LINEAR;
-    int axis;
-    quant_axis(n, x, &axis);
-    bool per_axis = value_numel(n->in[1]) > 1;
-    int64_t p[7] = {!q, 1, 1, 1, per_axis, zp != NULL, q ? y->dtype : x->dtype};
-    if (per_axis) { p[2] = x->dims[axis]; outer_inner(x, axis, &p[1], &p[3]); }
-    else p[3] = value_numel(x);
-    int out = q ? lower_buf(l, y) : out_f32(l, y);
-    int bufs[4] = {out, q ? in_f32(l, x) : lower_buf(l, x), in_f32(l, n->in[1]), zp ? lower_buf(l, zp) : out};
-    lower_call(l, KILN_K_quantize, 4, bufs, 7, p);
-    if (!q) out_f32_done(l, y, out);
-    return true;
-}
-
-bool lower_dynamic_quantize(Lower *l, Node *n) {
-    int64_t p[1] = {value_numel(n->in[0])};
-    int bufs[4] = {lower_buf(l, n->out[0]), lower_buf(l, n->out[1]), lower_buf(l, n->out[2]), lower_buf(l, n->in[0])};
-    lower_call(l, KILN_K_dynamic_quantize, 4, bufs, 1, p);
-    return true;
-}
-
-bool lower_matmul_integer(Lower *l, Node *n) {
-    bool q = n->op == OP_QLINEAR_MATMUL;
-    const Value *a = n->in[0], *b = n->in[q ? 3 : 1], *y = n->out[0];
-    const Value *azp = node_input(n, 2), *bzp = node_input(n, q ? 5 : 3);
-    int64_t M = a->dims[a->rank - 2], K = a->dims[a->rank - 1], N = b->dims[b->rank - 1];
-    int64_t p[12] = {q, M, N, K, a->dtype, b->dtype, y->dtype, azp ? value_numel(azp) : 0, bzp ? value_numel(bzp) : 0,
-                     q ? value_numel(n->in[4]) : 1, value_numel(a) / K, b->rank > 2 ? K * N : 0};
-    int yb = lower_buf(l, y), bufs[9] = {yb, lower_buf(l, a), lower_buf(l, b), azp ? lower_buf(l, azp) : yb, bzp ? lower_buf(l, bzp) : yb,
-                                         yb, yb, yb, yb};
-    if (q) {
-        bufs[5] = in_f32(l, n->in[1]);
-        bufs[6] = in_f32(l, n->in[4]);
-        bufs[7] = in_f32(l, n->in[6]);
-        bufs[8] = lower_buf(l, n->in[7]);
-    }
-    lower_call(l, KILN_K_matmul_integer, 9, bufs, 12, p);
-    return true;
-}
-
-bool lower_mvn(Lower *l, Node *n) {
-    const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[2 + MAX_RANK] = {x->rank};
-    uint64_t mask = 0;
-    const Attr *ax = node_attr(n, "axes");
-    for (int i = 0; ax && i < ax->n; i++) {
-        int a;
-        axis_norm(ax->ints[i], x->rank, &a);
-        mask |= 1ull << a;
-    }
-    if (!ax) mask = 1 | 4 | 8;
-    for (int d = 0; d < x->rank; d++) p[1 + d] = x->dims[d];
-    p[1 + x->rank] = (int64_t)mask;
-    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_mvn, 2, bufs, 2 + x->rank, p);
-    out_f32_done(l, y, out);
-    return true;
-}
-
-bool lower_lrn(Lower *l, Node *n) {
-    const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[7] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), node_attr_int(n, "size", 1),
-                    kiln_d2p(node_attr_float(n, "alpha", 1e-4)), kiln_d2p(node_attr_float(n, "beta", 0.75)), kiln_d2p(node_attr_float(n, "bias", 1.0))};
-    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_lrn, 2, bufs, 7, p);
-    out_f32_done(l, y, out);
-    return true;
-}
-
-bool lower_reverse_sequence(Lower *l, Node *n) {
-    const Value *x = n->in[0];
-    int b;
-    axis_norm(node_attr_int(n, "batch_axis", 1), x->rank, &b);
-    int64_t p[5] = {dtype_size(x->dtype), b, x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2)};
-    int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, n->in[1])};
-    lower_call(l, KILN_K_reverse_sequence, 3, bufs, 5, p);
-    return true;
-}
-
-/* Compress with a constant condition: a Gather of the kept positions. */
-bool lower_compress(Lower *l, Node *n) {
-    const Value *x = n->in[0], *c = n->in[1], *y = n->out[0];
-    const Attr *ax = node_attr(n, "axis");
-    int axis = 0;
-    if (ax) axis_norm(ax->i, x->rank, &axis);
-    int64_t outer = 1, len = value_numel(x), inner = 1, kept = ax ? y->dims[axis] : value_numel(y);
-    if (ax) { len = x->dims[axis]; outer_inner(x, axis, &outer, &inner); }
-    int64_t *idx = arena_alloc(l->k->arena, (size_t)(kept + 1) * sizeof *idx), k = 0;
-    const unsigned char *cd = c->data;
-    for (int64_t i = 0; i < c->dims[0] && i < len; i++) if (cd[i]) idx[k++] = i;
-    Value *iv = graph_add_const(l->g, arena_printf(l->k->arena, "%s:kept", n->name), DT_I64, 1, &kept, idx);
-    iv->id = -1;
-    int64_t p[6] = {dtype_size(x->dtype), outer, len, inner, kept, 8};
-    int bufs[3] = {lower_buf(l, y), lower_buf(l, x), lower_buf(l, iv)};
-    lower_call(l, KILN_K_gather, 3, bufs, 6, p);
-    return true;
-}
-
-/* RNN, GRU, LSTM: one call of the recurrent kernel; absent outputs go to scratch. */
-bool lower_rnn(Lower *l, Node *n) {
-    static const char *const names[] = {"Sigmoid", "Tanh", "Relu", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
-                                        "HardSigmoid", "Elu", "Softsign", "Softplus"};
-    static const double dflt[][2] = {{0, 0}, {0, 0}, {0, 0}, {1, 0}, {0.01, 0}, {1, 0}, {1, 1}, {0.2, 0.5}, {1, 0}, {0, 0}, {0, 0}};
-    const Value *x = n->in[0];
-    int layout = (int)node_attr_int(n, "layout", 0), per = n->op == OP_LSTM ? 3 : n->op == OP_GRU ? 2 : 1;
-    const char *dir = node_attr_string(n, "direction", "forward");
-    int64_t dirs = strcmp(dir, "bidirectional") == 0 ? 2 : 1, S = x->dims[layout ? 1 : 0], B = x->dims[layout ? 0 : 1];
-    int64_t H = n->in[2]->dims[2];
-    const Attr *clip = node_attr(n, "clip");
-    int64_t p[19 + 3 * 6] = {n->op == OP_LSTM ? 2 : n->op == OP_GRU ? 1 : 0, S, B, x->dims[2], H, dirs,
-                             strcmp(dir, "reverse") == 0 ? 1 : dirs == 2 ? 2 : 0, layout,
-                             node_input(n, 3) != NULL, node_input(n, 4) != NULL, node_input(n, 5) != NULL,
-                             node_input(n, 6) != NULL, node_input(n, 7) != NULL, clip != NULL, kiln_d2p(clip ? clip->f : 0),
-                             node_attr_int(n, "linear_before_reset", 0), node_attr_int(n, "input_forget", 0), per * dirs};
-    const Attr *acts = node_attr(n, "activations"), *al = node_attr(n, "activation_alpha"), *be = node_attr(n, "activation_beta");
-    int ai = 0, bi = 0;
-    for (int k = 0; k < per * dirs; k++) {
-        static const int defaults[3][3] = {{1, 1, 1}, {0, 1, 1}, {0, 1, 1}}; /* RNN: Tanh; GRU: Sigmoid, Tanh; LSTM: Sigmoid, Tanh, Tanh */
-        int kind = defaults[per - 1][k % per];
-        if (acts) {
-            kind = -1;
-            for (int q = 0; q < 11; q++) if (strcasecmp(acts->strings[k], names[q]) == 0) kind = q;
-            if (kind < 0) { diag_error(l->d, n, "activation '%s' is not supported", acts->strings[k]); return false; }
-        }
-        double a = dflt[kind][0], b = dflt[kind][1];
-        bool uses_a = kind >= 3 && kind <= 8, uses_b = kind == 3 || kind == 6 || kind == 7;
-        if (acts && uses_a && al && ai < al->n) a = al->floats[ai++];
-        if (acts && uses_b && be && bi < be->n) b = be->floats[bi++];
-        p[18 + 3 * k] = kind;
-        p[19 + 3 * k] = kiln_d2p(a);
-        p[20 + 3 * k] = kiln_d2p(b);
-    }
-    int outs[3];
-    int64_t ysz = S * dirs * B * H, ssz = dirs * B * H;
-    for (int i = 0; i < 3; i++) {
-        const Value *o = i < n->n_out ? n->out[i] : NULL;
-        outs[i] = o ? out_f32(l, o) : scratch_buf(l, DT_F32, i ? ssz : ysz);
-    }
-    int bufs[12] = {outs[0], outs[1], outs[2], in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
-    for (int i = 3; i < 8; i++) {
-        const Value *v = node_input(n, i);
-        bufs[3 + i] = !v ? bufs[3] : i == 4 ? lower_buf(l, v) : in_f32(l, v);
-    }
-    bufs[11] = step_scratch(l, kiln_rnn_scratch_floats(p[0], S, B, H) * 4);
-    lower_call(l, KILN_K_rnn, 12, bufs, 18 + 3 * per * dirs, p);
-    for (int i = 0; i < 3 && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
-    return true;
-}
-
-bool lower_einsum(Lower *l, Node *n) {
-    EinsumInfo e;
-    if (!einsum_parse(n, &e, l->d)) return false;
-    int64_t p[67 + MAX_RANK + 8 * (1 + 2 * MAX_RANK)];
-    int np = 0;
-    p[np++] = n->n_in;
-    p[np++] = 64;
-    for (int k = 0; k < 64; k++) p[np++] = e.size[k] < 0 ? 1 : e.size[k];
-    p[np++] = e.out_rank;
-    for (int k = 0; k < e.out_rank; k++) p[np++] = e.out[k];
-    for (int i = 0; i < n->n_in; i++) {
-        p[np++] = e.rank[i];
-        for (int k = 0; k < e.rank[i]; k++) p[np++] = e.labels[i][k];
-        for (int k = 0; k < e.rank[i]; k++) p[np++] = n->in[i]->dims[k];
-    }
-    int out = out_f32(l, n->out[0]), bufs[9] = {out};
-    for (int i = 0; i < n->n_in; i++) bufs[1 + i] = in_f32(l, n->in[i]);
-    lower_call(l, KILN_K_einsum, 1 + n->n_in, bufs, np, p);
-    out_f32_done(l, n->out[0], out);
-    return true;
-}
-
-bool lower_det(Lower *l, Node *n) {
-    const Value *x = n->in[0];
-    int64_t M = x->dims[x->rank - 1], mm = M * M, p[2] = {mm > 0 ? value_numel(x) / mm : 0, M};
-    int out = out_f32(l, n->out[0]), bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_det, 2, bufs, 2, p);
-    out_f32_done(l, n->out[0], out);
-    return true;
-}
-
-bool lower_grid_sample(Lower *l, Node *n) {
-    const Value *x = n->in[0], *g = n->in[1], *y = n->out[0];
-    const char *mode = node_attr_string(n, "mode", "bilinear"), *pad = node_attr_string(n, "padding_mode", "zeros");
-    int64_t p[9] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], g->dims[1], g->dims[2],
-                    strcmp(mode, "nearest") == 0 ? 1 : strcmp(mode, "bicubic") == 0 ? 2 : 0,
-                    strcmp(pad, "border") == 0 ? 1 : strcmp(pad, "reflection") == 0 ? 2 : 0, node_attr_int(n, "align_corners", 0) != 0};
-    int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), in_f32(l, g)};
-    lower_call(l, KILN_K_grid_sample, 3, bufs, 9, p);
-    out_f32_done(l, y, out);
-    return true;
-}
-
-bool lower_conv_integer(Lower *l, Node *n) {
-    bool q = n->op == OP_QLINEAR_CONV;
-    const Value *x = n->in[0], *wt = n->in[q ? 3 : 1], *y = n->out[0];
-    const Value *xzp = node_input(n, 2), *wzp = node_input(n, q ? 5 : 3), *bias = q ? node_input(n, 8) : NULL;
-    Window w;
-    if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
-    int64_t p[5 + 7 * MAX_WIN + 8] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1)};
-    int np = 5 + window_params(&w, p + 5);
-    int64_t tail[8] = {x->dtype, wt->dtype, xzp != NULL, wzp ? value_numel(wzp) : 0, q, y->dtype, q ? value_numel(n->in[4]) : 1, bias != NULL};
-    memcpy(p + np, tail, sizeof tail);
-    np += 8;
-    int yb = lower_buf(l, y);
-    int bufs[10] = {yb, lower_buf(l, x), lower_buf(l, wt), xzp ? lower_buf(l, xzp) : yb, wzp ? lower_buf(l, wzp) : yb, yb, yb, yb, yb, yb};
-    if (q) {
-        bufs[5] = in_f32(l, n->in[1]);
-        bufs[6] = in_f32(l, n->in[4]);
-        bufs[7] = in_f32(l, n->in[6]);
-        bufs[8] = lower_buf(l, n->in[7]);
-        if (bias) bufs[9] = lower_buf(l, bias);
-    }
-    lower_call(l, KILN_K_conv_integer, 10, bufs, np, p);
-    return true;
 }
