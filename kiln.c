@@ -311,7 +311,11 @@ static int cmd_compile(const Options *o) {
     double t0 = kiln_now_ms();
     Graph *g = load_model(a, o, &d, &deps);
     PlaceSetup *ps = arena_alloc(a, sizeof *ps);
-    const PlaceOpts *pl = g ? prepare_place(o, g, ps, &d, &deps) : NULL;
+    /* on the host the plan only predicts (the code does not depend on it) and
+     * measuring the machine takes about a second: plan when someone will see it */
+    bool host = !o->target || strcmp(o->target, "host") == 0 || strcmp(o->target, "x86_64-linux-gnu") == 0;
+    bool plan = !host || o->nprofiles || o->placement || o->redundant >= 0 || o->dump_after || o->verbose;
+    const PlaceOpts *pl = g && plan ? prepare_place(o, g, ps, &d, &deps) : NULL;
     PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose, NULL, pl};
     Kir *k = NULL;
     if (g && !d.errors && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
