@@ -44,7 +44,8 @@ static const char *usage_text =
     "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable)\n"
     "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
-    "  --weights embed       weights inside the output\n"
+    "  --weights embed|external  weights inside the output, or in OUT.weights beside it,\n"
+    "                        mapped when the model is created [embed]\n"
     "  --name PREFIX         prefix of exported C symbols [output base name]\n"
     "  --dump-after PASS|all write the IR after PASS to --dump-dir DIR [.]\n"
     "  -MD, -MF FILE         write a make dependency file [OUT.d]\n"
@@ -77,7 +78,7 @@ typedef struct Options {
     int opt_level, threads, redundant;
     const char *profiles[64];
     int nprofiles;
-    bool md, verbose, inline_weights;
+    bool md, verbose, inline_weights, external_weights;
     ShapeOverride shapes[64];
     int nshapes;
     const char *binds[64];
@@ -167,7 +168,9 @@ static int parse_options(int argc, char **argv, int start, Options *o, bool is_r
             o->binds[o->nbinds++] = argv[i];
         } else if (strcmp(a, "--weights") == 0) {
             if (!more) return usage_error("option %s needs a value", a);
-            if (strcmp(argv[++i], "embed") != 0) return usage_error("--weights %s is not supported yet (only embed)", argv[i]);
+            if (strcmp(argv[++i], "embed") == 0) o->external_weights = false;
+            else if (strcmp(argv[i], "external") == 0) o->external_weights = true;
+            else return usage_error("--weights takes embed or external, not '%s'", argv[i]);
         } else if (strcmp(a, "--placement") == 0) {
             VAL(placement);
             PlaceStrategy ps;
@@ -320,7 +323,7 @@ static int cmd_compile(const Options *o) {
     Kir *k = NULL;
     if (g && !d.errors && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
     if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
-    LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose};
+    LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose, o->external_weights};
     bool ok = k && link_build(k, g, &lo, &d);
     if (ok && (o->md || o->mf)) {
         char mf[PATH_MAX + 8];

@@ -55,18 +55,29 @@ static bool write_file(const char *path, bool (*fn)(const void *, FILE *), const
     return ok;
 }
 
-typedef struct { const Kir *k; const Graph *g; const LinkOpts *o; const char *incbin; bool main; } CArgs;
+typedef struct { const Kir *k; const Graph *g; const LinkOpts *o; const char *incbin; bool main; const char *external; } CArgs;
 static bool write_c(const void *arg, FILE *f) {
     const CArgs *c = arg;
-    return emit_c(c->k, c->g, c->o->prefix, c->incbin, c->main, c->o->threads, f);
+    return emit_c(c->k, c->g, c->o->prefix, c->external ? NULL : c->incbin, c->external, c->main, c->o->threads, f);
 }
 static bool write_h(const void *arg, FILE *f) {
     const CArgs *c = arg;
-    return emit_header(c->k, c->o->prefix, f);
+    return emit_header(c->k, c->o->prefix, c->external, f);
 }
 static bool write_w(const void *arg, FILE *f) {
     const Kir *k = arg;
     return fwrite(k->weights, 1, (size_t)k->weights_size, f) == (size_t)k->weights_size;
+}
+
+/* OUT.weights: "KILNWTS1", data size, build id, padding to 64 bytes, the data. */
+static bool write_external(const void *arg, FILE *f) {
+    const Kir *k = arg;
+    unsigned char head[64] = "KILNWTS1";
+    int64_t size = k->weights_size;
+    uint64_t id = emit_weights_id(k);
+    memcpy(head + 8, &size, 8);
+    memcpy(head + 16, &id, 8);
+    return fwrite(head, 1, 64, f) == 64 && write_w(k, f);
 }
 
 static char *header_path(Arena *a, const LinkOpts *o) {
@@ -82,10 +93,18 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     char *tmp_out = arena_printf(a, "%s.tmp%d", o->out, (int)getpid());
     char *hpath = header_path(a, o), *tmp_h = arena_printf(a, "%s.tmp%d", hpath, (int)getpid());
     bool want_h = strcmp(emit, "lib") == 0 || strcmp(emit, "so") == 0 || strcmp(emit, "obj") == 0;
-    CArgs ca = {k, g, o, NULL, strcmp(emit, "exe") == 0};
+    CArgs ca = {k, g, o, NULL, strcmp(emit, "exe") == 0, NULL};
+    char *xpath = arena_printf(a, "%s.weights", o->out), *tmp_x = arena_printf(a, "%s.tmp%d", xpath, (int)getpid());
+    if (o->external_weights) {
+        const char *slash = strrchr(xpath, '/');
+        ca.external = slash ? slash + 1 : xpath;
+        if (!write_file(tmp_x, write_external, k, d)) return false;
+    }
     if (strcmp(emit, "c") == 0 || strcmp(emit, "header") == 0) {
         bool ok = write_file(tmp_out, emit[0] == 'c' ? write_c : write_h, &ca, d);
         if (ok && rename(tmp_out, o->out) != 0) { remove(tmp_out); diag_error(d, NULL, "cannot write %s", o->out); ok = false; }
+        if (o->external_weights && ok && rename(tmp_x, xpath) != 0) { diag_error(d, NULL, "cannot write %s", xpath); ok = false; }
+        if (o->external_weights && !ok) remove(tmp_x);
         return ok;
     }
     const char *tdir = getenv("TMPDIR");
@@ -100,7 +119,7 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     char *inc = quote(a, arena_printf(a, "%s/include", o->home));
     char *rtlib = quote(a, arena_printf(a, "%s/lib/libkilnrt.a", o->home));
     char *flags = arena_printf(a, "%s %s -std=gnu11 -fPIC -fno-strict-aliasing -I%s", cc, olev, inc);
-    bool ok = write_file(wpath, write_w, k, d) && write_file(cpath, write_c, &ca, d);
+    bool ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_file(cpath, write_c, &ca, d);
     if (ok && strcmp(emit, "exe") == 0)
         ok = run_cmd(a, arena_printf(a, "%s %s %s -lm -lpthread -o %s", flags, quote(a, cpath), rtlib, quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "so") == 0)
@@ -116,7 +135,8 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     if (ok && want_h) ok = write_file(tmp_h, write_h, &ca, d);
     if (ok && rename(tmp_out, o->out) != 0) { diag_error(d, NULL, "cannot write %s: %s", o->out, strerror(errno)); ok = false; }
     if (ok && want_h && rename(tmp_h, hpath) != 0) { diag_error(d, NULL, "cannot write %s: %s", hpath, strerror(errno)); ok = false; }
-    if (!ok) { remove(tmp_out); remove(tmp_h); }
+    if (ok && o->external_weights && rename(tmp_x, xpath) != 0) { diag_error(d, NULL, "cannot write %s: %s", xpath, strerror(errno)); ok = false; }
+    if (!ok) { remove(tmp_out); remove(tmp_h); remove(tmp_x); }
     if (!getenv("KILN_KEEP_TEMPS")) run_cmd(a, arena_printf(a, "rm -rf %s", quote(a, dir)), false, d);
     else fprintf(stderr, "kiln: kept temporary files in %s\n", dir);
     return ok;

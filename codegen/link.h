@@ -13,6 +13,7 @@ typedef struct LinkOpts {
     int opt_level;
     int threads;            /* default threads of an executable (0: all cores) */
     bool verbose;
+    bool external_weights;  /* weights in OUT.weights, mapped at create time */
 } LinkOpts;
 
 /* Writes the requested output (and PREFIX.h beside it for lib/so/obj/header),

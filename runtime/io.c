@@ -11,10 +11,14 @@
 #include "kiln_scalar.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int fail(char *err, size_t n, const char *fmt, ...) {
     va_list ap;
@@ -375,4 +379,55 @@ int kiln_write_routing_profile(const char *path, const kiln_model *m, const int6
     int rc = write_atomic(path, text, len, NULL, 0, err, errlen);
     free(text);
     return rc;
+}
+
+/* ---- external weights (--weights external) ----
+ * OUT.weights: a 64-byte header ("KILNWTS1", data size, build id: a hash of the
+ * data computed by kiln), then the data. Mapped read-only at create time; the
+ * size and build id must match the ones compiled into the model, so a file of
+ * another build or a truncated one is refused, not used. */
+
+const unsigned char *kiln_weights_map(const char *path, int64_t size, uint64_t id, size_t *map_len, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { fail(err, errlen, "cannot open weights file %s: %s", path, strerror(errno)); return NULL; }
+    struct stat st;
+    unsigned char head[64];
+    const unsigned char *map = NULL;
+    if (fstat(fd, &st) != 0 || st.st_size < 64 || pread(fd, head, 64, 0) != 64 || memcmp(head, "KILNWTS1", 8) != 0) {
+        fail(err, errlen, "%s is not a kiln weights file", path);
+        goto done;
+    }
+    int64_t hsize;
+    uint64_t hid;
+    memcpy(&hsize, head + 8, 8);
+    memcpy(&hid, head + 16, 8);
+    if (hsize != size || hid != id) {
+        fail(err, errlen, "%s belongs to another build of the model (size %lld, id %016llx; expected %lld, %016llx)", path,
+             (long long)hsize, (unsigned long long)hid, (long long)size, (unsigned long long)id);
+        goto done;
+    }
+    if ((uint64_t)st.st_size < 64 + (uint64_t)size) { fail(err, errlen, "%s is truncated (%lld bytes, needs %lld)", path, (long long)st.st_size, (long long)(64 + size)); goto done; }
+    void *p = mmap(NULL, (size_t)(64 + size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) { fail(err, errlen, "cannot map %s: %s", path, strerror(errno)); goto done; }
+    *map_len = (size_t)(64 + size);
+    map = (const unsigned char *)p + 64;
+done:
+    close(fd);
+    return map;
+}
+
+void kiln_weights_unmap(const unsigned char *data, size_t map_len) {
+    if (data) munmap((void *)(data - 64), map_len);
+}
+
+/* The weights file's default place: beside the running executable, or PATH's
+ * folder when given; name is the file's base name. */
+int kiln_weights_default_path(const char *name, char *out, size_t n) {
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return -1;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    return snprintf(out, n, "%s/%s", exe, name) < (int)n ? 0 : -1;
 }

@@ -71,6 +71,11 @@ typedef struct kiln_model {
     int num_moe_layers;
     const kiln_moe_layer *moe_layers;
     const int64_t *(*routing_counts)(const void *ctx);
+    /* external weights: the file's name (found beside the executable), its data
+     * size and build id; NULL name when the weights are embedded */
+    const char *weights_file;
+    int64_t weights_size;
+    uint64_t weights_id;
 } kiln_model;
 
 /* Writes the routing profile (JSON, see the README) of `runs` runs: every MoE
@@ -167,6 +172,14 @@ int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errle
 int kiln_write_npy(const char *path, const kiln_tensor *t, char *err, size_t errlen);
 int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen);
 void kiln_tensor_free(kiln_tensor *t);
+
+/* External weights (--weights external): maps PATH read-only after checking
+ * its header against the size and build id compiled into the model; NULL with
+ * a message in err otherwise. kiln_weights_default_path gives NAME beside the
+ * running executable. */
+const unsigned char *kiln_weights_map(const char *path, int64_t size, uint64_t id, size_t *map_len, char *err, size_t errlen);
+void kiln_weights_unmap(const unsigned char *data, size_t map_len);
+int kiln_weights_default_path(const char *name, char *out, size_t n);
 
 /* Writes s as a JSON string literal (quoted, escaped). */
 #include <stdio.h>

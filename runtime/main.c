@@ -113,6 +113,14 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     for (int k = 0; k < m->num_outputs; k++)
         if (!(outp[k] = malloc(m->outputs[k].nbytes ? (size_t)m->outputs[k].nbytes : 1))) goto out;
     ctx = m->create(threads);
+    if (!ctx && m->weights_file) { /* say what is wrong with the weights file */
+        char path[4096];
+        size_t len = 0;
+        const unsigned char *w = NULL;
+        if (kiln_weights_default_path(m->weights_file, path, sizeof path) != 0) snprintf(err, sizeof err, "cannot find the executable's folder");
+        else if ((w = kiln_weights_map(path, m->weights_size, m->weights_id, &len, err, sizeof err))) kiln_weights_unmap(w, len);
+        if (!w) { fprintf(stderr, "%s: error: %s\n", m->name, err); goto out; }
+    }
     if (!ctx) { fprintf(stderr, "%s: error: cannot create the model context (out of memory?)\n", m->name); goto out; }
     runs = repeat > 0 ? repeat : 1;
     double *ms = calloc((size_t)runs, sizeof *ms);

@@ -360,6 +360,44 @@ def test_patterns_layernorm_and_matmul_bias():
         np.testing.assert_allclose(np.load(os.path.join(d, "out" + level, "output_0.npy")), want, rtol=1e-4, atol=1e-4)
 
 
+def test_weights_external():
+    """--weights external: OUT.weights beside the binary, mapped at create; the
+    same outputs as embedded weights; a missing, truncated or foreign weights
+    file is refused with a message and nothing is written."""
+    d = fresh("extw")
+    model, x = mlp_model(d)
+    emb, ext = os.path.join(d, "emb"), os.path.join(d, "ext")
+    for out, extra in ((emb, []), (ext, ["--weights", "external"])):
+        r = run([KILN, "compile", model, "-o", out] + extra)
+        assert r.returncode == 0, r.stderr
+    w = ext + ".weights"
+    assert os.path.getsize(w) > 64 and os.path.getsize(ext) < os.path.getsize(emb)
+    for exe, o in ((emb, "o1"), (ext, "o2")):
+        r = run([exe, x, "-o", os.path.join(d, o)])
+        assert r.returncode == 0, r.stderr
+    a, b = np.load(os.path.join(d, "o1", "output_0.npy")), np.load(os.path.join(d, "o2", "output_0.npy"))
+    assert np.array_equal(a, b)
+    np.testing.assert_allclose(b, mlp_reference(model, np.load(x)), rtol=1e-4, atol=1e-5)
+    good = open(w, "rb").read()
+    cases = [(None, "cannot open weights file"), (good[:100], "truncated"), (b"garbage" * 20, "not a kiln weights file"),
+             (good[:16] + bytes(8) + good[24:], "another build")]
+    for data, needle in cases:
+        if os.path.exists(w):
+            os.remove(w)
+        if data is not None:
+            open(w, "wb").write(data)
+        r = run([ext, x, "-o", os.path.join(d, "bad")])
+        assert r.returncode == 1 and needle in r.stderr, (needle, r.stderr)
+        assert not os.path.exists(os.path.join(d, "bad"))
+    open(w, "wb").write(good)
+    so = os.path.join(d, "libm.so")
+    r = run([KILN, "compile", model, "--emit", "so", "-o", so, "--weights", "external", "--name", "m"])
+    assert r.returncode == 0, r.stderr
+    hdr = open(os.path.join(d, "m.h")).read()
+    assert "m_create_with_weights" in hdr and '#define m_WEIGHTS_FILE "libm.so.weights"' in hdr
+    assert os.path.exists(so + ".weights")
+
+
 def test_kiln_run_caches_and_runs():
     d = fresh("krun")
     model, inp = mlp_model(d)
