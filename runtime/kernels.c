@@ -17,18 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const kiln_kernel_names[KILN_K_COUNT] = {
-#define K(name, doc) #name,
-#include "kernels.def"
-#undef K
-};
-
-const kiln_kernel_fn kiln_kernel_table[KILN_K_COUNT] = {
-#define K(name, doc) kiln_k_##name,
-#include "kernels.def"
-#undef K
-};
-
 static void copy_elem(char *dst, const char *src, int64_t esize) {
     switch (esize) {
     case 1: *dst = *src; break;
