@@ -42,25 +42,16 @@ void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= dims[i]; }
     for (int64_t i = 0; i < rank; i++) { odims[i] = dims[perm[i]]; ostr[i] = in_stride[perm[i]]; idx[i] = 0; total *= odims[i]; }
-    /* trailing dimensions the permutation keeps in place move as one run */
+    if (total == 0) return;
+    /* trailing dimensions the permutation keeps in place move as one run (one
+     * element when the last dimension moves) */
     int64_t keep = rank, run = 1;
     while (keep > 0 && perm[keep - 1] == keep - 1) run *= dims[--keep];
-    if (run > 1 && keep > 0) {
-        int64_t off = 0, bytes = run * esize;
-        for (int64_t n = 0; n < total / run; n++) {
-            memcpy(out + n * bytes, in + off * esize, (size_t)bytes);
-            for (int64_t d = keep - 1; d >= 0; d--) {
-                if (++idx[d] < odims[d]) { off += ostr[d]; break; }
-                off -= ostr[d] * (odims[d] - 1);
-                idx[d] = 0;
-            }
-        }
-        return;
-    }
-    int64_t off = 0;
-    for (int64_t n = 0; n < total; n++) {
-        copy_elem(out + n * esize, in + off * esize, esize);
-        for (int64_t d = rank - 1; d >= 0; d--) {
+    int64_t off = 0, bytes = run * esize;
+    for (int64_t n = 0; n < total / run; n++) {
+        if (run == 1) copy_elem(out + n * esize, in + off * esize, esize);
+        else memcpy(out + n * bytes, in + off * esize, (size_t)bytes);
+        for (int64_t d = keep - 1; d >= 0; d--) {
             if (++idx[d] < odims[d]) { off += ostr[d]; break; }
             off -= ostr[d] * (odims[d] - 1);
             idx[d] = 0;
