@@ -214,7 +214,7 @@ static void set_ints(Graph *g, Node *n, const char *name, const int *v, int64_t 
 static void set_float(Graph *g, Node *n, const char *name, double v) { node_add_attr(g, n, name, ATTR_FLOAT)->f = v; }
 
 /* Per-expert load of a layer: the profile's counts scaled to T tokens, or uniform. */
-static bool layer_load(Graph *g, Node *n, const MoeInfo *m, const RoutingProfile *prof, double *load, Diags *d) {
+static bool layer_load(Node *n, const MoeInfo *m, const RoutingProfile *prof, double *load, Diags *d) {
     const char *name = moe_layer_name(n);
     const ProfileLayer *pl = NULL;
     for (int i = 0; prof && i < prof->n; i++) if (strcmp(prof->layers[i].name, name) == 0) pl = &prof->layers[i];
@@ -226,7 +226,6 @@ static bool layer_load(Graph *g, Node *n, const MoeInfo *m, const RoutingProfile
     for (int64_t e = 0; pl && e < m->E; e++) sum += pl->counts[e];
     if (prof && !pl) diag_add(d, DIAG_WARNING, n, "the routing profile has no layer '%s': assuming uniform routing", name);
     for (int64_t e = 0; e < m->E; e++) load[e] = sum > 0 ? pl->counts[e] / sum * (double)(m->T * m->k) : (double)(m->T * m->k) / (double)m->E;
-    (void)g;
     return true;
 }
 
@@ -250,8 +249,9 @@ static void plan_cost(const Plan *p, Arena *a, Target *t, const Node *n, const M
     int64_t D = p->D, E = p->E;
     double total = (double)(m->T * m->k), flops_pair = moe_expert_flops(m), ebytes = (double)moe_expert_bytes(n, m);
     bool half = dtype_size(n->in[2]->dtype) == 2;
-    double rate = (half ? t->flops_16 : t->flops_f32) * t->gemm_efficiency, heaviest = 0;
-    if (t->measured) { /* the expert's GEMMs at their shapes, flops-weighted */
+    double rate, heaviest = 0;
+    if (!t->measured) rate = (half ? t->flops_16 : t->flops_f32) * t->gemm_efficiency;
+    else { /* the expert's GEMMs at their shapes, flops-weighted */
         int64_t M = (int64_t)ceil(total / (double)p->S);
         double f1 = (double)m->I1 * (double)m->H * (m->has_w3 ? 2 : 1), f2 = (double)m->H * (double)m->I;
         rate = (f1 + f2) / (f1 / target_gemm_rate(t, M, m->I1, m->H) + f2 / target_gemm_rate(t, M, m->H, m->I));
@@ -334,7 +334,7 @@ static bool place_layer(Graph *g, Node *n, const PlaceOpts *o, double *dev_bytes
     if (o->strategy != PLACE_BALANCED && o->redundant > 0) { diag_error(d, n, "--redundant needs --placement balanced"); return false; }
     if (R < 0 || R > 64 * E) { diag_error(d, n, "%lld redundant slots for %lld experts is out of range", (long long)R, (long long)E); return false; }
     double *load = arena_alloc(a, (size_t)E * sizeof *load);
-    if (!layer_load(g, n, &m, o->profile, load, d)) return false;
+    if (!layer_load(n, &m, o->profile, load, d)) return false;
     Plan p = plan_new(a, E, R, D, load);
     Cost c;
     if (o->strategy == PLACE_CONTIGUOUS) for (int64_t e = 0; e < E; e++) slot_add(&p, (int)e, (int)(e * D / E));
