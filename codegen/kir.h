@@ -142,9 +142,10 @@ void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
 /* Writes the C translation unit (codegen/emit_c.c). weights_incbin: path of a
  * file holding the weights to include with .incbin, or NULL to write them as
  * array literals; external: the name of the weights file the code maps at
- * create time instead (--weights external), or NULL. */
-bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *weights_incbin, const char *external, bool with_main,
-            int default_threads, FILE *f);
+ * create time instead (--weights external), or NULL; weights_id: that file's
+ * build id (emit_weights_id; unused when embedded). */
+bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *weights_incbin, const char *external,
+            uint64_t weights_id, bool with_main, int default_threads, FILE *f);
 bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f);
 /* The build id of the weights (what an external weights file must carry). */
 uint64_t emit_weights_id(const Kir *k);

@@ -55,10 +55,18 @@ static bool write_file(const char *path, bool (*fn)(const void *, FILE *), const
     return ok;
 }
 
-typedef struct { const Kir *k; const Graph *g; const LinkOpts *o; const char *incbin; bool main; const char *external; } CArgs;
+typedef struct {
+    const Kir *k;
+    const Graph *g;
+    const LinkOpts *o;
+    const char *incbin;
+    bool main;
+    const char *external;  /* the weights file's name with --weights external */
+    uint64_t weights_id;   /* its build id, hashed once */
+} CArgs;
 static bool write_c(const void *arg, FILE *f) {
     const CArgs *c = arg;
-    return emit_c(c->k, c->g, c->o->prefix, c->external ? NULL : c->incbin, c->external, c->main, c->o->threads, f);
+    return emit_c(c->k, c->g, c->o->prefix, c->external ? NULL : c->incbin, c->external, c->weights_id, c->main, c->o->threads, f);
 }
 static bool write_h(const void *arg, FILE *f) {
     const CArgs *c = arg;
@@ -71,13 +79,12 @@ static bool write_w(const void *arg, FILE *f) {
 
 /* OUT.weights: "KILNWTS1", data size, build id, padding to 64 bytes, the data. */
 static bool write_external(const void *arg, FILE *f) {
-    const Kir *k = arg;
+    const CArgs *c = arg;
     unsigned char head[64] = "KILNWTS1";
-    int64_t size = k->weights_size;
-    uint64_t id = emit_weights_id(k);
+    int64_t size = c->k->weights_size;
     memcpy(head + 8, &size, 8);
-    memcpy(head + 16, &id, 8);
-    return fwrite(head, 1, 64, f) == 64 && write_w(k, f);
+    memcpy(head + 16, &c->weights_id, 8);
+    return fwrite(head, 1, 64, f) == 64 && write_w(c->k, f);
 }
 
 static char *header_path(Arena *a, const LinkOpts *o) {
@@ -93,12 +100,13 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     char *tmp_out = arena_printf(a, "%s.tmp%d", o->out, (int)getpid());
     char *hpath = header_path(a, o), *tmp_h = arena_printf(a, "%s.tmp%d", hpath, (int)getpid());
     bool want_h = strcmp(emit, "lib") == 0 || strcmp(emit, "so") == 0 || strcmp(emit, "obj") == 0;
-    CArgs ca = {k, g, o, NULL, strcmp(emit, "exe") == 0, NULL};
+    CArgs ca = {k, g, o, NULL, strcmp(emit, "exe") == 0, NULL, 0};
     char *xpath = arena_printf(a, "%s.weights", o->out), *tmp_x = arena_printf(a, "%s.tmp%d", xpath, (int)getpid());
     if (o->external_weights) {
         const char *slash = strrchr(xpath, '/');
         ca.external = slash ? slash + 1 : xpath;
-        if (!write_file(tmp_x, write_external, k, d)) return false;
+        ca.weights_id = emit_weights_id(k);
+        if (!write_file(tmp_x, write_external, &ca, d)) return false;
     }
     if (strcmp(emit, "c") == 0 || strcmp(emit, "header") == 0) {
         bool ok = write_file(tmp_out, emit[0] == 'c' ? write_c : write_h, &ca, d);
