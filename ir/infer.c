@@ -11,6 +11,7 @@
  * before opset 13, ...) are handled here and in the lowering, keyed on
  * node->opset. */
 #include "ir.h"
+#include "infer.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 
 #define LIMIT_BYTES ((int64_t)1 << 36)
 
-static void set_out(Value *o, DType dt, int rank, const int64_t *dims) {
+void set_out(Value *o, DType dt, int rank, const int64_t *dims) {
     o->dtype = dt;
     o->rank = rank;
     for (int i = 0; i < rank; i++) o->dims[i] = dims[i];
@@ -33,7 +34,7 @@ static bool check_size(Node *n, Value *o, Diags *d) {
     return true;
 }
 
-static bool need_shapes(Node *n, Diags *d) {
+bool need_shapes(Node *n, Diags *d) {
     for (int i = 0; i < n->n_in; i++) {
         Value *v = n->in[i];
         if (v && v->rank < 0) {

@@ -13,21 +13,10 @@
  * - RNN, GRU, LSTM (every direction and layout), Einsum (the equation parsed
  *   once here for the shape rule and the lowering), Det, GridSample. */
 #include "ir.h"
+#include "infer.h"
 
 #include <math.h>
 #include <string.h>
-
-static void set_out(Value *o, DType dt, int rank, const int64_t *dims) {
-    o->dtype = dt;
-    o->rank = rank;
-    for (int i = 0; i < rank; i++) o->dims[i] = dims[i];
-}
-
-static bool shapes_known(Node *n, Diags *d) {
-    for (int i = 0; i < n->n_in; i++)
-        if (n->in[i] && n->in[i]->rank < 0) { diag_error(d, n, "input '%s' has no known shape", n->in[i]->name); return false; }
-    return true;
-}
 
 /* ---- windows ---- */
 
@@ -43,7 +32,7 @@ static void store_double(DType dt, void *p, int64_t i, double v) {
 
 bool infer_window(Graph *g, Node *n, Diags *d) {
     Value *sz = n->in[0];
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     if (!sz->data || value_numel(sz) != 1) { diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", sz->name); return false; }
     int64_t N = value_const_int(sz, 0);
     if (N < 0 || N > ((int64_t)1 << 28)) { diag_error(d, n, "window size %lld is out of range", (long long)N); return false; }
@@ -85,7 +74,7 @@ bool quant_axis(const Node *n, const Value *x, int *axis) {
 
 bool infer_quantize(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *scale = n->in[1], *zp = node_input(n, 2);
     int axis;
     if (!quant_axis(n, x, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
@@ -106,7 +95,7 @@ bool infer_quantize(Graph *g, Node *n, Diags *d) {
 
 bool infer_dynamic_quantize(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     if (x->dtype != DT_F32) { diag_error(d, n, "input must be float32"); return false; }
     set_out(n->out[0], DT_U8, x->rank, x->dims);
@@ -119,7 +108,7 @@ bool infer_dynamic_quantize(Graph *g, Node *n, Diags *d) {
  * b_scale, b_zp, y_scale, y_zp): A [..., M, K] times B [K, N] or [..., K, N]. */
 bool infer_matmul_integer(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     bool q = n->op == OP_QLINEAR_MATMUL;
     Value *a = n->in[0], *b = n->in[q ? 3 : 1];
     bool same_batch = b->rank == a->rank;
@@ -151,7 +140,7 @@ bool infer_matmul_integer(Graph *g, Node *n, Diags *d) {
 
 bool infer_same_float(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     if (!dtype_is_float(x->dtype)) { diag_error(d, n, "input must be a float tensor"); return false; }
     if (n->op == OP_LRN && (x->rank < 3 || node_attr_int(n, "size", 0) < 1)) { diag_error(d, n, "needs an input of rank 3 or more and size >= 1"); return false; }
@@ -169,7 +158,7 @@ bool infer_same_float(Graph *g, Node *n, Diags *d) {
 
 bool infer_reverse_sequence(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *lens = n->in[1];
     int b, t;
     if (x->rank < 2 || !axis_norm(node_attr_int(n, "batch_axis", 1), x->rank, &b) || !axis_norm(node_attr_int(n, "time_axis", 0), x->rank, &t) ||
@@ -184,7 +173,7 @@ bool infer_reverse_sequence(Graph *g, Node *n, Diags *d) {
 
 bool infer_compress(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *c = n->in[1];
     if (!c->data) { diag_error(d, n, "input '%s' must be a constant (computed at run time is not supported yet)", c->name); return false; }
     if (c->rank != 1 || c->dtype != DT_BOOL) { diag_error(d, n, "condition must be a 1-D bool tensor"); return false; }
@@ -209,7 +198,7 @@ int rnn_gates(const Node *n) { return n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3
 
 bool infer_rnn(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *w = n->in[1], *r = n->in[2];
     int G = rnn_gates(n), layout = (int)node_attr_int(n, "layout", 0);
     const char *dir = node_attr_string(n, "direction", "forward");
@@ -315,7 +304,7 @@ bool einsum_parse(const Node *n, EinsumInfo *e, Diags *d) {
 
 bool infer_einsum(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     for (int i = 0; i < n->n_in; i++) if (!dtype_is_float(n->in[i]->dtype)) { diag_error(d, n, "inputs must be float tensors"); return false; }
     EinsumInfo e;
     if (!einsum_parse(n, &e, d)) return false;
@@ -329,7 +318,7 @@ bool infer_einsum(Graph *g, Node *n, Diags *d) {
 
 bool infer_det(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     if (x->rank < 2 || x->dims[x->rank - 1] != x->dims[x->rank - 2] || !dtype_is_float(x->dtype)) {
         diag_error(d, n, "needs float square matrices [..., M, M]");
@@ -343,7 +332,7 @@ bool infer_det(Graph *g, Node *n, Diags *d) {
 
 bool infer_grid_sample(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *grid = n->in[1];
     if (x->rank != 4 || grid->rank != 4 || grid->dims[0] != x->dims[0] || grid->dims[3] != 2 || !dtype_is_float(x->dtype) || !dtype_is_float(grid->dtype)) {
         diag_error(d, n, "needs a float X [N, C, H, W] and a grid [N, H_out, W_out, 2]");
@@ -362,7 +351,7 @@ bool infer_grid_sample(Graph *g, Node *n, Diags *d) {
 
 bool infer_conv_integer(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (!shapes_known(n, d)) return false;
+    if (!need_shapes(n, d)) return false;
     bool q = n->op == OP_QLINEAR_CONV;
     Value *x = n->in[0], *wt = n->in[q ? 3 : 1];
     int64_t group = node_attr_int(n, "group", 1);

@@ -12,6 +12,7 @@
  * [0], swiglu_limit [inf]; scoring_func (softmax | sigmoid) [softmax],
  * routed_scaling_factor [1], n_group [1], topk_group [n_group]. */
 #include "ir.h"
+#include "infer.h"
 
 #include <math.h>
 #include <string.h>
@@ -114,9 +115,6 @@ bool infer_moe(Graph *g, Node *n, Diags *d) {
     (void)g;
     MoeInfo m;
     if (!moe_info(n, &m, d)) return false;
-    Value *x = n->in[0], *o = n->out[0];
-    o->dtype = x->dtype;
-    o->rank = x->rank;
-    memcpy(o->dims, x->dims, sizeof o->dims);
+    set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
     return true;
 }
