@@ -277,6 +277,15 @@ static const PlaceOpts *prepare_place(const Options *o, Graph *g, PlaceSetup *ps
     return &ps->opts;
 }
 
+/* Reads the model, and with `plan` its placement setup (target, profiles) when
+ * it has MoE layers: *pl is NULL when there is nothing to place. NULL on any
+ * error (diagnostics in d). */
+static Graph *load_for_placement(const Options *o, Arena *a, Diags *d, PtrVec *deps, bool plan, const PlaceOpts **pl) {
+    Graph *g = load_model(a, o, d, deps);
+    *pl = g && plan ? prepare_place(o, g, arena_alloc(a, sizeof(PlaceSetup)), d, deps) : NULL;
+    return g && !d->errors ? g : NULL;
+}
+
 /* --target: host, a triple (x86_64 is this machine), or a target file that
  * prepare_place reads. */
 static int check_target(const Options *o) {
@@ -312,16 +321,15 @@ static int cmd_compile(const Options *o) {
     Diags d = {a, NULL, NULL, 0};
     PtrVec deps = {0};
     double t0 = kiln_now_ms();
-    Graph *g = load_model(a, o, &d, &deps);
-    PlaceSetup *ps = arena_alloc(a, sizeof *ps);
     /* on the host the plan only predicts (the code does not depend on it) and
      * measuring the machine takes about a second: plan when someone will see it */
     bool host = !o->target || strcmp(o->target, "host") == 0 || strcmp(o->target, "x86_64-linux-gnu") == 0;
     bool plan = !host || o->nprofiles || o->placement || o->redundant >= 0 || o->dump_after || o->verbose;
-    const PlaceOpts *pl = g && plan ? prepare_place(o, g, ps, &d, &deps) : NULL;
+    const PlaceOpts *pl;
+    Graph *g = load_for_placement(o, a, &d, &deps, plan, &pl);
     PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose, NULL, pl};
     Kir *k = NULL;
-    if (g && !d.errors && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
+    if (g && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
     if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
     LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose, o->external_weights};
     bool ok = k && link_build(k, g, &lo, &d);
@@ -364,10 +372,9 @@ static int cmd_dump(const Options *o) {
     Arena *a = arena_new();
     Diags d = {a, NULL, NULL, 0};
     PtrVec deps = {0};
-    Graph *g = load_model(a, o, &d, &deps);
-    PlaceSetup *ps = arena_alloc(a, sizeof *ps);
-    const PlaceOpts *pl = g ? prepare_place(o, g, ps, &d, &deps) : NULL;
-    bool ok = g != NULL && !d.errors;
+    const PlaceOpts *pl;
+    Graph *g = load_for_placement(o, a, &d, &deps, true, &pl);
+    bool ok = g != NULL;
     if (ok) {
         PassOpts po = {o->opt_level, NULL, NULL, o->verbose, o->after, pl};
         ok = pipeline_run(g, &po, &d);
@@ -402,10 +409,9 @@ static int cmd_place(const Options *o) {
     Arena *a = arena_new();
     Diags d = {a, NULL, NULL, 0};
     PtrVec deps = {0};
-    Graph *g = load_model(a, o, &d, &deps);
-    PlaceSetup *ps = arena_alloc(a, sizeof *ps);
-    const PlaceOpts *pl = g ? prepare_place(o, g, ps, &d, &deps) : NULL;
-    bool ok = g && !d.errors;
+    const PlaceOpts *pl;
+    Graph *g = load_for_placement(o, a, &d, &deps, true, &pl);
+    bool ok = g != NULL;
     if (ok && !pl) { diag_error(&d, NULL, "the model has no Mixture-of-Experts layer (kiln.MoE, com.microsoft.MoE) to place"); ok = false; }
     if (ok) {
         PassOpts po = {o->opt_level, NULL, NULL, o->verbose, "place", pl};
