@@ -13,7 +13,7 @@ RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
             passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
-            codegen/lower.c codegen/lower_extra.c codegen/kir_interp.c codegen/emit_c.c codegen/link.c
+            codegen/lower.c codegen/lower_extra.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/link.c
 
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
@@ -21,9 +21,40 @@ KILN     := $(BUILD)/bin/kiln
 RTLIB    := $(BUILD)/lib/libkilnrt.a
 UNIT     := $(BUILD)/tests/unit
 
-.PHONY: all deps demo test test-sanitize fuzz bench clean
+# The LLVM backend (libLLVM through its C API, Debian's llvm-dev) and the
+# bitcode of the scalar functions it links into every model, built by clang per
+# target triple; the runtime again for 64-bit ARM (cross gcc) for --target
+# aarch64-linux-gnu. `=` (not `:=`): llvm-config exists only after deps.sh ran.
+LLVM_CONFIG ?= llvm-config
+CLANG       ?= clang
+AARCH64_CC  ?= aarch64-linux-gnu-gcc
+HOST_TRIPLE := $(shell $(CC) -dumpmachine)
+LLVM_CFLAGS  = $(shell $(LLVM_CONFIG) --cflags)
+LLVM_LIBS    = $(shell $(LLVM_CONFIG) --ldflags --libs)
+BITCODE     := $(BUILD)/lib/$(HOST_TRIPLE)/kiln_scalar.bc $(BUILD)/lib/aarch64-linux-gnu/kiln_scalar.bc
+RTLIB_A64   := $(BUILD)/lib/aarch64-linux-gnu/libkilnrt.a
+RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
+
+.PHONY: all deps demo test test-sanitize fuzz bench bench-compile clean
 TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
-all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h $(TARGETS)
+all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h $(TARGETS) $(BITCODE) $(RTLIB_A64)
+
+$(BUILD)/lib/%/kiln_scalar.bc: runtime/scalar_bc.c runtime/kiln_scalar.h $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CLANG) --target=$* -std=gnu11 -O2 -ffp-contract=off -fno-strict-aliasing -emit-llvm -c $< -o $@
+
+# cross-compiled with fixed flags (the sanitizers' CFLAGS have no ARM libraries here)
+$(BUILD)/obj-aarch64/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(AARCH64_CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O2 -g $(RTVEC) -c $< -o $@
+
+$(RTLIB_A64): $(RT_OBJ_A64)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/obj/codegen/emit_llvm.o: codegen/emit_llvm.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) $(LLVM_CFLAGS) -c $< -o $@
 
 # the shipped target files, where `--target NAME` finds them
 $(BUILD)/targets/%.json: targets/%.json
@@ -66,7 +97,7 @@ $(BUILD)/include/kiln_rt.h: $(RT_HDR)
 
 $(KILN): $(KILN_OBJ) $(RTLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -ljansson -lm -lpthread -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $(KILN_OBJ) $(RTLIB) -lprotobuf-c -ljansson $(LLVM_LIBS) -lm -lpthread -o $@
 
 # The bundled example: a small MLP built by a python3-onnx script.
 examples/mlp/mlp.onnx examples/mlp/input_0.npy: examples/mlp/make_model.py $(BUILD)/.deps-ok
@@ -96,11 +127,11 @@ fuzz:
 clean:
 	rm -rf $(BUILD) build-san examples/mlp/mlp.onnx examples/mlp/input_0.npy
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-aarch64 -name '*.d' 2>/dev/null)
 
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -ljansson -lm -lpthread -o $@
+	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -ljansson $(LLVM_LIBS) -lm -lpthread -o $@
 
 # `make bench`: kiln against ONNX Runtime (npm onnxruntime-node, CPU).
 bench/node_modules/onnxruntime-node: bench/package.json
@@ -111,3 +142,8 @@ bench/node_modules/onnxruntime-node: bench/package.json
 bench: all bench/node_modules/onnxruntime-node
 	$(PYTHON) bench/run.py $(BUILD)
 	KILN_BUILD=$(BUILD) $(PYTHON) bench/moe_place.py
+	$(PYTHON) bench/compile_time.py $(BUILD)
+
+# compile time of the C and LLVM backends (also the end of `make bench`)
+bench-compile: all
+	$(PYTHON) bench/compile_time.py $(BUILD)

@@ -32,11 +32,15 @@ static const char *usage_text =
     "compile options:\n"
     "  -o PATH               output path [MODEL's name without extension, here]\n"
     "  --emit KIND           exe | lib (static library + header) | so (shared library + header)\n"
-    "                        | obj (object + header) | header | c [exe]\n"
-    "  --backend c           the C backend (the LLVM backend is not built yet)\n"
+    "                        | obj (object + header) | header | c (C source) | ll (LLVM IR) [exe]\n"
+    "  --backend c|llvm      generated C compiled by cc, or LLVM IR built and compiled in-process\n"
+    "                        with libLLVM (--emit ll implies llvm) [c]\n"
     "  -O0 .. -O3            optimization level [-O2]\n"
-    "  --target T            host, or a target file (targets/NAME.json, or NAME of a shipped one)\n"
-    "                        for expert placement; code is always built for this machine [host]\n"
+    "  --target T            host (this machine: with llvm, its CPU's features), a triple\n"
+    "                        (x86_64-linux-gnu: any x86-64; aarch64-linux-gnu: 64-bit ARM, built\n"
+    "                        with aarch64-linux-gnu-gcc, placement on targets/kunpeng920.json),\n"
+    "                        or a target file for expert placement (targets/NAME.json, or NAME of a\n"
+    "                        shipped one; code for this machine) [host]\n"
     "  --placement P         contiguous | round-robin | balanced expert placement [balanced]\n"
     "  --routing-profile F   routing profile from a binary's --routing-profile-out (repeatable: merged)\n"
     "  --redundant N         extra expert slots per MoE layer for balanced [devices - experts mod\n"
@@ -248,6 +252,25 @@ static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
     return g && bind_inputs(g, o, d, deps) ? g : NULL;
 }
 
+/* --target: host, a triple, or a target file that prepare_place reads. The
+ * Debian triple the code is built for goes to *triple (this machine's for
+ * host and target files); *host says the code runs here. */
+static bool target_triple(const char *t, const char **triple, bool *host) {
+    *triple = link_host_triple();
+    *host = !t || strcmp(t, "host") == 0;
+    if (t && (strcmp(t, "x86_64-linux-gnu") == 0 || strcmp(t, "aarch64-linux-gnu") == 0)) *triple = t;
+    else if (t && strstr(t, "-linux-gnu") && !strstr(t, ".json")) return false;
+    else *host = true; /* a target file: placement only */
+    return true;
+}
+
+/* The placement target of --target T: the ARM triple plans for the Kunpeng 920 file. */
+static const char *placement_target(const char *t) {
+    if (t && strcmp(t, "aarch64-linux-gnu") == 0) return "kunpeng920";
+    if (t && strcmp(t, "x86_64-linux-gnu") == 0) return "host";
+    return t;
+}
+
 /* Placement state of one compilation: filled by prepare_place when the model has
  * MoE layers (the host target is measured, so only then). */
 typedef struct PlaceSetup {
@@ -266,7 +289,7 @@ static bool graph_has_moe(const Graph *g) {
 static const PlaceOpts *prepare_place(const Options *o, Graph *g, PlaceSetup *ps, Diags *d, PtrVec *deps) {
     if (!graph_has_moe(g)) return NULL;
     memset(ps, 0, sizeof *ps);
-    if (!target_load(g->arena, o->target, find_home(), o->threads, &ps->target, d, deps)) return NULL;
+    if (!target_load(g->arena, placement_target(o->target), find_home(), o->threads, &ps->target, d, deps)) return NULL;
     for (int i = 0; i < o->nprofiles; i++)
         if (!profile_load(g->arena, o->profiles[i], &ps->profile, d, deps)) return NULL;
     ps->opts.target = &ps->target;
@@ -286,11 +309,11 @@ static Graph *load_for_placement(const Options *o, Arena *a, Diags *d, PtrVec *d
     return g && !d->errors ? g : NULL;
 }
 
-/* --target: host, a triple (x86_64 is this machine), or a target file that
- * prepare_place reads. */
 static int check_target(const Options *o) {
-    if (o->target && strcmp(o->target, "aarch64-linux-gnu") == 0)
-        return usage_error("--target %s: cross-compilation is not available yet (use host or a target file)", o->target);
+    const char *triple;
+    bool host;
+    if (!target_triple(o->target, &triple, &host))
+        return usage_error("--target %s: unknown triple (kiln builds for x86_64-linux-gnu and aarch64-linux-gnu)", o->target);
     return 0;
 }
 
@@ -299,17 +322,20 @@ static int cmd_compile(const Options *o) {
     static const char *kinds[] = {"exe", "lib", "so", "obj", "header", "c", "ll"};
     bool known = false;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) if (strcmp(emit, kinds[i]) == 0) known = true;
-    if (!known) return usage_error("--emit takes exe, lib, so, obj, header or c, not '%s'", emit);
-    if (strcmp(emit, "ll") == 0 || (o->backend && strcmp(o->backend, "llvm") == 0))
-        return usage_error("the LLVM backend is not available yet (use --backend c)%s", "");
-    if (o->backend && strcmp(o->backend, "c") != 0) return usage_error("--backend takes c or llvm, not '%s'", o->backend);
+    if (!known) return usage_error("--emit takes exe, lib, so, obj, header, c or ll, not '%s'", emit);
+    if (o->backend && strcmp(o->backend, "c") != 0 && strcmp(o->backend, "llvm") != 0)
+        return usage_error("--backend takes c or llvm, not '%s'", o->backend);
+    bool llvm = (o->backend && strcmp(o->backend, "llvm") == 0) || strcmp(emit, "ll") == 0;
+    if (strcmp(emit, "ll") == 0 && o->backend && strcmp(o->backend, "c") == 0)
+        return usage_error("--emit ll is the LLVM backend's output (use --backend llvm, or --emit c)%s", "");
+    if (strcmp(emit, "c") == 0 && llvm) return usage_error("--emit c is the C backend's output (use --emit ll with --backend llvm)%s", "");
     if (check_target(o)) return 2;
     if (o->dump_after && !pipeline_has_pass(o->dump_after)) return usage_error("--dump-after: unknown pass '%s'", o->dump_after);
     char base[PATH_MAX], outbuf[PATH_MAX];
     base_name(o->model, base, sizeof base);
     const char *out = o->out;
     if (!out) {
-        static const struct { const char *emit, *ext; } ext[] = {{"exe", ""}, {"lib", ".a"}, {"so", ".so"}, {"obj", ".o"}, {"header", ".h"}, {"c", ".c"}};
+        static const struct { const char *emit, *ext; } ext[] = {{"exe", ""}, {"lib", ".a"}, {"so", ".so"}, {"obj", ".o"}, {"header", ".h"}, {"c", ".c"}, {"ll", ".ll"}};
         const char *e = "";
         for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) if (strcmp(ext[i].emit, emit) == 0) e = ext[i].ext;
         snprintf(outbuf, sizeof outbuf, "%s%s", base, e);
@@ -323,15 +349,18 @@ static int cmd_compile(const Options *o) {
     double t0 = kiln_now_ms();
     /* on the host the plan only predicts (the code does not depend on it) and
      * measuring the machine takes about a second: plan when someone will see it */
-    bool host = !o->target || strcmp(o->target, "host") == 0 || strcmp(o->target, "x86_64-linux-gnu") == 0;
-    bool plan = !host || o->nprofiles || o->placement || o->redundant >= 0 || o->dump_after || o->verbose;
+    const char *triple;
+    bool host;
+    target_triple(o->target, &triple, &host);
+    bool measured = !o->target || strcmp(o->target, "host") == 0 || strcmp(o->target, "x86_64-linux-gnu") == 0;
+    bool plan = !measured || o->nprofiles || o->placement || o->redundant >= 0 || o->dump_after || o->verbose;
     const PlaceOpts *pl;
     Graph *g = load_for_placement(o, a, &d, &deps, plan, &pl);
     PassOpts po = {o->opt_level, o->dump_after, o->dump_dir, o->verbose, NULL, pl};
     Kir *k = NULL;
     if (g && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
     if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
-    LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose, o->external_weights};
+    LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose, o->external_weights, llvm, triple, host};
     bool ok = k && link_build(k, g, &lo, &d);
     if (ok && (o->md || o->mf)) {
         char mf[PATH_MAX + 8];

@@ -14,7 +14,8 @@
 #include <math.h>
 #include <string.h>
 
-static const char *cls(DType t) {
+/* The class a value of dtype t computes in: f32, f64, i64 or u64 (kiln_scalar.h). */
+const char *kir_class(DType t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return "f32";
     case DT_F64: return "f64";
@@ -45,7 +46,7 @@ static void float_lit(FILE *f, double v, bool is_float) {
 }
 
 static void emit_const(FILE *f, const KInstr *c) {
-    const char *k = cls(c->dt);
+    const char *k = kir_class(c->dt);
     if (k[0] == 'f') {
         double v = k[1] == '3' ? (double)(float)c->f : c->f;
         if (c->dt == DT_F16) v = kiln_round_f16((float)v);
@@ -56,17 +57,23 @@ static void emit_const(FILE *f, const KInstr *c) {
 }
 
 static void emit_cast(FILE *f, const KInstr *c, DType from) {
-    const char *a = cls(from), *b = cls(c->dt);
+    const char *a = kir_class(from), *b = kir_class(c->dt);
     if (c->dt == DT_BOOL) { fprintf(f, "(t%d != 0)", c->a); return; }
     if (b[0] == 'f') fprintf(f, "(%s)t%d", b[1] == '3' ? "float" : "double", c->a);
     else if (a[0] == 'f') fprintf(f, "kiln_f2%c((double)t%d)", b[0], c->a);
     else fprintf(f, "(%s)t%d", b[0] == 'i' ? "int64_t" : "uint64_t", c->a);
 }
 
-/* Loops over at least this many elements run on the thread pool. */
 #define PARALLEL_LOOP_MIN 32768
 
-static bool loop_parallel(const KLoop *lp) {
+/* The class of the kiln_<fn>_<class> function instruction `in` calls. */
+const char *kir_instr_class(const KLoop *lp, const KInstr *in) {
+    KInstrKind kk = kinstr_kind[in->op];
+    if (kk == KK_CMP2 || kk == KK_FCMP1 || kk == KK_FCMP1P2) return kir_class(lp->code[in->a].dt);
+    return (kk == KK_BOOL1 || kk == KK_BOOL2) ? "u64" : kir_class(in->dt);
+}
+
+bool kir_loop_parallel(const KLoop *lp) {
     return dims_numel(lp->rank, lp->dims) >= PARALLEL_LOOP_MIN && lp->dims[0] > 1;
 }
 
@@ -114,9 +121,7 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
         case KI_WHERE: fprintf(f, "t%d ? t%d : t%d", in->c, in->a, in->b); break;
         default: {
             KInstrKind kk = kinstr_kind[in->op];
-            DType adt = lp->code[in->a].dt;
-            const char *c = (kk == KK_CMP2 || kk == KK_FCMP1 || kk == KK_FCMP1P2) ? cls(adt)
-                          : (kk == KK_BOOL1 || kk == KK_BOOL2) ? "u64" : cls(in->dt);
+            const char *c = kir_instr_class(lp, in);
             fprintf(f, "kiln_%s_%s(t%d", kinstr_fn[in->op], c, in->a);
             if (kk == KK_ANY2 || kk == KK_CMP2 || kk == KK_BOOL2) fprintf(f, ", t%d", in->b);
             bool single = c[1] == '3';
@@ -203,8 +208,8 @@ static void emit_call(const Kir *k, const KStep *st, FILE *f) {
 }
 
 /* The steps that run once, when the context is created (packing weights). */
-static void emit_create_steps(const Kir *k, const char *prefix, FILE *f) {
-    fprintf(f, "    struct %s_ctx *ctx = c;\n    const unsigned char *W = c->W;\n    (void)ctx; (void)W;\n", prefix);
+static void emit_init(const Kir *k, const char *prefix, FILE *f) {
+    fprintf(f, "static void %s_init(kiln_context *ctx) {\n    const unsigned char *W = ctx->W;\n    (void)W;\n", prefix);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (!st->at_create) continue;
@@ -213,6 +218,7 @@ static void emit_create_steps(const Kir *k, const char *prefix, FILE *f) {
         emit_call(k, st, f);
         fprintf(f, "    }\n");
     }
+    fprintf(f, "}\n\n");
 }
 
 /* FNV-1a of the weights: the build id an external weights file must carry. */
@@ -222,28 +228,26 @@ uint64_t emit_weights_id(const Kir *k) {
     return h ^ (uint64_t)k->weights_size;
 }
 
-/* create (and, with external weights, create_with_weights) and destroy. */
+/* create (and, with external weights, create_with_weights), destroy, routing_counts:
+ * the context is the runtime's kiln_context. */
 static void emit_lifecycle(const Kir *k, const char *prefix, const char *external, uint64_t weights_id, FILE *f) {
-    const char *name = external ? "create_with_weights(const char *path, " : "create(";
-    fprintf(f, "struct %s_ctx *%s_%sint threads) {\n"
-               "    struct %s_ctx *c = calloc(1, sizeof *c);\n"
-               "    if (!c) return NULL;\n"
-               "    c->ws = kiln_workspace_alloc(%lld);\n"
-               "    c->state = kiln_workspace_alloc(%lld);\n"
-               "    c->pool = kiln_pool_create(threads);\n",
-            prefix, prefix, name, prefix, (long long)k->workspace_size, (long long)k->state_size);
+    fprintf(f, "struct %s_ctx; /* a kiln_context */\n\n", prefix);
+    emit_init(k, prefix, f);
+    long long ws = (long long)k->workspace_size, st = (long long)k->state_size;
     if (external) {
-        fprintf(f, "    char err[512];\n    c->W = kiln_weights_map(path, %lld, 0x%016llxull, &c->W_len, err, sizeof err);\n",
-                (long long)k->weights_size, (unsigned long long)weights_id);
-    } else fprintf(f, "    c->W = %s_weights;\n", prefix);
-    fprintf(f, "    if (!c->ws || !c->state || !c->pool || !c->W) {\n        %s_destroy(c);\n        return NULL;\n    }\n", prefix);
-    emit_create_steps(k, prefix, f);
-    fprintf(f, "    return c;\n}\n\n");
-    if (external)
-        fprintf(f, "struct %s_ctx *%s_create(int threads) {\n    char path[4096];\n"
-                   "    if (kiln_weights_default_path(\"%s\", path, sizeof path) != 0) return NULL;\n"
-                   "    return %s_create_with_weights(path, threads);\n}\n\n",
-                prefix, prefix, external, prefix);
+        fprintf(f, "struct %s_ctx *%s_create_with_weights(const char *path, int threads) {\n"
+                   "    return (struct %s_ctx *)kiln_context_create(%lld, %lld, threads, NULL, path, %lld, 0x%016llxull, %s_init);\n}\n\n",
+                prefix, prefix, prefix, ws, st, (long long)k->weights_size, (unsigned long long)weights_id, prefix);
+        fprintf(f, "struct %s_ctx *%s_create(int threads) {\n"
+                   "    return (struct %s_ctx *)kiln_context_create_beside(%lld, %lld, threads, \"%s\", %lld, 0x%016llxull, %s_init);\n}\n\n",
+                prefix, prefix, prefix, ws, st, external, (long long)k->weights_size, (unsigned long long)weights_id, prefix);
+    } else
+        fprintf(f, "struct %s_ctx *%s_create(int threads) {\n"
+                   "    return (struct %s_ctx *)kiln_context_create(%lld, %lld, threads, %s_weights, NULL, 0, 0, %s_init);\n}\n\n",
+                prefix, prefix, prefix, ws, st, prefix, prefix);
+    fprintf(f, "void %s_destroy(struct %s_ctx *c) { kiln_context_destroy((kiln_context *)c); }\n\n", prefix, prefix);
+    fprintf(f, "const int64_t *%s_routing_counts(const struct %s_ctx *c) {\n"
+               "    return (const int64_t *)((const kiln_context *)c)->state;\n}\n\n", prefix, prefix);
 }
 
 bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin, const char *external, uint64_t weights_id,
@@ -270,16 +274,10 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         fprintf(f, "%s\n};\n", k->weights_size ? "" : "0");
     }
     fprintf(f, "\ntypedef struct { unsigned char *ws; const unsigned char *W; const void *const *inputs; } kiln_loop_env;\n");
-    fprintf(f, "\nstruct %s_ctx {\n    kiln_pool *pool;\n    unsigned char *ws;\n    unsigned char *state; /* routing counts, packed weights */\n"
-               "    const unsigned char *W;\n    size_t W_len; /* mapped bytes, with external weights */\n};\n\n", prefix);
-    fprintf(f, "void %s_destroy(struct %s_ctx *c) {\n    if (!c) return;\n    kiln_pool_destroy(c->pool);\n"
-               "    kiln_workspace_free(c->ws);\n    kiln_workspace_free(c->state);\n%s    free(c);\n}\n\n", prefix, prefix,
-            external ? "    if (c->W) kiln_weights_unmap(c->W, c->W_len);\n" : "");
     emit_lifecycle(k, prefix, external, weights_id, f);
-    fprintf(f, "const int64_t *%s_routing_counts(const struct %s_ctx *c) {\n    return (const int64_t *)c->state;\n}\n\n", prefix, prefix);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
-        if (st->kind != KS_LOOP || !loop_parallel(st->loop)) continue;
+        if (st->kind != KS_LOOP || !kir_loop_parallel(st->loop)) continue;
         fprintf(f, "static void loop%d(void *arg, int64_t b, int64_t e) {\n"
                    "    const kiln_loop_env *env = arg;\n"
                    "    unsigned char *ws = env->ws;\n    const unsigned char *W = env->W;\n"
@@ -289,8 +287,8 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         emit_loop_body(k, st->loop, f, true);
         fprintf(f, "    }\n}\n\n");
     }
-    fprintf(f, "int %s_run(struct %s_ctx *ctx, const void *const *inputs, void *const *outputs) {\n"
-               "    unsigned char *ws = ctx->ws;\n    const unsigned char *W = ctx->W;\n"
+    fprintf(f, "int %s_run(struct %s_ctx *c, const void *const *inputs, void *const *outputs) {\n"
+               "    kiln_context *ctx = (kiln_context *)c;\n    unsigned char *ws = ctx->ws;\n    const unsigned char *W = ctx->W;\n"
                "    (void)ws; (void)W; (void)inputs;\n", prefix, prefix);
     char e[128];
     for (int s = 0; s < k->nsteps; s++) {
@@ -298,7 +296,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         if (st->at_create) continue;
         emit_comment(f, st->comment ? st->comment : "step");
         fprintf(f, "    {\n");
-        if (st->kind == KS_LOOP && loop_parallel(st->loop))
+        if (st->kind == KS_LOOP && kir_loop_parallel(st->loop))
             fprintf(f, "        kiln_loop_env env = {ws, W, inputs};\n        kiln_parallel_for(ctx->pool, %lld, loop%d, &env);\n",
                     (long long)st->loop->dims[0], s);
         else if (st->kind == KS_LOOP) emit_loop_body(k, st->loop, f, false);

@@ -146,6 +146,32 @@ void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
  * build id (emit_weights_id; unused when embedded). */
 bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *weights_incbin, const char *external,
             uint64_t weights_id, bool with_main, int default_threads, FILE *f);
+/* The class a dtype computes in (f32 f64 i64 u64), the class of the scalar
+ * function an instruction calls, and whether a loop runs on the thread pool
+ * (at least PARALLEL_LOOP_MIN elements): the emitters agree through these. */
+const char *kir_class(DType t);
+const char *kir_instr_class(const KLoop *lp, const KInstr *in);
+bool kir_loop_parallel(const KLoop *lp);
+
+/* The LLVM backend (codegen/emit_llvm.c): builds the module in-process with
+ * the LLVM-C API, links the scalar functions' bitcode (scalar_bc), optimizes at
+ * opt_level and writes textual IR (ll_path) and/or an object file (obj_path). */
+typedef struct LlvmOpts {
+    const char *triple;       /* LLVM target triple */
+    bool host_cpu;            /* tune for and use every feature of this machine's CPU */
+    int opt_level;
+    const char *scalar_bc;    /* build/lib/TRIPLE/kiln_scalar.bc */
+    const char *prefix;
+    const char *external;     /* weights file name with --weights external, else NULL */
+    uint64_t weights_id;
+    const char *incbin;       /* a file holding the weights for the assembler's .incbin, or NULL
+                                 to make them a constant array in the module */
+    bool with_main;
+    int default_threads;
+    double *times_ms;         /* if set: [build, passes, output] are written here */
+} LlvmOpts;
+bool emit_llvm(const Kir *k, const Graph *g, const LlvmOpts *o, const char *ll_path, const char *obj_path, Diags *d);
+
 bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f);
 /* The build id of the weights (what an external weights file must carry). */
 uint64_t emit_weights_id(const Kir *k);

@@ -1,13 +1,18 @@
 /* link.c: writes outputs, calling the system C compiler (CC, default cc) and ar.
  *
- * Work happens in a private temporary folder: the C file (weights pulled in with
- * .incbin from a file beside it, so even large models compile fast), the object,
+ * With the C backend the C file is compiled by CC (weights pulled in with
+ * .incbin from a file beside it, so even large models compile fast); with the
+ * LLVM backend emit_llvm writes the object itself and CC only links. For
+ * another triple (--target aarch64-linux-gnu) the compiler and linker are
+ * TRIPLE-gcc (or KILN_CC_<arch>) and the runtime is lib/TRIPLE/libkilnrt.a.
+ * Work happens in a private temporary folder: the C file, the object,
  * the archive. The final files are written as OUT.tmp next to their destination
  * and renamed into place only when everything succeeded, so a failed compile
  * leaves no output, half-written or stale. Commands are run through /bin/sh
  * with every path single-quoted. */
 #define _GNU_SOURCE
 #include "link.h"
+#include "../runtime/kiln_rt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -94,6 +99,37 @@ static char *header_path(Arena *a, const LinkOpts *o) {
     return arena_printf(a, "%s.h", o->prefix);
 }
 
+const char *link_host_triple(void) {
+#if defined(__x86_64__)
+    return "x86_64-linux-gnu";
+#elif defined(__aarch64__)
+    return "aarch64-linux-gnu";
+#else
+    return "unknown-linux-gnu";
+#endif
+}
+
+/* The C compiler (and linker) for the output's triple. */
+static const char *cc_for(Arena *a, const LinkOpts *o) {
+    const char *cc = getenv("CC");
+    if (o->host) return cc && *cc ? cc : "cc";
+    char var[64];
+    snprintf(var, sizeof var, "KILN_CC_%.*s", (int)strcspn(o->triple, "-"), o->triple);
+    cc = getenv(var);
+    return cc && *cc ? cc : arena_printf(a, "%s-gcc", o->triple);
+}
+
+static bool write_llvm(const Kir *k, const Graph *g, const LinkOpts *o, const CArgs *ca, const char *ll, const char *obj, Diags *d) {
+    const char *bc = arena_printf(g->arena, "%s/lib/%s/kiln_scalar.bc", o->home, o->triple);
+    double ms[3];
+    LlvmOpts lo = {o->triple, o->host, o->opt_level, bc, o->prefix, ca->external, ca->weights_id, ca->incbin, ca->main, o->threads, ms};
+    bool ok = emit_llvm(k, g, &lo, ll, obj, d);
+    if (ok && o->verbose)
+        fprintf(stderr, "kiln: llvm: module %.1f ms, passes (O%d) %.1f ms, wrote %s in %.1f ms\n", ms[0], o->opt_level, ms[1],
+                ll ? ll : obj, ms[2]);
+    return ok;
+}
+
 bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     Arena *a = g->arena;
     const char *emit = o->emit;
@@ -108,8 +144,9 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
         ca.weights_id = emit_weights_id(k);
         if (!write_file(tmp_x, write_external, &ca, d)) return false;
     }
-    if (strcmp(emit, "c") == 0 || strcmp(emit, "header") == 0) {
-        bool ok = write_file(tmp_out, emit[0] == 'c' ? write_c : write_h, &ca, d);
+    if (strcmp(emit, "c") == 0 || strcmp(emit, "header") == 0 || strcmp(emit, "ll") == 0) {
+        bool ok = strcmp(emit, "ll") == 0 ? write_llvm(k, g, o, &ca, tmp_out, NULL, d)
+                                          : write_file(tmp_out, emit[0] == 'c' ? write_c : write_h, &ca, d);
         if (ok && rename(tmp_out, o->out) != 0) { remove(tmp_out); diag_error(d, NULL, "cannot write %s", o->out); ok = false; }
         if (o->external_weights && ok && rename(tmp_x, xpath) != 0) { diag_error(d, NULL, "cannot write %s", xpath); ok = false; }
         if (o->external_weights && !ok) remove(tmp_x);
@@ -121,22 +158,31 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     char *wpath = arena_printf(a, "%s/weights.bin", dir), *cpath = arena_printf(a, "%s/model.c", dir);
     char *opath = arena_printf(a, "%s/model.o", dir);
     ca.incbin = wpath;
-    const char *cc = getenv("CC");
-    if (!cc || !*cc) cc = "cc";
+    const char *cc = cc_for(a, o);
     const char *olev = o->opt_level == 0 ? "-O0" : o->opt_level >= 3 ? "-O3" : "-O2";
     char *inc = quote(a, arena_printf(a, "%s/include", o->home));
-    char *rtlib = quote(a, arena_printf(a, "%s/lib/libkilnrt.a", o->home));
+    char *rtlib = quote(a, o->host ? arena_printf(a, "%s/lib/libkilnrt.a", o->home)
+                                   : arena_printf(a, "%s/lib/%s/libkilnrt.a", o->home, o->triple));
     char *flags = arena_printf(a, "%s %s -std=gnu11 -fPIC -fno-strict-aliasing -I%s", cc, olev, inc);
-    bool ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_file(cpath, write_c, &ca, d);
+    bool ok;
+    char *src; /* what the link commands compile: the C file, or the object LLVM wrote */
+    if (o->llvm) {
+        ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_llvm(k, g, o, &ca, NULL, opath, d);
+        src = quote(a, opath);
+    } else {
+        ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_file(cpath, write_c, &ca, d);
+        src = quote(a, cpath);
+    }
     if (ok && strcmp(emit, "exe") == 0)
-        ok = run_cmd(a, arena_printf(a, "%s %s %s -lm -lpthread -o %s", flags, quote(a, cpath), rtlib, quote(a, tmp_out)), o->verbose, d);
+        ok = run_cmd(a, arena_printf(a, "%s %s %s -lm -lpthread -o %s", flags, src, rtlib, quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "so") == 0)
-        ok = run_cmd(a, arena_printf(a, "%s -shared %s %s -lm -lpthread -o %s", flags, quote(a, cpath), rtlib, quote(a, tmp_out)), o->verbose, d);
+        ok = run_cmd(a, arena_printf(a, "%s -shared %s %s -lm -lpthread -o %s", flags, src, rtlib, quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "obj") == 0)
-        ok = run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, quote(a, cpath), quote(a, tmp_out)), o->verbose, d);
+        ok = o->llvm ? run_cmd(a, arena_printf(a, "mv %s %s", src, quote(a, tmp_out)), o->verbose, d)
+                     : run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, src, quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "lib") == 0) {
         char *q = quote(a, dir);
-        ok = run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, quote(a, cpath), quote(a, opath)), o->verbose, d) &&
+        ok = (o->llvm || run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, src, quote(a, opath)), o->verbose, d)) &&
              run_cmd(a, arena_printf(a, "cd %s && ar x %s && ar rcs model.a *.o", q, rtlib), o->verbose, d) &&
              run_cmd(a, arena_printf(a, "mv %s/model.a %s", q, quote(a, tmp_out)), o->verbose, d);
     }

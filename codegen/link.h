@@ -14,7 +14,13 @@ typedef struct LinkOpts {
     int threads;            /* default threads of an executable (0: all cores) */
     bool verbose;
     bool external_weights;  /* weights in OUT.weights, mapped at create time */
+    bool llvm;              /* --backend llvm */
+    const char *triple;     /* Debian triple of the code (x86_64-linux-gnu, aarch64-linux-gnu) */
+    bool host;              /* the code runs on this machine: the LLVM backend uses its CPU's features */
 } LinkOpts;
+
+/* This machine's triple, as the runtime's lib/TRIPLE folders name it. */
+const char *link_host_triple(void);
 
 /* Writes the requested output (and PREFIX.h beside it for lib/so/obj/header),
  * atomically: on failure nothing is left behind. */

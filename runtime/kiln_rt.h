@@ -104,6 +104,30 @@ void kiln_parallel_for(kiln_pool *pool, int64_t n, kiln_range_fn fn, void *arg);
 void *kiln_workspace_alloc(size_t nbytes);
 void kiln_workspace_free(void *p);
 
+/* ---- model contexts ---- */
+
+/* What every compiled model's context holds (the generated PREFIX_ctx is this):
+ * the thread pool, the workspace, the per-context state (routing counts, packed
+ * weights) and the weights, embedded or mapped. */
+typedef struct kiln_context {
+    kiln_pool *pool;
+    unsigned char *ws;
+    unsigned char *state;
+    const unsigned char *W;
+    size_t W_len;            /* mapped bytes, with external weights; 0 when embedded */
+} kiln_context;
+
+/* Allocates a context and runs init (the model's create-time steps, may be NULL).
+ * W: the embedded weights, or NULL to map weights_path (checked against
+ * weights_size and weights_id). NULL on failure. */
+kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threads, const unsigned char *W,
+                                  const char *weights_path, int64_t weights_size, uint64_t weights_id,
+                                  void (*init)(kiln_context *ctx));
+/* The same with the weights file found beside the running executable. */
+kiln_context *kiln_context_create_beside(int64_t ws_size, int64_t state_size, int threads, const char *weights_name,
+                                         int64_t weights_size, uint64_t weights_id, void (*init)(kiln_context *ctx));
+void kiln_context_destroy(kiln_context *ctx);
+
 /* ---- kernels (see kernels.def) ---- */
 
 typedef void (*kiln_kernel_fn)(kiln_pool *pool, void *const *bufs, const int64_t *p);

@@ -16,12 +16,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* runtime/scalar_bc.c defines KILN_SCALAR as nothing to compile these into the
+ * LLVM bitcode the LLVM backend links into every model (and then inlines). */
+#ifndef KILN_SCALAR
+#define KILN_SCALAR static inline
+#endif
+
 /* ---- float16 / bfloat16 <-> float32, round to nearest even ---- */
 
-static inline float kiln_bits2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t kiln_f2bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+KILN_SCALAR float kiln_bits2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+KILN_SCALAR uint32_t kiln_f2bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
-static inline float kiln_f16_to_f32(uint16_t h) {
+KILN_SCALAR float kiln_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     if (exp == 0x1f) return kiln_bits2f(sign | 0x7f800000u | (man << 13));
     if (exp == 0) {
@@ -32,7 +38,7 @@ static inline float kiln_f16_to_f32(uint16_t h) {
     return kiln_bits2f(sign | ((exp + 112) << 23) | (man << 13));
 }
 
-static inline uint16_t kiln_f32_to_f16(float f) {
+KILN_SCALAR uint16_t kiln_f32_to_f16(float f) {
     uint32_t u = kiln_f2bits(f), sign = (u >> 16) & 0x8000;
     uint32_t a = u & 0x7fffffffu;
     if (a >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (a > 0x7f800000u ? 0x200 : 0));
@@ -48,26 +54,26 @@ static inline uint16_t kiln_f32_to_f16(float f) {
     return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
 }
 
-static inline float kiln_bf16_to_f32(uint16_t h) { return kiln_bits2f((uint32_t)h << 16); }
+KILN_SCALAR float kiln_bf16_to_f32(uint16_t h) { return kiln_bits2f((uint32_t)h << 16); }
 
-static inline uint16_t kiln_f32_to_bf16(float f) {
+KILN_SCALAR uint16_t kiln_f32_to_bf16(float f) {
     uint32_t u = kiln_f2bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
     return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
-static inline float kiln_round_f16(float f) { return kiln_f16_to_f32(kiln_f32_to_f16(f)); }
-static inline float kiln_round_bf16(float f) { return kiln_bf16_to_f32(kiln_f32_to_bf16(f)); }
+KILN_SCALAR float kiln_round_f16(float f) { return kiln_f16_to_f32(kiln_f32_to_f16(f)); }
+KILN_SCALAR float kiln_round_bf16(float f) { return kiln_bf16_to_f32(kiln_f32_to_bf16(f)); }
 
 /* ---- conversions between classes (float to integer saturates, NaN gives 0) ---- */
 
-static inline int64_t kiln_f2i(double d) {
+KILN_SCALAR int64_t kiln_f2i(double d) {
     if (d != d) return 0;
     if (d >= 9223372036854775807.0) return INT64_MAX;
     if (d <= -9223372036854775808.0) return INT64_MIN;
     return (int64_t)d;
 }
-static inline uint64_t kiln_f2u(double d) {
+KILN_SCALAR uint64_t kiln_f2u(double d) {
     if (d != d) return 0;
     if (d < 0) return (uint64_t)kiln_f2i(d);
     if (d >= 18446744073709551615.0) return UINT64_MAX;
@@ -77,133 +83,133 @@ static inline uint64_t kiln_f2u(double d) {
 /* ---- operations, per class ---- */
 
 #define KILN_FLOAT_OPS(S, T, SQRT, EXP, LOG, TANH, ERF, POW)                               \
-    static inline T kiln_add_##S(T a, T b) { return a + b; }                               \
-    static inline T kiln_sub_##S(T a, T b) { return a - b; }                               \
-    static inline T kiln_mul_##S(T a, T b) { return a * b; }                               \
-    static inline T kiln_div_##S(T a, T b) { return a / b; }                               \
+    KILN_SCALAR T kiln_add_##S(T a, T b) { return a + b; }                               \
+    KILN_SCALAR T kiln_sub_##S(T a, T b) { return a - b; }                               \
+    KILN_SCALAR T kiln_mul_##S(T a, T b) { return a * b; }                               \
+    KILN_SCALAR T kiln_div_##S(T a, T b) { return a / b; }                               \
     /* x^2 as x*x, the correctly rounded square (decomposed LayerNorm squares) */          \
-    static inline T kiln_pow_##S(T a, T b) { return b == (T)2 ? a * a : POW(a, b); }       \
-    static inline T kiln_min_##S(T a, T b) { return (a != a || b != b) ? a + b : (a < b ? a : b); } \
-    static inline T kiln_max_##S(T a, T b) { return (a != a || b != b) ? a + b : (a > b ? a : b); } \
-    static inline T kiln_neg_##S(T a) { return -a; }                                       \
-    static inline T kiln_abs_##S(T a) { return a < 0 ? -a : a; }                           \
-    static inline T kiln_sqrt_##S(T a) { return SQRT(a); }                                 \
-    static inline T kiln_exp_##S(T a) { return EXP(a); }                                   \
-    static inline T kiln_log_##S(T a) { return LOG(a); }                                   \
-    static inline T kiln_relu_##S(T a) { return a > 0 ? a : (T)0; }                        \
-    static inline T kiln_leakyrelu_##S(T a, T alpha) { return a >= 0 ? a : a * alpha; }   \
-    static inline T kiln_sigmoid_##S(T a) {                                                \
+    KILN_SCALAR T kiln_pow_##S(T a, T b) { return b == (T)2 ? a * a : POW(a, b); }       \
+    KILN_SCALAR T kiln_min_##S(T a, T b) { return (a != a || b != b) ? a + b : (a < b ? a : b); } \
+    KILN_SCALAR T kiln_max_##S(T a, T b) { return (a != a || b != b) ? a + b : (a > b ? a : b); } \
+    KILN_SCALAR T kiln_neg_##S(T a) { return -a; }                                       \
+    KILN_SCALAR T kiln_abs_##S(T a) { return a < 0 ? -a : a; }                           \
+    KILN_SCALAR T kiln_sqrt_##S(T a) { return SQRT(a); }                                 \
+    KILN_SCALAR T kiln_exp_##S(T a) { return EXP(a); }                                   \
+    KILN_SCALAR T kiln_log_##S(T a) { return LOG(a); }                                   \
+    KILN_SCALAR T kiln_relu_##S(T a) { return a > 0 ? a : (T)0; }                        \
+    KILN_SCALAR T kiln_leakyrelu_##S(T a, T alpha) { return a >= 0 ? a : a * alpha; }   \
+    KILN_SCALAR T kiln_sigmoid_##S(T a) {                                                \
         return a >= 0 ? (T)1 / ((T)1 + EXP(-a)) : EXP(a) / ((T)1 + EXP(a)); }             \
-    static inline T kiln_tanh_##S(T a) { return TANH(a); }                                 \
-    static inline T kiln_erf_##S(T a) { return ERF(a); }
+    KILN_SCALAR T kiln_tanh_##S(T a) { return TANH(a); }                                 \
+    KILN_SCALAR T kiln_erf_##S(T a) { return ERF(a); }
 
 KILN_FLOAT_OPS(f32, float, sqrtf, expf, logf, tanhf, erff, powf)
 KILN_FLOAT_OPS(f64, double, sqrt, exp, log, tanh, erf, pow)
 
 /* More float functions; F is the libm suffix ("f" for float, "" for double). */
 #define KILN_FLOAT_OPS2(S, T, F)                                                                   \
-    static inline T kiln_reciprocal_##S(T a) { return (T)1 / a; }                                  \
-    static inline T kiln_floor_##S(T a) { return floor##F(a); }                                    \
-    static inline T kiln_ceil_##S(T a) { return ceil##F(a); }                                      \
-    static inline T kiln_round_##S(T a) { return nearbyint##F(a); } /* half to even */             \
-    static inline T kiln_sin_##S(T a) { return sin##F(a); }                                        \
-    static inline T kiln_cos_##S(T a) { return cos##F(a); }                                        \
-    static inline T kiln_tan_##S(T a) { return tan##F(a); }                                        \
-    static inline T kiln_asin_##S(T a) { return asin##F(a); }                                      \
-    static inline T kiln_acos_##S(T a) { return acos##F(a); }                                      \
-    static inline T kiln_atan_##S(T a) { return atan##F(a); }                                      \
-    static inline T kiln_sinh_##S(T a) { return sinh##F(a); }                                      \
-    static inline T kiln_cosh_##S(T a) { return cosh##F(a); }                                      \
-    static inline T kiln_asinh_##S(T a) { return asinh##F(a); }                                    \
-    static inline T kiln_acosh_##S(T a) { return acosh##F(a); }                                    \
-    static inline T kiln_atanh_##S(T a) { return atanh##F(a); }                                    \
-    static inline T kiln_softplus_##S(T a) { return a > 20 ? a : log1p##F(exp##F(a)); }            \
-    static inline T kiln_softsign_##S(T a) { return a / ((T)1 + (a < 0 ? -a : a)); }               \
-    static inline T kiln_hardswish_##S(T a) {                                                      \
+    KILN_SCALAR T kiln_reciprocal_##S(T a) { return (T)1 / a; }                                  \
+    KILN_SCALAR T kiln_floor_##S(T a) { return floor##F(a); }                                    \
+    KILN_SCALAR T kiln_ceil_##S(T a) { return ceil##F(a); }                                      \
+    KILN_SCALAR T kiln_round_##S(T a) { return nearbyint##F(a); } /* half to even */             \
+    KILN_SCALAR T kiln_sin_##S(T a) { return sin##F(a); }                                        \
+    KILN_SCALAR T kiln_cos_##S(T a) { return cos##F(a); }                                        \
+    KILN_SCALAR T kiln_tan_##S(T a) { return tan##F(a); }                                        \
+    KILN_SCALAR T kiln_asin_##S(T a) { return asin##F(a); }                                      \
+    KILN_SCALAR T kiln_acos_##S(T a) { return acos##F(a); }                                      \
+    KILN_SCALAR T kiln_atan_##S(T a) { return atan##F(a); }                                      \
+    KILN_SCALAR T kiln_sinh_##S(T a) { return sinh##F(a); }                                      \
+    KILN_SCALAR T kiln_cosh_##S(T a) { return cosh##F(a); }                                      \
+    KILN_SCALAR T kiln_asinh_##S(T a) { return asinh##F(a); }                                    \
+    KILN_SCALAR T kiln_acosh_##S(T a) { return acosh##F(a); }                                    \
+    KILN_SCALAR T kiln_atanh_##S(T a) { return atanh##F(a); }                                    \
+    KILN_SCALAR T kiln_softplus_##S(T a) { return a > 20 ? a : log1p##F(exp##F(a)); }            \
+    KILN_SCALAR T kiln_softsign_##S(T a) { return a / ((T)1 + (a < 0 ? -a : a)); }               \
+    KILN_SCALAR T kiln_hardswish_##S(T a) {                                                      \
         T h = a / 6 + (T)0.5; return a * (h < 0 ? 0 : (h > 1 ? 1 : h)); }                         \
-    static inline T kiln_elu_##S(T a, T al) { return a < 0 ? al * (exp##F(a) - 1) : a; }          \
-    static inline T kiln_celu_##S(T a, T al) {                                                     \
+    KILN_SCALAR T kiln_elu_##S(T a, T al) { return a < 0 ? al * (exp##F(a) - 1) : a; }          \
+    KILN_SCALAR T kiln_celu_##S(T a, T al) {                                                     \
         return (a > 0 ? a : 0) + (T)fmin##F(0, al * (exp##F(a / al) - 1)); }                       \
-    static inline T kiln_selu_##S(T a, T al, T ga) { return a > 0 ? ga * a : ga * (al * exp##F(a) - al); } \
-    static inline T kiln_hardsigmoid_##S(T a, T al, T be) {                                        \
+    KILN_SCALAR T kiln_selu_##S(T a, T al, T ga) { return a > 0 ? ga * a : ga * (al * exp##F(a) - al); } \
+    KILN_SCALAR T kiln_hardsigmoid_##S(T a, T al, T be) {                                        \
         T h = al * a + be; return h < 0 ? 0 : (h > 1 ? 1 : h); }                                   \
-    static inline T kiln_thresholdedrelu_##S(T a, T al) { return a > al ? a : 0; }                \
-    static inline T kiln_shrink_##S(T a, T bias, T lambd) {                                        \
+    KILN_SCALAR T kiln_thresholdedrelu_##S(T a, T al) { return a > al ? a : 0; }                \
+    KILN_SCALAR T kiln_shrink_##S(T a, T bias, T lambd) {                                        \
         return a < -lambd ? a + bias : (a > lambd ? a - bias : 0); }                               \
-    static inline T kiln_fmod_##S(T a, T b) { return fmod##F(a, b); }                              \
-    static inline T kiln_mod_##S(T a, T b) { return fmod##F(a, b); }                               \
-    static inline T kiln_prelu_##S(T a, T s) { return a < 0 ? a * s : a; }                        \
-    static inline T kiln_sign_##S(T a) { return a > 0 ? 1 : (a < 0 ? -1 : a); }                   \
-    static inline uint64_t kiln_isnan_##S(T a) { return a != a; }                                  \
-    static inline uint64_t kiln_isinf_##S(T a, T neg, T pos) {                                     \
+    KILN_SCALAR T kiln_fmod_##S(T a, T b) { return fmod##F(a, b); }                              \
+    KILN_SCALAR T kiln_mod_##S(T a, T b) { return fmod##F(a, b); }                               \
+    KILN_SCALAR T kiln_prelu_##S(T a, T s) { return a < 0 ? a * s : a; }                        \
+    KILN_SCALAR T kiln_sign_##S(T a) { return a > 0 ? 1 : (a < 0 ? -1 : a); }                   \
+    KILN_SCALAR uint64_t kiln_isnan_##S(T a) { return a != a; }                                  \
+    KILN_SCALAR uint64_t kiln_isinf_##S(T a, T neg, T pos) {                                     \
         return (a == (T)INFINITY && pos != 0) || (a == -(T)INFINITY && neg != 0); }                \
-    static inline uint64_t kiln_equal_##S(T a, T b) { return a == b; }                             \
-    static inline uint64_t kiln_less_##S(T a, T b) { return a < b; }                               \
-    static inline uint64_t kiln_greater_##S(T a, T b) { return a > b; }                            \
-    static inline uint64_t kiln_lessorequal_##S(T a, T b) { return a <= b; }                       \
-    static inline uint64_t kiln_greaterorequal_##S(T a, T b) { return a >= b; }
+    KILN_SCALAR uint64_t kiln_equal_##S(T a, T b) { return a == b; }                             \
+    KILN_SCALAR uint64_t kiln_less_##S(T a, T b) { return a < b; }                               \
+    KILN_SCALAR uint64_t kiln_greater_##S(T a, T b) { return a > b; }                            \
+    KILN_SCALAR uint64_t kiln_lessorequal_##S(T a, T b) { return a <= b; }                       \
+    KILN_SCALAR uint64_t kiln_greaterorequal_##S(T a, T b) { return a >= b; }
 
 KILN_FLOAT_OPS2(f32, float, f)
 KILN_FLOAT_OPS2(f64, double, )
 
 #define KILN_INT_OPS2(S, T)                                                                        \
-    static inline uint64_t kiln_equal_##S(T a, T b) { return a == b; }                             \
-    static inline uint64_t kiln_less_##S(T a, T b) { return a < b; }                               \
-    static inline uint64_t kiln_greater_##S(T a, T b) { return a > b; }                            \
-    static inline uint64_t kiln_lessorequal_##S(T a, T b) { return a <= b; }                       \
-    static inline uint64_t kiln_greaterorequal_##S(T a, T b) { return a >= b; }
+    KILN_SCALAR uint64_t kiln_equal_##S(T a, T b) { return a == b; }                             \
+    KILN_SCALAR uint64_t kiln_less_##S(T a, T b) { return a < b; }                               \
+    KILN_SCALAR uint64_t kiln_greater_##S(T a, T b) { return a > b; }                            \
+    KILN_SCALAR uint64_t kiln_lessorequal_##S(T a, T b) { return a <= b; }                       \
+    KILN_SCALAR uint64_t kiln_greaterorequal_##S(T a, T b) { return a >= b; }
 
 KILN_INT_OPS2(i64, int64_t)
 KILN_INT_OPS2(u64, uint64_t)
-static inline int64_t kiln_sign_i64(int64_t a) { return a > 0 ? 1 : (a < 0 ? -1 : 0); }
-static inline int64_t kiln_prelu_i64(int64_t a, int64_t s) { return a < 0 ? (int64_t)((uint64_t)a * (uint64_t)s) : a; }
-static inline uint64_t kiln_sign_u64(uint64_t a) { return a > 0; }
-static inline uint64_t kiln_prelu_u64(uint64_t a, uint64_t s) { (void)s; return a; }
+KILN_SCALAR int64_t kiln_sign_i64(int64_t a) { return a > 0 ? 1 : (a < 0 ? -1 : 0); }
+KILN_SCALAR int64_t kiln_prelu_i64(int64_t a, int64_t s) { return a < 0 ? (int64_t)((uint64_t)a * (uint64_t)s) : a; }
+KILN_SCALAR uint64_t kiln_sign_u64(uint64_t a) { return a > 0; }
+KILN_SCALAR uint64_t kiln_prelu_u64(uint64_t a, uint64_t s) { (void)s; return a; }
 
 /* Mod with fmod=0: the result takes the divisor's sign (Python's %); 0 for b == 0. */
-static inline int64_t kiln_mod_i64(int64_t a, int64_t b) {
+KILN_SCALAR int64_t kiln_mod_i64(int64_t a, int64_t b) {
     if (b == 0) return 0;
     int64_t r = b == -1 ? 0 : a % b;
     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
-static inline int64_t kiln_fmod_i64(int64_t a, int64_t b) { return b == 0 || b == -1 ? 0 : a % b; }
-static inline uint64_t kiln_mod_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
-static inline uint64_t kiln_fmod_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
-static inline uint64_t kiln_not_u64(uint64_t a) { return !a; }
-static inline uint64_t kiln_and_u64(uint64_t a, uint64_t b) { return a && b; }
-static inline uint64_t kiln_or_u64(uint64_t a, uint64_t b) { return a || b; }
-static inline uint64_t kiln_xor_u64(uint64_t a, uint64_t b) { return !a != !b; }
-static inline uint64_t kiln_shl_u64(uint64_t a, uint64_t b) { return b >= 64 ? 0 : a << b; }
-static inline uint64_t kiln_shr_u64(uint64_t a, uint64_t b) { return b >= 64 ? 0 : a >> b; }
+KILN_SCALAR int64_t kiln_fmod_i64(int64_t a, int64_t b) { return b == 0 || b == -1 ? 0 : a % b; }
+KILN_SCALAR uint64_t kiln_mod_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
+KILN_SCALAR uint64_t kiln_fmod_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
+KILN_SCALAR uint64_t kiln_not_u64(uint64_t a) { return !a; }
+KILN_SCALAR uint64_t kiln_and_u64(uint64_t a, uint64_t b) { return a && b; }
+KILN_SCALAR uint64_t kiln_or_u64(uint64_t a, uint64_t b) { return a || b; }
+KILN_SCALAR uint64_t kiln_xor_u64(uint64_t a, uint64_t b) { return !a != !b; }
+KILN_SCALAR uint64_t kiln_shl_u64(uint64_t a, uint64_t b) { return b >= 64 ? 0 : a << b; }
+KILN_SCALAR uint64_t kiln_shr_u64(uint64_t a, uint64_t b) { return b >= 64 ? 0 : a >> b; }
 
-static inline int64_t kiln_ipow(int64_t a, int64_t b) {
+KILN_SCALAR int64_t kiln_ipow(int64_t a, int64_t b) {
     if (b < 0) return a == 1 ? 1 : (a == -1 ? ((b & 1) ? -1 : 1) : 0);
     uint64_t r = 1, x = (uint64_t)a;
     while (b) { if (b & 1) r *= x; x *= x; b >>= 1; }
     return (int64_t)r;
 }
 
-static inline int64_t kiln_add_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
-static inline int64_t kiln_sub_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
-static inline int64_t kiln_mul_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
-static inline int64_t kiln_div_i64(int64_t a, int64_t b) {
+KILN_SCALAR int64_t kiln_add_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+KILN_SCALAR int64_t kiln_sub_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+KILN_SCALAR int64_t kiln_mul_i64(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+KILN_SCALAR int64_t kiln_div_i64(int64_t a, int64_t b) {
     return b == 0 ? 0 : (b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b); }
-static inline int64_t kiln_pow_i64(int64_t a, int64_t b) { return kiln_ipow(a, b); }
-static inline int64_t kiln_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
-static inline int64_t kiln_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-static inline int64_t kiln_neg_i64(int64_t a) { return (int64_t)(0 - (uint64_t)a); }
-static inline int64_t kiln_abs_i64(int64_t a) { return a < 0 ? kiln_neg_i64(a) : a; }
-static inline int64_t kiln_relu_i64(int64_t a) { return a > 0 ? a : 0; }
+KILN_SCALAR int64_t kiln_pow_i64(int64_t a, int64_t b) { return kiln_ipow(a, b); }
+KILN_SCALAR int64_t kiln_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+KILN_SCALAR int64_t kiln_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+KILN_SCALAR int64_t kiln_neg_i64(int64_t a) { return (int64_t)(0 - (uint64_t)a); }
+KILN_SCALAR int64_t kiln_abs_i64(int64_t a) { return a < 0 ? kiln_neg_i64(a) : a; }
+KILN_SCALAR int64_t kiln_relu_i64(int64_t a) { return a > 0 ? a : 0; }
 
-static inline uint64_t kiln_add_u64(uint64_t a, uint64_t b) { return a + b; }
-static inline uint64_t kiln_sub_u64(uint64_t a, uint64_t b) { return a - b; }
-static inline uint64_t kiln_mul_u64(uint64_t a, uint64_t b) { return a * b; }
-static inline uint64_t kiln_div_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a / b; }
-static inline uint64_t kiln_pow_u64(uint64_t a, uint64_t b) { return (uint64_t)kiln_ipow((int64_t)a, (int64_t)b); }
-static inline uint64_t kiln_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static inline uint64_t kiln_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static inline uint64_t kiln_neg_u64(uint64_t a) { return 0 - a; }
-static inline uint64_t kiln_abs_u64(uint64_t a) { return a; }
-static inline uint64_t kiln_relu_u64(uint64_t a) { return a; }
+KILN_SCALAR uint64_t kiln_add_u64(uint64_t a, uint64_t b) { return a + b; }
+KILN_SCALAR uint64_t kiln_sub_u64(uint64_t a, uint64_t b) { return a - b; }
+KILN_SCALAR uint64_t kiln_mul_u64(uint64_t a, uint64_t b) { return a * b; }
+KILN_SCALAR uint64_t kiln_div_u64(uint64_t a, uint64_t b) { return b == 0 ? 0 : a / b; }
+KILN_SCALAR uint64_t kiln_pow_u64(uint64_t a, uint64_t b) { return (uint64_t)kiln_ipow((int64_t)a, (int64_t)b); }
+KILN_SCALAR uint64_t kiln_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+KILN_SCALAR uint64_t kiln_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+KILN_SCALAR uint64_t kiln_neg_u64(uint64_t a) { return 0 - a; }
+KILN_SCALAR uint64_t kiln_abs_u64(uint64_t a) { return a; }
+KILN_SCALAR uint64_t kiln_relu_u64(uint64_t a) { return a; }
 
 #endif

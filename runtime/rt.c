@@ -46,6 +46,43 @@ void *kiln_workspace_alloc(size_t nbytes) {
 
 void kiln_workspace_free(void *p) { free(p); }
 
+kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threads, const unsigned char *W,
+                                  const char *weights_path, int64_t weights_size, uint64_t weights_id,
+                                  void (*init)(kiln_context *ctx)) {
+    kiln_context *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->ws = kiln_workspace_alloc((size_t)ws_size);
+    c->state = kiln_workspace_alloc((size_t)state_size);
+    c->pool = kiln_pool_create(threads);
+    if (W) c->W = W;
+    else if (weights_path) {
+        char err[512];
+        c->W = kiln_weights_map(weights_path, weights_size, weights_id, &c->W_len, err, sizeof err);
+    }
+    if (!c->ws || !c->state || !c->pool || !c->W) {
+        kiln_context_destroy(c);
+        return NULL;
+    }
+    if (init) init(c);
+    return c;
+}
+
+kiln_context *kiln_context_create_beside(int64_t ws_size, int64_t state_size, int threads, const char *weights_name,
+                                         int64_t weights_size, uint64_t weights_id, void (*init)(kiln_context *ctx)) {
+    char path[4096];
+    if (kiln_weights_default_path(weights_name, path, sizeof path) != 0) return NULL;
+    return kiln_context_create(ws_size, state_size, threads, NULL, path, weights_size, weights_id, init);
+}
+
+void kiln_context_destroy(kiln_context *c) {
+    if (!c) return;
+    kiln_pool_destroy(c->pool);
+    kiln_workspace_free(c->ws);
+    kiln_workspace_free(c->state);
+    if (c->W_len) kiln_weights_unmap(c->W, c->W_len);
+    free(c);
+}
+
 double kiln_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -3,7 +3,8 @@ MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
 GELU and attention, a detection-style net with Resize and Concat, and an LSTM
 sequence model: bidirectional, stacked, with sequence lengths) compiled
 by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
-the outputs must agree within rtol 1e-3."""
+the outputs must agree within rtol 1e-3. Each model with the C backend and the
+LLVM backend, and cross-compiled for 64-bit ARM, run under qemu-aarch64."""
 import os
 import shutil
 import subprocess
@@ -18,17 +19,22 @@ TMP = tempfile.mkdtemp(prefix="kiln-ort-")
 ORT = [os.path.join(ROOT, "bench", "ort_run.js")]
 
 
-def compare(name):
-    d = os.path.join(TMP, name)
+QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]
+ARM = ["--target", "aarch64-linux-gnu"]
+
+
+def compare(name, flags=(), emulator=()):
+    """kiln (compiled with flags, run through emulator) against ONNX Runtime."""
+    d = os.path.join(TMP, name + "_".join(flags))
     os.makedirs(d, exist_ok=True)
     r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, name])
     assert r.returncode == 0, r.stderr
     model = os.path.join(d, name + ".onnx")
     ins = sorted(os.path.join(d, f) for f in os.listdir(d) if f.startswith(name + "_in"))
     exe = os.path.join(d, name)
-    r = run([KILN, "compile", model, "-o", exe])
+    r = run([KILN, "compile", model, "-o", exe] + list(flags))
     assert r.returncode == 0, r.stderr
-    r = run([exe] + ins + ["-o", os.path.join(d, "kiln")])
+    r = run(list(emulator) + [exe] + ins + ["-o", os.path.join(d, "kiln")], timeout=600)
     assert r.returncode == 0, r.stderr
     r = run(["node"] + ORT + [model, "1", "1", os.path.join(d, "ort")] + ins)
     assert r.returncode == 0, r.stderr
@@ -37,6 +43,9 @@ def compare(name):
     assert a.shape == b.shape, (a.shape, b.shape)
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     shutil.rmtree(d, ignore_errors=True)
+
+
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm"]
 
 
 def test_mlp():
@@ -61,6 +70,21 @@ def test_detect_resize_concat():
 
 def test_lstm_sequence_model():
     compare("lstm")
+
+
+def test_llvm_backend_every_model():
+    for m in MODELS:
+        compare(m, ["--backend", "llvm"])
+
+
+def test_aarch64_c_backend_under_qemu():
+    for m in ["mlp", "mobilenetv2", "detect", "lstm"]:
+        compare(m, ARM, QEMU)
+
+
+def test_aarch64_llvm_backend_under_qemu():
+    for m in MODELS:
+        compare(m, ARM + ["--backend", "llvm"], QEMU)
 
 
 if __name__ == "__main__":

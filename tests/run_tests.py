@@ -1,6 +1,8 @@
-"""Runs every test of `make test`: the C unit tests, the ONNX conformance suite
-(against tests/conformance_expected.txt), the end-to-end tests, the bad-input
-suite and the comparison of realistic models with ONNX Runtime. Each part prints its own summary; the last line is the total,
+"""Runs every test of `make test`: the C unit tests, the end-to-end tests, the
+bad-input suite, the comparison of realistic models with ONNX Runtime, the MoE
+tests, the backend tests, and the ONNX conformance suite (against
+tests/conformance_expected.txt) with the C and LLVM backends and for 64-bit ARM
+under qemu. Each part prints its own summary; the last line is the total,
 'N passed, N failed', and the exit status is non-zero when anything failed."""
 import argparse
 import os
@@ -12,6 +14,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
+QEMU = "qemu-aarch64 -L /usr/aarch64-linux-gnu"
 
 
 def part(label, cmd):
@@ -46,7 +49,15 @@ def main():
         ("bad-input", [PY, "tests/bad_inputs.py"]),
         ("onnxruntime", [PY, "tests/ort_compare.py"]),
         ("moe", [PY, "tests/moe_test.py"]),
+        ("backends", [PY, "tests/backends_test.py"]),
         ("conformance", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt"]),
+        ("conformance-llvm", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
+                              "--flags", "--backend llvm"]),
+        # 64-bit ARM under qemu: the whole suite with LLVM, every 4th test with the cross gcc
+        ("conformance-aarch64-llvm", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
+                                      "--flags", "--backend llvm --target aarch64-linux-gnu", "--emulator", QEMU]),
+        ("conformance-aarch64-c", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
+                                   "--sample", "4", "--flags", "--target aarch64-linux-gnu", "--emulator", QEMU]),
     ]
     total_p = total_f = 0
     for label, cmd in parts:
