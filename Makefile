@@ -13,7 +13,7 @@ RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
             passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
-            codegen/lower.c codegen/lower_extra.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/link.c
+            codegen/lower.c codegen/lower_extra.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/elf.c codegen/link.c
 
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
@@ -31,7 +31,10 @@ AARCH64_CC  ?= aarch64-linux-gnu-gcc
 HOST_TRIPLE := $(shell $(CC) -dumpmachine)
 LLVM_CFLAGS  = $(shell $(LLVM_CONFIG) --cflags)
 LLVM_LIBS    = $(shell $(LLVM_CONFIG) --ldflags --libs)
-BITCODE     := $(BUILD)/lib/$(HOST_TRIPLE)/kiln_scalar.bc $(BUILD)/lib/aarch64-linux-gnu/kiln_scalar.bc
+LLVM_LINK    = $(shell $(LLVM_CONFIG) --bindir)/llvm-link
+BITCODE     := $(foreach t,$(HOST_TRIPLE) aarch64-linux-gnu,$(BUILD)/lib/$(t)/kiln_scalar.bc $(BUILD)/lib/$(t)/kiln_rt.bc)
+# the kernels' bitcode (-O3 links it into each model): the runtime less main, I/O and the kernel table
+RT_BC_SRC   := $(filter-out runtime/main.c runtime/io.c runtime/kernel_table.c,$(RT_SRC))
 RTLIB_A64   := $(BUILD)/lib/aarch64-linux-gnu/libkilnrt.a
 RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 
@@ -42,6 +45,16 @@ all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h $(TARGETS) $(BITCODE) $(RTLIB_A
 $(BUILD)/lib/%/kiln_scalar.bc: runtime/scalar_bc.c runtime/kiln_scalar.h $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CLANG) --target=$* -std=gnu11 -O2 -ffp-contract=off -fno-strict-aliasing -emit-llvm -c $< -o $@
+
+$(BUILD)/bc/%/all.bc: $(RT_BC_SRC) $(RT_HDR) runtime/kiln_simd.h $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	for f in $(RT_BC_SRC); do $(CLANG) --target=$* -std=gnu11 -O2 -fPIC -fno-strict-aliasing -emit-llvm -c $$f \
+	  -o $(dir $@)$$(basename $$f .c).bc || exit 1; done
+	$(LLVM_LINK) $(patsubst runtime/%.c,$(dir $@)%.bc,$(RT_BC_SRC)) -o $@
+
+$(BUILD)/lib/%/kiln_rt.bc: $(BUILD)/bc/%/all.bc
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 # cross-compiled with fixed flags (the sanitizers' CFLAGS have no ARM libraries here)
 $(BUILD)/obj-aarch64/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok

@@ -428,22 +428,23 @@ static void ll_lifecycle(LL *L, LLVMValueRef init) {
 
 /* ---- data: weights, tensor infos, MoE layers, main's model descriptor ---- */
 
-/* The weights: pulled in by the integrated assembler's .incbin from a file
- * (fast for large models: no copy through LLVM's constants), or a constant
+/* The weights: an object of their own that link.c writes (codegen/elf.c), or
+ * pulled in by the integrated assembler's .incbin from a file (--emit obj:
+ * one object), either way no copy through LLVM's constants; or a constant
  * array (--emit ll, readable on its own). */
 static void ll_weights(LL *L) {
     const Kir *k = L->k;
     if (L->o->external) return;
     const char *name = ll_name(L, "%s_weights", "");
-    if (L->o->incbin) {
-        for (const char *p = L->o->incbin; *p; p++)
+    if (L->o->incbin || L->o->weights_elsewhere) {
+        for (const char *p = L->o->incbin ? L->o->incbin : ""; *p; p++)
             if (*p == '"' || *p == '\\' || *p == '\n') {
                 diag_error(L->d, NULL, "the temporary folder's path %s cannot be given to the assembler", L->o->incbin);
                 return;
             }
         char *as = arena_printf(k->arena, ".section .rodata\n.balign 64\n.globl %s\n.hidden %s\n%s:\n.incbin \"%s\"\n.byte 0\n.previous\n",
                                 name, name, name, L->o->incbin);
-        LLVMSetModuleInlineAsm2(L->m, as, strlen(as));
+        if (!L->o->weights_elsewhere) LLVMSetModuleInlineAsm2(L->m, as, strlen(as));
         LLVMValueRef g = LLVMAddGlobal(L->m, LLVMArrayType(L->i8, 0), name);
         LLVMSetVisibility(g, LLVMHiddenVisibility);
         LLVMSetGlobalConstant(g, 1);
@@ -516,30 +517,58 @@ static void ll_main(LL *L, LLVMValueRef inputs, LLVMValueRef outputs, LLVMValueR
 
 /* ---- the module ---- */
 
-/* Links the scalar bitcode in and makes its functions internal, without the
- * bitcode's own CPU attributes (they take the target machine's). */
-static bool ll_link_scalars(LL *L) {
+/* Links the bitcode file `path` into the module and makes what it defines
+ * internal (the model's object then carries its own copies, which the
+ * optimizer inlines, specializes or drops), without the bitcode's baseline CPU
+ * attributes: those functions take the target machine's. Functions built for
+ * an ISA of their own (the runtime's target("avx2,fma") microkernels) keep it.
+ * With always_inline, the linked kernels kiln_k_* are inlined into their call
+ * sites, each specialized to its constant parameters. */
+static bool ll_link_bitcode(LL *L, const char *path, bool always_inline) {
     LLVMMemoryBufferRef mb;
     char *msg = NULL;
-    if (LLVMCreateMemoryBufferWithContentsOfFile(L->o->scalar_bc, &mb, &msg)) {
-        diag_error(L->d, NULL, "cannot read the LLVM backend's bitcode %s: %s (rebuild kiln)", L->o->scalar_bc, msg ? msg : "?");
+    if (LLVMCreateMemoryBufferWithContentsOfFile(path, &mb, &msg)) {
+        diag_error(L->d, NULL, "cannot read the LLVM backend's bitcode %s: %s (rebuild kiln)", path, msg ? msg : "?");
         LLVMDisposeMessage(msg);
         return false;
     }
     LLVMModuleRef sm;
     bool bad = LLVMParseBitcodeInContext2(L->cx, mb, &sm);
     LLVMDisposeMemoryBuffer(mb);
+    PtrVec names = {0};
     if (!bad) { /* the same target as the model (clang spells the triple its own way) */
         LLVMSetTarget(sm, LLVMGetTarget(L->m));
         LLVMSetDataLayout(sm, LLVMGetDataLayoutStr(L->m));
+        for (LLVMValueRef f = LLVMGetFirstFunction(sm); f; f = LLVMGetNextFunction(f))
+            if (!LLVMIsDeclaration(f) && LLVMGetLinkage(f) == LLVMExternalLinkage)
+                vec_push(L->k->arena, &names, arena_strdup(L->k->arena, LLVMGetValueName(f)));
+        for (LLVMValueRef g = LLVMGetFirstGlobal(sm); g; g = LLVMGetNextGlobal(g))
+            if (!LLVMIsDeclaration(g) && LLVMGetLinkage(g) == LLVMExternalLinkage)
+                vec_push(L->k->arena, &names, arena_strdup(L->k->arena, LLVMGetValueName(g)));
     }
     if (bad || LLVMLinkModules2(L->m, sm)) {
-        diag_error(L->d, NULL, "cannot link the bitcode %s (rebuild kiln)", L->o->scalar_bc);
+        diag_error(L->d, NULL, "cannot link the bitcode %s (rebuild kiln)", path);
         return false;
     }
-    for (LLVMValueRef f = LLVMGetFirstFunction(L->m); f; f = LLVMGetNextFunction(f)) {
-        if (LLVMIsDeclaration(f)) continue;
+    unsigned inl = LLVMGetEnumAttributeKindForName("alwaysinline", 12), noinl = LLVMGetEnumAttributeKindForName("noinline", 8);
+    for (int i = 0; i < names.n; i++) {
+        const char *name = names.items[i];
+        LLVMValueRef f = LLVMGetNamedFunction(L->m, name);
+        if (!f) {
+            LLVMValueRef g = LLVMGetNamedGlobal(L->m, name);
+            if (g) LLVMSetLinkage(g, LLVMInternalLinkage);
+            continue;
+        }
         LLVMSetLinkage(f, LLVMInternalLinkage);
+        if (always_inline && strncmp(name, "kiln_k_", 7) == 0 && !LLVMGetEnumAttributeAtIndex(f, LLVMAttributeFunctionIndex, noinl))
+            LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(L->cx, inl, 0));
+    }
+    for (LLVMValueRef f = LLVMGetFirstFunction(L->m); f; f = LLVMGetNextFunction(f)) {
+        if (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMInternalLinkage) continue;
+        LLVMAttributeRef feat = LLVMGetStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "target-features", 15);
+        unsigned len = 0;
+        const char *fs = feat ? LLVMGetStringAttributeValue(feat, &len) : "";
+        if (feat && memmem(fs, len, "+avx", 4)) continue;
         LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "target-cpu", 10);
         LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "target-features", 15);
         LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "tune-cpu", 8);
@@ -585,7 +614,7 @@ static LLVMTargetMachineRef ll_target_machine(LL *L) {
 
 static bool ll_build(LL *L) {
     const Kir *k = L->k;
-    if (!ll_link_scalars(L)) return false;
+    if (!ll_link_bitcode(L, L->o->scalar_bc, false)) return false;
     L->i1 = LLVMInt1TypeInContext(L->cx);
     L->i8 = LLVMInt8TypeInContext(L->cx);
     L->i16 = LLVMInt16TypeInContext(L->cx);
@@ -610,6 +639,8 @@ static bool ll_build(LL *L) {
     if (!L->d->errors) ll_run(L, loopfns);
     if (!L->d->errors && L->o->with_main) ll_main(L, in, out, moe);
     if (L->d->errors) return false;
+    /* -O3: the runtime's kernels too, inlined into the model and specialized */
+    if (L->o->runtime_bc && !ll_link_bitcode(L, L->o->runtime_bc, true)) return false;
     char *msg = NULL;
     if (LLVMVerifyModule(L->m, LLVMReturnStatusAction, &msg)) {
         diag_error(L->d, NULL, "internal error: the LLVM module does not verify: %s", msg ? msg : "?");

@@ -161,11 +161,13 @@ typedef struct LlvmOpts {
     bool host_cpu;            /* tune for and use every feature of this machine's CPU */
     int opt_level;
     const char *scalar_bc;    /* build/lib/TRIPLE/kiln_scalar.bc */
+    const char *runtime_bc;   /* build/lib/TRIPLE/kiln_rt.bc, linked and inlined (-O3), or NULL */
     const char *prefix;
     const char *external;     /* weights file name with --weights external, else NULL */
     uint64_t weights_id;
     const char *incbin;       /* a file holding the weights for the assembler's .incbin, or NULL
                                  to make them a constant array in the module */
+    bool weights_elsewhere;   /* PREFIX_weights is defined by another object (codegen/elf.c) */
     bool with_main;
     int default_threads;
     double *times_ms;         /* if set: [build, passes, output] are written here */

@@ -12,6 +12,7 @@
  * with every path single-quoted. */
 #define _GNU_SOURCE
 #include "link.h"
+#include "elf.h"
 #include "../runtime/kiln_rt.h"
 
 #include <errno.h>
@@ -65,6 +66,7 @@ typedef struct {
     const Graph *g;
     const LinkOpts *o;
     const char *incbin;
+    bool weights_obj;      /* the LLVM backend's weights are the object weights.o */
     bool main;
     const char *external;  /* the weights file's name with --weights external */
     uint64_t weights_id;   /* its build id, hashed once */
@@ -122,7 +124,9 @@ static const char *cc_for(Arena *a, const LinkOpts *o) {
 static bool write_llvm(const Kir *k, const Graph *g, const LinkOpts *o, const CArgs *ca, const char *ll, const char *obj, Diags *d) {
     const char *bc = arena_printf(g->arena, "%s/lib/%s/kiln_scalar.bc", o->home, o->triple);
     double ms[3];
-    LlvmOpts lo = {o->triple, o->host, o->opt_level, bc, o->prefix, ca->external, ca->weights_id, ca->incbin, ca->main, o->threads, ms};
+    const char *rbc = o->opt_level >= 3 ? arena_printf(g->arena, "%s/lib/%s/kiln_rt.bc", o->home, o->triple) : NULL;
+    LlvmOpts lo = {o->triple, o->host, o->opt_level, bc, rbc, o->prefix, ca->external, ca->weights_id, ca->incbin, ca->weights_obj,
+                   ca->main, o->threads, ms};
     bool ok = emit_llvm(k, g, &lo, ll, obj, d);
     if (ok && o->verbose)
         fprintf(stderr, "kiln: llvm: module %.1f ms, passes (O%d) %.1f ms, wrote %s in %.1f ms\n", ms[0], o->opt_level, ms[1],
@@ -136,7 +140,7 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     char *tmp_out = arena_printf(a, "%s.tmp%d", o->out, (int)getpid());
     char *hpath = header_path(a, o), *tmp_h = arena_printf(a, "%s.tmp%d", hpath, (int)getpid());
     bool want_h = strcmp(emit, "lib") == 0 || strcmp(emit, "so") == 0 || strcmp(emit, "obj") == 0;
-    CArgs ca = {k, g, o, NULL, strcmp(emit, "exe") == 0, NULL, 0};
+    CArgs ca = {k, g, o, NULL, false, strcmp(emit, "exe") == 0, NULL, 0};
     char *xpath = arena_printf(a, "%s.weights", o->out), *tmp_x = arena_printf(a, "%s.tmp%d", xpath, (int)getpid());
     if (o->external_weights) {
         const char *slash = strrchr(xpath, '/');
@@ -167,8 +171,15 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     bool ok;
     char *src; /* what the link commands compile: the C file, or the object LLVM wrote */
     if (o->llvm) {
-        ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_llvm(k, g, o, &ca, NULL, opath, d);
-        src = quote(a, opath);
+        /* the weights: their own object, written straight from memory (one
+         * object is wanted for --emit obj: there the assembler's .incbin) */
+        char *wobj = arena_printf(a, "%s/weights.o", dir);
+        int machine = elf_machine_of(o->triple);
+        ca.weights_obj = !o->external_weights && machine && strcmp(emit, "obj") != 0;
+        if (ca.weights_obj) ok = elf_write_blob(wobj, arena_printf(a, "%s_weights", o->prefix), k->weights, k->weights_size, machine, d);
+        else ok = o->external_weights || write_file(wpath, write_w, k, d);
+        ok = ok && write_llvm(k, g, o, &ca, NULL, opath, d);
+        src = ca.weights_obj ? arena_printf(a, "%s %s", quote(a, opath), quote(a, wobj)) : quote(a, opath);
     } else {
         ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_file(cpath, write_c, &ca, d);
         src = quote(a, cpath);

@@ -125,6 +125,27 @@ def test_aarch64_exe_under_qemu_both_backends():
         np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
 
 
+def test_aarch64_llvm_O3_kernels_inlined():
+    d = fresh("arm_o3")
+    model, inp = mlp_model(d)
+    exe, got = compile_run(model, inp, d, ARM + LLVM + ["-O3"], QEMU)
+    assert elf_machine(exe) == 183
+    np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+
+
+def test_O3_links_the_kernels_into_the_model():
+    """-O3: the runtime kernels' bitcode is linked into the model's object and
+    inlined (no kiln_k_* left to call in libkilnrt.a); -O2 calls the library's."""
+    d = fresh("o3_kernels")
+    model, _ = mlp_model(d)
+    for lvl, want in (("-O2", True), ("-O3", False)):
+        obj = os.path.join(d, "m%s.o" % lvl)
+        r = run([KILN, "compile", model, "--emit", "obj", "-o", obj, "--name", "m"] + LLVM + [lvl])
+        assert r.returncode == 0, r.stderr
+        undefined = [l.split()[-1] for l in run(["nm", "-u", obj]).stdout.splitlines()]
+        assert ("kiln_k_gemm" in undefined) == want, (lvl, undefined)
+
+
 def test_aarch64_lib_links_with_cross_gcc():
     embed_demo(fresh("arm_lib"), ARM + LLVM, "aarch64-linux-gnu-gcc", QEMU)
 

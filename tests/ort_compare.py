@@ -77,6 +77,11 @@ def test_llvm_backend_every_model():
         compare(m, ["--backend", "llvm"])
 
 
+def test_llvm_backend_O3_kernels_inlined_every_model():
+    for m in MODELS:
+        compare(m, ["--backend", "llvm", "-O3"])
+
+
 def test_aarch64_c_backend_under_qemu():
     for m in ["mlp", "mobilenetv2", "detect", "lstm"]:
         compare(m, ARM, QEMU)
