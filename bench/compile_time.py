@@ -1,8 +1,10 @@
 """`make bench-compile` (also run by `make bench`): kiln's compile time with each
 backend on the bench models, end to end (`kiln compile MODEL -O2`, an
 executable: reading, passes, code generation, and the C compiler or libLLVM,
-and the link), the median of ROUNDS runs alternating the backends; then each
-binary's median latency at 1 thread, to show what the code is worth.
+and the link), the median of ROUNDS runs alternating the backends; the same
+for the LLVM backend at -O3 (the runtime kernels' bitcode linked in and
+inlined); then each binary's latency at 1 thread (median of ROUNDS processes,
+alternating, each the median of 10 runs), to show what the code is worth.
 Usage: compile_time.py BUILD_DIR [--rounds N] [--models a,b] [--target T]"""
 import argparse
 import os
@@ -26,10 +28,12 @@ def main():
     a = ap.parse_args()
     kiln = os.path.join(a.build, "bin", "kiln")
     work = tempfile.mkdtemp(prefix="kiln-ctime-")
-    backends = ["c", "llvm"]
+    backends = ["c", "llvm", "llvm3"]
+    flags = {"c": ["-O2", "--backend", "c"], "llvm": ["-O2", "--backend", "llvm"], "llvm3": ["-O3", "--backend", "llvm"]}
     print("compile time, kiln compile -O2 --target %s (end to end, median of %d), and the binary's latency at 1 thread"
           % (a.target, a.rounds))
-    print("%-12s %10s %10s %9s %12s %12s" % ("model", "C (s)", "LLVM (s)", "LLVM/C", "C run (ms)", "LLVM run (ms)"))
+    print("%-12s %8s %9s %7s %12s | %10s %12s %14s" % ("model", "C (s)", "LLVM (s)", "LLVM/C", "LLVM -O3 (s)",
+                                                     "C run ms", "LLVM run ms", "LLVM -O3 run ms"))
     for name in a.models.split(","):
         d = os.path.join(work, name)
         os.makedirs(d, exist_ok=True)
@@ -41,18 +45,19 @@ def main():
         for _ in range(a.rounds):
             for b in backends:
                 t0 = time.perf_counter()
-                subprocess.run([kiln, "compile", model, "-O2", "--backend", b, "--target", a.target,
+                subprocess.run([kiln, "compile", model] + flags[b] + ["--target", a.target,
                                 "-o", os.path.join(d, "m_" + b)], check=True, capture_output=True)
                 times[b].append(time.perf_counter() - t0)
-        lat = {}
-        if a.target == "host":
+        lat = {b: [] for b in backends}
+        for _ in range(a.rounds if a.target == "host" else 0):
             for b in backends:
                 p = subprocess.run([os.path.join(d, "m_" + b)] + ins + ["-o", os.path.join(d, "o"), "--threads", "1",
                                    "--repeat", "10"], check=True, capture_output=True, text=True)
-                lat[b] = float(re.search(r"median=([0-9.]+)", p.stderr).group(1))
-        tc, tl = statistics.median(times["c"]), statistics.median(times["llvm"])
-        print("%-12s %10.3f %10.3f %8.2fx %12s %12s" % (name, tc, tl, tl / tc, "%.2f" % lat["c"] if lat else "-",
-                                                     "%.2f" % lat["llvm"] if lat else "-"), flush=True)
+                lat[b].append(float(re.search(r"median=([0-9.]+)", p.stderr).group(1)))
+        t = {b: statistics.median(times[b]) for b in backends}
+        ms = {b: "%.2f" % statistics.median(lat[b]) if lat[b] else "-" for b in backends}
+        print("%-12s %8.3f %9.3f %6.2fx %12.3f | %10s %12s %14s" % (name, t["c"], t["llvm"], t["llvm"] / t["c"], t["llvm3"],
+                                                                  ms["c"], ms["llvm"], ms["llvm3"]), flush=True)
     subprocess.run(["rm", "-rf", work])
 
 
