@@ -45,13 +45,17 @@ static void float_lit(FILE *f, double v, bool is_float) {
     else fprintf(f, is_float ? "(float)%a" : "%a", v);
 }
 
+double kir_float_const(const KInstr *c) {
+    double v = kir_class(c->dt)[1] == '3' ? (double)(float)c->f : c->f;
+    if (c->dt == DT_F16) v = kiln_round_f16((float)v);
+    if (c->dt == DT_BF16) v = kiln_round_bf16((float)v);
+    return v;
+}
+
 static void emit_const(FILE *f, const KInstr *c) {
     const char *k = kir_class(c->dt);
     if (k[0] == 'f') {
-        double v = k[1] == '3' ? (double)(float)c->f : c->f;
-        if (c->dt == DT_F16) v = kiln_round_f16((float)v);
-        if (c->dt == DT_BF16) v = kiln_round_bf16((float)v);
-        float_lit(f, v, k[1] == '3');
+        float_lit(f, kir_float_const(c), k[1] == '3');
     } else if (k[0] == 'i') fprintf(f, "(%s)%lldLL", dtype_ctype(c->dt), (long long)kiln_f2i(c->f));
     else fprintf(f, "(%s)%lluULL", dtype_ctype(c->dt), (unsigned long long)kiln_f2u(c->f));
 }

@@ -190,12 +190,7 @@ static LLVMValueRef ll_fconst(LL *L, const char *c, double v) {
 
 static LLVMValueRef ll_const(LL *L, const KInstr *in) {
     const char *c = kir_class(in->dt);
-    if (c[0] == 'f') {
-        double v = c[1] == '3' ? (double)(float)in->f : in->f;
-        if (in->dt == DT_F16) v = kiln_round_f16((float)v);
-        if (in->dt == DT_BF16) v = kiln_round_bf16((float)v);
-        return LLVMConstReal(class_ty(L, c), v);
-    }
+    if (c[0] == 'f') return LLVMConstReal(class_ty(L, c), kir_float_const(in));
     uint64_t u = c[0] == 'i' ? (uint64_t)kiln_f2i(in->f) : kiln_f2u(in->f);
     int bits = dtype_size(in->dt) * 8;
     if (in->dt == DT_BOOL) u = u != 0;

@@ -151,6 +151,8 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *weight
  * (at least PARALLEL_LOOP_MIN elements): the emitters agree through these. */
 const char *kir_class(DType t);
 const char *kir_instr_class(const KLoop *lp, const KInstr *in);
+/* The value of a float KI_CONST as its dtype holds it (rounded to float32, float16, bfloat16). */
+double kir_float_const(const KInstr *c);
 bool kir_loop_parallel(const KLoop *lp);
 
 /* The LLVM backend (codegen/emit_llvm.c): builds the module in-process with
