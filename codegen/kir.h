@@ -143,9 +143,12 @@ void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
  * file holding the weights to include with .incbin, or NULL to write them as
  * array literals; external: the name of the weights file the code maps at
  * create time instead (--weights external), or NULL; weights_id: that file's
- * build id (emit_weights_id; unused when embedded). */
+ * build id (emit_weights_id; unused when embedded). With kernels_inline
+ * (-O3 executables, compiled as a whole program), the file also compiles the
+ * runtime's kernels (include/kiln_src/) with every kernel always inlined into
+ * its call, specialized to its constant parameters. */
 bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *weights_incbin, const char *external,
-            uint64_t weights_id, bool with_main, int default_threads, FILE *f);
+            uint64_t weights_id, bool with_main, int default_threads, bool kernels_inline, FILE *f);
 /* The class a dtype computes in (f32 f64 i64 u64), the class of the scalar
  * function an instruction calls, and whether a loop runs on the thread pool
  * (at least PARALLEL_LOOP_MIN elements): the emitters agree through these. */

@@ -71,9 +71,19 @@ typedef struct {
     const char *external;  /* the weights file's name with --weights external */
     uint64_t weights_id;   /* its build id, hashed once */
 } CArgs;
+/* -O3 executables from the C backend compile the kernels into the model's file
+ * (emit_c) as one whole program: gcc keeps only the kernels the model calls,
+ * inlined into each call and specialized; the library's own copies are then
+ * unused except for what main and file I/O need. */
+static bool kernels_inline(const LinkOpts *o) {
+    return !o->llvm && o->opt_level >= 3 && strcmp(o->emit, "exe") == 0;
+}
+
 static bool write_c(const void *arg, FILE *f) {
     const CArgs *c = arg;
-    return emit_c(c->k, c->g, c->o->prefix, c->external ? NULL : c->incbin, c->external, c->weights_id, c->main, c->o->threads, f);
+    bool inline_kernels = kernels_inline(c->o);
+    return emit_c(c->k, c->g, c->o->prefix, c->external ? NULL : c->incbin, c->external, c->weights_id, c->main, c->o->threads,
+                  inline_kernels, f);
 }
 static bool write_h(const void *arg, FILE *f) {
     const CArgs *c = arg;
@@ -185,7 +195,8 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
         src = quote(a, cpath);
     }
     if (ok && strcmp(emit, "exe") == 0)
-        ok = run_cmd(a, arena_printf(a, "%s %s %s -lm -lpthread -o %s", flags, src, rtlib, quote(a, tmp_out)), o->verbose, d);
+        ok = run_cmd(a, arena_printf(a, "%s%s %s %s -lm -lpthread -o %s", flags, kernels_inline(o) ? " -fwhole-program" : "", src, rtlib,
+                                     quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "so") == 0)
         ok = run_cmd(a, arena_printf(a, "%s -shared %s %s -lm -lpthread -o %s", flags, src, rtlib, quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "obj") == 0)

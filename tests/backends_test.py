@@ -125,12 +125,29 @@ def test_aarch64_exe_under_qemu_both_backends():
         np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
 
 
-def test_aarch64_llvm_O3_kernels_inlined():
+def test_aarch64_O3_kernels_inlined_both_backends():
     d = fresh("arm_o3")
     model, inp = mlp_model(d)
-    exe, got = compile_run(model, inp, d, ARM + LLVM + ["-O3"], QEMU)
-    assert elf_machine(exe) == 183
-    np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+    for flags in (ARM + ["-O3"], ARM + LLVM + ["-O3"]):
+        exe, got = compile_run(model, inp, d, flags, QEMU)
+        assert elf_machine(exe) == 183
+        np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+
+
+def test_c_backend_O3_compiles_the_kernels_in():
+    """-O3 with the C backend: the kernels' sources are compiled into the model's
+    file as one whole program, every kernel call inlined (no call to a kiln_k_*
+    function is left in the executable), and the results are -O2's."""
+    d = fresh("c_o3")
+    model, inp = mlp_model(d)
+    outs = {}
+    for lvl in ("-O2", "-O3"):
+        exe, outs[lvl] = compile_run(model, inp, d, [lvl])
+        dis = run(["objdump", "-d", "--no-show-raw-insn", exe]).stdout
+        calls = [l for l in dis.splitlines() if "call" in l and "<kiln_k_" in l]
+        assert bool(calls) == (lvl == "-O2"), (lvl, calls[:3])
+    np.testing.assert_allclose(outs["-O3"], mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+    assert np.array_equal(outs["-O2"], outs["-O3"])
 
 
 def test_O3_links_the_kernels_into_the_model():

@@ -82,6 +82,11 @@ def test_llvm_backend_O3_kernels_inlined_every_model():
         compare(m, ["--backend", "llvm", "-O3"])
 
 
+def test_c_backend_O3_kernels_inlined_every_model():
+    for m in MODELS:
+        compare(m, ["-O3"])
+
+
 def test_aarch64_c_backend_under_qemu():
     for m in ["mlp", "mobilenetv2", "detect", "lstm"]:
         compare(m, ARM, QEMU)

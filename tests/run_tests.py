@@ -55,6 +55,8 @@ def main():
                               "--flags", "--backend llvm"]),
         ("conformance-llvm-O3", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
                                  "--sample", "4", "--flags", "--backend llvm -O3"]),
+        ("conformance-c-O3", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
+                              "--sample", "8", "--flags=-O3"]),
         # 64-bit ARM under qemu: the whole suite with LLVM, every 4th test with the cross gcc
         ("conformance-aarch64-llvm", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
                                       "--flags", "--backend llvm --target aarch64-linux-gnu", "--emulator", QEMU]),
