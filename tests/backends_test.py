@@ -89,7 +89,7 @@ def embed_demo(d, kflags, cc, emulator=()):
 
 
 def test_llvm_lib_links_into_c_program():
-    embed_demo(fresh("llvm_lib"), LLVM, "cc")
+    embed_demo(fresh("llvm_lib"), LLVM, os.environ.get("CC", "cc"))  # the sanitizer build links with its CC
 
 
 def test_llvm_external_weights():
