@@ -1,6 +1,7 @@
 /* lower_extra.c: the lowerings of kiln.MoE and of the ops added after the
  * first set (quantization, MVN, LRN, ReverseSequence, Compress, RNN/GRU/LSTM,
- * Einsum, Det, GridSample, ConvInteger/QLinearConv), with the shared helpers of
+ * Einsum, Det, GridSample, ConvInteger/QLinearConv, DFT, STFT, MelWeightMatrix,
+ * MaxUnpool, RoiAlign), with the shared helpers of
  * codegen/lower.c (declared in kir.h). */
 #include "kir.h"
 
@@ -272,5 +273,63 @@ bool lower_conv_integer(Lower *l, Node *n) {
         if (bias) bufs[9] = lower_buf(l, bias);
     }
     lower_call(l, KILN_K_conv_integer, 10, bufs, np, p);
+    return true;
+}
+
+/* ---- DFT, STFT, MelWeightMatrix, MaxUnpool, RoiAlign ---- */
+
+bool lower_dft(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0], *dl = node_input(n, 1);
+    int64_t axis = node_attr_int(n, "axis", 1), outer = 1, inner = 1;
+    if (axis < 0) axis += x->rank;
+    for (int i = 0; i < axis; i++) outer *= x->dims[i];
+    for (int i = (int)axis + 1; i < x->rank - 1; i++) inner *= x->dims[i];
+    int64_t len = dl ? value_const_int(dl, 0) : x->dims[axis];
+    int64_t p[7] = {outer, x->dims[axis], inner, x->dims[x->rank - 1], len, y->dims[axis], node_attr_int(n, "inverse", 0) != 0};
+    int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), step_scratch(l, 16 * len)};
+    lower_call(l, KILN_K_dft, 3, bufs, 7, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_stft(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0], *win = node_input(n, 2);
+    int64_t flen = win ? win->dims[0] : value_const_int(n->in[3], 0);
+    int64_t p[8] = {x->dims[0], x->dims[1], x->dims[2], value_const_int(n->in[1], 0), y->dims[1], flen, y->dims[2], win != NULL};
+    int out = out_f32(l, y), xb = in_f32(l, x), bufs[4] = {out, xb, win ? in_f32(l, win) : xb, step_scratch(l, 16 * flen)};
+    lower_call(l, KILN_K_stft, 4, bufs, 8, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_mel_weight_matrix(Lower *l, Node *n) {
+    const Value *y = n->out[0];
+    int64_t p[2] = {value_const_int(n->in[0], 0), value_const_int(n->in[1], 0)};
+    int out = out_f32(l, y), bufs[4] = {out, in_f32(l, n->in[2]), in_f32(l, n->in[3]), in_f32(l, n->in[4])};
+    lower_call(l, KILN_K_mel_weight_matrix, 4, bufs, 2, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_max_unpool(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[2 + 2 * MAX_RANK] = {x->rank, value_numel(x)};
+    if (!max_unpool_shape(n, x, p + 2, l->d)) return false;
+    memcpy(p + 2 + x->rank, y->dims, sizeof(int64_t) * (size_t)x->rank);
+    int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), lower_buf(l, n->in[1])};
+    lower_call(l, KILN_K_max_unpool, 3, bufs, 2 + 2 * x->rank, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_roi_align(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[12] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], y->dims[0], y->dims[2], y->dims[3],
+                     node_attr_int(n, "sampling_ratio", 0), kiln_d2p(node_attr_float(n, "spatial_scale", 1.0)),
+                     strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "half_pixel") == 0,
+                     strcmp(node_attr_string(n, "mode", "avg"), "max") == 0};
+    int out = out_f32(l, y), bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), lower_buf(l, n->in[2])};
+    lower_call(l, KILN_K_roi_align, 4, bufs, 11, p);
+    out_f32_done(l, y, out);
     return true;
 }

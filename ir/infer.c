@@ -1283,6 +1283,16 @@ bool lower_grid_sample(struct Lower *, Node *);
 bool lower_einsum(struct Lower *, Node *);
 bool lower_det(struct Lower *, Node *);
 bool lower_rnn(struct Lower *, Node *);
+bool infer_dft(Graph *, Node *, Diags *);
+bool infer_stft(Graph *, Node *, Diags *);
+bool infer_mel_weight_matrix(Graph *, Node *, Diags *);
+bool infer_max_unpool(Graph *, Node *, Diags *);
+bool infer_roi_align(Graph *, Node *, Diags *);
+bool lower_dft(struct Lower *, Node *);
+bool lower_stft(struct Lower *, Node *);
+bool lower_mel_weight_matrix(struct Lower *, Node *);
+bool lower_max_unpool(struct Lower *, Node *);
+bool lower_roi_align(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

@@ -11,7 +11,9 @@
  *   condition must be a constant: its count of true values is the output's
  *   size);
  * - RNN, GRU, LSTM (every direction and layout), Einsum (the equation parsed
- *   once here for the shape rule and the lowering), Det, GridSample. */
+ *   once here for the shape rule and the lowering), Det, GridSample;
+ * - DFT, STFT (lengths and steps must be constants), MelWeightMatrix (its
+ *   sizes constant, its frequencies read at run time), MaxUnpool, RoiAlign. */
 #include "ir.h"
 #include "infer.h"
 
@@ -377,5 +379,157 @@ bool infer_conv_integer(Graph *g, Node *n, Diags *d) {
     int64_t dims[MAX_RANK] = {x->dims[0], wt->dims[0]};
     for (int i = 0; i < w.nd; i++) dims[2 + i] = w.out[i];
     set_out(n->out[0], q ? n->in[7]->dtype : DT_I32, x->rank, dims);
+    return true;
+}
+
+/* ---- DFT, STFT, MelWeightMatrix (opset 17) ---- */
+
+/* A constant integer scalar input (a length, a step); false with a diagnostic. */
+static bool const_scalar(Node *n, const Value *v, int64_t lo, int64_t *out, Diags *d) {
+    if (!v->data || value_numel(v) != 1 || dtype_is_float(v->dtype)) {
+        diag_error(d, n, "input '%s' must be a constant integer scalar (computed at run time is not supported yet)", v->name);
+        return false;
+    }
+    *out = value_const_int(v, 0);
+    if (*out < lo || *out > (1 << 24)) { diag_error(d, n, "input '%s' is %lld, out of range", v->name, (long long)*out); return false; }
+    return true;
+}
+
+/* DFT: x [..., N, 1|2] along `axis` (not the last, complex one); out [..., L or L/2+1, 2]. */
+bool infer_dft(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    int64_t axis = node_attr_int(n, "axis", 1), len;
+    if (!dtype_is_float(x->dtype) || x->rank < 2 || (x->dims[x->rank - 1] != 1 && x->dims[x->rank - 1] != 2)) {
+        diag_error(d, n, "needs a float input whose last dimension is 1 (real) or 2 (complex)");
+        return false;
+    }
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank - 1) { diag_error(d, n, "axis is out of range (the last dimension holds the complex parts)"); return false; }
+    len = x->dims[axis];
+    const Value *dl = node_input(n, 1);
+    if (dl && !const_scalar(n, dl, 1, &len, d)) return false;
+    bool onesided = node_attr_int(n, "onesided", 0) != 0, inverse = node_attr_int(n, "inverse", 0) != 0;
+    if (onesided && inverse) { diag_error(d, n, "onesided and inverse together are not supported"); return false; }
+    int64_t dims[MAX_RANK];
+    memcpy(dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
+    dims[axis] = onesided ? len / 2 + 1 : len;
+    dims[x->rank - 1] = 2;
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return true;
+}
+
+/* STFT: signal [batch, length, 1|2], frame_step, window [frame_length]?, frame_length?
+ * -> [batch, frames, bins, 2]. */
+bool infer_stft(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    const Value *win = node_input(n, 2), *fl = node_input(n, 3);
+    int64_t step, flen = -1;
+    if (!dtype_is_float(x->dtype) || x->rank != 3 || (x->dims[2] != 1 && x->dims[2] != 2)) {
+        diag_error(d, n, "needs a float signal [batch, length, 1 or 2]");
+        return false;
+    }
+    if (!const_scalar(n, n->in[1], 1, &step, d) || (fl && !const_scalar(n, fl, 1, &flen, d))) return false;
+    if (win && (win->rank != 1 || !dtype_is_float(win->dtype) || (fl && win->dims[0] != flen))) {
+        diag_error(d, n, "the window must be a float vector of frame_length values");
+        return false;
+    }
+    if (win) flen = win->dims[0];
+    if (flen < 1 || flen > x->dims[1]) { diag_error(d, n, "needs a window or a frame_length of 1 to the signal's length"); return false; }
+    bool onesided = node_attr_int(n, "onesided", 1) != 0;
+    if (onesided && x->dims[2] == 2) { diag_error(d, n, "onesided needs a real signal"); return false; }
+    int64_t dims[4] = {x->dims[0], (x->dims[1] - flen) / step + 1, onesided ? flen / 2 + 1 : flen, 2};
+    set_out(n->out[0], x->dtype, 4, dims);
+    return true;
+}
+
+/* MelWeightMatrix(num_mel_bins, dft_length, sample_rate, lower_edge_hertz,
+ * upper_edge_hertz) -> [dft_length / 2 + 1, num_mel_bins] of output_datatype. */
+bool infer_mel_weight_matrix(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    int64_t mel, len;
+    if (!const_scalar(n, n->in[0], 1, &mel, d) || !const_scalar(n, n->in[1], 1, &len, d)) return false;
+    for (int i = 2; i < 5; i++)
+        if (value_numel(n->in[i]) != 1) { diag_error(d, n, "input '%s' must be a scalar", n->in[i]->name); return false; }
+    DType dt = (DType)node_attr_int(n, "output_datatype", DT_F32);
+    if (!dtype_is_float(dt) && dt != DT_I32 && dt != DT_I64 && dt != DT_U8 && dt != DT_I8) {
+        diag_error(d, n, "output_datatype %d is not supported", (int)dt);
+        return false;
+    }
+    int64_t dims[2] = {len / 2 + 1, mel};
+    set_out(n->out[0], dt, 2, dims);
+    return true;
+}
+
+/* ---- MaxUnpool (X, I, output_shape?) and RoiAlign (X, rois, batch_indices) ---- */
+
+/* The output shape MaxUnpool's indices refer to: from kernel_shape, strides
+ * and pads (output_shape, when given, only pads that shape at the end). */
+bool max_unpool_shape(const Node *n, const Value *x, int64_t *dims, Diags *d) {
+    int nd = x->rank - 2;
+    const Attr *ks = node_attr(n, "kernel_shape"), *st = node_attr(n, "strides"), *pd = node_attr(n, "pads");
+    if (!ks || ks->kind != ATTR_INTS || ks->n != nd || (st && st->n != nd) || (pd && pd->n != 2 * nd)) {
+        diag_error(d, n, "needs kernel_shape (and strides, pads) for %d spatial dimensions", nd);
+        return false;
+    }
+    dims[0] = x->dims[0];
+    dims[1] = x->dims[1];
+    for (int i = 0; i < nd; i++) {
+        dims[2 + i] = (x->dims[2 + i] - 1) * (st ? st->ints[i] : 1) + ks->ints[i] - (pd ? pd->ints[i] + pd->ints[nd + i] : 0);
+        if (dims[2 + i] < 1 || dims[2 + i] > ((int64_t)1 << 40)) { diag_error(d, n, "invalid output size in dimension %d", 2 + i); return false; }
+    }
+    return true;
+}
+
+bool infer_max_unpool(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *idx = n->in[1];
+    int nd = x->rank - 2;
+    if (nd < 1 || nd > MAX_WIN || !value_same_shape(x, idx) || idx->dtype != DT_I64) {
+        diag_error(d, n, "needs X [N, C, spatial...] and int64 indices of the same shape");
+        return false;
+    }
+    int64_t dims[MAX_RANK], def[MAX_RANK];
+    if (!max_unpool_shape(n, x, def, d)) return false;
+    memcpy(dims, def, sizeof def);
+    const Value *os = node_input(n, 2);
+    int count;
+    if (os && (!const_ints(os, dims, MAX_RANK, &count) || count != x->rank)) {
+        diag_error(d, n, "input '%s' must be a constant of %d sizes", os->name, x->rank);
+        return false;
+    }
+    for (int i = 0; i < x->rank; i++)
+        if (dims[i] < def[i] || dims[i] > ((int64_t)1 << 40)) {
+            diag_error(d, n, "output_shape %lld in dimension %d is smaller than the unpooled size %lld", (long long)dims[i], i, (long long)def[i]);
+            return false;
+        }
+    set_out(n->out[0], x->dtype, x->rank, dims);
+    return true;
+}
+
+bool infer_roi_align(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0], *rois = n->in[1], *bi = n->in[2];
+    if (x->rank != 4 || !dtype_is_float(x->dtype) || rois->rank != 2 || rois->dims[1] != 4 || bi->rank != 1 || bi->dims[0] != rois->dims[0] ||
+        bi->dtype != DT_I64) {
+        diag_error(d, n, "needs X [N, C, H, W], rois [R, 4] and int64 batch_indices [R]");
+        return false;
+    }
+    const char *mode = node_attr_string(n, "mode", "avg"), *ct = node_attr_string(n, "coordinate_transformation_mode", "half_pixel");
+    if (strcmp(mode, "avg") && strcmp(mode, "max")) { diag_error(d, n, "mode '%s' is not supported", mode); return false; }
+    if (strcmp(ct, "half_pixel") && strcmp(ct, "output_half_pixel")) { diag_error(d, n, "coordinate_transformation_mode '%s' is not supported", ct); return false; }
+    int64_t oh = node_attr_int(n, "output_height", 1), ow = node_attr_int(n, "output_width", 1);
+    if (oh < 1 || ow < 1 || oh > (1 << 16) || ow > (1 << 16) || node_attr_int(n, "sampling_ratio", 0) < 0) {
+        diag_error(d, n, "invalid output size or sampling_ratio");
+        return false;
+    }
+    int64_t dims[4] = {rois->dims[0], x->dims[1], oh, ow};
+    set_out(n->out[0], x->dtype, 4, dims);
     return true;
 }

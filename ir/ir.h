@@ -261,6 +261,8 @@ int rnn_gates(const Node *n);
 bool quant_axis(const Node *n, const Value *x, int *axis);
 /* Integer list from a constant input (any int dtype); false if absent or not constant. */
 bool const_ints(const Value *v, int64_t *out, int max, int *count);
+/* The shape MaxUnpool's indices address (ir/infer_extra.c). */
+bool max_unpool_shape(const Node *n, const Value *x, int64_t *dims, Diags *d);
 
 
 /* ---- kiln.MoE (ir/moe.c) ---- */
