@@ -145,6 +145,7 @@ test-sanitize: bench/node_modules/onnxruntime-node
 fuzz:
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all
 	KILN_BUILD=build-san $(PYTHON) tests/fuzz.py --runs 500
+	KILN_BUILD=build-san $(PYTHON) tests/fuzz.py --runs 200 --llvm --seed 2
 
 clean:
 	rm -rf $(BUILD) build-san examples/mlp/mlp.onnx examples/mlp/input_0.npy

@@ -1,8 +1,9 @@
 """`make fuzz`: mutation fuzzing of kiln's two model readers under AddressSanitizer
 and UBSan. Mutates conformance models (byte flips, deletions, insertions) and
 text IR dumps (token insertions and deletions), compiles each with the
-sanitizer build, and reports any run that crashes, trips a sanitizer, or exits
-other than 0 or 1. Usage: fuzz.py [--runs N] [--seed S] [--only a,b] [--moe];
+sanitizer build (to C, or with --llvm to LLVM IR through the in-process LLVM
+backend), and reports any run that crashes, trips a sanitizer, or exits
+other than 0 or 1. Usage: fuzz.py [--runs N] [--seed S] [--only a,b] [--moe] [--llvm];
 crashing inputs are kept in build-san/fuzz/."""
 import argparse
 import glob
@@ -68,6 +69,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", default="", help="comma-separated substrings: fuzz only the matching conformance models")
     ap.add_argument("--moe", action="store_true", help="add the MoE example models (examples/moe)")
+    ap.add_argument("--llvm", action="store_true", help="compile with the LLVM backend (--emit ll) instead of to C")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     kiln = os.path.join(SAN, "bin", "kiln")
@@ -92,7 +94,8 @@ def main():
             data, ext = mutate_bytes(rng, open(rng.choice(models), "rb").read()), ".onnx"
         path = os.path.join(work, "input" + ext)
         open(path, "wb").write(data)
-        r = subprocess.run([kiln, "compile", path, "-o", os.path.join(work, "out.c"), "--emit", "c"],
+        emit = ["-o", os.path.join(work, "out.ll"), "--emit", "ll"] if a.llvm else ["-o", os.path.join(work, "out.c"), "--emit", "c"]
+        r = subprocess.run([kiln, "compile", path] + emit,
                            capture_output=True, text=True, errors="replace", env=ENV, timeout=120)
         if r.returncode not in (0, 1) or "runtime error" in r.stderr or "Sanitizer" in r.stderr:
             bad += 1
