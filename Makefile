@@ -55,15 +55,11 @@ $(BUILD)/lib/%/kiln_scalar.bc: runtime/scalar_bc.c runtime/kiln_scalar.h $(BUILD
 	@mkdir -p $(dir $@)
 	$(CLANG) --target=$* -std=gnu11 -O2 -ffp-contract=off -fno-strict-aliasing -emit-llvm -c $< -o $@
 
-$(BUILD)/bc/%/all.bc: $(RT_BC_SRC) $(RT_HDR) runtime/kiln_simd.h $(BUILD)/.deps-ok
-	@mkdir -p $(dir $@)
+$(BUILD)/lib/%/kiln_rt.bc: $(RT_BC_SRC) $(RT_HDR) runtime/kiln_simd.h $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@) $(BUILD)/bc/$*
 	for f in $(RT_BC_SRC); do $(CLANG) --target=$* -std=gnu11 -O2 -fPIC -fno-strict-aliasing -emit-llvm -c $$f \
-	  -o $(dir $@)$$(basename $$f .c).bc || exit 1; done
-	$(LLVM_LINK) $(patsubst runtime/%.c,$(dir $@)%.bc,$(RT_BC_SRC)) -o $@
-
-$(BUILD)/lib/%/kiln_rt.bc: $(BUILD)/bc/%/all.bc
-	@mkdir -p $(dir $@)
-	cp $< $@
+	  -o $(BUILD)/bc/$*/$$(basename $$f .c).bc || exit 1; done
+	$(LLVM_LINK) $(patsubst runtime/%.c,$(BUILD)/bc/$*/%.bc,$(RT_BC_SRC)) -o $@
 
 # cross-compiled with fixed flags (the sanitizers' CFLAGS have no ARM libraries here)
 $(BUILD)/obj-aarch64/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok

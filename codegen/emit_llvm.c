@@ -41,7 +41,9 @@ typedef struct LL {
     const Kir *k;
     const LlvmOpts *o;
     Diags *d;
-    LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, vd, p8, pp8, ctx_ty, kernel_ty;
+    LLVMTypeRef i8, i16, i32, i64, f32, f64, vd, p8, pp8;
+    LLVMTypeRef ctx_ty;   /* kiln_context: pool, ws, state, W, W_len */
+    LLVMTypeRef env_ty;   /* a parallel loop's environment: ws, W, inputs */
     LLVMValueRef weights; /* i8* to the embedded weights, or NULL */
 } LL;
 
@@ -50,8 +52,9 @@ typedef struct Frame {
     LLVMValueRef ws, W, state, inputs, pool;
 } Frame;
 
-static char *ll_name(LL *L, const char *fmt, const char *a) {
-    return arena_printf(L->k->arena, fmt, L->o->prefix, a);
+/* fmt with the symbol prefix in its %s ("%s_run" -> "mlp_run"). */
+static char *ll_name(LL *L, const char *fmt) {
+    return arena_printf(L->k->arena, fmt, L->o->prefix);
 }
 
 static LLVMValueRef ll_fn(LL *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *params, int n) {
@@ -168,6 +171,11 @@ static LLVMValueRef scalar_call(LL *L, const char *name, LLVMValueRef *args, int
     return f ? ll_call(L, f, args, n) : LLVMGetUndef(L->i64);
 }
 
+/* A narrow integer (its storage type) as its class's i64: sign- or zero-extended. */
+static LLVMValueRef widen(LL *L, LLVMValueRef v, DType t) {
+    return is_signed(t) ? LLVMBuildSExt(L->b, v, L->i64, "") : LLVMBuildZExt(L->b, v, L->i64, "");
+}
+
 /* v (of its class's type) as a value of dtype t: what assigning to a C
  * temporary of t's type does. */
 static LLVMValueRef normalize(LL *L, LLVMValueRef v, DType t) {
@@ -180,8 +188,7 @@ static LLVMValueRef normalize(LL *L, LLVMValueRef v, DType t) {
     }
     int size = dtype_size(t);
     if (kir_class(t)[0] == 'f' || size == 8) return v;
-    LLVMValueRef n = LLVMBuildTrunc(L->b, v, storage_ty(L, t), "");
-    return is_signed(t) ? LLVMBuildSExt(L->b, n, L->i64, "") : LLVMBuildZExt(L->b, n, L->i64, "");
+    return widen(L, LLVMBuildTrunc(L->b, v, storage_ty(L, t), ""), t);
 }
 
 static LLVMValueRef ll_fconst(LL *L, const char *c, double v) {
@@ -229,8 +236,7 @@ static LLVMValueRef ll_instr(LL *L, const KLoop *lp, const KInstr *in, LLVMValue
         LLVMValueRef v = LLVMBuildLoad2(L->b, sty, LLVMBuildInBoundsGEP2(L->b, sty, ptr[in->a], &off, 1, ""), "");
         LLVMSetAlignment(v, (unsigned)dtype_size(dt));
         if (dt == DT_F16 || dt == DT_BF16) return scalar_call(L, dt == DT_F16 ? "kiln_f16_to_f32" : "kiln_bf16_to_f32", &v, 1);
-        if (kir_class(dt)[0] == 'f' || dtype_size(dt) == 8) return v;
-        return is_signed(dt) ? LLVMBuildSExt(L->b, v, L->i64, "") : LLVMBuildZExt(L->b, v, L->i64, "");
+        return kir_class(dt)[0] == 'f' || dtype_size(dt) == 8 ? v : widen(L, v, dt);
     }
     case KI_CONST: return ll_const(L, in);
     case KI_CAST: return ll_cast(L, t[in->a], lp->code[in->a].dt, in->dt);
@@ -334,7 +340,7 @@ static LLVMValueRef ll_loop_fn(LL *L, int s) {
     char name[32];
     snprintf(name, sizeof name, "loop%d", s);
     LLVMValueRef fn = ll_define(L, name, L->vd, pt, 3, true);
-    LLVMTypeRef env_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->pp8}, 3, 0);
+    LLVMTypeRef env_ty = L->env_ty;
     LLVMValueRef env = LLVMBuildBitCast(L->b, LLVMGetParam(fn, 0), LLVMPointerType(env_ty, 0), "");
     Frame fr = {0};
     fr.ws = LLVMBuildLoad2(L->b, L->p8, LLVMBuildStructGEP2(L->b, env_ty, env, 0, ""), "ws");
@@ -346,7 +352,7 @@ static LLVMValueRef ll_loop_fn(LL *L, int s) {
 }
 
 static void ll_parallel(LL *L, const Frame *fr, int s, LLVMValueRef loopfn) {
-    LLVMTypeRef env_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->pp8}, 3, 0);
+    LLVMTypeRef env_ty = L->env_ty;
     LLVMValueRef env = ll_alloca(L, env_ty, "env");
     LLVMBuildStore(L->b, fr->ws, LLVMBuildStructGEP2(L->b, env_ty, env, 0, ""));
     LLVMBuildStore(L->b, fr->W, LLVMBuildStructGEP2(L->b, env_ty, env, 1, ""));
@@ -360,7 +366,7 @@ static void ll_parallel(LL *L, const Frame *fr, int s, LLVMValueRef loopfn) {
 
 /* PREFIX_init(ctx): the create-time steps. */
 static LLVMValueRef ll_init(LL *L) {
-    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_init", ""), L->vd, &L->p8, 1, true);
+    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_init"), L->vd, &L->p8, 1, true);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMConstNull(L->pp8));
     for (int s = 0; s < L->k->nsteps; s++)
         if (L->k->steps[s].at_create) ll_kernel(L, &fr, &L->k->steps[s]);
@@ -371,7 +377,7 @@ static LLVMValueRef ll_init(LL *L) {
 static void ll_run(LL *L, LLVMValueRef *loopfns) {
     const Kir *k = L->k;
     LLVMTypeRef pt[3] = {L->p8, L->pp8, L->pp8};
-    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run", ""), L->i32, pt, 3, false);
+    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run"), L->i32, pt, 3, false);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1));
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
@@ -399,25 +405,25 @@ static void ll_lifecycle(LL *L, LLVMValueRef init) {
     LLVMValueRef wsize = ll_i64(L, k->weights_size), wid = LLVMConstInt(L->i64, L->o->weights_id, 0);
     if (L->o->external) {
         LLVMTypeRef pt[2] = {L->p8, L->i32};
-        LLVMValueRef fn = ll_define(L, ll_name(L, "%s_create_with_weights", ""), L->p8, pt, 2, false);
+        LLVMValueRef fn = ll_define(L, ll_name(L, "%s_create_with_weights"), L->p8, pt, 2, false);
         LLVMValueRef args[8] = {ws, state, LLVMGetParam(fn, 1), LLVMConstNull(L->p8), LLVMGetParam(fn, 0), wsize, wid, init};
         LLVMBuildRet(L->b, ll_call(L, create, args, 8));
         LLVMTypeRef bp[7] = {L->i64, L->i64, L->i32, L->p8, L->i64, L->i64, init_ptr};
         LLVMValueRef beside = ll_fn(L, "kiln_context_create_beside", L->p8, bp, 7);
-        fn = ll_define(L, ll_name(L, "%s_create", ""), L->p8, &L->i32, 1, false);
+        fn = ll_define(L, ll_name(L, "%s_create"), L->p8, &L->i32, 1, false);
         LLVMValueRef bargs[7] = {ws, state, LLVMGetParam(fn, 0), ll_string(L, L->o->external), wsize, wid, init};
         LLVMBuildRet(L->b, ll_call(L, beside, bargs, 7));
     } else {
-        LLVMValueRef fn = ll_define(L, ll_name(L, "%s_create", ""), L->p8, &L->i32, 1, false);
+        LLVMValueRef fn = ll_define(L, ll_name(L, "%s_create"), L->p8, &L->i32, 1, false);
         LLVMValueRef args[8] = {ws, state, LLVMGetParam(fn, 0), L->weights, LLVMConstNull(L->p8), ll_i64(L, 0), ll_i64(L, 0), init};
         LLVMBuildRet(L->b, ll_call(L, create, args, 8));
     }
     LLVMValueRef destroy = ll_fn(L, "kiln_context_destroy", L->vd, &L->p8, 1);
-    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_destroy", ""), L->vd, &L->p8, 1, false);
+    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_destroy"), L->vd, &L->p8, 1, false);
     LLVMValueRef arg = LLVMGetParam(fn, 0);
     ll_call(L, destroy, &arg, 1);
     LLVMBuildRetVoid(L->b);
-    fn = ll_define(L, ll_name(L, "%s_routing_counts", ""), L->p8, &L->p8, 1, false);
+    fn = ll_define(L, ll_name(L, "%s_routing_counts"), L->p8, &L->p8, 1, false);
     LLVMBuildRet(L->b, ll_field(L, LLVMGetParam(fn, 0), 2));
 }
 
@@ -430,16 +436,18 @@ static void ll_lifecycle(LL *L, LLVMValueRef init) {
 static void ll_weights(LL *L) {
     const Kir *k = L->k;
     if (L->o->external) return;
-    const char *name = ll_name(L, "%s_weights", "");
+    const char *name = ll_name(L, "%s_weights");
     if (L->o->incbin || L->o->weights_elsewhere) {
-        for (const char *p = L->o->incbin ? L->o->incbin : ""; *p; p++)
-            if (*p == '"' || *p == '\\' || *p == '\n') {
-                diag_error(L->d, NULL, "the temporary folder's path %s cannot be given to the assembler", L->o->incbin);
-                return;
-            }
-        char *as = arena_printf(k->arena, ".section .rodata\n.balign 64\n.globl %s\n.hidden %s\n%s:\n.incbin \"%s\"\n.byte 0\n.previous\n",
-                                name, name, name, L->o->incbin);
-        if (!L->o->weights_elsewhere) LLVMSetModuleInlineAsm2(L->m, as, strlen(as));
+        if (!L->o->weights_elsewhere) {
+            for (const char *p = L->o->incbin; *p; p++)
+                if (*p == '"' || *p == '\\' || *p == '\n') {
+                    diag_error(L->d, NULL, "the temporary folder's path %s cannot be given to the assembler", L->o->incbin);
+                    return;
+                }
+            char *as = arena_printf(k->arena, ".section .rodata\n.balign 64\n.globl %s\n.hidden %s\n%s:\n.incbin \"%s\"\n.byte 0\n.previous\n",
+                                    name, name, name, L->o->incbin);
+            LLVMSetModuleInlineAsm2(L->m, as, strlen(as));
+        }
         LLVMValueRef g = LLVMAddGlobal(L->m, LLVMArrayType(L->i8, 0), name);
         LLVMSetVisibility(g, LLVMHiddenVisibility);
         LLVMSetGlobalConstant(g, 1);
@@ -473,7 +481,7 @@ static LLVMValueRef ll_infos(LL *L, int w) {
         items[i] = LLVMConstNamedStruct(ity, f, 5);
     }
     if (!n) items[0] = LLVMConstNull(ity);
-    LLVMValueRef g = ll_global(L, LLVMConstArray(ity, items, (unsigned)(n ? n : 1)), ll_name(L, w ? "%s_outputs" : "%s_inputs", ""), false);
+    LLVMValueRef g = ll_global(L, LLVMConstArray(ity, items, (unsigned)(n ? n : 1)), ll_name(L, w ? "%s_outputs" : "%s_inputs"), false);
     return ll_p8(L, g);
 }
 
@@ -487,7 +495,7 @@ static LLVMValueRef ll_moe_layers(LL *L) {
         items[i] = LLVMConstNamedStruct(mty, f, 5);
     }
     if (!k->nmoe) items[0] = LLVMConstNull(mty);
-    return ll_p8(L, ll_global(L, LLVMConstArray(mty, items, (unsigned)(k->nmoe ? k->nmoe : 1)), ll_name(L, "%s_moe_layers", ""), false));
+    return ll_p8(L, ll_global(L, LLVMConstArray(mty, items, (unsigned)(k->nmoe ? k->nmoe : 1)), ll_name(L, "%s_moe_layers"), false));
 }
 
 /* main(argc, argv): kiln_exe_main with the model's kiln_model descriptor. */
@@ -497,7 +505,7 @@ static void ll_main(LL *L, LLVMValueRef inputs, LLVMValueRef outputs, LLVMValueR
     LLVMTypeRef mty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){p, i32, i32, p, p, p, p, p, i32, i32, p, p, p, i64, i64}, 15, 0);
     const char *fns[4] = {"%s_create", "%s_run", "%s_destroy", "%s_routing_counts"};
     LLVMValueRef fp[4];
-    for (int i = 0; i < 4; i++) fp[i] = LLVMConstBitCast(LLVMGetNamedFunction(L->m, ll_name(L, fns[i], "")), p);
+    for (int i = 0; i < 4; i++) fp[i] = LLVMConstBitCast(LLVMGetNamedFunction(L->m, ll_name(L, fns[i])), p);
     LLVMValueRef f[15] = {ll_string(L, L->o->prefix), LLVMConstInt(i32, (unsigned)k->ninputs, 0), LLVMConstInt(i32, (unsigned)k->noutputs, 0),
                           inputs, outputs, fp[0], fp[1], fp[2], LLVMConstInt(i32, (unsigned long long)L->o->default_threads, 1),
                           LLVMConstInt(i32, (unsigned)k->nmoe, 0), moe, fp[3], ll_string(L, L->o->external),
@@ -610,7 +618,6 @@ static LLVMTargetMachineRef ll_target_machine(LL *L) {
 static bool ll_build(LL *L) {
     const Kir *k = L->k;
     if (!ll_link_bitcode(L, L->o->scalar_bc, false)) return false;
-    L->i1 = LLVMInt1TypeInContext(L->cx);
     L->i8 = LLVMInt8TypeInContext(L->cx);
     L->i16 = LLVMInt16TypeInContext(L->cx);
     L->i32 = LLVMInt32TypeInContext(L->cx);
@@ -620,8 +627,8 @@ static bool ll_build(LL *L) {
     L->vd = LLVMVoidTypeInContext(L->cx);
     L->p8 = LLVMPointerType(L->i8, 0);
     L->pp8 = LLVMPointerType(L->p8, 0);
-    /* kiln_context: pool, ws, state, W, W_len */
     L->ctx_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->p8, L->p8, L->i64}, 5, 0);
+    L->env_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->pp8}, 3, 0);
     ll_weights(L);
     LLVMValueRef in = ll_infos(L, 0), out = ll_infos(L, 1), moe = ll_moe_layers(L);
     LLVMValueRef init = ll_init(L);

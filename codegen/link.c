@@ -188,7 +188,8 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
         ca.weights_obj = !o->external_weights && machine && strcmp(emit, "obj") != 0;
         if (ca.weights_obj) ok = elf_write_blob(wobj, arena_printf(a, "%s_weights", o->prefix), k->weights, k->weights_size, machine, d);
         else ok = o->external_weights || write_file(wpath, write_w, k, d);
-        ok = ok && write_llvm(k, g, o, &ca, NULL, opath, d);
+        bool obj = strcmp(emit, "obj") == 0; /* then LLVM writes the output itself */
+        ok = ok && write_llvm(k, g, o, &ca, NULL, obj ? tmp_out : opath, d);
         src = ca.weights_obj ? arena_printf(a, "%s %s", quote(a, opath), quote(a, wobj)) : quote(a, opath);
     } else {
         ok = (o->external_weights || write_file(wpath, write_w, k, d)) && write_file(cpath, write_c, &ca, d);
@@ -199,9 +200,8 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
                                      quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "so") == 0)
         ok = run_cmd(a, arena_printf(a, "%s -shared %s %s -lm -lpthread -o %s", flags, src, rtlib, quote(a, tmp_out)), o->verbose, d);
-    else if (ok && strcmp(emit, "obj") == 0)
-        ok = o->llvm ? run_cmd(a, arena_printf(a, "mv %s %s", src, quote(a, tmp_out)), o->verbose, d)
-                     : run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, src, quote(a, tmp_out)), o->verbose, d);
+    else if (ok && strcmp(emit, "obj") == 0 && !o->llvm)
+        ok = run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, src, quote(a, tmp_out)), o->verbose, d);
     else if (ok && strcmp(emit, "lib") == 0) {
         char *q = quote(a, dir);
         ok = (o->llvm || run_cmd(a, arena_printf(a, "%s -c %s -o %s", flags, src, quote(a, opath)), o->verbose, d)) &&
