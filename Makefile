@@ -9,7 +9,7 @@ ONNX_PROTO := /usr/lib/python3/dist-packages/onnx/onnx.proto
 JOBS     ?= 2
 
 RT_SRC   := runtime/rt.c runtime/kernels.c runtime/kernel_table.c runtime/kernels_extra.c runtime/signal.c runtime/gemm.c runtime/moe.c runtime/quant.c runtime/rnn.c runtime/io.c runtime/main.c
-RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kernels.def
+RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
             passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
@@ -96,7 +96,7 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 $(BUILD)/obj/frontend/onnx.o: $(BUILD)/gen/onnx.pb-c.h
 # The runtime's plain loops are auto-vectorized (and cloned per ISA where marked
 # KILN_CLONES in runtime/kiln_simd.h).
-RTVEC    := -ftree-vectorize -fvect-cost-model=dynamic
+RTVEC    := -ftree-vectorize -fvect-cost-model=dynamic -fno-trapping-math
 $(BUILD)/obj/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(RTVEC) -c $< -o $@

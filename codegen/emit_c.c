@@ -77,6 +77,23 @@ const char *kir_instr_class(const KLoop *lp, const KInstr *in) {
     return (kk == KK_BOOL1 || kk == KK_BOOL2) ? "u64" : kir_class(in->dt);
 }
 
+bool kir_load_invariant(const KLoop *lp, const KInstr *in) {
+    if (in->op != KI_LOAD) return false;
+    for (int d = 0; d < lp->rank; d++)
+        if (lp->strides[in->a][d]) return false;
+    return true;
+}
+
+/* A loop computing float exp, erf or sigmoid (kiln_scalar.h's vectorizable
+ * ones): worth compiling for each vector width (KILN_CLONES). */
+static bool loop_heavy(const KLoop *lp) {
+    for (int c = 0; c < lp->ncode; c++) {
+        const KInstr *in = &lp->code[c];
+        if ((in->op == KI_EXP || in->op == KI_ERF || in->op == KI_SIGMOID) && kir_class(in->dt)[1] == '3') return true;
+    }
+    return false;
+}
+
 bool kir_loop_parallel(const KLoop *lp) {
     return dims_numel(lp->rank, lp->dims) >= PARALLEL_LOOP_MIN && lp->dims[0] > 1;
 }
@@ -95,6 +112,12 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
     int64_t inner = dims_numel(lp->rank - 1, lp->dims + 1);
     if (ranged) fprintf(f, "        int64_t n = b * %lld;\n", (long long)inner);
     else fprintf(f, "        int64_t n = 0;\n");
+    for (int c = 0; c < lp->ncode; c++) /* broadcast scalars, read once */
+        if (kir_load_invariant(lp, &lp->code[c])) {
+            const KInstr *in = &lp->code[c];
+            const char *conv = in->dt == DT_F16 ? "kiln_f16_to_f32" : in->dt == DT_BF16 ? "kiln_bf16_to_f32" : "";
+            fprintf(f, "        const %s t%d = %s(i%d[0]);\n", tmp_type(in->dt), c, conv, in->a);
+        }
     for (int d = 0; d < lp->rank; d++) {
         if (d == 0 && ranged) fprintf(f, "        for (int64_t d0 = b; d0 < e; d0++%s)\n", lp->rank == 1 ? ", n++" : "");
         else fprintf(f, "        for (int64_t d%d = 0; d%d < %lld; d%d++%s)\n", d, d, (long long)lp->dims[d], d,
@@ -103,6 +126,7 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
     fprintf(f, "        {\n");
     for (int c = 0; c < lp->ncode; c++) {
         const KInstr *in = &lp->code[c];
+        if (kir_load_invariant(lp, in)) continue;
         fprintf(f, "            %s t%d = ", tmp_type(in->dt), c);
         bool round = in->dt == DT_F16 || in->dt == DT_BF16;
         if (round && in->op != KI_LOAD) fprintf(f, "kiln_round_%s(", in->dt == DT_F16 ? "f16" : "bf16");
@@ -117,7 +141,7 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
                     if (lp->strides[in->a][d] != 1) fprintf(f, " * %lld", (long long)lp->strides[in->a][d]);
                     any = true;
                 }
-            fprintf(f, "%s])", any ? "" : "0");
+            fprintf(f, "])");
             break;
         }
         case KI_CONST: emit_const(f, in); break;
@@ -261,7 +285,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
     fprintf(f, ". Do not edit.\n * workspace %lld bytes, weights %lld bytes, %d steps. */\n",
             (long long)k->workspace_size, (long long)k->weights_size, k->nsteps);
     fprintf(f, "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n"
-               "#include \"kiln_rt.h\"\n#include \"kiln_scalar.h\"\n\n");
+               "#include \"kiln_rt.h\"\n#include \"kiln_scalar.h\"\n#include \"kiln_simd.h\"\n\n");
     if (kernels_inline)
         fprintf(f, "/* -O3: the runtime's kernels are compiled into this file (a whole program: gcc\n"
                    " * keeps those the model calls), each call inlined and specialized to its constant\n"
@@ -288,10 +312,11 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (st->kind != KS_LOOP || !kir_loop_parallel(st->loop)) continue;
-        fprintf(f, "static void loop%d(void *arg, int64_t b, int64_t e) {\n"
+        fprintf(f, "%sstatic void loop%d(void *arg, int64_t b, int64_t e) {\n"
                    "    const kiln_loop_env *env = arg;\n"
                    "    unsigned char *ws = env->ws;\n    const unsigned char *W = env->W;\n"
-                   "    const void *const *inputs = env->inputs;\n    (void)ws; (void)W; (void)inputs;\n", s);
+                   "    const void *const *inputs = env->inputs;\n    (void)ws; (void)W; (void)inputs;\n",
+                loop_heavy(st->loop) ? "KILN_CLONES " : "", s);
         emit_comment(f, st->comment ? st->comment : "step");
         fprintf(f, "    {\n");
         emit_loop_body(k, st->loop, f, true);

@@ -45,6 +45,7 @@ typedef struct LL {
     LLVMTypeRef ctx_ty;   /* kiln_context: pool, ws, state, W, W_len */
     LLVMTypeRef env_ty;   /* a parallel loop's environment: ws, W, inputs */
     LLVMValueRef weights; /* i8* to the embedded weights, or NULL */
+    LLVMValueRef *hoisted; /* the current loop's invariant loads, read before the nest */
 } LL;
 
 /* What a function body reads buffers through. */
@@ -264,7 +265,7 @@ static LLVMValueRef ll_instr(LL *L, const KLoop *lp, const KInstr *in, LLVMValue
 static void ll_body(LL *L, const KLoop *lp, LLVMValueRef out, LLVMValueRef *ptr, LLVMValueRef *idx) {
     LLVMValueRef *t = arena_alloc(L->k->arena, sizeof *t * (size_t)lp->ncode);
     for (int c = 0; c < lp->ncode; c++) {
-        t[c] = ll_instr(L, lp, &lp->code[c], t, ptr, idx);
+        t[c] = L->hoisted[c] ? L->hoisted[c] : ll_instr(L, lp, &lp->code[c], t, ptr, idx);
         if (L->d->errors) return;
     }
     DType odt = L->k->bufs[lp->out].dtype;
@@ -310,6 +311,9 @@ static void ll_loop(LL *L, LLVMValueRef fn, const Frame *fr, const KLoop *lp, LL
     LLVMValueRef out = LLVMBuildBitCast(L->b, ll_buf(L, fr, lp->out), LLVMPointerType(storage_ty(L, odt), 0), "o");
     for (int i = 0; i < lp->nin; i++)
         ptr[i] = LLVMBuildBitCast(L->b, ll_buf(L, fr, lp->in[i]), LLVMPointerType(storage_ty(L, L->k->bufs[lp->in[i]].dtype), 0), "");
+    L->hoisted = arena_alloc(L->k->arena, sizeof *L->hoisted * (size_t)lp->ncode);
+    for (int c = 0; c < lp->ncode; c++) /* broadcast scalars, read once */
+        L->hoisted[c] = kir_load_invariant(lp, &lp->code[c]) ? ll_instr(L, lp, &lp->code[c], NULL, ptr, idx) : NULL;
     ll_nest(L, fn, lp, 0, lo, hi, out, ptr, idx);
 }
 

@@ -156,6 +156,9 @@ const char *kir_class(DType t);
 const char *kir_instr_class(const KLoop *lp, const KInstr *in);
 /* The value of a float KI_CONST as its dtype holds it (rounded to float32, float16, bfloat16). */
 double kir_float_const(const KInstr *c);
+/* A load whose strides are all 0 (a broadcast scalar): both emitters read it
+ * once, before the loop nest. */
+bool kir_load_invariant(const KLoop *lp, const KInstr *in);
 bool kir_loop_parallel(const KLoop *lp);
 
 /* The LLVM backend (codegen/emit_llvm.c): builds the module in-process with

@@ -177,7 +177,11 @@ bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d) {
     char *inc = quote(a, arena_printf(a, "%s/include", o->home));
     char *rtlib = quote(a, o->host ? arena_printf(a, "%s/lib/libkilnrt.a", o->home)
                                    : arena_printf(a, "%s/lib/%s/libkilnrt.a", o->home, o->triple));
-    char *flags = arena_printf(a, "%s %s -std=gnu11 -fPIC -fno-strict-aliasing -I%s", cc, olev, inc);
+    /* vectorized loops (-fno-trapping-math lets gcc if-convert kiln_scalar.h's
+     * selects; values are unchanged), computed exactly as written (no FMA
+     * contraction), so they agree with constant folding */
+    char *flags = arena_printf(a, "%s %s -std=gnu11 -fPIC -fno-strict-aliasing -ftree-vectorize -fvect-cost-model=dynamic "
+                                  "-fno-trapping-math -ffp-contract=off -I%s", cc, olev, inc);
     bool ok;
     char *src; /* what the link commands compile: the C file, or the object LLVM wrote */
     if (o->llvm) {

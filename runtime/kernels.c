@@ -9,6 +9,7 @@
  * These are the reference kernels; the fast GEMM family replaces the inner loops
  * of matmul/gemm/conv without changing these signatures. */
 #include "kiln_rt.h"
+#include "kiln_scalar.h"
 #include "kiln_simd.h"
 
 #include <float.h>
@@ -594,25 +595,48 @@ void kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p
     }
 }
 
-void kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    (void)pool;
-    int64_t outer = p[0], len = p[1], inner = p[2], lg = p[3];
-    float *y = bufs[0];
-    const float *x = bufs[1];
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            const float *xs = x + o * len * inner + i;
-            float *ys = y + o * len * inner + i;
-            float mx = -INFINITY, sum = 0;
-            for (int64_t k = 0; k < len; k++) if (xs[k * inner] > mx) mx = xs[k * inner];
-            for (int64_t k = 0; k < len; k++) sum += expf(xs[k * inner] - mx);
-            if (lg) {
-                float ls = logf(sum);
-                for (int64_t k = 0; k < len; k++) ys[k * inner] = xs[k * inner] - mx - ls;
-            } else {
-                for (int64_t k = 0; k < len; k++) ys[k * inner] = expf(xs[k * inner] - mx) / sum;
+/* Softmax and LogSoftmax over rows of len elements, inner apart: the maximum,
+ * e^(x - max) with kiln_expf (vectorized when the row is contiguous), summed
+ * in eight partial sums, then scaled (or log-sum subtracted). In parallel over
+ * rows. */
+typedef struct { const float *x; float *y; int64_t len, inner, lg; } softmax_job;
+
+KILN_CLONES static void softmax_rows(void *arg, int64_t r0, int64_t r1) {
+    const softmax_job *j = arg;
+    int64_t len = j->len, inner = j->inner, lg = j->lg; /* locals: stores through y could alias *j */
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t o = r / inner, i = r % inner;
+        const float *xs = j->x + o * len * inner + i;
+        float *ys = j->y + o * len * inner + i;
+        float mx = -INFINITY, part[8] = {0};
+        for (int64_t k = 0; k < len; k++) if (xs[k * inner] > mx) mx = xs[k * inner];
+        if (inner == 1 && !lg) { /* (LogSoftmax keeps x intact: y may be x) */
+            for (int64_t k = 0; k < len; k++) ys[k] = kiln_expf(xs[k] - mx);
+            int64_t k = 0;
+            for (; k + 8 <= len; k += 8)
+                for (int q = 0; q < 8; q++) part[q] += ys[k + q];
+            for (; k < len; k++) part[k % 8] += ys[k];
+        } else {
+            for (int64_t k = 0; k < len; k++) {
+                float e = kiln_expf(xs[k * inner] - mx);
+                part[k % 8] += e;
+                if (!lg) ys[k * inner] = e;
             }
         }
+        float sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+        if (lg) {
+            float ls = logf(sum);
+            for (int64_t k = 0; k < len; k++) ys[k * inner] = xs[k * inner] - mx - ls;
+        } else {
+            for (int64_t k = 0; k < len; k++) ys[k * inner] = ys[k * inner] / sum;
+        }
+    }
+}
+
+void kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    softmax_job j = {bufs[1], bufs[0], p[1], p[2], p[3]};
+    int64_t rows = p[0] * p[2];
+    kiln_parallel_for(rows * j.len >= 32768 ? pool : NULL, rows, softmax_rows, &j);
 }
 
 /* Reductions: each element is transformed (|x|, x^2, exp(x - max)), combined

@@ -267,10 +267,36 @@ static void test_sgemm_against_numpy(void) {
     kiln_tensor_free(&a); kiln_tensor_free(&b); kiln_tensor_free(&at); kiln_tensor_free(&bt); kiln_tensor_free(&c);
 }
 
+/* kiln_expf and kiln_erff (kiln_scalar.h) against libm's double exp and erf,
+ * rounded: within 2 ulp over every 251st float bit pattern; the edges exact. */
+static double ulp_of(float r) { float a = fabsf(r); return (double)nextafterf(a, INFINITY) - a; }
+static void test_exp_erf_against_libm(void) {
+    double worst_exp = 0, worst_erf = 0;
+    float at_exp = 0, at_erf = 0;
+    for (uint64_t u = 0; u <= 0xffffffffull; u += 251) {
+        float x = kiln_bits2f((uint32_t)u);
+        if (x != x) continue;
+        double ref = exp((double)x);
+        float r = (float)ref, v = kiln_expf(x);
+        double e = isinf(r) || r == 0 ? (v == r ? 0 : fabs(v - ref) / 1.4e-45) : fabs(v - ref) / ulp_of(r);
+        if (e > worst_exp) { worst_exp = e; at_exp = x; }
+        ref = erf((double)x);
+        r = (float)ref;
+        v = kiln_erff(x);
+        e = r == 0 ? (v == 0 ? 0 : 1e9) : fabs(v - ref) / ulp_of(r);
+        if (e > worst_erf) { worst_erf = e; at_erf = x; }
+    }
+    CHECK(worst_exp <= 2, "kiln_expf is %.2f ulp off at %a", worst_exp, at_exp);
+    CHECK(worst_erf <= 2, "kiln_erff is %.2f ulp off at %a", worst_erf, at_erf);
+    CHECK(isnan(kiln_expf(NAN)) && kiln_expf(INFINITY) == INFINITY && kiln_expf(-INFINITY) == 0 && kiln_expf(0) == 1, "exp edges");
+    CHECK(isnan(kiln_erff(NAN)) && kiln_erff(INFINITY) == 1 && kiln_erff(-INFINITY) == -1 && signbit(kiln_erff(-0.0f)), "erf edges");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: unit DATA_DIR\n"); return 2; }
     data_dir = argv[1];
     test_f16_against_numpy();
+    test_exp_erf_against_libm();
     test_pb_matches_npy();
     test_npy_write_read();
     test_shapes();
