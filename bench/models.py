@@ -166,7 +166,31 @@ def lstm(d):
     return [rng.standard_normal((S, N, I)).astype(np.float32)]
 
 
-MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm}
+def depthwise(d):
+    """Depthwise 3x3 convolutions on odd, small and narrow planes: stride 1 and
+    2, symmetric, asymmetric and no padding, with bias and fused activations;
+    a 5x5 and a dilated one take the general path."""
+    b = B("depthwise")
+    C = 8
+
+    def dw(x, k, s, pads, dil=1, act=None):
+        y = b.op("Conv", [x, b.w((C, 1, k, k)), b.c(rng.standard_normal(C).astype(np.float32))], kernel_shape=[k, k],
+                 strides=[s, s], pads=pads, group=C, dilations=[dil, dil])
+        if act == "relu":
+            return b.op("Relu", [y])
+        return b.op("Clip", [y, b.c(np.float32(0)), b.c(np.float32(6))]) if act == "relu6" else y
+    x = dw("x", 3, 1, [1, 1, 1, 1], act="relu")         # 15 x 9
+    x = dw(x, 5, 1, [2, 2, 2, 2])                          # 15 x 9, general path
+    x = dw(x, 3, 1, [2, 2, 2, 2], dil=2)                   # 15 x 9, dilated
+    x = dw(x, 3, 2, [1, 1, 1, 1], act="relu6")           # 8 x 5
+    x = dw(x, 3, 1, [0, 0, 0, 0])                          # 6 x 3
+    x = dw(x, 3, 2, [0, 1, 1, 0], act="relu")             # 3 x 1, asymmetric
+    x = dw(x, 3, 1, [1, 1, 1, 1])                          # 3 x 1
+    b.save(os.path.join(d, "depthwise.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, C, 15, 9])], x)
+    return [rng.standard_normal((2, C, 15, 9)).astype(np.float32)]
+
+
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -23,11 +23,29 @@
 #define NR_MAX 32
 #define MR_MAX 12
 
-typedef void (*ukernel_fn)(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr);
+/* What a microkernel does with its tile (kiln_gemm_epi, offset to the tile):
+ * first: start from rb[r], cb[j] or 0 instead of C; clamp: clamp to [lo, hi]. */
+typedef struct {
+    const float *rb, *cb;
+    int first, clamp;
+    float lo, hi;
+} tile_epi;
+
+typedef void (*ukernel_fn)(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr,
+                           const tile_epi *e);
+
+/* Element (r, j) of a tile: init + alpha * acc, clamped (the partial tiles'
+ * scalar path, and the plain C microkernel's). */
+static inline float tile_value(const tile_epi *e, const float *c, int r, int j, float alpha, float acc) {
+    float init = !e->first ? *c : e->rb ? e->rb[r] : e->cb ? e->cb[j] : 0.0f;
+    float v = init + alpha * acc;
+    return e->clamp ? (v < e->lo ? e->lo : (v > e->hi ? e->hi : v)) : v;
+}
 
 /* ---- plain C microkernel, MR = 4 ---- */
 
-static void ukernel_c(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr) {
+static void ukernel_c(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr,
+                      const tile_epi *e) {
     float acc[4][NR] = {{0}};
     for (int64_t k = 0; k < K; k++) {
         const float *bk = b + k * NR, *ak = a + k * 4;
@@ -35,14 +53,23 @@ static void ukernel_c(int64_t K, const float *a, const float *b, float *c, int64
             for (int j = 0; j < NR; j++) acc[r][j] += ak[r] * bk[j];
     }
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[r * ldc + j] += alpha * acc[r][j];
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, acc[r][j]);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
+/* One vector of a full tile row: init (C, the row's bias, the columns' bias or
+ * 0) + alpha * acc, clamped as clamp_range does (max(lo, v) keeps a NaN v). */
+__attribute__((target("avx2,fma"))) static inline void store256(float *c, __m256 acc, __m256 al, const tile_epi *e, int r, int j) {
+    __m256 init = !e->first ? _mm256_loadu_ps(c) : e->rb ? _mm256_set1_ps(e->rb[r]) : e->cb ? _mm256_loadu_ps(e->cb + j) : _mm256_setzero_ps();
+    __m256 v = _mm256_fmadd_ps(al, acc, init);
+    if (e->clamp) v = _mm256_min_ps(_mm256_set1_ps(e->hi), _mm256_max_ps(_mm256_set1_ps(e->lo), v));
+    _mm256_storeu_ps(c, v);
+}
+
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const float *a, const float *b, float *c,
-                                                             int64_t ldc, float alpha, int mr, int nr) {
+                                                             int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t k = 0; k < K; k++) {
@@ -65,9 +92,8 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
     __m256 al = _mm256_set1_ps(alpha);
     if (nr == NR) {
         for (int r = 0; r < mr; r++) {
-            float *cr = c + r * ldc;
-            _mm256_storeu_ps(cr, _mm256_fmadd_ps(al, acc[r][0], _mm256_loadu_ps(cr)));
-            _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(al, acc[r][1], _mm256_loadu_ps(cr + 8)));
+            store256(c + r * ldc, acc[r][0], al, e, r, 0);
+            store256(c + r * ldc + 8, acc[r][1], al, e, r, 8);
         }
         return;
     }
@@ -75,13 +101,20 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
     for (int r = 0; r < mr; r++) {
         _mm256_storeu_ps(tmp, acc[r][0]);
         _mm256_storeu_ps(tmp + 8, acc[r][1]);
-        for (int j = 0; j < nr; j++) c[r * ldc + j] += alpha * tmp[j];
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, tmp[j]);
     }
 }
 
 #define ROW512(i) { __m512 x = _mm512_set1_ps(ak[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); }
+__attribute__((target("avx512f"))) static inline void store512(float *c, __m512 acc, __m512 al, const tile_epi *e, int r, int j) {
+    __m512 init = !e->first ? _mm512_loadu_ps(c) : e->rb ? _mm512_set1_ps(e->rb[r]) : e->cb ? _mm512_loadu_ps(e->cb + j) : _mm512_setzero_ps();
+    __m512 v = _mm512_fmadd_ps(al, acc, init);
+    if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
+    _mm512_storeu_ps(c, v);
+}
+
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const float *a, const float *b, float *c,
-                                                              int64_t ldc, float alpha, int mr, int nr) {
+                                                              int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
     __m512 z = _mm512_setzero_ps();
     __m512 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
     __m512 c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, cA0 = z, cA1 = z, cB0 = z, cB1 = z;
@@ -98,9 +131,8 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const f
     __m512 al = _mm512_set1_ps(alpha);
     if (nr == 32) {
         for (int r = 0; r < mr; r++) {
-            float *cr = c + r * ldc;
-            _mm512_storeu_ps(cr, _mm512_fmadd_ps(al, acc[r][0], _mm512_loadu_ps(cr)));
-            _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(al, acc[r][1], _mm512_loadu_ps(cr + 16)));
+            store512(c + r * ldc, acc[r][0], al, e, r, 0);
+            store512(c + r * ldc + 16, acc[r][1], al, e, r, 16);
         }
         return;
     }
@@ -108,7 +140,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const f
     for (int r = 0; r < mr; r++) {
         _mm512_storeu_ps(tmp, acc[r][0]);
         _mm512_storeu_ps(tmp + 16, acc[r][1]);
-        for (int j = 0; j < nr; j++) c[r * ldc + j] += alpha * tmp[j];
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, tmp[j]);
     }
 }
 
@@ -136,7 +168,8 @@ static int have_avx2(void) {
  * values in two (each used by lane). */
 #define NROW(i, av, l) { c##i##0 = vfmaq_laneq_f32(c##i##0, b0, av, l); c##i##1 = vfmaq_laneq_f32(c##i##1, b1, av, l); \
                          c##i##2 = vfmaq_laneq_f32(c##i##2, b2, av, l); c##i##3 = vfmaq_laneq_f32(c##i##3, b3, av, l); }
-static void ukernel_neon(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr) {
+static void ukernel_neon(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr,
+                         const tile_epi *e) {
     float32x4_t z = vdupq_n_f32(0);
     float32x4_t c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z, c20 = z, c21 = z, c22 = z, c23 = z;
     float32x4_t c30 = z, c31 = z, c32 = z, c33 = z, c40 = z, c41 = z, c42 = z, c43 = z, c50 = z, c51 = z, c52 = z, c53 = z;
@@ -151,12 +184,18 @@ static void ukernel_neon(int64_t K, const float *a, const float *b, float *c, in
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         if (nr == NR) {
-            for (int v = 0; v < 4; v++) vst1q_f32(cr + 4 * v, vfmaq_n_f32(vld1q_f32(cr + 4 * v), acc[r][v], alpha));
+            for (int v = 0; v < 4; v++) {
+                float32x4_t init = !e->first ? vld1q_f32(cr + 4 * v) : e->rb ? vdupq_n_f32(e->rb[r])
+                                 : e->cb ? vld1q_f32(e->cb + 4 * v) : vdupq_n_f32(0);
+                float32x4_t y = vfmaq_n_f32(init, acc[r][v], alpha);
+                if (e->clamp) y = vminq_f32(vdupq_n_f32(e->hi), vmaxq_f32(vdupq_n_f32(e->lo), y));
+                vst1q_f32(cr + 4 * v, y);
+            }
             continue;
         }
         float tmp[NR];
         for (int v = 0; v < 4; v++) vst1q_f32(tmp + 4 * v, acc[r][v]);
-        for (int j = 0; j < nr; j++) cr[j] += alpha * tmp[j];
+        for (int j = 0; j < nr; j++) cr[j] = tile_value(e, cr + j, r, j, alpha, tmp[j]);
     }
 }
 #define HAVE_NEON_UKERNEL 1
@@ -183,6 +222,7 @@ typedef struct {
     int64_t npad, pj;     /* packed: padded width, and this sub-problem's first column */
     const float *packed_a; /* A already packed (kiln_sgemm_pack_a), or NULL */
     int64_t mpad, pi;     /* packed_a: padded height, and this sub-problem's first row */
+    kiln_gemm_epi epi;    /* biases offset to this sub-problem; all zero: accumulate */
 } gemm_args;
 
 static inline float a_at(const gemm_args *g, int64_t i, int64_t k) { return g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]; }
@@ -258,19 +298,27 @@ static void gemm_serial(const gemm_args *g) {
     float *pa = tl_pa, *pb = tl_pb;
     int mr, nrp;
     ukernel_fn uk = pick_ukernel(&mr, &nrp);
+    const kiln_gemm_epi *ep = &g->epi;
+    bool init = ep->overwrite || ep->row_bias || ep->col_bias;
     if (!pa || !pb) { /* no packing memory: plain loops */
-        for (int64_t i = 0; i < g->M; i++)
+        for (int64_t i = 0; i < g->M; i++) {
+            float *c = g->C + i * g->ldc;
+            if (init)
+                for (int64_t j = 0; j < g->N; j++) c[j] = ep->row_bias ? ep->row_bias[i] : ep->col_bias ? ep->col_bias[j] : 0.0f;
             for (int64_t k = 0; k < g->K; k++) {
                 float a = g->alpha * (g->packed_a ? packed_a_at(g, mr, k, g->pi + i) : a_at(g, i, k));
-                for (int64_t j = 0; j < g->N; j++)
-                    g->C[i * g->ldc + j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
+                for (int64_t j = 0; j < g->N; j++) c[j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
             }
+            if (ep->clamp)
+                for (int64_t j = 0; j < g->N; j++) c[j] = c[j] < ep->lo ? ep->lo : (c[j] > ep->hi ? ep->hi : c[j]);
+        }
         return;
     }
     for (int64_t j0 = 0; j0 < g->N; j0 += NC) {
         int64_t nc = g->N - j0 < NC ? g->N - j0 : NC;
         for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
             int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
+            tile_epi te = {NULL, NULL, init && k0 == 0, ep->clamp && k0 + kc >= g->K, ep->lo, ep->hi};
             const float *bp = pb;
             if (g->packed) bp = g->packed + k0 * g->npad + (g->pj + j0) * kc;
             else pack_b(g, nrp, k0, kc, j0, nc, pb);
@@ -281,9 +329,11 @@ static void gemm_serial(const gemm_args *g) {
                 else pack_a(g, mr, i0, mc, k0, kc, pa);
                 for (int64_t q = 0; q < nc; q += nrp) {
                     int nr = (int)(nc - q < nrp ? nc - q : nrp);
+                    te.cb = ep->col_bias ? ep->col_bias + j0 + q : NULL;
                     for (int64_t p = 0; p < mc; p += mr) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
-                        uk(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr);
+                        te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
+                        uk(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
                     }
                 }
             }
@@ -301,12 +351,14 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
         if (hi > s.M) hi = s.M;
         if (s.packed_a) s.pi += lo;
         else s.A = s.ta ? s.A + lo : s.A + lo * s.lda;
+        if (s.epi.row_bias) s.epi.row_bias += lo;
         s.C += lo * s.ldc;
         s.M = hi - lo;
     } else {
         if (hi > s.N) hi = s.N;
         if (s.packed) s.pj += lo;
         else s.B = s.tb ? s.B + lo * s.ldb : s.B + lo;
+        if (s.epi.col_bias) s.epi.col_bias += lo;
         s.C += lo;
         s.N = hi - lo;
     }
@@ -315,7 +367,17 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
 
 static void gemm_run(kiln_pool *pool, gemm_args a) {
     int64_t M = a.M, N = a.N, K = a.K;
-    if (M <= 0 || N <= 0 || K <= 0) return;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* no products: only the epilogue's start and clamp */
+        const kiln_gemm_epi *e = &a.epi;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                float *c = a.C + i * a.ldc + j;
+                if (e->overwrite || e->row_bias || e->col_bias) *c = e->row_bias ? e->row_bias[i] : e->col_bias ? e->col_bias[j] : 0.0f;
+                if (e->clamp) *c = *c < e->lo ? e->lo : (*c > e->hi ? e->hi : *c);
+            }
+        return;
+    }
     gemm_job j = {a, M >= N, 0};
     int64_t threads = kiln_pool_threads(pool);
     double flops = 2.0 * (double)M * (double)N * (double)K;
@@ -331,7 +393,7 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
 
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                 const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
-    gemm_run(pool, (gemm_args){M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, NULL, 0, 0, NULL, 0, 0});
+    gemm_run(pool, (gemm_args){M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, NULL, 0, 0, NULL, 0, 0, {0}});
 }
 
 /* ---- B packed ahead of time (weights, at context creation) ---- */
@@ -344,7 +406,7 @@ void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, 
     int mr, nr;
     pick_ukernel(&mr, &nr);
     int64_t npad = npad_of(N, nr);
-    gemm_args g = {0, N, K, 0, ldb, 0, 0, tb, 1.0f, NULL, B, NULL, NULL, 0, 0, NULL, 0, 0};
+    gemm_args g = {0, N, K, 0, ldb, 0, 0, tb, 1.0f, NULL, B, NULL, NULL, 0, 0, NULL, 0, 0, {0}};
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         int64_t kc = K - k0 < KC ? K - k0 : KC;
         pack_b(&g, nr, k0, kc, 0, N, dst + k0 * npad);
@@ -355,7 +417,7 @@ void kiln_sgemm_packed(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float a
                        const float *packed, float *C, int64_t ldc) {
     int mr, nr;
     pick_ukernel(&mr, &nr);
-    gemm_run(pool, (gemm_args){M, N, K, lda, 0, ldc, ta, 0, alpha, A, NULL, C, packed, npad_of(N, nr), 0, NULL, 0, 0});
+    gemm_run(pool, (gemm_args){M, N, K, lda, 0, ldc, ta, 0, alpha, A, NULL, C, packed, npad_of(N, nr), 0, NULL, 0, 0, {0}});
 }
 
 int64_t kiln_sgemm_packed_a_floats(int64_t M, int64_t K) { return npad_of(M, MR_MAX) * K; }
@@ -364,7 +426,7 @@ void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta
     int mr, nr;
     pick_ukernel(&mr, &nr);
     int64_t mpad = npad_of(M, mr);
-    gemm_args g = {M, 0, K, lda, 0, 0, ta, 0, 1.0f, A, NULL, NULL, NULL, 0, 0, NULL, 0, 0};
+    gemm_args g = {M, 0, K, lda, 0, 0, ta, 0, 1.0f, A, NULL, NULL, NULL, 0, 0, NULL, 0, 0, {0}};
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
         int64_t kc = K - k0 < KC ? K - k0 : KC;
         pack_a(&g, mr, 0, M, k0, kc, dst + k0 * mpad);
@@ -375,5 +437,15 @@ void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float
                          const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
     int mr, nr;
     pick_ukernel(&mr, &nr);
-    gemm_run(pool, (gemm_args){M, N, K, 0, ldb, ldc, 0, tb, alpha, NULL, B, C, NULL, 0, 0, packed_a, npad_of(M, mr), 0});
+    gemm_run(pool, (gemm_args){M, N, K, 0, ldb, ldc, 0, tb, alpha, NULL, B, C, NULL, 0, 0, packed_a, npad_of(M, mr), 0, {0}});
+}
+
+void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                   const float *packed_a, const float *B, int64_t ldb, int tb, const float *packed_b, float *C, int64_t ldc,
+                   const kiln_gemm_epi *epi) {
+    int mr, nr;
+    pick_ukernel(&mr, &nr);
+    gemm_args g = {M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, packed_b, npad_of(N, nr), 0, packed_a, npad_of(M, mr), 0, {0}};
+    if (epi) g.epi = *epi;
+    gemm_run(pool, g);
 }

@@ -174,15 +174,28 @@ KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+/* The fused activation's clamp as a GEMM epilogue. */
+static kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int overwrite, const int64_t *act) {
+    kiln_gemm_epi e = {row_bias, col_bias, overwrite, (int)act[0], 0, 0};
+    if (act[0]) e.lo = (float)kiln_p2d(act[1]), e.hi = (float)kiln_p2d(act[2]);
+    return e;
+}
+
 void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
     float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
     float *Y = bufs[0];
-    gemm_init_job ij = {Y, has_c ? bufs[3] : NULL, beta, N, crs, ccs};
-    kiln_parallel_for(M * N >= 16384 ? pool : NULL, M, gemm_init_rows, &ij);
-    if (p[13]) kiln_sgemm_packed(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[4], Y, N);
-    else kiln_sgemm(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, bufs[2], tb ? K : N, (int)tb, Y, N);
-    clamp_range(Y, M * N, p + 10);
+    const float *C = has_c ? bufs[3] : NULL;
+    /* C as a bias the epilogue starts from (a row of N, or a column of M), or
+     * nothing; otherwise Y = beta * C first, and the product accumulates */
+    bool col = C && beta == 1.0f && crs == 0 && ccs == 1, row = C && beta == 1.0f && crs == 1 && ccs == 0;
+    kiln_gemm_epi e = epi_of(row ? C : NULL, col ? C : NULL, !C, p + 10);
+    if (C && !col && !row) {
+        gemm_init_job ij = {Y, C, beta, N, crs, ccs};
+        kiln_parallel_for(M * N >= 16384 ? pool : NULL, M, gemm_init_rows, &ij);
+    }
+    kiln_sgemm_ex(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, NULL, p[13] ? NULL : bufs[2], tb ? K : N, (int)tb,
+                  p[13] ? bufs[4] : NULL, Y, N, &e);
 }
 
 void kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
@@ -311,15 +324,114 @@ KILN_CLONES static void depthwise_plane(const win3 *w, const float *x, const flo
     }
 }
 
+/* 3x3 depthwise planes (dilation 1) through a zero-padded copy, so that no
+ * tap needs a bounds check and the loops run over whole vectors even on 7x7
+ * planes. The plane goes in strips of output rows whose input fits in L1.
+ * Stride 1: the padded strip is Wp = OW + 2 wide and the outputs are computed
+ * flat over rows * Wp positions (each row's last two are discarded), nine taps
+ * at fixed offsets. Stride 2: the padded input rows are split into their even
+ * and odd columns, so every tap reads consecutive elements. Bias and the clamp
+ * are applied on the way out. The scratch is per thread. */
+static _Thread_local float *dw_buf;
+static _Thread_local int64_t dw_cap;
+
+static float *dw_scratch(int64_t n) {
+    if (n > dw_cap) {
+        free(dw_buf);
+        dw_buf = aligned_alloc(64, (size_t)((n + 15) / 16 * 16) * sizeof(float));
+        dw_cap = dw_buf ? n : 0;
+    }
+    return dw_buf;
+}
+
+#define DW_STRIP 2048 /* floats of padded input per strip */
+
+/* Input row ih, columns c0, c0 + step, ... (n of them) into dst, whose
+ * columns outside [0, W) are left as they are (zero: the strip buffer is
+ * cleared once per plane); a row outside [0, H) is cleared. */
+static inline KILN_ALWAYS_INLINE void dw_fill_row(const float *x, int64_t H, int64_t W, int64_t ih, int64_t c0, int64_t step,
+                                                  int64_t n, float *dst) {
+    if (ih < 0 || ih >= H) {
+        memset(dst, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    const float *xr = x + ih * W;
+    int64_t lo = c0 >= 0 ? 0 : (-c0 + step - 1) / step, hi = W - c0 <= 0 ? 0 : (W - c0 - 1) / step + 1;
+    if (hi > n) hi = n;
+    if (step == 1) for (int64_t c = lo; c < hi; c++) dst[c] = xr[c0 + c];
+    else for (int64_t c = lo; c < hi; c++) dst[c] = xr[c0 + c * step];
+}
+
+static inline KILN_ALWAYS_INLINE float dw_out(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
+    int64_t Wp = OW + 2, R = DW_STRIP / Wp - 2;
+    if (R < 1) R = 1;
+    if (R > OH) R = OH;
+    float *xp = dw_scratch((R + 2) * Wp + 16 + R * Wp), *t = xp + (R + 2) * Wp + 16;
+    if (!xp) return false;
+    memset(xp, 0, (size_t)((R + 2) * Wp + 16) * sizeof(float));
+    float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
+        int64_t rows = OH - oh0 < R ? OH - oh0 : R, n = rows * Wp;
+        for (int64_t r = 0; r < rows + 2; r++) dw_fill_row(x, H, W, oh0 + r - ph, -pw, 1, Wp, xp + r * Wp);
+        const float *a = xp, *b = xp + Wp, *c = xp + 2 * Wp;
+        for (int64_t i = 0; i < n; i++)
+            t[i] = w0 * a[i] + w1 * a[i + 1] + w2 * a[i + 2] + w3 * b[i] + w4 * b[i + 1] + w5 * b[i + 2] + w6 * c[i] +
+                   w7 * c[i + 1] + w8 * c[i + 2];
+        for (int64_t r = 0; r < rows; r++) {
+            const float *tr = t + r * Wp;
+            float *yr = y + (oh0 + r) * OW;
+            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = dw_out(tr[ow] + bias, lo, hi);
+        }
+    }
+    return true;
+}
+
+KILN_CLONES static bool dw3x3_s2(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
+    int64_t We = OW + 1, R = (DW_STRIP / (2 * We) - 1) / 2; /* even columns 0, 2, .., 2 OW; odd 1, .., 2 OW - 1 */
+    if (R < 1) R = 1;
+    if (R > OH) R = OH;
+    float *ev = dw_scratch(2 * (2 * R + 1) * We), *od = ev + (2 * R + 1) * We;
+    if (!ev) return false;
+    memset(ev, 0, (size_t)(2 * (2 * R + 1) * We) * sizeof(float));
+    float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
+        int64_t rows = OH - oh0 < R ? OH - oh0 : R;
+        for (int64_t r = 0; r < 2 * rows + 1; r++) {
+            dw_fill_row(x, H, W, 2 * oh0 + r - ph, -pw, 2, We, ev + r * We);
+            dw_fill_row(x, H, W, 2 * oh0 + r - ph, 1 - pw, 2, We, od + r * We);
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            const float *e0 = ev + 2 * r * We, *e1 = e0 + We, *e2 = e1 + We;
+            const float *o0 = od + 2 * r * We, *o1 = o0 + We, *o2 = o1 + We;
+            float *yr = y + (oh0 + r) * OW;
+            for (int64_t ow = 0; ow < OW; ow++)
+                yr[ow] = dw_out(w0 * e0[ow] + w1 * o0[ow] + w2 * e0[ow + 1] + w3 * e1[ow] + w4 * o1[ow] + w5 * e1[ow + 1] +
+                                w6 * e2[ow] + w7 * o2[ow] + w8 * e2[ow + 1] + bias, lo, hi);
+        }
+    }
+    return true;
+}
+
 static void conv_rows(void *arg, int64_t r0, int64_t r1) {
     const conv_job *j = arg;
     const win3 *w = &j->w;
     if (w->in[0] == 1 && w->k[0] == 1 && w->C == w->group && w->M == w->group) {
         int64_t isz = w->in[1] * w->in[2], osz = w->out[1] * w->out[2];
-        for (int64_t r = r0; r < r1; r++)
-        {
-            depthwise_plane(w, j->x + r * isz, j->wt + (r % w->M) * w->k[1] * w->k[2], j->b ? j->b[r % w->M] : 0.0f, j->y + r * osz);
-            clamp_range(j->y + r * osz, osz, j->act);
+        bool k3 = w->k[1] == 3 && w->k[2] == 3 && w->dil[1] == 1 && w->dil[2] == 1;
+        bool s1 = k3 && w->stride[1] == 1 && w->stride[2] == 1, s2 = k3 && w->stride[1] == 2 && w->stride[2] == 2;
+        float lo = -INFINITY, hi = INFINITY;
+        if (j->act && j->act[0]) lo = (float)kiln_p2d(j->act[1]), hi = (float)kiln_p2d(j->act[2]);
+        for (int64_t r = r0; r < r1; r++) {
+            const float *x = j->x + r * isz, *wk = j->wt + (r % w->M) * w->k[1] * w->k[2];
+            float bias = j->b ? j->b[r % w->M] : 0.0f, *y = j->y + r * osz;
+            if (!(s1 && dw3x3_flat(w, x, wk, bias, lo, hi, y)) && !(s2 && dw3x3_s2(w, x, wk, bias, lo, hi, y))) {
+                depthwise_plane(w, x, wk, bias, y);
+                clamp_range(y, osz, j->act);
+            }
         }
         return;
     }
@@ -410,23 +522,6 @@ static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
     j->act = NULL;
 }
 
-/* Output rows of a GEMM convolution: set to the bias before, clamped after. */
-typedef struct { float *y; const float *b; int64_t len; const int64_t *act; } conv_rows_job;
-
-KILN_CLONES static void bias_rows(void *arg, int64_t r0, int64_t r1) {
-    const conv_rows_job *j = arg;
-    int64_t len = j->len; /* a local: stores through y could alias *j (-fno-strict-aliasing) */
-    for (int64_t r = r0; r < r1; r++) {
-        float v = j->b ? j->b[r] : 0.0f, *y = j->y + r * len;
-        for (int64_t o = 0; o < len; o++) y[o] = v;
-    }
-}
-
-static void clamp_rows(void *arg, int64_t r0, int64_t r1) {
-    const conv_rows_job *j = arg;
-    clamp_range(j->y + r0 * j->len, (r1 - r0) * j->len, j->act);
-}
-
 void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     conv_read(&j, bufs, p);
@@ -448,11 +543,9 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 kiln_parallel_for(pool, cpg * ksz, im2col_rows, &ij);
                 col = bufs[4];
             }
-            conv_rows_job rj = {y, j.b ? j.b + g * mpg : NULL, osz, j.act};
-            kiln_parallel_for(pool, mpg, bias_rows, &rj);
-            if (packed) kiln_sgemm_packed_a(pool, mpg, osz, cpg * ksz, 1.0f, packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz), col, osz, 0, y, osz);
-            else kiln_sgemm(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0, col, osz, 0, y, osz);
-            kiln_parallel_for(pool, mpg, clamp_rows, &rj);
+            kiln_gemm_epi e = epi_of(j.b ? j.b + g * mpg : NULL, NULL, 1, j.act);
+            kiln_sgemm_ex(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0,
+                          packed ? packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz) : NULL, col, osz, 0, NULL, y, osz, &e);
         }
 }
 

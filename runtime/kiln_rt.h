@@ -162,6 +162,22 @@ void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta
 void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *packed_a,
                          const float *B, int64_t ldb, int tb, float *C, int64_t ldc);
 
+/* The GEMM's epilogue, applied to each output tile while it is in registers:
+ * instead of accumulating into C, the first K block starts from row_bias[i],
+ * col_bias[j] or 0 (C is then write-only), and after the last block the result
+ * is clamped to [lo, hi] (NaN stays NaN) when clamp is set. */
+typedef struct {
+    const float *row_bias, *col_bias;
+    int overwrite, clamp;
+    float lo, hi;
+} kiln_gemm_epi;
+
+/* The general form: op(A) given as A (lda, ta) or packed_a, op(B) as B (ldb,
+ * tb) or packed_b; epi NULL accumulates (C += alpha op(A) op(B)). */
+void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
+                   const float *packed_a, const float *B, int64_t ldb, int tb, const float *packed_b, float *C, int64_t ldc,
+                   const kiln_gemm_epi *epi);
+
 /* Floats of scratch kiln_k_rnn needs (kind 0 RNN, 1 GRU, 2 LSTM). */
 int64_t kiln_rnn_scratch_floats(int64_t kind, int64_t seq, int64_t batch, int64_t hidden);
 

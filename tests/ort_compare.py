@@ -45,7 +45,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise"]
 
 
 def test_mlp():
@@ -62,6 +62,10 @@ def test_mobilenetv2():
 
 def test_bert4():
     compare("bert4")
+
+
+def test_depthwise_edge_geometries():
+    compare("depthwise")
 
 
 def test_detect_resize_concat():

@@ -260,6 +260,31 @@ static void test_sgemm_against_numpy(void) {
                     for (int64_t i = 0; i < M * N; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)c.data)[i]));
                     CHECK(maxerr < 1e-3, "sgemm ta=%d tb=%d threads=%d packed=%d differs from NumPy by %g", ta, tb, threads ? 2 : 1, pre, maxerr);
                 }
+    /* the epilogue: C starts from a row bias, a column bias or nothing (C holds
+     * NaN before: it must not be read), then is clamped; NumPy's product is
+     * the reference (K = 300 spans two K blocks; 37 x 45 leaves partial tiles) */
+    float rb[37], cb[45];
+    for (int i = 0; i < 37; i++) rb[i] = 0.05f * (float)i - 1.0f;
+    for (int j = 0; j < 45; j++) cb[j] = 0.5f - 0.03f * (float)j;
+    for (int kind = 0; kind < 3; kind++)
+        for (int threads = 0; threads < 2; threads++)
+            for (int pre = 0; pre < 3; pre++) {
+                for (int64_t i = 0; i < M * N; i++) y[i] = NAN;
+                kiln_gemm_epi e = {kind == 0 ? rb : NULL, kind == 1 ? cb : NULL, 1, kind != 2, -2.0f, 3.0f};
+                if (pre == 1) kiln_sgemm_pack(N, K, b.data, N, 0, packed);
+                if (pre == 2) kiln_sgemm_pack_a(M, K, a.data, K, 0, packed_a);
+                kiln_sgemm_ex(threads ? pool : NULL, M, N, K, 1.0f, a.data, K, 0, pre == 2 ? packed_a : NULL, b.data, N, 0,
+                              pre == 1 ? packed : NULL, y, N, &e);
+                double maxerr = 0;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        double want = ((float *)c.data)[i * N + j] + (kind == 0 ? rb[i] : kind == 1 ? cb[j] : 0);
+                        if (kind != 2) want = want < -2 ? -2 : want > 3 ? 3 : want;
+                        double d = fabs(y[i * N + j] - want);
+                        maxerr = d == d ? fmax(maxerr, d) : INFINITY;
+                    }
+                CHECK(maxerr < 1e-3, "sgemm epilogue %d threads=%d packed=%d differs from NumPy by %g", kind, threads ? 2 : 1, pre, maxerr);
+            }
     free(packed);
     free(packed_a);
     free(y);
