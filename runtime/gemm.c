@@ -105,7 +105,6 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
     }
 }
 
-#define ROW512(i) { __m512 x = _mm512_set1_ps(ak[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); }
 __attribute__((target("avx512f"))) static inline void store512(float *c, __m512 acc, __m512 al, const tile_epi *e, int r, int j) {
     __m512 init = !e->first ? _mm512_loadu_ps(c) : e->rb ? _mm512_set1_ps(e->rb[r]) : e->cb ? _mm512_loadu_ps(e->cb + j) : _mm512_setzero_ps();
     __m512 v = _mm512_fmadd_ps(al, acc, init);
@@ -113,8 +112,11 @@ __attribute__((target("avx512f"))) static inline void store512(float *c, __m512 
     _mm512_storeu_ps(c, v);
 }
 
-__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const float *a, const float *b, float *c,
-                                                              int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
+#define ROW512(i) if (R > i) { __m512 x = _mm512_set1_ps(ak[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); }
+/* R rows of the 12 (a tile of 4 or 8 rows skips the others' FMAs: an M of 64
+ * is 5 x 12 + 4 rows, not 6 x 12). */
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void ukernel_avx512_rows(
+    int R, int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
     __m512 z = _mm512_setzero_ps();
     __m512 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
     __m512 c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, cA0 = z, cA1 = z, cB0 = z, cB1 = z;
@@ -123,8 +125,8 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const f
         const float *ak = a + k * 12;
         ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5)
         ROW512(6) ROW512(7) ROW512(8) ROW512(9)
-        { __m512 x = _mm512_set1_ps(ak[10]); cA0 = _mm512_fmadd_ps(x, b0, cA0); cA1 = _mm512_fmadd_ps(x, b1, cA1); }
-        { __m512 x = _mm512_set1_ps(ak[11]); cB0 = _mm512_fmadd_ps(x, b0, cB0); cB1 = _mm512_fmadd_ps(x, b1, cB1); }
+        if (R > 10) { __m512 x = _mm512_set1_ps(ak[10]); cA0 = _mm512_fmadd_ps(x, b0, cA0); cA1 = _mm512_fmadd_ps(x, b1, cA1); }
+        if (R > 11) { __m512 x = _mm512_set1_ps(ak[11]); cB0 = _mm512_fmadd_ps(x, b0, cB0); cB1 = _mm512_fmadd_ps(x, b1, cB1); }
     }
     __m512 acc[12][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
                          {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {cA0, cA1}, {cB0, cB1}};
@@ -142,6 +144,19 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const f
         _mm512_storeu_ps(tmp + 16, acc[r][1]);
         for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, tmp[j]);
     }
+}
+
+__attribute__((target("avx512f"))) static void ukernel_avx512(int64_t K, const float *a, const float *b, float *c,
+                                                              int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
+    ukernel_avx512_rows(12, K, a, b, c, ldc, alpha, mr, nr, e);
+}
+__attribute__((target("avx512f"))) static void ukernel_avx512_8(int64_t K, const float *a, const float *b, float *c,
+                                                                int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
+    ukernel_avx512_rows(8, K, a, b, c, ldc, alpha, mr, nr, e);
+}
+__attribute__((target("avx512f"))) static void ukernel_avx512_4(int64_t K, const float *a, const float *b, float *c,
+                                                                int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
+    ukernel_avx512_rows(4, K, a, b, c, ldc, alpha, mr, nr, e);
 }
 
 static int have_avx512(void) {
@@ -262,6 +277,15 @@ static void pack_b(const gemm_args *g, int nr, int64_t k0, int64_t kc, int64_t j
     }
 }
 
+/* The kernel for a tile of `rows` rows: a shorter one where it exists. */
+static ukernel_fn rows_ukernel(ukernel_fn uk, int rows) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (uk == ukernel_avx512 && rows <= 8) return rows <= 4 ? ukernel_avx512_4 : ukernel_avx512_8;
+#endif
+    (void)rows;
+    return uk;
+}
+
 /* The microkernel of this CPU: rows and panel width. */
 static ukernel_fn pick_ukernel(int *mr, int *nr) {
     if (have_avx512()) { *mr = 12; *nr = 32; return ukernel_avx512; }
@@ -333,7 +357,8 @@ static void gemm_serial(const gemm_args *g) {
                     for (int64_t p = 0; p < mc; p += mr) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
                         te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
-                        uk(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
+                        ukernel_fn k = rows == mr ? uk : rows_ukernel(uk, rows);
+                        k(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
                     }
                 }
             }
