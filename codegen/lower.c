@@ -493,14 +493,15 @@ bool lower_conv(Lower *l, Node *n) {
     const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
     Window w;
     if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
-    int64_t p[10 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
+    int64_t p[11 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
     int np = 6 + window_params(&w, p + 6);
     epilogue_params(n, p + np);
     np += 3;
     int out = out_f32(l, y);
     int64_t cpg = x->dims[1] / p[4], ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
     int wb = in_f32(l, wt);
-    int bufs[6] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb, wb};
+    const Value *res = node_input(n, 3); /* kiln.residual (fuse pass) */
+    int bufs[7] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb, wb, res ? in_f32(l, res) : wb};
     bool direct = kiln_conv_is_direct(x->dims[1], wt->dims[0], p[4]);
     if (!direct) bufs[4] = step_scratch(l, cpg * ksz * osz * 4);
     /* constant float32 weights of a GEMM convolution: packed once, at creation */
@@ -512,7 +513,8 @@ bool lower_conv(Lower *l, Node *n) {
         bufs[5] = packed[0];
     }
     np++;
-    lower_call(l, KILN_K_conv, 6, bufs, np, p);
+    p[np++] = res != NULL;
+    lower_call(l, KILN_K_conv, 7, bufs, np, p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -123,7 +123,41 @@ static void fold_activations(Graph *g) {
     }
 }
 
+/* Add(conv, r) of two float32 values of one shape, where the Conv (a GEMM
+ * convolution with a bias: not depthwise) has no other use and no epilogue yet:
+ * r becomes the Conv's 4th input (kiln.residual), added to each output tile
+ * while it is in registers; a following Relu or Clip then folds in too. */
+static void fold_residuals(Graph *g) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *add = g->nodes.items[i];
+        if (add->dead || add->op != OP_ADD || add->n_in != 2 || add->out[0]->dtype != DT_F32) continue;
+        for (int k = 0; k < 2; k++) {
+            Value *x = add->in[k], *r = add->in[1 - k];
+            Node *p = x->producer;
+            if (!p || p->dead || p->op != OP_CONV || x->id != 1 || x == r || !value_same_shape(x, r) || r->dtype != DT_F32 ||
+                !value_same_shape(x, add->out[0]) || !node_input(p, 2) || p->n_in != 3 || node_attr(p, "kiln.clip_min"))
+                continue;
+            int64_t group = node_attr_int(p, "group", 1);
+            if (group == p->in[0]->dims[1] && group == p->in[1]->dims[0]) continue; /* depthwise: computed directly */
+            Value **in = arena_alloc(g->arena, 4 * sizeof *in);
+            memcpy(in, p->in, 3 * sizeof *in);
+            in[3] = r;
+            p->in = in;
+            p->n_in = 4;
+            node_add_attr(g, p, "kiln.residual", ATTR_INT)->i = 1;
+            p->out[0] = add->out[0];
+            add->out[0]->producer = p;
+            add->out[0]->producer_out = 0;
+            add->dead = true;
+            break;
+        }
+    }
+}
+
 bool pass_fuse(Graph *g, Diags *d) {
+    graph_count_uses(g);
+    fold_residuals(g);
+    graph_compact(g);
     graph_count_uses(g);
     fold_activations(g);
     graph_compact(g);

@@ -24,11 +24,13 @@
 #define MR_MAX 12
 
 /* What a microkernel does with its tile (kiln_gemm_epi, offset to the tile):
- * first: start from rb[r], cb[j] or 0 instead of C; clamp: clamp to [lo, hi]. */
+ * first: start from rb[r], cb[j] or 0 instead of C; res: add res[r ldc + j];
+ * clamp: clamp to [lo, hi]. */
 typedef struct {
     const float *rb, *cb;
     int first, clamp;
     float lo, hi;
+    const float *res; /* last block: the residual's tile (row stride ldc), or NULL */
 } tile_epi;
 
 typedef void (*ukernel_fn)(int64_t K, const float *a, const float *b, float *c, int64_t ldc, float alpha, int mr, int nr,
@@ -36,9 +38,10 @@ typedef void (*ukernel_fn)(int64_t K, const float *a, const float *b, float *c, 
 
 /* Element (r, j) of a tile: init + alpha * acc, clamped (the partial tiles'
  * scalar path, and the plain C microkernel's). */
-static inline float tile_value(const tile_epi *e, const float *c, int r, int j, float alpha, float acc) {
+static inline float tile_value(const tile_epi *e, const float *c, int64_t ldc, int r, int j, float alpha, float acc) {
     float init = !e->first ? *c : e->rb ? e->rb[r] : e->cb ? e->cb[j] : 0.0f;
     float v = init + alpha * acc;
+    if (e->res) v = v + e->res[r * ldc + j];
     return e->clamp ? (v < e->lo ? e->lo : (v > e->hi ? e->hi : v)) : v;
 }
 
@@ -53,7 +56,7 @@ static void ukernel_c(int64_t K, const float *a, const float *b, float *c, int64
             for (int j = 0; j < NR; j++) acc[r][j] += ak[r] * bk[j];
     }
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, acc[r][j]);
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, ldc, r, j, alpha, acc[r][j]);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -61,9 +64,10 @@ static void ukernel_c(int64_t K, const float *a, const float *b, float *c, int64
 
 /* One vector of a full tile row: init (C, the row's bias, the columns' bias or
  * 0) + alpha * acc, clamped as clamp_range does (max(lo, v) keeps a NaN v). */
-__attribute__((target("avx2,fma"))) static inline void store256(float *c, __m256 acc, __m256 al, const tile_epi *e, int r, int j) {
+__attribute__((target("avx2,fma"))) static inline void store256(float *c, __m256 acc, __m256 al, const tile_epi *e, int64_t ldc, int r, int j) {
     __m256 init = !e->first ? _mm256_loadu_ps(c) : e->rb ? _mm256_set1_ps(e->rb[r]) : e->cb ? _mm256_loadu_ps(e->cb + j) : _mm256_setzero_ps();
     __m256 v = _mm256_fmadd_ps(al, acc, init);
+    if (e->res) v = _mm256_add_ps(v, _mm256_loadu_ps(e->res + r * ldc + j));
     if (e->clamp) v = _mm256_min_ps(_mm256_set1_ps(e->hi), _mm256_max_ps(_mm256_set1_ps(e->lo), v));
     _mm256_storeu_ps(c, v);
 }
@@ -92,8 +96,8 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
     __m256 al = _mm256_set1_ps(alpha);
     if (nr == NR) {
         for (int r = 0; r < mr; r++) {
-            store256(c + r * ldc, acc[r][0], al, e, r, 0);
-            store256(c + r * ldc + 8, acc[r][1], al, e, r, 8);
+            store256(c + r * ldc, acc[r][0], al, e, ldc, r, 0);
+            store256(c + r * ldc + 8, acc[r][1], al, e, ldc, r, 8);
         }
         return;
     }
@@ -101,13 +105,14 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
     for (int r = 0; r < mr; r++) {
         _mm256_storeu_ps(tmp, acc[r][0]);
         _mm256_storeu_ps(tmp + 8, acc[r][1]);
-        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, tmp[j]);
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, ldc, r, j, alpha, tmp[j]);
     }
 }
 
-__attribute__((target("avx512f"))) static inline void store512(float *c, __m512 acc, __m512 al, const tile_epi *e, int r, int j) {
+__attribute__((target("avx512f"))) static inline void store512(float *c, __m512 acc, __m512 al, const tile_epi *e, int64_t ldc, int r, int j) {
     __m512 init = !e->first ? _mm512_loadu_ps(c) : e->rb ? _mm512_set1_ps(e->rb[r]) : e->cb ? _mm512_loadu_ps(e->cb + j) : _mm512_setzero_ps();
     __m512 v = _mm512_fmadd_ps(al, acc, init);
+    if (e->res) v = _mm512_add_ps(v, _mm512_loadu_ps(e->res + r * ldc + j));
     if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
     _mm512_storeu_ps(c, v);
 }
@@ -133,8 +138,8 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
     __m512 al = _mm512_set1_ps(alpha);
     if (nr == 32) {
         for (int r = 0; r < mr; r++) {
-            store512(c + r * ldc, acc[r][0], al, e, r, 0);
-            store512(c + r * ldc + 16, acc[r][1], al, e, r, 16);
+            store512(c + r * ldc, acc[r][0], al, e, ldc, r, 0);
+            store512(c + r * ldc + 16, acc[r][1], al, e, ldc, r, 16);
         }
         return;
     }
@@ -142,7 +147,7 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
     for (int r = 0; r < mr; r++) {
         _mm512_storeu_ps(tmp, acc[r][0]);
         _mm512_storeu_ps(tmp + 16, acc[r][1]);
-        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, r, j, alpha, tmp[j]);
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = tile_value(e, c + r * ldc + j, ldc, r, j, alpha, tmp[j]);
     }
 }
 
@@ -203,6 +208,7 @@ static void ukernel_neon(int64_t K, const float *a, const float *b, float *c, in
                 float32x4_t init = !e->first ? vld1q_f32(cr + 4 * v) : e->rb ? vdupq_n_f32(e->rb[r])
                                  : e->cb ? vld1q_f32(e->cb + 4 * v) : vdupq_n_f32(0);
                 float32x4_t y = vfmaq_n_f32(init, acc[r][v], alpha);
+                if (e->res) y = vaddq_f32(y, vld1q_f32(e->res + r * ldc + 4 * v));
                 if (e->clamp) y = vminq_f32(vdupq_n_f32(e->hi), vmaxq_f32(vdupq_n_f32(e->lo), y));
                 vst1q_f32(cr + 4 * v, y);
             }
@@ -210,7 +216,7 @@ static void ukernel_neon(int64_t K, const float *a, const float *b, float *c, in
         }
         float tmp[NR];
         for (int v = 0; v < 4; v++) vst1q_f32(tmp + 4 * v, acc[r][v]);
-        for (int j = 0; j < nr; j++) cr[j] = tile_value(e, cr + j, r, j, alpha, tmp[j]);
+        for (int j = 0; j < nr; j++) cr[j] = tile_value(e, cr + j, ldc, r, j, alpha, tmp[j]);
     }
 }
 #define HAVE_NEON_UKERNEL 1
@@ -333,6 +339,8 @@ static void gemm_serial(const gemm_args *g) {
                 float a = g->alpha * (g->packed_a ? packed_a_at(g, mr, k, g->pi + i) : a_at(g, i, k));
                 for (int64_t j = 0; j < g->N; j++) c[j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
             }
+            if (ep->residual)
+                for (int64_t j = 0; j < g->N; j++) c[j] = c[j] + ep->residual[i * g->ldc + j];
             if (ep->clamp)
                 for (int64_t j = 0; j < g->N; j++) c[j] = c[j] < ep->lo ? ep->lo : (c[j] > ep->hi ? ep->hi : c[j]);
         }
@@ -342,7 +350,8 @@ static void gemm_serial(const gemm_args *g) {
         int64_t nc = g->N - j0 < NC ? g->N - j0 : NC;
         for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
             int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
-            tile_epi te = {NULL, NULL, init && k0 == 0, ep->clamp && k0 + kc >= g->K, ep->lo, ep->hi};
+            bool last = k0 + kc >= g->K;
+            tile_epi te = {NULL, NULL, init && k0 == 0, ep->clamp && last, ep->lo, ep->hi, NULL};
             const float *bp = pb;
             if (g->packed) bp = g->packed + k0 * g->npad + (g->pj + j0) * kc;
             else pack_b(g, nrp, k0, kc, j0, nc, pb);
@@ -357,6 +366,7 @@ static void gemm_serial(const gemm_args *g) {
                     for (int64_t p = 0; p < mc; p += mr) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
                         te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
+                        te.res = ep->residual && last ? ep->residual + (i0 + p) * g->ldc + j0 + q : NULL;
                         ukernel_fn k = rows == mr ? uk : rows_ukernel(uk, rows);
                         k(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
                     }
@@ -378,6 +388,7 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
         else s.A = s.ta ? s.A + lo : s.A + lo * s.lda;
         if (s.epi.row_bias) s.epi.row_bias += lo;
         s.C += lo * s.ldc;
+        if (s.epi.residual) s.epi.residual += lo * s.ldc;
         s.M = hi - lo;
     } else {
         if (hi > s.N) hi = s.N;
@@ -385,6 +396,7 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
         else s.B = s.tb ? s.B + lo * s.ldb : s.B + lo;
         if (s.epi.col_bias) s.epi.col_bias += lo;
         s.C += lo;
+        if (s.epi.residual) s.epi.residual += lo;
         s.N = hi - lo;
     }
     if (s.M > 0 && s.N > 0) gemm_serial(&s);
@@ -399,6 +411,7 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
             for (int64_t j = 0; j < N; j++) {
                 float *c = a.C + i * a.ldc + j;
                 if (e->overwrite || e->row_bias || e->col_bias) *c = e->row_bias ? e->row_bias[i] : e->col_bias ? e->col_bias[j] : 0.0f;
+                if (e->residual) *c = *c + e->residual[i * a.ldc + j];
                 if (e->clamp) *c = *c < e->lo ? e->lo : (*c > e->hi ? e->hi : *c);
             }
         return;

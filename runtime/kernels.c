@@ -176,7 +176,7 @@ KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
 
 /* The fused activation's clamp as a GEMM epilogue. */
 static kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int overwrite, const int64_t *act) {
-    kiln_gemm_epi e = {row_bias, col_bias, overwrite, (int)act[0], 0, 0};
+    kiln_gemm_epi e = {row_bias, col_bias, overwrite, (int)act[0], 0, 0, NULL};
     if (act[0]) e.lo = (float)kiln_p2d(act[1]), e.hi = (float)kiln_p2d(act[2]);
     return e;
 }
@@ -531,6 +531,7 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
     const float *packed = p[6 + 7 * p[0] + 3] ? bufs[5] : NULL;
+    const float *res = p[6 + 7 * p[0] + 4] ? bufs[6] : NULL; /* kiln.residual (never on the direct path) */
     bool pointwise = ksz == 1;
     for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
     for (int64_t n = 0; n < w->N; n++)
@@ -544,6 +545,7 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 col = bufs[4];
             }
             kiln_gemm_epi e = epi_of(j.b ? j.b + g * mpg : NULL, NULL, 1, j.act);
+            if (res) e.residual = res + (n * w->M + g * mpg) * osz;
             kiln_sgemm_ex(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0,
                           packed ? packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz) : NULL, col, osz, 0, NULL, y, osz, &e);
         }

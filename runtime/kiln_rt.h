@@ -164,12 +164,14 @@ void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float
 
 /* The GEMM's epilogue, applied to each output tile while it is in registers:
  * instead of accumulating into C, the first K block starts from row_bias[i],
- * col_bias[j] or 0 (C is then write-only), and after the last block the result
- * is clamped to [lo, hi] (NaN stays NaN) when clamp is set. */
+ * col_bias[j] or 0 (C is then write-only), and after the last block the
+ * residual is added and the result clamped to [lo, hi] (NaN stays NaN) when
+ * clamp is set. */
 typedef struct {
     const float *row_bias, *col_bias;
     int overwrite, clamp;
     float lo, hi;
+    const float *residual; /* or NULL: added (same layout as C) after the last block, before the clamp */
 } kiln_gemm_epi;
 
 /* The general form: op(A) given as A (lda, ta) or packed_a, op(B) as B (ldb,

@@ -98,6 +98,13 @@ def test_shape_mismatch():
     check_compile(save(m, "matmul_shapes.onnx"), "node 'mm' (MatMul): error: inner dimensions differ")
 
 
+def test_conv_fourth_input():
+    """A Conv with a 4th input from a model (only the fuse pass's kiln.residual may add one)."""
+    ws = [numpy_helper.from_array(np.ones(a, np.float32), n) for n, a in (("w", (2, 2, 1, 1)), ("b", (2,)), ("r", (1, 2, 3, 3)))]
+    m = graph([helper.make_node("Conv", ["x", "w", "b", "r"], ["y"], name="c")], [vi("x", [1, 2, 3, 3])], [vi("y", [1, 2, 3, 3])], ws)
+    check_compile(save(m, "conv4.onnx"), "node 'c' (Conv): error: takes at most 3 inputs")
+
+
 def test_dtype_not_accepted():
     m = graph([helper.make_node("Sqrt", ["x"], ["y"], name="s")], [vi("x", [2], TensorProto.INT32)], [vi("y", [2], TensorProto.INT32)])
     check_compile(save(m, "dtype.onnx"), "node 's' (Sqrt): error: dtype i32 is not accepted")

@@ -266,11 +266,14 @@ static void test_sgemm_against_numpy(void) {
     float rb[37], cb[45];
     for (int i = 0; i < 37; i++) rb[i] = 0.05f * (float)i - 1.0f;
     for (int j = 0; j < 45; j++) cb[j] = 0.5f - 0.03f * (float)j;
-    for (int kind = 0; kind < 3; kind++)
+    static float res[37 * 45]; /* kind 3: row bias, then a residual, then the clamp */
+    for (int i = 0; i < 37 * 45; i++) res[i] = 0.01f * (float)(i % 300) - 1.5f;
+    for (int kind = 0; kind < 4; kind++)
         for (int threads = 0; threads < 2; threads++)
             for (int pre = 0; pre < 3; pre++) {
                 for (int64_t i = 0; i < M * N; i++) y[i] = NAN;
-                kiln_gemm_epi e = {kind == 0 ? rb : NULL, kind == 1 ? cb : NULL, 1, kind != 2, -2.0f, 3.0f};
+                kiln_gemm_epi e = {kind == 0 || kind == 3 ? rb : NULL, kind == 1 ? cb : NULL, 1, kind != 2, -2.0f, 3.0f,
+                                   kind == 3 ? res : NULL};
                 if (pre == 1) kiln_sgemm_pack(N, K, b.data, N, 0, packed);
                 if (pre == 2) kiln_sgemm_pack_a(M, K, a.data, K, 0, packed_a);
                 kiln_sgemm_ex(threads ? pool : NULL, M, N, K, 1.0f, a.data, K, 0, pre == 2 ? packed_a : NULL, b.data, N, 0,
@@ -278,7 +281,8 @@ static void test_sgemm_against_numpy(void) {
                 double maxerr = 0;
                 for (int64_t i = 0; i < M; i++)
                     for (int64_t j = 0; j < N; j++) {
-                        double want = ((float *)c.data)[i * N + j] + (kind == 0 ? rb[i] : kind == 1 ? cb[j] : 0);
+                        double want = ((float *)c.data)[i * N + j] + (kind == 0 || kind == 3 ? rb[i] : kind == 1 ? cb[j] : 0) +
+                                      (kind == 3 ? res[i * N + j] : 0);
                         if (kind != 2) want = want < -2 ? -2 : want > 3 ? 3 : want;
                         double d = fabs(y[i * N + j] - want);
                         maxerr = d == d ? fmax(maxerr, d) : INFINITY;
