@@ -283,12 +283,58 @@ static void pack_b(const gemm_args *g, int nr, int64_t k0, int64_t kc, int64_t j
     }
 }
 
-/* The kernel for a tile of `rows` rows: a shorter one where it exists. */
-static ukernel_fn rows_ukernel(ukernel_fn uk, int rows) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The last panel of a ragged N, when it has fewer than 28 of its 32 columns:
+ * a 12 x 16 block for the first 16 when there are that many, then the rest
+ * four columns at a time, each column one vector over the 12 rows (the panel's
+ * columns beyond N are zeros). An N of 49 then costs 12 + 4 FMAs per k for
+ * its last 17 columns instead of 24. */
+#define ROW16(i, x) { c##i = _mm512_fmadd_ps(_mm512_set1_ps(ak[x]), b0, c##i); }
+__attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, const float *a, const float *b, float *c,
+                                                                   int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
+    __m512 z = _mm512_setzero_ps(), al = _mm512_set1_ps(alpha);
+    int j0 = 0;
+    if (nr >= 16) {
+        __m512 c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z, c8 = z, c9 = z, cA = z, cB = z;
+        for (int64_t k = 0; k < K; k++) {
+            __m512 b0 = _mm512_loadu_ps(b + k * 32);
+            const float *ak = a + k * 12;
+            ROW16(0, 0) ROW16(1, 1) ROW16(2, 2) ROW16(3, 3) ROW16(4, 4) ROW16(5, 5) ROW16(6, 6) ROW16(7, 7)
+            ROW16(8, 8) ROW16(9, 9) ROW16(A, 10) ROW16(B, 11)
+        }
+        __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, cA, cB};
+        for (int r = 0; r < mr; r++) store512(c + r * ldc, acc[r], al, e, ldc, r, 0);
+        j0 = 16;
+    }
+    for (int j = j0; j < nr; j += 4) {
+        __m512 s0 = z, s1 = z, s2 = z, s3 = z;
+        for (int64_t k = 0; k < K; k++) {
+            __m512 av = _mm512_maskz_loadu_ps((__mmask16)0x0fff, a + k * 12);
+            const float *bk = b + k * 32 + j;
+            s0 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[0]), s0);
+            s1 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[1]), s1);
+            s2 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[2]), s2);
+            s3 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[3]), s3);
+        }
+        float t[4][16];
+        _mm512_storeu_ps(t[0], s0);
+        _mm512_storeu_ps(t[1], s1);
+        _mm512_storeu_ps(t[2], s2);
+        _mm512_storeu_ps(t[3], s3);
+        for (int q = 0; q < 4 && j + q < nr; q++)
+            for (int r = 0; r < mr; r++) c[r * ldc + j + q] = tile_value(e, c + r * ldc + j + q, ldc, r, j + q, alpha, t[q][r]);
+    }
+}
+#endif
+
+/* The kernel for a tile of `rows` rows and `cols` columns (of mr and nr): a
+ * cheaper one where it exists. */
+static ukernel_fn tile_ukernel(ukernel_fn uk, int rows, int cols, int mr, int nr) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (uk == ukernel_avx512 && cols < 28) return ukernel_avx512_tail;
     if (uk == ukernel_avx512 && rows <= 8) return rows <= 4 ? ukernel_avx512_4 : ukernel_avx512_8;
 #endif
-    (void)rows;
+    (void)rows, (void)cols, (void)mr, (void)nr;
     return uk;
 }
 
@@ -367,7 +413,7 @@ static void gemm_serial(const gemm_args *g) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
                         te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
                         te.res = ep->residual && last ? ep->residual + (i0 + p) * g->ldc + j0 + q : NULL;
-                        ukernel_fn k = rows == mr ? uk : rows_ukernel(uk, rows);
+                        ukernel_fn k = rows == mr && nr == nrp ? uk : tile_ukernel(uk, rows, nr, mr, nrp);
                         k(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
                     }
                 }

@@ -48,3 +48,7 @@ np.save(os.path.join(d, "g_b.npy"), gb)
 np.save(os.path.join(d, "g_at.npy"), np.ascontiguousarray(ga.T))
 np.save(os.path.join(d, "g_bt.npy"), np.ascontiguousarray(gb.T))
 np.save(os.path.join(d, "g_c.npy"), (ga.astype(np.float64) @ gb.astype(np.float64)).astype(np.float32))
+# N = 49 (7x7 planes): the last panel's 17 columns take the AVX-512 tail kernel's 16-wide block and one column
+gb49 = rng.standard_normal((300, 49)).astype(np.float32)
+np.save(os.path.join(d, "g_b49.npy"), gb49)
+np.save(os.path.join(d, "g_c49.npy"), (ga.astype(np.float64) @ gb49.astype(np.float64)).astype(np.float32))

@@ -289,6 +289,31 @@ static void test_sgemm_against_numpy(void) {
                     }
                 CHECK(maxerr < 1e-3, "sgemm epilogue %d threads=%d packed=%d differs from NumPy by %g", kind, threads ? 2 : 1, pre, maxerr);
             }
+    kiln_tensor b49, c49;
+    if (kiln_read_npy(data("g_b49.npy"), &b49, err, sizeof err) || kiln_read_npy(data("g_c49.npy"), &c49, err, sizeof err)) {
+        CHECK(0, "%s", err);
+    } else {
+        float *y49 = malloc(37 * 49 * sizeof(float)), *p49 = malloc((size_t)kiln_sgemm_packed_floats(49, K) * sizeof(float));
+        for (int pre = 0; pre < 2; pre++) {
+            for (int i = 0; i < 37 * 49; i++) y49[i] = NAN;
+            kiln_gemm_epi e = {rb, NULL, 1, 1, -2.0f, 3.0f, NULL};
+            if (pre) kiln_sgemm_pack(49, K, b49.data, 49, 0, p49);
+            kiln_sgemm_ex(pool, M, 49, K, 1.0f, a.data, K, 0, NULL, pre ? NULL : b49.data, 49, 0, pre ? p49 : NULL, y49, 49, &e);
+            double maxerr = 0;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < 49; j++) {
+                    double want = ((float *)c49.data)[i * 49 + j] + rb[i];
+                    want = want < -2 ? -2 : want > 3 ? 3 : want;
+                    double dd = fabs(y49[i * 49 + j] - want);
+                    maxerr = dd == dd ? fmax(maxerr, dd) : INFINITY;
+                }
+            CHECK(maxerr < 1e-3, "sgemm N=49 packed=%d differs from NumPy by %g", pre, maxerr);
+        }
+        free(y49);
+        free(p49);
+        kiln_tensor_free(&b49);
+        kiln_tensor_free(&c49);
+    }
     free(packed);
     free(packed_a);
     free(y);
