@@ -190,7 +190,30 @@ def depthwise(d):
     return [rng.standard_normal((2, C, 15, 9)).astype(np.float32)]
 
 
-MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise}
+def convgeom(d):
+    """GEMM convolutions large enough to go in chunks of output positions:
+    stride (1, 2), dilation (2, 1), asymmetric padding, then a 3x3 whose output
+    takes a residual Add and a Relu in its epilogue."""
+    b = B("convgeom")
+    y1 = b.op("Conv", ["x", b.w((6, 8, 3, 3)), b.c(rng.standard_normal(6).astype(np.float32))], kernel_shape=[3, 3],
+              strides=[1, 2], dilations=[2, 1], pads=[2, 1, 1, 0])               # 6 x 60 x 70
+    y2 = b.op("Conv", [y1, b.w((6, 6, 3, 3)), b.c(rng.standard_normal(6).astype(np.float32))], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = b.op("Relu", [b.op("Add", [y2, y1])])
+    b.save(os.path.join(d, "convgeom.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 61, 141])], y)
+    return [rng.standard_normal((1, 8, 61, 141)).astype(np.float32)]
+
+
+def conv3d(d):
+    """A 3-D convolution whose output goes in chunks spanning depth slices."""
+    b = B("conv3d")
+    y = b.op("Conv", ["x", b.w((4, 2, 3, 3, 3)), b.c(rng.standard_normal(4).astype(np.float32))], kernel_shape=[3, 3, 3],
+             pads=[1, 0, 1, 1, 1, 0])
+    b.save(os.path.join(d, "conv3d.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 10, 31, 30])], y)
+    return [rng.standard_normal((1, 2, 10, 31, 30)).astype(np.float32)]
+
+
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
+          "conv3d": conv3d}
 
 if __name__ == "__main__":
     out = sys.argv[1]

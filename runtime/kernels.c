@@ -475,36 +475,69 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
  * buffer (skipped for 1x1, stride 1, no padding) and one GEMM per image and group. */
 bool kiln_conv_is_direct(int64_t C, int64_t M, int64_t group) { return C == group && M == group; }
 
-typedef struct { const win3 *w; const float *x; float *col; int64_t cpg; } im2col_job;
+/* Rows r0..r1 of the im2col matrix (row r = channel * ksz + kernel offset), its
+ * columns j0..j0+nb of the output positions, into col (row stride nb). */
+typedef struct { const win3 *w; const float *x; float *col; int64_t j0, nb; } im2col_job;
 
 static void im2col_rows(void *arg, int64_t r0, int64_t r1) {
     const im2col_job *j = arg;
     const win3 *w = j->w;
-    int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2];
-    int64_t isz = w->in[0] * w->in[1] * w->in[2];
-    for (int64_t r = r0; r < r1; r++) { /* r = c * ksz + kernel offset */
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2], OH = w->out[1], OW = w->out[2];
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], j1 = j->j0 + j->nb;
+    for (int64_t r = r0; r < r1; r++) {
         int64_t c = r / ksz, kk = r % ksz;
         int64_t kd = kk / (w->k[1] * w->k[2]), kh = kk / w->k[2] % w->k[1], kw = kk % w->k[2];
         const float *x = j->x + c * isz;
-        float *dst = j->col + r * osz;
-        for (int64_t od = 0; od < w->out[0]; od++) {
-            int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dil[0];
-            for (int64_t oh = 0; oh < w->out[1]; oh++) {
-                int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
-                float *row = dst + (od * w->out[1] + oh) * w->out[2];
-                if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) { memset(row, 0, (size_t)w->out[2] * sizeof(float)); continue; }
-                const float *xr = x + (id * w->in[1] + ih) * w->in[2];
-                int64_t off = -w->pad[2] + kw * w->dil[2], sw = w->stride[2], OW = w->out[2];
-                /* columns whose input iw = ow * sw + off is inside [0, W): [lo, hi) */
-                int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = w->in[2] - off <= 0 ? 0 : (w->in[2] - off - 1) / sw + 1;
-                if (hi > OW) hi = OW;
-                if (lo > hi) lo = hi;
-                for (int64_t ow = 0; ow < lo; ow++) row[ow] = 0.0f;
-                if (sw == 1) memcpy(row + lo, xr + lo + off, (size_t)(hi - lo) * sizeof(float));
-                else for (int64_t ow = lo; ow < hi; ow++) row[ow] = xr[ow * sw + off];
-                for (int64_t ow = hi; ow < OW; ow++) row[ow] = 0.0f;
+        int64_t off = -w->pad[2] + kw * w->dil[2], sw = w->stride[2];
+        /* columns whose input iw = ow * sw + off is inside [0, W): [lo, hi) */
+        int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = w->in[2] - off <= 0 ? 0 : (w->in[2] - off - 1) / sw + 1;
+        if (hi > OW) hi = OW;
+        if (lo > hi) lo = hi;
+        for (int64_t pos = j->j0; pos < j1;) { /* one output row's part at a time */
+            int64_t ow0 = pos % OW, oh = pos / OW % OH, od = pos / OW / OH;
+            int64_t ow1 = OW - ow0 < j1 - pos ? OW : ow0 + (j1 - pos);
+            float *row = j->col + (r * j->nb + pos - j->j0) - ow0; /* row[ow], ow in [ow0, ow1) */
+            pos += ow1 - ow0;
+            int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dil[0], ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
+            if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) {
+                for (int64_t ow = ow0; ow < ow1; ow++) row[ow] = 0.0f;
+                continue;
             }
+            const float *xr = x + (id * w->in[1] + ih) * w->in[2];
+            int64_t a = lo > ow0 ? (lo < ow1 ? lo : ow1) : ow0, b = hi < ow1 ? (hi > a ? hi : a) : ow1;
+            for (int64_t ow = ow0; ow < a; ow++) row[ow] = 0.0f;
+            if (sw == 1) memcpy(row + a, xr + a + off, (size_t)(b - a) * sizeof(float));
+            else for (int64_t ow = a; ow < b; ow++) row[ow] = xr[ow * sw + off];
+            for (int64_t ow = b; ow < ow1; ow++) row[ow] = 0.0f;
         }
+    }
+}
+
+/* A large GEMM convolution goes in chunks of output positions, one thread per
+ * chunk: the chunk's im2col columns (at most CONV_CHUNK bytes) are written and
+ * multiplied while they are in the thread's L2, instead of a whole im2col
+ * matrix of megabytes written, then read back. A thread's chunks share the
+ * scratch region of its first chunk. */
+#define CONV_CHUNK (192 * 1024)
+
+typedef struct {
+    const win3 *w;
+    const float *x, *a, *packed;
+    float *col, *y;
+    int64_t K, M, N, nb;
+    kiln_gemm_epi e;
+} conv_chunk_job;
+
+static void conv_chunks(void *arg, int64_t c0, int64_t c1) {
+    const conv_chunk_job *j = arg;
+    float *col = j->col + c0 * j->K * j->nb;
+    for (int64_t c = c0; c < c1; c++) {
+        int64_t j0 = c * j->nb, nb = j->N - j0 < j->nb ? j->N - j0 : j->nb;
+        im2col_job ij = {j->w, j->x, col, j0, nb};
+        im2col_rows(&ij, 0, j->K);
+        kiln_gemm_epi e = j->e;
+        if (e.residual) e.residual += j0;
+        kiln_sgemm_ex(NULL, j->M, nb, j->K, 1.0f, j->a, j->K, 0, j->packed, col, nb, 0, NULL, j->y + j0, j->N, &e);
     }
 }
 
@@ -538,16 +571,22 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         for (int64_t g = 0; g < w->group; g++) {
             const float *x = j.x + (n * w->C + g * cpg) * isz;
             float *y = j.y + (n * w->M + g * mpg) * osz;
-            const float *col = x;
+            const float *col = x, *a = j.wt + g * mpg * cpg * ksz;
+            const float *pa = packed ? packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz) : NULL;
+            kiln_gemm_epi e = epi_of(j.b ? j.b + g * mpg : NULL, NULL, 1, j.act);
+            if (res) e.residual = res + (n * w->M + g * mpg) * osz;
+            int64_t K = cpg * ksz, nb = CONV_CHUNK / (4 * K) / 32 * 32;
+            if (!pointwise && nb >= 64 && osz >= 4 * nb) {
+                conv_chunk_job cj = {w, x, a, pa, bufs[4], y, K, mpg, osz, nb, e};
+                kiln_parallel_for(pool, (osz + nb - 1) / nb, conv_chunks, &cj);
+                continue;
+            }
             if (!pointwise) {
-                im2col_job ij = {w, x, bufs[4], cpg};
+                im2col_job ij = {w, x, bufs[4], 0, osz};
                 kiln_parallel_for(pool, cpg * ksz, im2col_rows, &ij);
                 col = bufs[4];
             }
-            kiln_gemm_epi e = epi_of(j.b ? j.b + g * mpg : NULL, NULL, 1, j.act);
-            if (res) e.residual = res + (n * w->M + g * mpg) * osz;
-            kiln_sgemm_ex(pool, mpg, osz, cpg * ksz, 1.0f, j.wt + g * mpg * cpg * ksz, cpg * ksz, 0,
-                          packed ? packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz) : NULL, col, osz, 0, NULL, y, osz, &e);
+            kiln_sgemm_ex(pool, mpg, osz, K, 1.0f, a, K, 0, pa, col, osz, 0, NULL, y, osz, &e);
         }
 }
 

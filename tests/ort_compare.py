@@ -45,7 +45,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d"]
 
 
 def test_mlp():
@@ -66,6 +66,11 @@ def test_bert4():
 
 def test_depthwise_edge_geometries():
     compare("depthwise")
+
+
+def test_conv_chunks_geometries_and_residual():
+    compare("convgeom")
+    compare("conv3d")
 
 
 def test_detect_resize_concat():
