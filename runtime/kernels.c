@@ -604,27 +604,45 @@ typedef struct {
 KILN_CLONES static void max_plane_interior(const win3 *w, const float *x, float *y, int64_t oh0, int64_t oh1, int64_t lo, int64_t hi) {
     int64_t W = w->in[2], OW = w->out[2], KH = w->k[1], KW = w->k[2], sh = w->stride[1], sw = w->stride[2];
     int64_t dh = w->dil[1] * W, dw = w->dil[2];
-    for (int64_t oh = oh0; oh < oh1; oh++) {
+    for (int64_t oh = oh0; oh < oh1; oh++) { /* tap by tap over the row's outputs: vectorized */
         const float *xr = x + (oh * sh - w->pad[1]) * W - w->pad[2];
         float *yr = y + oh * OW;
-        for (int64_t ow = lo; ow < hi; ow++) {
-            const float *q = xr + ow * sw;
-            float best = q[0];
-            for (int64_t kh = 0; kh < KH; kh++)
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    float v = q[kh * dh + kw * dw];
-                    best = v > best ? v : best;
-                }
-            yr[ow] = best;
+        for (int64_t ow = lo; ow < hi; ow++) yr[ow] = xr[ow * sw];
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float *q = xr + kh * dh + kw * dw;
+                if (sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] = q[ow] > yr[ow] ? q[ow] : yr[ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] = q[ow * sw] > yr[ow] ? q[ow * sw] : yr[ow];
+            }
+    }
+}
+
+/* One 2-D max-pool output at the border: the taps inside the input, the
+ * first starting the maximum as in the general loop (-inf when none is). */
+static float max_border(const win3 *w, const float *x, int64_t oh, int64_t ow) {
+    float best = -INFINITY;
+    bool any = false;
+    for (int64_t kh = 0; kh < w->k[1]; kh++) {
+        int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
+        if (ih < 0 || ih >= w->in[1]) continue;
+        for (int64_t kw = 0; kw < w->k[2]; kw++) {
+            int64_t iw = ow * w->stride[2] - w->pad[2] + kw * w->dil[2];
+            if (iw < 0 || iw >= w->in[2]) continue;
+            float v = x[ih * w->in[2] + iw];
+            if (!any || v > best) best = v;
+            any = true;
         }
     }
+    return best;
 }
 
 static void pool_rows(void *arg, int64_t r0, int64_t r1) {
     const pool_job *j = arg;
     const win3 *w = &j->w;
     int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2];
-    bool fast = j->kind == 0 && !j->idx && w->in[0] == 1 && w->k[0] == 1;
+    bool fast = j->kind == 0 && !j->idx && w->in[0] == 1 && w->k[0] == 1 && w->out[0] == 1;
     int64_t hlo = 0, hhi = 0, wlo = 0, whi = 0;
     if (fast) {
         window_interior(w->in[1], w->out[1], w->k[1], w->stride[1], w->dil[1], w->pad[1], &hlo, &hhi);
@@ -632,12 +650,20 @@ static void pool_rows(void *arg, int64_t r0, int64_t r1) {
     }
     for (int64_t r = r0; r < r1; r++) { /* r = n * C + c */
         const float *x = j->x + r * isz;
-        if (fast) max_plane_interior(w, x, j->y + r * osz, hlo, hhi, wlo, whi);
+        if (fast) {
+            float *y = j->y + r * osz;
+            max_plane_interior(w, x, y, hlo, hhi, wlo, whi);
+            for (int64_t oh = 0; oh < w->out[1]; oh++)
+                for (int64_t ow = 0; ow < w->out[2]; ow++) {
+                    if (oh >= hlo && oh < hhi && ow == wlo) ow = whi; /* done above */
+                    if (ow >= w->out[2]) break;
+                    y[oh * w->out[2] + ow] = max_border(w, x, oh, ow);
+                }
+            continue;
+        }
         for (int64_t od = 0; od < w->out[0]; od++)
             for (int64_t oh = 0; oh < w->out[1]; oh++)
                 for (int64_t ow = 0; ow < w->out[2]; ow++) {
-                    if (fast && oh >= hlo && oh < hhi && ow == wlo) ow = whi; /* done above */
-                    if (ow >= w->out[2]) break;
                     float best = -INFINITY, sum = 0;
                     int64_t best_at = -1, count = 0, padded = 0;
                     int64_t o[3] = {od, oh, ow};
