@@ -196,11 +196,11 @@ def convgeom(d):
     takes a residual Add and a Relu in its epilogue."""
     b = B("convgeom")
     y1 = b.op("Conv", ["x", b.w((6, 8, 3, 3)), b.c(rng.standard_normal(6).astype(np.float32))], kernel_shape=[3, 3],
-              strides=[1, 2], dilations=[2, 1], pads=[2, 1, 1, 0])               # 6 x 60 x 70
+              strides=[1, 2], dilations=[2, 1], pads=[2, 1, 1, 0])               # 6 x 80 x 94
     y2 = b.op("Conv", [y1, b.w((6, 6, 3, 3)), b.c(rng.standard_normal(6).astype(np.float32))], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     y = b.op("Relu", [b.op("Add", [y2, y1])])
-    b.save(os.path.join(d, "convgeom.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 61, 141])], y)
-    return [rng.standard_normal((1, 8, 61, 141)).astype(np.float32)]
+    b.save(os.path.join(d, "convgeom.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 81, 189])], y)
+    return [rng.standard_normal((1, 8, 81, 189)).astype(np.float32)]
 
 
 def conv3d(d):

@@ -518,7 +518,7 @@ static void im2col_rows(void *arg, int64_t r0, int64_t r1) {
  * multiplied while they are in the thread's L2, instead of a whole im2col
  * matrix of megabytes written, then read back. A thread's chunks share the
  * scratch region of its first chunk. */
-#define CONV_CHUNK (192 * 1024)
+#define CONV_CHUNK (384 * 1024)
 
 typedef struct {
     const win3 *w;
