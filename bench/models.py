@@ -1,7 +1,8 @@
 """Builds the benchmark models with python3-onnx (fixed random weights) and one
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
-sequence model. Usage: models.py OUTDIR"""
+sequence model, and small models of convolution edge cases for the ONNX Runtime
+comparison (depthwise, convgeom, conv3d). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 

@@ -1,7 +1,9 @@
 """Realistic models (bench/models.py: an MLP, a ResNet-18-style CNN, a
 MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
-GELU and attention, a detection-style net with Resize and Concat, and an LSTM
-sequence model: bidirectional, stacked, with sequence lengths) compiled
+GELU and attention, a detection-style net with Resize and Concat, an LSTM
+sequence model: bidirectional, stacked, with sequence lengths; and kernel
+edge cases: depthwise convolutions on odd, small and narrow planes, chunked
+2-D and 3-D convolutions) compiled
 by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 the outputs must agree within rtol 1e-3. Each model with the C backend and the
 LLVM backend, and cross-compiled for 64-bit ARM, run under qemu-aarch64."""
