@@ -98,6 +98,11 @@ bool kir_loop_parallel(const KLoop *lp) {
     return dims_numel(lp->rank, lp->dims) >= PARALLEL_LOOP_MIN && lp->dims[0] > 1;
 }
 
+/* What a loaded element of dtype t goes through to become a temporary. */
+static const char *load_conv(DType t) {
+    return t == DT_F16 ? "kiln_f16_to_f32" : t == DT_BF16 ? "kiln_bf16_to_f32" : "";
+}
+
 /* The body of a loop nest; with `ranged`, dimension 0 runs over [b, e). */
 static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) {
     char e[128];
@@ -115,8 +120,7 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
     for (int c = 0; c < lp->ncode; c++) /* broadcast scalars, read once */
         if (kir_load_invariant(lp, &lp->code[c])) {
             const KInstr *in = &lp->code[c];
-            const char *conv = in->dt == DT_F16 ? "kiln_f16_to_f32" : in->dt == DT_BF16 ? "kiln_bf16_to_f32" : "";
-            fprintf(f, "        const %s t%d = %s(i%d[0]);\n", tmp_type(in->dt), c, conv, in->a);
+            fprintf(f, "        const %s t%d = %s(i%d[0]);\n", tmp_type(in->dt), c, load_conv(in->dt), in->a);
         }
     for (int d = 0; d < lp->rank; d++) {
         if (d == 0 && ranged) fprintf(f, "        for (int64_t d0 = b; d0 < e; d0++%s)\n", lp->rank == 1 ? ", n++" : "");
@@ -132,8 +136,7 @@ static void emit_loop_body(const Kir *k, const KLoop *lp, FILE *f, bool ranged) 
         if (round && in->op != KI_LOAD) fprintf(f, "kiln_round_%s(", in->dt == DT_F16 ? "f16" : "bf16");
         switch (in->op) {
         case KI_LOAD: {
-            const char *conv = in->dt == DT_F16 ? "kiln_f16_to_f32" : in->dt == DT_BF16 ? "kiln_bf16_to_f32" : "";
-            fprintf(f, "%s(i%d[", conv, in->a);
+            fprintf(f, "%s(i%d[", load_conv(in->dt), in->a);
             bool any = false;
             for (int d = 0; d < lp->rank; d++)
                 if (lp->strides[in->a][d]) {

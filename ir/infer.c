@@ -309,7 +309,7 @@ static bool infer_conv(Graph *g, Node *n, Diags *d) {
     /* a 4th input only as the fuse pass's residual (kiln.residual): added to
      * the output before the clamp, same shape and dtype */
     Value *r = node_input(n, 3);
-    if (n->n_in > 3 && (!node_attr(n, "kiln.residual") || !b || !r || (group == C && group == M) || r->dtype != x->dtype || r->rank != x->rank ||
+    if (n->n_in > 3 && (!node_attr(n, "kiln.residual") || !b || !r || kiln_conv_is_direct(C, M, group) || r->dtype != x->dtype || r->rank != x->rank ||
                         memcmp(r->dims, dims, (size_t)x->rank * sizeof(int64_t)) != 0)) {
         diag_error(d, n, "takes at most 3 inputs (a 4th is kiln.residual: a bias and an input of the output's shape, not depthwise)");
         return false;

@@ -90,6 +90,14 @@ static void build_fused(Graph *g, Node **group, int ng, int root_pos) {
     node_add_attr(g, f, "fused", ATTR_STRING)->s = desc;
 }
 
+/* p (the only user of n's input) takes over n's output, as its epilogue; n goes. */
+static void absorb(Node *p, Node *n) {
+    p->out[0] = n->out[0];
+    n->out[0]->producer = p;
+    n->out[0]->producer_out = 0;
+    n->dead = true;
+}
+
 /* Relu or Clip (constant bounds) after a float32 Conv or Gemm whose output has no
  * other use becomes the producer's epilogue: attributes kiln.clip_min/max that
  * the kernel applies while the output is in cache. */
@@ -116,10 +124,7 @@ static void fold_activations(Graph *g) {
         }
         node_add_attr(g, p, "kiln.clip_min", ATTR_FLOAT)->f = lo;
         node_add_attr(g, p, "kiln.clip_max", ATTR_FLOAT)->f = hi;
-        p->out[0] = act->out[0];
-        act->out[0]->producer = p;
-        act->out[0]->producer_out = 0;
-        act->dead = true;
+        absorb(p, act);
     }
 }
 
@@ -137,18 +142,14 @@ static void fold_residuals(Graph *g) {
             if (!p || p->dead || p->op != OP_CONV || x->id != 1 || x == r || !value_same_shape(x, r) || r->dtype != DT_F32 ||
                 !value_same_shape(x, add->out[0]) || !node_input(p, 2) || p->n_in != 3 || node_attr(p, "kiln.clip_min"))
                 continue;
-            int64_t group = node_attr_int(p, "group", 1);
-            if (group == p->in[0]->dims[1] && group == p->in[1]->dims[0]) continue; /* depthwise: computed directly */
+            if (kiln_conv_is_direct(p->in[0]->dims[1], p->in[1]->dims[0], node_attr_int(p, "group", 1))) continue;
             Value **in = arena_alloc(g->arena, 4 * sizeof *in);
             memcpy(in, p->in, 3 * sizeof *in);
             in[3] = r;
             p->in = in;
             p->n_in = 4;
             node_add_attr(g, p, "kiln.residual", ATTR_INT)->i = 1;
-            p->out[0] = add->out[0];
-            add->out[0]->producer = p;
-            add->out[0]->producer_out = 0;
-            add->dead = true;
+            absorb(p, add);
             break;
         }
     }

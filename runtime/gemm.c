@@ -12,6 +12,7 @@
  * own packing buffers, allocated once per thread and kept (no allocation per
  * call after the first). */
 #include "kiln_rt.h"
+#include "kiln_scalar.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ static inline float tile_value(const tile_epi *e, const float *c, int64_t ldc, i
     float init = !e->first ? *c : e->rb ? e->rb[r] : e->cb ? e->cb[j] : 0.0f;
     float v = init + alpha * acc;
     if (e->res) v = v + e->res[r * ldc + j];
-    return e->clamp ? (v < e->lo ? e->lo : (v > e->hi ? e->hi : v)) : v;
+    return e->clamp ? kiln_clampf(v, e->lo, e->hi) : v;
 }
 
 /* ---- plain C microkernel, MR = 4 ---- */
@@ -327,14 +328,14 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, co
 }
 #endif
 
-/* The kernel for a tile of `rows` rows and `cols` columns (of mr and nr): a
- * cheaper one where it exists. */
-static ukernel_fn tile_ukernel(ukernel_fn uk, int rows, int cols, int mr, int nr) {
+/* The kernel for a tile of `rows` rows and `cols` columns, short of the full
+ * tile: a cheaper one where it exists. */
+static ukernel_fn tile_ukernel(ukernel_fn uk, int rows, int cols) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (uk == ukernel_avx512 && cols < 28) return ukernel_avx512_tail;
     if (uk == ukernel_avx512 && rows <= 8) return rows <= 4 ? ukernel_avx512_4 : ukernel_avx512_8;
 #endif
-    (void)rows, (void)cols, (void)mr, (void)nr;
+    (void)rows, (void)cols;
     return uk;
 }
 
@@ -364,6 +365,31 @@ static inline float packed_a_at(const gemm_args *g, int mr, int64_t k, int64_t i
     return g->packed_a[k0 * g->mpad + p * kc + (k - k0) * mr + (i - p)];
 }
 
+/* Plain loops (no packing memory, or K = 0): the epilogue's start, the
+ * products, the residual and the clamp, row by row. */
+/* Whether the first K block starts C afresh (from a bias or zero). */
+static bool epi_starts(const kiln_gemm_epi *e) { return e->overwrite || e->row_bias || e->col_bias; }
+
+static void gemm_plain(const gemm_args *g) {
+    int mr, nrp;
+    pick_ukernel(&mr, &nrp);
+    const kiln_gemm_epi *ep = &g->epi;
+    bool init = epi_starts(ep);
+    for (int64_t i = 0; i < g->M; i++) {
+        float *c = g->C + i * g->ldc;
+        if (init)
+            for (int64_t j = 0; j < g->N; j++) c[j] = ep->row_bias ? ep->row_bias[i] : ep->col_bias ? ep->col_bias[j] : 0.0f;
+        for (int64_t k = 0; k < g->K; k++) {
+            float a = g->alpha * (g->packed_a ? packed_a_at(g, mr, k, g->pi + i) : a_at(g, i, k));
+            for (int64_t j = 0; j < g->N; j++) c[j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
+        }
+        if (ep->residual)
+            for (int64_t j = 0; j < g->N; j++) c[j] = c[j] + ep->residual[i * g->ldc + j];
+        if (ep->clamp)
+            for (int64_t j = 0; j < g->N; j++) c[j] = kiln_clampf(c[j], ep->lo, ep->hi);
+    }
+}
+
 static _Thread_local float *tl_pa, *tl_pb;
 
 static void gemm_serial(const gemm_args *g) {
@@ -375,23 +401,8 @@ static void gemm_serial(const gemm_args *g) {
     int mr, nrp;
     ukernel_fn uk = pick_ukernel(&mr, &nrp);
     const kiln_gemm_epi *ep = &g->epi;
-    bool init = ep->overwrite || ep->row_bias || ep->col_bias;
-    if (!pa || !pb) { /* no packing memory: plain loops */
-        for (int64_t i = 0; i < g->M; i++) {
-            float *c = g->C + i * g->ldc;
-            if (init)
-                for (int64_t j = 0; j < g->N; j++) c[j] = ep->row_bias ? ep->row_bias[i] : ep->col_bias ? ep->col_bias[j] : 0.0f;
-            for (int64_t k = 0; k < g->K; k++) {
-                float a = g->alpha * (g->packed_a ? packed_a_at(g, mr, k, g->pi + i) : a_at(g, i, k));
-                for (int64_t j = 0; j < g->N; j++) c[j] += a * (g->packed ? packed_at(g, nrp, k, g->pj + j) : b_at(g, k, j));
-            }
-            if (ep->residual)
-                for (int64_t j = 0; j < g->N; j++) c[j] = c[j] + ep->residual[i * g->ldc + j];
-            if (ep->clamp)
-                for (int64_t j = 0; j < g->N; j++) c[j] = c[j] < ep->lo ? ep->lo : (c[j] > ep->hi ? ep->hi : c[j]);
-        }
-        return;
-    }
+    bool init = epi_starts(ep);
+    if (!pa || !pb) { gemm_plain(g); return; } /* no packing memory */
     for (int64_t j0 = 0; j0 < g->N; j0 += NC) {
         int64_t nc = g->N - j0 < NC ? g->N - j0 : NC;
         for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
@@ -413,7 +424,7 @@ static void gemm_serial(const gemm_args *g) {
                         int rows = (int)(mc - p < mr ? mc - p : mr);
                         te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
                         te.res = ep->residual && last ? ep->residual + (i0 + p) * g->ldc + j0 + q : NULL;
-                        ukernel_fn k = rows == mr && nr == nrp ? uk : tile_ukernel(uk, rows, nr, mr, nrp);
+                        ukernel_fn k = rows == mr && nr == nrp ? uk : tile_ukernel(uk, rows, nr);
                         k(kc, ap + p * kc, bp + q * kc, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
                     }
                 }
@@ -451,15 +462,8 @@ static void gemm_part(void *arg, int64_t b, int64_t e) {
 static void gemm_run(kiln_pool *pool, gemm_args a) {
     int64_t M = a.M, N = a.N, K = a.K;
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { /* no products: only the epilogue's start and clamp */
-        const kiln_gemm_epi *e = &a.epi;
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) {
-                float *c = a.C + i * a.ldc + j;
-                if (e->overwrite || e->row_bias || e->col_bias) *c = e->row_bias ? e->row_bias[i] : e->col_bias ? e->col_bias[j] : 0.0f;
-                if (e->residual) *c = *c + e->residual[i * a.ldc + j];
-                if (e->clamp) *c = *c < e->lo ? e->lo : (*c > e->hi ? e->hi : *c);
-            }
+    if (K <= 0) { /* no products: only the epilogue */
+        gemm_plain(&a);
         return;
     }
     gemm_job j = {a, M >= N, 0};
@@ -477,7 +481,7 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
 
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                 const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
-    gemm_run(pool, (gemm_args){M, N, K, lda, ldb, ldc, ta, tb, alpha, A, B, C, NULL, 0, 0, NULL, 0, 0, {0}});
+    kiln_sgemm_ex(pool, M, N, K, alpha, A, lda, ta, NULL, B, ldb, tb, NULL, C, ldc, NULL);
 }
 
 /* ---- B packed ahead of time (weights, at context creation) ---- */
@@ -499,9 +503,7 @@ void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, 
 
 void kiln_sgemm_packed(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                        const float *packed, float *C, int64_t ldc) {
-    int mr, nr;
-    pick_ukernel(&mr, &nr);
-    gemm_run(pool, (gemm_args){M, N, K, lda, 0, ldc, ta, 0, alpha, A, NULL, C, packed, npad_of(N, nr), 0, NULL, 0, 0, {0}});
+    kiln_sgemm_ex(pool, M, N, K, alpha, A, lda, ta, NULL, NULL, 0, 0, packed, C, ldc, NULL);
 }
 
 int64_t kiln_sgemm_packed_a_floats(int64_t M, int64_t K) { return npad_of(M, MR_MAX) * K; }
@@ -519,9 +521,7 @@ void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta
 
 void kiln_sgemm_packed_a(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *packed_a,
                          const float *B, int64_t ldb, int tb, float *C, int64_t ldc) {
-    int mr, nr;
-    pick_ukernel(&mr, &nr);
-    gemm_run(pool, (gemm_args){M, N, K, 0, ldb, ldc, 0, tb, alpha, NULL, B, C, NULL, 0, 0, packed_a, npad_of(M, mr), 0, {0}});
+    kiln_sgemm_ex(pool, M, N, K, alpha, NULL, 0, 0, packed_a, B, ldb, tb, NULL, C, ldc, NULL);
 }
 
 void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,

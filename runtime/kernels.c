@@ -152,10 +152,18 @@ void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 }
 
 /* The fused activation of conv and gemm: clamp to [lo, hi] (NaN stays NaN). */
+/* The activation parameters {on, lo, hi} as bounds: [-inf, inf] when off. */
+static bool act_bounds(const int64_t *act, float *lo, float *hi) {
+    bool on = act && act[0];
+    *lo = on ? (float)kiln_p2d(act[1]) : -INFINITY;
+    *hi = on ? (float)kiln_p2d(act[2]) : INFINITY;
+    return on;
+}
+
 KILN_CLONES static void clamp_range(float *y, int64_t n, const int64_t *act) {
-    if (!act[0]) return;
-    float lo = (float)kiln_p2d(act[1]), hi = (float)kiln_p2d(act[2]);
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);
+    float lo, hi;
+    if (!act_bounds(act, &lo, &hi)) return;
+    for (int64_t i = 0; i < n; i++) y[i] = kiln_clampf(y[i], lo, hi);
 }
 
 /* Gemm's Y = beta * C (broadcast) before the product adds in, by rows. */
@@ -176,8 +184,8 @@ KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
 
 /* The fused activation's clamp as a GEMM epilogue. */
 static kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int overwrite, const int64_t *act) {
-    kiln_gemm_epi e = {row_bias, col_bias, overwrite, (int)act[0], 0, 0, NULL};
-    if (act[0]) e.lo = (float)kiln_p2d(act[1]), e.hi = (float)kiln_p2d(act[2]);
+    kiln_gemm_epi e = {row_bias, col_bias, overwrite, 0, 0, 0, NULL};
+    e.clamp = act_bounds(act, &e.lo, &e.hi);
     return e;
 }
 
@@ -362,8 +370,6 @@ static inline KILN_ALWAYS_INLINE void dw_fill_row(const float *x, int64_t H, int
     else for (int64_t c = lo; c < hi; c++) dst[c] = xr[c0 + c * step];
 }
 
-static inline KILN_ALWAYS_INLINE float dw_out(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
 KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
     int64_t Wp = OW + 2, R = DW_STRIP / Wp - 2;
@@ -383,7 +389,7 @@ KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *w
         for (int64_t r = 0; r < rows; r++) {
             const float *tr = t + r * Wp;
             float *yr = y + (oh0 + r) * OW;
-            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = dw_out(tr[ow] + bias, lo, hi);
+            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = kiln_clampf(tr[ow] + bias, lo, hi);
         }
     }
     return true;
@@ -409,7 +415,7 @@ KILN_CLONES static bool dw3x3_s2(const win3 *w, const float *x, const float *wk,
             const float *o0 = od + 2 * r * We, *o1 = o0 + We, *o2 = o1 + We;
             float *yr = y + (oh0 + r) * OW;
             for (int64_t ow = 0; ow < OW; ow++)
-                yr[ow] = dw_out(w0 * e0[ow] + w1 * o0[ow] + w2 * e0[ow + 1] + w3 * e1[ow] + w4 * o1[ow] + w5 * e1[ow + 1] +
+                yr[ow] = kiln_clampf(w0 * e0[ow] + w1 * o0[ow] + w2 * e0[ow + 1] + w3 * e1[ow] + w4 * o1[ow] + w5 * e1[ow + 1] +
                                 w6 * e2[ow] + w7 * o2[ow] + w8 * e2[ow + 1] + bias, lo, hi);
         }
     }
@@ -423,8 +429,8 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
         int64_t isz = w->in[1] * w->in[2], osz = w->out[1] * w->out[2];
         bool k3 = w->k[1] == 3 && w->k[2] == 3 && w->dil[1] == 1 && w->dil[2] == 1;
         bool s1 = k3 && w->stride[1] == 1 && w->stride[2] == 1, s2 = k3 && w->stride[1] == 2 && w->stride[2] == 2;
-        float lo = -INFINITY, hi = INFINITY;
-        if (j->act && j->act[0]) lo = (float)kiln_p2d(j->act[1]), hi = (float)kiln_p2d(j->act[2]);
+        float lo, hi;
+        act_bounds(j->act, &lo, &hi);
         for (int64_t r = r0; r < r1; r++) {
             const float *x = j->x + r * isz, *wk = j->wt + (r % w->M) * w->k[1] * w->k[2];
             float bias = j->b ? j->b[r % w->M] : 0.0f, *y = j->y + r * osz;

@@ -143,6 +143,10 @@ KILN_SCALAR KILN_ALWAYS_INLINE float kiln_erff(float a) {
     return a != a ? a : y;
 }
 
+/* The fused activation's clamp (Relu, Clip folded into a Conv or Gemm, and
+ * depthwise and pooling epilogues): v in [lo, hi], NaN stays NaN. */
+KILN_SCALAR float kiln_clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
 /* ---- operations, per class ---- */
 
 #define KILN_FLOAT_OPS(S, T, SQRT, EXP, LOG, TANH, ERF, POW)                               \
