@@ -2,7 +2,7 @@
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
-comparison (depthwise, convgeom, conv3d). Usage: models.py OUTDIR [NAMES]"""
+comparison (depthwise, convgeom, conv3d) of control flow (control) and TfIdfVectorizer (tfidf). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 
@@ -213,8 +213,81 @@ def conv3d(d):
     return [rng.standard_normal((1, 2, 10, 31, 30)).astype(np.float32)]
 
 
+def control(d):
+    """Control flow as exporters write it: a Scan (a recurrent state through a
+    captured weight, a second scan input read backwards, a scan output written
+    backwards along axis 1), a Loop whose second state takes the first's old value, whose condition is
+    computed and whose body holds an If on the iteration's parity (its branches
+    use values captured across two levels), and an If on a condition computed
+    from the input."""
+    b = B("control")
+    T, R, C = 6, 4, 5
+    W = b.w((C, C), 0.3)
+    h0 = b.op("ReduceMean", ["x"], axes=[0], keepdims=0)
+    v = helper.make_tensor_value_info
+    f = TensorProto.FLOAT
+    scan_body = helper.make_graph([
+        helper.make_node("MatMul", ["s", W], ["sw"]),
+        helper.make_node("Add", ["sw", "xt"], ["pre"]),
+        helper.make_node("Add", ["pre", "xr"], ["pre2"]),
+        helper.make_node("Tanh", ["pre2"], ["s_new"]),
+        helper.make_node("Sub", ["xt", h0], ["dz"]),
+        helper.make_node("Relu", ["dz"], ["z"]),
+        helper.make_node("Identity", ["s_new"], ["y"]),
+    ], "scan_body", [v("s", f, [R, C]), v("xt", f, [R, C]), v("xr", f, [R, C])], [v("s_new", f, None), v("y", f, None), v("z", f, None)])
+    b.nodes.append(helper.make_node("Scan", [h0, "x", "x"], ["s_last", "ys", "zs"], name="scan", body=scan_body, num_scan_inputs=2,
+                                    scan_input_directions=[0, 1], scan_output_axes=[0, 1], scan_output_directions=[0, 1]))
+    two = b.c(np.int64(2))
+    zero = b.c(np.int64(0))
+    half = b.c(np.float32(0.5))
+    big = b.c(np.float32(1e30))
+    then_g = helper.make_graph([helper.make_node("MatMul", ["a", W], ["p"])], "even", [], [v("p", f, None)])
+    else_g = helper.make_graph([helper.make_node("Neg", ["bb"], ["q"])], "odd", [], [v("q", f, None)])
+    loop_body = helper.make_graph([
+        helper.make_node("Mod", ["i", two], ["par"]),
+        helper.make_node("Equal", ["par", zero], ["even"]),
+        helper.make_node("If", ["even"], ["pick"], then_branch=then_g, else_branch=else_g),
+        helper.make_node("Mul", ["bb", half], ["bh"]),
+        helper.make_node("Add", ["a", "bh"], ["a_new"]),
+        helper.make_node("Identity", ["a"], ["b_new"]),
+        helper.make_node("Abs", ["a_new"], ["ab"]),
+        helper.make_node("ReduceMax", ["ab"], ["m"], keepdims=0),
+        helper.make_node("Less", ["m", big], ["c_out"]),
+    ], "loop_body", [v("i", TensorProto.INT64, []), v("c", TensorProto.BOOL, []), v("a", f, [R, C]), v("bb", f, [R, C])],
+        [v("c_out", TensorProto.BOOL, []), v("a_new", f, None), v("b_new", f, None), v("pick", f, None)])
+    cond0 = b.op("Greater", [b.op("ReduceSum", ["x"], keepdims=0), b.c(np.float32(-1e30))])
+    b.nodes.append(helper.make_node("Loop", [b.c(np.int64(5)), cond0, h0, "s_last"], ["a_fin", "b_fin", "picks"], name="loop", body=loop_body))
+    pos = b.op("Greater", [b.op("ReduceSum", ["x"], keepdims=0), b.c(np.float32(0))])
+    up = helper.make_graph([helper.make_node("Mul", ["a_fin", half], ["r1"])], "up", [], [v("r1", f, None)])
+    down = helper.make_graph([helper.make_node("Sub", ["b_fin", "a_fin"], ["r2"])], "down", [], [v("r2", f, None)])
+    b.nodes.append(helper.make_node("If", [pos], ["sel"], name="if", then_branch=up, else_branch=down))
+    outs = [("ys", [T, R, C]), ("zs", [R, T, C]), ("a_fin", [R, C]), ("b_fin", [R, C]), ("picks", [5, R, C]), ("sel", [R, C])]
+    g = helper.make_graph(b.nodes, "control", [v("x", f, [T, R, C])], [v(n, f, s) for n, s in outs], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "control.onnx"))
+    return [rng.standard_normal((T, R, C)).astype(np.float32)]
+
+
+def tfidf(d):
+    """TfIdfVectorizer on int64 token rows: 1- to 3-grams with skips up to 2,
+    TFIDF with weights, and a second vectorizer in IDF mode on bigrams only."""
+    b = B("tfidf")
+    pool = [1, 3, 4, 0, 2,  2, 3, 1, 0, 4, 4, 1, 2,  3, 0, 1]  # five 1-grams, four 2-grams, one 3-gram
+    counts = [0, 5, 13]
+    grams = 5 + 4 + 1
+    idx = list(rng.permutation(grams).astype(np.int64))
+    w = [float(v) for v in rng.uniform(0.5, 2.0, grams).astype(np.float32)]
+    b.nodes.append(helper.make_node("TfIdfVectorizer", ["x"], ["tf"], name="tfidf1", mode="TFIDF", min_gram_length=1, max_gram_length=3,
+                                    max_skip_count=2, ngram_counts=counts, ngram_indexes=idx, pool_int64s=pool, weights=w))
+    b.nodes.append(helper.make_node("TfIdfVectorizer", ["x"], ["idf"], name="tfidf2", mode="IDF", min_gram_length=2, max_gram_length=2,
+                                    max_skip_count=1, ngram_counts=counts, ngram_indexes=idx, pool_int64s=pool, weights=w))
+    y = b.op("Concat", ["tf", "idf"], axis=1)
+    b.save(os.path.join(d, "tfidf.onnx"), [helper.make_tensor_value_info("x", TensorProto.INT64, [3, 20])], y)
+    return [rng.integers(0, 5, (3, 20)).astype(np.int64)]
+
+
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
-          "conv3d": conv3d}
+          "conv3d": conv3d, "control": control,
+          "tfidf": tfidf}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -98,6 +98,13 @@ bool kir_loop_parallel(const KLoop *lp) {
     return dims_numel(lp->rank, lp->dims) >= PARALLEL_LOOP_MIN && lp->dims[0] > 1;
 }
 
+bool *kir_jump_targets(const Kir *k) {
+    bool *t = arena_alloc(k->arena, (size_t)k->nsteps + 1);
+    for (int s = 0; s < k->nsteps; s++)
+        if (k->steps[s].kind == KS_JUMP || k->steps[s].kind == KS_BRANCH) t[k->steps[s].target] = true;
+    return t;
+}
+
 /* What a loaded element of dtype t goes through to become a temporary. */
 static const char *load_conv(DType t) {
     return t == DT_F16 ? "kiln_f16_to_f32" : t == DT_BF16 ? "kiln_bf16_to_f32" : "";
@@ -329,9 +336,18 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
                "    kiln_context *ctx = (kiln_context *)c;\n    unsigned char *ws = ctx->ws;\n    const unsigned char *W = ctx->W;\n"
                "    (void)ws; (void)W; (void)inputs;\n", prefix, prefix);
     char e[128];
+    bool *target = kir_jump_targets(k);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
+        if (target[s]) fprintf(f, "L%d:;\n", s);
         if (st->at_create) continue;
+        if (st->kind == KS_JUMP) { fprintf(f, "    goto L%d;\n", st->target); continue; }
+        if (st->kind == KS_FAIL) { fprintf(f, "    return 1; /* a Loop stopped before its scan outputs were full */\n"); continue; }
+        if (st->kind == KS_BRANCH) {
+            buf_expr(k, st->bufs[0], e, sizeof e);
+            fprintf(f, "    if (%s*(const uint8_t *)%s) goto L%d;\n", st->if_true ? "" : "!", e, st->target);
+            continue;
+        }
         emit_comment(f, st->comment ? st->comment : "step");
         fprintf(f, "    {\n");
         if (st->kind == KS_LOOP && kir_loop_parallel(st->loop))
@@ -341,6 +357,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         else emit_call(k, st, f);
         fprintf(f, "    }\n");
     }
+    if (target[k->nsteps]) fprintf(f, "L%d:;\n", k->nsteps);
     for (int i = 0; i < k->noutputs; i++) {
         buf_expr(k, k->outputs[i].buf, e, sizeof e);
         fprintf(f, "    memcpy(outputs[%d], %s, %lld);\n", i, e, (long long)value_nbytes(k->outputs[i].v));

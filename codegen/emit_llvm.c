@@ -383,9 +383,31 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
     LLVMTypeRef pt[3] = {L->p8, L->pp8, L->pp8};
     LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run"), L->i32, pt, 3, false);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1));
-    for (int s = 0; s < k->nsteps; s++) {
+    /* control flow: a block at each jump target; a jump or branch ends its block */
+    bool *target = kir_jump_targets(k);
+    LLVMBasicBlockRef *blocks = arena_alloc(k->arena, sizeof *blocks * (size_t)(k->nsteps + 1));
+    for (int s = 0; s <= k->nsteps; s++)
+        if (target[s]) blocks[s] = LLVMAppendBasicBlockInContext(L->cx, fn, "target");
+    for (int s = 0; s <= k->nsteps; s++) {
+        if (target[s]) {
+            LLVMBuildBr(L->b, blocks[s]);
+            LLVMPositionBuilderAtEnd(L->b, blocks[s]);
+        }
+        if (s == k->nsteps) break;
         const KStep *st = &k->steps[s];
         if (st->at_create) continue;
+        if (st->kind == KS_JUMP || st->kind == KS_BRANCH || st->kind == KS_FAIL) {
+            LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->cx, fn, "next");
+            if (st->kind == KS_JUMP) LLVMBuildBr(L->b, blocks[st->target]);
+            else if (st->kind == KS_FAIL) LLVMBuildRet(L->b, LLVMConstInt(L->i32, 1, 0));
+            else {
+                LLVMValueRef flag = LLVMBuildLoad2(L->b, L->i8, ll_buf(L, &fr, st->bufs[0]), "flag");
+                LLVMValueRef set = LLVMBuildICmp(L->b, LLVMIntNE, flag, LLVMConstInt(L->i8, 0, 0), "");
+                LLVMBuildCondBr(L->b, set, st->if_true ? blocks[st->target] : next, st->if_true ? next : blocks[st->target]);
+            }
+            LLVMPositionBuilderAtEnd(L->b, next);
+            continue;
+        }
         if (st->kind == KS_LOOP && loopfns[s]) ll_parallel(L, &fr, s, loopfns[s]);
         else if (st->kind == KS_LOOP) ll_loop(L, fn, &fr, st->loop, NULL, NULL);
         else ll_kernel(L, &fr, st);

@@ -59,7 +59,11 @@ typedef struct KLoop {
     int ncode;          /* result: the last instruction */
 } KLoop;
 
-typedef enum { KS_CALL, KS_LOOP } KStepKind;
+/* KS_JUMP goes to step `target` (nsteps: the end), KS_BRANCH does when the
+ * byte in bufs[0] is nonzero (if_true) or zero (!if_true), KS_FAIL ends the run
+ * with an error (a Loop stopped before its scan outputs were full). Control
+ * flow (If, Loop, Scan) is built from these and the ctl_* kernels. */
+typedef enum { KS_CALL, KS_LOOP, KS_JUMP, KS_BRANCH, KS_FAIL } KStepKind;
 
 typedef struct KStep {
     KStepKind kind;
@@ -71,6 +75,8 @@ typedef struct KStep {
     int nparams;
     int64_t *params;
     KLoop *loop;          /* KS_LOOP */
+    int target;           /* KS_JUMP, KS_BRANCH */
+    bool if_true;         /* KS_BRANCH */
 } KStep;
 
 typedef struct KIo {
@@ -109,6 +115,7 @@ typedef struct Lower {
     Diags *d;
     bool fold;         /* folding: every value is host memory */
     const char *comment;
+    int64_t base;      /* added to planned offsets: a subgraph's region of the workspace */
 } Lower;
 
 /* Lowers a planned graph to Kir. NULL with diagnostics on failure. */
@@ -120,6 +127,11 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d);
 /* Helpers for the ops' lower functions (codegen/lower.c). */
 int lower_buf(Lower *l, const Value *v);
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params);
+/* A control step (KS_JUMP, KS_BRANCH on buf, KS_FAIL); returns its index, so
+ * that a forward target can be set once known (lower_control.c). */
+int lower_ctl(Lower *l, KStepKind kind, int buf, bool if_true);
+/* Lowers l->g's nodes (a whole graph or a subgraph) in order. */
+bool lower_nodes(Lower *l);
 /* Workspace scratch for the whole run; scratch shared by all steps (one step's
  * life); per-context state (lives with the context: packed weights, counters). */
 int scratch_buf(Lower *l, DType dt, int64_t numel);
@@ -160,6 +172,8 @@ double kir_float_const(const KInstr *c);
  * once, before the loop nest. */
 bool kir_load_invariant(const KLoop *lp, const KInstr *in);
 bool kir_loop_parallel(const KLoop *lp);
+/* Which steps (0..nsteps, nsteps being the end) a jump or branch goes to. */
+bool *kir_jump_targets(const Kir *k);
 
 /* The LLVM backend (codegen/emit_llvm.c): builds the module in-process with
  * the LLVM-C API, links the scalar functions' bitcode (scalar_bc), optimizes at

@@ -196,6 +196,12 @@ void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) {
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (st->kind == KS_LOOP) { run_loop(k, st->loop, inputs, ws); continue; }
+        if (st->kind == KS_FAIL) return;
+        if (st->kind == KS_JUMP || (st->kind == KS_BRANCH && (*(const uint8_t *)buf_ptr(k, st->bufs[0], inputs, ws) != 0) == st->if_true)) {
+            s = st->target - 1;
+            continue;
+        }
+        if (st->kind == KS_BRANCH) continue;
         void *bufs[130];
         for (int i = 0; i < st->nbufs; i++) bufs[i] = buf_ptr(k, st->bufs[i], inputs, ws);
         kiln_kernel_table[st->kernel](NULL, bufs, st->params);

@@ -65,14 +65,15 @@ int lower_buf(Lower *l, const Value *v) {
         b.kind = KB_CONST;
         b.offset = k->weights_size;
         k->weights_size += (b.nbytes + 63) & ~(int64_t)63;
-    } else if (!v->producer) {
+    } else if (!v->producer && !l->g->parent) {
         b.kind = KB_INPUT;
         for (int i = 0; i < l->g->inputs.n; i++)
             if (l->g->inputs.items[i] == v) b.index = i;
     } else {
-        b.kind = KB_ARENA;
-        b.offset = v->mem_offset;
+        b.kind = KB_ARENA; /* a subgraph's inputs too: they live in its region */
+        b.offset = l->base + v->mem_offset;
     }
+    if (b.kind == KB_CONST) b.host = (void *)v->data; /* copied into the weights at the end */
     ((Value *)v)->id = add_buf(k, b);
     return v->id;
 }
@@ -119,6 +120,17 @@ int state_buf(Lower *l, const char *name, int64_t nbytes) {
     b.name = name;
     k->state_size += (nbytes + 63) & ~(int64_t)63;
     return add_buf(k, b);
+}
+
+int lower_ctl(Lower *l, KStepKind kind, int buf, bool if_true) {
+    KStep *s = add_step(l, kind);
+    if (kind == KS_BRANCH) {
+        s->nbufs = 1;
+        s->bufs = arena_alloc(l->k->arena, sizeof(int));
+        s->bufs[0] = buf;
+    }
+    s->if_true = if_true;
+    return l->k->nsteps - 1;
 }
 
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params) {
@@ -938,34 +950,37 @@ static const char *node_comment(Arena *a, const Node *n) {
     return arena_printf(a, "node '%s' (%s)", n->name, op_table[n->op].name);
 }
 
-Kir *kir_lower(Graph *g, Diags *d) {
-    Kir *k = arena_alloc(g->arena, sizeof *k);
-    k->arena = g->arena;
-    k->workspace_size = g->workspace_size;
-    Lower l = {k, g, d, false, NULL};
-    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = -1;
-    k->ninputs = g->inputs.n;
-    k->inputs = arena_alloc(g->arena, (size_t)(g->inputs.n + 1) * sizeof(KIo));
-    for (int i = 0; i < g->inputs.n; i++) k->inputs[i] = (KIo){lower_buf(&l, g->inputs.items[i]), g->inputs.items[i]};
+bool lower_nodes(Lower *l) {
+    Graph *g = l->g;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
         LowerFn fn = op_table[n->op].lower;
         bool all_const = true;
         for (int j = 0; j < n->n_out; j++) if (n->out[j] && !n->out[j]->data) all_const = false;
         if (all_const) continue; /* computed at compile time */
-        if (!fn) { diag_error(d, n, "op %s has no lowering", op_table[n->op].name); return NULL; }
-        l.comment = n->op == OP_FUSED ? node_attr_string(n, "fused", node_comment(g->arena, n)) : node_comment(g->arena, n);
-        if (!fn(&l, n)) return NULL;
+        if (!fn) { diag_error(l->d, n, "op %s has no lowering", op_table[n->op].name); return false; }
+        l->comment = n->op == OP_FUSED ? node_attr_string(n, "fused", node_comment(g->arena, n)) : node_comment(g->arena, n);
+        if (!fn(l, n)) return false;
     }
+    return true;
+}
+
+Kir *kir_lower(Graph *g, Diags *d) {
+    Kir *k = arena_alloc(g->arena, sizeof *k);
+    k->arena = g->arena;
+    k->workspace_size = g->workspace_size;
+    Lower l = {k, g, d, false, NULL, 0};
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = -1;
+    k->ninputs = g->inputs.n;
+    k->inputs = arena_alloc(g->arena, (size_t)(g->inputs.n + 1) * sizeof(KIo));
+    for (int i = 0; i < g->inputs.n; i++) k->inputs[i] = (KIo){lower_buf(&l, g->inputs.items[i]), g->inputs.items[i]};
+    if (!lower_nodes(&l)) return NULL;
     k->noutputs = g->outputs.n;
     k->outputs = arena_alloc(g->arena, (size_t)(g->outputs.n + 1) * sizeof(KIo));
     for (int i = 0; i < g->outputs.n; i++) k->outputs[i] = (KIo){lower_buf(&l, g->outputs.items[i]), g->outputs.items[i]};
     k->weights = arena_alloc(g->arena, (size_t)(k->weights_size ? k->weights_size : 64));
-    for (int i = 0; i < g->values.n; i++) {
-        Value *v = g->values.items[i];
-        if (v->id >= 0 && v->data && k->bufs[v->id].kind == KB_CONST && !v->alias)
-            memcpy(k->weights + k->bufs[v->id].offset, v->data, (size_t)value_nbytes(v));
-    }
+    for (int i = 0; i < k->nbufs; i++) /* the constants of the graph and its subgraphs */
+        if (k->bufs[i].kind == KB_CONST && k->bufs[i].nbytes) memcpy(k->weights + k->bufs[i].offset, k->bufs[i].host, (size_t)k->bufs[i].nbytes);
     k->workspace_size = (k->workspace_size + 63) & ~(int64_t)63;
     for (int i = 0; i < k->nbufs; i++)
         if (k->bufs[i].kind == KB_ARENA && k->bufs[i].offset < 0) k->bufs[i].offset = k->workspace_size;
@@ -983,7 +998,7 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
     Arena *scratch = arena_new();
     Kir *k = arena_alloc(scratch, sizeof *k);
     k->arena = scratch;
-    Lower l = {k, g, d, true, NULL};
+    Lower l = {k, g, d, true, NULL, 0};
     for (int i = 0; i < n->n_in; i++) if (n->in[i]) n->in[i]->id = -1;
     for (int i = 0; i < n->n_out; i++) n->out[i]->id = -1;
     bool ok = fn(&l, n);

@@ -333,3 +333,42 @@ bool lower_roi_align(Lower *l, Node *n) {
     out_f32_done(l, y, out);
     return true;
 }
+
+/* TfIdfVectorizer: the pool, its segments, the output indexes and the weights
+ * travel as parameters. */
+bool lower_tfidf(Lower *l, Node *n) {
+    TfIdfInfo t;
+    if (!tfidf_info(n, &t, l->d)) return false;
+    const Value *x = n->in[0];
+    const Attr *pool = node_attr(n, "pool_int64s"), *idx = node_attr(n, "ngram_indexes"), *w = node_attr(n, "weights");
+    int64_t np = 10 + pool->n + 65 + 2 * t.n_grams;
+    int64_t *p = arena_alloc(l->k->arena, (size_t)np * sizeof *p), *q = p;
+    *q++ = x->rank == 2 ? x->dims[0] : 1;
+    *q++ = x->dims[x->rank - 1];
+    *q++ = dtype_size(x->dtype);
+    *q++ = t.min_n;
+    *q++ = t.max_n;
+    *q++ = t.max_skip;
+    *q++ = t.mode;
+    *q++ = t.out_dim;
+    *q++ = t.n_grams;
+    *q++ = pool->n;
+    for (int i = 0; i < pool->n; i++) *q++ = pool->ints[i];
+    for (int i = 1; i <= 65; i++) *q++ = t.start[i];
+    for (int i = 0; i < t.n_grams; i++) *q++ = idx->ints[i];
+    for (int i = 0; i < t.n_grams; i++) *q++ = kiln_d2p(w ? w->floats[i] : 1.0);
+    int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_tfidf, 2, bufs, (int)np, p);
+    return true;
+}
+
+/* Training-mode Dropout: the mask from the seeded generator (runtime/kernels_extra.c). */
+bool lower_dropout_train(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[4] = {value_numel(x), kiln_d2p(node_attr_float(n, "kiln.ratio", 0.5)), node_attr_int(n, "seed", 0), n->n_out > 1};
+    int out = out_f32(l, y);
+    int bufs[3] = {out, n->n_out > 1 ? lower_buf(l, n->out[1]) : out, in_f32(l, x)};
+    lower_call(l, KILN_K_dropout, 3, bufs, 4, p);
+    out_f32_done(l, y, out);
+    return true;
+}

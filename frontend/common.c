@@ -41,6 +41,12 @@ void scope_put(Scope *s, const char *name, Value *v) {
     s->vals[h] = v;
 }
 
+Value *scope_get_local(const Scope *s, const char *name) {
+    Scope own = *s;
+    own.parent = NULL;
+    return scope_get(&own, name);
+}
+
 Value *scope_get(const Scope *s, const char *name) {
     for (; s; s = s->parent) {
         if (!s->cap) continue;

@@ -31,6 +31,8 @@ typedef struct Scope {
 void scope_init(Scope *s, Arena *a, Scope *parent);
 void scope_put(Scope *s, const char *name, Value *v);
 Value *scope_get(const Scope *s, const char *name);
+/* s's own names only, not its parents'. */
+Value *scope_get_local(const Scope *s, const char *name);
 
 /* Reads a whole file into arena memory; NULL with a diagnostic. */
 unsigned char *read_file(Arena *a, const char *path, size_t *len, Diags *d);

@@ -415,8 +415,11 @@ static Graph *parse_graph(Parser *P, Scope *parent, Graph *pg) {
     scope_init(&scope, P->a, parent);
     while (!is_punct(P, '}') && !P->failed) {
         if (P->kind == T_EOF) { perr(P, "unexpected end of file: missing '}'"); return NULL; }
-        if (is_ident(P, "input") || is_ident(P, "const")) {
-            bool is_const = P->text[0] == 'c';
+        if (is_ident(P, "input") || is_ident(P, "const") || is_ident(P, "capture")) {
+            bool is_const = strcmp(P->text, "const") == 0, is_capture = P->text[1] == 'a';
+            if (is_capture && !pg) { perr(P, "only a subgraph captures values"); return NULL; }
+            if (!is_const && !is_capture && g->captures) { perr(P, "a subgraph's inputs come before its captures"); return NULL; }
+            if (is_capture) g->captures++;
             next(P);
             Value *v = new_named(P, g, &scope);
             if (!v || !expect_punct(P, ':') || !parse_type(P, v)) return NULL;

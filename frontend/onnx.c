@@ -8,7 +8,12 @@
  * nodes use but nothing defines. Node outputs are created before node inputs are
  * resolved, so a use that comes before its definition (a cycle, or unsorted
  * nodes) is left to the topological sort, and a name nothing defines is an error.
- * Initializers become constants, including those also listed as graph inputs. */
+ * Initializers become constants, including those also listed as graph inputs.
+ *
+ * Subgraphs (If, Loop, Scan) are read after their graph's nodes exist; a name
+ * a subgraph uses from an enclosing graph becomes a capture: an input of the
+ * subgraph after its own, bound to an input appended to the node (the same
+ * list for all of a node's subgraphs; see ir/control.c). */
 #include "frontend.h"
 #include "onnx.pb-c.h"
 
@@ -131,8 +136,9 @@ static Value *tensor_value(Loader *L, Graph *g, const Onnx__TensorProto *t) {
     return v;
 }
 
-static bool value_info_type(Loader *L, Value *v, const Onnx__ValueInfoProto *vi) {
+static bool value_info_type(Loader *L, Value *v, const Onnx__ValueInfoProto *vi, bool sub) {
     const Onnx__TypeProto *tp = vi->type;
+    if (!tp && sub) { v->rank = -1; return true; } /* a subgraph's inputs take their types from the node */
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
         diag_error(L->d, NULL, "value '%s': only tensor types are supported (no sequences, maps or optionals yet)", v->name);
         return false;
@@ -196,17 +202,80 @@ static bool convert_attr(Loader *L, Graph *g, Node *n, const Onnx__AttributeProt
         break;
     }
     default:
-        diag_error(L->d, n, "attribute '%s' has a type (%d) kiln does not support yet (subgraphs, sparse tensors)", ap->name, (int)ap->type);
+        diag_error(L->d, n, "attribute '%s' has a type (%d) kiln does not support yet (sparse tensors, lists of graphs)", ap->name, (int)ap->type);
         return false;
     }
     return true;
 }
 
-static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
+/* name in g's scope; a name of an enclosing graph becomes a capture of g (a
+ * placeholder value, listed in caps, made an input at the end). */
+static Value *resolve(Loader *L, Graph *g, Scope *scope, PtrVec *caps, const char *name) {
+    Value *v = scope_get_local(scope, name);
+    if (v || !scope->parent || !scope_get(scope->parent, name)) return v;
+    v = graph_add_value(g, name);
+    v->rank = -1;
+    scope_put(scope, v->name, v);
+    vec_push(L->a, caps, v);
+    return v;
+}
+
+static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, Scope *outer, Graph *parent);
+
+/* Reads node n's subgraph attributes, gives them one capture list, and
+ * appends the captured values (resolved in g) to n's inputs. */
+static bool convert_subgraphs(Loader *L, Graph *g, Scope *scope, PtrVec *caps, Node *n, const Onnx__NodeProto *np) {
+    PtrVec subs = {0}, names = {0};
+    for (size_t k = 0; k < np->n_attribute; k++) {
+        const Onnx__AttributeProto *ap = np->attribute[k];
+        if (ap->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH) continue;
+        if (!ap->name || !ap->g) { diag_error(L->d, n, "graph attribute without a name or a graph"); return false; }
+        Graph *sub = convert_graph(L, ap->g, g->opset, scope, g);
+        if (!sub) return false;
+        node_add_attr(g, n, ap->name, ATTR_GRAPH)->g = sub;
+        vec_push(L->a, &subs, sub);
+        for (int i = sub->inputs.n - sub->captures; i < sub->inputs.n; i++) {
+            const char *nm = ((Value *)sub->inputs.items[i])->name;
+            bool seen = false;
+            for (int j = 0; j < names.n; j++) if (strcmp(names.items[j], nm) == 0) seen = true;
+            if (!seen) vec_push(L->a, &names, (void *)nm);
+        }
+    }
+    if (!subs.n) return true;
+    for (int s = 0; s < subs.n; s++) { /* every subgraph takes the whole list, in one order */
+        Graph *sub = subs.items[s];
+        int formal = sub->inputs.n - sub->captures;
+        Value **old = arena_alloc(L->a, (size_t)(sub->captures + 1) * sizeof *old);
+        for (int i = 0; i < sub->captures; i++) old[i] = sub->inputs.items[formal + i];
+        int had = sub->captures;
+        sub->inputs.n = formal;
+        for (int j = 0; j < names.n; j++) {
+            Value *v = NULL;
+            for (int i = 0; i < had && !v; i++) if (strcmp(old[i]->name, names.items[j]) == 0) v = old[i];
+            if (!v) { v = graph_add_value(sub, names.items[j]); v->rank = -1; }
+            vec_push(L->a, &sub->inputs, v);
+        }
+        sub->captures = names.n;
+    }
+    if (n->n_in + names.n > 64) { diag_error(L->d, n, "the node and its subgraphs use too many values"); return false; }
+    Value **in = arena_alloc(L->a, (size_t)(n->n_in + names.n + 1) * sizeof *in);
+    memcpy(in, n->in, (size_t)n->n_in * sizeof *in);
+    for (int j = 0; j < names.n; j++) {
+        in[n->n_in + j] = resolve(L, g, scope, caps, names.items[j]);
+        if (!in[n->n_in + j]) { diag_error(L->d, n, "a subgraph uses '%s', which is not defined", (const char *)names.items[j]); return false; }
+    }
+    n->in = in;
+    n->n_in += names.n;
+    return true;
+}
+
+static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, Scope *outer, Graph *parent) {
     Graph *g = graph_new(L->a, gp->name ? gp->name : "model");
     g->opset = opset;
+    g->parent = parent;
     Scope scope;
-    scope_init(&scope, L->a, NULL);
+    scope_init(&scope, L->a, outer);
+    PtrVec caps = {0};
     for (size_t i = 0; i < gp->n_initializer; i++) {
         Value *v = tensor_value(L, g, gp->initializer[i]);
         if (!v) return NULL;
@@ -215,9 +284,9 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
     for (size_t i = 0; i < gp->n_input; i++) {
         const Onnx__ValueInfoProto *vi = gp->input[i];
         if (!vi->name || !*vi->name) { diag_error(L->d, NULL, "graph input %zu has no name", i); return NULL; }
-        if (scope_get(&scope, vi->name)) continue; /* an initializer: a constant */
+        if (scope_get_local(&scope, vi->name)) continue; /* an initializer: a constant */
         Value *v = graph_add_value(g, vi->name);
-        if (!value_info_type(L, v, vi)) return NULL;
+        if (!value_info_type(L, v, vi, parent != NULL)) return NULL;
         vec_push(L->a, &g->inputs, v);
         scope_put(&scope, v->name, v);
     }
@@ -249,7 +318,7 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
             const char *on = np->output[j] ? np->output[j] : "";
             if (!*on) { /* an omitted optional output: keep a private value */
                 on = arena_printf(L->a, "%s:unused%zu", nm, j);
-            } else if (scope_get(&scope, on)) {
+            } else if (scope_get_local(&scope, on)) {
                 diag_error(L->d, n, "value '%s' is defined more than once", on);
                 return NULL;
             }
@@ -260,7 +329,7 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
             scope_put(&scope, v->name, v);
         }
         for (size_t k = 0; k < np->n_attribute; k++)
-            if (!convert_attr(L, g, n, np->attribute[k])) return NULL;
+            if (np->attribute[k]->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH && !convert_attr(L, g, n, np->attribute[k])) return NULL;
     }
     /* trailing omitted optional outputs are dropped so arity checks see them absent */
     for (size_t i = 0; i < gp->n_node; i++) {
@@ -270,19 +339,22 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset) {
         for (size_t j = 0; j < np->n_input; j++) {
             const char *in = np->input[j];
             if (!in || !*in) { n->in[j] = NULL; continue; }
-            Value *v = scope_get(&scope, in);
+            Value *v = resolve(L, g, &scope, &caps, in);
             if (!v) { diag_error(L->d, n, "input '%s' is not defined anywhere in the graph", in); return NULL; }
             n->in[j] = v;
         }
         while (n->n_in > 0 && !n->in[n->n_in - 1]) n->n_in--;
+        if (!convert_subgraphs(L, g, &scope, &caps, n, np)) return NULL;
     }
     for (size_t i = 0; i < gp->n_output; i++) {
         const char *on = gp->output[i]->name ? gp->output[i]->name : "";
-        Value *v = scope_get(&scope, on);
+        Value *v = resolve(L, g, &scope, &caps, on);
         if (!v) { diag_error(L->d, NULL, "graph output '%s' is not defined", on); return NULL; }
         vec_push(L->a, &g->outputs, v);
     }
     if (gp->n_output == 0) { diag_error(L->d, NULL, "the graph has no outputs"); return NULL; }
+    for (int i = 0; i < caps.n; i++) vec_push(L->a, &g->inputs, caps.items[i]);
+    g->captures = caps.n;
     return g;
 }
 
@@ -308,7 +380,7 @@ Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, Pt
         if (slash) *slash = 0;
         else dir = ".";
         Loader L = {a, d, dir, deps};
-        g = convert_graph(&L, mp->graph, opset);
+        g = convert_graph(&L, mp->graph, opset, NULL, NULL);
         if (g) {
             g->source = arena_strdup(a, path);
             g->source_dir = dir;

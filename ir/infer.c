@@ -864,6 +864,21 @@ static bool infer_unsqueeze(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* Training-mode Dropout (kiln.DropoutTrain, which Dropout becomes): the mask
+ * keeps an element when a uniform draw in [0, 1) is at least the ratio, the
+ * draws coming from MT19937 seeded with the seed attribute (0 when absent) in
+ * row-major order, as NumPy's legacy generator draws them; kept elements are
+ * divided by 1 - ratio. The same seed gives the same mask on every run. */
+static bool infer_dropout_train(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    Value *x = n->in[0];
+    if (!dtype_is_float(x->dtype)) { diag_error(d, n, "dtype %s is not accepted", dtype_name(x->dtype)); return false; }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    if (n->n_out > 1) set_out(n->out[1], DT_BOOL, x->rank, x->dims);
+    return true;
+}
+
 static bool infer_dropout(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -879,9 +894,13 @@ static bool infer_dropout(Graph *g, Node *n, Diags *d) {
         return false;
     }
     double r = ratio && ratio->data ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
-    if (train && r != 0) {
-        diag_error(d, n, "training-mode Dropout (random masks) is not supported; export the model for inference");
-        return false;
+    if (train && r != 0) { /* a random mask: computed, no longer a view */
+        if (r < 0 || r >= 1) { diag_error(d, n, "the ratio must be in [0, 1)"); return false; }
+        if (n->opset < 10 && n->n_out > 1) { diag_error(d, n, "training-mode Dropout before opset 10 (a float mask) is not supported"); return false; }
+        n->op = OP_DROPOUT_TRAIN;
+        n->n_in = 1;
+        node_add_attr(g, n, "kiln.ratio", ATTR_FLOAT)->f = (float)r;
+        return infer_dropout_train(g, n, d);
     }
     set_out(n->out[0], x->dtype, x->rank, x->dims);
     if (n->n_out > 1 && n->out[1]) {
@@ -1301,6 +1320,15 @@ bool lower_stft(struct Lower *, Node *);
 bool lower_mel_weight_matrix(struct Lower *, Node *);
 bool lower_max_unpool(struct Lower *, Node *);
 bool lower_roi_align(struct Lower *, Node *);
+bool infer_tfidf(Graph *, Node *, Diags *);
+bool lower_dropout_train(struct Lower *, Node *);
+bool lower_tfidf(struct Lower *, Node *);
+bool infer_if(Graph *, Node *, Diags *);
+bool infer_loop(Graph *, Node *, Diags *);
+bool infer_scan(Graph *, Node *, Diags *);
+bool lower_if(struct Lower *, Node *);
+bool lower_loop(struct Lower *, Node *);
+bool lower_scan(struct Lower *, Node *);
 
 const OpInfo op_table[OP_COUNT] = {
 #define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},

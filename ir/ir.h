@@ -93,7 +93,8 @@ enum {
     F_VIEW = 2,   /* output 0 is input 0's data with a new shape: no copy */
     F_META = 4,   /* always computed at compile time (Shape, Constant, ...) */
     F_INTERNAL = 8, /* kiln's own op, not an ONNX one */
-    F_MOE = 16      /* a Mixture-of-Experts layer: profiled and placed */
+    F_MOE = 16,     /* a Mixture-of-Experts layer: profiled and placed */
+    F_CONTROL = 32  /* If, Loop, Scan: runs subgraphs (ir/control.c); never folded */
 };
 
 struct Graph;
@@ -166,6 +167,8 @@ typedef struct Graph {
     int opset;                /* default-domain opset */
     PtrVec values, nodes, inputs, outputs;
     struct Graph *parent;
+    int captures;             /* a subgraph's last `captures` inputs are values of the enclosing
+                                 graph, bound to the owning node's last inputs (ir/control.c) */
     int64_t workspace_size;   /* set by the memory planner */
     int64_t workspace_greedy; /* what greedy-by-size offsets would need (for -v) */
     int64_t workspace_bound;  /* the most bytes live at once: no plan needs less */
@@ -264,6 +267,32 @@ bool const_ints(const Value *v, int64_t *out, int max, int *count);
 /* The shape MaxUnpool's indices address (ir/infer_extra.c). */
 bool max_unpool_shape(const Node *n, const Value *x, int64_t *dims, Diags *d);
 
+
+/* TfIdfVectorizer: the n-gram pool's segments (n-grams of length n start at
+ * element start[n] of pool_int64s), checked (ir/infer_extra.c). */
+typedef struct TfIdfInfo {
+    int64_t min_n, max_n, max_skip, out_dim, n_grams;
+    int mode; /* 0 TF, 1 IDF, 2 TFIDF */
+    int64_t start[66]; /* start[n + 1]: where n-grams end */
+} TfIdfInfo;
+bool tfidf_info(const Node *n, TfIdfInfo *t, Diags *d);
+
+/* ---- control flow (ir/control.c) ---- */
+
+/* The subgraph attribute `name` of n, or NULL. */
+Graph *node_subgraph(const Node *n, const char *name);
+/* Scan's geometry: N states, M scan inputs, K scan outputs over T steps; where
+ * the node's inputs start (opset 8 has sequence_lens first); per scan input and
+ * output the axis in the node's tensor and whether it runs backwards. Opset 8's
+ * batch axis (of size 1) is axis 0 of every state and scan tensor. */
+typedef struct ScanInfo {
+    int first, N, M, K;
+    int64_t T;
+    bool batch;
+    int in_axis[64], out_axis[64];
+    bool in_rev[64], out_rev[64];
+} ScanInfo;
+bool scan_info(const Node *n, ScanInfo *s, Diags *d);
 
 /* ---- kiln.MoE (ir/moe.c) ---- */
 

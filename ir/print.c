@@ -144,7 +144,7 @@ static bool print_graph(Printer *p, const Graph *g, int indent) {
     fprintf(f, " opset %d {\n", g->opset);
     for (int i = 0; i < g->inputs.n; i++) {
         Value *v = g->inputs.items[i];
-        fprintf(f, "%*sinput ", indent + 2, "");
+        fprintf(f, "%*s%s ", indent + 2, "", i >= g->inputs.n - g->captures ? "capture" : "input");
         print_name(f, v->name);
         fputs(" : ", f);
         print_type(f, v);

@@ -31,7 +31,8 @@ bool pass_infer(Graph *g, Diags *d) {
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
         if (!check_arity(n, d) || !op_table[n->op].infer(g, n, d)) return false;
-        bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & F_MOE); /* MoE layers run to be profiled */
+        /* MoE layers run to be profiled; control flow runs its subgraphs at run time */
+        bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL));
         for (int j = 0; j < n->n_in && all_const; j++)
             if (n->in[j] && !n->in[j]->data) all_const = false;
         bool done = true;

@@ -10,7 +10,12 @@
  * other orders (size x lifetime, first use) with best fit (the smallest gap
  * that holds the buffer). The plan with the smallest peak is kept, so it is
  * never larger than greedy by size. Inputs and outputs of one node never share
- * bytes (their lifetimes touch). */
+ * bytes (their lifetimes touch).
+ *
+ * The subgraphs of If, Loop and Scan are planned on their own (the lowering
+ * gives each a region of the workspace of its own size): a subgraph's inputs,
+ * other than its captures, hold the loop state or the scan slices and live
+ * from its start to its end. */
 #include "passes.h"
 
 #include <stdlib.h>
@@ -90,8 +95,13 @@ static int64_t place_all(const Buf *bufs, int nb, int64_t *off, bool best_fit) {
 }
 
 bool pass_plan(Graph *g, Diags *d) {
-    (void)d;
     int n = g->nodes.n;
+    for (int i = 0; i < n; i++) {
+        Node *nd = g->nodes.items[i];
+        if (op_table[nd->op].flags & F_CONTROL)
+            for (int j = 0; j < nd->n_attr; j++)
+                if (nd->attrs[j].kind == ATTR_GRAPH && !pass_plan(nd->attrs[j].g, d)) return false;
+    }
     for (int i = 0; i < g->values.n; i++) {
         Value *v = g->values.items[i];
         v->alias = NULL;
@@ -105,6 +115,12 @@ bool pass_plan(Graph *g, Diags *d) {
         for (int j = 0; j < nd->n_in; j++) if (nd->in[j]) nd->in[j]->last_use = i;
     }
     for (int i = 0; i < g->outputs.n; i++) ((Value *)g->outputs.items[i])->last_use = n;
+    int formal = g->parent ? g->inputs.n - g->captures : 0;
+    for (int i = 0; i < formal; i++) {
+        Value *v = g->inputs.items[i];
+        v->first_use = 0;
+        v->last_use = n;
+    }
     for (int i = n - 1; i >= 0; i--) {
         Node *nd = g->nodes.items[i];
         Value *o = nd->out[0];
@@ -115,6 +131,10 @@ bool pass_plan(Graph *g, Diags *d) {
     for (int i = 0; i < g->values.n; i++) {
         Value *v = g->values.items[i];
         if (needs_memory(v)) bufs[nb++] = (Buf){v, (value_nbytes(v) + 63) & ~(int64_t)63};
+    }
+    for (int i = 0; i < formal; i++) {
+        Value *v = g->inputs.items[i];
+        bufs[nb++] = (Buf){v, (value_nbytes(v) + 63) & ~(int64_t)63};
     }
     /* TFLite's greedy by size first; then by size x lifetime and by first use,
      * each placed best-fit; the smallest peak wins */

@@ -233,3 +233,86 @@ void kiln_k_grid_sample(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
         }
 }
+
+/* TfIdfVectorizer: per row, each n-gram (n from min_n to max_n; items
+ * skip + 1 apart, skip from 0 to max_skip; one pass for 1-grams) found in the
+ * pool counts once toward its output index; IDF gives weight for a count, TFIDF
+ * count x weight. Pool lookups are linear over the n-grams of one length. */
+void kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], es = p[2], min_n = p[3], max_n = p[4], max_skip = p[5], mode = p[6], out_dim = p[7];
+    int64_t grams = p[8], npool = p[9];
+    const int64_t *pl = p + 10, *start = pl + npool, *index = start + 65, *weight = index + grams;
+    float *out = b[0];
+    for (int64_t r = 0; r < N; r++) {
+        float *y = out + r * out_dim;
+        for (int64_t j = 0; j < out_dim; j++) y[j] = 0;
+        const unsigned char *row = (const unsigned char *)b[1] + r * C * es;
+#define ITEM(i) (es == 4 ? (int64_t)((const int32_t *)row)[i] : ((const int64_t *)row)[i])
+        int64_t first = 0; /* ordinal of the first n-gram of length n */
+        for (int64_t n = 1; n <= max_n; n++) {
+            int64_t b0 = start[n - 1], count = (start[n] - b0) / n;
+            if (n >= min_n)
+                for (int64_t skip = 0; skip <= (n == 1 ? 0 : max_skip); skip++)
+                    for (int64_t i = 0; i + (n - 1) * (skip + 1) < C; i++)
+                        for (int64_t g = 0; g < count; g++) {
+                            const int64_t *gram = pl + b0 + g * n;
+                            int64_t k = 0;
+                            while (k < n && ITEM(i + k * (skip + 1)) == gram[k]) k++;
+                            if (k == n) y[index[first + g]] += 1;
+                        }
+            first += count;
+        }
+#undef ITEM
+        for (int64_t g = 0; g < grams && mode; g++) {
+            float *v = &y[index[g]];
+            double w = kiln_p2d(weight[g]);
+            if (*v > 0) *v = mode == 1 ? (float)w : (float)(*v * w);
+        }
+    }
+}
+
+/* Training-mode Dropout. The draws are MT19937's (Matsumoto and Nishimura,
+ * 1998: the generator seeded by init_genrand, 53-bit doubles from two 32-bit
+ * outputs), which is what NumPy's legacy np.random.seed(s); uniform() gives, so
+ * a seeded mask matches the ONNX reference's. */
+typedef struct { uint32_t mt[624]; int i; } mt19937;
+
+static void mt_seed(mt19937 *g, uint32_t s) {
+    g->mt[0] = s;
+    for (int i = 1; i < 624; i++) g->mt[i] = 1812433253u * (g->mt[i - 1] ^ (g->mt[i - 1] >> 30)) + (uint32_t)i;
+    g->i = 624;
+}
+
+static uint32_t mt_next(mt19937 *g) {
+    if (g->i >= 624) {
+        for (int k = 0; k < 624; k++) {
+            uint32_t y = (g->mt[k] & 0x80000000u) | (g->mt[(k + 1) % 624] & 0x7fffffffu);
+            g->mt[k] = g->mt[(k + 397) % 624] ^ (y >> 1) ^ (y & 1 ? 0x9908b0dfu : 0);
+        }
+        g->i = 0;
+    }
+    uint32_t y = g->mt[g->i++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    return y ^ (y >> 18);
+}
+
+void kiln_k_dropout(kiln_pool *pool, void *const *b, const int64_t *p) {
+    (void)pool;
+    int64_t n = p[0];
+    float ratio = (float)kiln_p2d(p[1]), keep = 1.0f - ratio;
+    float *y = b[0];
+    uint8_t *mask = p[3] ? b[1] : NULL;
+    const float *x = b[2];
+    mt19937 g;
+    mt_seed(&g, (uint32_t)p[2]);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t a = mt_next(&g) >> 5, c = mt_next(&g) >> 6;
+        double u = (a * 67108864.0 + c) / 9007199254740992.0;
+        bool kept = u >= ratio;
+        y[i] = kept ? x[i] / keep : 0.0f * x[i];
+        if (mask) mask[i] = kept;
+    }
+}

@@ -105,6 +105,75 @@ def test_conv_fourth_input():
     check_compile(save(m, "conv4.onnx"), "node 'c' (Conv): error: takes at most 3 inputs")
 
 
+def loop_model(trip, cond_body, body_out_shape=(1,), scan=True):
+    """Loop(M=trip, cond=true, y): y <- y + 1, scanned when `scan`; the body's
+    condition is cond_body (a node writing 'c_out' from 'i')."""
+    f = TensorProto.FLOAT
+    one = numpy_helper.from_array(np.ones(body_out_shape, np.float32), "one")
+    nodes = [cond_body, helper.make_node("Add", ["y_in", "one"], ["y_out"])]
+    outs = [vi("c_out", [], TensorProto.BOOL), vi("y_out", None)]
+    if scan:
+        nodes.append(helper.make_node("Identity", ["y_out"], ["s"]))
+        outs.append(vi("s", None))
+    body = helper.make_graph(nodes, "body", [vi("i", [], TensorProto.INT64), vi("c", [], TensorProto.BOOL), vi("y_in", [1])], outs, [one])
+    inits = [numpy_helper.from_array(np.array(True), "t")]
+    node_ins = ["M", "t", "y"]
+    if trip is not None:
+        inits.append(numpy_helper.from_array(np.array(trip, np.int64), "M"))
+    ins = [vi("y", [1])] + ([] if trip is not None else [vi("M", [], TensorProto.INT64)])
+    node_outs = ["yf", "ys"] if scan else ["yf"]
+    return graph([helper.make_node("Loop", node_ins, node_outs, name="loop", body=body)], ins,
+                 [vi(n, None) for n in node_outs], inits)
+
+
+def test_loop_scan_output_needs_constant_trip_count():
+    m = loop_model(None, helper.make_node("Identity", ["c"], ["c_out"]))
+    check_compile(save(m, "loop_m.onnx"), "node 'loop' (Loop): error: input 'M' must be a constant")
+
+
+def test_loop_state_changes_shape():
+    m = loop_model(3, helper.make_node("Identity", ["c"], ["c_out"]), body_out_shape=(2,), scan=False)
+    check_compile(save(m, "loop_shape.onnx"), "state 0 enters the body as f32[1] and leaves it as f32[2]")
+
+
+def test_subgraph_uses_undefined_value():
+    body = helper.make_graph([helper.make_node("Identity", ["nowhere"], ["o"])], "then", [], [vi("o", [1])])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["o2"])], "else", [], [vi("o2", [1])])
+    m = graph([helper.make_node("If", ["c"], ["y"], name="if", then_branch=body, else_branch=other)],
+              [vi("c", [], TensorProto.BOOL), vi("x", [1])], [vi("y", [1])])
+    check_compile(save(m, "if_undef.onnx"), "'nowhere' is not defined")
+
+
+def test_if_branches_disagree():
+    a = helper.make_graph([helper.make_node("Identity", ["x"], ["o"])], "then", [], [vi("o", None)])
+    b = helper.make_graph([helper.make_node("Concat", ["x", "x"], ["o2"], axis=0)], "else", [], [vi("o2", None)])
+    m = graph([helper.make_node("If", ["c"], ["y"], name="if", then_branch=a, else_branch=b)],
+              [vi("c", [], TensorProto.BOOL), vi("x", [2])], [vi("y", None)])
+    check_compile(save(m, "if_types.onnx"), "node 'if' (If): error: the branches give output 0 as f32[2] and f32[4]")
+
+
+def test_loop_stopped_early_fails_at_run_time():
+    """A Loop whose condition ends it before the constant trip count: its scan
+    output would be shorter than its static shape, so the run fails (exit 1,
+    no output written) instead of returning rows nobody computed."""
+    stop = helper.make_node("Less", ["i", "two"], ["c_out"])
+    m = loop_model(5, stop)
+    m.graph.node[0].attribute[0].g.initializer.append(numpy_helper.from_array(np.array(1, np.int64), "two"))
+    exe, out = path("loop_early"), path("loop_early_out")
+    r = run([KILN, "compile", save(m, "loop_early.onnx"), "-o", exe])
+    assert r.returncode == 0, r.stderr
+    np.save(path("y.npy"), np.zeros(1, np.float32))
+    r = run([exe, path("y.npy"), "-o", out])
+    assert r.returncode == 1 and "run failed" in r.stderr, (r.returncode, r.stderr)
+    assert not os.path.exists(os.path.join(out, "output_1.npy"))
+    m = loop_model(5, helper.make_node("Identity", ["c"], ["c_out"]))  # the same loop, run in full
+    r = run([KILN, "compile", save(m, "loop_full.onnx"), "-o", exe])
+    assert r.returncode == 0, r.stderr
+    r = run([exe, path("y.npy"), "-o", out])
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(os.path.join(out, "output_1.npy")), np.arange(1, 6, dtype=np.float32).reshape(5, 1))
+
+
 def test_dtype_not_accepted():
     m = graph([helper.make_node("Sqrt", ["x"], ["y"], name="s")], [vi("x", [2], TensorProto.INT32)], [vi("y", [2], TensorProto.INT32)])
     check_compile(save(m, "dtype.onnx"), "node 's' (Sqrt): error: dtype i32 is not accepted")

@@ -102,6 +102,9 @@ def compile_for(tdir, ds, exe, extra_flags):
         if not want:  # computed from graph inputs: bind the small integer ones (sizes, counts), as a user would
             want = [n for n, f in files.items() if n not in bound and os.path.exists(f)
                     and load_pb(f).dtype.kind in "iu" and load_pb(f).size <= 16]
+        if not want:  # then scalars of any kind (a loop's trip count computed from float bounds)
+            want = [n for n, f in files.items() if n not in bound and os.path.exists(f)
+                    and load_pb(f).dtype.kind in "iuf" and load_pb(f).size == 1]
         if not want:
             return msg, bound
         for n in want:

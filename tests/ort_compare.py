@@ -3,9 +3,9 @@ MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
 GELU and attention, a detection-style net with Resize and Concat, an LSTM
 sequence model: bidirectional, stacked, with sequence lengths; and kernel
 edge cases: depthwise convolutions on odd, small and narrow planes, chunked
-2-D and 3-D convolutions) compiled
-by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
-the outputs must agree within rtol 1e-3. Each model with the C backend and the
+2-D and 3-D convolutions; control flow: Scan, Loop, If, nested, with captured
+values; TfIdfVectorizer in TFIDF and IDF modes) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
+every output must agree within rtol 1e-3. Each model with the C backend and the
 LLVM backend, and cross-compiled for 64-bit ARM, run under qemu-aarch64."""
 import os
 import shutil
@@ -40,14 +40,17 @@ def compare(name, flags=(), emulator=()):
     assert r.returncode == 0, r.stderr
     r = run(["node"] + ORT + [model, "1", "1", os.path.join(d, "ort")] + ins)
     assert r.returncode == 0, r.stderr
-    a = np.load(os.path.join(d, "kiln", "output_0.npy"))
-    b = np.load(os.path.join(d, "ort", "output_0.npy"))
-    assert a.shape == b.shape, (a.shape, b.shape)
-    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    outs = sorted(f for f in os.listdir(os.path.join(d, "ort")) if f.startswith("output_"))
+    assert outs and sorted(f for f in os.listdir(os.path.join(d, "kiln")) if f.startswith("output_")) == outs
+    for f in outs:
+        a = np.load(os.path.join(d, "kiln", f))
+        b = np.load(os.path.join(d, "ort", f))
+        assert a.shape == b.shape, (f, a.shape, b.shape)
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=f)
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf"]
 
 
 def test_mlp():
@@ -83,6 +86,14 @@ def test_lstm_sequence_model():
     compare("lstm")
 
 
+def test_control_flow_scan_loop_if():
+    compare("control")
+
+
+def test_tfidf_vectorizer():
+    compare("tfidf")
+
+
 def test_llvm_backend_every_model():
     for m in MODELS:
         compare(m, ["--backend", "llvm"])
@@ -99,7 +110,7 @@ def test_c_backend_O3_kernels_inlined_every_model():
 
 
 def test_aarch64_c_backend_under_qemu():
-    for m in ["mlp", "mobilenetv2", "detect", "lstm"]:
+    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control"]:
         compare(m, ARM, QEMU)
 
 
