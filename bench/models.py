@@ -2,7 +2,8 @@
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
-comparison (depthwise, convgeom, conv3d) of control flow (control) and TfIdfVectorizer (tfidf). Usage: models.py OUTDIR [NAMES]"""
+comparison (depthwise, convgeom, conv3d) of control flow (control), TfIdfVectorizer (tfidf) and the sequence ops
+(sequence). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 
@@ -285,9 +286,43 @@ def tfidf(d):
     return [rng.integers(0, 5, (3, 20)).astype(np.int64)]
 
 
+def sequence(d):
+    """Sequence ops as PyTorch's list handling exports them: SplitToSequence
+    (chunks, and size-1 slices squeezed), SequenceInsert / SequenceErase with
+    negative positions, SequenceAt, SequenceLength feeding arithmetic, and
+    ConcatFromSequence with and without a new axis."""
+    b = B("sequence")
+    v = helper.make_tensor_value_info
+    n = helper.make_node
+    b.nodes += [
+        n("SplitToSequence", ["x", b.c(np.int64(3))], ["chunks"], axis=1),                 # [4,3,5] x 2, [4,1,5]
+        n("SplitToSequence", ["x"], ["rows"], axis=0, keepdims=0),                          # [7,5] x 4
+        n("SequenceAt", ["chunks", b.c(np.int64(-1))], ["last"]),                           # [4,1,5]
+        n("Tile", ["last", b.c(np.array([1, 3, 1], np.int64))], ["last3"]),
+        n("SequenceErase", ["chunks", b.c(np.int64(-1))], ["two"]),
+        n("SequenceInsert", ["two", "last3", b.c(np.int64(0))], ["three"]),
+        n("ConcatFromSequence", ["three"], ["cat"], axis=1),                                 # [4,9,5]
+        n("SequenceConstruct", ["cat", "cat"], ["pair"]),
+        n("SequenceLength", ["rows"], ["nrows"]),
+        n("Cast", ["nrows"], ["nf"], to=TensorProto.FLOAT),
+        n("SequenceAt", ["rows", b.c(np.int64(2))], ["r2"]),                                 # [7,5]
+        n("Mul", ["r2", "nf"], ["r2n"]),
+        n("SequenceInsert", ["rows", "r2n"], ["rows5"]),
+        n("ConcatFromSequence", ["rows5"], ["stack"], axis=-1, new_axis=1),                 # [7,5,5]
+        n("ConcatFromSequence", ["pair"], ["cat2"], axis=0),                                 # [8,9,5]
+        n("ReduceSum", ["stack", b.c(np.array([1], np.int64))], ["s1"], keepdims=0),       # [7,5]
+        n("ReduceSum", ["cat2", b.c(np.array([0, 1], np.int64))], ["s2"], keepdims=0),     # [5]
+        n("Add", ["s1", "s2"], ["y"]),
+    ]
+    g = helper.make_graph(b.nodes, "sequence", [v("x", TensorProto.FLOAT, [4, 7, 5])],
+                          [v("y", TensorProto.FLOAT, [7, 5]), v("cat", TensorProto.FLOAT, [4, 9, 5])], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "sequence.onnx"))
+    return [rng.standard_normal((4, 7, 5)).astype(np.float32)]
+
+
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf}
+          "tfidf": tfidf, "sequence": sequence}
 
 if __name__ == "__main__":
     out = sys.argv[1]

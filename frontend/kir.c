@@ -277,6 +277,9 @@ static bool parse_attr(Parser *P, Graph *g, Node *n, Scope *scope) {
         if (!parse_type(P, v) || !parse_elems(P, v)) return false;
         node_add_attr(g, n, name, ATTR_TENSOR)->t = v;
     } else if (is_ident(P, "graph")) {
+        int depth = 0;
+        for (Graph *q = g; q; q = q->parent) depth++;
+        if (depth > 32) { perr(P, "subgraphs nest more than 32 deep"); return false; }
         Graph *sub = parse_graph(P, scope, g);
         if (!sub) return false;
         node_add_attr(g, n, name, ATTR_GRAPH)->g = sub;

@@ -30,6 +30,7 @@ typedef struct {
     Diags *d;
     const char *dir;
     PtrVec *deps;
+    int depth;          /* subgraph nesting */
 } Loader;
 
 static bool external_data(Loader *L, const Onnx__TensorProto *t, unsigned char *dst, int64_t nbytes) {
@@ -230,7 +231,10 @@ static bool convert_subgraphs(Loader *L, Graph *g, Scope *scope, PtrVec *caps, N
         const Onnx__AttributeProto *ap = np->attribute[k];
         if (ap->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH) continue;
         if (!ap->name || !ap->g) { diag_error(L->d, n, "graph attribute without a name or a graph"); return false; }
+        if (L->depth >= 32) { diag_error(L->d, n, "subgraphs nest more than 32 deep"); return false; }
+        L->depth++;
         Graph *sub = convert_graph(L, ap->g, g->opset, scope, g);
+        L->depth--;
         if (!sub) return false;
         node_add_attr(g, n, ap->name, ATTR_GRAPH)->g = sub;
         vec_push(L->a, &subs, sub);
@@ -379,7 +383,7 @@ Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, Pt
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
         else dir = ".";
-        Loader L = {a, d, dir, deps};
+        Loader L = {a, d, dir, deps, 0};
         g = convert_graph(&L, mp->graph, opset, NULL, NULL);
         if (g) {
             g->source = arena_strdup(a, path);

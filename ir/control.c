@@ -30,6 +30,7 @@ static bool scalar_of(const Value *v, DType dt) { return v->dtype == dt && v->ra
  * `constant` allows: captures only; loop state changes from step to step). */
 static bool bind_input(Node *n, Graph *sub, int i, const Value *v, bool constant, Diags *d) {
     Value *s = sub->inputs.items[i];
+    if (v->is_seq) { diag_error(d, n, "subgraph '%s' receives the sequence '%s': sequences cannot enter subgraphs", sub->name, v->name); return false; }
     if (s->dtype != DT_UNDEF && s->dtype != v->dtype) {
         diag_error(d, n, "subgraph '%s' declares input '%s' as %s, but it receives %s", sub->name, s->name,
                    dtype_name(s->dtype), dtype_name(v->dtype));

@@ -94,7 +94,8 @@ enum {
     F_META = 4,   /* always computed at compile time (Shape, Constant, ...) */
     F_INTERNAL = 8, /* kiln's own op, not an ONNX one */
     F_MOE = 16,     /* a Mixture-of-Experts layer: profiled and placed */
-    F_CONTROL = 32  /* If, Loop, Scan: runs subgraphs (ir/control.c); never folded */
+    F_CONTROL = 32, /* If, Loop, Scan: runs subgraphs (ir/control.c); never folded */
+    F_SEQ = 64      /* takes or makes sequences (ir/sequence.c) */
 };
 
 struct Graph;
@@ -129,6 +130,11 @@ typedef struct Value {
     int64_t mem_offset;       /* offset in the workspace, -1: none */
     int first_use, last_use;  /* node positions, planner scratch */
     int id;                   /* scratch index for passes */
+    /* a sequence (ir/sequence.c): built at compile time, a list of tensor
+     * values of dtype `dtype`; no storage of its own */
+    bool is_seq;
+    int n_elems;
+    struct Value **elems;
 } Value;
 
 typedef enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_TENSOR = 4, ATTR_GRAPH = 5,
@@ -276,6 +282,14 @@ typedef struct TfIdfInfo {
     int64_t start[66]; /* start[n + 1]: where n-grams end */
 } TfIdfInfo;
 bool tfidf_info(const Node *n, TfIdfInfo *t, Diags *d);
+
+/* ---- sequences (ir/sequence.c) ---- */
+
+/* SplitToSequence: the axis, the parts' sizes along it, and whether the axis
+ * is squeezed away (no split input and keepdims 0). */
+bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *sizes, int *parts, bool *squeeze, Diags *d);
+/* Only the sequence ops take sequences; a diagnostic otherwise. */
+bool sequence_check(const Node *n, Diags *d);
 
 /* ---- control flow (ir/control.c) ---- */
 

@@ -133,6 +133,7 @@ static bool print_const(Printer *p, const Value *v, int indent) {
 }
 
 static bool node_printed(const Node *n) {
+    if (n->n_out && n->out[0]->is_seq) return false; /* a sequence's readers no longer use it (ir/sequence.c) */
     for (int j = 0; j < n->n_out; j++) if (!n->out[j]->data) return true;
     return false;
 }

@@ -30,7 +30,7 @@ bool pass_infer(Graph *g, Diags *d) {
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
-        if (!check_arity(n, d) || !op_table[n->op].infer(g, n, d)) return false;
+        if (!check_arity(n, d) || !sequence_check(n, d) || !op_table[n->op].infer(g, n, d)) return false;
         /* MoE layers run to be profiled; control flow runs its subgraphs at run time */
         bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL));
         for (int j = 0; j < n->n_in && all_const; j++)
@@ -39,5 +39,11 @@ bool pass_infer(Graph *g, Diags *d) {
         for (int j = 0; j < n->n_out; j++) if (!n->out[j]->data) done = false;
         if (all_const && !done && !kir_fold_node(g, n, d)) return false;
     }
+    for (int i = 0; i < g->outputs.n; i++)
+        if (((Value *)g->outputs.items[i])->is_seq) {
+            diag_error(d, NULL, "%s output '%s' is a sequence: kiln's %s take and give tensors", g->parent ? "subgraph" : "graph",
+                       ((Value *)g->outputs.items[i])->name, g->parent ? "subgraphs" : "executables");
+            return false;
+        }
     return true;
 }

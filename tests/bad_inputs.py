@@ -174,6 +174,24 @@ def test_loop_stopped_early_fails_at_run_time():
     np.testing.assert_array_equal(np.load(os.path.join(out, "output_1.npy")), np.arange(1, 6, dtype=np.float32).reshape(5, 1))
 
 
+def test_sequence_position_not_constant():
+    m = graph([helper.make_node("SequenceConstruct", ["x", "x"], ["s"], name="mk"),
+               helper.make_node("SequenceAt", ["s", "i"], ["y"], name="at")],
+              [vi("x", [2]), vi("i", [], TensorProto.INT64)], [vi("y", [2])])
+    check_compile(save(m, "seq_pos.onnx"), "node 'at' (SequenceAt): error: input 'i' must be a constant")
+
+
+def test_sequence_graph_output_and_tensor_op():
+    s_out = helper.make_value_info("s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    m = graph([helper.make_node("SequenceConstruct", ["x"], ["s"], name="mk")], [vi("x", [2])], [s_out])
+    check_compile(save(m, "seq_out.onnx"), "graph output 's' is a sequence")
+    m = graph([helper.make_node("SequenceConstruct", ["x"], ["s"], name="mk"), helper.make_node("Relu", ["s"], ["y"], name="r")],
+              [vi("x", [2])], [vi("y", [2])])
+    check_compile(save(m, "seq_relu.onnx"), "node 'r' (Relu): error: input 's' is a sequence")
+    m = graph([helper.make_node("SequenceAt", ["x", "i"], ["y"], name="at")], [vi("x", [2]), vi("i", [], TensorProto.INT64)], [vi("y", [2])])
+    check_compile(save(m, "seq_tensor.onnx"), "node 'at' (SequenceAt): error: input 0 must be a sequence")
+
+
 def test_dtype_not_accepted():
     m = graph([helper.make_node("Sqrt", ["x"], ["y"], name="s")], [vi("x", [2], TensorProto.INT32)], [vi("y", [2], TensorProto.INT32)])
     check_compile(save(m, "dtype.onnx"), "node 's' (Sqrt): error: dtype i32 is not accepted")

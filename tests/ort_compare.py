@@ -4,7 +4,7 @@ GELU and attention, a detection-style net with Resize and Concat, an LSTM
 sequence model: bidirectional, stacked, with sequence lengths; and kernel
 edge cases: depthwise convolutions on odd, small and narrow planes, chunked
 2-D and 3-D convolutions; control flow: Scan, Loop, If, nested, with captured
-values; TfIdfVectorizer in TFIDF and IDF modes) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
+values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 every output must agree within rtol 1e-3. Each model with the C backend and the
 LLVM backend, and cross-compiled for 64-bit ARM, run under qemu-aarch64."""
 import os
@@ -50,7 +50,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence"]
 
 
 def test_mlp():
@@ -92,6 +92,10 @@ def test_control_flow_scan_loop_if():
 
 def test_tfidf_vectorizer():
     compare("tfidf")
+
+
+def test_sequence_ops():
+    compare("sequence")
 
 
 def test_llvm_backend_every_model():
