@@ -2,8 +2,8 @@
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
-comparison (depthwise, convgeom, conv3d) of control flow (control), TfIdfVectorizer (tfidf) and the sequence ops
-(sequence). Usage: models.py OUTDIR [NAMES]"""
+comparison (depthwise, convgeom, conv3d) of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
+(sequence) and outputs sized at run time (dynamic). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 
@@ -320,9 +320,39 @@ def sequence(d):
     return [rng.standard_normal((4, 7, 5)).astype(np.float32)]
 
 
+def dynamic(d):
+    """Outputs whose size depends on the data: NonMaxSuppression over two
+    images and three classes of overlapping random boxes (score threshold and
+    IoU threshold given), NonZero of a computed mask, Unique (sorted, along an
+    axis) of small integers; and a NonZero of a constant, which folds into a
+    static shape and feeds a Gather."""
+    b = B("dynamic")
+    v = helper.make_tensor_value_info
+    n = helper.make_node
+    mask = b.c((rng.uniform(0, 1, (3, 5)) > 0.5))
+    b.nodes += [
+        n("NonMaxSuppression", ["boxes", "scores", b.c(np.array([6], np.int64)), b.c(np.array([0.3], np.float32)),
+                                b.c(np.array([0.2], np.float32))], ["sel"], center_point_box=0),
+        n("Greater", ["scores", b.c(np.float32(0.7))], ["hi"]),
+        n("NonZero", ["hi"], ["where"]),
+        n("Unique", ["tok"], ["uy", "ui", "uinv", "uc"], axis=1, sorted=1),
+        n("NonZero", [mask], ["nz"]),
+        n("Gather", ["tok", "nz"], ["g"], axis=1),
+    ]
+    ys = [v("sel", TensorProto.INT64, None), v("where", TensorProto.INT64, None), v("uy", TensorProto.INT64, None),
+          v("ui", TensorProto.INT64, None), v("uinv", TensorProto.INT64, None), v("uc", TensorProto.INT64, None), v("g", TensorProto.INT64, None)]
+    g = helper.make_graph(b.nodes, "dynamic", [v("boxes", TensorProto.FLOAT, [2, 12, 4]), v("scores", TensorProto.FLOAT, [2, 3, 12]),
+                                                v("tok", TensorProto.INT64, [3, 9])], ys, b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "dynamic.onnx"))
+    corner = rng.uniform(0, 2, (2, 12, 2)).astype(np.float32)
+    size = rng.uniform(0.5, 2.5, (2, 12, 2)).astype(np.float32)
+    boxes = np.concatenate([corner, corner + size], axis=2)
+    return [boxes, rng.uniform(0, 1, (2, 3, 12)).astype(np.float32), rng.integers(0, 3, (3, 9)).astype(np.int64)]
+
+
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic}
 
 if __name__ == "__main__":
     out = sys.argv[1]

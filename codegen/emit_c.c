@@ -359,20 +359,36 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
     }
     if (target[k->nsteps]) fprintf(f, "L%d:;\n", k->nsteps);
     for (int i = 0; i < k->noutputs; i++) {
-        buf_expr(k, k->outputs[i].buf, e, sizeof e);
-        fprintf(f, "    memcpy(outputs[%d], %s, %lld);\n", i, e, (long long)value_nbytes(k->outputs[i].v));
+        const KIo *o = &k->outputs[i];
+        buf_expr(k, o->buf, e, sizeof e);
+        if (o->shape_buf < 0) {
+            fprintf(f, "    memcpy(outputs[%d], %s, %lld);\n", i, e, (long long)value_nbytes(o->v));
+            continue;
+        }
+        char sh[128]; /* sized at run time: as many bytes as the dims the kernel wrote */
+        buf_expr(k, o->shape_buf, sh, sizeof sh);
+        fprintf(f, "    {\n        const int64_t *s = (const int64_t *)%s;\n        int64_t nb = %d;\n"
+                   "        for (int d = 0; d < %d; d++) nb *= s[d];\n        memcpy(outputs[%d], %s, (size_t)nb);\n    }\n",
+                sh, dtype_size(o->v->dtype), o->v->rank, i, e);
     }
-    fprintf(f, "    return 0;\n}\n");
+    fprintf(f, "    return 0;\n}\n\n");
+    fprintf(f, "const int64_t *%s_output_shape(const struct %s_ctx *c, int i) {\n"
+               "    const kiln_context *ctx = (const kiln_context *)c;\n    (void)ctx;\n    switch (i) {\n", prefix, prefix);
+    for (int i = 0; i < k->noutputs; i++)
+        if (k->outputs[i].shape_buf >= 0)
+            fprintf(f, "    case %d: return (const int64_t *)(ctx->ws + %lld);\n", i, (long long)k->bufs[k->outputs[i].shape_buf].offset);
+    fprintf(f, "    default: return i >= 0 && i < %d ? %s_outputs[i].shape : NULL;\n    }\n}\n", k->noutputs, prefix);
     if (with_main) {
         fprintf(f, "\nstatic void *create_any(int t) { return %s_create(t); }\n"
                    "static int run_any(void *c, const void *const *i, void *const *o) { return %s_run(c, i, o); }\n"
                    "static void destroy_any(void *c) { %s_destroy(c); }\n"
-                   "static const int64_t *counts_any(const void *c) { return %s_routing_counts(c); }\n\n"
+                   "static const int64_t *counts_any(const void *c) { return %s_routing_counts(c); }\n"
+                   "static const int64_t *shape_any(const void *c, int i) { return %s_output_shape(c, i); }\n\n"
                    "int main(int argc, char **argv) {\n"
                    "    static const kiln_model m = {\"%s\", %d, %d, %s_inputs, %s_outputs, create_any, run_any, destroy_any, %d,\n"
-                   "                                 %d, %s_moe_layers, counts_any, %s%s%s, %lld, 0x%016llxull};\n"
+                   "                                 %d, %s_moe_layers, counts_any, %s%s%s, %lld, 0x%016llxull, shape_any};\n"
                    "    return kiln_exe_main(&m, argc, argv);\n}\n",
-                prefix, prefix, prefix, prefix, prefix, k->ninputs, k->noutputs, prefix, prefix, default_threads,
+                prefix, prefix, prefix, prefix, prefix, prefix, k->ninputs, k->noutputs, prefix, prefix, default_threads,
                 k->nmoe, prefix, external ? "\"" : "", external ? external : "NULL", external ? "\"" : "",
                 external ? (long long)k->weights_size : 0LL, (unsigned long long)weights_id);
     }
@@ -407,7 +423,7 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
         for (int i = 0; i < (w ? k->noutputs : k->ninputs); i++) {
             fprintf(f, "/* %s %d: ", w ? "output" : "input", i);
             emit_c_string(f, io[i].v->name); /* escaped: a name cannot end the comment */
-            fprintf(f, " %s */\n", value_type_str(io[i].v, t, sizeof t));
+            fprintf(f, " %s%s */\n", value_type_str(io[i].v, t, sizeof t), io[i].v->dyn ? " (upper bounds: sized at run time)" : "");
         }
     }
     fprintf(f, "extern const kiln_tensor_info %s_inputs[%d];\nextern const kiln_tensor_info %s_outputs[%d];\n\n",
@@ -416,8 +432,13 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
                "int %s_run(%s_ctx *ctx, const void *const *inputs, void *const *outputs);\n"
                "void %s_destroy(%s_ctx *ctx);\n"
                "extern const kiln_moe_layer %s_moe_layers[%d];\n"
-               "const int64_t *%s_routing_counts(const %s_ctx *ctx);\n\n",
-            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, k->nmoe ? k->nmoe : 1, prefix, prefix);
+               "const int64_t *%s_routing_counts(const %s_ctx *ctx);\n"
+               "/* Output i's dims after a run: its shape above, except for outputs whose size\n"
+               " * depends on the data (NonZero, Unique, NonMaxSuppression): the sizes the last\n"
+               " * run produced, within the upper bounds of %s_outputs[i].shape, whose\n"
+               " * nbytes is what to allocate; such an output's data is that shape, row-major. */\n"
+               "const int64_t *%s_output_shape(const %s_ctx *ctx, int i);\n\n",
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, k->nmoe ? k->nmoe : 1, prefix, prefix, prefix, prefix, prefix);
     if (external)
         fprintf(f, "/* The weights are in the file %s: %s_create(threads) maps it from the folder of the\n"
                    " * running executable; %s_create_with_weights maps it from any path. NULL when the\n"

@@ -46,6 +46,7 @@ typedef struct LL {
     LLVMTypeRef env_ty;   /* a parallel loop's environment: ws, W, inputs */
     LLVMValueRef weights; /* i8* to the embedded weights, or NULL */
     LLVMValueRef *hoisted; /* the current loop's invariant loads, read before the nest */
+    LLVMValueRef *out_shapes; /* i8* to each output's static shape */
 } LL;
 
 /* What a function body reads buffers through. */
@@ -414,9 +415,19 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
         if (L->d->errors) return;
     }
     for (int i = 0; i < k->noutputs; i++) {
+        const KIo *o = &k->outputs[i];
         LLVMValueRef oi = ll_i64(L, i);
         LLVMValueRef dst = LLVMBuildLoad2(L->b, L->p8, LLVMBuildInBoundsGEP2(L->b, L->p8, LLVMGetParam(fn, 2), &oi, 1, ""), "");
-        LLVMBuildMemCpy(L->b, dst, 1, ll_buf(L, &fr, k->outputs[i].buf), 1, ll_i64(L, value_nbytes(k->outputs[i].v)));
+        LLVMValueRef nb = ll_i64(L, value_nbytes(o->v));
+        if (o->shape_buf >= 0) { /* sized at run time: as many bytes as the dims the kernel wrote */
+            LLVMValueRef s = LLVMBuildBitCast(L->b, ll_buf(L, &fr, o->shape_buf), LLVMPointerType(L->i64, 0), "");
+            nb = ll_i64(L, dtype_size(o->v->dtype));
+            for (int d = 0; d < o->v->rank; d++) {
+                LLVMValueRef di = ll_i64(L, d);
+                nb = LLVMBuildMul(L->b, nb, LLVMBuildLoad2(L->b, L->i64, LLVMBuildInBoundsGEP2(L->b, L->i64, s, &di, 1, ""), ""), "");
+            }
+        }
+        LLVMBuildMemCpy(L->b, dst, 1, ll_buf(L, &fr, o->buf), 1, nb);
     }
     LLVMBuildRet(L->b, LLVMConstInt(L->i32, 0, 0));
 }
@@ -451,6 +462,26 @@ static void ll_lifecycle(LL *L, LLVMValueRef init) {
     LLVMBuildRetVoid(L->b);
     fn = ll_define(L, ll_name(L, "%s_routing_counts"), L->p8, &L->p8, 1, false);
     LLVMBuildRet(L->b, ll_field(L, LLVMGetParam(fn, 0), 2));
+}
+
+/* PREFIX_output_shape(ctx, i): the static shape, or the run's dims (workspace)
+ * for outputs sized at run time. */
+static void ll_output_shape(LL *L) {
+    const Kir *k = L->k;
+    LLVMTypeRef pt[2] = {L->p8, L->i32};
+    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_output_shape"), L->p8, pt, 2, false);
+    LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(L->cx, fn, "none");
+    LLVMValueRef sw = LLVMBuildSwitch(L->b, LLVMGetParam(fn, 1), none, (unsigned)k->noutputs);
+    for (int i = 0; i < k->noutputs; i++) {
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->cx, fn, "out");
+        LLVMAddCase(sw, LLVMConstInt(L->i32, (unsigned)i, 0), bb);
+        LLVMPositionBuilderAtEnd(L->b, bb);
+        const KIo *o = &k->outputs[i];
+        if (o->shape_buf >= 0) LLVMBuildRet(L->b, ll_offset(L, ll_field(L, LLVMGetParam(fn, 0), 1), k->bufs[o->shape_buf].offset));
+        else LLVMBuildRet(L->b, L->out_shapes[i]);
+    }
+    LLVMPositionBuilderAtEnd(L->b, none);
+    LLVMBuildRet(L->b, LLVMConstNull(L->p8));
 }
 
 /* ---- data: weights, tensor infos, MoE layers, main's model descriptor ---- */
@@ -501,6 +532,7 @@ static LLVMValueRef ll_infos(LL *L, int w) {
         for (int d = 0; d < v->rank; d++) dims[d] = ll_i64(L, v->dims[d]);
         if (!v->rank) dims[0] = ll_i64(L, 0);
         LLVMValueRef shape = ll_global(L, LLVMConstArray(L->i64, dims, (unsigned)(v->rank ? v->rank : 1)), ".shape", true);
+        if (w) L->out_shapes[i] = ll_p8(L, shape);
         LLVMValueRef f[5] = {ll_string(L, v->name), LLVMConstInt(L->i32, (unsigned long long)v->dtype, 0),
                              LLVMConstInt(L->i32, (unsigned long long)v->rank, 0),
                              LLVMConstBitCast(shape, LLVMPointerType(L->i64, 0)), ll_i64(L, value_nbytes(v))};
@@ -528,15 +560,15 @@ static LLVMValueRef ll_moe_layers(LL *L) {
 static void ll_main(LL *L, LLVMValueRef inputs, LLVMValueRef outputs, LLVMValueRef moe) {
     const Kir *k = L->k;
     LLVMTypeRef p = L->p8, i32 = L->i32, i64 = L->i64;
-    LLVMTypeRef mty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){p, i32, i32, p, p, p, p, p, i32, i32, p, p, p, i64, i64}, 15, 0);
-    const char *fns[4] = {"%s_create", "%s_run", "%s_destroy", "%s_routing_counts"};
-    LLVMValueRef fp[4];
-    for (int i = 0; i < 4; i++) fp[i] = LLVMConstBitCast(LLVMGetNamedFunction(L->m, ll_name(L, fns[i])), p);
-    LLVMValueRef f[15] = {ll_string(L, L->o->prefix), LLVMConstInt(i32, (unsigned)k->ninputs, 0), LLVMConstInt(i32, (unsigned)k->noutputs, 0),
+    LLVMTypeRef mty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){p, i32, i32, p, p, p, p, p, i32, i32, p, p, p, i64, i64, p}, 16, 0);
+    const char *fns[5] = {"%s_create", "%s_run", "%s_destroy", "%s_routing_counts", "%s_output_shape"};
+    LLVMValueRef fp[5];
+    for (int i = 0; i < 5; i++) fp[i] = LLVMConstBitCast(LLVMGetNamedFunction(L->m, ll_name(L, fns[i])), p);
+    LLVMValueRef f[16] = {ll_string(L, L->o->prefix), LLVMConstInt(i32, (unsigned)k->ninputs, 0), LLVMConstInt(i32, (unsigned)k->noutputs, 0),
                           inputs, outputs, fp[0], fp[1], fp[2], LLVMConstInt(i32, (unsigned long long)L->o->default_threads, 1),
                           LLVMConstInt(i32, (unsigned)k->nmoe, 0), moe, fp[3], ll_string(L, L->o->external),
-                          ll_i64(L, L->o->external ? k->weights_size : 0), LLVMConstInt(i64, L->o->external ? L->o->weights_id : 0, 0)};
-    LLVMValueRef model = ll_global(L, LLVMConstNamedStruct(mty, f, 15), "kiln_model_desc", true);
+                          ll_i64(L, L->o->external ? k->weights_size : 0), LLVMConstInt(i64, L->o->external ? L->o->weights_id : 0, 0), fp[4]};
+    LLVMValueRef model = ll_global(L, LLVMConstNamedStruct(mty, f, 16), "kiln_model_desc", true);
     LLVMTypeRef mp[3] = {p, i32, L->pp8};
     LLVMValueRef exe_main = ll_fn(L, "kiln_exe_main", i32, mp, 3);
     LLVMValueRef fn = ll_define(L, "main", i32, (LLVMTypeRef[]){i32, L->pp8}, 2, false);
@@ -656,9 +688,11 @@ static bool ll_build(LL *L) {
     L->ctx_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->p8, L->p8, L->i64}, 5, 0);
     L->env_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->pp8}, 3, 0);
     ll_weights(L);
+    L->out_shapes = arena_alloc(k->arena, sizeof *L->out_shapes * (size_t)(k->noutputs + 1));
     LLVMValueRef in = ll_infos(L, 0), out = ll_infos(L, 1), moe = ll_moe_layers(L);
     LLVMValueRef init = ll_init(L);
     ll_lifecycle(L, init);
+    ll_output_shape(L);
     LLVMValueRef *loopfns = arena_alloc(k->arena, sizeof *loopfns * (size_t)(k->nsteps ? k->nsteps : 1));
     for (int s = 0; s < k->nsteps && !L->d->errors; s++) {
         const KStep *st = &k->steps[s];

@@ -82,6 +82,7 @@ typedef struct KStep {
 typedef struct KIo {
     int buf;
     const Value *v;
+    int shape_buf;      /* outputs whose size is known at run time: int64 dims there; else -1 */
 } KIo;
 
 /* An MoE layer whose routing the context counts: int64 counts[experts] at
@@ -135,6 +136,8 @@ bool lower_nodes(Lower *l);
 /* Workspace scratch for the whole run; scratch shared by all steps (one step's
  * life); per-context state (lives with the context: packed weights, counters). */
 int scratch_buf(Lower *l, DType dt, int64_t numel);
+/* The int64[rank] buffer where a kernel writes the run-time dims of v (v->dyn). */
+int shape_slot(Lower *l, Value *v);
 int step_scratch(Lower *l, int64_t nbytes);
 int state_buf(Lower *l, const char *name, int64_t nbytes);
 /* v as float32 (cast into scratch when needed); the buffer a kernel writes v

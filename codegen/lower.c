@@ -95,6 +95,11 @@ int scratch_buf(Lower *l, DType dt, int64_t numel) {
     return add_buf(k, b);
 }
 
+int shape_slot(Lower *l, Value *v) {
+    if (v->shape_buf < 0) v->shape_buf = scratch_buf(l, DT_I64, v->rank ? v->rank : 1);
+    return v->shape_buf;
+}
+
 /* Scratch that lives only during one step: every such buffer shares one region
  * placed after the rest of the workspace (kir_lower fixes the offsets). */
 int step_scratch(Lower *l, int64_t nbytes) {
@@ -970,14 +975,17 @@ Kir *kir_lower(Graph *g, Diags *d) {
     k->arena = g->arena;
     k->workspace_size = g->workspace_size;
     Lower l = {k, g, d, false, NULL, 0};
-    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = -1;
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = ((Value *)g->values.items[i])->shape_buf = -1;
     k->ninputs = g->inputs.n;
     k->inputs = arena_alloc(g->arena, (size_t)(g->inputs.n + 1) * sizeof(KIo));
-    for (int i = 0; i < g->inputs.n; i++) k->inputs[i] = (KIo){lower_buf(&l, g->inputs.items[i]), g->inputs.items[i]};
+    for (int i = 0; i < g->inputs.n; i++) k->inputs[i] = (KIo){lower_buf(&l, g->inputs.items[i]), g->inputs.items[i], -1};
     if (!lower_nodes(&l)) return NULL;
     k->noutputs = g->outputs.n;
     k->outputs = arena_alloc(g->arena, (size_t)(g->outputs.n + 1) * sizeof(KIo));
-    for (int i = 0; i < g->outputs.n; i++) k->outputs[i] = (KIo){lower_buf(&l, g->outputs.items[i]), g->outputs.items[i]};
+    for (int i = 0; i < g->outputs.n; i++) {
+        Value *v = g->outputs.items[i];
+        k->outputs[i] = (KIo){lower_buf(&l, v), v, v->dyn ? v->shape_buf : -1};
+    }
     k->weights = arena_alloc(g->arena, (size_t)(k->weights_size ? k->weights_size : 64));
     for (int i = 0; i < k->nbufs; i++) /* the constants of the graph and its subgraphs */
         if (k->bufs[i].kind == KB_CONST && k->bufs[i].nbytes) memcpy(k->weights + k->bufs[i].offset, k->bufs[i].host, (size_t)k->bufs[i].nbytes);
@@ -1000,13 +1008,17 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
     k->arena = scratch;
     Lower l = {k, g, d, true, NULL, 0};
     for (int i = 0; i < n->n_in; i++) if (n->in[i]) n->in[i]->id = -1;
-    for (int i = 0; i < n->n_out; i++) n->out[i]->id = -1;
+    for (int i = 0; i < n->n_out; i++) n->out[i]->id = n->out[i]->shape_buf = -1;
     bool ok = fn(&l, n);
     if (ok) {
         kir_run(k, NULL, NULL);
         for (int i = 0; i < n->n_out; i++) {
             Value *o = n->out[i];
             if (o->data) continue;
+            if (o->dyn) { /* folded: the sizes it produced become its static shape (data written compactly) */
+                memcpy(o->dims, k->bufs[o->shape_buf].host, (size_t)o->rank * sizeof *o->dims);
+                o->dyn = 0;
+            }
             int64_t nb = value_nbytes(o);
             void *p = arena_alloc(g->arena, (size_t)(nb ? nb : 1));
             if (o->id >= 0) memcpy(p, k->bufs[o->id].host, (size_t)nb);

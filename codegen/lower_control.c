@@ -20,7 +20,7 @@ static void sub_begin(Lower *l, Node *n, Graph *sub, int first, Lower *s) {
     s->g = sub;
     s->base = l->k->workspace_size;
     l->k->workspace_size += (sub->workspace_size + 63) & ~(int64_t)63;
-    for (int i = 0; i < sub->values.n; i++) ((Value *)sub->values.items[i])->id = -1;
+    for (int i = 0; i < sub->values.n; i++) ((Value *)sub->values.items[i])->id = ((Value *)sub->values.items[i])->shape_buf = -1;
     int c = sub->captures, formal = sub->inputs.n - c;
     for (int k = 0; k < c; k++) ((Value *)sub->inputs.items[formal + k])->id = lower_buf(l, n->in[first + k]);
     for (int i = 0; i < formal; i++) lower_buf(s, sub->inputs.items[i]);

@@ -405,3 +405,72 @@ bool lower_split_to_sequence(Lower *l, Node *n) {
     lower_call(l, KILN_K_split, 1 + parts, bufs, 4 + parts, p);
     return true;
 }
+
+/* ---- outputs sized at run time (runtime/dynamic.c) ---- */
+
+static int64_t elem_kind(DType t) {
+    switch (t) {
+    case DT_F32: return 2;
+    case DT_F64: return 3;
+    case DT_F16: case DT_BF16: return 4;
+    case DT_I8: case DT_I16: case DT_I32: case DT_I64: return 0;
+    default: return 1;
+    }
+}
+
+bool lower_nonzero(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int64_t p[4 + MAX_RANK] = {x->rank, value_numel(x), dtype_size(x->dtype), elem_kind(x->dtype)};
+    for (int i = 0; i < x->rank; i++) p[4 + i] = x->dims[i];
+    int bufs[3] = {lower_buf(l, n->out[0]), shape_slot(l, n->out[0]), lower_buf(l, x)};
+    lower_call(l, KILN_K_nonzero, 3, bufs, 4 + x->rank, p);
+    return true;
+}
+
+/* an optional output's buffer, or scratch when the model leaves it out */
+static int out_or_scratch(Lower *l, Node *n, int i, int64_t numel, int *shape) {
+    if (i < n->n_out && n->out[i]) {
+        if (shape) *shape = n->out[i]->dyn ? shape_slot(l, n->out[i]) : scratch_buf(l, DT_I64, MAX_RANK);
+        return lower_buf(l, n->out[i]);
+    }
+    if (shape) *shape = scratch_buf(l, DT_I64, MAX_RANK);
+    return scratch_buf(l, DT_I64, numel);
+}
+
+bool lower_unique(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    const Attr *ax = node_attr(n, "axis");
+    int axis = 0;
+    if (ax) axis_norm(ax->i, x->rank, &axis);
+    int64_t outer = 1, len = value_numel(x), inner = 1;
+    if (ax) { len = x->dims[axis]; outer_inner(x, axis, &outer, &inner); }
+    int64_t p[8 + MAX_RANK] = {outer, len, inner, dtype_size(x->dtype), elem_kind(x->dtype),
+                               node_attr_int(n, "sorted", 1), ax ? axis : 0, y->rank};
+    for (int i = 0; i < y->rank; i++) p[8 + i] = y->dims[i];
+    int b[9];
+    b[0] = lower_buf(l, y);
+    b[1] = shape_slot(l, n->out[0]);
+    b[2] = out_or_scratch(l, n, 1, len, &b[3]);
+    b[4] = out_or_scratch(l, n, 2, len, NULL);
+    b[5] = out_or_scratch(l, n, 3, len, &b[6]);
+    b[7] = lower_buf(l, x);
+    b[8] = step_scratch(l, 4 * len * 8);
+    lower_call(l, KILN_K_unique, 9, b, 8 + y->rank, p);
+    return true;
+}
+
+bool lower_nms(Lower *l, Node *n) {
+    const Value *boxes = n->in[0], *scores = n->in[1], *y = n->out[0];
+    int64_t N = boxes->dims[1], bc = boxes->dims[0] * scores->dims[1], per_class = bc ? y->dims[0] / bc : 0;
+    int64_t p[8] = {boxes->dims[0], N, scores->dims[1], node_attr_int(n, "center_point_box", 0), 0, 0, 0, per_class};
+    int b[8], nb = 0;
+    b[nb++] = lower_buf(l, y);
+    b[nb++] = shape_slot(l, n->out[0]);
+    b[nb++] = lower_buf(l, boxes);
+    b[nb++] = lower_buf(l, scores);
+    for (int i = 2; i < 5; i++)
+        if (node_input(n, i)) { p[2 + i] = 1; b[nb++] = lower_buf(l, n->in[i]); }
+    b[nb++] = step_scratch(l, 3 * N * 8);
+    lower_call(l, KILN_K_nms, nb, b, 8, p);
+    return true;
+}

@@ -168,7 +168,8 @@ static bool parse_number(Parser *P, double *out, bool *is_int) {
 static bool parse_type(Parser *P, Value *v) {
     if (P->kind != T_IDENT) { perr(P, "expected a type such as f32[1,4]"); return false; }
     v->dtype = dtype_from_name(P->text);
-    if (v->dtype == DT_UNDEF) { perr(P, arena_printf(P->a, "unknown dtype '%s'", P->text)); return false; }
+    /* "undef": a value never inferred (the branch an If on a constant never takes) */
+    if (v->dtype == DT_UNDEF && strcmp(P->text, "undef") != 0) { perr(P, arena_printf(P->a, "unknown dtype '%s'", P->text)); return false; }
     next(P);
     if (!expect_punct(P, '[')) return false;
     if (is_punct(P, '?')) { next(P); v->rank = -1; return expect_punct(P, ']'); }

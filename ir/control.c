@@ -24,6 +24,11 @@ Graph *node_subgraph(const Node *n, const char *name) {
     return a && a->kind == ATTR_GRAPH ? a->g : NULL;
 }
 
+bool subgraph_live(const Node *n, const Graph *sub) {
+    if (n->op != OP_IF || !n->in[0]->data) return true;
+    return sub == node_subgraph(n, *(const unsigned char *)n->in[0]->data ? "then_branch" : "else_branch");
+}
+
 static bool scalar_of(const Value *v, DType dt) { return v->dtype == dt && v->rank >= 0 && value_numel(v) == 1; }
 
 /* Gives subgraph input i the type of v (and its data when v is a constant and

@@ -590,3 +590,63 @@ bool infer_tfidf(Graph *g, Node *n, Diags *d) {
     set_out(n->out[0], DT_F32, x->rank, dims);
     return true;
 }
+
+/* ---- outputs whose size depends on the data: NonZero, Unique,
+ * NonMaxSuppression. Each gets its upper bound as its static shape, with the
+ * dimension that varies marked in Value.dyn; the kernel writes the sizes it
+ * produced, and such values may only be graph outputs (passes/infer.c). ---- */
+
+bool infer_nonzero(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    const Value *x = n->in[0];
+    int64_t dims[2] = {x->rank, value_numel(x)};
+    set_out(n->out[0], DT_I64, 2, dims);
+    n->out[0]->dyn = 2;
+    return true;
+}
+
+bool infer_unique(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    const Value *x = n->in[0];
+    const Attr *ax = node_attr(n, "axis");
+    int axis = 0;
+    if (ax && !axis_norm(ax->i, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (x->dtype == DT_STRING || x->dtype == DT_F16 || x->dtype == DT_BF16) { diag_error(d, n, "dtype %s is not supported", dtype_name(x->dtype)); return false; }
+    int64_t len = ax ? x->dims[axis] : value_numel(x);
+    if (ax) set_out(n->out[0], x->dtype, x->rank, x->dims);
+    else set_out(n->out[0], x->dtype, 1, &len);
+    n->out[0]->dyn = 1u << (ax ? axis : 0);
+    for (int i = 1; i < n->n_out; i++) {
+        set_out(n->out[i], DT_I64, 1, &len);
+        n->out[i]->dyn = i == 2 ? 0 : 1; /* inverse_indices: one per input slice */
+    }
+    return true;
+}
+
+bool infer_nms(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    const Value *boxes = n->in[0], *scores = n->in[1];
+    if (boxes->rank != 3 || boxes->dims[2] != 4 || scores->rank != 3 || scores->dims[0] != boxes->dims[0] || scores->dims[2] != boxes->dims[1] ||
+        boxes->dtype != DT_F32 || scores->dtype != DT_F32) {
+        diag_error(d, n, "boxes must be f32 [batch, boxes, 4] and scores f32 [batch, classes, boxes]");
+        return false;
+    }
+    for (int i = 2; i < n->n_in; i++) {
+        const Value *v = n->in[i];
+        if (v && (value_numel(v) != 1 || v->dtype != (i == 2 ? DT_I64 : DT_F32))) {
+            diag_error(d, n, "input %d must hold one %s", i, i == 2 ? "int64" : "float");
+            return false;
+        }
+    }
+    int64_t per_class = boxes->dims[1];
+    const Value *mo = node_input(n, 2);
+    if (!mo) per_class = 0;
+    else if (mo->data && value_const_int(mo, 0) < per_class) per_class = value_const_int(mo, 0) < 0 ? 0 : value_const_int(mo, 0);
+    int64_t dims[2] = {boxes->dims[0] * scores->dims[1] * per_class, 3};
+    set_out(n->out[0], DT_I64, 2, dims);
+    n->out[0]->dyn = 1;
+    return true;
+}

@@ -135,6 +135,10 @@ typedef struct Value {
     bool is_seq;
     int n_elems;
     struct Value **elems;
+    /* bit i: dims[i] is an upper bound, the size known only when the model runs
+     * (NonZero, Unique, NonMaxSuppression); such a value can only be an output */
+    uint32_t dyn;
+    int shape_buf;            /* lowering: the buffer its run-time dims go to */
 } Value;
 
 typedef enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_TENSOR = 4, ATTR_GRAPH = 5,
@@ -295,6 +299,9 @@ bool sequence_check(const Node *n, Diags *d);
 
 /* The subgraph attribute `name` of n, or NULL. */
 Graph *node_subgraph(const Node *n, const char *name);
+/* False for the branch an If on a constant condition never takes (never
+ * inferred, planned or compiled). */
+bool subgraph_live(const Node *n, const Graph *sub);
 /* Scan's geometry: N states, M scan inputs, K scan outputs over T steps; where
  * the node's inputs start (opset 8 has sequence_lens first); per scan input and
  * output the axis in the node's tensor and whether it runs backwards. Opset 8's

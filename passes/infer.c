@@ -26,11 +26,23 @@ static bool check_arity(Node *n, Diags *d) {
     return true;
 }
 
+/* A value whose size is known only at run time can only be a graph output. */
+static bool dynamic_check(const Node *n, Diags *d) {
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && n->in[i]->dyn) {
+            const Node *p = n->in[i]->producer;
+            diag_error(d, n, "input '%s' (from %s) has a size known only at run time: kiln supports such values as graph outputs only",
+                       n->in[i]->name, p ? op_table[p->op].name : "?");
+            return false;
+        }
+    return true;
+}
+
 bool pass_infer(Graph *g, Diags *d) {
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
-        if (!check_arity(n, d) || !sequence_check(n, d) || !op_table[n->op].infer(g, n, d)) return false;
+        if (!check_arity(n, d) || !sequence_check(n, d) || !dynamic_check(n, d) || !op_table[n->op].infer(g, n, d)) return false;
         /* MoE layers run to be profiled; control flow runs its subgraphs at run time */
         bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL));
         for (int j = 0; j < n->n_in && all_const; j++)
@@ -39,6 +51,12 @@ bool pass_infer(Graph *g, Diags *d) {
         for (int j = 0; j < n->n_out; j++) if (!n->out[j]->data) done = false;
         if (all_const && !done && !kir_fold_node(g, n, d)) return false;
     }
+    for (int i = 0; i < g->outputs.n; i++)
+        if (g->parent && ((Value *)g->outputs.items[i])->dyn) {
+            diag_error(d, NULL, "subgraph output '%s' has a size known only at run time: kiln supports such values as graph outputs only",
+                       ((Value *)g->outputs.items[i])->name);
+            return false;
+        }
     for (int i = 0; i < g->outputs.n; i++)
         if (((Value *)g->outputs.items[i])->is_seq) {
             diag_error(d, NULL, "%s output '%s' is a sequence: kiln's %s take and give tensors", g->parent ? "subgraph" : "graph",

@@ -49,12 +49,28 @@ static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d)
     return fclose(f) == 0 && ok;
 }
 
+/* Runs fn over the subgraphs of g's control-flow nodes (If, Loop, Scan), at any
+ * depth: their bodies are optimized like the graph. (infer reaches them through
+ * the nodes' shape rules, plan plans them itself, place looks at the graph's
+ * MoE layers only.) */
+static bool on_subgraphs(Graph *g, PassFn fn, Diags *d) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        if (!(op_table[n->op].flags & F_CONTROL)) continue;
+        for (int j = 0; j < n->n_attr; j++)
+            if (n->attrs[j].kind == ATTR_GRAPH && subgraph_live(n, n->attrs[j].g) && (!fn(n->attrs[j].g, d) || !on_subgraphs(n->attrs[j].g, fn, d)))
+                return false;
+    }
+    return true;
+}
+
 bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
     for (int i = 0; i < NPASS; i++) {
         const Pass *p = &pipeline[i];
         if (o->opt_level < p->min_level && !o->stop_after) continue;
         double t0 = kiln_now_ms();
         if (!(p->fn ? p->fn(g, d) : p->fn_opts(g, o, d))) return false;
+        if (p->fn && p->fn != pass_infer && p->fn != pass_plan && !on_subgraphs(g, p->fn, d)) return false;
         if (o->verbose) {
             fprintf(stderr, "kiln: pass %-6s %8.2f ms  %d nodes", p->name, kiln_now_ms() - t0, g->nodes.n);
             if (p->fn == pass_plan)

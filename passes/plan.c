@@ -100,7 +100,7 @@ bool pass_plan(Graph *g, Diags *d) {
         Node *nd = g->nodes.items[i];
         if (op_table[nd->op].flags & F_CONTROL)
             for (int j = 0; j < nd->n_attr; j++)
-                if (nd->attrs[j].kind == ATTR_GRAPH && !pass_plan(nd->attrs[j].g, d)) return false;
+                if (nd->attrs[j].kind == ATTR_GRAPH && subgraph_live(nd, nd->attrs[j].g) && !pass_plan(nd->attrs[j].g, d)) return false;
     }
     for (int i = 0; i < g->values.n; i++) {
         Value *v = g->values.items[i];

@@ -76,6 +76,8 @@ typedef struct kiln_model {
     const char *weights_file;
     int64_t weights_size;
     uint64_t weights_id;
+    /* output i's dims after a run (PREFIX_output_shape) */
+    const int64_t *(*output_shape)(const void *ctx, int i);
 } kiln_model;
 
 /* Writes the routing profile (JSON, see the README) of `runs` runs: every MoE

@@ -142,8 +142,13 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     }
     for (int k = 0; k < m->num_outputs; k++) {
         const kiln_tensor_info *ti = &m->outputs[k];
+        const int64_t *shape = m->output_shape(ctx, k); /* sized by the run for NonZero, Unique, ... */
         kiln_tensor t = {ti->dtype, ti->rank, {0}, ti->nbytes, outp[k]};
-        for (int d = 0; d < ti->rank; d++) t.shape[d] = ti->shape[d];
+        for (int d = 0; d < ti->rank; d++) t.shape[d] = shape[d];
+        if (shape != ti->shape) {
+            t.nbytes = kiln_dtype_size(ti->dtype);
+            for (int d = 0; d < ti->rank; d++) t.nbytes *= shape[d];
+        }
         char path[4096];
         snprintf(path, sizeof path, "%s/output_%d.%s", dir, k, format);
         int w = strcmp(format, "pb") == 0 ? kiln_write_pb(path, &t, ti->name, err, sizeof err)

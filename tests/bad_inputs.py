@@ -192,6 +192,12 @@ def test_sequence_graph_output_and_tensor_op():
     check_compile(save(m, "seq_tensor.onnx"), "node 'at' (SequenceAt): error: input 0 must be a sequence")
 
 
+def test_run_time_sized_value_consumed():
+    m = graph([helper.make_node("NonZero", ["x"], ["nz"], name="nz"), helper.make_node("Cast", ["nz"], ["y"], name="cast", to=1)],
+              [vi("x", [4])], [vi("y", None)])
+    check_compile(save(m, "nonzero_used.onnx"), "node 'cast' (Cast): error: input 'nz' (from NonZero) has a size known only at run time")
+
+
 def test_dtype_not_accepted():
     m = graph([helper.make_node("Sqrt", ["x"], ["y"], name="s")], [vi("x", [2], TensorProto.INT32)], [vi("y", [2], TensorProto.INT32)])
     check_compile(save(m, "dtype.onnx"), "node 's' (Sqrt): error: dtype i32 is not accepted")

@@ -96,6 +96,53 @@ def test_emit_lib_links_into_c_program_with_make():
     assert r.returncode == 0 and "kiln" in r.stdout and "compile" in r.stdout, r.stdout
 
 
+def test_library_output_shape_sized_at_run_time():
+    """A library whose output's size depends on the data (NonZero): the header
+    gives the upper bound, PREFIX_output_shape the run's dims (both backends),
+    and the data are that shape, row-major; checked against NumPy."""
+    d = fresh("dynlib")
+    g = helper.make_graph([helper.make_node("Greater", ["x", "t"], ["m"]), helper.make_node("NonZero", ["m"], ["y"])], "nz",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])], [helper.make_tensor_value_info("y", TensorProto.INT64, None)],
+                          [numpy_helper.from_array(np.array(0.5, np.float32), "t")])
+    model = os.path.join(d, "nz.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    prog = os.path.join(d, "main.c")
+    with open(prog, "w") as f:
+        f.write("""#include <stdio.h>
+#include "nz.h"
+int main(void) {
+    float x[12];
+    int64_t y[2 * 12];
+    for (int i = 0; i < 12; i++) x[i] = (float)((i * 7) % 10) / 10;
+    nz_ctx *c = nz_create(1);
+    const void *in[1] = {x};
+    void *out[1] = {y};
+    if (!c || nz_run(c, in, out) != 0) return 1;
+    const int64_t *s = nz_output_shape(c, 0);
+    printf("%lld %lld %lld %lld\\n", (long long)nz_outputs[0].shape[0], (long long)nz_outputs[0].shape[1], (long long)s[0], (long long)s[1]);
+    for (int i = 0; i < s[0] * s[1]; i++) printf("%lld ", (long long)y[i]);
+    printf("\\n");
+    nz_destroy(c);
+    return 0;
+}
+""")
+    x = np.array([((i * 7) % 10) / 10 for i in range(12)], np.float32).reshape(3, 4)
+    want = np.stack(np.nonzero(x > 0.5))
+    for backend in ["c", "llvm"]:
+        lib = os.path.join(d, "libnz.a")
+        r = run([KILN, "compile", model, "--emit", "lib", "-o", lib, "--name", "nz", "--backend", backend])
+        assert r.returncode == 0, r.stderr
+        assert "sized at run time" in open(os.path.join(d, "nz.h")).read()
+        exe = os.path.join(d, "main_" + backend)
+        r = run(["cc", "-o", exe, prog, "-I", d, lib, "-L", os.path.join(ROOT, "build", "lib"), "-lkilnrt", "-lm", "-lpthread"])
+        assert r.returncode == 0, r.stderr
+        r = run([exe])
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split("\n")
+        assert lines[0].split() == ["2", "12", "2", str(want.shape[1])], lines[0]
+        assert [int(v) for v in lines[1].split()] == list(want.ravel()), (lines[1], want)
+
+
 def test_emit_obj_so_header_and_deterministic_c():
     d = fresh("emit")
     model, _ = mlp_model(d)
@@ -167,6 +214,24 @@ def test_dump_roundtrip_control_flow():
     a, b = roundtrip(os.path.join(d, "control.onnx"), [os.path.join(d, "control_in0.npy")], d)
     assert np.array_equal(a, b)
     assert "capture %" in open(os.path.join(d, "m.kir")).read()
+
+
+def test_if_on_constant_compiles_the_branch_taken():
+    """An If whose condition is a constant: only the branch taken is inferred and
+    compiled (the other here is invalid), also through the text IR."""
+    d = fresh("ifconst")
+    vi = helper.make_tensor_value_info
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["o"])], "then", [], [vi("o", TensorProto.FLOAT, None)])
+    bad = helper.make_graph([helper.make_node("Concat", ["x", "x"], ["o2"], axis=5)], "else", [], [vi("o2", TensorProto.FLOAT, None)])
+    g = helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=bad)], "g", [vi("x", TensorProto.FLOAT, [3])],
+                          [vi("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(np.array(True), "c")])
+    model = os.path.join(d, "if.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    x = np.array([-1, 2, -3], np.float32)
+    np.save(os.path.join(d, "x.npy"), x)
+    a, b = roundtrip(model, [os.path.join(d, "x.npy")], d)
+    np.testing.assert_array_equal(a, np.maximum(x, 0))
+    np.testing.assert_array_equal(b, a)
 
 
 def test_training_dropout_matches_numpy_seeded_mask():

@@ -4,7 +4,8 @@ GELU and attention, a detection-style net with Resize and Concat, an LSTM
 sequence model: bidirectional, stacked, with sequence lengths; and kernel
 edge cases: depthwise convolutions on odd, small and narrow planes, chunked
 2-D and 3-D convolutions; control flow: Scan, Loop, If, nested, with captured
-values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
+values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops; NonMaxSuppression, NonZero and Unique,
+whose outputs are sized at run time) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 every output must agree within rtol 1e-3. Each model with the C backend and the
 LLVM backend, and cross-compiled for 64-bit ARM, run under qemu-aarch64."""
 import os
@@ -50,7 +51,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence", "dynamic"]
 
 
 def test_mlp():
@@ -98,6 +99,10 @@ def test_sequence_ops():
     compare("sequence")
 
 
+def test_outputs_sized_at_run_time():
+    compare("dynamic")
+
+
 def test_llvm_backend_every_model():
     for m in MODELS:
         compare(m, ["--backend", "llvm"])
@@ -114,7 +119,7 @@ def test_c_backend_O3_kernels_inlined_every_model():
 
 
 def test_aarch64_c_backend_under_qemu():
-    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control"]:
+    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control", "dynamic"]:
         compare(m, ARM, QEMU)
 
 
