@@ -2,7 +2,7 @@
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
-comparison (depthwise, convgeom, conv3d) of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
+comparison (depthwise, convgeom, conv3d, winograd), of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
 (sequence) and outputs sized at run time (dynamic). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
@@ -350,9 +350,36 @@ def dynamic(d):
     return [boxes, rng.uniform(0, 1, (2, 3, 12)).astype(np.float32), rng.integers(0, 3, (3, 9)).astype(np.int64)]
 
 
+def winograd(d):
+    """3x3 stride-1 convolutions on the Winograd path: odd sizes (tiles cut at
+    the bottom and right edges), symmetric, asymmetric and no padding, with and
+    without bias, a fused Relu, a residual Add with Clip, a batch of two, and a
+    wide map whose tile chunks span several tile rows."""
+    b = B("winograd")
+
+    def conv(x, cin, cout, pads, bias=True):
+        ins = [x, b.w((cout, cin, 3, 3))] + ([b.c(rng.standard_normal(cout).astype(np.float32))] if bias else [])
+        return b.op("Conv", ins, kernel_shape=[3, 3], pads=pads)
+    y1 = b.op("Relu", [conv("x", 16, 24, [1, 1, 1, 1])])                   # 23 x 37
+    y2 = conv(y1, 24, 20, [0, 2, 1, 0], bias=False)                        # 22 x 37
+    y3 = conv(y2, 20, 20, [1, 1, 1, 1])
+    y4 = b.op("Clip", [b.op("Add", [y3, y2]), b.c(np.float32(0)), b.c(np.float32(6))])
+    y5 = conv(y4, 20, 32, [0, 0, 0, 0])                                     # 20 x 35
+    w1 = conv("wide", 64, 16, [1, 1, 1, 1])                                # 5 x 301
+    s1 = b.op("ReduceMean", [y5], axes=[2, 3], keepdims=0)
+    s2 = b.op("ReduceMean", [w1], axes=[0, 2, 3], keepdims=0)
+    y = b.op("Add", [b.op("Flatten", [s1], axis=0), b.op("Flatten", [b.op("Tile", [s2, b.c(np.array([4], np.int64))])], axis=0)])
+    g = helper.make_graph(b.nodes, "winograd", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16, 23, 37]),
+                                                helper.make_tensor_value_info("wide", TensorProto.FLOAT, [1, 64, 5, 301])],
+                          [helper.make_tensor_value_info(y, TensorProto.FLOAT, None), helper.make_tensor_value_info(y4, TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info(w1, TensorProto.FLOAT, None)], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "winograd.onnx"))
+    return [rng.standard_normal((2, 16, 23, 37)).astype(np.float32), rng.standard_normal((1, 64, 5, 301)).astype(np.float32)]
+
+
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -178,6 +178,13 @@ typedef struct {
 
 /* The general form: op(A) given as A (lda, ta) or packed_a, op(B) as B (ldb,
  * tb) or packed_b; epi NULL accumulates (C += alpha op(A) op(B)). */
+/* 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (runtime/winograd.c): the
+ * floats of the transformed, packed filters (kiln_k_wino_pack) and the tiles a
+ * chunk holds (the scratch is 16 x (C + M) x that many floats). */
+int64_t kiln_wino_packed_floats(int64_t M, int64_t C);
+int kiln_wino_fits(int64_t OW); /* output rows no wider than the kernel's row buffers */
+int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M);
+
 void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                    const float *packed_a, const float *B, int64_t ldb, int tb, const float *packed_b, float *C, int64_t ldc,
                    const kiln_gemm_epi *epi);

@@ -3,7 +3,7 @@ MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
 GELU and attention, a detection-style net with Resize and Concat, an LSTM
 sequence model: bidirectional, stacked, with sequence lengths; and kernel
 edge cases: depthwise convolutions on odd, small and narrow planes, chunked
-2-D and 3-D convolutions; control flow: Scan, Loop, If, nested, with captured
+2-D and 3-D convolutions, 3x3 ones on the Winograd path; control flow: Scan, Loop, If, nested, with captured
 values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops; NonMaxSuppression, NonZero and Unique,
 whose outputs are sized at run time) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 every output must agree within rtol 1e-3. Each model with the C backend and the
@@ -51,7 +51,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence", "dynamic"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd"]
 
 
 def test_mlp():
@@ -77,6 +77,10 @@ def test_depthwise_edge_geometries():
 def test_conv_chunks_geometries_and_residual():
     compare("convgeom")
     compare("conv3d")
+
+
+def test_winograd_convolutions():
+    compare("winograd")
 
 
 def test_detect_resize_concat():
@@ -119,7 +123,7 @@ def test_c_backend_O3_kernels_inlined_every_model():
 
 
 def test_aarch64_c_backend_under_qemu():
-    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control", "dynamic"]:
+    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control", "dynamic", "winograd"]:
         compare(m, ARM, QEMU)
 
 
