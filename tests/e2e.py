@@ -134,7 +134,8 @@ int main(void) {
         assert r.returncode == 0, r.stderr
         assert "sized at run time" in open(os.path.join(d, "nz.h")).read()
         exe = os.path.join(d, "main_" + backend)
-        r = run(["cc", "-o", exe, prog, "-I", d, lib, "-L", os.path.join(ROOT, "build", "lib"), "-lkilnrt", "-lm", "-lpthread"])
+        cc = os.environ.get("CC", "cc").split()  # the sanitizer build sets CC with its flags
+        r = run(cc + ["-o", exe, prog, "-I", d, lib, "-L", os.path.join(os.path.dirname(os.path.dirname(KILN)), "lib"), "-lkilnrt", "-lm", "-lpthread"])
         assert r.returncode == 0, r.stderr
         r = run([exe])
         assert r.returncode == 0, r.stderr
