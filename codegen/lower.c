@@ -862,8 +862,8 @@ bool lower_topk(Lower *l, Node *n) {
     int64_t p[6] = {0, x->dims[axis], 0, value_const_int(n->in[1], 0), node_attr_int(n, "largest", 1), node_attr_int(n, "sorted", 1)};
     outer_inner(x, axis, &p[0], &p[2]);
     int out = out_f32(l, v);
-    int bufs[3] = {out, lower_buf(l, n->out[1]), in_f32(l, x)};
-    lower_call(l, KILN_K_topk, 3, bufs, 6, p);
+    int bufs[4] = {out, lower_buf(l, n->out[1]), in_f32(l, x), step_scratch(l, p[1] * 20)};
+    lower_call(l, KILN_K_topk, 4, bufs, 6, p);
     out_f32_done(l, v, out);
     return true;
 }

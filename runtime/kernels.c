@@ -1064,27 +1064,43 @@ void kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 /* Top-k by selection: each of the k picks scans the row for the best remaining
  * element; ties keep the lower index first. */
+/* TopK: per line along the axis, a stable merge sort of the indices by value
+ * (largest or smallest first; NaN counts as the largest; equal values keep
+ * the lower index first), of which the first k are written: O(len log len)
+ * per line. bufs[3]: scratch of 2 x len int64 and len floats. */
+typedef struct { const float *v; int64_t largest; } topk_order;
+
+static bool topk_before(const topk_order *o, int64_t a, int64_t b) {
+    float x = o->v[a], y = o->v[b];
+    bool xn = x != x, yn = y != y;
+    if (xn || yn) return xn && !yn ? o->largest != 0 : !xn && yn ? o->largest == 0 : false;
+    return o->largest ? x > y : x < y;
+}
+
 void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t outer = p[0], len = p[1], inner = p[2], k = p[3], largest = p[4];
+    int64_t outer = p[0], len = p[1], inner = p[2], k = p[3];
     float *v = bufs[0];
     int64_t *ix = bufs[1];
     const float *x = bufs[2];
+    int64_t *idx = bufs[3], *tmp = idx + len;
+    float *line = (float *)(tmp + len);
+    topk_order ord = {line, p[4]};
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
-            for (int64_t j = 0; j < k; j++) {
-                int64_t best = -1;
-                for (int64_t t = 0; t < len; t++) {
-                    bool taken = false;
-                    for (int64_t q = 0; q < j && !taken; q++) taken = ix[(o * k + q) * inner + i] == t;
-                    if (taken) continue;
-                    float a = x[(o * len + t) * inner + i];
-                    if (best < 0) { best = t; continue; }
-                    float b = x[(o * len + best) * inner + i];
-                    if (largest ? a > b : a < b) best = t;
+            for (int64_t t = 0; t < len; t++) { line[t] = x[(o * len + t) * inner + i]; idx[t] = t; }
+            for (int64_t w = 1; w < len; w *= 2) { /* bottom-up merge sort, stable */
+                for (int64_t lo = 0; lo < len; lo += 2 * w) {
+                    int64_t mid = lo + w < len ? lo + w : len, hi = lo + 2 * w < len ? lo + 2 * w : len, a = lo, b = mid, q = lo;
+                    while (a < mid && b < hi) tmp[q++] = topk_before(&ord, idx[b], idx[a]) ? idx[b++] : idx[a++];
+                    while (a < mid) tmp[q++] = idx[a++];
+                    while (b < hi) tmp[q++] = idx[b++];
                 }
-                ix[(o * k + j) * inner + i] = best;
-                v[(o * k + j) * inner + i] = x[(o * len + best) * inner + i];
+                memcpy(idx, tmp, (size_t)len * sizeof *idx);
+            }
+            for (int64_t j = 0; j < k; j++) {
+                ix[(o * k + j) * inner + i] = idx[j];
+                v[(o * k + j) * inner + i] = line[idx[j]];
             }
         }
 }
