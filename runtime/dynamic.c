@@ -11,10 +11,7 @@
 
 #include <string.h>
 
-/* Stable merge sort of idx[0..n) by before(a, b) ("a must precede b"), tmp: n. */
-typedef bool (*before_fn)(int64_t a, int64_t b, const void *c);
-
-static void merge_sort(int64_t *idx, int64_t *tmp, int64_t n, before_fn before, const void *c) {
+void kiln_sort_indices(int64_t *idx, int64_t *tmp, int64_t n, bool (*before)(int64_t a, int64_t b, const void *c), const void *c) {
     for (int64_t w = 1; w < n; w *= 2) {
         for (int64_t lo = 0; lo < n; lo += 2 * w) {
             int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, i = lo, j = mid, k = lo;
@@ -90,7 +87,7 @@ void kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
     int64_t len = s.len, *y_shape = b[1], *indices = b[2], *idx_shape = b[3], *inverse = b[4], *counts = b[5], *cnt_shape = b[6];
     int64_t *order = b[8], *tmp = order + len, *group = tmp + len, *uid = group + len;
     for (int64_t i = 0; i < len; i++) order[i] = i;
-    merge_sort(order, tmp, len, slice_before, &s);
+    kiln_sort_indices(order, tmp, len, slice_before, &s);
     int64_t k = 0; /* groups of equal slices, in sorted order; group's first index = its first member */
     for (int64_t i = 0; i < len; i++) {
         if (i == 0 || cmp_slice(&s, order[i - 1], order[i]) != 0) tmp[k++] = order[i];
@@ -160,7 +157,7 @@ void kiln_k_nms(kiln_pool *pool, void *const *b, const int64_t *p) {
             int64_t n = 0, ns = 0;
             for (int64_t i = 0; i < N; i++) if (!has_thr || sc[i] > thr) cand[n++] = i;
             by_score ctx = {sc};
-            merge_sort(cand, tmp, n, score_before, &ctx);
+            kiln_sort_indices(cand, tmp, n, score_before, &ctx);
             for (int64_t i = 0; i < n && ns < max_out; i++) {
                 const float *bx = boxes + (bi * N + cand[i]) * 4;
                 bool keep = true;

@@ -1070,7 +1070,8 @@ void kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
  * per line. bufs[3]: scratch of 2 x len int64 and len floats. */
 typedef struct { const float *v; int64_t largest; } topk_order;
 
-static bool topk_before(const topk_order *o, int64_t a, int64_t b) {
+static bool topk_before(int64_t a, int64_t b, const void *c) {
+    const topk_order *o = c;
     float x = o->v[a], y = o->v[b];
     bool xn = x != x, yn = y != y;
     if (xn || yn) return xn && !yn ? o->largest != 0 : !xn && yn ? o->largest == 0 : false;
@@ -1089,15 +1090,7 @@ void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             for (int64_t t = 0; t < len; t++) { line[t] = x[(o * len + t) * inner + i]; idx[t] = t; }
-            for (int64_t w = 1; w < len; w *= 2) { /* bottom-up merge sort, stable */
-                for (int64_t lo = 0; lo < len; lo += 2 * w) {
-                    int64_t mid = lo + w < len ? lo + w : len, hi = lo + 2 * w < len ? lo + 2 * w : len, a = lo, b = mid, q = lo;
-                    while (a < mid && b < hi) tmp[q++] = topk_before(&ord, idx[b], idx[a]) ? idx[b++] : idx[a++];
-                    while (a < mid) tmp[q++] = idx[a++];
-                    while (b < hi) tmp[q++] = idx[b++];
-                }
-                memcpy(idx, tmp, (size_t)len * sizeof *idx);
-            }
+            kiln_sort_indices(idx, tmp, len, topk_before, &ord);
             for (int64_t j = 0; j < k; j++) {
                 ix[(o * k + j) * inner + i] = idx[j];
                 v[(o * k + j) * inner + i] = line[idx[j]];

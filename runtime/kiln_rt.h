@@ -15,6 +15,7 @@
 #define KILN_RT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -184,6 +185,10 @@ typedef struct {
 int64_t kiln_wino_packed_floats(int64_t M, int64_t C);
 int kiln_wino_fits(int64_t OW); /* output rows no wider than the kernel's row buffers */
 int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M);
+
+/* Stable merge sort of idx[0..n) by before(a, b, c) ("a goes first"); tmp
+ * holds n (runtime/dynamic.c: TopK, Unique, NonMaxSuppression). */
+void kiln_sort_indices(int64_t *idx, int64_t *tmp, int64_t n, bool (*before)(int64_t a, int64_t b, const void *c), const void *c);
 
 void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,
                    const float *packed_a, const float *B, int64_t ldb, int tb, const float *packed_b, float *C, int64_t ldc,
