@@ -325,8 +325,9 @@ def dynamic(d):
     images and three classes of overlapping random boxes (score threshold and
     IoU threshold given), NonZero of a computed mask, Unique (sorted, along an
     axis) of small integers; a NonZero of a constant, which folds into a
-    static shape and feeds a Gather; and TopK over 1,000 values (smallest
-    first) and over small integers (ties: the lower index first)."""
+    static shape and feeds a Gather; TopK over 1,000 values (smallest first)
+    and over small integers (ties: the lower index first); and a TopK whose K
+    is an input, read at run time."""
     b = B("dynamic")
     v = helper.make_tensor_value_info
     n = helper.make_node
@@ -342,18 +343,20 @@ def dynamic(d):
         n("TopK", ["big", b.c(np.array([100], np.int64))], ["tv", "ti"], axis=0, largest=0),
         n("Cast", ["tok"], ["tokf"], to=TensorProto.FLOAT),
         n("TopK", ["tokf", b.c(np.array([4], np.int64))], ["qv", "qi"], axis=1),
+        n("TopK", ["big", "kk"], ["rv", "ri"], axis=0),
     ]
     ys = [v("sel", TensorProto.INT64, None), v("where", TensorProto.INT64, None), v("uy", TensorProto.INT64, None),
           v("ui", TensorProto.INT64, None), v("uinv", TensorProto.INT64, None), v("uc", TensorProto.INT64, None), v("g", TensorProto.INT64, None),
-          v("tv", TensorProto.FLOAT, None), v("ti", TensorProto.INT64, None), v("qv", TensorProto.FLOAT, None), v("qi", TensorProto.INT64, None)]
+          v("tv", TensorProto.FLOAT, None), v("ti", TensorProto.INT64, None), v("qv", TensorProto.FLOAT, None), v("qi", TensorProto.INT64, None),
+          v("rv", TensorProto.FLOAT, None), v("ri", TensorProto.INT64, None)]
     g = helper.make_graph(b.nodes, "dynamic", [v("boxes", TensorProto.FLOAT, [2, 12, 4]), v("scores", TensorProto.FLOAT, [2, 3, 12]),
-                                                v("tok", TensorProto.INT64, [3, 9]), v("big", TensorProto.FLOAT, [1000, 3])], ys, b.inits)
+                                                v("tok", TensorProto.INT64, [3, 9]), v("big", TensorProto.FLOAT, [1000, 3]), v("kk", TensorProto.INT64, [1])], ys, b.inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "dynamic.onnx"))
     corner = rng.uniform(0, 2, (2, 12, 2)).astype(np.float32)
     size = rng.uniform(0.5, 2.5, (2, 12, 2)).astype(np.float32)
     boxes = np.concatenate([corner, corner + size], axis=2)
     return [boxes, rng.uniform(0, 1, (2, 3, 12)).astype(np.float32), rng.integers(0, 3, (3, 9)).astype(np.int64),
-            rng.standard_normal((1000, 3)).astype(np.float32)]
+            rng.standard_normal((1000, 3)).astype(np.float32), np.array([7], np.int64)]
 
 
 def winograd(d):

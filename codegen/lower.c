@@ -859,11 +859,18 @@ bool lower_topk(Lower *l, Node *n) {
     const Value *x = n->in[0], *v = n->out[0];
     int axis;
     axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
-    int64_t p[6] = {0, x->dims[axis], 0, value_const_int(n->in[1], 0), node_attr_int(n, "largest", 1), node_attr_int(n, "sorted", 1)};
+    const Value *k = n->in[1];
+    int64_t p[8 + MAX_RANK] = {0, x->dims[axis], 0, k->data ? value_const_int(k, 0) : -1, node_attr_int(n, "largest", 1),
+                               node_attr_int(n, "sorted", 1), axis, x->rank};
     outer_inner(x, axis, &p[0], &p[2]);
+    for (int i = 0; i < x->rank; i++) p[8 + i] = x->dims[i];
     int out = out_f32(l, v);
-    int bufs[4] = {out, lower_buf(l, n->out[1]), in_f32(l, x), step_scratch(l, p[1] * 20)};
-    lower_call(l, KILN_K_topk, 4, bufs, 6, p);
+    int bufs[7] = {out, lower_buf(l, n->out[1]), in_f32(l, x), step_scratch(l, p[1] * 20), lower_buf(l, k), 0, 0};
+    if (!k->data) { /* K read at run time: both outputs' dims go to their shape buffers */
+        bufs[5] = shape_slot(l, n->out[0]);
+        bufs[6] = shape_slot(l, n->out[1]);
+    } else bufs[5] = bufs[6] = bufs[3];
+    lower_call(l, KILN_K_topk, 7, bufs, 8 + x->rank, p);
     out_f32_done(l, v, out);
     return true;
 }

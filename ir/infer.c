@@ -648,15 +648,17 @@ static bool infer_topk(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *k = n->in[1];
     int axis;
-    if (!k->data || value_numel(k) != 1) { diag_error(d, n, "input '%s' must be a constant (computed at run time is not supported yet)", k->name); return false; }
+    if (value_numel(k) != 1 || k->dtype != DT_I64) { diag_error(d, n, "K must be one int64"); return false; }
     if (!axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
-    int64_t kk = value_const_int(k, 0);
+    /* K read at run time: the outputs are sized then (at most the whole axis) */
+    int64_t kk = k->data ? value_const_int(k, 0) : x->dims[axis];
     if (kk < 0 || kk > x->dims[axis]) { diag_error(d, n, "K=%lld is out of range for a dimension of %lld", (long long)kk, (long long)x->dims[axis]); return false; }
     int64_t dims[MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     dims[axis] = kk;
     set_out(n->out[0], x->dtype, x->rank, dims);
     set_out(n->out[1], DT_I64, x->rank, dims);
+    n->out[0]->dyn = n->out[1]->dyn = k->data ? 0 : 1u << axis;
     return true;
 }
 

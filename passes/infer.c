@@ -31,8 +31,8 @@ static bool dynamic_check(const Node *n, Diags *d) {
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->dyn) {
             const Node *p = n->in[i]->producer;
-            diag_error(d, n, "input '%s' (from %s) has a size known only at run time: kiln supports such values as graph outputs only",
-                       n->in[i]->name, p ? op_table[p->op].name : "?");
+            diag_error(d, n, "input '%s' (from %s) has a size known only at run time: kiln supports such values as graph outputs only "
+                       "(--bind the inputs that decide it, if they are graph inputs)", n->in[i]->name, p ? op_table[p->op].name : "?");
             return false;
         }
     return true;

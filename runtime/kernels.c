@@ -1085,6 +1085,12 @@ void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t *ix = bufs[1];
     const float *x = bufs[2];
     int64_t *idx = bufs[3], *tmp = idx + len;
+    if (k < 0) { /* K given at run time, clamped to the axis: the outputs' dims are written */
+        k = *(const int64_t *)bufs[4];
+        k = k < 0 ? 0 : k > len ? len : k;
+        for (int s = 5; s <= 6; s++)
+            for (int64_t r = 0; r < p[7]; r++) ((int64_t *)bufs[s])[r] = r == p[6] ? k : p[8 + r];
+    }
     float *line = (float *)(tmp + len);
     topk_order ord = {line, p[4]};
     for (int64_t o = 0; o < outer; o++)
