@@ -332,6 +332,14 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         emit_loop_body(k, st->loop, f, true);
         fprintf(f, "    }\n}\n\n");
     }
+    /* the step profiler's names (kiln_prof_mark; KILN_PROFILE) */
+    fprintf(f, "static const char *const %s_step_names[%d] = {\n", prefix, k->nsteps ? k->nsteps : 1);
+    for (int s = 0; s < k->nsteps; s++) {
+        fputs("    ", f);
+        emit_c_string(f, k->steps[s].comment ? k->steps[s].comment : "step");
+        fputs(",\n", f);
+    }
+    fprintf(f, "%s};\n\n", k->nsteps ? "" : "    0\n");
     fprintf(f, "int %s_run(struct %s_ctx *c, const void *const *inputs, void *const *outputs) {\n"
                "    kiln_context *ctx = (kiln_context *)c;\n    unsigned char *ws = ctx->ws;\n    const unsigned char *W = ctx->W;\n"
                "    (void)ws; (void)W; (void)inputs;\n", prefix, prefix);
@@ -349,6 +357,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
             continue;
         }
         emit_comment(f, st->comment ? st->comment : "step");
+        fprintf(f, "    if (ctx->prof) kiln_prof_mark(ctx, %d, %d, %s_step_names);\n", s, k->nsteps, prefix);
         fprintf(f, "    {\n");
         if (st->kind == KS_LOOP && kir_loop_parallel(st->loop))
             fprintf(f, "        kiln_loop_env env = {ws, W, inputs};\n        kiln_parallel_for(ctx->pool, %lld, loop%d, &env);\n",
@@ -358,6 +367,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         fprintf(f, "    }\n");
     }
     if (target[k->nsteps]) fprintf(f, "L%d:;\n", k->nsteps);
+    fprintf(f, "    if (ctx->prof) kiln_prof_mark(ctx, -1, %d, %s_step_names);\n", k->nsteps, prefix);
     for (int i = 0; i < k->noutputs; i++) {
         const KIo *o = &k->outputs[i];
         buf_expr(k, o->buf, e, sizeof e);

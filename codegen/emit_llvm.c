@@ -42,7 +42,7 @@ typedef struct LL {
     const LlvmOpts *o;
     Diags *d;
     LLVMTypeRef i8, i16, i32, i64, f32, f64, vd, p8, pp8;
-    LLVMTypeRef ctx_ty;   /* kiln_context: pool, ws, state, W, W_len */
+    LLVMTypeRef ctx_ty;   /* kiln_context: pool, ws, state, W, W_len, prof */
     LLVMTypeRef env_ty;   /* a parallel loop's environment: ws, W, inputs */
     LLVMValueRef weights; /* i8* to the embedded weights, or NULL */
     LLVMValueRef *hoisted; /* the current loop's invariant loads, read before the nest */
@@ -379,11 +379,30 @@ static LLVMValueRef ll_init(LL *L) {
     return fn;
 }
 
+/* With the step profiler on (the context's prof field set: KILN_PROFILE),
+ * kiln_prof_mark(ctx, s, nsteps, names) before step s (-1: the end). */
+static void ll_prof_mark(LL *L, LLVMValueRef fn, LLVMValueRef names, int s) {
+    LLVMValueRef ctx = LLVMGetParam(fn, 0);
+    LLVMValueRef on = LLVMBuildICmp(L->b, LLVMIntNE, ll_field(L, ctx, 5), LLVMConstNull(L->p8), "prof");
+    LLVMBasicBlockRef mark = LLVMAppendBasicBlockInContext(L->cx, fn, "prof"), next = LLVMAppendBasicBlockInContext(L->cx, fn, "step");
+    LLVMBuildCondBr(L->b, on, mark, next);
+    LLVMPositionBuilderAtEnd(L->b, mark);
+    LLVMTypeRef pt[4] = {L->p8, L->i32, L->i32, L->pp8};
+    LLVMValueRef args[4] = {ctx, LLVMConstInt(L->i32, (unsigned long long)(int64_t)s, 1), LLVMConstInt(L->i32, (unsigned)L->k->nsteps, 0), names};
+    ll_call(L, ll_fn(L, "kiln_prof_mark", L->vd, pt, 4), args, 4);
+    LLVMBuildBr(L->b, next);
+    LLVMPositionBuilderAtEnd(L->b, next);
+}
+
 static void ll_run(LL *L, LLVMValueRef *loopfns) {
     const Kir *k = L->k;
     LLVMTypeRef pt[3] = {L->p8, L->pp8, L->pp8};
     LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run"), L->i32, pt, 3, false);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1));
+    LLVMValueRef *nm = arena_alloc(k->arena, sizeof *nm * (size_t)(k->nsteps + 1));
+    for (int s = 0; s < k->nsteps; s++) nm[s] = ll_string(L, k->steps[s].comment ? k->steps[s].comment : "step");
+    if (!k->nsteps) nm[0] = LLVMConstNull(L->p8);
+    LLVMValueRef names = LLVMConstBitCast(ll_global(L, LLVMConstArray(L->p8, nm, (unsigned)(k->nsteps ? k->nsteps : 1)), ".step_names", true), L->pp8);
     /* control flow: a block at each jump target; a jump or branch ends its block */
     bool *target = kir_jump_targets(k);
     LLVMBasicBlockRef *blocks = arena_alloc(k->arena, sizeof *blocks * (size_t)(k->nsteps + 1));
@@ -394,7 +413,10 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
             LLVMBuildBr(L->b, blocks[s]);
             LLVMPositionBuilderAtEnd(L->b, blocks[s]);
         }
-        if (s == k->nsteps) break;
+        if (s == k->nsteps) {
+            ll_prof_mark(L, fn, names, -1);
+            break;
+        }
         const KStep *st = &k->steps[s];
         if (st->at_create) continue;
         if (st->kind == KS_JUMP || st->kind == KS_BRANCH || st->kind == KS_FAIL) {
@@ -409,6 +431,7 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
             LLVMPositionBuilderAtEnd(L->b, next);
             continue;
         }
+        ll_prof_mark(L, fn, names, s);
         if (st->kind == KS_LOOP && loopfns[s]) ll_parallel(L, &fr, s, loopfns[s]);
         else if (st->kind == KS_LOOP) ll_loop(L, fn, &fr, st->loop, NULL, NULL);
         else ll_kernel(L, &fr, st);
@@ -685,7 +708,7 @@ static bool ll_build(LL *L) {
     L->vd = LLVMVoidTypeInContext(L->cx);
     L->p8 = LLVMPointerType(L->i8, 0);
     L->pp8 = LLVMPointerType(L->p8, 0);
-    L->ctx_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->p8, L->p8, L->i64}, 5, 0);
+    L->ctx_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->p8, L->p8, L->i64, L->p8}, 6, 0);
     L->env_ty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->p8, L->pp8}, 3, 0);
     ll_weights(L);
     L->out_shapes = arena_alloc(k->arena, sizeof *L->out_shapes * (size_t)(k->noutputs + 1));

@@ -118,7 +118,14 @@ typedef struct kiln_context {
     unsigned char *state;
     const unsigned char *W;
     size_t W_len;            /* mapped bytes, with external weights; 0 when embedded */
+    struct kiln_profile *prof; /* per-step times when KILN_PROFILE is set at creation, else NULL */
 } kiln_context;
+
+/* The step profiler: with KILN_PROFILE set in the environment when a context
+ * is created, the generated run calls this before each step (step -1: the run
+ * ended), and destroying the context prints each step's time per run, slowest
+ * first, and the totals by op to stderr. names: the steps' comments. */
+void kiln_prof_mark(kiln_context *c, int step, int nsteps, const char *const *names);
 
 /* Allocates a context and runs init (the model's create-time steps, may be NULL).
  * W: the embedded weights, or NULL to map weights_path (checked against

@@ -46,6 +46,15 @@ void *kiln_workspace_alloc(size_t nbytes) {
 
 void kiln_workspace_free(void *p) { free(p); }
 
+/* the step profiler's state (kiln_prof_mark) */
+struct kiln_profile {
+    double *ms;              /* per step, summed over the runs */
+    const char *const *names;
+    int n, cur;
+    int64_t runs;
+    double last;
+};
+
 kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threads, const unsigned char *W,
                                   const char *weights_path, int64_t weights_size, uint64_t weights_id,
                                   void (*init)(kiln_context *ctx)) {
@@ -63,6 +72,8 @@ kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threa
         kiln_context_destroy(c);
         return NULL;
     }
+    const char *prof = getenv("KILN_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0) c->prof = calloc(1, sizeof *c->prof); /* no memory: no profile */
     if (init) init(c);
     return c;
 }
@@ -74,8 +85,80 @@ kiln_context *kiln_context_create_beside(int64_t ws_size, int64_t state_size, in
     return kiln_context_create(ws_size, state_size, threads, NULL, path, weights_size, weights_id, init);
 }
 
+/* ---- the step profiler ---- */
+
+void kiln_prof_mark(kiln_context *c, int step, int nsteps, const char *const *names) {
+    struct kiln_profile *p = c->prof;
+    double now = kiln_now_ms();
+    if (!p->ms) {
+        if (!(p->ms = calloc((size_t)nsteps + 1, sizeof *p->ms))) { free(p); c->prof = NULL; return; }
+        p->n = nsteps;
+        p->names = names;
+        p->cur = -1;
+    }
+    if (p->cur >= 0 && p->cur < p->n) p->ms[p->cur] += now - p->last;
+    if (step < 0) p->runs++;
+    p->cur = step;
+    p->last = now;
+}
+
+static int prof_cmp(const void *a, const void *b, void *ctx) {
+    const double *ms = ctx;
+    double x = ms[*(const int *)a], y = ms[*(const int *)b];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The op in a step's comment: "node 'name' (Op)" or "fused: ... (Op), ...". */
+static void prof_op(const char *name, char *op, size_t n) {
+    const char *o = strrchr(name ? name : "", '(');
+    const char *e = o ? strchr(o, ')') : NULL;
+    size_t len = o && e ? (size_t)(e - o - 1) : 0;
+    if (!len || len >= n) { snprintf(op, n, "%s", strncmp(name ? name : "", "fused", 5) == 0 ? "fused loop" : "other"); return; }
+    memcpy(op, o + 1, len);
+    op[len] = 0;
+    if (strncmp(name, "fused", 5) == 0) snprintf(op, n, "fused loop");
+}
+
+static void prof_print(const struct kiln_profile *p) {
+    if (!p->ms || !p->runs) return;
+    int *order = malloc((size_t)p->n * sizeof *order);
+    if (!order) return;
+    double total = 0;
+    for (int i = 0; i < p->n; i++) { order[i] = i; total += p->ms[i]; }
+    qsort_r(order, (size_t)p->n, sizeof *order, prof_cmp, p->ms);
+    double per = 1.0 / (double)p->runs;
+    fprintf(stderr, "kiln profile: %lld runs, %.3f ms per run in steps\n  ms/run      %%  step\n", (long long)p->runs, total * per);
+    for (int i = 0; i < p->n && p->ms[order[i]] > 0; i++)
+        fprintf(stderr, "%8.4f %6.2f  %d %s\n", p->ms[order[i]] * per, total > 0 ? 100 * p->ms[order[i]] / total : 0, order[i],
+                p->names[order[i]] ? p->names[order[i]] : "");
+    fprintf(stderr, "  by op:\n"); /* sums over the steps of each op, slowest first */
+    char (*ops)[40] = calloc((size_t)p->n + 1, sizeof *ops);
+    double *sum = calloc((size_t)p->n + 1, sizeof *sum);
+    int nops = 0;
+    for (int i = 0; ops && sum && i < p->n; i++) {
+        char op[40];
+        prof_op(p->names[i], op, sizeof op);
+        int k = 0;
+        while (k < nops && strcmp(ops[k], op) != 0) k++;
+        if (k == nops) snprintf(ops[nops++], sizeof *ops, "%s", op);
+        sum[k] += p->ms[i];
+    }
+    for (int i = 0; i < nops; i++) order[i] = i;
+    if (ops && sum) qsort_r(order, (size_t)nops, sizeof *order, prof_cmp, sum);
+    for (int i = 0; ops && sum && i < nops; i++)
+        fprintf(stderr, "%8.4f %6.2f  %s\n", sum[order[i]] * per, total > 0 ? 100 * sum[order[i]] / total : 0, ops[order[i]]);
+    free(ops);
+    free(sum);
+    free(order);
+}
+
 void kiln_context_destroy(kiln_context *c) {
     if (!c) return;
+    if (c->prof) {
+        prof_print(c->prof);
+        free(c->prof->ms);
+        free(c->prof);
+    }
     kiln_pool_destroy(c->pool);
     kiln_workspace_free(c->ws);
     kiln_workspace_free(c->state);

@@ -235,6 +235,34 @@ def test_if_on_constant_compiles_the_branch_taken():
     np.testing.assert_array_equal(b, a)
 
 
+def test_step_profiler():
+    """KILN_PROFILE=1: the executable prints each step's time per run (slowest
+    first, percentages adding up to 100) and the totals by op, with both
+    backends; without it, nothing; the outputs are the same either way."""
+    d = fresh("prof")
+    model, inp = mlp_model(d)
+    for backend in ["c", "llvm"]:
+        exe = os.path.join(d, "m_" + backend)
+        r = run([KILN, "compile", model, "-o", exe, "--backend", backend])
+        assert r.returncode == 0, r.stderr
+        r = run([exe, inp, "-o", os.path.join(d, "plain"), "--repeat", "5"])
+        assert r.returncode == 0 and "kiln profile" not in r.stderr, r.stderr
+        r = run([exe, inp, "-o", os.path.join(d, "prof"), "--repeat", "5"], env=dict(os.environ, KILN_PROFILE="1"))
+        assert r.returncode == 0, r.stderr
+        lines = r.stderr.splitlines()
+        head = [i for i, l in enumerate(lines) if l.startswith("kiln profile: 5 runs")]
+        assert head, r.stderr
+        by_op = lines.index("  by op:")
+        steps = [l.split() for l in lines[head[0] + 2:by_op]]
+        assert any("(Gemm)" in " ".join(t) for t in steps), r.stderr
+        times = [float(t[0]) for t in steps]
+        assert times == sorted(times, reverse=True), r.stderr
+        assert abs(sum(float(t[1]) for t in steps) - 100) < 0.1, r.stderr
+        assert any(l.split()[-1] == "Gemm" for l in lines[by_op + 1:]), r.stderr
+        a = np.load(os.path.join(d, "plain", "output_0.npy"))
+        assert np.array_equal(a, np.load(os.path.join(d, "prof", "output_0.npy")))
+
+
 def test_training_dropout_matches_numpy_seeded_mask():
     """Training-mode Dropout with a seed draws NumPy's legacy np.random.seed(s);
     uniform() sequence (MT19937): mask and output equal NumPy's, over more draws
