@@ -102,10 +102,13 @@ void kiln_prof_mark(kiln_context *c, int step, int nsteps, const char *const *na
     p->last = now;
 }
 
-static int prof_cmp(const void *a, const void *b, void *ctx) {
-    const double *ms = ctx;
-    double x = ms[*(const int *)a], y = ms[*(const int *)b];
-    return x < y ? 1 : x > y ? -1 : 0;
+/* order[0..n) by key, largest first (insertion sort: run once, at destroy). */
+static void prof_sort(int *order, int n, const double *key) {
+    for (int i = 1; i < n; i++) {
+        int v = order[i], j = i;
+        while (j > 0 && key[order[j - 1]] < key[v]) { order[j] = order[j - 1]; j--; }
+        order[j] = v;
+    }
 }
 
 /* The op in a step's comment: "node 'name' (Op)" or "fused: ... (Op), ...". */
@@ -125,7 +128,7 @@ static void prof_print(const struct kiln_profile *p) {
     if (!order) return;
     double total = 0;
     for (int i = 0; i < p->n; i++) { order[i] = i; total += p->ms[i]; }
-    qsort_r(order, (size_t)p->n, sizeof *order, prof_cmp, p->ms);
+    prof_sort(order, p->n, p->ms);
     double per = 1.0 / (double)p->runs;
     fprintf(stderr, "kiln profile: %lld runs, %.3f ms per run in steps\n  ms/run      %%  step\n", (long long)p->runs, total * per);
     for (int i = 0; i < p->n && p->ms[order[i]] > 0; i++)
@@ -144,7 +147,7 @@ static void prof_print(const struct kiln_profile *p) {
         sum[k] += p->ms[i];
     }
     for (int i = 0; i < nops; i++) order[i] = i;
-    if (ops && sum) qsort_r(order, (size_t)nops, sizeof *order, prof_cmp, sum);
+    if (ops && sum) prof_sort(order, nops, sum);
     for (int i = 0; ops && sum && i < nops; i++)
         fprintf(stderr, "%8.4f %6.2f  %s\n", sum[order[i]] * per, total > 0 ? 100 * sum[order[i]] / total : 0, ops[order[i]]);
     free(ops);
