@@ -98,6 +98,12 @@ bool kir_loop_parallel(const KLoop *lp) {
     return dims_numel(lp->rank, lp->dims) >= PARALLEL_LOOP_MIN && lp->dims[0] > 1;
 }
 
+const char *kir_step_name(const Kir *k, int s) {
+    const KStep *st = &k->steps[s];
+    return arena_printf(k->arena, "%s [%s]", st->comment ? st->comment : "step",
+                        st->kind == KS_LOOP ? "loop" : st->kind == KS_CALL ? kiln_kernel_names[st->kernel] : "control");
+}
+
 bool *kir_jump_targets(const Kir *k) {
     bool *t = arena_alloc(k->arena, (size_t)k->nsteps + 1);
     for (int s = 0; s < k->nsteps; s++)
@@ -336,7 +342,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
     fprintf(f, "static const char *const %s_step_names[%d] = {\n", prefix, k->nsteps ? k->nsteps : 1);
     for (int s = 0; s < k->nsteps; s++) {
         fputs("    ", f);
-        emit_c_string(f, k->steps[s].comment ? k->steps[s].comment : "step");
+        emit_c_string(f, kir_step_name(k, s));
         fputs(",\n", f);
     }
     fprintf(f, "%s};\n\n", k->nsteps ? "" : "    0\n");

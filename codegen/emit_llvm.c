@@ -400,7 +400,7 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
     LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run"), L->i32, pt, 3, false);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1));
     LLVMValueRef *nm = arena_alloc(k->arena, sizeof *nm * (size_t)(k->nsteps + 1));
-    for (int s = 0; s < k->nsteps; s++) nm[s] = ll_string(L, k->steps[s].comment ? k->steps[s].comment : "step");
+    for (int s = 0; s < k->nsteps; s++) nm[s] = ll_string(L, kir_step_name(k, s));
     if (!k->nsteps) nm[0] = LLVMConstNull(L->p8);
     LLVMValueRef names = LLVMConstBitCast(ll_global(L, LLVMConstArray(L->p8, nm, (unsigned)(k->nsteps ? k->nsteps : 1)), ".step_names", true), L->pp8);
     /* control flow: a block at each jump target; a jump or branch ends its block */

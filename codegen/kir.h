@@ -175,6 +175,9 @@ double kir_float_const(const KInstr *c);
  * once, before the loop nest. */
 bool kir_load_invariant(const KLoop *lp, const KInstr *in);
 bool kir_loop_parallel(const KLoop *lp);
+/* A step's name for the profiler: its comment and, in brackets, the kernel it
+ * calls ("loop" for a fused loop). */
+const char *kir_step_name(const Kir *k, int s);
 /* Which steps (0..nsteps, nsteps being the end) a jump or branch goes to. */
 bool *kir_jump_targets(const Kir *k);
 

@@ -111,15 +111,16 @@ static void prof_sort(int *order, int n, const double *key) {
     }
 }
 
-/* The op in a step's comment: "node 'name' (Op)" or "fused: ... (Op), ...". */
+/* The group of a step for the totals: its op and kernel ("Conv [conv_wino]",
+ * from "node 'c' (Conv) [conv_wino]"), or "fused loop". */
 static void prof_op(const char *name, char *op, size_t n) {
-    const char *o = strrchr(name ? name : "", '(');
+    name = name ? name : "";
+    const char *k = strrchr(name, '['), *o = NULL;
+    for (const char *q = name; *q && (!k || q < k); q++) if (*q == '(') o = q;
     const char *e = o ? strchr(o, ')') : NULL;
-    size_t len = o && e ? (size_t)(e - o - 1) : 0;
-    if (!len || len >= n) { snprintf(op, n, "%s", strncmp(name ? name : "", "fused", 5) == 0 ? "fused loop" : "other"); return; }
-    memcpy(op, o + 1, len);
-    op[len] = 0;
-    if (strncmp(name, "fused", 5) == 0) snprintf(op, n, "fused loop");
+    if (strncmp(name, "fused", 5) == 0 || (k && strncmp(k, "[loop]", 6) == 0)) snprintf(op, n, "fused loop");
+    else if (o && e && k) snprintf(op, n, "%.*s %s", (int)(e - o - 1), o + 1, k);
+    else snprintf(op, n, "%s", k ? k : "other");
 }
 
 static void prof_print(const struct kiln_profile *p) {
@@ -135,11 +136,11 @@ static void prof_print(const struct kiln_profile *p) {
         fprintf(stderr, "%8.4f %6.2f  %d %s\n", p->ms[order[i]] * per, total > 0 ? 100 * p->ms[order[i]] / total : 0, order[i],
                 p->names[order[i]] ? p->names[order[i]] : "");
     fprintf(stderr, "  by op:\n"); /* sums over the steps of each op, slowest first */
-    char (*ops)[40] = calloc((size_t)p->n + 1, sizeof *ops);
+    char (*ops)[64] = calloc((size_t)p->n + 1, sizeof *ops);
     double *sum = calloc((size_t)p->n + 1, sizeof *sum);
     int nops = 0;
     for (int i = 0; ops && sum && i < p->n; i++) {
-        char op[40];
+        char op[64];
         prof_op(p->names[i], op, sizeof op);
         int k = 0;
         while (k < nops && strcmp(ops[k], op) != 0) k++;
@@ -148,7 +149,7 @@ static void prof_print(const struct kiln_profile *p) {
     }
     for (int i = 0; i < nops; i++) order[i] = i;
     if (ops && sum) prof_sort(order, nops, sum);
-    for (int i = 0; ops && sum && i < nops; i++)
+    for (int i = 0; ops && sum && i < nops && sum[order[i]] > 0; i++)
         fprintf(stderr, "%8.4f %6.2f  %s\n", sum[order[i]] * per, total > 0 ? 100 * sum[order[i]] / total : 0, ops[order[i]]);
     free(ops);
     free(sum);
