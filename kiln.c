@@ -60,7 +60,12 @@ static const char *usage_text =
     "  -O0..-O3, --shape, --inline-weights (no side file; constants written inline)\n"
     "place options: --target, --placement, --routing-profile, --redundant as above,\n"
     "  --threads N (devices of the host target), --format text|json [text], -o FILE\n"
-    "run options: -o DIR, and --format, --threads, --repeat, --routing-profile-out are passed to the executable\n";
+    "run options: -o DIR, and --format, --threads, --repeat, --routing-profile-out are passed to the executable\n"
+    "\n"
+    "environment: KILN_PROFILE=1 when a compiled model runs: each step's time per run, printed\n"
+    "  to stderr when its context is destroyed; CC, KILN_CC_aarch64: the C compilers used;\n"
+    "  KILN_KEEP_TEMPS=1: keep the generated sources; KILN_NO_WINOGRAD=1: 3x3 convolutions by\n"
+    "  im2col GEMM instead of Winograd\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "kiln: error: ");
