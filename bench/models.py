@@ -262,10 +262,24 @@ def control(d):
     up = helper.make_graph([helper.make_node("Mul", ["a_fin", half], ["r1"])], "up", [], [v("r1", f, None)])
     down = helper.make_graph([helper.make_node("Sub", ["b_fin", "a_fin"], ["r2"])], "down", [], [v("r2", f, None)])
     b.nodes.append(helper.make_node("If", [pos], ["sel"], name="if", then_branch=up, else_branch=down))
-    outs = [("ys", [T, R, C]), ("zs", [R, T, C]), ("a_fin", [R, C]), ("b_fin", [R, C]), ("picks", [5, R, C]), ("sel", [R, C])]
-    g = helper.make_graph(b.nodes, "control", [v("x", f, [T, R, C])], [v(n, f, s) for n, s in outs], b.inits)
+    # a heavier body: a convolution with constant weights (packed when the
+    # context is created) and an elementwise chain big enough to run on the
+    # thread pool, three iterations
+    cw = b.w((8, 8, 3, 3), 0.2)
+    heavy = helper.make_graph([
+        helper.make_node("Conv", ["h", cw], ["hc"], pads=[1, 1, 1, 1]),
+        helper.make_node("Tanh", ["hc"], ["ht"]),
+        helper.make_node("Mul", ["ht", half], ["hm"]),
+        helper.make_node("Add", ["hm", "h"], ["h_new"]),
+        helper.make_node("Identity", ["c2"], ["c2_out"]),
+    ], "heavy", [v("j", TensorProto.INT64, []), v("c2", TensorProto.BOOL, []), v("h", f, [1, 8, 64, 80])],
+        [v("c2_out", TensorProto.BOOL, []), v("h_new", f, None)])
+    b.nodes.append(helper.make_node("Loop", [b.c(np.int64(3)), "", "img"], ["img_out"], name="heavy_loop", body=heavy))
+    outs = [("ys", [T, R, C]), ("zs", [R, T, C]), ("a_fin", [R, C]), ("b_fin", [R, C]), ("picks", [5, R, C]), ("sel", [R, C]),
+            ("img_out", [1, 8, 64, 80])]
+    g = helper.make_graph(b.nodes, "control", [v("x", f, [T, R, C]), v("img", f, [1, 8, 64, 80])], [v(n, f, s) for n, s in outs], b.inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "control.onnx"))
-    return [rng.standard_normal((T, R, C)).astype(np.float32)]
+    return [rng.standard_normal((T, R, C)).astype(np.float32), rng.standard_normal((1, 8, 64, 80)).astype(np.float32)]
 
 
 def tfidf(d):

@@ -347,7 +347,9 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, Sc
             if (!v) { diag_error(L->d, n, "input '%s' is not defined anywhere in the graph", in); return NULL; }
             n->in[j] = v;
         }
-        while (n->n_in > 0 && !n->in[n->n_in - 1]) n->n_in--;
+        bool has_graph = false; /* control flow: inputs keep their positions (captures follow) */
+        for (size_t k = 0; k < np->n_attribute; k++) has_graph |= np->attribute[k]->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH;
+        while (!has_graph && n->n_in > 0 && !n->in[n->n_in - 1]) n->n_in--;
         if (!convert_subgraphs(L, g, &scope, &caps, n, np)) return NULL;
     }
     for (size_t i = 0; i < gp->n_output; i++) {

@@ -135,6 +135,7 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
         return false;
     }
     Value *M = n->in[0], *cond = n->in[1];
+    if (!M && !cond) { diag_error(d, n, "a Loop with neither a trip count nor a condition never ends"); return false; }
     if (M && !scalar_of(M, DT_I64)) { diag_error(d, n, "the trip count M must be one int64"); return false; }
     if (cond && !scalar_of(cond, DT_BOOL)) { diag_error(d, n, "the condition must be one bool"); return false; }
     Value *bi = b->inputs.items[0], *bc = b->inputs.items[1];

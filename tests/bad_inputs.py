@@ -136,6 +136,14 @@ def test_loop_state_changes_shape():
     check_compile(save(m, "loop_shape.onnx"), "state 0 enters the body as f32[1] and leaves it as f32[2]")
 
 
+def test_loop_without_end():
+    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["y_in"], ["y_out"])], "body",
+                             [vi("i", [], TensorProto.INT64), vi("c", [], TensorProto.BOOL), vi("y_in", [1])],
+                             [vi("c_out", [], TensorProto.BOOL), vi("y_out", None)])
+    m = graph([helper.make_node("Loop", ["", "", "y"], ["yf"], name="forever", body=body)], [vi("y", [1])], [vi("yf", None)])
+    check_compile(save(m, "loop_forever.onnx"), "node 'forever' (Loop): error: a Loop with neither a trip count nor a condition never ends")
+
+
 def test_subgraph_uses_undefined_value():
     body = helper.make_graph([helper.make_node("Identity", ["nowhere"], ["o"])], "then", [], [vi("o", [1])])
     other = helper.make_graph([helper.make_node("Identity", ["x"], ["o2"])], "else", [], [vi("o2", [1])])
