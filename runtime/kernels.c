@@ -341,13 +341,23 @@ KILN_CLONES static void depthwise_plane(const win3 *w, const float *x, const flo
  * and odd columns, so every tap reads consecutive elements. Bias and the clamp
  * are applied on the way out. The scratch is per thread. */
 static _Thread_local float *dw_buf;
-static _Thread_local int64_t dw_cap;
+static _Thread_local int64_t dw_cap, dw_key[5];
 
-static float *dw_scratch(int64_t n) {
+/* The thread's strip buffer of n floats whose first `clear` are zero. Planes
+ * of one layer share a layout (key): the fills only write inside [0, W), so
+ * the padding columns stay zero from one plane to the next and the buffer is
+ * cleared only when the layout changes (small planes paid more for it than
+ * for their arithmetic). */
+static float *dw_scratch(int64_t n, int64_t clear, int64_t k0, int64_t k1, int64_t k2) {
     if (n > dw_cap) {
         free(dw_buf);
         dw_buf = aligned_alloc(64, (size_t)((n + 15) / 16 * 16) * sizeof(float));
         dw_cap = dw_buf ? n : 0;
+        dw_key[0] = 0;
+    }
+    if (dw_buf && !(dw_key[0] == 1 && dw_key[1] == k0 && dw_key[2] == k1 && dw_key[3] == k2 && clear <= dw_key[4])) {
+        memset(dw_buf, 0, (size_t)clear * sizeof(float));
+        dw_key[0] = 1, dw_key[1] = k0, dw_key[2] = k1, dw_key[3] = k2, dw_key[4] = clear;
     }
     return dw_buf;
 }
@@ -375,22 +385,20 @@ KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *w
     int64_t Wp = OW + 2, R = DW_STRIP / Wp - 2;
     if (R < 1) R = 1;
     if (R > OH) R = OH;
-    float *xp = dw_scratch((R + 2) * Wp + 16 + R * Wp), *t = xp + (R + 2) * Wp + 16;
+    /* the strip, 32 floats of slack (whole vectors read past the last row), then the sums */
+    int64_t xn = (R + 2) * Wp + 32;
+    float *xp = dw_scratch(xn + R * Wp + 16, xn, 1, Wp, pw * 65536 + W), *t = xp + xn;
     if (!xp) return false;
-    memset(xp, 0, (size_t)((R + 2) * Wp + 16) * sizeof(float));
     float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
     for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
-        int64_t rows = OH - oh0 < R ? OH - oh0 : R, n = rows * Wp;
+        int64_t rows = OH - oh0 < R ? OH - oh0 : R, n = (rows * Wp + 15) & ~(int64_t)15; /* whole vectors */
         for (int64_t r = 0; r < rows + 2; r++) dw_fill_row(x, H, W, oh0 + r - ph, -pw, 1, Wp, xp + r * Wp);
         const float *a = xp, *b = xp + Wp, *c = xp + 2 * Wp;
-        for (int64_t i = 0; i < n; i++)
-            t[i] = w0 * a[i] + w1 * a[i + 1] + w2 * a[i + 2] + w3 * b[i] + w4 * b[i + 1] + w5 * b[i + 2] + w6 * c[i] +
-                   w7 * c[i + 1] + w8 * c[i + 2];
-        for (int64_t r = 0; r < rows; r++) {
-            const float *tr = t + r * Wp;
-            float *yr = y + (oh0 + r) * OW;
-            for (int64_t ow = 0; ow < OW; ow++) yr[ow] = kiln_clampf(tr[ow] + bias, lo, hi);
-        }
+        for (int64_t i0 = 0; i0 < n; i0 += 16)
+            for (int64_t i = i0; i < i0 + 16; i++)
+                t[i] = kiln_clampf(w0 * a[i] + w1 * a[i + 1] + w2 * a[i + 2] + w3 * b[i] + w4 * b[i + 1] + w5 * b[i + 2] + w6 * c[i] +
+                                   w7 * c[i + 1] + w8 * c[i + 2] + bias, lo, hi);
+        for (int64_t r = 0; r < rows; r++) memcpy(y + (oh0 + r) * OW, t + r * Wp, (size_t)OW * sizeof(float));
     }
     return true;
 }
@@ -400,9 +408,9 @@ KILN_CLONES static bool dw3x3_s2(const win3 *w, const float *x, const float *wk,
     int64_t We = OW + 1, R = (DW_STRIP / (2 * We) - 1) / 2; /* even columns 0, 2, .., 2 OW; odd 1, .., 2 OW - 1 */
     if (R < 1) R = 1;
     if (R > OH) R = OH;
-    float *ev = dw_scratch(2 * (2 * R + 1) * We), *od = ev + (2 * R + 1) * We;
+    int64_t half = (2 * R + 1) * We; /* even and odd halves */
+    float *ev = dw_scratch(2 * half, 2 * half, 2, We, pw * 65536 + W), *od = ev + half;
     if (!ev) return false;
-    memset(ev, 0, (size_t)(2 * (2 * R + 1) * We) * sizeof(float));
     float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
     for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
         int64_t rows = OH - oh0 < R ? OH - oh0 : R;
