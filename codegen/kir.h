@@ -131,6 +131,8 @@ KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams,
 /* A control step (KS_JUMP, KS_BRANCH on buf, KS_FAIL); returns its index, so
  * that a forward target can be set once known (lower_control.c). */
 int lower_ctl(Lower *l, KStepKind kind, int buf, bool if_true);
+/* Clears g's values' buffer numbers before g is lowered (a whole graph or a subgraph). */
+void lower_forget(Graph *g);
 /* Lowers l->g's nodes (a whole graph or a subgraph) in order. */
 bool lower_nodes(Lower *l);
 /* Workspace scratch for the whole run; scratch shared by all steps (one step's

@@ -988,6 +988,10 @@ static const char *node_comment(Arena *a, const Node *n) {
     return arena_printf(a, "node '%s' (%s)", n->name, op_table[n->op].name);
 }
 
+void lower_forget(Graph *g) {
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = ((Value *)g->values.items[i])->shape_buf = -1;
+}
+
 bool lower_nodes(Lower *l) {
     Graph *g = l->g;
     for (int i = 0; i < g->nodes.n; i++) {
@@ -1008,7 +1012,7 @@ Kir *kir_lower(Graph *g, Diags *d) {
     k->arena = g->arena;
     k->workspace_size = g->workspace_size;
     Lower l = {k, g, d, false, NULL, 0};
-    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = ((Value *)g->values.items[i])->shape_buf = -1;
+    lower_forget(g);
     k->ninputs = g->inputs.n;
     k->inputs = arena_alloc(g->arena, (size_t)(g->inputs.n + 1) * sizeof(KIo));
     for (int i = 0; i < g->inputs.n; i++) k->inputs[i] = (KIo){lower_buf(&l, g->inputs.items[i]), g->inputs.items[i], -1};

@@ -20,7 +20,7 @@ static void sub_begin(Lower *l, Node *n, Graph *sub, int first, Lower *s) {
     s->g = sub;
     s->base = l->k->workspace_size;
     l->k->workspace_size += (sub->workspace_size + 63) & ~(int64_t)63;
-    for (int i = 0; i < sub->values.n; i++) ((Value *)sub->values.items[i])->id = ((Value *)sub->values.items[i])->shape_buf = -1;
+    lower_forget(sub);
     int c = sub->captures, formal = sub->inputs.n - c;
     for (int k = 0; k < c; k++) ((Value *)sub->inputs.items[formal + k])->id = lower_buf(l, n->in[first + k]);
     for (int i = 0; i < formal; i++) lower_buf(s, sub->inputs.items[i]);
@@ -50,30 +50,45 @@ static void test(Lower *l, int flag, int counter, int64_t limit, int limit_buf, 
 /* The slice at the counter's step along `axis` of the tensor v (shape of the
  * whole), between v's buffer and `other` (the slice). */
 static void slice(Lower *l, const Value *v, int axis, bool reverse, bool scatter, int other, int counter) {
-    int64_t p[5] = {1, v->dims[axis], dtype_size(v->dtype), scatter, reverse};
-    for (int i = 0; i < axis; i++) p[0] *= v->dims[i];
-    for (int i = axis + 1; i < v->rank; i++) p[2] *= v->dims[i];
+    int64_t p[5] = {0, v->dims[axis], 0, scatter, reverse};
+    outer_inner(v, axis, &p[0], &p[2]);
+    p[2] *= dtype_size(v->dtype);
     int b[3] = {scatter ? lower_buf(l, v) : other, scatter ? other : lower_buf(l, v), counter};
     lower_call(l, KILN_K_ctl_slice, 3, b, 5, p);
 }
 
-/* dst[i] <- src[i] for all i at once: a source that is another pair's
- * destination is read into a staging buffer first. */
-static void carry(Lower *l, int n, const int *dst, const int *src, const int64_t *nbytes) {
-    int staged[64];
-    for (int i = 0; i < n; i++) {
-        staged[i] = -1;
-        for (int j = 0; j < n && src[i] != dst[i]; j++)
-            if (j != i && src[i] == dst[j] && staged[i] < 0) {
-                staged[i] = scratch_buf(l, DT_U8, nbytes[i]);
-                copy(l, staged[i], src[i], nbytes[i]);
-            }
-    }
-    for (int i = 0; i < n; i++) copy(l, dst[i], staged[i] >= 0 ? staged[i] : src[i], nbytes[i]);
-}
-
 static int buf_of(Lower *l, Graph *g, bool out, int i) {
     return lower_buf(l, (out ? g->outputs.items : g->inputs.items)[i]);
+}
+
+/* For the next step, the body's outputs out0.. become its inputs in0.. (count
+ * of them), all at once: an output that is another pair's input (states
+ * trading values) is read into a staging buffer first. */
+static void carry(Lower *l, Lower *s, Graph *b, int in0, int out0, int count) {
+    int dst[64], src[64], staged[64];
+    int64_t nb[64];
+    for (int i = 0; i < count; i++) {
+        dst[i] = buf_of(s, b, false, in0 + i);
+        src[i] = buf_of(s, b, true, out0 + i);
+        nb[i] = value_nbytes(b->inputs.items[in0 + i]);
+    }
+    for (int i = 0; i < count; i++) {
+        staged[i] = -1;
+        for (int j = 0; j < count && src[i] != dst[i]; j++)
+            if (j != i && src[i] == dst[j] && staged[i] < 0) {
+                staged[i] = scratch_buf(l, DT_U8, nb[i]);
+                copy(l, staged[i], src[i], nb[i]);
+            }
+    }
+    for (int i = 0; i < count; i++) copy(l, dst[i], staged[i] >= 0 ? staged[i] : src[i], nb[i]);
+}
+
+/* The end of a loop's step: the counter advances and the test at `top` runs
+ * again; the exit branch lands after this. */
+static void loop_back(Lower *l, int counter, int top, int to_exit) {
+    lower_call(l, KILN_K_ctl_incr, 1, &counter, 1, (int64_t[]){1});
+    l->k->steps[lower_ctl(l, KS_JUMP, -1, false)].target = top;
+    l->k->steps[to_exit].target = l->k->nsteps;
 }
 
 /* Runs a branch and copies its outputs to the node's. */
@@ -90,7 +105,7 @@ static bool branch(Lower *l, Node *n, Graph *sub) {
 bool lower_if(Lower *l, Node *n) {
     Graph *t = node_subgraph(n, "then_branch"), *e = node_subgraph(n, "else_branch");
     const Value *cond = n->in[0];
-    if (cond->data) return branch(l, n, *(const unsigned char *)cond->data ? t : e); /* only the branch taken */
+    if (cond->data) return branch(l, n, subgraph_live(n, t) ? t : e); /* only the branch taken */
     int to_else = lower_ctl(l, KS_BRANCH, lower_buf(l, cond), false);
     if (!branch(l, n, t)) return false;
     int to_end = lower_ctl(l, KS_JUMP, -1, false);
@@ -118,17 +133,8 @@ bool lower_loop(Lower *l, Node *n) {
     if (!lower_nodes(&s)) return false;
     l->comment = comment;
     for (int k = 0; k < K; k++) slice(l, n->out[N + k], 0, false, true, buf_of(&s, b, true, 1 + N + k), iter);
-    int dst[64], src[64];
-    int64_t nb[64];
-    for (int j = 0; j <= N; j++) { /* the condition, then the states */
-        dst[j] = buf_of(&s, b, false, 1 + j);
-        src[j] = buf_of(&s, b, true, j);
-        nb[j] = j ? value_nbytes(n->in[1 + j]) : 1;
-    }
-    carry(l, N + 1, dst, src, nb);
-    lower_call(l, KILN_K_ctl_incr, 1, &iter, 1, (int64_t[]){1});
-    l->k->steps[lower_ctl(l, KS_JUMP, -1, false)].target = top;
-    l->k->steps[to_exit].target = l->k->nsteps;
+    carry(l, &s, b, 1, 0, N + 1); /* the condition, then the states */
+    loop_back(l, iter, top, to_exit);
     if (K > 0) { /* stopped early by the condition: the scan outputs would be shorter than their static shape */
         test(l, flag, iter, n->out[N]->dims[0], -1, -1, 1);
         int ok = lower_ctl(l, KS_BRANCH, flag, true);
@@ -157,17 +163,8 @@ bool lower_scan(Lower *l, Node *n) {
     if (!lower_nodes(&s)) return false;
     l->comment = comment;
     for (int k = 0; k < si.K; k++) slice(l, n->out[si.N + k], si.out_axis[k], si.out_rev[k], true, buf_of(&s, b, true, si.N + k), ctr);
-    int dst[64], src[64];
-    int64_t nb[64];
-    for (int j = 0; j < si.N; j++) {
-        dst[j] = buf_of(&s, b, false, j);
-        src[j] = buf_of(&s, b, true, j);
-        nb[j] = value_nbytes(n->out[j]);
-    }
-    carry(l, si.N, dst, src, nb);
-    lower_call(l, KILN_K_ctl_incr, 1, &ctr, 1, (int64_t[]){1});
-    l->k->steps[lower_ctl(l, KS_JUMP, -1, false)].target = top;
-    l->k->steps[to_exit].target = l->k->nsteps;
+    carry(l, &s, b, 0, 0, si.N);
+    loop_back(l, ctr, top, to_exit);
     for (int j = 0; j < si.N; j++) copy(l, lower_buf(l, n->out[j]), buf_of(&s, b, false, j), value_nbytes(n->out[j]));
     return true;
 }

@@ -376,11 +376,11 @@ bool lower_dropout_train(Lower *l, Node *n) {
 /* ConcatFromSequence with new_axis (without, it became a Concat): each element
  * one slice of the new axis. */
 bool lower_concat_from_sequence(Lower *l, Node *n) {
-    const Value *y = n->out[0], *x = n->in[0];
+    const Value *y = n->out[0];
     int axis;
     axis_norm(node_attr_int(n, "axis", 0), y->rank, &axis);
-    int64_t p[4 + 64] = {dtype_size(y->dtype), 1, 1, n->n_in};
-    for (int i = 0; i < x->rank; i++) p[i < axis ? 1 : 2] *= x->dims[i];
+    int64_t p[4 + 64] = {dtype_size(y->dtype), 0, 0, n->n_in};
+    outer_inner(y, axis, &p[1], &p[2]); /* the new axis is 1 long in each element */
     int bufs[65];
     bufs[0] = lower_buf(l, y);
     for (int i = 0; i < n->n_in; i++) { p[4 + i] = 1; bufs[1 + i] = lower_buf(l, n->in[i]); }

@@ -99,18 +99,17 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
         return false;
     }
     /* with a constant condition only the branch taken must make sense */
-    bool known = cond->data != NULL, take_then = known && *(const unsigned char *)cond->data;
-    if ((!known || take_then) && !run_sub(n, t, 1, d)) return false;
-    if ((!known || !take_then) && !run_sub(n, e, 1, d)) return false;
+    bool then_live = subgraph_live(n, t), else_live = subgraph_live(n, e);
+    if ((then_live && !run_sub(n, t, 1, d)) || (else_live && !run_sub(n, e, 1, d))) return false;
     for (int j = 0; j < n->n_out; j++) {
         Value *a = t->outputs.items[j], *b = e->outputs.items[j];
-        if (!known && !same_type(a, b)) {
+        if (then_live && else_live && !same_type(a, b)) {
             char x[128], y[128];
             diag_error(d, n, "the branches give output %d as %s and %s: kiln needs one static type", j,
                        value_type_str(a, x, sizeof x), value_type_str(b, y, sizeof y));
             return false;
         }
-        Value *r = known && !take_then ? b : a;
+        Value *r = then_live ? a : b;
         set_out(n->out[j], r->dtype, r->rank, r->dims);
     }
     return true;

@@ -11,18 +11,6 @@
 
 #include <string.h>
 
-void kiln_sort_indices(int64_t *idx, int64_t *tmp, int64_t n, bool (*before)(int64_t a, int64_t b, const void *c), const void *c) {
-    for (int64_t w = 1; w < n; w *= 2) {
-        for (int64_t lo = 0; lo < n; lo += 2 * w) {
-            int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, i = lo, j = mid, k = lo;
-            while (i < mid && j < hi) tmp[k++] = before(idx[j], idx[i], c) ? idx[j++] : idx[i++];
-            while (i < mid) tmp[k++] = idx[i++];
-            while (j < hi) tmp[k++] = idx[j++];
-        }
-        memcpy(idx, tmp, (size_t)n * sizeof *idx);
-    }
-}
-
 /* Element kinds: 0 signed integer, 1 unsigned (and bool), 2 float32, 3 float64. */
 static int cmp_elem(const unsigned char *a, const unsigned char *b, int64_t es, int kind) {
     if (kind == 2) { float x, y; memcpy(&x, a, 4); memcpy(&y, b, 4); return x < y ? -1 : x > y; }

@@ -194,7 +194,7 @@ int kiln_wino_fits(int64_t OW); /* output rows no wider than the kernel's row bu
 int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M);
 
 /* Stable merge sort of idx[0..n) by before(a, b, c) ("a goes first"); tmp
- * holds n (runtime/dynamic.c: TopK, Unique, NonMaxSuppression). */
+ * holds n (runtime/rt.c; TopK, Unique, NonMaxSuppression, the profiler). */
 void kiln_sort_indices(int64_t *idx, int64_t *tmp, int64_t n, bool (*before)(int64_t a, int64_t b, const void *c), const void *c);
 
 void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,

@@ -102,14 +102,21 @@ void kiln_prof_mark(kiln_context *c, int step, int nsteps, const char *const *na
     p->last = now;
 }
 
-/* order[0..n) by key, largest first (insertion sort: run once, at destroy). */
-static void prof_sort(int *order, int n, const double *key) {
-    for (int i = 1; i < n; i++) {
-        int v = order[i], j = i;
-        while (j > 0 && key[order[j - 1]] < key[v]) { order[j] = order[j - 1]; j--; }
-        order[j] = v;
+/* (declared in kiln_rt.h; here, in the object every model links, for the
+ * profiler as well as TopK, Unique and NMS) */
+void kiln_sort_indices(int64_t *idx, int64_t *tmp, int64_t n, bool (*before)(int64_t a, int64_t b, const void *c), const void *c) {
+    for (int64_t w = 1; w < n; w *= 2) {
+        for (int64_t lo = 0; lo < n; lo += 2 * w) {
+            int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) tmp[k++] = before(idx[j], idx[i], c) ? idx[j++] : idx[i++];
+            while (i < mid) tmp[k++] = idx[i++];
+            while (j < hi) tmp[k++] = idx[j++];
+        }
+        memcpy(idx, tmp, (size_t)n * sizeof *idx);
     }
 }
+
+static bool larger(int64_t a, int64_t b, const void *key) { return ((const double *)key)[a] > ((const double *)key)[b]; }
 
 /* The group of a step for the totals: its op and kernel ("Conv [conv_wino]",
  * from "node 'c' (Conv) [conv_wino]"), or "fused loop". */
@@ -125,15 +132,15 @@ static void prof_op(const char *name, char *op, size_t n) {
 
 static void prof_print(const struct kiln_profile *p) {
     if (!p->ms || !p->runs) return;
-    int *order = malloc((size_t)p->n * sizeof *order);
+    int64_t *order = malloc((size_t)(2 * p->n + 1) * sizeof *order), *tmp = order + p->n;
     if (!order) return;
     double total = 0;
     for (int i = 0; i < p->n; i++) { order[i] = i; total += p->ms[i]; }
-    prof_sort(order, p->n, p->ms);
+    kiln_sort_indices(order, tmp, p->n, larger, p->ms);
     double per = 1.0 / (double)p->runs;
     fprintf(stderr, "kiln profile: %lld runs, %.3f ms per run in steps\n  ms/run      %%  step\n", (long long)p->runs, total * per);
     for (int i = 0; i < p->n && p->ms[order[i]] > 0; i++)
-        fprintf(stderr, "%8.4f %6.2f  %d %s\n", p->ms[order[i]] * per, total > 0 ? 100 * p->ms[order[i]] / total : 0, order[i],
+        fprintf(stderr, "%8.4f %6.2f  %d %s\n", p->ms[order[i]] * per, total > 0 ? 100 * p->ms[order[i]] / total : 0, (int)order[i],
                 p->names[order[i]] ? p->names[order[i]] : "");
     fprintf(stderr, "  by op:\n"); /* sums over the steps of each op, slowest first */
     char (*ops)[64] = calloc((size_t)p->n + 1, sizeof *ops);
@@ -148,7 +155,7 @@ static void prof_print(const struct kiln_profile *p) {
         sum[k] += p->ms[i];
     }
     for (int i = 0; i < nops; i++) order[i] = i;
-    if (ops && sum) prof_sort(order, nops, sum);
+    if (ops && sum) kiln_sort_indices(order, tmp, nops, larger, sum);
     for (int i = 0; ops && sum && i < nops && sum[order[i]] > 0; i++)
         fprintf(stderr, "%8.4f %6.2f  %s\n", sum[order[i]] * per, total > 0 ? 100 * sum[order[i]] / total : 0, ops[order[i]]);
     free(ops);
