@@ -12,7 +12,7 @@ RT_SRC   := runtime/rt.c runtime/kernels.c runtime/kernel_table.c runtime/kernel
 RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
-            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
+            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c passes/batch.c \
             codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/elf.c codegen/link.c
 
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)

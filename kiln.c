@@ -46,7 +46,8 @@ static const char *usage_text =
     "  --routing-profile F   routing profile from a binary's --routing-profile-out (repeatable: merged)\n"
     "  --redundant N         extra expert slots per MoE layer for balanced [devices - experts mod\n"
     "                        devices: every device gets as many slots]\n"
-    "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable)\n"
+    "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable); D0 may be N: the batch,\n"
+    "                        taken from the input files at run time (as a symbolic dim 0 is)\n"
     "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
     "  --weights embed|external  weights inside the output, or in OUT.weights beside it,\n"
@@ -107,6 +108,12 @@ static bool parse_shape(const char *arg, ShapeOverride *s) {
     if (!*p) return true; /* a scalar */
     for (;;) {
         char *end;
+        if (s->rank == 0 && *p == 'N' && (p[1] == 'x' || !p[1])) { /* the batch, from the input files */
+            s->dims[s->rank++] = -1;
+            if (!p[1]) return true;
+            p += 2;
+            continue;
+        }
         if (!isdigit((unsigned char)*p)) return false;
         long long v = strtoll(p, &end, 10);
         if (s->rank >= MAX_RANK || v < 0) return false;
@@ -249,13 +256,32 @@ static bool bind_inputs(Graph *g, const Options *o, Diags *d, PtrVec *deps) {
     return true;
 }
 
-static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
-    FrontendOpts fo = {o->shapes, o->nshapes};
-    vec_push(a, deps, (void *)o->model);
+static Graph *read_model(Arena *a, const Options *o, int64_t batch, Diags *d, PtrVec *deps) {
+    FrontendOpts fo = {o->shapes, o->nshapes, batch};
     size_t l = strlen(o->model);
     Graph *g = (l > 4 && strcmp(o->model + l - 4, ".kir") == 0) ? kir_load(a, o->model, &fo, d, deps)
                                                                 : onnx_load(a, o->model, &fo, d, deps);
     return g && bind_inputs(g, o, d, deps) ? g : NULL;
+}
+
+/* The model at a batch of 1; when its inputs have a symbolic batch (dim 0),
+ * after checking on two probe reads (batch 1 and 2) that it may run once per
+ * sample (passes/batch.c). */
+static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
+    vec_push(a, deps, (void *)o->model);
+    Graph *g = read_model(a, o, 1, d, deps);
+    bool batched = false;
+    for (int i = 0; g && i < g->inputs.n; i++) batched |= ((Value *)g->inputs.items[i])->batch;
+    if (!batched) return g;
+    Arena *pa = arena_new();
+    Diags pd = {pa, NULL, NULL, 0};
+    PtrVec pdeps = {0};
+    Graph *p1 = read_model(pa, o, 1, &pd, &pdeps), *p2 = p1 ? read_model(pa, o, 2, &pd, &pdeps) : NULL;
+    bool ok = p1 && p2 && batch_verify(p1, p2, g, d);
+    if (!p1 || !p2) diag_error(d, NULL, "the model cannot be read again to check its symbolic batch");
+    arena_free(pa);
+    if (ok && o->verbose) fprintf(stderr, "kiln: dimension 0 of the inputs is the batch: the model runs once per sample\n");
+    return ok ? g : NULL;
 }
 
 /* --target: host, a triple, or a target file that prepare_place reads. The

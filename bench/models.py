@@ -3,7 +3,7 @@ input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
 comparison (depthwise, convgeom, conv3d, winograd), of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
-(sequence) and outputs sized at run time (dynamic). Usage: models.py OUTDIR [NAMES]"""
+(sequence), outputs sized at run time (dynamic) and a symbolic batch (batch). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 
@@ -400,9 +400,47 @@ def winograd(d):
     return [rng.standard_normal((2, 16, 23, 37)).astype(np.float32), rng.standard_normal((1, 64, 5, 301)).astype(np.float32)]
 
 
+def batch(d):
+    """A model whose batch is symbolic ("batch" in every input and output), the
+    way exporters write one: a CNN flattened with Reshape(x, [Shape(x)[0], -1]),
+    a text branch (embeddings of int64 ids plus position embeddings gathered by
+    Range(0, Shape(ids)[1]), LayerNormalization, attention whose heads are split
+    and joined by Reshapes computed from Shape), zeros of ConstantOfShape([N, 32])
+    and an Expand to [N, 32]; two outputs. kiln compiles it once and runs any
+    batch; the input here has a batch of 3."""
+    b = B("batch")
+    v = helper.make_tensor_value_info
+    i64 = lambda a: b.c(np.array(a, np.int64))
+    def dim(t, i):
+        return b.op("Gather", [b.op("Shape", [t]), i64([i])], axis=0)
+    x = conv_bn(b, "x", 3, 8, 3, 1)
+    x = b.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    n = dim(x, 0)
+    feat = b.op("Gemm", [b.op("Reshape", [x, b.op("Concat", [n, i64([-1])], axis=0)]), b.w((8 * 8 * 8, 32)), b.c(np.zeros(32, np.float32))])
+    zeros = b.op("ConstantOfShape", [b.op("Concat", [n, i64([32])], axis=0)], value=numpy_helper.from_array(np.array([0.25], np.float32)))
+    bias = b.op("Expand", [b.c(rng.standard_normal((1, 32)).astype(np.float32)), b.op("Concat", [dim("ids", 0), i64([32])], axis=0)])
+    feat = b.op("Add", [b.op("Add", [feat, zeros]), bias])
+    pos = b.op("Range", [b.c(np.int64(0)), b.op("Squeeze", [dim("ids", 1), i64([0])]), b.c(np.int64(1))])
+    t = b.op("Add", [b.op("Gather", [b.w((50, 32), 1.0), "ids"], axis=0), b.op("Gather", [b.w((16, 32), 1.0), pos], axis=0)])
+    t = b.op("LayerNormalization", [t, b.c(np.ones(32, np.float32)), b.c(np.zeros(32, np.float32))], axis=-1)
+    heads = b.op("Concat", [dim(t, 0), dim(t, 1), i64([4, 8])], axis=0)
+    def split(m):
+        return b.op("Transpose", [b.op("Reshape", [b.op("MatMul", [t, b.w((32, 32), 0.2)]), heads])], perm=[0, 2, 1, 3])
+    q, k, vv = split(t), split(t), split(t)
+    p = b.op("Softmax", [b.op("Div", [b.op("MatMul", [q, b.op("Transpose", [k], perm=[0, 1, 3, 2])]), b.c(np.float32(np.sqrt(8)))])], axis=-1)
+    ctx = b.op("Transpose", [b.op("MatMul", [p, vv])], perm=[0, 2, 1, 3])
+    ctx = b.op("Reshape", [ctx, b.op("Concat", [dim(ctx, 0), dim(ctx, 1), i64([32])], axis=0)])
+    both = b.op("Concat", [feat, b.op("ReduceMean", [ctx], axes=[1], keepdims=0)], axis=1)
+    y = b.op("Softmax", [b.op("Gemm", [both, b.w((64, 10)), b.c(np.zeros(10, np.float32))])], axis=1)
+    g = helper.make_graph(b.nodes, "batch", [v("x", TensorProto.FLOAT, ["batch", 3, 16, 16]), v("ids", TensorProto.INT64, ["batch", 6])],
+                          [v(y, TensorProto.FLOAT, ["batch", 10]), v(ctx, TensorProto.FLOAT, ["batch", 6, 32])], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(d, "batch.onnx"))
+    return [rng.standard_normal((3, 3, 16, 16)).astype(np.float32), rng.integers(0, 50, (3, 6)).astype(np.int64)]
+
+
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -547,7 +547,7 @@ static LLVMValueRef ll_infos(LL *L, int w) {
     const Kir *k = L->k;
     const KIo *io = w ? k->outputs : k->inputs;
     int n = w ? k->noutputs : k->ninputs;
-    LLVMTypeRef ity = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->i32, L->i32, LLVMPointerType(L->i64, 0), L->i64}, 5, 0);
+    LLVMTypeRef ity = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->i32, L->i32, LLVMPointerType(L->i64, 0), L->i64, L->i32}, 6, 0);
     LLVMValueRef *items = arena_alloc(k->arena, sizeof *items * (size_t)(n ? n : 1));
     for (int i = 0; i < n; i++) {
         const Value *v = io[i].v;
@@ -556,10 +556,11 @@ static LLVMValueRef ll_infos(LL *L, int w) {
         if (!v->rank) dims[0] = ll_i64(L, 0);
         LLVMValueRef shape = ll_global(L, LLVMConstArray(L->i64, dims, (unsigned)(v->rank ? v->rank : 1)), ".shape", true);
         if (w) L->out_shapes[i] = ll_p8(L, shape);
-        LLVMValueRef f[5] = {ll_string(L, v->name), LLVMConstInt(L->i32, (unsigned long long)v->dtype, 0),
+        LLVMValueRef f[6] = {ll_string(L, v->name), LLVMConstInt(L->i32, (unsigned long long)v->dtype, 0),
                              LLVMConstInt(L->i32, (unsigned long long)v->rank, 0),
-                             LLVMConstBitCast(shape, LLVMPointerType(L->i64, 0)), ll_i64(L, value_nbytes(v))};
-        items[i] = LLVMConstNamedStruct(ity, f, 5);
+                             LLVMConstBitCast(shape, LLVMPointerType(L->i64, 0)), ll_i64(L, value_nbytes(v)),
+                             LLVMConstInt(L->i32, v->batch, 0)};
+        items[i] = LLVMConstNamedStruct(ity, f, 6);
     }
     if (!n) items[0] = LLVMConstNull(ity);
     LLVMValueRef g = ll_global(L, LLVMConstArray(ity, items, (unsigned)(n ? n : 1)), ll_name(L, w ? "%s_outputs" : "%s_inputs"), false);
@@ -577,6 +578,19 @@ static LLVMValueRef ll_moe_layers(LL *L) {
     }
     if (!k->nmoe) items[0] = LLVMConstNull(mty);
     return ll_p8(L, ll_global(L, LLVMConstArray(mty, items, (unsigned)(k->nmoe ? k->nmoe : 1)), ll_name(L, "%s_moe_layers"), false));
+}
+
+/* PREFIX_run_batch(ctx, n, inputs, outputs): kiln_run_batch over PREFIX_run. */
+static void ll_run_batch(LL *L, LLVMValueRef inputs, LLVMValueRef outputs) {
+    const Kir *k = L->k;
+    LLVMTypeRef p = L->p8, i32 = L->i32, i64 = L->i64;
+    LLVMTypeRef rp[9] = {p, p, p, i32, p, i32, i64, L->pp8, L->pp8};
+    LLVMValueRef rb = ll_fn(L, "kiln_run_batch", i32, rp, 9);
+    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run_batch"), i32, (LLVMTypeRef[]){p, i64, L->pp8, L->pp8}, 4, false);
+    LLVMValueRef run = LLVMConstBitCast(LLVMGetNamedFunction(L->m, ll_name(L, "%s_run")), p);
+    LLVMValueRef args[9] = {run, LLVMGetParam(fn, 0), inputs, LLVMConstInt(i32, (unsigned)k->ninputs, 0), outputs,
+                            LLVMConstInt(i32, (unsigned)k->noutputs, 0), LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 3)};
+    LLVMBuildRet(L->b, ll_call(L, rb, args, 9));
 }
 
 /* main(argc, argv): kiln_exe_main with the model's kiln_model descriptor. */
@@ -722,6 +736,7 @@ static bool ll_build(LL *L) {
         loopfns[s] = !st->at_create && st->kind == KS_LOOP && kir_loop_parallel(st->loop) ? ll_loop_fn(L, s) : NULL;
     }
     if (!L->d->errors) ll_run(L, loopfns);
+    if (!L->d->errors) ll_run_batch(L, in, out);
     if (!L->d->errors && L->o->with_main) ll_main(L, in, out, moe);
     if (L->d->errors) return false;
     /* -O3: the runtime's kernels too, inlined into the model and specialized */

@@ -85,11 +85,19 @@ bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
     }
     for (int i = 0; i < g->inputs.n; i++) {
         Value *v = g->inputs.items[i];
-        bool ok = v->rank >= 0;
-        for (int j = 0; ok && j < v->rank; j++) ok = v->dims[j] >= 0;
-        if (!ok) {
-            diag_error(d, NULL, "input '%s' has symbolic or unknown dimensions; give them with --shape %s=D0xD1x...", v->name, v->name);
+        if (v->rank < 0) {
+            diag_error(d, NULL, "input '%s' has no shape in the model; give it with --shape %s=D0xD1x...", v->name, v->name);
             return false;
+        }
+        for (int j = 1; j < v->rank; j++)
+            if (v->dims[j] < 0) {
+                diag_error(d, NULL, "input '%s' has a symbolic dimension %d: kiln takes only dimension 0 (the batch) from the input files "
+                           "at run time; give the others with --shape %s=D0xD1x... (N for dimension 0 keeps it the batch)", v->name, j, v->name);
+                return false;
+            }
+        if (v->rank > 0 && v->dims[0] < 0) {
+            v->dims[0] = o && o->batch > 0 ? o->batch : 1;
+            v->batch = true;
         }
         if (dtype_size(v->dtype) == 0) { diag_error(d, NULL, "input '%s' has dtype %s, which kiln does not support", v->name, dtype_name(v->dtype)); return false; }
         if (value_numel(v) < 0 || value_nbytes(v) > ((int64_t)1 << 36)) { diag_error(d, NULL, "input '%s' is too large", v->name); return false; }

@@ -9,12 +9,13 @@
 typedef struct ShapeOverride {
     const char *name;
     int rank;
-    int64_t dims[MAX_RANK];
+    int64_t dims[MAX_RANK]; /* dims[0] may be -1: the batch, taken at run time */
 } ShapeOverride;
 
 typedef struct FrontendOpts {
     const ShapeOverride *shapes;
     int nshapes;
+    int64_t batch; /* the size a symbolic batch dimension takes in this graph [1] */
 } FrontendOpts;
 
 Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps);
@@ -36,7 +37,9 @@ Value *scope_get_local(const Scope *s, const char *name);
 
 /* Reads a whole file into arena memory; NULL with a diagnostic. */
 unsigned char *read_file(Arena *a, const char *path, size_t *len, Diags *d);
-/* Applies --shape overrides to graph inputs; checks every input is static. */
+/* Applies --shape overrides to graph inputs; checks every input is static but
+ * for a symbolic dim 0 (the batch), which becomes o->batch (1 by default) and
+ * marks the input Value.batch. */
 bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d);
 
 #endif

@@ -164,16 +164,22 @@ static bool parse_number(Parser *P, double *out, bool *is_int) {
     return true;
 }
 
-/* f32[1,2,3] */
-static bool parse_type(Parser *P, Value *v) {
+/* f32[1,2,3]; with batch_ok (a graph input), f32[?,2,3]: dim 0 the batch */
+static bool parse_type(Parser *P, Value *v, bool batch_ok) {
     if (P->kind != T_IDENT) { perr(P, "expected a type such as f32[1,4]"); return false; }
     v->dtype = dtype_from_name(P->text);
     /* "undef": a value never inferred (the branch an If on a constant never takes) */
     if (v->dtype == DT_UNDEF && strcmp(P->text, "undef") != 0) { perr(P, arena_printf(P->a, "unknown dtype '%s'", P->text)); return false; }
     next(P);
     if (!expect_punct(P, '[')) return false;
-    if (is_punct(P, '?')) { next(P); v->rank = -1; return expect_punct(P, ']'); }
     v->rank = 0;
+    if (is_punct(P, '?')) {
+        next(P);
+        if (is_punct(P, ']') || !batch_ok) { v->rank = -1; return expect_punct(P, ']'); } /* f32[?]: not known yet */
+        v->dims[v->rank++] = 1; /* f32[?,4]: the batch (frontend_fix_inputs) */
+        v->batch = true;
+        if (!expect_punct(P, ',')) return false;
+    }
     while (!is_punct(P, ']')) {
         if (v->rank >= MAX_RANK) { perr(P, "rank is above 8"); return false; }
         if (!parse_int(P, &v->dims[v->rank])) return false;
@@ -183,6 +189,7 @@ static bool parse_type(Parser *P, Value *v) {
     }
     next(P);
     if (value_numel(v) < 0 || value_nbytes(v) > ((int64_t)1 << 36)) { perr(P, "shape is too large"); return false; }
+    if (v->batch) v->dims[0] = -1, v->batch = false;
     return true;
 }
 
@@ -275,7 +282,7 @@ static bool parse_attr(Parser *P, Graph *g, Node *n, Scope *scope) {
         Value *v = arena_alloc(P->a, sizeof *v);
         v->name = name;
         v->mem_offset = -1;
-        if (!parse_type(P, v) || !parse_elems(P, v)) return false;
+        if (!parse_type(P, v, false) || !parse_elems(P, v)) return false;
         node_add_attr(g, n, name, ATTR_TENSOR)->t = v;
     } else if (is_ident(P, "graph")) {
         int depth = 0;
@@ -350,7 +357,7 @@ static bool parse_node(Parser *P, Graph *g, Scope *scope) {
         if (no >= 64) { perr(P, "too many outputs"); return false; }
         Value *v = new_named(P, g, scope);
         if (!v) return false;
-        if (is_punct(P, ':')) { next(P); if (!parse_type(P, v)) return false; }
+        if (is_punct(P, ':')) { next(P); if (!parse_type(P, v, false)) return false; }
         outs[no++] = v;
         if (!is_punct(P, ',')) break;
         next(P);
@@ -426,7 +433,7 @@ static Graph *parse_graph(Parser *P, Scope *parent, Graph *pg) {
             if (is_capture) g->captures++;
             next(P);
             Value *v = new_named(P, g, &scope);
-            if (!v || !expect_punct(P, ':') || !parse_type(P, v)) return NULL;
+            if (!v || !expect_punct(P, ':') || !parse_type(P, v, !is_const && !is_capture && !pg)) return NULL;
             if (is_const) {
                 if (v->rank < 0) { perr(P, "a constant needs a shape"); return NULL; }
                 if (!expect_punct(P, '=')) return NULL;

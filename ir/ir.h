@@ -139,6 +139,10 @@ typedef struct Value {
      * (NonZero, Unique, NonMaxSuppression); such a value can only be an output */
     uint32_t dyn;
     int shape_buf;            /* lowering: the buffer its run-time dims go to */
+    /* a graph input or output whose dim 0 is the batch, symbolic in the model:
+     * the graph is one sample's (dims[0] == 1) and runs once per sample
+     * (passes/batch.c checks that this is sound) */
+    bool batch;
 } Value;
 
 typedef enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_TENSOR = 4, ATTR_GRAPH = 5,

@@ -51,7 +51,15 @@ static void print_float(FILE *f, double v, bool dbl) {
 
 static void print_type(FILE *f, const Value *v) {
     char buf[256];
-    fputs(value_type_str(v, buf, sizeof buf), f);
+    value_type_str(v, buf, sizeof buf);
+    if (v->batch && v->rank > 0 && !v->producer && !v->data) { /* a graph input's batch: f32[?,3] */
+        char *open = strchr(buf, '[');
+        fwrite(buf, 1, (size_t)(open + 1 - buf), f);
+        fputc('?', f);
+        fputs(open + 2, f); /* past the 1 */
+        return;
+    }
+    fputs(buf, f);
 }
 
 static void print_elems(FILE *f, const Value *v) {

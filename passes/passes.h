@@ -25,6 +25,10 @@ bool pass_patterns(Graph *g, Diags *d);
 bool pass_fuse(Graph *g, Diags *d);
 bool pass_plan(Graph *g, Diags *d);
 bool pass_place(Graph *g, const PassOpts *o, Diags *d);
+/* A model with a symbolic batch (inputs' Value.batch): checks from probe
+ * graphs p1 and p2 (batch 1 and 2, as read) that running g once per sample is
+ * the model's meaning, and marks g's outputs that carry the batch. */
+bool batch_verify(Graph *p1, Graph *p2, Graph *g, Diags *d);
 
 /* `kiln place`'s report of the plan the place pass wrote (text or JSON). */
 #include <stdio.h>

@@ -47,6 +47,7 @@ typedef struct kiln_tensor_info {
     int rank;
     const int64_t *shape;
     int64_t nbytes;
+    int batch;               /* 1: dim 0 is the batch; shape and nbytes are one sample's */
 } kiln_tensor_info;
 #endif
 
@@ -85,6 +86,13 @@ typedef struct kiln_model {
  * layer's per-expert token counts. Atomic (path.tmp, then rename); 0 on success. */
 int kiln_write_routing_profile(const char *path, const kiln_model *m, const int64_t *counts, int64_t runs,
                                char *err, size_t errlen);
+
+/* PREFIX_run_batch: runs n >= 1 samples through `run` (one sample's model),
+ * each batched input and output (kiln_tensor_info.batch) advanced by one
+ * sample's bytes; the others are passed as they are. A model with no batched
+ * input takes only n = 1. 0 on success, else what run returned, or 2 for a bad n. */
+int kiln_run_batch(int (*run)(void *, const void *const *, void *const *), void *ctx, const kiln_tensor_info *ins, int nin,
+                   const kiln_tensor_info *outs, int nout, int64_t n, const void *const *inputs, void *const *outputs);
 
 /* The whole main() of a compiled executable (SPEC: "The compiled executable"). */
 int kiln_exe_main(const kiln_model *m, int argc, char **argv);

@@ -16,6 +16,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* dtype[d0,d1,...]; with batch, dim 0 is written N */
+static void shape_str(char *buf, size_t n, int dtype, int rank, const int64_t *shape, int batch) {
+    size_t l = (size_t)snprintf(buf, n, "%s[", kiln_dtype_name(dtype));
+    for (int d = 0; d < rank && l < n; d++)
+        l += d == 0 && batch ? (size_t)snprintf(buf + l, n - l, "N") : (size_t)snprintf(buf + l, n - l, "%s%lld", d ? "," : "", (long long)shape[d]);
+    if (l < n) snprintf(buf + l, n - l, "]");
+}
+
 static void usage(const kiln_model *m, FILE *f) {
     fprintf(f, "usage: %s", m->name);
     for (int i = 0; i < m->num_inputs; i++) fprintf(f, " INPUT%d", i);
@@ -23,18 +31,18 @@ static void usage(const kiln_model *m, FILE *f) {
                "  INPUTs are .npy arrays or ONNX TensorProto .pb files, in this order:\n");
     for (int i = 0; i < m->num_inputs; i++) {
         const kiln_tensor_info *t = &m->inputs[i];
-        fprintf(f, "    %d: '%s' %s[", i, t->name, kiln_dtype_name(t->dtype));
-        for (int d = 0; d < t->rank; d++) fprintf(f, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        fprintf(f, "]\n");
+        char s[256];
+        shape_str(s, sizeof s, t->dtype, t->rank, t->shape, t->batch);
+        fprintf(f, "    %d: '%s' %s\n", i, t->name, s);
     }
     fprintf(f, "  outputs go to DIR (default .) as output_K.npy (or .pb with --format pb)\n");
+    for (int i = 0; i < m->num_inputs; i++)
+        if (m->inputs[i].batch) {
+            fprintf(f, "  N is the batch: any size, the same in every input that has it\n");
+            break;
+        }
 }
 
-static void shape_str(char *buf, size_t n, int dtype, int rank, const int64_t *shape) {
-    size_t l = (size_t)snprintf(buf, n, "%s[", kiln_dtype_name(dtype));
-    for (int d = 0; d < rank && l < n; d++) l += (size_t)snprintf(buf + l, n - l, "%s%lld", d ? "," : "", (long long)shape[d]);
-    if (l < n) snprintf(buf + l, n - l, "]");
-}
 
 static int parse_int(const char *s, int lo, int *out) {
     char *end;
@@ -51,7 +59,8 @@ static int cmp_double(const void *a, const void *b) {
 
 int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     const char *dir = ".", *format = "npy", *profile = NULL;
-    int threads = m->default_threads, repeat = 0, nin = 0, rc = 1, runs = 0;
+    int threads = m->default_threads, repeat = 0, nin = 0, rc = 1, runs = 0, batch_of = -1;
+    int64_t batch = 1; /* samples in the batched inputs */
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files) return 1;
     for (int i = 1; i < argc; i++) {
@@ -100,18 +109,31 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         /* NumPy has no bfloat16: accept its bits as uint16 */
         if (ti->dtype == KILN_DT_BF16 && in[i].dtype == KILN_DT_U16) in[i].dtype = KILN_DT_BF16;
         int same = in[i].dtype == ti->dtype && in[i].rank == ti->rank;
-        for (int d = 0; same && d < ti->rank; d++) same = in[i].shape[d] == ti->shape[d];
+        for (int d = 0; same && d < ti->rank; d++) same = in[i].shape[d] == ti->shape[d] || (d == 0 && ti->batch && in[i].shape[0] > 0);
         if (!same) {
             char want[256], got[256];
-            shape_str(want, sizeof want, ti->dtype, ti->rank, ti->shape);
-            shape_str(got, sizeof got, in[i].dtype, in[i].rank, in[i].shape);
-            fprintf(stderr, "%s: error: input %d '%s' (%s): expected %s, found %s\n", m->name, i, ti->name, files[i], want, got);
+            shape_str(want, sizeof want, ti->dtype, ti->rank, ti->shape, ti->batch);
+            shape_str(got, sizeof got, in[i].dtype, in[i].rank, in[i].shape, 0);
+            fprintf(stderr, "%s: error: input %d '%s' (%s): expected %s%s, found %s\n", m->name, i, ti->name, files[i], want,
+                    ti->batch ? " (N: the batch, 1 or more)" : "", got);
             goto out;
         }
+        if (ti->batch && batch_of >= 0 && in[i].shape[0] != in[batch_of].shape[0]) {
+            fprintf(stderr, "%s: error: input %d '%s' (%s) has a batch of %lld, but input %d '%s' has %lld: the batch must be the same\n",
+                    m->name, i, ti->name, files[i], (long long)in[i].shape[0], batch_of, m->inputs[batch_of].name,
+                    (long long)in[batch_of].shape[0]);
+            goto out;
+        }
+        if (ti->batch && batch_of < 0) batch_of = i, batch = in[i].shape[0];
         inp[i] = in[i].data;
     }
-    for (int k = 0; k < m->num_outputs; k++)
-        if (!(outp[k] = malloc(m->outputs[k].nbytes ? (size_t)m->outputs[k].nbytes : 1))) goto out;
+    for (int k = 0; k < m->num_outputs; k++) {
+        int64_t nb = m->outputs[k].nbytes, times = m->outputs[k].batch ? batch : 1;
+        if (nb > ((int64_t)1 << 40) / times || !(outp[k] = malloc(nb ? (size_t)(nb * times) : 1))) {
+            fprintf(stderr, "%s: error: out of memory for output %d\n", m->name, k);
+            goto out;
+        }
+    }
     ctx = m->create(threads);
     if (!ctx && m->weights_file) { /* say what is wrong with the weights file */
         char path[4096];
@@ -127,7 +149,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     if (!ms) goto out;
     for (int r = 0; r < runs; r++) {
         double t0 = kiln_now_ms();
-        if (m->run(ctx, inp, outp) != 0) { fprintf(stderr, "%s: error: run failed\n", m->name); free(ms); goto out; }
+        if (kiln_run_batch(m->run, ctx, m->inputs, m->num_inputs, m->outputs, m->num_outputs, batch, inp, outp) != 0) { fprintf(stderr, "%s: error: run failed\n", m->name); free(ms); goto out; }
         ms[r] = kiln_now_ms() - t0;
     }
     if (repeat > 0) {
@@ -145,6 +167,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         const int64_t *shape = m->output_shape(ctx, k); /* sized by the run for NonZero, Unique, ... */
         kiln_tensor t = {ti->dtype, ti->rank, {0}, ti->nbytes, outp[k]};
         for (int d = 0; d < ti->rank; d++) t.shape[d] = shape[d];
+        if (ti->batch) t.shape[0] = batch, t.nbytes *= batch;
         if (shape != ti->shape) {
             t.nbytes = kiln_dtype_size(ti->dtype);
             for (int d = 0; d < ti->rank; d++) t.nbytes *= shape[d];

@@ -37,6 +37,25 @@ const char *kiln_dtype_name(int dt) {
     }
 }
 
+int kiln_run_batch(int (*run)(void *, const void *const *, void *const *), void *ctx, const kiln_tensor_info *ins, int nin,
+                   const kiln_tensor_info *outs, int nout, int64_t n, const void *const *inputs, void *const *outputs) {
+    bool batched = false;
+    for (int i = 0; i < nin; i++) batched |= ins[i].batch != 0;
+    if (n < 1 || (n > 1 && !batched)) return 2;
+    if (n == 1) return run(ctx, inputs, outputs);
+    const void **in = malloc(sizeof *in * (size_t)(nin + 1));
+    void **out = malloc(sizeof *out * (size_t)(nout + 1));
+    int rc = in && out ? 0 : 2;
+    for (int64_t s = 0; s < n && !rc; s++) {
+        for (int i = 0; i < nin; i++) in[i] = (const char *)inputs[i] + (ins[i].batch ? s * ins[i].nbytes : 0);
+        for (int i = 0; i < nout; i++) out[i] = (char *)outputs[i] + (outs[i].batch ? s * outs[i].nbytes : 0);
+        rc = run(ctx, in, out);
+    }
+    free(in);
+    free(out);
+    return rc;
+}
+
 void *kiln_workspace_alloc(size_t nbytes) {
     void *p = NULL;
     if (posix_memalign(&p, 64, nbytes ? nbytes : 64) != 0) return NULL;

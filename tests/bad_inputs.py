@@ -264,11 +264,69 @@ def test_external_data_ok():
 
 
 def test_symbolic_input_needs_shape():
-    m = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", ["N", 4])], [vi("y", ["N", 4])])
+    m = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", [2, "S"])], [vi("y", [2, "S"])])
     p = save(m, "symbolic.onnx")
-    check_compile(p, "give them with --shape x=")
-    r = run([KILN, "compile", p, "-o", path("sym"), "--shape", "x=3x4"])
+    check_compile(p, "symbolic dimension 1: kiln takes only dimension 0 (the batch)")
+    check_compile(p, "give the others with --shape x=")
+    r = run([KILN, "compile", p, "-o", path("sym"), "--shape", "x=2x4"])
     assert r.returncode == 0, r.stderr
+
+
+def batch_case(name, nodes, inits=(), out_type=TensorProto.FLOAT, opset=13):
+    m = graph(nodes, [vi("x", ["N", 4])], [vi("y", None, out_type)], inits, opset)
+    return save(m, name + ".onnx")
+
+
+def i64(name, v):
+    return numpy_helper.from_array(np.array(v, np.int64), name)
+
+
+def test_symbolic_batch_that_mixes_samples():
+    """A symbolic batch runs once per sample: models where that would change the
+    result are refused, naming the node and why (each compiles with --shape x=1x4)."""
+    n = helper.make_node
+    shape_n = [n("Shape", ["x"], ["s"]), n("Gather", ["s", "z"], ["nn"], axis=0)]
+    cases = [
+        ("b_softmax", [n("Softmax", ["x"], ["y"], axis=0, name="sm")], [], "node 'sm' (Softmax) normalizes along axis 0, the batch"),
+        ("b_cumsum", [n("CumSum", ["x", "z"], ["y"], name="cs")], [i64("z", 0)], "node 'cs' (CumSum) sums along axis 0"),
+        ("b_reshape", [n("Reshape", ["x", "s1"], ["y"], name="rs")], [i64("s1", [1, -1])],
+         "node 'rs' (Reshape) gives 'y' of f32[1,4] with a batch of 1 but f32[1,8] with a batch of 2"),
+        ("b_reduce", [n("ReduceSum", ["x"], ["y"], name="rsum")], [], "node 'rsum' (ReduceSum) gives 'y' of f32[1,1]"),
+        ("b_transpose", [n("Transpose", ["x"], ["y"], perm=[1, 0], name="tr")], [], "its dimension 0 is not the batch"),
+        ("b_slice", [n("Slice", ["x", "st", "en"], ["y"], name="sl")], [i64("st", [-1]), i64("en", [-100])],
+         "node 'sl' (Slice) slices along axis 0"),
+        ("b_gather", [n("Gather", ["x", "z"], ["y"], name="ga")], [i64("z", [0])], "node 'ga' (Gather) gathers along axis 0"),
+        ("b_range", shape_n + [n("Range", ["z", "nn", "one"], ["r"]), n("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+                               n("Unsqueeze", ["rf", "one1"], ["ru"]), n("Add", ["x", "ru"], ["y"], name="add")],
+         [i64("z", 0), i64("one", 1), i64("one1", [1])], "node 'add' (Add) uses 'ru', computed from the batch size, as data"),
+        ("b_shape_out", [n("Shape", ["x"], ["y"])], [], "output 'y' is computed from the batch size"),
+        ("b_bcast", [n("Add", ["x", "w"], ["y"], name="ad")], [numpy_helper.from_array(np.ones((3, 4), np.float32), "w")],
+         "with a batch of 2, node 'ad' (Add)"),
+    ]
+    for name, nodes, inits, want in cases:
+        p = batch_case(name, nodes, inits, TensorProto.INT64 if name == "b_shape_out" else TensorProto.FLOAT)
+        check_compile(p, want)
+        check_compile(p, "once per sample, so give the batch with --shape")
+        r = run([KILN, "compile", p, "-o", path("b_ok"), "--shape", "x=1x4"])
+        assert r.returncode == 0, (name, r.stderr)
+
+
+def test_exe_batch_sizes_disagree_or_empty():
+    m = graph([helper.make_node("Add", ["x", "y0"], ["y"])], [vi("x", ["N", 4]), vi("y0", ["N", 4])], [vi("y", ["N", 4])])
+    exe = path("twobatch")
+    r = run([KILN, "compile", save(m, "twobatch.onnx"), "-o", exe])
+    assert r.returncode == 0, r.stderr
+    for a, b, want in [((2, 4), (3, 4), "input 1 'y0' (%s) has a batch of 3, but input 0 'x' has 2"),
+                       ((0, 4), (0, 4), "expected f32[N,4] (N: the batch, 1 or more), found f32[0,4]"),
+                       ((2, 5), (2, 4), "expected f32[N,4] (N: the batch, 1 or more), found f32[2,5]")]:
+        np.save(path("ba.npy"), np.zeros(a, np.float32))
+        np.save(path("bb.npy"), np.zeros(b, np.float32))
+        od = path("exe_out")
+        shutil.rmtree(od, ignore_errors=True)
+        r = run([exe, path("ba.npy"), path("bb.npy"), "-o", od])
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert want.replace("%s", path("bb.npy")) in r.stderr, (want, r.stderr)
+        assert not os.path.exists(od) or not os.listdir(od)
 
 
 def test_bad_kir_text():
@@ -279,7 +337,7 @@ def test_bad_kir_text():
 
 def test_usage_errors():
     for args in [["compile", path("x.onnx"), "--emit", "nope"], ["compile", path("x.onnx"), "-O7"], ["frob"],
-                 ["compile", path("x.onnx"), "--shape", "x=2y3"]]:
+                 ["compile", path("x.onnx"), "--shape", "x=2y3"], ["compile", path("x.onnx"), "--shape", "x=2xN"]]:
         r = run([KILN] + args)
         assert r.returncode == 2, (args, r.returncode, r.stderr)
         assert "error" in r.stderr

@@ -96,6 +96,22 @@ def test_emit_lib_links_into_c_program_with_make():
     assert r.returncode == 0 and "kiln" in r.stdout and "compile" in r.stdout, r.stdout
 
 
+def lib_program(d, model, name, prog, backend, header_says):
+    """Compiles model to lib{name}.a with backend (the header must contain
+    header_says), links the C program prog against it, runs it: its stdout lines."""
+    lib = os.path.join(d, "lib%s.a" % name)
+    r = run([KILN, "compile", model, "--emit", "lib", "-o", lib, "--name", name, "--backend", backend])
+    assert r.returncode == 0, r.stderr
+    assert header_says in open(os.path.join(d, name + ".h")).read()
+    exe = os.path.join(d, "main_" + backend)
+    cc = os.environ.get("CC", "cc").split()  # the sanitizer build sets CC with its flags
+    r = run(cc + ["-o", exe, prog, "-I", d, lib, "-L", os.path.join(os.path.dirname(os.path.dirname(KILN)), "lib"), "-lkilnrt", "-lm", "-lpthread"])
+    assert r.returncode == 0, r.stderr
+    r = run([exe])
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n")
+
+
 def test_library_output_shape_sized_at_run_time():
     """A library whose output's size depends on the data (NonZero): the header
     gives the upper bound, PREFIX_output_shape the run's dims (both backends),
@@ -129,19 +145,78 @@ int main(void) {
     x = np.array([((i * 7) % 10) / 10 for i in range(12)], np.float32).reshape(3, 4)
     want = np.stack(np.nonzero(x > 0.5))
     for backend in ["c", "llvm"]:
-        lib = os.path.join(d, "libnz.a")
-        r = run([KILN, "compile", model, "--emit", "lib", "-o", lib, "--name", "nz", "--backend", backend])
-        assert r.returncode == 0, r.stderr
-        assert "sized at run time" in open(os.path.join(d, "nz.h")).read()
-        exe = os.path.join(d, "main_" + backend)
-        cc = os.environ.get("CC", "cc").split()  # the sanitizer build sets CC with its flags
-        r = run(cc + ["-o", exe, prog, "-I", d, lib, "-L", os.path.join(os.path.dirname(os.path.dirname(KILN)), "lib"), "-lkilnrt", "-lm", "-lpthread"])
-        assert r.returncode == 0, r.stderr
-        r = run([exe])
-        assert r.returncode == 0, r.stderr
-        lines = r.stdout.split("\n")
+        lines = lib_program(d, model, "nz", prog, backend, "sized at run time")
         assert lines[0].split() == ["2", "12", "2", str(want.shape[1])], lines[0]
         assert [int(v) for v in lines[1].split()] == list(want.ravel()), (lines[1], want)
+
+
+def batch_model(d):
+    """y = relu(x @ w) + s: x [batch, 4] has a symbolic batch, s [3] none."""
+    w = (np.arange(12, dtype=np.float32).reshape(4, 3) - 5) / 7
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+                           helper.make_node("Add", ["r", "s"], ["y"])], "bm",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+                           helper.make_tensor_value_info("s", TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [numpy_helper.from_array(w, "w")])
+    model = os.path.join(d, "bm.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    return model, lambda x, s: np.maximum(x @ w, 0) + s
+
+
+def test_library_run_batch():
+    """A library of a model with a symbolic batch: the header marks the batched
+    input and output, PREFIX_run_batch runs 3 samples (the unbatched input is
+    shared), refuses n = 0; both backends; checked against NumPy."""
+    d = fresh("batchlib")
+    model, ref = batch_model(d)
+    prog = os.path.join(d, "main.c")
+    with open(prog, "w") as f:
+        f.write("""#include <stdio.h>
+#include "bm.h"
+int main(void) {
+    float x[3 * 4], s[3] = {0.5f, -1.0f, 2.0f}, y[3 * 3];
+    for (int i = 0; i < 12; i++) x[i] = (float)((i * 5) % 11) / 4 - 1;
+    bm_ctx *c = bm_create(1);
+    const void *in[2] = {x, s};
+    void *out[1] = {y};
+    if (!c || bm_run_batch(c, 3, in, out) != 0 || bm_run_batch(c, 0, in, out) != 2) return 1;
+    printf("%d %d %d %lld %lld\\n", bm_BATCHED, bm_inputs[0].batch, bm_inputs[1].batch, (long long)bm_outputs[0].shape[0], (long long)bm_outputs[0].nbytes);
+    for (int i = 0; i < 9; i++) printf("%.6f ", y[i]);
+    printf("\\n");
+    bm_destroy(c);
+    return 0;
+}
+""")
+    x = np.array([((i * 5) % 11) / 4 - 1 for i in range(12)], np.float32).reshape(3, 4)
+    want = ref(x, np.array([0.5, -1, 2], np.float32))
+    for backend in ["c", "llvm"]:
+        lines = lib_program(d, model, "bm", prog, backend, "dim 0 is the batch")
+        assert lines[0].split() == ["1", "1", "0", "1", "12"], lines[0]
+        np.testing.assert_allclose(np.array([float(v) for v in lines[1].split()]).reshape(3, 3), want, rtol=1e-5, atol=1e-6)
+
+
+def test_symbolic_batch_executable_and_dump_roundtrip():
+    """One executable runs batches of 1 and 5; the text IR writes the batch as
+    f32[?,4] and compiles back to a model that runs any batch too."""
+    d = fresh("batchexe")
+    model, ref = batch_model(d)
+    s = np.array([1, 0, -1], np.float32)
+    np.save(os.path.join(d, "s.npy"), s)
+    r = run([KILN, "dump", model, "-o", os.path.join(d, "bm.kir")])
+    assert r.returncode == 0, r.stderr
+    assert "input %x : f32[?,4]" in open(os.path.join(d, "bm.kir")).read()
+    for src in [model, os.path.join(d, "bm.kir")]:
+        exe = os.path.join(d, "bm")
+        r = run([KILN, "compile", src, "-o", exe])
+        assert r.returncode == 0, r.stderr
+        r = run([exe, "--help"])
+        assert "f32[N,4]" in r.stdout and "N is the batch" in r.stdout, r.stdout
+        for n in [1, 5]:
+            x = np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32)
+            np.save(os.path.join(d, "x.npy"), x)
+            r = run([exe, os.path.join(d, "x.npy"), os.path.join(d, "s.npy"), "-o", os.path.join(d, "out")])
+            assert r.returncode == 0, r.stderr
+            np.testing.assert_allclose(np.load(os.path.join(d, "out", "output_0.npy")), ref(x, s), rtol=1e-5, atol=1e-6)
 
 
 def test_emit_obj_so_header_and_deterministic_c():

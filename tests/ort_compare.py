@@ -5,7 +5,7 @@ sequence model: bidirectional, stacked, with sequence lengths; and kernel
 edge cases: depthwise convolutions on odd, small and narrow planes, chunked
 2-D and 3-D convolutions, 3x3 ones on the Winograd path; control flow: Scan, Loop, If, nested, with captured
 values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops; NonMaxSuppression, NonZero and Unique,
-whose outputs are sized at run time) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
+whose outputs are sized at run time; a symbolic batch) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 every output must agree within rtol 1e-3. Each model with the C backend and the
 LLVM backend, and cross-compiled for 64-bit ARM, run under qemu-aarch64."""
 import os
@@ -51,7 +51,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch"]
 
 
 def test_mlp():
@@ -107,6 +107,34 @@ def test_outputs_sized_at_run_time():
     compare("dynamic")
 
 
+def test_symbolic_batch_any_size():
+    """One compile of a model with a symbolic batch runs batches of 3 (the
+    model's input), 1 and 5, each matching ONNX Runtime's run of that batch."""
+    compare("batch")
+    d = os.path.join(TMP, "batch_sizes")
+    os.makedirs(d, exist_ok=True)
+    r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, "batch"])
+    assert r.returncode == 0, r.stderr
+    model, exe = os.path.join(d, "batch.onnx"), os.path.join(d, "b")
+    r = run([KILN, "compile", model, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(5)
+    for n in [1, 5]:
+        ins = [os.path.join(d, "x%d.npy" % n), os.path.join(d, "ids%d.npy" % n)]
+        np.save(ins[0], rng.standard_normal((n, 3, 16, 16)).astype(np.float32))
+        np.save(ins[1], rng.integers(0, 50, (n, 6)).astype(np.int64))
+        ko, oo = os.path.join(d, "k%d" % n), os.path.join(d, "o%d" % n)
+        r = run([exe] + ins + ["-o", ko])
+        assert r.returncode == 0, r.stderr
+        r = run(["node"] + ORT + [model, "1", "1", oo] + ins)
+        assert r.returncode == 0, r.stderr
+        for f in ["output_0.npy", "output_1.npy"]:
+            a, b = np.load(os.path.join(ko, f)), np.load(os.path.join(oo, f))
+            assert a.shape == b.shape and a.shape[0] == n, (f, a.shape, b.shape)
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=f)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_llvm_backend_every_model():
     for m in MODELS:
         compare(m, ["--backend", "llvm"])
@@ -123,7 +151,7 @@ def test_c_backend_O3_kernels_inlined_every_model():
 
 
 def test_aarch64_c_backend_under_qemu():
-    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control", "dynamic", "winograd"]:
+    for m in ["mlp", "mobilenetv2", "detect", "lstm", "control", "dynamic", "winograd", "batch"]:
         compare(m, ARM, QEMU)
 
 

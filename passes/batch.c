@@ -1,0 +1,218 @@
+/* batch.c: may a model whose inputs have a symbolic dimension 0 run once per
+ * sample?
+ *
+ * Kiln compiles such a model at a batch of 1 and runs it once per sample, with
+ * each batched input and output advanced by one sample's bytes
+ * (kiln_run_batch). That is the model's meaning only when no op mixes samples.
+ * batch_verify decides it from two probe compiles of the graph, at batches 1
+ * and 2 (types, shapes and constant folding only), compared value by value:
+ *
+ *  - A value computed from a batched input must have dimension 0 equal to the
+ *    batch (1, then 2) and every other dimension unchanged: this catches
+ *    reductions, concatenations, splits, transposes and reshapes across the
+ *    batch (Reshape(x, [1, -1]) gives [1, 2K] at batch 2).
+ *  - A constant folded from the batch size (Shape(x)[0], Range(0, N), a
+ *    ConstantOfShape([N, K])) is harmless when it is the same in both compiles,
+ *    or batch-shaped with the second sample a copy of the first (zeros of [N, K]);
+ *    otherwise it may only be a shape operand (Reshape's shape, Expand's,
+ *    Tile's repeats, Resize's sizes, ConstantOfShape's, Slice's bounds).
+ *  - Ops that keep the shape but work along an axis must not take axis 0
+ *    (Softmax, LayerNormalization, CumSum, TopK, Gather, Slice, ...), and ops
+ *    whose meaning crosses samples (training-mode BatchNormalization and Dropout,
+ *    MaxPool's flat indices, RoiAlign's batch indices, control flow,
+ *    sequences) are refused.
+ *
+ * The graph's outputs computed from the batch are marked Value.batch. */
+#include "passes.h"
+
+#include <string.h>
+
+enum { CLEAN, BATCH, TILED, SIZE }; /* what a value is, in p1's Value.id */
+
+static bool batchy(const Value *v) { return v && (v->id == BATCH || v->id == TILED); }
+
+static bool scales(const Value *a, const Value *b) {
+    if (a->dtype != b->dtype || a->rank != b->rank || a->rank < 1 || a->dims[0] != 1 || b->dims[0] != 2) return false;
+    for (int i = 1; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i]) return false;
+    return true;
+}
+
+static bool same_shape(const Value *a, const Value *b) {
+    return a->dtype == b->dtype && a->rank == b->rank && memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank) == 0;
+}
+
+/* What constant a1 (batch 1) / a2 (batch 2) is. */
+static int const_class(const Value *a, const Value *b) {
+    int64_t n = value_nbytes(a);
+    if (same_shape(a, b) && memcmp(a->data, b->data, (size_t)n) == 0) return CLEAN;
+    if (scales(a, b) && memcmp(a->data, b->data, (size_t)n) == 0 && memcmp(a->data, (const char *)b->data + n, (size_t)n) == 0)
+        return TILED;
+    return SIZE;
+}
+
+/* May input j of n be computed from the batch size (a shape operand)? */
+static bool shape_operand(const Node *n, int j) {
+    switch (n->op) {
+    case OP_RESHAPE: case OP_EXPAND: case OP_TILE: case OP_UPSAMPLE: return j == 1;
+    case OP_CONSTANT_OF_SHAPE: return j == 0;
+    case OP_RESIZE: return j >= 1;
+    case OP_SLICE: return j >= 1 && batchy(n->in[0]); /* checked by slice_whole */
+    default: return false;
+    }
+}
+
+static int axis_of(const Node *n, const char *attr, int64_t dflt, int rank) {
+    int a;
+    return axis_norm(node_attr_int(n, attr, dflt), rank, &a) ? a : 0;
+}
+
+/* Does Slice n keep all of axis 0 of x, in order? */
+static bool slice_whole(const Node *n, const Value *x, Diags *scratch) {
+    int64_t starts[MAX_RANK], steps[MAX_RANK], dims[MAX_RANK];
+    if (!slice_compute(n, x, starts, steps, dims, scratch)) return false;
+    return x->rank < 1 || (starts[0] == 0 && steps[0] == 1 && dims[0] == x->dims[0]);
+}
+
+/* Why running n once per sample differs from running it on the batch, or NULL.
+ * n2 is the same node in the batch-2 probe. */
+static const char *mixes(const Node *n, const Node *n2, Diags *scratch) {
+    const Value *x = n->in[0];
+    int r = x ? x->rank : 0;
+    if (op_table[n->op].flags & F_CONTROL) return "runs a subgraph on values computed from the batch (not supported)";
+    if (op_table[n->op].flags & F_SEQ) return "makes a sequence of values computed from the batch (not supported)";
+    for (int i = 0; i < n->n_out; i++)
+        if (n->out[i] && n->out[i]->dyn) return "has an output sized by the data";
+    switch (n->op) {
+    case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_HARDMAX:
+        return axis_of(n, "axis", n->opset >= 13 ? -1 : 1, r) == 0 ? "normalizes along axis 0, the batch" : NULL;
+    case OP_LAYER_NORM: return axis_of(n, "axis", -1, r) == 0 ? "normalizes over axis 0, the batch" : NULL;
+    case OP_TOPK: return axis_of(n, "axis", -1, r) == 0 ? "sorts along axis 0, the batch" : NULL;
+    case OP_DFT: return axis_of(n, "axis", 1, r) == 0 ? "transforms along axis 0, the batch" : NULL;
+    case OP_GATHER: return batchy(x) && axis_of(n, "axis", 0, r) == 0 ? "gathers along axis 0, the batch" : NULL;
+    case OP_GATHER_ELEMENTS:
+        return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) ? "gathers across the batch" : NULL;
+    case OP_SCATTER_ELEMENTS: case OP_SCATTER:
+        return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) || !batchy(n->in[2]) ? "scatters across the batch" : NULL;
+    case OP_GATHER_ND: return batchy(x) && (node_attr_int(n, "batch_dims", 0) < 1 || !batchy(n->in[1])) ? "indexes the batch dimension" : NULL;
+    case OP_SCATTER_ND: return batchy(x) ? "indexes the batch dimension" : NULL;
+    case OP_TRILU: return r < 3 ? "takes the batch as its row index" : NULL;
+    case OP_CUMSUM: {
+        int64_t ax;
+        int c;
+        if (!const_ints(n->in[1], &ax, 1, &c) || c != 1) return "sums along an axis known only at run time";
+        int a;
+        return !axis_norm(ax, r, &a) || a == 0 ? "sums along axis 0, the batch" : NULL;
+    }
+    case OP_MVN: {
+        const Attr *a = node_attr(n, "axes");
+        if (!a) return "normalizes over axes 0, 2, 3 (its default), across the batch";
+        for (int i = 0; i < a->n; i++) {
+            int ax;
+            if (axis_norm(a->ints[i], r, &ax) && ax == 0) return "normalizes over axis 0, the batch";
+        }
+        return NULL;
+    }
+    case OP_BATCH_NORM:
+        return n->opset >= 14 && node_attr_int(n, "training_mode", 0) ? "computes statistics over the batch (training mode)" : NULL;
+    case OP_DROPOUT_TRAIN: return "draws random numbers across the batch (training mode)";
+    case OP_DYNAMIC_QUANTIZE_LINEAR: return "computes one scale over the whole batch";
+    case OP_REVERSE_SEQUENCE: return node_attr_int(n, "time_axis", 0) == 0 ? "reverses along axis 0, the batch" : NULL;
+    case OP_COMPRESS: return !node_attr(n, "axis") || axis_of(n, "axis", 0, r) == 0 ? "selects along the batch" : NULL;
+    case OP_MAX_POOL: return n->n_out > 1 && n->out[1] ? "returns indices counted across the batch" : NULL;
+    case OP_MAX_UNPOOL: return "takes indices counted across the batch";
+    case OP_ROI_ALIGN: return "takes regions that name their batch entry";
+    case OP_RESIZE:
+        return strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "tf_crop_and_resize") == 0
+                   ? "crops by regions of interest that include the batch axis" : NULL;
+    case OP_SLICE:
+        if (!batchy(x)) return "slices a value that does not depend on the batch by the batch size";
+        return slice_whole(n, x, scratch) && slice_whole(n2, n2->in[0], scratch) ? NULL : "slices along axis 0, the batch";
+    default: return NULL;
+    }
+}
+
+static void shape_text(const Value *v, char *buf, size_t n) { value_type_str(v, buf, n); }
+
+static bool refuse(Diags *d, const Node *n, const char *fmt, const char *a, const char *b, const char *c) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, fmt, a, b, c);
+    if (n) diag_error(d, NULL, "node '%s' (%s) %s; kiln runs a model with a symbolic batch once per sample, so give the batch with --shape",
+                      n->name ? n->name : "", op_table[n->op].name, msg);
+    else diag_error(d, NULL, "%s; kiln runs a model with a symbolic batch once per sample, so give the batch with --shape", msg);
+    return false;
+}
+
+bool batch_verify(Graph *p1, Graph *p2, Graph *g, Diags *d) {
+    Diags scratch = {p1->arena, NULL, NULL, 0};
+    if (!pass_infer(p1, &scratch) || !pass_infer(p2, &scratch)) {
+        const Diag *x = scratch.first;
+        if (x && x->node_name)
+            diag_error(d, NULL, "with a batch of 2, node '%s' (%s): %s (the model does not take any batch); kiln runs a model "
+                       "with a symbolic batch once per sample, so give the batch with --shape", x->node_name, x->op_name, x->msg);
+        else diag_error(d, NULL, "with a batch of 2: %s (the model does not take any batch); kiln runs a model with a symbolic "
+                        "batch once per sample, so give the batch with --shape", x ? x->msg : "the model does not compile");
+        return false;
+    }
+    if (p1->nodes.n != p2->nodes.n || p1->inputs.n != p2->inputs.n || p1->outputs.n != p2->outputs.n || p1->outputs.n != g->outputs.n) {
+        diag_error(d, NULL, "the graph changes with the batch size; give the batch with --shape");
+        return false;
+    }
+    for (int i = 0; i < p1->values.n; i++) ((Value *)p1->values.items[i])->id = CLEAN;
+    for (int i = 0; i < p1->inputs.n; i++) {
+        Value *v = p1->inputs.items[i];
+        v->id = v->batch ? BATCH : CLEAN;
+    }
+    /* the nodes the outputs need (folded ones included: they carry the batch size) */
+    bool *live = arena_alloc(p1->arena, sizeof *live * (size_t)(p1->nodes.n + 1));
+    for (int i = 0; i < p1->values.n; i++) ((Value *)p1->values.items[i])->first_use = 0;
+    for (int k = 0; k < p1->outputs.n; k++) ((Value *)p1->outputs.items[k])->first_use = 1;
+    for (int i = p1->nodes.n - 1; i >= 0; i--) {
+        Node *n = p1->nodes.items[i];
+        for (int j = 0; j < n->n_out; j++) live[i] |= n->out[j] && n->out[j]->first_use;
+        for (int j = 0; live[i] && j < n->n_in; j++)
+            if (n->in[j]) n->in[j]->first_use = 1;
+    }
+    char s1[256], s2[256];
+    for (int i = 0; i < p1->nodes.n; i++) {
+        Node *n = p1->nodes.items[i], *n2 = p2->nodes.items[i];
+        if (n->op != n2->op || n->n_in != n2->n_in || n->n_out != n2->n_out)
+            return refuse(d, n, "%s%s%sbecomes another op with another batch size", "", "", "");
+        if (!live[i]) continue;
+        bool dep = false, folds = true;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] && n->in[j]->id != CLEAN) dep = true;
+        if (!dep) continue;
+        for (int j = 0; j < n->n_out; j++)
+            if (n->out[j] && (!n->out[j]->data || !n2->out[j] || !n2->out[j]->data)) folds = false;
+        for (int j = 0; j < n->n_in; j++) {
+            Value *v = n->in[j];
+            if (!v) continue;
+            if (v->id == SIZE && !folds && !shape_operand(n, j))
+                return refuse(d, n, "uses '%s', computed from the batch size, as data%s%s", v->name, "", "");
+        }
+        if (!folds) {
+            const char *why = mixes(n, n2, &scratch);
+            if (why) return refuse(d, n, "%s%s%s", why, "", "");
+        }
+        for (int j = 0; j < n->n_out; j++) {
+            Value *a = n->out[j], *b = n2->out[j];
+            if (!a) continue;
+            if (folds) { a->id = const_class(a, b); continue; }
+            if (!scales(a, b)) {
+                shape_text(a, s1, sizeof s1);
+                shape_text(b, s2, sizeof s2);
+                return refuse(d, n, "gives '%s' of %s with a batch of 1 but %s with a batch of 2 (its dimension 0 is not the batch)",
+                              a->name, s1, s2);
+            }
+            a->id = BATCH;
+        }
+    }
+    for (int k = 0; k < p1->outputs.n; k++) {
+        Value *v = p1->outputs.items[k];
+        if (v->id == SIZE) return refuse(d, NULL, "output '%s' is computed from the batch size%s%s", v->name, "", "");
+        if (batchy(v) && !scales(v, p2->outputs.items[k])) return refuse(d, NULL, "output '%s' does not scale with the batch%s%s", v->name, "", "");
+        ((Value *)g->outputs.items[k])->batch = batchy(v);
+    }
+    return true;
+}
