@@ -838,6 +838,35 @@ static void reduce_pass(int64_t kind, int64_t rank, const int64_t *dims, const i
     }
 }
 
+/* A sum-like reduction (sum, mean, |x|, x^2) over one run of axes, as
+ * [outer, len, inner]: along contiguous rows in 16 independent partial sums
+ * (vectorized), or, with inner > 1, row by row into the outputs. */
+KILN_CLONES static void reduce_runs(int64_t kind, int64_t outer, int64_t len, int64_t inner, const float *x, float *y) {
+    for (int64_t o = 0; o < outer; o++) {
+        const float *xs = x + o * len * inner;
+        float *ys = y + o * inner;
+        if (inner == 1) {
+            float acc[16] = {0};
+            int64_t l = 0;
+            for (; l + 16 <= len; l += 16)
+                for (int k = 0; k < 16; k++) {
+                    float v = xs[l + k];
+                    acc[k] += kind == 5 ? fabsf(v) : kind == 6 || kind == 9 ? v * v : v;
+                }
+            float s = 0;
+            for (int k = 0; k < 16; k++) s += acc[k];
+            for (; l < len; l++) s += kind == 5 ? fabsf(xs[l]) : kind == 6 || kind == 9 ? xs[l] * xs[l] : xs[l];
+            ys[0] = s;
+            continue;
+        }
+        for (int64_t l = 0; l < len; l++)
+            for (int64_t i = 0; i < inner; i++) {
+                float v = xs[l * inner + i];
+                ys[i] += kind == 5 ? fabsf(v) : kind == 6 || kind == 9 ? v * v : v;
+            }
+    }
+}
+
 void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t kind = p[0], rank = p[1], mask = p[2 + rank];
@@ -852,15 +881,23 @@ void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const float *x = bufs[1];
     float init = kind == 2 || kind == 8 ? -INFINITY : kind == 3 ? INFINITY : kind == 4 ? 1.0f : 0.0f;
     for (int64_t o = 0; o < ototal; o++) y[o] = init;
-    if (kind == 8) { /* log-sum-exp: the max first, then the shifted sum */
+    /* one run of reduced axes [a, b): outer x len x inner */
+    int64_t a = 0, b;
+    while (a < rank && !(mask >> a & 1)) a++;
+    for (b = a; b < rank && (mask >> b & 1); b++) {}
+    bool one_run = a < rank && (mask >> b) == 0;
+    if (one_run && (kind == 0 || kind == 1 || kind == 5 || kind == 6 || kind == 7 || kind == 9)) {
+        int64_t outer = 1, len = 1, inner = 1;
+        for (int64_t i = 0; i < rank; i++) *(i < a ? &outer : i < b ? &len : &inner) *= dims[i];
+        reduce_runs(kind, outer, len, inner, x, y);
+    } else if (kind == 8) { /* log-sum-exp: the max first, then the shifted sum */
         float *mx = bufs[2];
         reduce_pass(2, rank, dims, ostr, x, y, NULL);
         for (int64_t o = 0; o < ototal; o++) { mx[o] = isinf(y[o]) ? 0.0f : y[o]; y[o] = 0; }
         reduce_pass(8, rank, dims, ostr, x, y, mx);
         for (int64_t o = 0; o < ototal; o++) y[o] = logf(y[o]) + mx[o];
         return;
-    }
-    reduce_pass(kind, rank, dims, ostr, x, y, NULL);
+    } else reduce_pass(kind, rank, dims, ostr, x, y, NULL);
     float cnt = ototal > 0 ? (float)(total / ototal) : 0;
     for (int64_t o = 0; o < ototal; o++) {
         if (kind == 1) y[o] = cnt > 0 ? y[o] / cnt : NAN;
