@@ -33,6 +33,48 @@ void kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     if (p[0] > 0 && bufs[0] != bufs[1]) memmove(bufs[0], bufs[1], (size_t)p[0]);
 }
 
+/* A transpose that moves the last dimension: output dimension c reads the
+ * input's last (stride 1), the output's last (stride 1) reads input stride sr.
+ * For each index of the other dimensions, the [odims[c] x odims[last]] plane is
+ * copied in 16 x 16 tiles, so that both sides are read and written a cache
+ * line at a time. */
+static bool transpose_tiled(char *out, const char *in, int64_t esize, int64_t rank, const int64_t *odims, const int64_t *ostr,
+                            const int64_t *perm) {
+    int64_t c = -1, last = rank - 1;
+    for (int64_t i = 0; i < rank; i++) if (perm[i] == rank - 1) c = i;
+    if (c < 0 || c == last || (esize != 4 && esize != 1 && esize != 2 && esize != 8)) return false;
+    int64_t ocs = 1; /* output stride of dimension c */
+    for (int64_t i = c + 1; i < rank; i++) ocs *= odims[i];
+    int64_t sr = ostr[last], A = odims[c], B = odims[last];
+    int64_t idx[KILN_MAX_RANK] = {0}, planes = 1, ooff[KILN_MAX_RANK];
+    for (int64_t i = rank - 1, st = 1; i >= 0; i--) { ooff[i] = st; st *= odims[i]; }
+    for (int64_t i = 0; i < rank; i++) if (i != c && i != last) planes *= odims[i];
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t ib = 0, ob = 0;
+        for (int64_t i = 0; i < rank; i++) if (i != c && i != last) { ib += idx[i] * ostr[i]; ob += idx[i] * ooff[i]; }
+        for (int64_t a0 = 0; a0 < A; a0 += 16)
+            for (int64_t b0 = 0; b0 < B; b0 += 16) {
+                int64_t a1 = a0 + 16 < A ? a0 + 16 : A, b1 = b0 + 16 < B ? b0 + 16 : B;
+                for (int64_t a = a0; a < a1; a++)
+                    for (int64_t b = b0; b < b1; b++) {
+                        int64_t o = ob + a * ocs + b, i = ib + a + b * sr;
+                        switch (esize) {
+                        case 4: ((uint32_t *)(void *)out)[o] = ((const uint32_t *)(const void *)in)[i]; break;
+                        case 8: ((uint64_t *)(void *)out)[o] = ((const uint64_t *)(const void *)in)[i]; break;
+                        case 2: ((uint16_t *)(void *)out)[o] = ((const uint16_t *)(const void *)in)[i]; break;
+                        default: out[o] = in[i];
+                        }
+                    }
+            }
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (d == c || d == last) continue;
+            if (++idx[d] < odims[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return true;
+}
+
 void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     char *out = bufs[0];
@@ -48,6 +90,7 @@ void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
      * element when the last dimension moves) */
     int64_t keep = rank, run = 1;
     while (keep > 0 && perm[keep - 1] == keep - 1) run *= dims[--keep];
+    if (run == 1 && rank >= 2 && transpose_tiled(out, in, esize, rank, odims, ostr, perm)) return;
     int64_t off = 0, bytes = run * esize;
     for (int64_t n = 0; n < total / run; n++) {
         if (run == 1) copy_elem(out + n * esize, in + off * esize, esize);
@@ -783,7 +826,16 @@ KILN_CLONES static void softmax_rows(void *arg, int64_t r0, int64_t r1) {
         const float *xs = j->x + o * len * inner + i;
         float *ys = j->y + o * len * inner + i;
         float mx = -INFINITY, part[8] = {0};
-        for (int64_t k = 0; k < len; k++) if (xs[k * inner] > mx) mx = xs[k * inner];
+        if (inner == 1) { /* contiguous: in 16 partial maxima (vectorized) */
+            float m16[16];
+            for (int q = 0; q < 16; q++) m16[q] = -INFINITY;
+            int64_t k = 0;
+            for (; k + 16 <= len; k += 16)
+                for (int q = 0; q < 16; q++) m16[q] = xs[k + q] > m16[q] ? xs[k + q] : m16[q];
+            for (; k < len; k++) mx = xs[k] > mx ? xs[k] : mx;
+            for (int q = 0; q < 16; q++) mx = m16[q] > mx ? m16[q] : mx;
+        } else
+            for (int64_t k = 0; k < len; k++) if (xs[k * inner] > mx) mx = xs[k * inner];
         if (inner == 1 && !lg) { /* (LogSoftmax keeps x intact: y may be x) */
             for (int64_t k = 0; k < len; k++) ys[k] = kiln_expf(xs[k] - mx);
             int64_t k = 0;
@@ -801,6 +853,9 @@ KILN_CLONES static void softmax_rows(void *arg, int64_t r0, int64_t r1) {
         if (lg) {
             float ls = logf(sum);
             for (int64_t k = 0; k < len; k++) ys[k * inner] = xs[k * inner] - mx - ls;
+        } else if (inner == 1) {
+            float inv = 1.0f / sum;
+            for (int64_t k = 0; k < len; k++) ys[k] = ys[k] * inv;
         } else {
             for (int64_t k = 0; k < len; k++) ys[k * inner] = ys[k * inner] / sum;
         }
