@@ -8,7 +8,7 @@ KCFLAGS  := -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP $(CFLAG
 ONNX_PROTO := /usr/lib/python3/dist-packages/onnx/onnx.proto
 JOBS     ?= 2
 
-RT_SRC   := runtime/rt.c runtime/kernels.c runtime/kernel_table.c runtime/kernels_extra.c runtime/signal.c runtime/gemm.c runtime/moe.c runtime/quant.c runtime/rnn.c runtime/control.c runtime/dynamic.c runtime/winograd.c runtime/io.c runtime/main.c
+RT_SRC   := runtime/rt.c runtime/kernels.c runtime/kernel_table.c runtime/kernels_extra.c runtime/signal.c runtime/gemm.c runtime/moe.c runtime/quant.c runtime/rnn.c runtime/control.c runtime/dynamic.c runtime/winograd.c runtime/strings.c runtime/io.c runtime/main.c
 RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/kernels.def
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \

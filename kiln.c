@@ -241,6 +241,11 @@ static bool bind_inputs(Graph *g, const Options *o, Diags *d, PtrVec *deps) {
         kiln_tensor t;
         char err[1024];
         if (kiln_read_tensor(file, &t, err, sizeof err) != 0) { diag_error(d, NULL, "--bind: %s", err); return false; }
+        if (t.dtype == KILN_DT_STRING) {
+            kiln_tensor_free(&t);
+            diag_error(d, NULL, "--bind: %s holds strings: kiln binds numeric tensors only", file);
+            return false;
+        }
         Value *v = g->inputs.items[at];
         v->dtype = (DType)t.dtype;
         v->rank = t.rank;

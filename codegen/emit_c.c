@@ -434,6 +434,11 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
                "typedef struct kiln_tensor_info {\n    const char *name;\n    int dtype;   /* ONNX TensorProto.DataType code */\n"
                "    int rank;\n    const int64_t *shape;\n    int64_t nbytes;\n"
                "    int batch;   /* 1: dim 0 is the batch; shape and nbytes are one sample's */\n} kiln_tensor_info;\n#endif\n\n");
+    fprintf(f, "#ifndef KILN_STR_DEFINED\n#define KILN_STR_DEFINED\n"
+               "/* An element of a string tensor (dtype 8): n bytes at p, not NUL-terminated. A string\n"
+               " * output's bytes belong to the context (or to the inputs it came from) and stay valid\n"
+               " * until the context's next run. */\n"
+               "typedef struct kiln_str {\n    const char *p;\n    int64_t n;\n} kiln_str;\n#endif\n\n");
     fprintf(f, "#ifndef KILN_MOE_LAYER_DEFINED\n#define KILN_MOE_LAYER_DEFINED\n"
                "/* An MoE layer: its routing counts are int64 [experts] at byte `offset` of\n"
                " * PREFIX_routing_counts(ctx), summed over every run of the context. */\n"

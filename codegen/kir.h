@@ -142,6 +142,9 @@ int scratch_buf(Lower *l, DType dt, int64_t numel);
 int shape_slot(Lower *l, Value *v);
 int step_scratch(Lower *l, int64_t nbytes);
 int state_buf(Lower *l, const char *name, int64_t nbytes);
+/* The string heap of a kernel that makes strings: bufs[0] the list head (the
+ * state's first word), bufs[1] a slot of its own (runtime/strings.c). */
+void heap_slot(Lower *l, int bufs[2]);
 /* v as float32 (cast into scratch when needed); the buffer a kernel writes v
  * into as float32, and the cast back when v is not float32. */
 int in_f32(Lower *l, const Value *v);

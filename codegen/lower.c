@@ -128,6 +128,19 @@ int state_buf(Lower *l, const char *name, int64_t nbytes) {
     return add_buf(k, b);
 }
 
+/* The heap block a string kernel keeps its bytes in: the list head (the
+ * state's first word) and a slot of its own (runtime/strings.c). */
+void heap_slot(Lower *l, int bufs[2]) {
+    KBuf h = {0};
+    h.kind = KB_STATE;
+    h.offset = 0;
+    h.dtype = DT_U8;
+    h.nbytes = 8;
+    h.name = "string heap list";
+    bufs[0] = add_buf(l->k, h);
+    bufs[1] = state_buf(l, "string heap", KILN_HEAP_SLOT_BYTES);
+}
+
 int lower_ctl(Lower *l, KStepKind kind, int buf, bool if_true) {
     KStep *s = add_step(l, kind);
     if (kind == KS_BRANCH) {
@@ -324,7 +337,11 @@ static void loop_finish(Lower *l, KLoop *lp, int out_buf) {
     s->loop = lp;
 }
 
+bool lower_string_cast(Lower *l, Node *n);
+
 bool lower_elementwise(Lower *l, Node *n) {
+    if ((n->op == OP_CAST || n->op == OP_CAST_LIKE) && (n->in[0]->dtype == DT_STRING || n->out[0]->dtype == DT_STRING))
+        return lower_string_cast(l, n);
     ExprCtx e;
     KLoop *lp = loop_new(l, &e, n->out[0]);
     int ops[64];
@@ -1011,6 +1028,7 @@ Kir *kir_lower(Graph *g, Diags *d) {
     Kir *k = arena_alloc(g->arena, sizeof *k);
     k->arena = g->arena;
     k->workspace_size = g->workspace_size;
+    k->state_size = KILN_STATE_RESERVED; /* the string heap list (runtime/strings.c) */
     Lower l = {k, g, d, false, NULL, 0};
     lower_forget(g);
     k->ninputs = g->inputs.n;

@@ -427,6 +427,52 @@ bool lower_nonzero(Lower *l, Node *n) {
     return true;
 }
 
+bool lower_string_normalizer(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    const char *cas = node_attr_string(n, "case_change_action", "NONE");
+    const Attr *sw = node_attr(n, "stopwords");
+    int nsw = sw ? sw->n : 0;
+    int64_t np = 5;
+    for (int i = 0; i < nsw; i++) np += 1 + ((int64_t)strlen(sw->strings[i]) + 7) / 8;
+    int64_t *p = arena_alloc(l->k->arena, sizeof *p * (size_t)np);
+    memset(p, 0, sizeof *p * (size_t)np);
+    p[0] = x->dims[x->rank - 1];
+    p[1] = x->rank;
+    p[2] = strcmp(cas, "LOWER") == 0 ? 1 : strcmp(cas, "UPPER") == 0 ? 2 : 0;
+    p[3] = node_attr_int(n, "is_case_sensitive", 0) != 0;
+    p[4] = nsw;
+    int64_t at = 5;
+    for (int i = 0; i < nsw; i++) {
+        int64_t len = (int64_t)strlen(sw->strings[i]);
+        p[at] = len;
+        memcpy(p + at + 1, sw->strings[i], (size_t)len);
+        at += 1 + (len + 7) / 8;
+    }
+    int bufs[5] = {lower_buf(l, n->out[0]), shape_slot(l, n->out[0]), lower_buf(l, x), 0, 0};
+    heap_slot(l, bufs + 3);
+    lower_call(l, KILN_K_string_normalizer, 5, bufs, (int)np, p);
+    return true;
+}
+
+/* Cast to, from or between strings (the other casts are elementwise loops). */
+bool lower_string_cast(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[2] = {value_numel(x), x->dtype == DT_STRING ? y->dtype : x->dtype};
+    if (x->dtype == DT_STRING && y->dtype == DT_STRING) {
+        int bufs[2] = {lower_buf(l, y), lower_buf(l, x)};
+        int64_t q[1] = {value_nbytes(x)};
+        lower_call(l, KILN_K_copy, 2, bufs, 1, q);
+    } else if (y->dtype == DT_STRING) {
+        int bufs[4] = {lower_buf(l, y), lower_buf(l, x), 0, 0};
+        heap_slot(l, bufs + 2);
+        lower_call(l, KILN_K_cast_to_string, 4, bufs, 2, p);
+    } else {
+        int bufs[2] = {lower_buf(l, y), lower_buf(l, x)};
+        lower_call(l, KILN_K_cast_from_string, 2, bufs, 2, p);
+    }
+    return true;
+}
+
 /* an optional output's buffer, or scratch when the model leaves it out */
 static int out_or_scratch(Lower *l, Node *n, int i, int64_t numel, int *shape) {
     if (i < n->n_out && n->out[i]) {

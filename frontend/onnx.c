@@ -86,7 +86,7 @@ static bool external_data(Loader *L, const Onnx__TensorProto *t, unsigned char *
 static Value *tensor_value(Loader *L, Graph *g, const Onnx__TensorProto *t) {
     const char *tn = t->name ? t->name : "";
     DType dt = (DType)t->data_type;
-    if (dt == DT_STRING) { diag_error(L->d, NULL, "tensor '%s': string tensors are not supported", tn); return NULL; }
+    if (dt == DT_STRING) { diag_error(L->d, NULL, "tensor '%s': string constants are not supported (string inputs are)", tn); return NULL; }
     if (dtype_size(dt) == 0) { diag_error(L->d, NULL, "tensor '%s': unsupported data type %d", tn, t->data_type); return NULL; }
     if (t->n_dims > MAX_RANK) { diag_error(L->d, NULL, "tensor '%s': rank %zu is above %d", tn, t->n_dims, MAX_RANK); return NULL; }
     if (t->segment) { diag_error(L->d, NULL, "tensor '%s': segmented tensors are not supported", tn); return NULL; }

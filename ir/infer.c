@@ -113,7 +113,6 @@ static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
     DType dt = n->in[first]->dtype;
     if (n->op == OP_CAST || n->op == OP_CAST_LIKE) {
         int64_t to = n->op == OP_CAST_LIKE ? n->in[1]->dtype : node_attr_int(n, "to", 0);
-        if (to == DT_STRING) { diag_error(d, n, "Cast to string is not supported"); return false; }
         if (dtype_size((DType)to) == 0) { diag_error(d, n, "Cast: unsupported or missing 'to' type %lld", (long long)to); return false; }
         dt = (DType)to;
     } else {
@@ -1324,9 +1323,11 @@ bool lower_max_unpool(struct Lower *, Node *);
 bool lower_roi_align(struct Lower *, Node *);
 bool infer_tfidf(Graph *, Node *, Diags *);
 bool infer_nonzero(Graph *, Node *, Diags *);
+bool infer_string_normalizer(Graph *, Node *, Diags *);
 bool infer_unique(Graph *, Node *, Diags *);
 bool infer_nms(Graph *, Node *, Diags *);
 bool lower_nonzero(struct Lower *, Node *);
+bool lower_string_normalizer(struct Lower *, Node *);
 bool lower_unique(struct Lower *, Node *);
 bool lower_nms(struct Lower *, Node *);
 bool infer_sequence(Graph *, Node *, Diags *);

@@ -606,6 +606,29 @@ bool infer_nonzero(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* StringNormalizer: strings [C] or [1, C] without the stopwords, case changed;
+ * as many as are left (at least one: [""] when none is), known at run time. */
+bool infer_string_normalizer(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    const Value *x = n->in[0];
+    if (x->dtype != DT_STRING || x->rank < 1 || x->rank > 2 || (x->rank == 2 && x->dims[0] != 1)) {
+        diag_error(d, n, "input must be strings of shape [C] or [1, C]");
+        return false;
+    }
+    const char *cas = node_attr_string(n, "case_change_action", "NONE");
+    if (strcmp(cas, "NONE") != 0 && strcmp(cas, "LOWER") != 0 && strcmp(cas, "UPPER") != 0) {
+        diag_error(d, n, "case_change_action must be NONE, LOWER or UPPER, not '%s'", cas);
+        return false;
+    }
+    const Attr *sw = node_attr(n, "stopwords");
+    if (sw && sw->kind != ATTR_STRINGS) { diag_error(d, n, "stopwords must be a list of strings"); return false; }
+    int64_t c = x->dims[x->rank - 1], dims[2] = {1, c > 0 ? c : 1};
+    set_out(n->out[0], DT_STRING, x->rank, x->rank == 2 ? dims : dims + 1);
+    n->out[0]->dyn = 1u << (x->rank - 1);
+    return true;
+}
+
 bool infer_unique(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;

@@ -16,7 +16,9 @@
 
 static bool fusable(const Node *n) {
     /* Expand's shape operand is not a tensor to load: it stays a loop of its own */
-    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data && n->op != OP_EXPAND && n->op != OP_CAST_LIKE;
+    /* Casts to and from strings are kernels of their own (runtime/strings.c) */
+    return !n->dead && (op_table[n->op].flags & F_ELEM) && !n->out[0]->data && n->op != OP_EXPAND && n->op != OP_CAST_LIKE &&
+           n->out[0]->dtype != DT_STRING && n->in[0]->dtype != DT_STRING;
 }
 
 static int node_pos(Graph *g, const Node *n) {

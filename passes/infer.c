@@ -38,13 +38,33 @@ static bool dynamic_check(const Node *n, Diags *d) {
     return true;
 }
 
+/* String tensors go only through the ops made for them and views of them. */
+static bool string_check(const Node *n, Diags *d) {
+    if (n->op == OP_CAST || n->op == OP_CAST_LIKE || n->op == OP_STRING_NORMALIZER || (op_table[n->op].flags & F_VIEW)) return true;
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && n->in[i]->dtype == DT_STRING) {
+            diag_error(d, n, "input '%s' is a string tensor: kiln takes strings in Cast, CastLike, StringNormalizer and the "
+                       "ops that only reshape (Identity, Reshape, Squeeze, Unsqueeze, Flatten)", n->in[i]->name);
+            return false;
+        }
+    return true;
+}
+
+/* Strings made at run time live in the context's heap, not in constants. */
+static bool has_strings(const Node *n) {
+    for (int i = 0; i < n->n_in; i++) if (n->in[i] && n->in[i]->dtype == DT_STRING) return true;
+    for (int i = 0; i < n->n_out; i++) if (n->out[i] && n->out[i]->dtype == DT_STRING) return true;
+    return false;
+}
+
 bool pass_infer(Graph *g, Diags *d) {
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
-        if (!check_arity(n, d) || !sequence_check(n, d) || !dynamic_check(n, d) || !op_table[n->op].infer(g, n, d)) return false;
+        if (!check_arity(n, d) || !sequence_check(n, d) || !dynamic_check(n, d) || !string_check(n, d) || !op_table[n->op].infer(g, n, d))
+            return false;
         /* MoE layers run to be profiled; control flow runs its subgraphs at run time */
-        bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL));
+        bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL)) && !has_strings(n);
         for (int j = 0; j < n->n_in && all_const; j++)
             if (n->in[j] && !n->in[j]->data) all_const = false;
         bool done = true;

@@ -69,6 +69,22 @@ static int tensor_size(kiln_tensor *t) {
     return 0;
 }
 
+/* String tensors: kiln_str[count] followed by their bytes, in one block
+ * (kiln_tensor_free frees it). text(i) gives string i's bytes and length. */
+static void *strings_block(int64_t count, size_t total, const unsigned char *(*text)(const void *, int64_t, size_t *), const void *src) {
+    kiln_str *s = malloc((size_t)count * sizeof *s + total + 1);
+    if (!s) return NULL;
+    char *bytes = (char *)(s + count);
+    for (int64_t i = 0; i < count; i++) {
+        size_t n;
+        const unsigned char *t = text(src, i, &n);
+        memcpy(bytes, t, n);
+        s[i] = (kiln_str){bytes, (int64_t)n};
+        bytes += n;
+    }
+    return s;
+}
+
 /* ---- .npy ---- */
 
 static const struct { const char *descr; int dtype; } npy_types[] = {
@@ -85,6 +101,37 @@ static const char *npy_value(const char *hdr, const char *key) {
     k++;
     while (*k == ' ') k++;
     return k;
+}
+
+/* Element i of a NumPy 'S' (bytes, NUL-padded) or 'U' (UTF-32, written as
+ * UTF-8 into tmp) array. */
+typedef struct { const unsigned char *data; int64_t width; int utf32; unsigned char *tmp; } npy_text_src;
+
+static const unsigned char *npy_text(const void *arg, int64_t i, size_t *n) {
+    const npy_text_src *s = arg;
+    const unsigned char *e = s->data + i * s->width;
+    if (!s->utf32) {
+        size_t l = (size_t)s->width;
+        while (l > 0 && e[l - 1] == 0) l--;
+        *n = l;
+        return e;
+    }
+    size_t o = 0; /* UTF-8 is at most 4 bytes per code point: the width in bytes */
+    for (int64_t k = 0; k + 4 <= s->width; k += 4) {
+        uint32_t c = (uint32_t)e[k] | (uint32_t)e[k + 1] << 8 | (uint32_t)e[k + 2] << 16 | (uint32_t)e[k + 3] << 24;
+        if (c == 0) break;
+        if (c > 0x10ffff) c = 0xfffd;
+        if (c < 0x80) s->tmp[o++] = (unsigned char)c;
+        else if (c < 0x800) { s->tmp[o++] = (unsigned char)(0xc0 | c >> 6); s->tmp[o++] = (unsigned char)(0x80 | (c & 63)); }
+        else if (c < 0x10000) {
+            s->tmp[o++] = (unsigned char)(0xe0 | c >> 12); s->tmp[o++] = (unsigned char)(0x80 | (c >> 6 & 63)); s->tmp[o++] = (unsigned char)(0x80 | (c & 63));
+        } else {
+            s->tmp[o++] = (unsigned char)(0xf0 | c >> 18); s->tmp[o++] = (unsigned char)(0x80 | (c >> 12 & 63));
+            s->tmp[o++] = (unsigned char)(0x80 | (c >> 6 & 63)); s->tmp[o++] = (unsigned char)(0x80 | (c & 63));
+        }
+    }
+    *n = o;
+    return s->tmp;
 }
 
 int kiln_read_npy(const char *path, kiln_tensor *out, char *err, size_t errlen) {
@@ -114,6 +161,12 @@ int kiln_read_npy(const char *path, kiln_tensor *out, char *err, size_t errlen) 
     out->dtype = 0;
     for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
         if (strncmp(d + 2, npy_types[i].descr, 2) == 0 && d[4] == '\'') out->dtype = npy_types[i].dtype;
+    int64_t swidth = 0; /* strings: 'S' bytes or 'U' UTF-32 code points per element */
+    if (!out->dtype && (d[2] == 'S' || d[2] == 'U') && d[3] >= '0' && d[3] <= '9') {
+        swidth = strtoll(d + 3, NULL, 10) * (d[2] == 'U' ? 4 : 1);
+        out->dtype = KILN_DT_STRING;
+        if (swidth <= 0 || swidth > (1 << 20)) { fail(err, errlen, "%s: unsupported .npy string width", path); goto done; }
+    }
     if (!out->dtype) { fail(err, errlen, "%s: unsupported .npy dtype %.8s", path, d); goto done; }
     if (*sh != '(') { fail(err, errlen, "%s: malformed .npy shape", path); goto done; }
     sh++;
@@ -130,6 +183,18 @@ int kiln_read_npy(const char *path, kiln_tensor *out, char *err, size_t errlen) 
     }
     if (tensor_size(out) != 0) { fail(err, errlen, "%s: .npy shape too large", path); goto done; }
     size_t data_at = start + hlen;
+    if (swidth) {
+        int64_t count = out->nbytes / (int64_t)sizeof(kiln_str);
+        if (count > (int64_t)((len - data_at) / (size_t)swidth)) { fail(err, errlen, "%s: truncated .npy data", path); goto done; }
+        npy_text_src src = {buf + data_at, swidth, d[2] == 'U', NULL};
+        size_t total = (size_t)(count * swidth);
+        if (src.utf32 && !(src.tmp = malloc((size_t)swidth + 1))) { fail(err, errlen, "%s: out of memory", path); goto done; }
+        out->data = strings_block(count, total, npy_text, &src);
+        free(src.tmp);
+        if (!out->data) { fail(err, errlen, "%s: out of memory or bad UTF-32 text", path); goto done; }
+        rc = 0;
+        goto done;
+    }
     if ((uint64_t)(len - data_at) < (uint64_t)out->nbytes) {
         fail(err, errlen, "%s: truncated .npy data (%zu bytes, shape needs %lld)", path, len - data_at, (long long)out->nbytes);
         goto done;
@@ -171,7 +236,20 @@ int kiln_write_npy(const char *path, const kiln_tensor *t, char *err, size_t err
         nbytes = n * 4;
         descr = "<f4";
     }
-    static char d[8];
+    static char d[32];
+    if (t->dtype == KILN_DT_STRING) { /* bytes, NUL-padded to the longest: 'S' */
+        const kiln_str *str = t->data;
+        int64_t n = t->nbytes / (int64_t)sizeof *str, w = 1;
+        for (int64_t i = 0; i < n; i++) w = str[i].n > w ? str[i].n : w;
+        char *c = calloc((size_t)(n ? n : 1), (size_t)w);
+        if (!c) return fail(err, errlen, "%s: out of memory", path);
+        for (int64_t i = 0; i < n; i++) memcpy(c + i * w, str[i].p, (size_t)str[i].n);
+        conv = (float *)(void *)c;
+        data = c;
+        nbytes = n * w;
+        snprintf(d, sizeof d, "|S%lld", (long long)w);
+        descr = d;
+    }
     for (size_t i = 0; !descr && i < sizeof npy_types / sizeof *npy_types; i++)
         if (npy_types[i].dtype == t->dtype) {
             snprintf(d, sizeof d, "%c%s", kiln_dtype_size(t->dtype) == 1 ? '|' : '<', npy_types[i].descr);
@@ -214,6 +292,12 @@ static int pb_varint(pbuf *b, uint64_t *v) {
 
 typedef struct { const unsigned char *p; size_t n; int packed; } pfield;
 
+static const unsigned char *pb_text(const void *arg, int64_t i, size_t *n) {
+    const pfield *f = (const pfield *)arg + i;
+    *n = f->n;
+    return f->p;
+}
+
 int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
     size_t len;
     memset(out, 0, sizeof *out);
@@ -227,6 +311,8 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
     size_t raw_n = 0;
     uint64_t *vals = NULL; /* unpacked numeric values of the typed fields, as bits */
     size_t nvals = 0, capvals = 0;
+    pfield *strs = NULL; /* string_data entries */
+    size_t nstr = 0, capstr = 0, str_total = 0;
     while (b.p < b.end) {
         uint64_t key, v = 0;
         if (pb_varint(&b, &key) != 0) goto corrupt;
@@ -274,13 +360,29 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
                 vals[nvals++] = v;
                 if (wt != 2) break;
             }
-        } else if (field == 6) { fail(err, errlen, "%s: string tensors are not supported", path); goto done; }
+        } else if (field == 6 && wt == 2) { /* string_data */
+            if (nstr == capstr) {
+                capstr = capstr ? capstr * 2 : 64;
+                pfield *ns = realloc(strs, capstr * sizeof *strs);
+                if (!ns) { fail(err, errlen, "%s: out of memory", path); goto done; }
+                strs = ns;
+            }
+            strs[nstr++] = (pfield){payload, plen, 0};
+            str_total += plen;
+        }
     }
     out->dtype = (int)dtype;
     if (kiln_dtype_size(out->dtype) == 0) { fail(err, errlen, "%s: unsupported tensor data type %llu", path, (unsigned long long)dtype); goto done; }
     if (tensor_size(out) != 0) { fail(err, errlen, "%s: invalid or too large tensor shape", path); goto done; }
     int es = kiln_dtype_size(out->dtype);
     int64_t count = out->nbytes / es;
+    if (out->dtype == KILN_DT_STRING) {
+        if ((int64_t)nstr != count) { fail(err, errlen, "%s: tensor has %zu strings, shape needs %lld", path, nstr, (long long)count); goto done; }
+        out->data = strings_block(count, str_total, pb_text, strs);
+        if (!out->data) { fail(err, errlen, "%s: out of memory", path); goto done; }
+        rc = 0;
+        goto done;
+    }
     out->data = malloc(out->nbytes ? (size_t)out->nbytes : 1);
     if (!out->data) { fail(err, errlen, "%s: out of memory", path); goto done; }
     if (raw) {
@@ -310,6 +412,7 @@ corrupt:
     fail(err, errlen, "%s: corrupt or truncated TensorProto", path);
 done:
     if (rc != 0) kiln_tensor_free(out);
+    free(strs);
     free(vals);
     free(buf);
     return rc;
@@ -329,6 +432,23 @@ int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char
     hdr[n++] = 2 << 3;
     n += put_varint(hdr + n, (uint64_t)t->dtype);
     if (nl) { hdr[n++] = 8 << 3 | 2; n += put_varint(hdr + n, nl); memcpy(hdr + n, name, nl); n += nl; }
+    if (t->dtype == KILN_DT_STRING) { /* string_data, one field each */
+        const kiln_str *str = t->data;
+        int64_t count = t->nbytes / (int64_t)sizeof *str;
+        size_t total = 0;
+        for (int64_t i = 0; i < count; i++) total += 11 + (size_t)str[i].n;
+        unsigned char *body = malloc(total ? total : 1), *q = body;
+        if (!body) return fail(err, errlen, "%s: out of memory", path);
+        for (int64_t i = 0; i < count; i++) {
+            *q++ = 6 << 3 | 2;
+            q += put_varint(q, (uint64_t)str[i].n);
+            memcpy(q, str[i].p, (size_t)str[i].n);
+            q += str[i].n;
+        }
+        int rc = write_atomic(path, hdr, n, body, (size_t)(q - body), err, errlen);
+        free(body);
+        return rc;
+    }
     hdr[n++] = 9 << 3 | 2;
     n += put_varint(hdr + n, (uint64_t)t->nbytes);
     return write_atomic(path, hdr, n, t->data, (size_t)t->nbytes, err, errlen);

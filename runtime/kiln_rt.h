@@ -32,7 +32,17 @@ enum {
     KILN_DT_U32 = 12, KILN_DT_U64 = 13, KILN_DT_BF16 = 16
 };
 
-/* Size in bytes of one element, 0 for types the runtime cannot hold. */
+#ifndef KILN_STR_DEFINED
+#define KILN_STR_DEFINED
+/* An element of a string tensor: n bytes at p (not NUL-terminated). */
+typedef struct kiln_str {
+    const char *p;
+    int64_t n;
+} kiln_str;
+#endif
+
+/* Size in bytes of one element (a string: its kiln_str), 0 for types the
+ * runtime cannot hold. */
 int kiln_dtype_size(int dtype);
 /* Short name ("f32", "i64", ...), "?" for unknown codes. */
 const char *kiln_dtype_name(int dtype);
@@ -145,6 +155,12 @@ kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threa
 kiln_context *kiln_context_create_beside(int64_t ws_size, int64_t state_size, int threads, const char *weights_name,
                                          int64_t weights_size, uint64_t weights_id, void (*init)(kiln_context *ctx));
 void kiln_context_destroy(kiln_context *ctx);
+/* Frees the heap blocks string kernels keep in a context's state (runtime/strings.c). */
+void kiln_free_heap_slots(void *state);
+/* The state's first word heads that list: every model reserves it. */
+#define KILN_STATE_RESERVED 64
+/* A string kernel's heap block: a state slot of this many bytes. */
+#define KILN_HEAP_SLOT_BYTES 32
 
 /* ---- kernels (see kernels.def) ---- */
 

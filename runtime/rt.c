@@ -22,6 +22,7 @@ int kiln_dtype_size(int dt) {
     case KILN_DT_U8: case KILN_DT_I8: case KILN_DT_BOOL: return 1;
     case KILN_DT_U16: case KILN_DT_I16: case KILN_DT_F16: case KILN_DT_BF16: return 2;
     case KILN_DT_I64: case KILN_DT_U64: case KILN_DT_F64: return 8;
+    case KILN_DT_STRING: return (int)sizeof(kiln_str);
     default: return 0;
     }
 }
@@ -191,6 +192,7 @@ void kiln_context_destroy(kiln_context *c) {
     }
     kiln_pool_destroy(c->pool);
     kiln_workspace_free(c->ws);
+    kiln_free_heap_slots(c->state);
     kiln_workspace_free(c->state);
     if (c->W_len) kiln_weights_unmap(c->W, c->W_len);
     free(c);

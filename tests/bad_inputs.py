@@ -311,6 +311,21 @@ def test_symbolic_batch_that_mixes_samples():
         assert r.returncode == 0, (name, r.stderr)
 
 
+def test_strings_where_kiln_takes_none():
+    m = graph([helper.make_node("Add", ["s", "s"], ["y"], name="add")], [vi("s", [3], TensorProto.STRING)], [vi("y", [3], TensorProto.STRING)])
+    check_compile(save(m, "string_add.onnx"), "node 'add' (Add): error: input 's' is a string tensor")
+    m = graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], [vi("x", [3])], [vi("y", [3])],
+              [helper.make_tensor("x", TensorProto.STRING, [3], [b"a", b"b", b"c"])])
+    check_compile(save(m, "string_const.onnx"), "string constants are not supported")
+    with open(path("s.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(np.array(["1"], dtype=object), "n").SerializeToString())
+    m = graph([helper.make_node("Cast", ["n"], ["y"], to=TensorProto.FLOAT)], [vi("n", [1], TensorProto.STRING)], [vi("y", [1])])
+    p = save(m, "string_bind.onnx")
+    r = run([KILN, "compile", p, "-o", path("out_exe"), "--bind", "n=" + path("s.pb")])
+    assert r.returncode == 1 and "holds strings" in r.stderr, r.stderr
+    assert not os.path.exists(path("out_exe"))
+
+
 def test_exe_batch_sizes_disagree_or_empty():
     m = graph([helper.make_node("Add", ["x", "y0"], ["y"])], [vi("x", ["N", 4]), vi("y0", ["N", 4])], [vi("y", ["N", 4])])
     exe = path("twobatch")

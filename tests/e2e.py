@@ -219,6 +219,88 @@ def test_symbolic_batch_executable_and_dump_roundtrip():
             np.testing.assert_allclose(np.load(os.path.join(d, "out", "output_0.npy")), ref(x, s), rtol=1e-5, atol=1e-6)
 
 
+def strings_model(d):
+    """Cast float -> string, StringNormalizer (LOWER, stopwords), Cast string -> float."""
+    g = helper.make_graph([helper.make_node("Cast", ["x"], ["s"], to=TensorProto.STRING),
+                           helper.make_node("StringNormalizer", ["w"], ["n"], case_change_action="LOWER", stopwords=["THE", "a"]),
+                           helper.make_node("Cast", ["sn"], ["f"], to=TensorProto.FLOAT)], "strs",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]), helper.make_tensor_value_info("w", TensorProto.STRING, [5]),
+                           helper.make_tensor_value_info("sn", TensorProto.STRING, [3])],
+                          [helper.make_tensor_value_info("s", TensorProto.STRING, [2, 3]), helper.make_tensor_value_info("n", TensorProto.STRING, None),
+                           helper.make_tensor_value_info("f", TensorProto.FLOAT, [3])])
+    model = os.path.join(d, "strs.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    return model
+
+
+def test_string_tensors_npy_pb_and_library():
+    """String inputs as NumPy unicode and bytes arrays and as TensorProto .pb,
+    string outputs as .npy (bytes) and .pb: float -> string as NumPy's str()
+    writes each value, stopwords removed case-insensitively and ASCII lowered
+    as Python does, string -> float as NumPy parses; a C program passes
+    kiln_str inputs to the library (both backends)."""
+    d = fresh("strings")
+    model = strings_model(d)
+    x = np.array([[0.1, 1e-5, 123456.0], [-0.0, np.inf, 3.0e38]], np.float32)
+    words = np.array(["The", "Quick", "brown", "a", "DOG"])
+    nums = np.array([b"1.5", b"-2e3", b"nan"])
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "w.npy"), words)
+    np.save(os.path.join(d, "sn.npy"), nums)
+    with open(os.path.join(d, "w.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(words.astype(object), "w").SerializeToString())
+    exe = os.path.join(d, "strs")
+    r = run([KILN, "compile", model, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    want_s = [str(v) for v in x.ravel()]
+    want_n = [w.lower() for w in words if w.lower() not in ("the", "a")]
+    for wfile, fmt in [("w.npy", "npy"), ("w.pb", "pb")]:
+        out = os.path.join(d, "out_" + fmt)
+        r = run([exe, os.path.join(d, "x.npy"), os.path.join(d, wfile), os.path.join(d, "sn.npy"), "-o", out, "--format", fmt])
+        assert r.returncode == 0, r.stderr
+        if fmt == "npy":
+            got = [np.load(os.path.join(out, "output_%d.npy" % k)) for k in range(3)]
+            got_s, got_n = [v.decode() for v in got[0].ravel()], [v.decode() for v in got[1]]
+            f = got[2]
+        else:
+            got = []
+            for k in range(3):
+                t = onnx.TensorProto()
+                t.ParseFromString(open(os.path.join(out, "output_%d.pb" % k), "rb").read())
+                got.append(numpy_helper.to_array(t))
+            got_s, got_n, f = [str(v) for v in got[0].ravel()], [str(v) for v in got[1]], got[2]
+        assert got_s == want_s, (got_s, want_s)
+        assert got_n == want_n, (got_n, want_n)
+        np.testing.assert_array_equal(f, nums.astype(np.float32))
+    prog = os.path.join(d, "main.c")
+    with open(prog, "w") as fp:
+        fp.write("""#include <stdio.h>
+#include "strs.h"
+int main(void) {
+    float x[6] = {0.25f, 2.0f, -1e-7f, 1.0f, 0.5f, 7.0f};
+    kiln_str w[5] = {{"A", 1}, {"list", 4}, {"OF", 2}, {"the", 3}, {"Words", 5}}, sn[3] = {{"3.25", 4}, {"1e2", 3}, {"-0", 2}};
+    kiln_str s[6], n[5];
+    float f[3];
+    strs_ctx *c = strs_create(1);
+    const void *in[3] = {x, w, sn};
+    void *out[3] = {s, n, f};
+    if (!c || strs_run(c, in, out) != 0) return 1;
+    for (int i = 0; i < 6; i++) printf("%.*s ", (int)s[i].n, s[i].p);
+    printf("\\n%lld:", (long long)strs_output_shape(c, 1)[0]);
+    for (int i = 0; i < strs_output_shape(c, 1)[0]; i++) printf(" %.*s", (int)n[i].n, n[i].p);
+    printf("\\n%g %g %g\\n", f[0], f[1], f[2]);
+    strs_destroy(c);
+    return 0;
+}
+""")
+    xs = np.array([0.25, 2.0, -1e-7, 1.0, 0.5, 7.0], np.float32)
+    for backend in ["c", "llvm"]:
+        lines = lib_program(d, model, "strs", prog, backend, "kiln_str")
+        assert lines[0].split() == [str(v) for v in xs], lines[0]
+        assert lines[1] == "3: list of words", lines[1]
+        assert lines[2].split() == ["3.25", "100", "-0"], lines[2]
+
+
 def test_emit_obj_so_header_and_deterministic_c():
     d = fresh("emit")
     model, _ = mlp_model(d)
