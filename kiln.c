@@ -47,7 +47,8 @@ static const char *usage_text =
     "  --redundant N         extra expert slots per MoE layer for balanced [devices - experts mod\n"
     "                        devices: every device gets as many slots]\n"
     "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable); D0 may be N: the batch,\n"
-    "                        taken from the input files at run time (as a symbolic dim 0 is)\n"
+    "                        taken from the input files at run time (as a symbolic dim 0 is);\n"
+    "                        a sequence input: NAME=[D0xD1,D0,...], the shapes of its tensors\n"
     "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
     "  --weights embed|external  weights inside the output, or in OUT.weights beside it,\n"
@@ -98,13 +99,32 @@ typedef struct Options {
     int nrun;
 } Options;
 
+static bool parse_dims(const char *p, ShapeOverride *s);
+
+/* NAME=D0xD1x..., or NAME=[D0xD1,D0,...] for a sequence input (its tensors). */
 static bool parse_shape(const char *arg, ShapeOverride *s) {
     const char *eq = strrchr(arg, '=');
     if (!eq || eq == arg) return false;
-    char *name = strndup(arg, (size_t)(eq - arg));
-    s->name = name;
-    s->rank = 0;
+    s->name = strndup(arg, (size_t)(eq - arg));
+    s->nelems = 0;
+    s->elems = NULL;
     const char *p = eq + 1;
+    if (*p != '[') return parse_dims(p, s);
+    size_t l = strlen(p);
+    if (l < 3 || p[l - 1] != ']') return false;
+    char *list = strndup(p + 1, l - 2);
+    for (char *q = list; *q; q++) s->nelems += *q == ',';
+    s->nelems++;
+    s->elems = calloc((size_t)s->nelems, sizeof *s->elems);
+    bool ok = s->elems && s->nelems <= 64;
+    char *save = NULL, *tok = strtok_r(list, ",", &save);
+    for (int i = 0; ok && i < s->nelems; i++, tok = strtok_r(NULL, ",", &save)) ok = tok && parse_dims(tok, &s->elems[i]) && s->elems[i].dims[0] >= 0;
+    free(list);
+    return ok;
+}
+
+static bool parse_dims(const char *p, ShapeOverride *s) {
+    s->rank = 0;
     if (!*p) return true; /* a scalar */
     for (;;) {
         char *end;
@@ -509,7 +529,13 @@ static int cmd_run(Options *o) {
     uint64_t h = fnv(1469598103934665603ull, bytes, len);
     h = fnv(h, KILN_VERSION, strlen(KILN_VERSION));
     h = fnv(h, &o->opt_level, sizeof o->opt_level);
-    for (int i = 0; i < o->nshapes; i++) h = fnv(h, o->shapes[i].name, strlen(o->shapes[i].name)), h = fnv(h, o->shapes[i].dims, sizeof o->shapes[i].dims);
+    for (int i = 0; i < o->nshapes; i++) {
+        h = fnv(h, o->shapes[i].name, strlen(o->shapes[i].name));
+        h = fnv(h, o->shapes[i].dims, sizeof o->shapes[i].dims);
+        h = fnv(h, &o->shapes[i].rank, sizeof o->shapes[i].rank);
+        for (int j = 0; j < o->shapes[i].nelems; j++) /* a sequence's tensors */
+            h = fnv(h, o->shapes[i].elems[j].dims, sizeof o->shapes[i].elems[j].dims), h = fnv(h, &o->shapes[i].elems[j].rank, sizeof(int));
+    }
     for (int i = 0; i < o->nbinds; i++) { /* a bound input's name and its file's bytes */
         size_t bl;
         const char *eq = strchr(o->binds[i], '=');

@@ -304,7 +304,10 @@ def sequence(d):
     """Sequence ops as PyTorch's list handling exports them: SplitToSequence
     (chunks, and size-1 slices squeezed), SequenceInsert / SequenceErase with
     negative positions, SequenceAt, SequenceLength feeding arithmetic, and
-    ConcatFromSequence with and without a new axis."""
+    ConcatFromSequence with and without a new axis; SequenceMap with a captured
+    weight; a Loop that carries a sequence (SequenceInsert of a row sliced by
+    the counter, and a scan output) and one that slices by its counter: kiln
+    unrolls both."""
     b = B("sequence")
     v = helper.make_tensor_value_info
     n = helper.make_node
@@ -328,9 +331,39 @@ def sequence(d):
         n("ReduceSum", ["cat2", b.c(np.array([0, 1], np.int64))], ["s2"], keepdims=0),     # [5]
         n("Add", ["s1", "s2"], ["y"]),
     ]
+    # SequenceMap with a captured weight; Loops kiln unrolls: one carrying a sequence, one slicing by its counter
+    w = b.c(rng.standard_normal(5).astype(np.float32))
+    body = helper.make_graph([n("Relu", ["e"], ["er"]), n("Mul", ["er", w], ["em"])], "map_body",
+                             [v("e", TensorProto.FLOAT, None)], [v("em", TensorProto.FLOAT, None)])
+    table = b.c(rng.standard_normal((6, 5)).astype(np.float32))
+    one = b.c(np.array([1], np.int64))
+    def counter_slice(prefix):
+        return [n("Unsqueeze", [prefix + "i", b.c(np.array([0], np.int64))], [prefix + "st"]),
+                n("Add", [prefix + "st", one], [prefix + "en"]),
+                n("Slice", [table, prefix + "st", prefix + "en"], [prefix + "row"]),
+                n("Cast", [prefix + "i"], [prefix + "if"], to=TensorProto.FLOAT),
+                n("Mul", [prefix + "row", prefix + "if"], [prefix + "rowi"]),
+                n("Identity", [prefix + "c"], [prefix + "co"])]
+    seq_body = helper.make_graph(counter_slice("a_") + [n("SequenceInsert", ["a_s", "a_rowi"], ["a_so"]), n("Identity", ["a_row"], ["a_scan"])],
+                                 "seq_loop", [v("a_i", TensorProto.INT64, []), v("a_c", TensorProto.BOOL, []),
+                                              helper.make_tensor_sequence_value_info("a_s", TensorProto.FLOAT, None)],
+                                 [v("a_co", TensorProto.BOOL, []), helper.make_tensor_sequence_value_info("a_so", TensorProto.FLOAT, None),
+                                  v("a_scan", TensorProto.FLOAT, None)])
+    acc_body = helper.make_graph(counter_slice("b_") + [n("Add", ["b_acc", "b_rowi"], ["b_acco"])], "acc_loop",
+                                 [v("b_i", TensorProto.INT64, []), v("b_c", TensorProto.BOOL, []), v("b_acc", TensorProto.FLOAT, [1, 5])],
+                                 [v("b_co", TensorProto.BOOL, []), v("b_acco", TensorProto.FLOAT, [1, 5])])
+    b.nodes += [
+        n("SequenceMap", ["rows"], ["mapped"], body=body),
+        n("ConcatFromSequence", ["mapped"], ["mcat"], axis=0),                               # [28,5]
+        n("SequenceEmpty", [], ["empty"], dtype=TensorProto.FLOAT),
+        n("Loop", [b.c(np.int64(4)), b.c(np.array(True)), "empty"], ["slices", "scan"], body=seq_body),
+        n("ConcatFromSequence", ["slices"], ["scat"], axis=0),                               # [4,5]
+        n("Loop", [b.c(np.int64(5)), "", b.c(np.zeros((1, 5), np.float32))], ["acc"], body=acc_body),  # [1,5]
+    ]
     g = helper.make_graph(b.nodes, "sequence", [v("x", TensorProto.FLOAT, [4, 7, 5])],
-                          [v("y", TensorProto.FLOAT, [7, 5]), v("cat", TensorProto.FLOAT, [4, 9, 5])], b.inits)
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "sequence.onnx"))
+                          [v("y", TensorProto.FLOAT, [7, 5]), v("cat", TensorProto.FLOAT, [4, 9, 5]), v("mcat", TensorProto.FLOAT, None),
+                           v("scat", TensorProto.FLOAT, None), v("scan", TensorProto.FLOAT, None), v("acc", TensorProto.FLOAT, None)], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(d, "sequence.onnx"))
     return [rng.standard_normal((4, 7, 5)).astype(np.float32)]
 
 

@@ -221,10 +221,11 @@ static void emit_infos(const Kir *k, const char *prefix, FILE *f) {
         for (int i = 0; i < n; i++) {
             fprintf(f, "    {");
             emit_c_string(f, io[i].v->name);
-            fprintf(f, ", %d, %d, %s_%s%d_shape, %lld, %d},\n", io[i].v->dtype, io[i].v->rank, prefix, kind[w], i,
-                    (long long)value_nbytes(io[i].v), io[i].v->batch);
+            const int *seq = w ? k->out_seq : k->in_seq;
+            fprintf(f, ", %d, %d, %s_%s%d_shape, %lld, %d, %d},\n", io[i].v->dtype, io[i].v->rank, prefix, kind[w], i,
+                    (long long)value_nbytes(io[i].v), io[i].v->batch, seq ? seq[i] : 0);
         }
-        if (!n) fprintf(f, "    {0, 0, 0, 0, 0, 0},\n");
+        if (!n) fprintf(f, "    {0, 0, 0, 0, 0, 0, 0},\n");
         fprintf(f, "};\n");
     }
     fprintf(f, "const kiln_moe_layer %s_moe_layers[%d] = {\n", prefix, k->nmoe ? k->nmoe : 1);
@@ -433,7 +434,9 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
     fprintf(f, "#ifndef KILN_TENSOR_INFO_DEFINED\n#define KILN_TENSOR_INFO_DEFINED\n"
                "typedef struct kiln_tensor_info {\n    const char *name;\n    int dtype;   /* ONNX TensorProto.DataType code */\n"
                "    int rank;\n    const int64_t *shape;\n    int64_t nbytes;\n"
-               "    int batch;   /* 1: dim 0 is the batch; shape and nbytes are one sample's */\n} kiln_tensor_info;\n#endif\n\n");
+               "    int batch;   /* 1: dim 0 is the batch; shape and nbytes are one sample's */\n"
+               "    int seq;     /* an element of a sequence input or output: the sequence's length on its\n"
+               "                    first element, -1 on the others; 0: a tensor */\n} kiln_tensor_info;\n#endif\n\n");
     fprintf(f, "#ifndef KILN_STR_DEFINED\n#define KILN_STR_DEFINED\n"
                "/* An element of a string tensor (dtype 8): n bytes at p, not NUL-terminated. A string\n"
                " * output's bytes belong to the context (or to the inputs it came from) and stay valid\n"

@@ -107,6 +107,7 @@ typedef struct Kir {
     int64_t state_size;       /* bytes of KB_STATE memory */
     KMoeLayer *moe;
     int nmoe;
+    const int *in_seq, *out_seq; /* the graph's (sequences among the inputs and outputs), or NULL */
 } Kir;
 
 /* Lowering state, passed to the ops' lower functions. */

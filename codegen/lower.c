@@ -1029,6 +1029,8 @@ Kir *kir_lower(Graph *g, Diags *d) {
     k->arena = g->arena;
     k->workspace_size = g->workspace_size;
     k->state_size = KILN_STATE_RESERVED; /* the string heap list (runtime/strings.c) */
+    k->in_seq = g->in_seq;
+    k->out_seq = g->out_seq;
     Lower l = {k, g, d, false, NULL, 0};
     lower_forget(g);
     k->ninputs = g->inputs.n;

@@ -74,11 +74,59 @@ unsigned char *read_file(Arena *a, const char *path, size_t *len, Diags *d) {
     return buf;
 }
 
+/* A sequence input becomes its tensors, inputs of their own (NAME.0, NAME.1,
+ * ...), with the shapes --shape NAME=[...] gives; g->in_seq groups them. */
+static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
+    PtrVec ins = {0};
+    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(g->inputs.n * 64 + 1)), any = 0;
+    for (int i = 0; i < g->inputs.n; i++) {
+        Value *v = g->inputs.items[i];
+        const ShapeOverride *s = NULL;
+        for (int k = 0; o && k < o->nshapes; k++)
+            if (strcmp(o->shapes[k].name, v->name) == 0) s = &o->shapes[k];
+        if (!v->is_seq) {
+            if (s && s->nelems) { diag_error(d, NULL, "--shape %s=[...] gives a sequence, but input '%s' is a tensor", v->name, v->name); return false; }
+            seq[ins.n] = 0;
+            vec_push(g->arena, &ins, v);
+            continue;
+        }
+        if (!s || !s->nelems) {
+            diag_error(d, NULL, "input '%s' is a sequence: give the shapes of its tensors with --shape %s=[D0xD1,D0xD1,...]", v->name, v->name);
+            return false;
+        }
+        v->n_elems = s->nelems;
+        v->elems = arena_alloc(g->arena, sizeof *v->elems * (size_t)(s->nelems + 1));
+        for (int j = 0; j < s->nelems; j++) {
+            Value *e = graph_add_value(g, arena_printf(g->arena, "%s.%d", v->name, j));
+            e->dtype = v->dtype;
+            e->rank = s->elems[j].rank;
+            memcpy(e->dims, s->elems[j].dims, sizeof e->dims);
+            v->elems[j] = e;
+            seq[ins.n] = j ? -1 : s->nelems;
+            vec_push(g->arena, &ins, e);
+        }
+        any = 1;
+    }
+    for (int k = 0; o && k < o->nshapes; k++) {
+        bool found = false;
+        for (int i = 0; i < g->inputs.n; i++) {
+            Value *v = g->inputs.items[i];
+            found |= v->is_seq && strcmp(v->name, o->shapes[k].name) == 0;
+        }
+        if (o->shapes[k].nelems && !found) { diag_error(d, NULL, "--shape names '%s', which is not a sequence input", o->shapes[k].name); return false; }
+    }
+    g->inputs = ins;
+    if (any) g->in_seq = seq;
+    return true;
+}
+
 bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
+    if (!expand_sequences(g, o, d)) return false;
     for (int k = 0; o && k < o->nshapes; k++) {
         Value *v = NULL;
         for (int i = 0; i < g->inputs.n; i++)
             if (strcmp(((Value *)g->inputs.items[i])->name, o->shapes[k].name) == 0) v = g->inputs.items[i];
+        if (!v && o->shapes[k].nelems) continue; /* a sequence's: done */
         if (!v) { diag_error(d, NULL, "--shape names '%s', which is not a graph input", o->shapes[k].name); return false; }
         v->rank = o->shapes[k].rank;
         memcpy(v->dims, o->shapes[k].dims, sizeof v->dims);

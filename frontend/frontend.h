@@ -10,6 +10,9 @@ typedef struct ShapeOverride {
     const char *name;
     int rank;
     int64_t dims[MAX_RANK]; /* dims[0] may be -1: the batch, taken at run time */
+    /* a sequence input, NAME=[D0xD1,D0,...]: its tensors' shapes (nelems >= 1; 0: a tensor) */
+    int nelems;
+    struct ShapeOverride *elems;
 } ShapeOverride;
 
 typedef struct FrontendOpts {

@@ -140,6 +140,16 @@ static Value *tensor_value(Loader *L, Graph *g, const Onnx__TensorProto *t) {
 static bool value_info_type(Loader *L, Value *v, const Onnx__ValueInfoProto *vi, bool sub) {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp && sub) { v->rank = -1; return true; } /* a subgraph's inputs take their types from the node */
+    if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && tp->sequence_type && tp->sequence_type->elem_type &&
+        tp->sequence_type->elem_type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->sequence_type->elem_type->tensor_type) {
+        /* a sequence input: its tensors' shapes come with --shape (frontend_fix_inputs);
+         * a subgraph's: from the node (a Loop that carries one is unrolled) */
+        v->is_seq = true;
+        v->n_elems = -1;
+        v->rank = -1;
+        v->dtype = (DType)tp->sequence_type->elem_type->tensor_type->elem_type;
+        return true;
+    }
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
         diag_error(L->d, NULL, "value '%s': only tensor types are supported (no sequences, maps or optionals yet)", v->name);
         return false;

@@ -124,8 +124,9 @@ static bool check_carried(Node *n, const Value *in, const Value *out, int j, Dia
     return false;
 }
 
+static bool loop_native(Node *n, Graph *b, int formal, int N, Diags *d);
+
 bool infer_loop(Graph *g, Node *n, Diags *d) {
-    (void)g;
     Graph *b = node_subgraph(n, "body");
     if (!b) { diag_error(d, n, "Loop needs the subgraph body"); return false; }
     int formal = n->n_in - b->captures, N = formal - 2;
@@ -135,6 +136,29 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
     }
     Value *M = n->in[0], *cond = n->in[1];
     if (!M && !cond) { diag_error(d, n, "a Loop with neither a trip count nor a condition never ends"); return false; }
+    if (loop_carries_sequence(n, b)) return loop_unroll(g, n, b, d);
+    for (int j = 0; j < n->n_in; j++)
+        if (n->in[j] && n->in[j]->is_seq) { diag_error(d, n, "input '%s' is a sequence: a Loop takes tensors", n->in[j]->name); return false; }
+    /* a body that needs its iteration number as a constant (a Slice by the
+     * counter) compiles unrolled, when the loop can be */
+    Diags tried = {d->arena, NULL, NULL, 0};
+    if (loop_native(n, b, formal, N, &tried)) return true;
+    if (loop_unrollable(n, b)) return loop_unroll(g, n, b, d);
+    for (const Diag *x = tried.first; x; x = x->next) { /* the native attempt's messages */
+        Diag *c = arena_alloc(d->arena, sizeof *c);
+        *c = *x;
+        c->next = NULL;
+        if (d->last) d->last->next = c;
+        else d->first = c;
+        d->last = c;
+        if (c->level == DIAG_ERROR) d->errors++;
+    }
+    return false;
+}
+
+/* The Loop as a loop of the generated code. */
+static bool loop_native(Node *n, Graph *b, int formal, int N, Diags *d) {
+    Value *M = n->in[0], *cond = n->in[1];
     if (M && !scalar_of(M, DT_I64)) { diag_error(d, n, "the trip count M must be one int64"); return false; }
     if (cond && !scalar_of(cond, DT_BOOL)) { diag_error(d, n, "the condition must be one bool"); return false; }
     Value *bi = b->inputs.items[0], *bc = b->inputs.items[1];

@@ -186,6 +186,10 @@ typedef struct Graph {
     int64_t workspace_size;   /* set by the memory planner */
     int64_t workspace_greedy; /* what greedy-by-size offsets would need (for -v) */
     int64_t workspace_bound;  /* the most bytes live at once: no plan needs less */
+    /* a graph input or output sequence is a run of tensor inputs or outputs:
+     * per input / output, the sequence's length on its first element, -1 on
+     * the others, 0 for a tensor (NULL: no sequence) */
+    int *in_seq, *out_seq;
 } Graph;
 
 Graph *graph_new(Arena *a, const char *name);
@@ -298,6 +302,14 @@ bool tfidf_info(const Node *n, TfIdfInfo *t, Diags *d);
 bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *sizes, int *parts, bool *squeeze, Diags *d);
 /* Only the sequence ops take sequences; a diagnostic otherwise. */
 bool sequence_check(const Node *n, Diags *d);
+/* Identity of a sequence: its output is the same list (true when n is one). */
+bool sequence_identity(Graph *g, Node *n);
+/* The top graph's sequence outputs become runs of tensor outputs (g->out_seq). */
+bool sequence_outputs(Graph *g, Diags *d);
+/* A Loop whose body carries a sequence is unrolled at compile time (ir/sequence.c). */
+bool loop_carries_sequence(const Node *n, const Graph *body);
+bool loop_unroll(Graph *g, Node *n, Graph *body, Diags *d);
+bool loop_unrollable(const Node *n, const Graph *body);
 
 /* ---- control flow (ir/control.c) ---- */
 

@@ -10,8 +10,10 @@
  * concatenation along a new axis), SplitToSequence into a split whose outputs
  * are the elements. Once every reader is rewritten nothing uses the sequence,
  * and dead-code elimination drops it and the nodes that built it. A sequence
- * that would cross the graph's boundary (a graph input or output, a loop
- * state, an If result) is refused with a message: its length would be known
+ * that is a graph input or output becomes a run of tensor inputs or outputs
+ * (the input's tensors' shapes come with --shape NAME=[...]); SequenceMap is
+ * unrolled, a copy of its body per position. A sequence that would be a loop
+ * state or an If result is refused with a message: its length would be known
  * only at run time. */
 #include "infer.h"
 
@@ -22,9 +24,10 @@ static bool is_seq_op(OpKind op) { return (op_table[op].flags & F_SEQ) != 0; }
 static Value *seq_input(Node *n, int i, Diags *d) {
     Value *v = node_input(n, i);
     if (!v || !v->is_seq) {
-        diag_error(d, n, "input %d must be a sequence (one built in the graph: sequence inputs are not supported)", i);
+        diag_error(d, n, "input %d must be a sequence", i);
         return NULL;
     }
+    if (v->dtype == DT_UNDEF && v->n_elems > 0) v->dtype = v->elems[0]->dtype; /* a SequenceMap's, typed by now */
     return v;
 }
 
@@ -213,9 +216,242 @@ bool infer_split_to_sequence(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* ---- unrolling a subgraph: SequenceMap, and a Loop that carries a sequence ---- */
+
+static Value *mapped(Graph *g, Value **map, Value *bv) {
+    if (!map[bv->id] && bv->data) /* a constant of the body */
+        map[bv->id] = graph_add_const(g, bv->name, bv->dtype, bv->rank, bv->dims, bv->data);
+    return map[bv->id];
+}
+
+/* The body b ready to be copied: no subgraph inside, in topological order,
+ * its values numbered (Value.id) for map. */
+static Value **copy_prepare(Graph *g, Node *n, Graph *b, Diags *d) {
+    for (int i = 0; i < b->nodes.n; i++)
+        for (int j = 0; j < ((Node *)b->nodes.items[i])->n_attr; j++)
+            if (((Node *)b->nodes.items[i])->attrs[j].kind == ATTR_GRAPH) {
+                diag_error(d, n, "its body holds a subgraph (kiln unrolls this %s, and does not unroll nested control flow)", op_table[n->op].name);
+                return NULL;
+            }
+    if (!graph_toposort(b, d)) return NULL;
+    for (int i = 0; i < b->values.n; i++) ((Value *)b->values.items[i])->id = i;
+    return arena_alloc(g->arena, sizeof(Value *) * (size_t)(b->values.n + 1));
+}
+
+/* Appends to g a copy of b's nodes whose inputs are map's (set for b's inputs;
+ * copy i of node n's body), and fills map for their outputs. */
+static void copy_body(Graph *g, Node *n, Graph *b, Value **map, int i) {
+    for (int q = 0; q < b->nodes.n; q++) {
+        Node *bn = b->nodes.items[q];
+        Node *c = graph_add_node(g, bn->op, arena_printf(g->arena, "%s.%d.%s", n->name, i, bn->name), bn->n_in, bn->n_out);
+        c->opset = bn->opset;
+        c->n_attr = bn->n_attr;
+        c->attrs = bn->attrs;
+        for (int j = 0; j < bn->n_in; j++) c->in[j] = bn->in[j] ? mapped(g, map, bn->in[j]) : NULL;
+        for (int j = 0; j < bn->n_out; j++) {
+            if (!bn->out[j]) { c->out[j] = NULL; continue; }
+            Value *o = graph_add_value(g, arena_printf(g->arena, "%s.%d.%s", n->name, i, bn->out[j]->name));
+            o->producer = c;
+            o->producer_out = j;
+            c->out[j] = map[bn->out[j]->id] = o;
+        }
+    }
+}
+
+/* Moves the nodes appended to g since `start` to right after n: the
+ * inference, walking the list, visits them next. */
+static void place_after(Graph *g, Node *n, int start) {
+    int pos = 0, added = g->nodes.n - start;
+    while (pos < start && g->nodes.items[pos] != n) pos++;
+    void **moved = arena_alloc(g->arena, sizeof *moved * (size_t)(added + 1));
+    memcpy(moved, g->nodes.items + start, sizeof *moved * (size_t)added);
+    memmove(g->nodes.items + pos + 1 + added, g->nodes.items + pos + 1, sizeof *moved * (size_t)(start - pos - 1));
+    memcpy(g->nodes.items + pos + 1, moved, sizeof *moved * (size_t)added);
+}
+
+/* SequenceMap: its body applied to each position of the input sequences (the
+ * other inputs as they are): a copy of the body per position; the outputs are
+ * the sequences of the copies' results. */
+bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
+    const Attr *a = node_attr(n, "body");
+    Graph *b = a && a->kind == ATTR_GRAPH ? a->g : NULL;
+    if (!b || b->inputs.n != n->n_in || b->outputs.n != n->n_out) {
+        diag_error(d, n, "needs a 'body' graph with one input per node input and one output per node output");
+        return false;
+    }
+    Value *s0 = seq_input(n, 0, d);
+    if (!s0) return false;
+    int k = s0->n_elems;
+    for (int j = 0; j < n->n_in; j++) {
+        if (!n->in[j]) { diag_error(d, n, "input %d is missing", j); return false; }
+        if (n->in[j]->is_seq && n->in[j]->n_elems != k) {
+            diag_error(d, n, "input '%s' has %d tensors, the first sequence %d", n->in[j]->name, n->in[j]->n_elems, k);
+            return false;
+        }
+    }
+    Value **map = copy_prepare(g, n, b, d);
+    if (!map) return false;
+    int start = g->nodes.n;
+    Value **outs = arena_alloc(g->arena, sizeof *outs * (size_t)(n->n_out * k + 1));
+    for (int i = 0; i < k; i++) {
+        memset(map, 0, sizeof *map * (size_t)b->values.n);
+        for (int j = 0; j < n->n_in; j++) map[((Value *)b->inputs.items[j])->id] = n->in[j]->is_seq ? n->in[j]->elems[i] : n->in[j];
+        copy_body(g, n, b, map, i);
+        for (int m = 0; m < n->n_out; m++) {
+            Value *o = mapped(g, map, b->outputs.items[m]);
+            if (!o) { diag_error(d, n, "body output '%s' is not computed", ((Value *)b->outputs.items[m])->name); return false; }
+            outs[m * k + i] = o;
+        }
+    }
+    place_after(g, n, start);
+    for (int m = 0; m < n->n_out; m++) {
+        Value *bo = b->outputs.items[m];
+        DType dt = bo->dtype ? bo->dtype : k ? outs[m * k]->dtype : DT_F32; /* DT_UNDEF until the copies are inferred */
+        set_seq(g, n->out[m], dt, outs + m * k, k);
+    }
+    return true;
+}
+
+/* Does the Loop carry a sequence (a state, a captured value, a body input)? */
+bool loop_carries_sequence(const Node *n, const Graph *b) {
+    for (int j = 2; j < n->n_in; j++)
+        if (n->in[j] && n->in[j]->is_seq) return true;
+    for (int j = 0; j < b->inputs.n; j++)
+        if (((Value *)b->inputs.items[j])->is_seq) return true;
+    return false;
+}
+
+/* A Loop that carries a sequence, unrolled: kiln's sequences are lists known
+ * at compile time, so each iteration is a copy of the body (the iteration
+ * number a constant, the states the previous copy's results); the trip count
+ * must be a constant and the condition stay true. The Loop's outputs come
+ * from Identity nodes of the last states and, for scan outputs, a
+ * concatenation of the copies' values along a new axis 0. The Loop node
+ * itself becomes an unused Identity, which dead-code elimination drops. */
+/* Can loop_unroll take it: a constant trip count (or a false constant
+ * condition), at most 64 iterations, and a condition that stays true? */
+bool loop_unrollable(const Node *n, const Graph *b) {
+    const Value *M = n->in[0], *cond = n->in[1];
+    if (cond && (!cond->data || value_numel(cond) != 1)) return false;
+    if (cond && !value_const_int(cond, 0)) return true;
+    if (!M || !M->data || value_numel(M) != 1 || value_const_int(M, 0) > 64) return false;
+    const Value *co = b->outputs.items[0];
+    while (co->producer && co->producer->op == OP_IDENTITY && co->producer->n_in == 1) co = co->producer->in[0];
+    return co == b->inputs.items[1] || (co->data && value_const_int(co, 0) != 0);
+}
+
+bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
+    int formal = n->n_in - b->captures, N = formal - 2, K = n->n_out - N;
+    Value *M = n->in[0], *cond = n->in[1];
+    if (!M || !M->data || value_numel(M) != 1) {
+        diag_error(d, n, "input '%s' must be a constant: kiln unrolls a Loop that carries a sequence", M ? M->name : "M");
+        return false;
+    }
+    if (cond && !cond->data) {
+        diag_error(d, n, "input '%s' must be a constant: kiln unrolls a Loop that carries a sequence", cond->name);
+        return false;
+    }
+    int64_t trip = cond && !value_const_int(cond, 0) ? 0 : value_const_int(M, 0);
+    if (trip < 0) trip = 0;
+    if (trip > 64) { diag_error(d, n, "runs %lld times: kiln unrolls a Loop that carries a sequence, up to 64 times", (long long)trip); return false; }
+    if (K > 0 && trip == 0) { diag_error(d, n, "has scan outputs but runs no iteration"); return false; }
+    Value *co = b->outputs.items[0];
+    while (co->producer && co->producer->op == OP_IDENTITY && co->producer->n_in == 1) co = co->producer->in[0];
+    if (co != b->inputs.items[1] && !(co->data && value_const_int(co, 0) != 0)) {
+        diag_error(d, n, "its body's condition may turn false: kiln unrolls a Loop that carries a sequence, which needs the condition to stay true");
+        return false;
+    }
+    Value **map = copy_prepare(g, n, b, d);
+    if (!map) return false;
+    int start = g->nodes.n;
+    Value **state = arena_alloc(g->arena, sizeof *state * (size_t)(N + 1));
+    Value **scans = arena_alloc(g->arena, sizeof *scans * (size_t)(K * trip + 1));
+    for (int j = 0; j < N; j++) state[j] = n->in[2 + j];
+    Value *bi = b->inputs.items[0];
+    for (int64_t i = 0; i < trip; i++) {
+        memset(map, 0, sizeof *map * (size_t)b->values.n);
+        int64_t one = 1;
+        uint8_t yes = 1;
+        map[bi->id] = graph_add_const(g, arena_printf(g->arena, "%s.%lld.iteration", n->name, (long long)i), DT_I64, bi->rank == 1 ? 1 : 0, &one, &i);
+        map[((Value *)b->inputs.items[1])->id] = graph_add_const(g, arena_printf(g->arena, "%s.%lld.cond", n->name, (long long)i), DT_BOOL, 0, NULL, &yes);
+        for (int j = 0; j < N; j++) map[((Value *)b->inputs.items[2 + j])->id] = state[j];
+        for (int c = 0; c < b->captures; c++) map[((Value *)b->inputs.items[formal + c])->id] = n->in[formal + c];
+        copy_body(g, n, b, map, (int)i);
+        for (int j = 0; j < N + K; j++) {
+            Value *o = mapped(g, map, b->outputs.items[1 + j]);
+            if (!o) { diag_error(d, n, "body output '%s' is not computed", ((Value *)b->outputs.items[1 + j])->name); return false; }
+            if (j < N) state[j] = o;
+            else scans[(j - N) * trip + i] = o;
+        }
+    }
+    for (int j = 0; j < N + K; j++) { /* the Loop's outputs, from the copies */
+        Node *o = graph_add_node(g, j < N ? OP_IDENTITY : OP_CONCAT_FROM_SEQUENCE, arena_printf(g->arena, "%s.out%d", n->name, j),
+                                 j < N ? 1 : (int)trip, 1);
+        if (j < N) o->in[0] = state[j];
+        else {
+            memcpy(o->in, scans + (j - N) * trip, sizeof *o->in * (size_t)trip);
+            node_add_attr(g, o, "axis", ATTR_INT)->i = 0;
+            node_add_attr(g, o, "new_axis", ATTR_INT)->i = 1;
+        }
+        o->out[0] = n->out[j];
+        n->out[j]->producer = o;
+        n->out[j]->producer_out = 0;
+    }
+    place_after(g, n, start);
+    n->op = OP_IDENTITY; /* inert: an Identity of M to a value nobody reads */
+    n->n_in = 1;
+    n->n_out = 1;
+    n->n_attr = 0;
+    n->out = arena_alloc(g->arena, 2 * sizeof *n->out);
+    n->out[0] = graph_add_value(g, arena_printf(g->arena, "%s.unrolled", n->name));
+    n->out[0]->producer = n;
+    return op_table[OP_IDENTITY].infer(g, n, d);
+}
+
+/* Identity of a sequence: the same list. */
+bool sequence_identity(Graph *g, Node *n) {
+    if (n->op != OP_IDENTITY || !n->in[0]->is_seq) return false;
+    set_seq(g, n->out[0], n->in[0]->dtype, n->in[0]->elems, n->in[0]->n_elems);
+    return true;
+}
+
+/* A graph's outputs that are sequences become their tensors, outputs of their
+ * own; g->out_seq groups them (the top graph only: a subgraph's are refused). */
+bool sequence_outputs(Graph *g, Diags *d) {
+    bool any = false;
+    for (int i = 0; i < g->outputs.n; i++) any |= ((Value *)g->outputs.items[i])->is_seq;
+    if (!any) return true;
+    PtrVec outs = {0};
+    int total = 0;
+    for (int i = 0; i < g->outputs.n; i++) {
+        Value *v = g->outputs.items[i];
+        total += v->is_seq ? v->n_elems : 1;
+        if (v->is_seq && v->n_elems == 0) {
+            diag_error(d, NULL, "graph output '%s' is an empty sequence: kiln's outputs are tensors or sequences of at least one", v->name);
+            return false;
+        }
+    }
+    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(total + 1)), old = g->out_seq != NULL;
+    for (int i = 0; i < g->outputs.n; i++) {
+        Value *v = g->outputs.items[i];
+        if (!v->is_seq) {
+            seq[outs.n] = old ? g->out_seq[i] : 0;
+            vec_push(g->arena, &outs, v);
+            continue;
+        }
+        for (int j = 0; j < v->n_elems; j++) {
+            seq[outs.n] = j ? -1 : v->n_elems;
+            vec_push(g->arena, &outs, v->elems[j]);
+        }
+    }
+    g->outputs = outs;
+    g->out_seq = seq;
+    return true;
+}
+
 /* Sequence inputs reach only the sequence ops (before n's shape rule). */
 bool sequence_check(const Node *n, Diags *d) {
-    if (is_seq_op(n->op)) return true;
+    if (is_seq_op(n->op) || (n->op == OP_IDENTITY && n->in[0]->is_seq) || n->op == OP_LOOP) return true; /* a Loop: loop_unroll */
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->is_seq) {
             diag_error(d, n, "input '%s' is a sequence: %s takes tensors (kiln's sequences are lists known at compile time, read by the sequence ops)",

@@ -61,8 +61,9 @@ bool pass_infer(Graph *g, Diags *d) {
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
-        if (!check_arity(n, d) || !sequence_check(n, d) || !dynamic_check(n, d) || !string_check(n, d) || !op_table[n->op].infer(g, n, d))
-            return false;
+        if (!check_arity(n, d) || !sequence_check(n, d)) return false;
+        if (sequence_identity(g, n)) continue;
+        if (!dynamic_check(n, d) || !string_check(n, d) || !op_table[n->op].infer(g, n, d)) return false;
         /* MoE layers run to be profiled; control flow runs its subgraphs at run time */
         bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL)) && !has_strings(n);
         for (int j = 0; j < n->n_in && all_const; j++)
@@ -77,6 +78,7 @@ bool pass_infer(Graph *g, Diags *d) {
                        ((Value *)g->outputs.items[i])->name);
             return false;
         }
+    if (!g->parent && !sequence_outputs(g, d)) return false;
     for (int i = 0; i < g->outputs.n; i++)
         if (((Value *)g->outputs.items[i])->is_seq) {
             diag_error(d, NULL, "%s output '%s' is a sequence: kiln's %s take and give tensors", g->parent ? "subgraph" : "graph",

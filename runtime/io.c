@@ -298,11 +298,9 @@ static const unsigned char *pb_text(const void *arg, int64_t i, size_t *n) {
     return f->p;
 }
 
-int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
-    size_t len;
+/* A TensorProto of len bytes at buf (path names it in messages). */
+static int parse_tensor(const unsigned char *buf, size_t len, const char *path, kiln_tensor *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    unsigned char *buf = slurp(path, &len, err, errlen);
-    if (!buf) return -1;
     pbuf b = {buf, buf + len};
     int rc = -1;
     uint64_t dtype = 0;
@@ -414,6 +412,66 @@ done:
     if (rc != 0) kiln_tensor_free(out);
     free(strs);
     free(vals);
+    return rc;
+}
+
+int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
+    size_t len;
+    memset(out, 0, sizeof *out);
+    unsigned char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    int rc = parse_tensor(buf, len, path, out, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int kiln_read_pb_sequence(const char *path, kiln_tensor **out, int *count, char *err, size_t errlen) {
+    size_t len;
+    *out = NULL;
+    *count = 0;
+    unsigned char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    pbuf b = {buf, buf + len};
+    int rc = -1, cap = 0;
+    uint64_t elem_type = 1;
+    while (b.p < b.end) { /* SequenceProto: 2 elem_type, 3 tensor_values; others refused */
+        uint64_t key, v = 0, plen = 0;
+        if (pb_varint(&b, &key) != 0) goto corrupt;
+        int field = (int)(key >> 3), wt = (int)(key & 7);
+        const unsigned char *payload = NULL;
+        if (wt == 0) { if (pb_varint(&b, &v) != 0) goto corrupt; }
+        else if (wt == 2) {
+            if (pb_varint(&b, &plen) != 0 || plen > (uint64_t)(b.end - b.p)) goto corrupt;
+            payload = b.p;
+            b.p += plen;
+        } else if (wt == 1 && b.end - b.p >= 8) b.p += 8;
+        else if (wt == 5 && b.end - b.p >= 4) b.p += 4;
+        else goto corrupt;
+        if (field == 2 && wt == 0) elem_type = v;
+        else if (field >= 4 && field <= 7 && wt == 2) { fail(err, errlen, "%s: only sequences of tensors are supported", path); goto done; }
+        else if (field == 3 && wt == 2) {
+            if (*count == cap) {
+                cap = cap ? cap * 2 : 8;
+                kiln_tensor *n = cap <= (1 << 20) ? realloc(*out, (size_t)cap * sizeof *n) : NULL;
+                if (!n) { fail(err, errlen, "%s: out of memory or too many tensors", path); goto done; }
+                *out = n;
+            }
+            if (parse_tensor(payload, (size_t)plen, path, &(*out)[*count], err, errlen) != 0) goto done;
+            (*count)++;
+        }
+    }
+    if (elem_type != 1) { fail(err, errlen, "%s: not an ONNX SequenceProto of tensors", path); goto done; }
+    rc = 0;
+    goto done;
+corrupt:
+    fail(err, errlen, "%s: corrupt or truncated SequenceProto", path);
+done:
+    if (rc != 0) {
+        for (int i = 0; i < *count; i++) kiln_tensor_free(&(*out)[i]);
+        free(*out);
+        *out = NULL;
+        *count = 0;
+    }
     free(buf);
     return rc;
 }
@@ -424,34 +482,73 @@ static size_t put_varint(unsigned char *p, uint64_t v) {
     return n;
 }
 
-int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen) {
-    unsigned char hdr[1024];
-    size_t n = 0, nl = name ? strlen(name) : 0;
-    if (nl > 512) nl = 512;
-    for (int i = 0; i < t->rank; i++) { hdr[n++] = 1 << 3; n += put_varint(hdr + n, (uint64_t)t->shape[i]); }
-    hdr[n++] = 2 << 3;
-    n += put_varint(hdr + n, (uint64_t)t->dtype);
-    if (nl) { hdr[n++] = 8 << 3 | 2; n += put_varint(hdr + n, nl); memcpy(hdr + n, name, nl); n += nl; }
-    if (t->dtype == KILN_DT_STRING) { /* string_data, one field each */
-        const kiln_str *str = t->data;
-        int64_t count = t->nbytes / (int64_t)sizeof *str;
-        size_t total = 0;
-        for (int64_t i = 0; i < count; i++) total += 11 + (size_t)str[i].n;
-        unsigned char *body = malloc(total ? total : 1), *q = body;
-        if (!body) return fail(err, errlen, "%s: out of memory", path);
+/* The TensorProto encoding of t (with name when given), malloc'ed: *n bytes. */
+static unsigned char *encode_tensor(const kiln_tensor *t, const char *name, size_t *n) {
+    size_t nl = name ? strlen(name) : 0, cap = 64 + nl + (size_t)t->rank * 11;
+    const kiln_str *str = t->dtype == KILN_DT_STRING ? t->data : NULL;
+    int64_t count = str ? t->nbytes / (int64_t)sizeof *str : 0;
+    if (str) for (int64_t i = 0; i < count; i++) cap += 11 + (size_t)str[i].n;
+    else cap += (size_t)t->nbytes;
+    unsigned char *b = malloc(cap), *q = b;
+    if (!b) return NULL;
+    for (int i = 0; i < t->rank; i++) { *q++ = 1 << 3; q += put_varint(q, (uint64_t)t->shape[i]); }
+    *q++ = 2 << 3;
+    q += put_varint(q, (uint64_t)t->dtype);
+    if (nl) { *q++ = 8 << 3 | 2; q += put_varint(q, nl); memcpy(q, name, nl); q += nl; }
+    if (str) { /* string_data, one field each */
         for (int64_t i = 0; i < count; i++) {
             *q++ = 6 << 3 | 2;
             q += put_varint(q, (uint64_t)str[i].n);
             memcpy(q, str[i].p, (size_t)str[i].n);
             q += str[i].n;
         }
-        int rc = write_atomic(path, hdr, n, body, (size_t)(q - body), err, errlen);
-        free(body);
-        return rc;
+    } else {
+        *q++ = 9 << 3 | 2;
+        q += put_varint(q, (uint64_t)t->nbytes);
+        memcpy(q, t->data, (size_t)t->nbytes);
+        q += t->nbytes;
     }
-    hdr[n++] = 9 << 3 | 2;
-    n += put_varint(hdr + n, (uint64_t)t->nbytes);
-    return write_atomic(path, hdr, n, t->data, (size_t)t->nbytes, err, errlen);
+    *n = (size_t)(q - b);
+    return b;
+}
+
+int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen) {
+    size_t n;
+    unsigned char *b = encode_tensor(t, name && strlen(name) <= 512 ? name : NULL, &n);
+    if (!b) return fail(err, errlen, "%s: out of memory", path);
+    int rc = write_atomic(path, b, n, NULL, 0, err, errlen);
+    free(b);
+    return rc;
+}
+
+int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen) {
+    size_t nl = name && strlen(name) <= 512 ? strlen(name) : 0, total = 16 + nl;
+    unsigned char **enc = calloc((size_t)count + 1, sizeof *enc);
+    size_t *len = calloc((size_t)count + 1, sizeof *len);
+    int rc = -1;
+    if (!enc || !len) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    for (int i = 0; i < count; i++) {
+        if (!(enc[i] = encode_tensor(&t[i], NULL, &len[i]))) { fail(err, errlen, "%s: out of memory", path); goto done; }
+        total += 11 + len[i];
+    }
+    unsigned char *b = malloc(total), *q = b;
+    if (!b) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    if (nl) { *q++ = 1 << 3 | 2; q += put_varint(q, nl); memcpy(q, name, nl); q += nl; }
+    *q++ = 2 << 3;
+    q += put_varint(q, 1); /* elem_type TENSOR */
+    for (int i = 0; i < count; i++) {
+        *q++ = 3 << 3 | 2;
+        q += put_varint(q, len[i]);
+        memcpy(q, enc[i], len[i]);
+        q += len[i];
+    }
+    rc = write_atomic(path, b, (size_t)(q - b), NULL, 0, err, errlen);
+    free(b);
+done:
+    for (int i = 0; enc && i < count; i++) free(enc[i]);
+    free(enc);
+    free(len);
+    return rc;
 }
 
 int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errlen) {

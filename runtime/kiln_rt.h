@@ -58,6 +58,7 @@ typedef struct kiln_tensor_info {
     const int64_t *shape;
     int64_t nbytes;
     int batch;               /* 1: dim 0 is the batch; shape and nbytes are one sample's */
+    int seq;                 /* an element of a sequence: the sequence's length on its first, -1 on the others; 0: a tensor */
 } kiln_tensor_info;
 #endif
 
@@ -258,6 +259,10 @@ int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errle
 /* Writers: write to path.tmp, then rename; 0 on success. */
 int kiln_write_npy(const char *path, const kiln_tensor *t, char *err, size_t errlen);
 int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen);
+/* An ONNX SequenceProto of tensors: *out (malloc'ed, each freed with
+ * kiln_tensor_free) holds *count of them. */
+int kiln_read_pb_sequence(const char *path, kiln_tensor **out, int *count, char *err, size_t errlen);
+int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen);
 void kiln_tensor_free(kiln_tensor *t);
 
 /* External weights (--weights external): maps PATH read-only after checking

@@ -26,23 +26,32 @@ static void shape_str(char *buf, size_t n, int dtype, int rank, const int64_t *s
 
 static void usage(const kiln_model *m, FILE *f) {
     fprintf(f, "usage: %s", m->name);
-    for (int i = 0; i < m->num_inputs; i++) fprintf(f, " INPUT%d", i);
+    int nf = 0, seqs = 0;
+    for (int i = 0; i < m->num_inputs; i++)
+        if (m->inputs[i].seq >= 0) fprintf(f, " INPUT%d", nf++);
     fprintf(f, " [-o DIR] [--format npy|pb] [--threads N] [--repeat N] [--routing-profile-out FILE]\n"
                "  INPUTs are .npy arrays or ONNX TensorProto .pb files, in this order:\n");
-    for (int i = 0; i < m->num_inputs; i++) {
+    for (int i = 0, fi = 0; i < m->num_inputs; i++) {
         const kiln_tensor_info *t = &m->inputs[i];
         char s[256];
         shape_str(s, sizeof s, t->dtype, t->rank, t->shape, t->batch);
-        fprintf(f, "    %d: '%s' %s\n", i, t->name, s);
+        if (t->seq > 0) {
+            int l = (int)strlen(t->name) - 2; /* NAME.0 */
+            fprintf(f, "    %d: '%.*s' a sequence of %d tensors (an ONNX SequenceProto .pb file): %s", fi++, l > 0 ? l : 0, t->name, t->seq, s);
+            seqs = 1;
+        } else if (t->seq < 0) fprintf(f, ", %s", s);
+        else fprintf(f, "    %d: '%s' %s", fi++, t->name, s);
+        if (i + 1 == m->num_inputs || m->inputs[i + 1].seq >= 0) fputc('\n', f);
     }
     fprintf(f, "  outputs go to DIR (default .) as output_K.npy (or .pb with --format pb)\n");
+    for (int k = 0; k < m->num_outputs && !seqs; k++) seqs = m->outputs[k].seq > 0;
+    if (seqs) fprintf(f, "  a sequence output: output_K.pb, an ONNX SequenceProto, or its tensors as output_K_J.npy\n");
     for (int i = 0; i < m->num_inputs; i++)
         if (m->inputs[i].batch) {
             fprintf(f, "  N is the batch: any size, the same in every input that has it\n");
             break;
         }
 }
-
 
 static int parse_int(const char *s, int lo, int *out) {
     char *end;
@@ -88,21 +97,47 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             return 2;
         } else files[nin++] = a;
     }
-    if (nin != m->num_inputs) {
-        fprintf(stderr, "%s: error: expected %d input file%s, got %d\n", m->name, m->num_inputs, m->num_inputs == 1 ? "" : "s", nin);
+    int nfiles = 0; /* a sequence's elements come from one file */
+    for (int i = 0; i < m->num_inputs; i++) nfiles += m->inputs[i].seq >= 0;
+    if (nin != nfiles) {
+        fprintf(stderr, "%s: error: expected %d input file%s, got %d\n", m->name, nfiles, nfiles == 1 ? "" : "s", nin);
         usage(m, stderr);
         free(files);
         return 1;
     }
-    kiln_tensor *in = calloc((size_t)nin + 1, sizeof *in);
-    const void **inp = calloc((size_t)nin + 1, sizeof *inp);
+    kiln_tensor *in = calloc((size_t)m->num_inputs + 1, sizeof *in);
+    const void **inp = calloc((size_t)m->num_inputs + 1, sizeof *inp);
+    char **written = calloc((size_t)m->num_outputs + 1, sizeof *written); /* output files, removed if a later one fails */
+    int nwritten = 0;
     void **outp = calloc((size_t)m->num_outputs + 1, sizeof *outp);
     void *ctx = NULL;
     char err[1024];
-    if (!in || !inp || !outp) goto out;
-    for (int i = 0; i < nin; i++) {
+    if (!in || !inp || !outp || !written) goto out;
+    for (int i = 0, fi = 0; i < m->num_inputs; i++) {
         const kiln_tensor_info *ti = &m->inputs[i];
-        if (kiln_read_tensor(files[i], &in[i], err, sizeof err) != 0) {
+        const char *file = files[ti->seq >= 0 ? fi++ : fi - 1];
+        if (ti->seq > 0) { /* a SequenceProto .pb: its tensors are inputs i .. i + seq - 1 */
+            kiln_tensor *ts;
+            int cnt;
+            size_t l = strlen(file);
+            if (l < 3 || strcmp(file + l - 3, ".pb") != 0) {
+                fprintf(stderr, "%s: error: input %d '%s' (%s): a sequence comes as an ONNX SequenceProto .pb file\n", m->name, i, ti->name, file);
+                goto out;
+            }
+            if (kiln_read_pb_sequence(file, &ts, &cnt, err, sizeof err) != 0) {
+                fprintf(stderr, "%s: error: input %d '%s': %s\n", m->name, i, ti->name, err);
+                goto out;
+            }
+            for (int j = 0; j < cnt; j++)
+                if (j < ti->seq) in[i + j] = ts[j];
+                else kiln_tensor_free(&ts[j]);
+            free(ts);
+            if (cnt != ti->seq) {
+                fprintf(stderr, "%s: error: input %d '%s' (%s): expected a sequence of %d tensors, found %d\n", m->name, i, ti->name, file,
+                        ti->seq, cnt);
+                goto out;
+            }
+        } else if (ti->seq == 0 && kiln_read_tensor(file, &in[i], err, sizeof err) != 0) {
             fprintf(stderr, "%s: error: input %d '%s': %s\n", m->name, i, ti->name, err);
             goto out;
         }
@@ -114,13 +149,13 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             char want[256], got[256];
             shape_str(want, sizeof want, ti->dtype, ti->rank, ti->shape, ti->batch);
             shape_str(got, sizeof got, in[i].dtype, in[i].rank, in[i].shape, 0);
-            fprintf(stderr, "%s: error: input %d '%s' (%s): expected %s%s, found %s\n", m->name, i, ti->name, files[i], want,
+            fprintf(stderr, "%s: error: input %d '%s' (%s): expected %s%s, found %s\n", m->name, i, ti->name, file, want,
                     ti->batch ? " (N: the batch, 1 or more)" : "", got);
             goto out;
         }
         if (ti->batch && batch_of >= 0 && in[i].shape[0] != in[batch_of].shape[0]) {
             fprintf(stderr, "%s: error: input %d '%s' (%s) has a batch of %lld, but input %d '%s' has %lld: the batch must be the same\n",
-                    m->name, i, ti->name, files[i], (long long)in[i].shape[0], batch_of, m->inputs[batch_of].name,
+                    m->name, i, ti->name, file, (long long)in[i].shape[0], batch_of, m->inputs[batch_of].name,
                     (long long)in[batch_of].shape[0]);
             goto out;
         }
@@ -162,6 +197,8 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         fprintf(stderr, "%s: error: cannot create output folder '%s': %s\n", m->name, dir, strerror(errno));
         goto out;
     }
+    kiln_tensor *ot = calloc((size_t)m->num_outputs + 1, sizeof *ot);
+    if (!ot) goto out;
     for (int k = 0; k < m->num_outputs; k++) {
         const kiln_tensor_info *ti = &m->outputs[k];
         const int64_t *shape = m->output_shape(ctx, k); /* sized by the run for NonZero, Unique, ... */
@@ -172,19 +209,37 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             t.nbytes = kiln_dtype_size(ti->dtype);
             for (int d = 0; d < ti->rank; d++) t.nbytes *= shape[d];
         }
-        char path[4096];
-        snprintf(path, sizeof path, "%s/output_%d.%s", dir, k, format);
-        int w = strcmp(format, "pb") == 0 ? kiln_write_pb(path, &t, ti->name, err, sizeof err)
-                                          : kiln_write_npy(path, &t, err, sizeof err);
+        ot[k] = t;
+    }
+    /* one file per tensor output and per sequence (.pb: a SequenceProto; .npy: one file per element, output_F_J.npy) */
+    for (int k = 0, fo = 0; k < m->num_outputs; fo++) {
+        const kiln_tensor_info *ti = &m->outputs[k];
+        int cnt = ti->seq > 0 ? ti->seq : 1, w = 0;
+        bool pb = strcmp(format, "pb") == 0;
+        for (int j = 0; j < (ti->seq > 0 && !pb ? cnt : 1) && w == 0; j++) {
+            char path[4096];
+            if (ti->seq > 0 && !pb) snprintf(path, sizeof path, "%s/output_%d_%d.npy", dir, fo, j);
+            else snprintf(path, sizeof path, "%s/output_%d.%s", dir, fo, format);
+            if (ti->seq > 0 && pb) w = kiln_write_pb_sequence(path, &ot[k], cnt, NULL, err, sizeof err);
+            else if (pb) w = kiln_write_pb(path, &ot[k], ti->name, err, sizeof err);
+            else w = kiln_write_npy(path, &ot[k + j], err, sizeof err);
+            if (w == 0 && !(written[nwritten] = strdup(path))) w = -1, snprintf(err, sizeof err, "out of memory");
+            if (w == 0) {
+                nwritten++;
+                char **more = realloc(written, sizeof *written * (size_t)(nwritten + 1));
+                if (more) written = more;
+                else w = -1, snprintf(err, sizeof err, "out of memory");
+            }
+        }
         if (w != 0) {
             fprintf(stderr, "%s: error: %s\n", m->name, err);
-            for (int j = 0; j < k; j++) { /* leave no partial set of outputs */
-                snprintf(path, sizeof path, "%s/output_%d.%s", dir, j, format);
-                remove(path);
-            }
+            for (int j = 0; j < nwritten; j++) remove(written[j]); /* leave no partial set of outputs */
+            free(ot);
             goto out;
         }
+        k += cnt;
     }
+    free(ot);
     if (profile && kiln_write_routing_profile(profile, m, m->routing_counts(ctx), runs, err, sizeof err) != 0) {
         fprintf(stderr, "%s: error: %s\n", m->name, err);
         goto out;
@@ -192,7 +247,9 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     rc = 0;
 out:
     if (ctx) m->destroy(ctx);
-    for (int i = 0; in && i < nin; i++) kiln_tensor_free(&in[i]);
+    for (int i = 0; in && i < m->num_inputs; i++) kiln_tensor_free(&in[i]);
+    for (int j = 0; written && j < nwritten; j++) free(written[j]);
+    free(written);
     for (int k = 0; outp && k < m->num_outputs; k++) free(outp[k]);
     free(in);
     free(inp);

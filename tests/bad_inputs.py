@@ -132,7 +132,8 @@ def test_loop_scan_output_needs_constant_trip_count():
 
 
 def test_loop_state_changes_shape():
-    m = loop_model(3, helper.make_node("Identity", ["c"], ["c_out"]), body_out_shape=(2,), scan=False)
+    # (with a constant trip count kiln unrolls such a loop instead: each copy has its own shapes)
+    m = loop_model(None, helper.make_node("Identity", ["c"], ["c_out"]), body_out_shape=(2,), scan=False)
     check_compile(save(m, "loop_shape.onnx"), "state 0 enters the body as f32[1] and leaves it as f32[2]")
 
 
@@ -191,8 +192,14 @@ def test_sequence_position_not_constant():
 
 def test_sequence_graph_output_and_tensor_op():
     s_out = helper.make_value_info("s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
-    m = graph([helper.make_node("SequenceConstruct", ["x"], ["s"], name="mk")], [vi("x", [2])], [s_out])
-    check_compile(save(m, "seq_out.onnx"), "graph output 's' is a sequence")
+    m = graph([helper.make_node("SequenceEmpty", [], ["s"], name="mk")], [vi("x", [2])], [s_out])
+    check_compile(save(m, "seq_out.onnx"), "graph output 's' is an empty sequence")
+    s_in = helper.make_value_info("q", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    m = graph([helper.make_node("SequenceAt", ["q", "i"], ["y"], name="at")], [s_in, vi("i", [], TensorProto.INT64)], [vi("y", [2])])
+    p = save(m, "seq_in.onnx")
+    check_compile(p, "input 'q' is a sequence: give the shapes of its tensors with --shape q=[D0xD1,D0xD1,...]")
+    r = run([KILN, "compile", p, "-o", path("out_exe"), "--shape", "q=[2,2]", "--shape", "i=[1]"])
+    assert r.returncode == 1 and "--shape i=[...] gives a sequence, but input 'i' is a tensor" in r.stderr, r.stderr
     m = graph([helper.make_node("SequenceConstruct", ["x"], ["s"], name="mk"), helper.make_node("Relu", ["s"], ["y"], name="r")],
               [vi("x", [2])], [vi("y", [2])])
     check_compile(save(m, "seq_relu.onnx"), "node 'r' (Relu): error: input 's' is a sequence")

@@ -71,6 +71,19 @@ def compare(got, want, got_bf16_bits=None):
     return None
 
 
+def load_sequence(path):
+    s = onnx.SequenceProto()
+    with open(path, "rb") as f:
+        s.ParseFromString(f.read())
+    return [numpy_helper.to_array(t) for t in s.tensor_values]
+
+
+def sequence_names(model_path):
+    """The model's graph inputs and outputs of sequence type."""
+    m = onnx.load(model_path, load_external_data=False)
+    return {v.name for v in list(m.graph.input) + list(m.graph.output) if v.type.HasField("sequence_type")}
+
+
 def graph_inputs(model_path):
     m = onnx.load(model_path, load_external_data=False)
     inits = {t.name for t in m.graph.initializer}
@@ -85,8 +98,11 @@ def compile_for(tdir, ds, exe, extra_flags):
     names = graph_inputs(model)
     files = {n: os.path.join(ds, "input_%d.pb" % i) for i, n in enumerate(names)}
     flags = []
+    seqs = sequence_names(model)
     for n, f in files.items():
-        if os.path.exists(f):
+        if os.path.exists(f) and n in seqs:  # a sequence: the shapes of its tensors
+            flags += ["--shape", "%s=[%s]" % (n, ",".join("x".join(str(d) for d in t.shape) for t in load_sequence(f)))]
+        elif os.path.exists(f):
             flags += ["--shape", "%s=%s" % (n, "x".join(str(d) for d in load_pb(f).shape))]
     bound = []
     for _ in range(8):
@@ -102,9 +118,9 @@ def compile_for(tdir, ds, exe, extra_flags):
         if not want:  # computed from graph inputs: bind the small integer ones (sizes, counts), as a user would
             want = [n for n, f in files.items() if n not in bound and os.path.exists(f)
                     and load_pb(f).dtype.kind in "iu" and load_pb(f).size <= 16]
-        if not want:  # then scalars of any kind (a loop's trip count computed from float bounds)
+        if not want:  # then scalars of any kind (a trip count computed from float bounds, a loop condition)
             want = [n for n, f in files.items() if n not in bound and os.path.exists(f)
-                    and load_pb(f).dtype.kind in "iuf" and load_pb(f).size == 1]
+                    and load_pb(f).dtype.kind in "iufb" and load_pb(f).size == 1]
         if not want:
             return msg, bound
         for n in want:
@@ -141,11 +157,19 @@ def run_test1(test, workdir, extra_flags):
         p = subprocess.run(EMULATOR + [exe] + ins + ["-o", odir, "--format", "pb", "--threads", "1"], capture_output=True, text=True, errors="replace", timeout=300)
         if p.returncode != 0:
             return test, False, "run: " + (p.stderr.strip().splitlines() or ["?"])[0]
+        m = onnx.load(os.path.join(tdir, "model.onnx"), load_external_data=False)
+        out_seq = [v.type.HasField("sequence_type") for v in m.graph.output]
         for k, o in enumerate(outs):
             got_path = os.path.join(odir, "output_%d.pb" % k)
             if not os.path.exists(got_path):
                 return test, False, "output %d missing" % k
-            why = compare(load_pb(got_path), load_pb(o), bf16_bits(got_path))
+            if k < len(out_seq) and out_seq[k]:  # a SequenceProto: tensor by tensor
+                got, want = load_sequence(got_path), load_sequence(o)
+                why = "%d tensors, expected %d" % (len(got), len(want)) if len(got) != len(want) else None
+                for a, b in zip(got, want):
+                    why = why or compare(a, b)
+            else:
+                why = compare(load_pb(got_path), load_pb(o), bf16_bits(got_path))
             if why:
                 return test, False, "%s output %d: %s" % (os.path.basename(ds), k, why)
         shutil.rmtree(odir, ignore_errors=True)

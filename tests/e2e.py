@@ -301,6 +301,55 @@ int main(void) {
         assert lines[2].split() == ["3.25", "100", "-0"], lines[2]
 
 
+def test_sequence_inputs_and_outputs():
+    """A sequence input (SequenceProto .pb, its tensors' shapes from --shape
+    NAME=[...]) mapped by SequenceMap (x * 2 + t) and extended by
+    SequenceInsert; the sequence output as a SequenceProto .pb and as one .npy
+    per tensor; checked against NumPy. A file of the wrong length is refused."""
+    d = fresh("seqio")
+    body = helper.make_graph([helper.make_node("Mul", ["e", "two"], ["m"]), helper.make_node("Add", ["m", "t_in"], ["r"])], "body",
+                             [helper.make_tensor_value_info("e", TensorProto.FLOAT, None), helper.make_tensor_value_info("t_in", TensorProto.FLOAT, None)],
+                             [helper.make_tensor_value_info("r", TensorProto.FLOAT, None)],
+                             [numpy_helper.from_array(np.array(2, np.float32), "two")])
+    seq_t = helper.make_tensor_sequence_value_info
+    g = helper.make_graph([helper.make_node("SequenceMap", ["s", "t"], ["m"], body=body),
+                           helper.make_node("SequenceInsert", ["m", "t"], ["out"])], "seqio",
+                          [seq_t("s", TensorProto.FLOAT, None), helper.make_tensor_value_info("t", TensorProto.FLOAT, [3])],
+                          [seq_t("out", TensorProto.FLOAT, None), helper.make_tensor_value_info("t2", TensorProto.FLOAT, [3])])
+    g.node.append(helper.make_node("Identity", ["t"], ["t2"]))
+    model = os.path.join(d, "seqio.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), model)
+    xs = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([[1, -1, 0.5]], np.float32)]
+    t = np.array([10, 20, 30], np.float32)
+    seq = onnx.helper.make_sequence("s", onnx.SequenceProto.TENSOR, [numpy_helper.from_array(x) for x in xs])
+    open(os.path.join(d, "s.pb"), "wb").write(seq.SerializeToString())
+    np.save(os.path.join(d, "t.npy"), t)
+    exe = os.path.join(d, "seqio")
+    r = run([KILN, "compile", model, "-o", exe, "--shape", "s=[2x3,1x3]"])
+    assert r.returncode == 0, r.stderr
+    want = [x * 2 + t for x in xs] + [t]
+    r = run([exe, os.path.join(d, "s.pb"), os.path.join(d, "t.npy"), "-o", os.path.join(d, "pb"), "--format", "pb"])
+    assert r.returncode == 0, r.stderr
+    got = onnx.SequenceProto()
+    got.ParseFromString(open(os.path.join(d, "pb", "output_0.pb"), "rb").read())
+    got = [numpy_helper.to_array(x) for x in got.tensor_values]
+    assert len(got) == 3 and all(np.array_equal(a, b) for a, b in zip(got, want)), got
+    assert sorted(os.listdir(os.path.join(d, "pb"))) == ["output_0.pb", "output_1.pb"]
+    r = run([exe, os.path.join(d, "s.pb"), os.path.join(d, "t.npy"), "-o", os.path.join(d, "npy")])
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(os.path.join(d, "npy"))) == ["output_0_0.npy", "output_0_1.npy", "output_0_2.npy", "output_1.npy"]
+    for j in range(3):
+        np.testing.assert_array_equal(np.load(os.path.join(d, "npy", "output_0_%d.npy" % j)), want[j])
+    np.testing.assert_array_equal(np.load(os.path.join(d, "npy", "output_1.npy")), t)
+    short = onnx.helper.make_sequence("s", onnx.SequenceProto.TENSOR, [numpy_helper.from_array(xs[0])])
+    open(os.path.join(d, "short.pb"), "wb").write(short.SerializeToString())
+    r = run([exe, os.path.join(d, "short.pb"), os.path.join(d, "t.npy"), "-o", os.path.join(d, "bad")])
+    assert r.returncode == 1 and "expected a sequence of 2 tensors, found 1" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(d, "bad")) or not os.listdir(os.path.join(d, "bad"))
+    r = run([KILN, "compile", model, "-o", exe])
+    assert r.returncode == 1 and "input 's' is a sequence: give the shapes of its tensors with --shape s=[" in r.stderr, r.stderr
+
+
 def test_emit_obj_so_header_and_deterministic_c():
     d = fresh("emit")
     model, _ = mlp_model(d)
