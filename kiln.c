@@ -595,9 +595,15 @@ int main(int argc, char **argv) {
     Options o = {0};
     o.opt_level = 2;
     o.redundant = -1;
-    if (strcmp(cmd, "compile") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_compile(&o);
-    if (strcmp(cmd, "dump") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_dump(&o);
-    if (strcmp(cmd, "run") == 0) return parse_options(argc, argv, 2, &o, true) ?: cmd_run(&o);
-    if (strcmp(cmd, "place") == 0) return parse_options(argc, argv, 2, &o, false) ?: cmd_place(&o);
-    return usage_error("unknown command '%s'", cmd);
+    int rc;
+    if (strcmp(cmd, "compile") == 0) rc = parse_options(argc, argv, 2, &o, false) ?: cmd_compile(&o);
+    else if (strcmp(cmd, "dump") == 0) rc = parse_options(argc, argv, 2, &o, false) ?: cmd_dump(&o);
+    else if (strcmp(cmd, "run") == 0) rc = parse_options(argc, argv, 2, &o, true) ?: cmd_run(&o);
+    else if (strcmp(cmd, "place") == 0) rc = parse_options(argc, argv, 2, &o, false) ?: cmd_place(&o);
+    else return usage_error("unknown command '%s'", cmd);
+    for (int i = 0; i < o.nshapes; i++) { /* parse_shape's copies */
+        free((char *)o.shapes[i].name);
+        free(o.shapes[i].elems);
+    }
+    return rc;
 }

@@ -154,6 +154,11 @@ bool batch_verify(Graph *p1, Graph *p2, Graph *g, Diags *d) {
                         "batch once per sample, so give the batch with --shape", x ? x->msg : "the model does not compile");
         return false;
     }
+    if (p1->out_seq || p1->in_seq) {
+        diag_error(d, NULL, "the model has sequence inputs or outputs: kiln runs a model with a symbolic batch once per sample only "
+                   "when its inputs and outputs are tensors, so give the batch with --shape");
+        return false;
+    }
     if (p1->nodes.n != p2->nodes.n || p1->inputs.n != p2->inputs.n || p1->outputs.n != p2->outputs.n || p1->outputs.n != g->outputs.n) {
         diag_error(d, NULL, "the graph changes with the batch size; give the batch with --shape");
         return false;
