@@ -48,7 +48,8 @@ static const char *usage_text =
     "                        devices: every device gets as many slots]\n"
     "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable); D0 may be N: the batch,\n"
     "                        taken from the input files at run time (as a symbolic dim 0 is);\n"
-    "                        a sequence input: NAME=[D0xD1,D0,...], the shapes of its tensors\n"
+    "                        a sequence input: NAME=[D0xD1,D0,...], the shapes of its tensors ([]:\n"
+    "                        empty); an optional input: its shape(s), or NAME=none when absent\n"
     "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
     "  --weights embed|external  weights inside the output, or in OUT.weights beside it,\n"
@@ -108,7 +109,10 @@ static bool parse_shape(const char *arg, ShapeOverride *s) {
     s->name = strndup(arg, (size_t)(eq - arg));
     s->nelems = 0;
     s->elems = NULL;
+    s->empty_list = s->absent = false;
     const char *p = eq + 1;
+    if (strcmp(p, "none") == 0) return s->absent = true; /* an absent optional */
+    if (strcmp(p, "[]") == 0) return s->empty_list = true; /* an empty sequence */
     if (*p != '[') return parse_dims(p, s);
     size_t l = strlen(p);
     if (l < 3 || p[l - 1] != ']') return false;
@@ -258,6 +262,7 @@ static bool bind_inputs(Graph *g, const Options *o, Diags *d, PtrVec *deps) {
         for (int i = 0; i < g->inputs.n; i++)
             if (strcmp(((Value *)g->inputs.items[i])->name, name) == 0) at = i;
         if (at < 0) { diag_error(d, NULL, "--bind names '%s', which is not a graph input", name); return false; }
+        if (g->in_group && g->in_group[at]) { diag_error(d, NULL, "--bind names '%s', a sequence or optional input: kiln binds tensors", name); return false; }
         kiln_tensor t;
         char err[1024];
         if (kiln_read_tensor(file, &t, err, sizeof err) != 0) { diag_error(d, NULL, "--bind: %s", err); return false; }
@@ -274,7 +279,10 @@ static bool bind_inputs(Graph *g, const Options *o, Diags *d, PtrVec *deps) {
         memcpy(data, t.data, (size_t)t.nbytes);
         kiln_tensor_free(&t);
         v->data = data;
-        for (int i = at; i + 1 < g->inputs.n; i++) g->inputs.items[i] = g->inputs.items[i + 1];
+        for (int i = at; i + 1 < g->inputs.n; i++) {
+            g->inputs.items[i] = g->inputs.items[i + 1];
+            if (g->in_seq) g->in_seq[i] = g->in_seq[i + 1], g->in_group[i] = g->in_group[i + 1];
+        }
         g->inputs.n--;
         vec_push(g->arena, deps, arena_strdup(g->arena, file));
     }

@@ -221,11 +221,11 @@ static void emit_infos(const Kir *k, const char *prefix, FILE *f) {
         for (int i = 0; i < n; i++) {
             fprintf(f, "    {");
             emit_c_string(f, io[i].v->name);
-            const int *seq = w ? k->out_seq : k->in_seq;
-            fprintf(f, ", %d, %d, %s_%s%d_shape, %lld, %d, %d},\n", io[i].v->dtype, io[i].v->rank, prefix, kind[w], i,
-                    (long long)value_nbytes(io[i].v), io[i].v->batch, seq ? seq[i] : 0);
+            const int *seq = w ? k->out_seq : k->in_seq, *grp = w ? k->out_group : k->in_group;
+            fprintf(f, ", %d, %d, %s_%s%d_shape, %lld, %d, %d, %d},\n", io[i].v->dtype, io[i].v->rank, prefix, kind[w], i,
+                    (long long)value_nbytes(io[i].v), io[i].v->batch, seq ? seq[i] : 0, grp ? grp[i] : 0);
         }
-        if (!n) fprintf(f, "    {0, 0, 0, 0, 0, 0, 0},\n");
+        if (!n) fprintf(f, "    {0, 0, 0, 0, 0, 0, 0, 0},\n");
         fprintf(f, "};\n");
     }
     fprintf(f, "const kiln_moe_layer %s_moe_layers[%d] = {\n", prefix, k->nmoe ? k->nmoe : 1);
@@ -435,8 +435,10 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
                "typedef struct kiln_tensor_info {\n    const char *name;\n    int dtype;   /* ONNX TensorProto.DataType code */\n"
                "    int rank;\n    const int64_t *shape;\n    int64_t nbytes;\n"
                "    int batch;   /* 1: dim 0 is the batch; shape and nbytes are one sample's */\n"
-               "    int seq;     /* an element of a sequence input or output: the sequence's length on its\n"
-               "                    first element, -1 on the others; 0: a tensor */\n} kiln_tensor_info;\n#endif\n\n");
+               "    int seq;     /* on a group's first entry: how many tensors it holds (0: an empty sequence\n"
+               "                    or an absent optional, the entry a placeholder of no data); -1 on the others */\n"
+               "    int group;   /* 0 a tensor; 1 a sequence, 2 an optional tensor, 3 an optional sequence: the\n"
+               "                    entries of one input or output */\n} kiln_tensor_info;\n#endif\n\n");
     fprintf(f, "#ifndef KILN_STR_DEFINED\n#define KILN_STR_DEFINED\n"
                "/* An element of a string tensor (dtype 8): n bytes at p, not NUL-terminated. A string\n"
                " * output's bytes belong to the context (or to the inputs it came from) and stay valid\n"

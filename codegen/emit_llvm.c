@@ -547,8 +547,9 @@ static LLVMValueRef ll_infos(LL *L, int w) {
     const Kir *k = L->k;
     const KIo *io = w ? k->outputs : k->inputs;
     int n = w ? k->noutputs : k->ninputs;
-    LLVMTypeRef ity = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->i32, L->i32, LLVMPointerType(L->i64, 0), L->i64, L->i32, L->i32}, 7, 0);
-    const int *seq = w ? k->out_seq : k->in_seq;
+    LLVMTypeRef ity = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){L->p8, L->i32, L->i32, LLVMPointerType(L->i64, 0), L->i64, L->i32, L->i32, L->i32},
+                                              8, 0);
+    const int *seq = w ? k->out_seq : k->in_seq, *grp = w ? k->out_group : k->in_group;
     LLVMValueRef *items = arena_alloc(k->arena, sizeof *items * (size_t)(n ? n : 1));
     for (int i = 0; i < n; i++) {
         const Value *v = io[i].v;
@@ -557,11 +558,12 @@ static LLVMValueRef ll_infos(LL *L, int w) {
         if (!v->rank) dims[0] = ll_i64(L, 0);
         LLVMValueRef shape = ll_global(L, LLVMConstArray(L->i64, dims, (unsigned)(v->rank ? v->rank : 1)), ".shape", true);
         if (w) L->out_shapes[i] = ll_p8(L, shape);
-        LLVMValueRef f[7] = {ll_string(L, v->name), LLVMConstInt(L->i32, (unsigned long long)v->dtype, 0),
+        LLVMValueRef f[8] = {ll_string(L, v->name), LLVMConstInt(L->i32, (unsigned long long)v->dtype, 0),
                              LLVMConstInt(L->i32, (unsigned long long)v->rank, 0),
                              LLVMConstBitCast(shape, LLVMPointerType(L->i64, 0)), ll_i64(L, value_nbytes(v)),
-                             LLVMConstInt(L->i32, v->batch, 0), LLVMConstInt(L->i32, (unsigned long long)(seq ? seq[i] : 0), 1)};
-        items[i] = LLVMConstNamedStruct(ity, f, 7);
+                             LLVMConstInt(L->i32, v->batch, 0), LLVMConstInt(L->i32, (unsigned long long)(seq ? seq[i] : 0), 1),
+                             LLVMConstInt(L->i32, (unsigned long long)(grp ? grp[i] : 0), 0)};
+        items[i] = LLVMConstNamedStruct(ity, f, 8);
     }
     if (!n) items[0] = LLVMConstNull(ity);
     LLVMValueRef g = ll_global(L, LLVMConstArray(ity, items, (unsigned)(n ? n : 1)), ll_name(L, w ? "%s_outputs" : "%s_inputs"), false);

@@ -108,6 +108,7 @@ typedef struct Kir {
     KMoeLayer *moe;
     int nmoe;
     const int *in_seq, *out_seq; /* the graph's (sequences among the inputs and outputs), or NULL */
+    const int *in_group, *out_group;
 } Kir;
 
 /* Lowering state, passed to the ops' lower functions. */

@@ -1031,6 +1031,8 @@ Kir *kir_lower(Graph *g, Diags *d) {
     k->state_size = KILN_STATE_RESERVED; /* the string heap list (runtime/strings.c) */
     k->in_seq = g->in_seq;
     k->out_seq = g->out_seq;
+    k->in_group = g->in_group;
+    k->out_group = g->out_group;
     Lower l = {k, g, d, false, NULL, 0};
     lower_forget(g);
     k->ninputs = g->inputs.n;

@@ -75,48 +75,80 @@ unsigned char *read_file(Arena *a, const char *path, size_t *len, Diags *d) {
 }
 
 /* A sequence input becomes its tensors, inputs of their own (NAME.0, NAME.1,
- * ...), with the shapes --shape NAME=[...] gives; g->in_seq groups them. */
+ * ...), with the shapes --shape NAME=[...] gives; an optional input its tensor
+ * (--shape NAME=D0xD1), its sequence's tensors (NAME=[...]), or nothing
+ * (NAME=none). g->in_seq and g->in_group group them; an empty sequence or an
+ * absent optional is one placeholder input of no data. */
+static Value *element(Graph *g, const Value *v, const char *name, const ShapeOverride *s) {
+    Value *e = graph_add_value(g, name);
+    e->dtype = v->dtype;
+    e->rank = s ? s->rank : 1;
+    if (s) memcpy(e->dims, s->dims, sizeof e->dims);
+    else e->dims[0] = 0; /* a placeholder: no data */
+    return e;
+}
+
 static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
     PtrVec ins = {0};
-    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(g->inputs.n * 64 + 1)), any = 0;
+    int cap = g->inputs.n * 65 + 1, any = 0;
+    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)cap), *grp = arena_alloc(g->arena, sizeof *grp * (size_t)cap);
     for (int i = 0; i < g->inputs.n; i++) {
         Value *v = g->inputs.items[i];
         const ShapeOverride *s = NULL;
         for (int k = 0; o && k < o->nshapes; k++)
             if (strcmp(o->shapes[k].name, v->name) == 0) s = &o->shapes[k];
-        if (!v->is_seq) {
+        if (!v->is_seq && !v->is_opt) {
             if (s && s->nelems) { diag_error(d, NULL, "--shape %s=[...] gives a sequence, but input '%s' is a tensor", v->name, v->name); return false; }
-            seq[ins.n] = 0;
+            if (s && s->absent) { diag_error(d, NULL, "--shape %s=none: input '%s' is a tensor, not an optional", v->name, v->name); return false; }
+            seq[ins.n] = grp[ins.n] = 0;
             vec_push(g->arena, &ins, v);
             continue;
         }
-        if (!s || !s->nelems) {
-            diag_error(d, NULL, "input '%s' is a sequence: give the shapes of its tensors with --shape %s=[D0xD1,D0xD1,...]", v->name, v->name);
+        const char *what = v->is_seq ? "a sequence" : v->opt_kind == 1 ? "an optional tensor" : "an optional sequence";
+        const char *how = v->is_seq ? "=[D0xD1,D0xD1,...] ([] when empty)" : v->opt_kind == 1 ? "=D0xD1 or =none" : "=[D0xD1,...] or =none";
+        bool want_list = v->is_seq || v->opt_kind == 3;
+        if (!s || (s->absent && v->is_seq) || (!s->absent && want_list != (s->nelems > 0 || s->empty_list))) {
+            diag_error(d, NULL, "input '%s' is %s: give %s with --shape %s%s", v->name, what,
+                       v->is_seq ? "the shapes of its tensors" : "whether it is present, and its shapes,", v->name, how);
             return false;
         }
-        v->n_elems = s->nelems;
-        v->elems = arena_alloc(g->arena, sizeof *v->elems * (size_t)(s->nelems + 1));
-        for (int j = 0; j < s->nelems; j++) {
-            Value *e = graph_add_value(g, arena_printf(g->arena, "%s.%d", v->name, j));
-            e->dtype = v->dtype;
-            e->rank = s->elems[j].rank;
-            memcpy(e->dims, s->elems[j].dims, sizeof e->dims);
-            v->elems[j] = e;
-            seq[ins.n] = j ? -1 : s->nelems;
-            vec_push(g->arena, &ins, e);
-        }
         any = 1;
+        int first = ins.n, group = v->is_seq ? 1 : v->opt_kind == 1 ? 2 : 3;
+        Value *list = v;
+        if (v->is_opt && !s->absent && v->opt_kind == 3) { /* the optional's sequence */
+            list = graph_add_value(g, arena_printf(g->arena, "%s.seq", v->name));
+            list->is_seq = true;
+            list->dtype = v->dtype;
+        }
+        if (v->is_opt) v->opt_elem = s->absent ? NULL : v->opt_kind == 1 ? element(g, v, v->name, s) : list;
+        if (v->is_opt && v->opt_kind == 1 && !s->absent) vec_push(g->arena, &ins, v->opt_elem);
+        if (want_list && !s->absent) {
+            list->n_elems = s->nelems;
+            list->elems = arena_alloc(g->arena, sizeof *list->elems * (size_t)(s->nelems + 1));
+            for (int j = 0; j < s->nelems; j++) {
+                list->elems[j] = element(g, v, arena_printf(g->arena, "%s.%d", v->name, j), &s->elems[j]);
+                vec_push(g->arena, &ins, list->elems[j]);
+            }
+        }
+        if (ins.n == first) vec_push(g->arena, &ins, element(g, v, v->name, NULL)); /* nothing: a placeholder */
+        for (int j = first; j < ins.n; j++) {
+            seq[j] = j > first ? -1 : (s->absent || (want_list && !s->nelems) ? 0 : want_list ? s->nelems : 1);
+            grp[j] = group;
+        }
     }
     for (int k = 0; o && k < o->nshapes; k++) {
         bool found = false;
         for (int i = 0; i < g->inputs.n; i++) {
             Value *v = g->inputs.items[i];
-            found |= v->is_seq && strcmp(v->name, o->shapes[k].name) == 0;
+            found |= (v->is_seq || v->is_opt) && strcmp(v->name, o->shapes[k].name) == 0;
         }
-        if (o->shapes[k].nelems && !found) { diag_error(d, NULL, "--shape names '%s', which is not a sequence input", o->shapes[k].name); return false; }
+        if ((o->shapes[k].nelems || o->shapes[k].empty_list || o->shapes[k].absent) && !found) {
+            diag_error(d, NULL, "--shape names '%s', which is not a sequence or optional input", o->shapes[k].name);
+            return false;
+        }
     }
     g->inputs = ins;
-    if (any) g->in_seq = seq;
+    if (any) g->in_seq = seq, g->in_group = grp;
     return true;
 }
 
@@ -126,7 +158,9 @@ bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
         Value *v = NULL;
         for (int i = 0; i < g->inputs.n; i++)
             if (strcmp(((Value *)g->inputs.items[i])->name, o->shapes[k].name) == 0) v = g->inputs.items[i];
-        if (!v && o->shapes[k].nelems) continue; /* a sequence's: done */
+        if (!v && (o->shapes[k].nelems || o->shapes[k].empty_list || o->shapes[k].absent)) continue; /* a sequence's or optional's: done */
+        if (v && v->dims[0] == 0 && v->rank == 1 && (o->shapes[k].absent || o->shapes[k].empty_list)) continue; /* a placeholder */
+        if (v && o->shapes[k].nelems) continue;
         if (!v) { diag_error(d, NULL, "--shape names '%s', which is not a graph input", o->shapes[k].name); return false; }
         v->rank = o->shapes[k].rank;
         memcpy(v->dims, o->shapes[k].dims, sizeof v->dims);

@@ -13,6 +13,8 @@ typedef struct ShapeOverride {
     /* a sequence input, NAME=[D0xD1,D0,...]: its tensors' shapes (nelems >= 1; 0: a tensor) */
     int nelems;
     struct ShapeOverride *elems;
+    bool empty_list; /* NAME=[]: an empty sequence */
+    bool absent;     /* NAME=none: an absent optional */
 } ShapeOverride;
 
 typedef struct FrontendOpts {

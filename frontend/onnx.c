@@ -150,8 +150,25 @@ static bool value_info_type(Loader *L, Value *v, const Onnx__ValueInfoProto *vi,
         v->dtype = (DType)tp->sequence_type->elem_type->tensor_type->elem_type;
         return true;
     }
+    if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE && tp->optional_type && tp->optional_type->elem_type) {
+        /* an optional input: present or absent, with its shapes, comes with --shape */
+        const Onnx__TypeProto *e = tp->optional_type->elem_type;
+        if (e->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && e->tensor_type) {
+            v->opt_kind = 1;
+            v->dtype = (DType)e->tensor_type->elem_type;
+        } else if (e->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && e->sequence_type && e->sequence_type->elem_type &&
+                   e->sequence_type->elem_type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && e->sequence_type->elem_type->tensor_type) {
+            v->opt_kind = 3;
+            v->dtype = (DType)e->sequence_type->elem_type->tensor_type->elem_type;
+        }
+        if (v->opt_kind && !sub) {
+            v->is_opt = true;
+            v->rank = -1;
+            return true;
+        }
+    }
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
-        diag_error(L->d, NULL, "value '%s': only tensor types are supported (no sequences, maps or optionals yet)", v->name);
+        diag_error(L->d, NULL, "value '%s': only tensor, sequence and optional types are supported (optionals as graph inputs only)", v->name);
         return false;
     }
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;

@@ -1332,6 +1332,7 @@ bool lower_unique(struct Lower *, Node *);
 bool lower_nms(struct Lower *, Node *);
 bool infer_sequence(Graph *, Node *, Diags *);
 bool infer_sequence_map(Graph *, Node *, Diags *);
+bool infer_optional(Graph *, Node *, Diags *);
 bool infer_concat_from_sequence(Graph *, Node *, Diags *);
 bool infer_split_to_sequence(Graph *, Node *, Diags *);
 bool lower_concat_from_sequence(struct Lower *, Node *);

@@ -135,6 +135,12 @@ typedef struct Value {
     bool is_seq;
     int n_elems;
     struct Value **elems;
+    /* an optional (ONNX Optional), known at compile time like a sequence: its
+     * element (a tensor or a sequence value) or NULL when absent; opt_kind 1 an
+     * optional tensor, 3 an optional sequence */
+    bool is_opt;
+    int opt_kind;
+    struct Value *opt_elem;
     /* bit i: dims[i] is an upper bound, the size known only when the model runs
      * (NonZero, Unique, NonMaxSuppression); such a value can only be an output */
     uint32_t dyn;
@@ -190,6 +196,10 @@ typedef struct Graph {
      * per input / output, the sequence's length on its first element, -1 on
      * the others, 0 for a tensor (NULL: no sequence) */
     int *in_seq, *out_seq;
+    /* and what each run is: 1 a sequence, 2 an optional tensor, 3 an optional
+     * sequence (0 a tensor; NULL: none); a run of count 0 (an empty sequence,
+     * an absent optional) is one placeholder input or output of no data */
+    int *in_group, *out_group;
 } Graph;
 
 Graph *graph_new(Arena *a, const char *name);

@@ -12,14 +12,17 @@
  * and dead-code elimination drops it and the nodes that built it. A sequence
  * that is a graph input or output becomes a run of tensor inputs or outputs
  * (the input's tensors' shapes come with --shape NAME=[...]); SequenceMap is
- * unrolled, a copy of its body per position. A sequence that would be a loop
- * state or an If result is refused with a message: its length would be known
- * only at run time. */
+ * unrolled, a copy of its body per position, and so is a Loop that carries a
+ * sequence. Optionals are known the same way: present (Value.opt_elem, a
+ * tensor or a sequence) or absent; OptionalHasElement folds to a constant and
+ * OptionalGetElement becomes its element. A sequence or optional that would be
+ * an If result is refused with a message. */
 #include "infer.h"
 
 #include <string.h>
 
 static bool is_seq_op(OpKind op) { return (op_table[op].flags & F_SEQ) != 0; }
+static bool alias_optional(Node *n);
 
 static Value *seq_input(Node *n, int i, Diags *d) {
     Value *v = node_input(n, i);
@@ -408,50 +411,123 @@ bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
     return op_table[OP_IDENTITY].infer(g, n, d);
 }
 
-/* Identity of a sequence: the same list. */
+/* Identity of a sequence: the same list (of an optional: alias_optional). */
 bool sequence_identity(Graph *g, Node *n) {
+    if (alias_optional(n)) return true;
     if (n->op != OP_IDENTITY || !n->in[0]->is_seq) return false;
     set_seq(g, n->out[0], n->in[0]->dtype, n->in[0]->elems, n->in[0]->n_elems);
     return true;
 }
 
-/* A graph's outputs that are sequences become their tensors, outputs of their
- * own; g->out_seq groups them (the top graph only: a subgraph's are refused). */
+/* A graph's outputs that are sequences or optionals become their tensors,
+ * outputs of their own; g->out_seq and g->out_group group them, as the
+ * inputs' (the top graph only: a subgraph's are refused). An empty sequence or
+ * an absent optional is one placeholder output of no data. */
+static Value *placeholder(Graph *g, const Value *v) {
+    int64_t zero = 0;
+    return graph_add_const(g, arena_printf(g->arena, "%s.none", v->name), v->dtype ? v->dtype : DT_F32, 1, &zero, "");
+}
+
 bool sequence_outputs(Graph *g, Diags *d) {
+    (void)d;
     bool any = false;
-    for (int i = 0; i < g->outputs.n; i++) any |= ((Value *)g->outputs.items[i])->is_seq;
+    for (int i = 0; i < g->outputs.n; i++) any |= ((Value *)g->outputs.items[i])->is_seq || ((Value *)g->outputs.items[i])->is_opt;
     if (!any) return true;
     PtrVec outs = {0};
     int total = 0;
     for (int i = 0; i < g->outputs.n; i++) {
         Value *v = g->outputs.items[i];
-        total += v->is_seq ? v->n_elems : 1;
-        if (v->is_seq && v->n_elems == 0) {
-            diag_error(d, NULL, "graph output '%s' is an empty sequence: kiln's outputs are tensors or sequences of at least one", v->name);
-            return false;
-        }
+        total += v->is_seq ? v->n_elems + 1 : v->is_opt && v->opt_elem && v->opt_elem->is_seq ? v->opt_elem->n_elems + 1 : 1;
     }
-    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(total + 1)), old = g->out_seq != NULL;
+    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(total + 1)), *grp = arena_alloc(g->arena, sizeof *grp * (size_t)(total + 1));
+    bool old = g->out_seq != NULL;
     for (int i = 0; i < g->outputs.n; i++) {
         Value *v = g->outputs.items[i];
-        if (!v->is_seq) {
+        int first = outs.n;
+        if (!v->is_seq && !v->is_opt) {
             seq[outs.n] = old ? g->out_seq[i] : 0;
+            grp[outs.n] = old && g->out_group ? g->out_group[i] : 0;
             vec_push(g->arena, &outs, v);
             continue;
         }
-        for (int j = 0; j < v->n_elems; j++) {
-            seq[outs.n] = j ? -1 : v->n_elems;
-            vec_push(g->arena, &outs, v->elems[j]);
+        Value *list = v->is_seq ? v : v->opt_elem && v->opt_elem->is_seq ? v->opt_elem : NULL;
+        int group = v->is_seq ? 1 : v->opt_kind == 3 || (v->opt_elem && v->opt_elem->is_seq) ? 3 : 2, count = 0;
+        if (list)
+            for (int j = 0; j < list->n_elems; j++) vec_push(g->arena, &outs, list->elems[j]);
+        else if (v->is_opt && v->opt_elem) vec_push(g->arena, &outs, v->opt_elem);
+        count = outs.n - first;
+        if (!count) vec_push(g->arena, &outs, placeholder(g, list ? list : v));
+        for (int j = first; j < outs.n; j++) {
+            seq[j] = j > first ? -1 : count;
+            grp[j] = group;
         }
     }
     g->outputs = outs;
     g->out_seq = seq;
+    g->out_group = grp;
+    return true;
+}
+
+/* Optional, OptionalHasElement, OptionalGetElement (and Identity of an
+ * optional): the optional is known at compile time, present or not. */
+bool infer_optional(Graph *g, Node *n, Diags *d) {
+    Value *x = node_input(n, 0), *out = n->out[0];
+    switch (n->op) {
+    case OP_OPTIONAL:
+        out->is_opt = true;
+        out->opt_elem = x;
+        if (x) {
+            out->opt_kind = x->is_seq ? 3 : 1;
+            out->dtype = x->dtype;
+        } else {
+            const Attr *t = node_attr(n, "type");
+            out->opt_kind = 1;
+            out->dtype = t && t->kind == ATTR_INT ? (DType)t->i : DT_F32;
+        }
+        return true;
+    case OP_OPTIONAL_HAS_ELEMENT: {
+        set_out(out, DT_BOOL, 0, NULL);
+        uint8_t *p = arena_alloc(g->arena, 1);
+        *p = x && (!x->is_opt || x->opt_elem != NULL);
+        out->data = p;
+        return true;
+    }
+    case OP_OPTIONAL_GET_ELEMENT: {
+        Value *e = x && x->is_opt ? x->opt_elem : x;
+        if (!e) { diag_error(d, n, "input '%s' is an absent optional: it has no element to get", x ? x->name : "?"); return false; }
+        if (e->is_seq) {
+            set_seq(g, out, e->dtype, e->elems, e->n_elems);
+            return true;
+        }
+        n->op = OP_IDENTITY; /* the element itself */
+        n->in[0] = e;
+        n->n_in = 1;
+        return op_table[OP_IDENTITY].infer(g, n, d);
+    }
+    default:
+        return false;
+    }
+}
+
+/* Identity of a sequence or an optional: the same list, the same optional. */
+static bool alias_optional(Node *n) {
+    if (n->op != OP_IDENTITY || !n->in[0]->is_opt) return false;
+    Value *o = n->out[0], *x = n->in[0];
+    o->is_opt = true;
+    o->opt_kind = x->opt_kind;
+    o->opt_elem = x->opt_elem;
+    o->dtype = x->dtype;
     return true;
 }
 
 /* Sequence inputs reach only the sequence ops (before n's shape rule). */
 bool sequence_check(const Node *n, Diags *d) {
-    if (is_seq_op(n->op) || (n->op == OP_IDENTITY && n->in[0]->is_seq) || n->op == OP_LOOP) return true; /* a Loop: loop_unroll */
+    if (is_seq_op(n->op) || (n->op == OP_IDENTITY && (n->in[0]->is_seq || n->in[0]->is_opt)) || n->op == OP_LOOP) return true; /* a Loop: loop_unroll */
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && n->in[i]->is_opt) {
+            diag_error(d, n, "input '%s' is an optional: %s takes tensors (read it with OptionalGetElement)", n->in[i]->name, op_table[n->op].name);
+            return false;
+        }
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->is_seq) {
             diag_error(d, n, "input '%s' is a sequence: %s takes tensors (kiln's sequences are lists known at compile time, read by the sequence ops)",

@@ -425,28 +425,37 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
     return rc;
 }
 
-int kiln_read_pb_sequence(const char *path, kiln_tensor **out, int *count, char *err, size_t errlen) {
-    size_t len;
+/* The next field of a message: a varint in *v, a length-delimited payload
+ * (*payload, *plen), fixed-width ones skipped; -1 when corrupt. */
+static int pb_field(pbuf *b, int *field, int *wt, uint64_t *v, const unsigned char **payload, uint64_t *plen) {
+    uint64_t key;
+    if (pb_varint(b, &key) != 0) return -1;
+    *field = (int)(key >> 3);
+    *wt = (int)(key & 7);
+    if (*wt == 0) return pb_varint(b, v);
+    if (*wt == 2) {
+        if (pb_varint(b, plen) != 0 || *plen > (uint64_t)(b->end - b->p)) return -1;
+        *payload = b->p;
+        b->p += *plen;
+        return 0;
+    }
+    if (*wt == 1 && b->end - b->p >= 8) { b->p += 8; return 0; }
+    if (*wt == 5 && b->end - b->p >= 4) { b->p += 4; return 0; }
+    return -1;
+}
+
+/* A SequenceProto of len bytes at buf: its tensors into *out (*count). */
+static int parse_sequence(const unsigned char *buf, size_t len, const char *path, kiln_tensor **out, int *count, char *err, size_t errlen) {
     *out = NULL;
     *count = 0;
-    unsigned char *buf = slurp(path, &len, err, errlen);
-    if (!buf) return -1;
     pbuf b = {buf, buf + len};
     int rc = -1, cap = 0;
     uint64_t elem_type = 1;
     while (b.p < b.end) { /* SequenceProto: 2 elem_type, 3 tensor_values; others refused */
-        uint64_t key, v = 0, plen = 0;
-        if (pb_varint(&b, &key) != 0) goto corrupt;
-        int field = (int)(key >> 3), wt = (int)(key & 7);
+        uint64_t v = 0, plen = 0;
+        int field, wt;
         const unsigned char *payload = NULL;
-        if (wt == 0) { if (pb_varint(&b, &v) != 0) goto corrupt; }
-        else if (wt == 2) {
-            if (pb_varint(&b, &plen) != 0 || plen > (uint64_t)(b.end - b.p)) goto corrupt;
-            payload = b.p;
-            b.p += plen;
-        } else if (wt == 1 && b.end - b.p >= 8) b.p += 8;
-        else if (wt == 5 && b.end - b.p >= 4) b.p += 4;
-        else goto corrupt;
+        if (pb_field(&b, &field, &wt, &v, &payload, &plen) != 0) goto corrupt;
         if (field == 2 && wt == 0) elem_type = v;
         else if (field >= 4 && field <= 7 && wt == 2) { fail(err, errlen, "%s: only sequences of tensors are supported", path); goto done; }
         else if (field == 3 && wt == 2) {
@@ -472,6 +481,57 @@ done:
         *out = NULL;
         *count = 0;
     }
+    return rc;
+}
+
+int kiln_read_pb_sequence(const char *path, kiln_tensor **out, int *count, char *err, size_t errlen) {
+    size_t len;
+    *out = NULL;
+    *count = 0;
+    unsigned char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    int rc = parse_sequence(buf, len, path, out, count, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int kiln_read_pb_optional(const char *path, int *kind, kiln_tensor **out, int *count, char *err, size_t errlen) {
+    size_t len;
+    *out = NULL;
+    *count = 0;
+    *kind = 0;
+    unsigned char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    pbuf b = {buf, buf + len};
+    int rc = -1;
+    uint64_t elem_type = 0;
+    const unsigned char *tv = NULL, *sv = NULL;
+    size_t tn = 0, sn = 0;
+    while (b.p < b.end) { /* OptionalProto: 2 elem_type, 3 tensor_value, 5 sequence_value */
+        uint64_t v = 0, plen = 0;
+        int field, wt;
+        const unsigned char *payload = NULL;
+        if (pb_field(&b, &field, &wt, &v, &payload, &plen) != 0) goto corrupt;
+        if (field == 2 && wt == 0) elem_type = v;
+        else if (field == 3 && wt == 2) tv = payload, tn = (size_t)plen;
+        else if (field == 5 && wt == 2) sv = payload, sn = (size_t)plen;
+        else if ((field == 4 || field > 5) && wt == 2) { fail(err, errlen, "%s: only optional tensors and sequences are supported", path); goto done; }
+    }
+    if (elem_type == 1 && tv) {
+        *out = calloc(1, sizeof **out);
+        if (!*out) { fail(err, errlen, "%s: out of memory", path); goto done; }
+        if (parse_tensor(tv, tn, path, *out, err, errlen) != 0) { free(*out); *out = NULL; goto done; }
+        *count = 1;
+        *kind = 1;
+    } else if (elem_type == 3 && sv) {
+        if (parse_sequence(sv, sn, path, out, count, err, errlen) != 0) goto done;
+        *kind = 3;
+    } else if (elem_type != 0 && elem_type != 1 && elem_type != 3) { fail(err, errlen, "%s: only optional tensors and sequences are supported", path); goto done; }
+    rc = 0;
+    goto done;
+corrupt:
+    fail(err, errlen, "%s: corrupt or truncated OptionalProto", path);
+done:
     free(buf);
     return rc;
 }
@@ -521,33 +581,70 @@ int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char
     return rc;
 }
 
-int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen) {
-    size_t nl = name && strlen(name) <= 512 ? strlen(name) : 0, total = 16 + nl;
-    unsigned char **enc = calloc((size_t)count + 1, sizeof *enc);
+/* The encoding of a message of `count` length-delimited fields `field`
+ * (tensors), after elem_type `elem`: *n bytes, malloc'ed. */
+static unsigned char *encode_list(const kiln_tensor *t, int count, int elem, int field, size_t *n) {
+    size_t total = 16;
+    unsigned char **enc = calloc((size_t)count + 1, sizeof *enc), *b = NULL;
     size_t *len = calloc((size_t)count + 1, sizeof *len);
-    int rc = -1;
-    if (!enc || !len) { fail(err, errlen, "%s: out of memory", path); goto done; }
+    if (!enc || !len) goto done;
     for (int i = 0; i < count; i++) {
-        if (!(enc[i] = encode_tensor(&t[i], NULL, &len[i]))) { fail(err, errlen, "%s: out of memory", path); goto done; }
+        if (!(enc[i] = encode_tensor(&t[i], NULL, &len[i]))) goto done;
         total += 11 + len[i];
     }
-    unsigned char *b = malloc(total), *q = b;
-    if (!b) { fail(err, errlen, "%s: out of memory", path); goto done; }
-    if (nl) { *q++ = 1 << 3 | 2; q += put_varint(q, nl); memcpy(q, name, nl); q += nl; }
+    unsigned char *q = b = malloc(total);
+    if (!b) goto done;
     *q++ = 2 << 3;
-    q += put_varint(q, 1); /* elem_type TENSOR */
+    q += put_varint(q, (uint64_t)elem);
     for (int i = 0; i < count; i++) {
-        *q++ = 3 << 3 | 2;
+        *q++ = (unsigned char)(field << 3 | 2);
         q += put_varint(q, len[i]);
         memcpy(q, enc[i], len[i]);
         q += len[i];
     }
-    rc = write_atomic(path, b, (size_t)(q - b), NULL, 0, err, errlen);
-    free(b);
+    *n = (size_t)(q - b);
 done:
     for (int i = 0; enc && i < count; i++) free(enc[i]);
     free(enc);
     free(len);
+    return b;
+}
+
+int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen) {
+    (void)name;
+    size_t n;
+    unsigned char *b = encode_list(t, count, 1, 3, &n); /* elem_type TENSOR, tensor_values */
+    if (!b) return fail(err, errlen, "%s: out of memory", path);
+    int rc = write_atomic(path, b, n, NULL, 0, err, errlen);
+    free(b);
+    return rc;
+}
+
+int kiln_write_pb_optional(const char *path, int kind, const kiln_tensor *t, int count, char *err, size_t errlen) {
+    size_t n = 0;
+    unsigned char *b;
+    if (kind == 1) b = encode_list(t, 1, 1, 3, &n); /* tensor_value */
+    else if (kind == 3) { /* sequence_value: a SequenceProto inside */
+        size_t sn;
+        unsigned char *s = encode_list(t, count, 1, 3, &sn);
+        b = s ? malloc(sn + 16) : NULL;
+        if (b) {
+            unsigned char *q = b;
+            *q++ = 2 << 3;
+            q += put_varint(q, 3);
+            *q++ = 5 << 3 | 2;
+            q += put_varint(q, sn);
+            memcpy(q, s, sn);
+            n = (size_t)(q - b) + sn;
+        }
+        free(s);
+    } else {
+        b = calloc(1, 2); /* absent: elem_type UNDEFINED */
+        if (b) b[0] = 2 << 3, b[1] = 0, n = 2;
+    }
+    if (!b) return fail(err, errlen, "%s: out of memory", path);
+    int rc = write_atomic(path, b, n, NULL, 0, err, errlen);
+    free(b);
     return rc;
 }
 

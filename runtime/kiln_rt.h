@@ -58,7 +58,10 @@ typedef struct kiln_tensor_info {
     const int64_t *shape;
     int64_t nbytes;
     int batch;               /* 1: dim 0 is the batch; shape and nbytes are one sample's */
-    int seq;                 /* an element of a sequence: the sequence's length on its first, -1 on the others; 0: a tensor */
+    int seq;                 /* on a group's first entry: how many tensors it holds (0: an empty sequence or an
+                                absent optional, the entry a placeholder of no data); -1 on the others */
+    int group;               /* 0 a tensor; 1 a sequence, 2 an optional tensor, 3 an optional sequence: the
+                                entries one input or output file holds */
 } kiln_tensor_info;
 #endif
 
@@ -263,6 +266,10 @@ int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char
  * kiln_tensor_free) holds *count of them. */
 int kiln_read_pb_sequence(const char *path, kiln_tensor **out, int *count, char *err, size_t errlen);
 int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen);
+/* An ONNX OptionalProto: *kind 0 absent, 1 a tensor (*count 1), 3 a sequence
+ * (*count tensors, in *out as for kiln_read_pb_sequence). */
+int kiln_read_pb_optional(const char *path, int *kind, kiln_tensor **out, int *count, char *err, size_t errlen);
+int kiln_write_pb_optional(const char *path, int kind, const kiln_tensor *t, int count, char *err, size_t errlen);
 void kiln_tensor_free(kiln_tensor *t);
 
 /* External weights (--weights external): maps PATH read-only after checking

@@ -35,17 +35,24 @@ static void usage(const kiln_model *m, FILE *f) {
         const kiln_tensor_info *t = &m->inputs[i];
         char s[256];
         shape_str(s, sizeof s, t->dtype, t->rank, t->shape, t->batch);
-        if (t->seq > 0) {
-            int l = (int)strlen(t->name) - 2; /* NAME.0 */
-            fprintf(f, "    %d: '%.*s' a sequence of %d tensors (an ONNX SequenceProto .pb file): %s", fi++, l > 0 ? l : 0, t->name, t->seq, s);
+        if (t->group == 1 || t->group == 3) {
+            int l = t->seq > 0 ? (int)strlen(t->name) - 2 : (int)strlen(t->name); /* NAME.0 */
+            fprintf(f, "    %d: '%.*s' %s of %d tensors (an ONNX %s .pb file)%s%s", fi++, l > 0 ? l : 0, t->name,
+                    t->group == 3 ? "an optional sequence" : "a sequence", t->seq, t->group == 3 ? "OptionalProto" : "SequenceProto",
+                    t->seq ? ": " : "", t->seq ? s : "");
+            seqs = 1;
+        } else if (t->group == 2) {
+            fprintf(f, "    %d: '%s' an optional tensor (an ONNX OptionalProto .pb file): %s", fi++, t->name, t->seq ? s : "absent");
             seqs = 1;
         } else if (t->seq < 0) fprintf(f, ", %s", s);
         else fprintf(f, "    %d: '%s' %s", fi++, t->name, s);
         if (i + 1 == m->num_inputs || m->inputs[i + 1].seq >= 0) fputc('\n', f);
     }
     fprintf(f, "  outputs go to DIR (default .) as output_K.npy (or .pb with --format pb)\n");
-    for (int k = 0; k < m->num_outputs && !seqs; k++) seqs = m->outputs[k].seq > 0;
-    if (seqs) fprintf(f, "  a sequence output: output_K.pb, an ONNX SequenceProto, or its tensors as output_K_J.npy\n");
+    for (int k = 0; k < m->num_outputs && !seqs; k++) seqs = m->outputs[k].group != 0;
+    if (seqs)
+        fprintf(f, "  a sequence or optional output: output_K.pb, an ONNX SequenceProto or OptionalProto, or its tensors\n"
+                   "  as output_K_J.npy (a sequence's) or output_K.npy (an optional tensor; no file when absent)\n");
     for (int i = 0; i < m->num_inputs; i++)
         if (m->inputs[i].batch) {
             fprintf(f, "  N is the batch: any size, the same in every input that has it\n");
@@ -116,15 +123,18 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     for (int i = 0, fi = 0; i < m->num_inputs; i++) {
         const kiln_tensor_info *ti = &m->inputs[i];
         const char *file = files[ti->seq >= 0 ? fi++ : fi - 1];
-        if (ti->seq > 0) { /* a SequenceProto .pb: its tensors are inputs i .. i + seq - 1 */
-            kiln_tensor *ts;
-            int cnt;
+        bool placeholder = ti->group && ti->seq == 0; /* an empty sequence, an absent optional */
+        if (ti->group && ti->seq >= 0) { /* a SequenceProto or OptionalProto .pb: inputs i .. i + seq - 1 */
+            kiln_tensor *ts = NULL;
+            int cnt = 0, kind = 0, want = ti->seq == 0 ? 0 : ti->group == 2 ? 1 : 3;
             size_t l = strlen(file);
+            const char *what = ti->group == 1 ? "SequenceProto" : "OptionalProto";
             if (l < 3 || strcmp(file + l - 3, ".pb") != 0) {
-                fprintf(stderr, "%s: error: input %d '%s' (%s): a sequence comes as an ONNX SequenceProto .pb file\n", m->name, i, ti->name, file);
+                fprintf(stderr, "%s: error: input %d '%s' (%s): this input comes as an ONNX %s .pb file\n", m->name, i, ti->name, file, what);
                 goto out;
             }
-            if (kiln_read_pb_sequence(file, &ts, &cnt, err, sizeof err) != 0) {
+            int r = ti->group == 1 ? kiln_read_pb_sequence(file, &ts, &cnt, err, sizeof err) : kiln_read_pb_optional(file, &kind, &ts, &cnt, err, sizeof err);
+            if (r != 0) {
                 fprintf(stderr, "%s: error: input %d '%s': %s\n", m->name, i, ti->name, err);
                 goto out;
             }
@@ -132,14 +142,25 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
                 if (j < ti->seq) in[i + j] = ts[j];
                 else kiln_tensor_free(&ts[j]);
             free(ts);
-            if (cnt != ti->seq) {
+            if (ti->group == 1 && cnt != ti->seq) {
                 fprintf(stderr, "%s: error: input %d '%s' (%s): expected a sequence of %d tensors, found %d\n", m->name, i, ti->name, file,
                         ti->seq, cnt);
                 goto out;
             }
-        } else if (ti->seq == 0 && kiln_read_tensor(file, &in[i], err, sizeof err) != 0) {
+            if (ti->group != 1 && (kind != want || cnt != ti->seq)) {
+                fprintf(stderr, "%s: error: input %d '%s' (%s): expected %s, found %s\n", m->name, i, ti->name, file,
+                        want == 0 ? "an absent optional" : want == 1 ? "an optional holding a tensor" : "an optional holding a sequence",
+                        kind == 0 ? "an absent one" : kind == 1 ? "one holding a tensor" : "one holding a sequence");
+                goto out;
+            }
+        } else if (!ti->group && kiln_read_tensor(file, &in[i], err, sizeof err) != 0) {
             fprintf(stderr, "%s: error: input %d '%s': %s\n", m->name, i, ti->name, err);
             goto out;
+        }
+        if (placeholder) { /* no data: a valid pointer */
+            if (!(in[i].data = malloc(1))) goto out;
+            inp[i] = in[i].data;
+            continue;
         }
         /* NumPy has no bfloat16: accept its bits as uint16 */
         if (ti->dtype == KILN_DT_BF16 && in[i].dtype == KILN_DT_U16) in[i].dtype = KILN_DT_BF16;
@@ -211,16 +232,20 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         }
         ot[k] = t;
     }
-    /* one file per tensor output and per sequence (.pb: a SequenceProto; .npy: one file per element, output_F_J.npy) */
+    /* one file per tensor output, per sequence and per optional (.pb: a
+     * SequenceProto or OptionalProto; .npy: one file per tensor, output_F_J.npy
+     * for a sequence's, none for an absent optional or an empty sequence) */
     for (int k = 0, fo = 0; k < m->num_outputs; fo++) {
         const kiln_tensor_info *ti = &m->outputs[k];
-        int cnt = ti->seq > 0 ? ti->seq : 1, w = 0;
-        bool pb = strcmp(format, "pb") == 0;
-        for (int j = 0; j < (ti->seq > 0 && !pb ? cnt : 1) && w == 0; j++) {
+        int cnt = ti->group ? ti->seq : 1, w = 0, files_n;
+        bool pb = strcmp(format, "pb") == 0, per_tensor = !pb && (ti->group == 1 || ti->group == 3);
+        files_n = pb ? 1 : per_tensor ? cnt : cnt > 0;
+        for (int j = 0; j < files_n && w == 0; j++) {
             char path[4096];
-            if (ti->seq > 0 && !pb) snprintf(path, sizeof path, "%s/output_%d_%d.npy", dir, fo, j);
+            if (per_tensor) snprintf(path, sizeof path, "%s/output_%d_%d.npy", dir, fo, j);
             else snprintf(path, sizeof path, "%s/output_%d.%s", dir, fo, format);
-            if (ti->seq > 0 && pb) w = kiln_write_pb_sequence(path, &ot[k], cnt, NULL, err, sizeof err);
+            if (pb && ti->group == 1) w = kiln_write_pb_sequence(path, &ot[k], cnt, NULL, err, sizeof err);
+            else if (pb && ti->group) w = kiln_write_pb_optional(path, cnt == 0 ? 0 : ti->group == 2 ? 1 : 3, &ot[k], cnt, err, sizeof err);
             else if (pb) w = kiln_write_pb(path, &ot[k], ti->name, err, sizeof err);
             else w = kiln_write_npy(path, &ot[k + j], err, sizeof err);
             if (w == 0 && !(written[nwritten] = strdup(path))) w = -1, snprintf(err, sizeof err, "out of memory");
@@ -237,7 +262,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             free(ot);
             goto out;
         }
-        k += cnt;
+        k += cnt > 0 ? cnt : 1;
     }
     free(ot);
     if (profile && kiln_write_routing_profile(profile, m, m->routing_counts(ctx), runs, err, sizeof err) != 0) {

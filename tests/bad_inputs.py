@@ -192,8 +192,6 @@ def test_sequence_position_not_constant():
 
 def test_sequence_graph_output_and_tensor_op():
     s_out = helper.make_value_info("s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
-    m = graph([helper.make_node("SequenceEmpty", [], ["s"], name="mk")], [vi("x", [2])], [s_out])
-    check_compile(save(m, "seq_out.onnx"), "graph output 's' is an empty sequence")
     s_in = helper.make_value_info("q", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
     m = graph([helper.make_node("SequenceAt", ["q", "i"], ["y"], name="at")], [s_in, vi("i", [], TensorProto.INT64)], [vi("y", [2])])
     p = save(m, "seq_in.onnx")
@@ -205,6 +203,19 @@ def test_sequence_graph_output_and_tensor_op():
     check_compile(save(m, "seq_relu.onnx"), "node 'r' (Relu): error: input 's' is a sequence")
     m = graph([helper.make_node("SequenceAt", ["x", "i"], ["y"], name="at")], [vi("x", [2]), vi("i", [], TensorProto.INT64)], [vi("y", [2])])
     check_compile(save(m, "seq_tensor.onnx"), "node 'at' (SequenceAt): error: input 0 must be a sequence")
+
+
+def test_optionals_kiln_cannot_take():
+    o_in = helper.make_value_info("o", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    m = graph([helper.make_node("OptionalGetElement", ["o"], ["y"], name="get")], [o_in], [vi("y", [2])], opset=15)
+    p = save(m, "opt_get.onnx")
+    check_compile(p, "input 'o' is an optional tensor: give whether it is present, and its shapes, with --shape o=D0xD1 or =none")
+    r = run([KILN, "compile", p, "-o", path("out_exe"), "--shape", "o=none"])
+    assert r.returncode == 1 and "node 'get' (OptionalGetElement): error: input 'o' is an absent optional" in r.stderr, r.stderr
+    m = graph([helper.make_node("Relu", ["o"], ["y"], name="r")], [o_in], [vi("y", [2])], opset=15)
+    r = run([KILN, "compile", save(m, "opt_relu.onnx"), "-o", path("out_exe"), "--shape", "o=2"])
+    assert r.returncode == 1 and "node 'r' (Relu): error: input 'o' is an optional" in r.stderr, r.stderr
+    assert not os.path.exists(path("out_exe"))
 
 
 def test_run_time_sized_value_consumed():

@@ -78,6 +78,23 @@ def load_sequence(path):
     return [numpy_helper.to_array(t) for t in s.tensor_values]
 
 
+def load_optional(path):
+    """(0, None) absent, (1, tensor), or (3, [tensors])."""
+    o = onnx.OptionalProto()
+    with open(path, "rb") as f:
+        o.ParseFromString(f.read())
+    if o.elem_type == 1:
+        return 1, numpy_helper.to_array(o.tensor_value)
+    if o.elem_type == 3:
+        return 3, [numpy_helper.to_array(t) for t in o.sequence_value.tensor_values]
+    return 0, None
+
+
+def optional_names(model_path):
+    m = onnx.load(model_path, load_external_data=False)
+    return {v.name for v in list(m.graph.input) + list(m.graph.output) if v.type.HasField("optional_type")}
+
+
 def sequence_names(model_path):
     """The model's graph inputs and outputs of sequence type."""
     m = onnx.load(model_path, load_external_data=False)
@@ -98,10 +115,14 @@ def compile_for(tdir, ds, exe, extra_flags):
     names = graph_inputs(model)
     files = {n: os.path.join(ds, "input_%d.pb" % i) for i, n in enumerate(names)}
     flags = []
-    seqs = sequence_names(model)
+    seqs, opts = sequence_names(model), optional_names(model)
     for n, f in files.items():
         if os.path.exists(f) and n in seqs:  # a sequence: the shapes of its tensors
             flags += ["--shape", "%s=[%s]" % (n, ",".join("x".join(str(d) for d in t.shape) for t in load_sequence(f)))]
+        elif os.path.exists(f) and n in opts:  # an optional: absent, a tensor's shape, or a sequence's
+            kind, v = load_optional(f)
+            spec = "none" if kind == 0 else "x".join(str(d) for d in v.shape) if kind == 1 else "[%s]" % ",".join("x".join(str(d) for d in t.shape) for t in v)
+            flags += ["--shape", "%s=%s" % (n, spec)]
         elif os.path.exists(f):
             flags += ["--shape", "%s=%s" % (n, "x".join(str(d) for d in load_pb(f).shape))]
     bound = []
@@ -159,11 +180,21 @@ def run_test1(test, workdir, extra_flags):
             return test, False, "run: " + (p.stderr.strip().splitlines() or ["?"])[0]
         m = onnx.load(os.path.join(tdir, "model.onnx"), load_external_data=False)
         out_seq = [v.type.HasField("sequence_type") for v in m.graph.output]
+        out_opt = [v.type.HasField("optional_type") for v in m.graph.output]
         for k, o in enumerate(outs):
             got_path = os.path.join(odir, "output_%d.pb" % k)
             if not os.path.exists(got_path):
                 return test, False, "output %d missing" % k
-            if k < len(out_seq) and out_seq[k]:  # a SequenceProto: tensor by tensor
+            if k < len(out_opt) and out_opt[k]:  # an OptionalProto: presence, then the element
+                (gk, gv), (wk, wv) = load_optional(got_path), load_optional(o)
+                why = "optional kind %d, expected %d" % (gk, wk) if gk != wk else None
+                if not why and wk == 1:
+                    why = compare(gv, wv)
+                if not why and wk == 3:
+                    why = "%d tensors, expected %d" % (len(gv), len(wv)) if len(gv) != len(wv) else None
+                    for a, b in zip(gv, wv):
+                        why = why or compare(a, b)
+            elif k < len(out_seq) and out_seq[k]:  # a SequenceProto: tensor by tensor
                 got, want = load_sequence(got_path), load_sequence(o)
                 why = "%d tensors, expected %d" % (len(got), len(want)) if len(got) != len(want) else None
                 for a, b in zip(got, want):

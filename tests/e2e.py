@@ -350,6 +350,71 @@ def test_sequence_inputs_and_outputs():
     assert r.returncode == 1 and "input 's' is a sequence: give the shapes of its tensors with --shape s=[" in r.stderr, r.stderr
 
 
+def test_empty_sequence_output():
+    """An empty sequence output: an empty SequenceProto (no .npy files)."""
+    d = fresh("seqempty")
+    s_out = helper.make_value_info("s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    g = helper.make_graph([helper.make_node("SequenceEmpty", [], ["s"]), helper.make_node("Relu", ["x"], ["y"])], "se",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [s_out, helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model, exe = os.path.join(d, "se.onnx"), os.path.join(d, "se")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), model)
+    np.save(os.path.join(d, "x.npy"), np.array([-1, 2], np.float32))
+    assert run([KILN, "compile", model, "-o", exe]).returncode == 0
+    r = run([exe, os.path.join(d, "x.npy"), "-o", os.path.join(d, "o"), "--format", "pb"])
+    assert r.returncode == 0, r.stderr
+    sq = onnx.SequenceProto()
+    sq.ParseFromString(open(os.path.join(d, "o", "output_0.pb"), "rb").read())
+    assert len(sq.tensor_values) == 0
+    t = onnx.TensorProto()
+    t.ParseFromString(open(os.path.join(d, "o", "output_1.pb"), "rb").read())
+    np.testing.assert_array_equal(numpy_helper.to_array(t), [0, 2])
+    r = run([exe, os.path.join(d, "x.npy"), "-o", os.path.join(d, "n")])
+    assert r.returncode == 0 and sorted(os.listdir(os.path.join(d, "n"))) == ["output_1.npy"], r.stderr
+
+
+def test_optional_inputs_and_outputs():
+    """An optional tensor input, present (--shape o=2x2) or absent (o=none),
+    read from ONNX OptionalProto files: OptionalHasElement is a constant of
+    the compile, Identity passes the optional to an optional output, written
+    as an OptionalProto (or, present, as .npy; nothing when absent); a file
+    that disagrees with the compile is refused."""
+    d = fresh("optio")
+    opt_t = helper.make_value_info("o", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2, 2])))
+    opt_out = helper.make_value_info("p", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2, 2])))
+    g = helper.make_graph([helper.make_node("OptionalHasElement", ["o"], ["has"]), helper.make_node("Identity", ["o"], ["p"])], "optio",
+                          [opt_t], [helper.make_tensor_value_info("has", TensorProto.BOOL, []), opt_out])
+    model = os.path.join(d, "optio.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 16)]), model)
+    x = np.array([[1.5, -2], [3, 4]], np.float32)
+    present = helper.make_optional("o", onnx.OptionalProto.TENSOR, numpy_helper.from_array(x))
+    absent = onnx.OptionalProto(name="o", elem_type=onnx.OptionalProto.UNDEFINED)
+    for name, msg in [("present.pb", present), ("absent.pb", absent)]:
+        open(os.path.join(d, name), "wb").write(msg.SerializeToString())
+    for spec, good, bad in [("o=2x2", "present.pb", "absent.pb"), ("o=none", "absent.pb", "present.pb")]:
+        exe = os.path.join(d, "opt_" + spec[2:])
+        r = run([KILN, "compile", model, "-o", exe, "--shape", spec])
+        assert r.returncode == 0, r.stderr
+        out = os.path.join(d, "out_" + spec[2:])
+        r = run([exe, os.path.join(d, good), "-o", out, "--format", "pb"])
+        assert r.returncode == 0, r.stderr
+        t = onnx.TensorProto()
+        t.ParseFromString(open(os.path.join(out, "output_0.pb"), "rb").read())
+        assert bool(numpy_helper.to_array(t)) == (good == "present.pb")
+        o = onnx.OptionalProto()
+        o.ParseFromString(open(os.path.join(out, "output_1.pb"), "rb").read())
+        if good == "present.pb":
+            assert o.elem_type == onnx.OptionalProto.TENSOR and np.array_equal(numpy_helper.to_array(o.tensor_value), x)
+        else:
+            assert o.elem_type == onnx.OptionalProto.UNDEFINED
+        r = run([exe, os.path.join(d, good), "-o", out + "_npy"])
+        assert r.returncode == 0, r.stderr
+        files = sorted(os.listdir(out + "_npy"))
+        assert files == (["output_0.npy", "output_1.npy"] if good == "present.pb" else ["output_0.npy"]), files
+        r = run([exe, os.path.join(d, bad), "-o", os.path.join(d, "bad")])
+        assert r.returncode == 1 and "expected an" in r.stderr and "optional" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(d, "bad"))
+
+
 def test_emit_obj_so_header_and_deterministic_c():
     d = fresh("emit")
     model, _ = mlp_model(d)
