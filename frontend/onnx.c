@@ -229,6 +229,21 @@ static bool convert_attr(Loader *L, Graph *g, Node *n, const Onnx__AttributeProt
         a->t = v;
         break;
     }
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TYPE_PROTO: { /* Optional's type: [1, dtype] a tensor, [3, dtype] a sequence of tensors */
+        const Onnx__TypeProto *tp = ap->tp, *e = NULL;
+        int kind = 0;
+        if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->tensor_type) kind = 1, e = tp;
+        else if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE && tp->sequence_type && tp->sequence_type->elem_type &&
+                 tp->sequence_type->elem_type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->sequence_type->elem_type->tensor_type)
+            kind = 3, e = tp->sequence_type->elem_type;
+        if (!kind) { diag_error(L->d, n, "attribute '%s': only tensor and sequence-of-tensor types are supported", ap->name); return false; }
+        a = node_add_attr(g, n, ap->name, ATTR_INTS);
+        a->n = 2;
+        a->ints = arena_alloc(L->a, 2 * sizeof *a->ints);
+        a->ints[0] = kind;
+        a->ints[1] = e->tensor_type->elem_type;
+        break;
+    }
     default:
         diag_error(L->d, n, "attribute '%s' has a type (%d) kiln does not support yet (sparse tensors, lists of graphs)", ap->name, (int)ap->type);
         return false;

@@ -85,7 +85,6 @@ static bool run_sub(Node *n, Graph *sub, int first, Diags *d) {
 static bool same_type(const Value *a, const Value *b) { return a->dtype == b->dtype && value_same_shape(a, b); }
 
 bool infer_if(Graph *g, Node *n, Diags *d) {
-    (void)g;
     Graph *t = node_subgraph(n, "then_branch"), *e = node_subgraph(n, "else_branch");
     if (!t || !e) { diag_error(d, n, "If needs the subgraphs then_branch and else_branch"); return false; }
     Value *cond = n->in[0];
@@ -97,6 +96,13 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
     if (t->outputs.n != n->n_out || e->outputs.n != n->n_out) {
         diag_error(d, n, "each branch must give the node's %d outputs", n->n_out);
         return false;
+    }
+    if (if_makes_sequences(t) || if_makes_sequences(e)) { /* lists known at compile time: the branch taken, inlined */
+        if (!cond->data) {
+            diag_error(d, n, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
+            return false;
+        }
+        return if_inline(g, n, *(const unsigned char *)cond->data ? t : e, d);
     }
     /* with a constant condition only the branch taken must make sense */
     bool then_live = subgraph_live(n, t), else_live = subgraph_live(n, e);

@@ -320,6 +320,9 @@ bool sequence_outputs(Graph *g, Diags *d);
 bool loop_carries_sequence(const Node *n, const Graph *body);
 bool loop_unroll(Graph *g, Node *n, Graph *body, Diags *d);
 bool loop_unrollable(const Node *n, const Graph *body);
+/* An If on a constant whose branch makes sequences or optionals is inlined. */
+bool if_makes_sequences(const Graph *branch);
+bool if_inline(Graph *g, Node *n, Graph *branch, Diags *d);
 
 /* ---- control flow (ir/control.c) ---- */
 

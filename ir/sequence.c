@@ -315,6 +315,51 @@ bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* Does a branch of this If make a sequence or an optional? */
+bool if_makes_sequences(const Graph *branch) {
+    for (int i = 0; i < branch->nodes.n; i++)
+        if (is_seq_op(((Node *)branch->nodes.items[i])->op)) return true;
+    return false;
+}
+
+/* A control-flow node whose work now lies in copies of its subgraph becomes
+ * an Identity of its first input to a value nobody reads (dead-code
+ * elimination drops it). */
+static bool made_inert(Graph *g, Node *n, Diags *d) {
+    n->op = OP_IDENTITY;
+    n->n_in = 1;
+    n->n_out = 1;
+    n->n_attr = 0;
+    n->out = arena_alloc(g->arena, 2 * sizeof *n->out);
+    n->out[0] = graph_add_value(g, arena_printf(g->arena, "%s.copied", n->name));
+    n->out[0]->producer = n;
+    return op_table[OP_IDENTITY].infer(g, n, d);
+}
+
+/* An If on a constant whose branch makes sequences or optionals: the branch
+ * taken is copied into the graph after the node (its results then are the
+ * lists themselves, which kiln keeps at compile time), the If becomes an inert
+ * Identity of its condition; its outputs come from Identity nodes. */
+bool if_inline(Graph *g, Node *n, Graph *b, Diags *d) {
+    Value **map = copy_prepare(g, n, b, d);
+    if (!map) return false;
+    int start = g->nodes.n;
+    memset(map, 0, sizeof *map * (size_t)b->values.n);
+    for (int c = 0; c < b->captures; c++) map[((Value *)b->inputs.items[c])->id] = n->in[1 + c];
+    copy_body(g, n, b, map, 0);
+    for (int j = 0; j < n->n_out; j++) {
+        Value *r = mapped(g, map, b->outputs.items[j]);
+        if (!r) { diag_error(d, n, "branch output '%s' is not computed", ((Value *)b->outputs.items[j])->name); return false; }
+        Node *o = graph_add_node(g, OP_IDENTITY, arena_printf(g->arena, "%s.out%d", n->name, j), 1, 1);
+        o->in[0] = r;
+        o->out[0] = n->out[j];
+        n->out[j]->producer = o;
+        n->out[j]->producer_out = 0;
+    }
+    place_after(g, n, start);
+    return made_inert(g, n, d);
+}
+
 /* Does the Loop carry a sequence (a state, a captured value, a body input)? */
 bool loop_carries_sequence(const Node *n, const Graph *b) {
     for (int j = 2; j < n->n_in; j++)
@@ -401,14 +446,7 @@ bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
         n->out[j]->producer_out = 0;
     }
     place_after(g, n, start);
-    n->op = OP_IDENTITY; /* inert: an Identity of M to a value nobody reads */
-    n->n_in = 1;
-    n->n_out = 1;
-    n->n_attr = 0;
-    n->out = arena_alloc(g->arena, 2 * sizeof *n->out);
-    n->out[0] = graph_add_value(g, arena_printf(g->arena, "%s.unrolled", n->name));
-    n->out[0]->producer = n;
-    return op_table[OP_IDENTITY].infer(g, n, d);
+    return made_inert(g, n, d);
 }
 
 /* Identity of a sequence: the same list (of an optional: alias_optional). */
@@ -479,10 +517,11 @@ bool infer_optional(Graph *g, Node *n, Diags *d) {
         if (x) {
             out->opt_kind = x->is_seq ? 3 : 1;
             out->dtype = x->dtype;
-        } else {
+        } else { /* absent: of the type the attribute gives ([kind, dtype]) */
             const Attr *t = node_attr(n, "type");
-            out->opt_kind = 1;
-            out->dtype = t && t->kind == ATTR_INT ? (DType)t->i : DT_F32;
+            bool ok = t && t->kind == ATTR_INTS && t->n == 2 && (t->ints[0] == 1 || t->ints[0] == 3);
+            out->opt_kind = ok ? (int)t->ints[0] : 1;
+            out->dtype = ok ? (DType)t->ints[1] : DT_F32;
         }
         return true;
     case OP_OPTIONAL_HAS_ELEMENT: {

@@ -205,6 +205,16 @@ def test_sequence_graph_output_and_tensor_op():
     check_compile(save(m, "seq_tensor.onnx"), "node 'at' (SequenceAt): error: input 0 must be a sequence")
 
 
+def test_if_making_sequences_needs_constant_condition():
+    def branch(name):
+        return helper.make_graph([helper.make_node("SequenceConstruct", ["x"], [name + "_s"])], name, [],
+                                 [helper.make_value_info(name + "_s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))])
+    s_out = helper.make_value_info("s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    m = graph([helper.make_node("If", ["c"], ["s"], name="if", then_branch=branch("t"), else_branch=branch("e"))],
+              [vi("c", [], TensorProto.BOOL), vi("x", [2])], [s_out])
+    check_compile(save(m, "if_seq.onnx"), "node 'if' (If): error: input 'c' must be a constant: a branch makes a sequence or an optional")
+
+
 def test_optionals_kiln_cannot_take():
     o_in = helper.make_value_info("o", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
     m = graph([helper.make_node("OptionalGetElement", ["o"], ["y"], name="get")], [o_in], [vi("y", [2])], opset=15)
