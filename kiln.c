@@ -49,7 +49,7 @@ static const char *usage_text =
     "  --shape NAME=D0xD1..  fix a graph input's dimensions (repeatable); D0 may be N: the batch,\n"
     "                        taken from the input files at run time (as a symbolic dim 0 is);\n"
     "                        a sequence input: NAME=[D0xD1,D0,...], the shapes of its tensors ([]:\n"
-    "                        empty); an optional input: its shape(s), or NAME=none when absent\n"
+    "                        empty, () a scalar); an optional input: its shape(s), or NAME=none\n"
     "  --bind NAME=FILE      make a graph input a constant with FILE's tensor (.npy or .pb)\n"
     "  --threads N           threads the executable starts with [all cores]\n"
     "  --weights embed|external  weights inside the output, or in OUT.weights beside it,\n"
@@ -129,7 +129,7 @@ static bool parse_shape(const char *arg, ShapeOverride *s) {
 
 static bool parse_dims(const char *p, ShapeOverride *s) {
     s->rank = 0;
-    if (!*p) return true; /* a scalar */
+    if (!*p || strcmp(p, "()") == 0) return true; /* a scalar (in a sequence's list: "()") */
     for (;;) {
         char *end;
         if (s->rank == 0 && *p == 'N' && (p[1] == 'x' || !p[1])) { /* the batch, from the input files */

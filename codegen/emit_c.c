@@ -437,8 +437,8 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
                "    int batch;   /* 1: dim 0 is the batch; shape and nbytes are one sample's */\n"
                "    int seq;     /* on a group's first entry: how many tensors it holds (0: an empty sequence\n"
                "                    or an absent optional, the entry a placeholder of no data); -1 on the others */\n"
-               "    int group;   /* 0 a tensor; 1 a sequence, 2 an optional tensor, 3 an optional sequence: the\n"
-               "                    entries of one input or output */\n} kiln_tensor_info;\n#endif\n\n");
+               "    int group;   /* 0 a tensor; 1 a sequence, 2 an optional tensor, 3 an optional sequence, 4 an\n"
+               "                    absent optional: the entries of one input or output */\n} kiln_tensor_info;\n#endif\n\n");
     fprintf(f, "#ifndef KILN_STR_DEFINED\n#define KILN_STR_DEFINED\n"
                "/* An element of a string tensor (dtype 8): n bytes at p, not NUL-terminated. A string\n"
                " * output's bytes belong to the context (or to the inputs it came from) and stay valid\n"

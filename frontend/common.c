@@ -113,7 +113,7 @@ static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
             return false;
         }
         any = 1;
-        int first = ins.n, group = v->is_seq ? 1 : v->opt_kind == 1 ? 2 : 3;
+        int first = ins.n, group = v->is_seq ? 1 : s->absent ? 4 : v->opt_kind == 1 ? 2 : 3;
         Value *list = v;
         if (v->is_opt && !s->absent && v->opt_kind == 3) { /* the optional's sequence */
             list = graph_add_value(g, arena_printf(g->arena, "%s.seq", v->name));

@@ -161,14 +161,14 @@ static bool value_info_type(Loader *L, Value *v, const Onnx__ValueInfoProto *vi,
             v->opt_kind = 3;
             v->dtype = (DType)e->sequence_type->elem_type->tensor_type->elem_type;
         }
-        if (v->opt_kind && !sub) {
+        if (v->opt_kind) { /* a subgraph's: a Loop that carries one is unrolled */
             v->is_opt = true;
             v->rank = -1;
             return true;
         }
     }
     if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
-        diag_error(L->d, NULL, "value '%s': only tensor, sequence and optional types are supported (optionals as graph inputs only)", v->name);
+        diag_error(L->d, NULL, "value '%s': only tensor, sequence and optional types are supported", v->name);
         return false;
     }
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;

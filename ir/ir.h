@@ -197,8 +197,9 @@ typedef struct Graph {
      * the others, 0 for a tensor (NULL: no sequence) */
     int *in_seq, *out_seq;
     /* and what each run is: 1 a sequence, 2 an optional tensor, 3 an optional
-     * sequence (0 a tensor; NULL: none); a run of count 0 (an empty sequence,
-     * an absent optional) is one placeholder input or output of no data */
+     * sequence, 4 an absent optional (0 a tensor; NULL: none); a run of count
+     * 0 (an empty sequence, an absent optional) is one placeholder input or
+     * output of no data */
     int *in_group, *out_group;
 } Graph;
 

@@ -23,6 +23,7 @@
 
 static bool is_seq_op(OpKind op) { return (op_table[op].flags & F_SEQ) != 0; }
 static bool alias_optional(Node *n);
+bool if_makes_sequences(const Graph *branch);
 
 static Value *seq_input(Node *n, int i, Diags *d) {
     Value *v = node_input(n, i);
@@ -230,12 +231,17 @@ static Value *mapped(Graph *g, Value **map, Value *bv) {
 /* The body b ready to be copied: no subgraph inside, in topological order,
  * its values numbered (Value.id) for map. */
 static Value **copy_prepare(Graph *g, Node *n, Graph *b, Diags *d) {
-    for (int i = 0; i < b->nodes.n; i++)
-        for (int j = 0; j < ((Node *)b->nodes.items[i])->n_attr; j++)
-            if (((Node *)b->nodes.items[i])->attrs[j].kind == ATTR_GRAPH) {
+    for (int i = 0; i < b->nodes.n; i++) {
+        Node *bn = b->nodes.items[i];
+        /* an If that will be inlined (it makes sequences) only reads its branches: copies may share them */
+        if (bn->op == OP_IF && (if_makes_sequences(node_subgraph(bn, "then_branch")) || if_makes_sequences(node_subgraph(bn, "else_branch"))))
+            continue;
+        for (int j = 0; j < bn->n_attr; j++)
+            if (bn->attrs[j].kind == ATTR_GRAPH) {
                 diag_error(d, n, "its body holds a subgraph (kiln unrolls this %s, and does not unroll nested control flow)", op_table[n->op].name);
                 return NULL;
             }
+    }
     if (!graph_toposort(b, d)) return NULL;
     for (int i = 0; i < b->values.n; i++) ((Value *)b->values.items[i])->id = i;
     return arena_alloc(g->arena, sizeof(Value *) * (size_t)(b->values.n + 1));
@@ -363,9 +369,9 @@ bool if_inline(Graph *g, Node *n, Graph *b, Diags *d) {
 /* Does the Loop carry a sequence (a state, a captured value, a body input)? */
 bool loop_carries_sequence(const Node *n, const Graph *b) {
     for (int j = 2; j < n->n_in; j++)
-        if (n->in[j] && n->in[j]->is_seq) return true;
+        if (n->in[j] && (n->in[j]->is_seq || n->in[j]->is_opt)) return true;
     for (int j = 0; j < b->inputs.n; j++)
-        if (((Value *)b->inputs.items[j])->is_seq) return true;
+        if (((Value *)b->inputs.items[j])->is_seq || ((Value *)b->inputs.items[j])->is_opt) return true;
     return false;
 }
 
@@ -489,7 +495,7 @@ bool sequence_outputs(Graph *g, Diags *d) {
             continue;
         }
         Value *list = v->is_seq ? v : v->opt_elem && v->opt_elem->is_seq ? v->opt_elem : NULL;
-        int group = v->is_seq ? 1 : v->opt_kind == 3 || (v->opt_elem && v->opt_elem->is_seq) ? 3 : 2, count = 0;
+        int group = v->is_seq ? 1 : !v->opt_elem ? 4 : v->opt_elem->is_seq ? 3 : 2, count = 0;
         if (list)
             for (int j = 0; j < list->n_elems; j++) vec_push(g->arena, &outs, list->elems[j]);
         else if (v->is_opt && v->opt_elem) vec_push(g->arena, &outs, v->opt_elem);
@@ -562,6 +568,8 @@ static bool alias_optional(Node *n) {
 /* Sequence inputs reach only the sequence ops (before n's shape rule). */
 bool sequence_check(const Node *n, Diags *d) {
     if (is_seq_op(n->op) || (n->op == OP_IDENTITY && (n->in[0]->is_seq || n->in[0]->is_opt)) || n->op == OP_LOOP) return true; /* a Loop: loop_unroll */
+    if (n->op == OP_IF && (if_makes_sequences(node_subgraph(n, "then_branch")) || if_makes_sequences(node_subgraph(n, "else_branch"))))
+        return true; /* inlined: its captured sequences and optionals are mapped */
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->is_opt) {
             diag_error(d, n, "input '%s' is an optional: %s takes tensors (read it with OptionalGetElement)", n->in[i]->name, op_table[n->op].name);

@@ -60,8 +60,8 @@ typedef struct kiln_tensor_info {
     int batch;               /* 1: dim 0 is the batch; shape and nbytes are one sample's */
     int seq;                 /* on a group's first entry: how many tensors it holds (0: an empty sequence or an
                                 absent optional, the entry a placeholder of no data); -1 on the others */
-    int group;               /* 0 a tensor; 1 a sequence, 2 an optional tensor, 3 an optional sequence: the
-                                entries one input or output file holds */
+    int group;               /* 0 a tensor; 1 a sequence, 2 an optional tensor, 3 an optional sequence, 4 an
+                                absent optional: the entries one input or output file holds */
 } kiln_tensor_info;
 #endif
 

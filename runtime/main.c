@@ -41,8 +41,9 @@ static void usage(const kiln_model *m, FILE *f) {
                     t->group == 3 ? "an optional sequence" : "a sequence", t->seq, t->group == 3 ? "OptionalProto" : "SequenceProto",
                     t->seq ? ": " : "", t->seq ? s : "");
             seqs = 1;
-        } else if (t->group == 2) {
-            fprintf(f, "    %d: '%s' an optional tensor (an ONNX OptionalProto .pb file): %s", fi++, t->name, t->seq ? s : "absent");
+        } else if (t->group == 2 || t->group == 4) {
+            fprintf(f, "    %d: '%s' %s (an ONNX OptionalProto .pb file)%s%s", fi++, t->name, t->group == 2 ? "an optional tensor" : "an absent optional",
+                    t->group == 2 ? ": " : "", t->group == 2 ? s : "");
             seqs = 1;
         } else if (t->seq < 0) fprintf(f, ", %s", s);
         else fprintf(f, "    %d: '%s' %s", fi++, t->name, s);
@@ -126,7 +127,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         bool placeholder = ti->group && ti->seq == 0; /* an empty sequence, an absent optional */
         if (ti->group && ti->seq >= 0) { /* a SequenceProto or OptionalProto .pb: inputs i .. i + seq - 1 */
             kiln_tensor *ts = NULL;
-            int cnt = 0, kind = 0, want = ti->seq == 0 ? 0 : ti->group == 2 ? 1 : 3;
+            int cnt = 0, kind = 0, want = ti->group == 4 ? 0 : ti->group == 2 ? 1 : 3;
             size_t l = strlen(file);
             const char *what = ti->group == 1 ? "SequenceProto" : "OptionalProto";
             if (l < 3 || strcmp(file + l - 3, ".pb") != 0) {
@@ -245,7 +246,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             if (per_tensor) snprintf(path, sizeof path, "%s/output_%d_%d.npy", dir, fo, j);
             else snprintf(path, sizeof path, "%s/output_%d.%s", dir, fo, format);
             if (pb && ti->group == 1) w = kiln_write_pb_sequence(path, &ot[k], cnt, NULL, err, sizeof err);
-            else if (pb && ti->group) w = kiln_write_pb_optional(path, cnt == 0 ? 0 : ti->group == 2 ? 1 : 3, &ot[k], cnt, err, sizeof err);
+            else if (pb && ti->group) w = kiln_write_pb_optional(path, ti->group == 4 ? 0 : ti->group == 2 ? 1 : 3, &ot[k], cnt, err, sizeof err);
             else if (pb) w = kiln_write_pb(path, &ot[k], ti->name, err, sizeof err);
             else w = kiln_write_npy(path, &ot[k + j], err, sizeof err);
             if (w == 0 && !(written[nwritten] = strdup(path))) w = -1, snprintf(err, sizeof err, "out of memory");

@@ -78,6 +78,11 @@ def load_sequence(path):
     return [numpy_helper.to_array(t) for t in s.tensor_values]
 
 
+def dims_text(t):
+    """A tensor's shape as --shape writes it inside a sequence's list (a scalar: "()")."""
+    return "x".join(str(d) for d in t.shape) if t.shape else "()"
+
+
 def load_optional(path):
     """(0, None) absent, (1, tensor), or (3, [tensors])."""
     o = onnx.OptionalProto()
@@ -118,10 +123,10 @@ def compile_for(tdir, ds, exe, extra_flags):
     seqs, opts = sequence_names(model), optional_names(model)
     for n, f in files.items():
         if os.path.exists(f) and n in seqs:  # a sequence: the shapes of its tensors
-            flags += ["--shape", "%s=[%s]" % (n, ",".join("x".join(str(d) for d in t.shape) for t in load_sequence(f)))]
+            flags += ["--shape", "%s=[%s]" % (n, ",".join(dims_text(t) for t in load_sequence(f)))]
         elif os.path.exists(f) and n in opts:  # an optional: absent, a tensor's shape, or a sequence's
             kind, v = load_optional(f)
-            spec = "none" if kind == 0 else "x".join(str(d) for d in v.shape) if kind == 1 else "[%s]" % ",".join("x".join(str(d) for d in t.shape) for t in v)
+            spec = "none" if kind == 0 else "x".join(str(d) for d in v.shape) if kind == 1 else "[%s]" % ",".join(dims_text(t) for t in v)
             flags += ["--shape", "%s=%s" % (n, spec)]
         elif os.path.exists(f):
             flags += ["--shape", "%s=%s" % (n, "x".join(str(d) for d in load_pb(f).shape))]
