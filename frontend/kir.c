@@ -29,6 +29,7 @@ typedef struct {
     char punct;
     bool failed;
     PtrVec *deps;
+    const char *end; /* the end of src */
 } Parser;
 
 static void perr(Parser *P, const char *what) {
@@ -214,6 +215,8 @@ static void store_elem(Value *v, unsigned char *p, int64_t i, double x) {
 /* [e0, e1, ...] into v->data; integers of 64 bits are parsed as integers. */
 static bool parse_elems(Parser *P, Value *v) {
     int64_t n = value_numel(v);
+    /* each element takes a character at least: a shape the text cannot fill is refused before its memory is taken */
+    if (n > P->end - P->p + 1) { perr(P, "the constant's shape holds more elements than the text gives"); return false; }
     unsigned char *p = arena_alloc(P->a, (size_t)(value_nbytes(v) + 1));
     if (!expect_punct(P, '[')) return false;
     int64_t i = 0;
@@ -253,11 +256,11 @@ static bool parse_blob(Parser *P, Value *v) {
     char *path = arena_printf(P->a, "%s/%s", P->dir, file);
     FILE *f = fopen(path, "rb");
     if (!f) { perr(P, arena_printf(P->a, "cannot open weights file %s: %s", path, strerror(errno))); return false; }
-    unsigned char *p = arena_alloc(P->a, (size_t)len + 1);
     bool ok = fseek(f, 0, SEEK_END) == 0;
     long size = ok ? ftell(f) : -1;
-    ok = ok && size >= 0 && off <= size && size - off >= len && fseek(f, off, SEEK_SET) == 0 &&
-         fread(p, 1, (size_t)len, f) == (size_t)len;
+    ok = ok && size >= 0 && off <= size && size - off >= len && fseek(f, off, SEEK_SET) == 0; /* before the memory is taken */
+    unsigned char *p = ok ? arena_alloc(P->a, (size_t)len + 1) : NULL;
+    ok = ok && fread(p, 1, (size_t)len, f) == (size_t)len;
     fclose(f);
     if (!ok) { perr(P, arena_printf(P->a, "weights file %s is too short for a blob at %lld (+%lld)", path, (long long)off, (long long)len)); return false; }
     v->data = p;
@@ -469,7 +472,7 @@ Graph *kir_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, Ptr
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
     else dir = ".";
-    Parser P = {a, d, (const char *)buf, (const char *)buf, path, dir, 1, T_EOF, NULL, 0, false, deps};
+    Parser P = {a, d, (const char *)buf, (const char *)buf, path, dir, 1, T_EOF, NULL, 0, false, deps, (const char *)buf + len};
     next(&P);
     if (!expect_ident(&P, "kiln")) return NULL;
     int64_t ver;

@@ -378,6 +378,18 @@ def test_bad_kir_text():
     check_compile(p, "line")
 
 
+def test_kir_constant_larger_than_its_text():
+    p = path("huge.kir")
+    open(p, "w").write('kiln 1\ngraph "g" opset 13 {\n  input %x : f32[2]\n  const %w : f32[8000000000] = [1, 2]\n'
+                       '  %y : f32[2] = Add "a" (%x, %x)\n  output %y\n}\n')
+    check_compile(p, "the constant's shape holds more elements than the text gives")
+    open(path("w.bin"), "wb").write(b"1234")
+    p = path("huge_blob.kir")
+    open(p, "w").write('kiln 1\ngraph "g" opset 13 {\n  input %x : f32[2]\n  const %w : f32[8000000000] = blob "w.bin" 0 32000000000\n'
+                       '  %y : f32[2] = Add "a" (%x, %x)\n  output %y\n}\n')
+    check_compile(p, "is too short for a blob")
+
+
 def test_usage_errors():
     for args in [["compile", path("x.onnx"), "--emit", "nope"], ["compile", path("x.onnx"), "-O7"], ["frob"],
                  ["compile", path("x.onnx"), "--shape", "x=2y3"], ["compile", path("x.onnx"), "--shape", "x=2xN"]]:
