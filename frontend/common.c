@@ -88,6 +88,9 @@ static Value *element(Graph *g, const Value *v, const char *name, const ShapeOve
     return e;
 }
 
+/* Is s a sequence's or an optional's (NAME=[...], NAME=[], NAME=none)? expand_sequences applies it. */
+static bool list_override(const ShapeOverride *s) { return s->nelems || s->empty_list || s->absent; }
+
 static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
     PtrVec ins = {0};
     int cap = g->inputs.n * 65 + 1, any = 0;
@@ -130,9 +133,10 @@ static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
                 vec_push(g->arena, &ins, list->elems[j]);
             }
         }
-        if (ins.n == first) vec_push(g->arena, &ins, element(g, v, v->name, NULL)); /* nothing: a placeholder */
+        int count = ins.n - first;
+        if (!count) vec_push(g->arena, &ins, element(g, v, v->name, NULL)); /* nothing: a placeholder */
         for (int j = first; j < ins.n; j++) {
-            seq[j] = j > first ? -1 : (s->absent || (want_list && !s->nelems) ? 0 : want_list ? s->nelems : 1);
+            seq[j] = j > first ? -1 : count;
             grp[j] = group;
         }
     }
@@ -142,7 +146,7 @@ static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
             Value *v = g->inputs.items[i];
             found |= (v->is_seq || v->is_opt) && strcmp(v->name, o->shapes[k].name) == 0;
         }
-        if ((o->shapes[k].nelems || o->shapes[k].empty_list || o->shapes[k].absent) && !found) {
+        if (list_override(&o->shapes[k]) && !found) {
             diag_error(d, NULL, "--shape names '%s', which is not a sequence or optional input", o->shapes[k].name);
             return false;
         }
@@ -155,12 +159,10 @@ static bool expand_sequences(Graph *g, const FrontendOpts *o, Diags *d) {
 bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
     if (!expand_sequences(g, o, d)) return false;
     for (int k = 0; o && k < o->nshapes; k++) {
+        if (list_override(&o->shapes[k])) continue; /* applied */
         Value *v = NULL;
         for (int i = 0; i < g->inputs.n; i++)
             if (strcmp(((Value *)g->inputs.items[i])->name, o->shapes[k].name) == 0) v = g->inputs.items[i];
-        if (!v && (o->shapes[k].nelems || o->shapes[k].empty_list || o->shapes[k].absent)) continue; /* a sequence's or optional's: done */
-        if (v && v->dims[0] == 0 && v->rank == 1 && (o->shapes[k].absent || o->shapes[k].empty_list)) continue; /* a placeholder */
-        if (v && o->shapes[k].nelems) continue;
         if (!v) { diag_error(d, NULL, "--shape names '%s', which is not a graph input", o->shapes[k].name); return false; }
         v->rank = o->shapes[k].rank;
         memcpy(v->dims, o->shapes[k].dims, sizeof v->dims);

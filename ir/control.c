@@ -97,7 +97,7 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
         diag_error(d, n, "each branch must give the node's %d outputs", n->n_out);
         return false;
     }
-    if (if_makes_sequences(t) || if_makes_sequences(e)) { /* lists known at compile time: the branch taken, inlined */
+    if (if_inlined(n)) { /* lists known at compile time: the branch taken, inlined */
         if (!cond->data) {
             diag_error(d, n, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
             return false;

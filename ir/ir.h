@@ -315,14 +315,16 @@ bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *
 bool sequence_check(const Node *n, Diags *d);
 /* Identity of a sequence: its output is the same list (true when n is one). */
 bool sequence_identity(Graph *g, Node *n);
-/* The top graph's sequence outputs become runs of tensor outputs (g->out_seq). */
-bool sequence_outputs(Graph *g, Diags *d);
+/* The top graph's sequence and optional outputs become runs of tensor
+ * outputs (g->out_seq, g->out_group); once, after its inference. */
+void sequence_outputs(Graph *g);
 /* A Loop whose body carries a sequence is unrolled at compile time (ir/sequence.c). */
 bool loop_carries_sequence(const Node *n, const Graph *body);
 bool loop_unroll(Graph *g, Node *n, Graph *body, Diags *d);
 bool loop_unrollable(const Node *n, const Graph *body);
-/* An If on a constant whose branch makes sequences or optionals is inlined. */
-bool if_makes_sequences(const Graph *branch);
+/* An If whose branches make sequences or optionals is inlined, the branch
+ * its constant condition takes copied into the graph. */
+bool if_inlined(const Node *n);
 bool if_inline(Graph *g, Node *n, Graph *branch, Diags *d);
 
 /* ---- control flow (ir/control.c) ---- */

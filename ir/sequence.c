@@ -23,7 +23,6 @@
 
 static bool is_seq_op(OpKind op) { return (op_table[op].flags & F_SEQ) != 0; }
 static bool alias_optional(Node *n);
-bool if_makes_sequences(const Graph *branch);
 
 static Value *seq_input(Node *n, int i, Diags *d) {
     Value *v = node_input(n, i);
@@ -222,6 +221,17 @@ bool infer_split_to_sequence(Graph *g, Node *n, Diags *d) {
 
 /* ---- unrolling a subgraph: SequenceMap, and a Loop that carries a sequence ---- */
 
+static bool makes_sequences(const Graph *branch) {
+    for (int i = 0; branch && i < branch->nodes.n; i++)
+        if (is_seq_op(((Node *)branch->nodes.items[i])->op)) return true;
+    return false;
+}
+
+/* Is n an If that if_inline replaces: one whose branches make a sequence or an optional? */
+bool if_inlined(const Node *n) {
+    return n->op == OP_IF && (makes_sequences(node_subgraph(n, "then_branch")) || makes_sequences(node_subgraph(n, "else_branch")));
+}
+
 static Value *mapped(Graph *g, Value **map, Value *bv) {
     if (!map[bv->id] && bv->data) /* a constant of the body */
         map[bv->id] = graph_add_const(g, bv->name, bv->dtype, bv->rank, bv->dims, bv->data);
@@ -233,9 +243,7 @@ static Value *mapped(Graph *g, Value **map, Value *bv) {
 static Value **copy_prepare(Graph *g, Node *n, Graph *b, Diags *d) {
     for (int i = 0; i < b->nodes.n; i++) {
         Node *bn = b->nodes.items[i];
-        /* an If that will be inlined (it makes sequences) only reads its branches: copies may share them */
-        if (bn->op == OP_IF && (if_makes_sequences(node_subgraph(bn, "then_branch")) || if_makes_sequences(node_subgraph(bn, "else_branch"))))
-            continue;
+        if (if_inlined(bn)) continue; /* it only reads its branches: copies may share them */
         for (int j = 0; j < bn->n_attr; j++)
             if (bn->attrs[j].kind == ATTR_GRAPH) {
                 diag_error(d, n, "its body holds a subgraph (kiln unrolls this %s, and does not unroll nested control flow)", op_table[n->op].name);
@@ -276,6 +284,15 @@ static void place_after(Graph *g, Node *n, int start) {
     memcpy(moved, g->nodes.items + start, sizeof *moved * (size_t)added);
     memmove(g->nodes.items + pos + 1 + added, g->nodes.items + pos + 1, sizeof *moved * (size_t)(start - pos - 1));
     memcpy(g->nodes.items + pos + 1, moved, sizeof *moved * (size_t)added);
+}
+
+/* Node n's output j, produced from now on by a new node of op (n_in inputs, to be set). */
+static Node *take_output(Graph *g, Node *n, int j, OpKind op, int n_in) {
+    Node *o = graph_add_node(g, op, arena_printf(g->arena, "%s.out%d", n->name, j), n_in, 1);
+    o->out[0] = n->out[j];
+    n->out[j]->producer = o;
+    n->out[j]->producer_out = 0;
+    return o;
 }
 
 /* SequenceMap: its body applied to each position of the input sequences (the
@@ -321,12 +338,6 @@ bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-/* Does a branch of this If make a sequence or an optional? */
-bool if_makes_sequences(const Graph *branch) {
-    for (int i = 0; i < branch->nodes.n; i++)
-        if (is_seq_op(((Node *)branch->nodes.items[i])->op)) return true;
-    return false;
-}
 
 /* A control-flow node whose work now lies in copies of its subgraph becomes
  * an Identity of its first input to a value nobody reads (dead-code
@@ -356,11 +367,7 @@ bool if_inline(Graph *g, Node *n, Graph *b, Diags *d) {
     for (int j = 0; j < n->n_out; j++) {
         Value *r = mapped(g, map, b->outputs.items[j]);
         if (!r) { diag_error(d, n, "branch output '%s' is not computed", ((Value *)b->outputs.items[j])->name); return false; }
-        Node *o = graph_add_node(g, OP_IDENTITY, arena_printf(g->arena, "%s.out%d", n->name, j), 1, 1);
-        o->in[0] = r;
-        o->out[0] = n->out[j];
-        n->out[j]->producer = o;
-        n->out[j]->producer_out = 0;
+        take_output(g, n, j, OP_IDENTITY, 1)->in[0] = r;
     }
     place_after(g, n, start);
     return made_inert(g, n, d);
@@ -375,13 +382,14 @@ bool loop_carries_sequence(const Node *n, const Graph *b) {
     return false;
 }
 
-/* A Loop that carries a sequence, unrolled: kiln's sequences are lists known
- * at compile time, so each iteration is a copy of the body (the iteration
- * number a constant, the states the previous copy's results); the trip count
- * must be a constant and the condition stay true. The Loop's outputs come
- * from Identity nodes of the last states and, for scan outputs, a
- * concatenation of the copies' values along a new axis 0. The Loop node
- * itself becomes an unused Identity, which dead-code elimination drops. */
+/* Does the body's condition stay true: its condition input passed through
+ * (Identity), or a true constant? */
+static bool cond_stays_true(const Graph *b) {
+    const Value *co = b->outputs.items[0];
+    while (co->producer && co->producer->op == OP_IDENTITY && co->producer->n_in == 1) co = co->producer->in[0];
+    return co == b->inputs.items[1] || (co->data && value_const_int(co, 0) != 0);
+}
+
 /* Can loop_unroll take it: a constant trip count (or a false constant
  * condition), at most 64 iterations, and a condition that stays true? */
 bool loop_unrollable(const Node *n, const Graph *b) {
@@ -389,11 +397,16 @@ bool loop_unrollable(const Node *n, const Graph *b) {
     if (cond && (!cond->data || value_numel(cond) != 1)) return false;
     if (cond && !value_const_int(cond, 0)) return true;
     if (!M || !M->data || value_numel(M) != 1 || value_const_int(M, 0) > 64) return false;
-    const Value *co = b->outputs.items[0];
-    while (co->producer && co->producer->op == OP_IDENTITY && co->producer->n_in == 1) co = co->producer->in[0];
-    return co == b->inputs.items[1] || (co->data && value_const_int(co, 0) != 0);
+    return cond_stays_true(b);
 }
 
+/* A Loop that carries a sequence, unrolled: kiln's sequences are lists known
+ * at compile time, so each iteration is a copy of the body (the iteration
+ * number a constant, the states the previous copy's results); the trip count
+ * must be a constant and the condition stay true. The Loop's outputs come
+ * from Identity nodes of the last states and, for scan outputs, a
+ * concatenation of the copies' values along a new axis 0. The Loop node
+ * itself becomes an unused Identity, which dead-code elimination drops. */
 bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
     int formal = n->n_in - b->captures, N = formal - 2, K = n->n_out - N;
     Value *M = n->in[0], *cond = n->in[1];
@@ -409,9 +422,7 @@ bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
     if (trip < 0) trip = 0;
     if (trip > 64) { diag_error(d, n, "runs %lld times: kiln unrolls a Loop that carries a sequence, up to 64 times", (long long)trip); return false; }
     if (K > 0 && trip == 0) { diag_error(d, n, "has scan outputs but runs no iteration"); return false; }
-    Value *co = b->outputs.items[0];
-    while (co->producer && co->producer->op == OP_IDENTITY && co->producer->n_in == 1) co = co->producer->in[0];
-    if (co != b->inputs.items[1] && !(co->data && value_const_int(co, 0) != 0)) {
+    if (!cond_stays_true(b)) {
         diag_error(d, n, "its body's condition may turn false: kiln unrolls a Loop that carries a sequence, which needs the condition to stay true");
         return false;
     }
@@ -439,17 +450,13 @@ bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
         }
     }
     for (int j = 0; j < N + K; j++) { /* the Loop's outputs, from the copies */
-        Node *o = graph_add_node(g, j < N ? OP_IDENTITY : OP_CONCAT_FROM_SEQUENCE, arena_printf(g->arena, "%s.out%d", n->name, j),
-                                 j < N ? 1 : (int)trip, 1);
+        Node *o = take_output(g, n, j, j < N ? OP_IDENTITY : OP_CONCAT_FROM_SEQUENCE, j < N ? 1 : (int)trip);
         if (j < N) o->in[0] = state[j];
         else {
             memcpy(o->in, scans + (j - N) * trip, sizeof *o->in * (size_t)trip);
             node_add_attr(g, o, "axis", ATTR_INT)->i = 0;
             node_add_attr(g, o, "new_axis", ATTR_INT)->i = 1;
         }
-        o->out[0] = n->out[j];
-        n->out[j]->producer = o;
-        n->out[j]->producer_out = 0;
     }
     place_after(g, n, start);
     return made_inert(g, n, d);
@@ -472,11 +479,10 @@ static Value *placeholder(Graph *g, const Value *v) {
     return graph_add_const(g, arena_printf(g->arena, "%s.none", v->name), v->dtype ? v->dtype : DT_F32, 1, &zero, "");
 }
 
-bool sequence_outputs(Graph *g, Diags *d) {
-    (void)d;
+void sequence_outputs(Graph *g) {
     bool any = false;
     for (int i = 0; i < g->outputs.n; i++) any |= ((Value *)g->outputs.items[i])->is_seq || ((Value *)g->outputs.items[i])->is_opt;
-    if (!any) return true;
+    if (!any) return;
     PtrVec outs = {0};
     int total = 0;
     for (int i = 0; i < g->outputs.n; i++) {
@@ -484,13 +490,11 @@ bool sequence_outputs(Graph *g, Diags *d) {
         total += v->is_seq ? v->n_elems + 1 : v->is_opt && v->opt_elem && v->opt_elem->is_seq ? v->opt_elem->n_elems + 1 : 1;
     }
     int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(total + 1)), *grp = arena_alloc(g->arena, sizeof *grp * (size_t)(total + 1));
-    bool old = g->out_seq != NULL;
     for (int i = 0; i < g->outputs.n; i++) {
         Value *v = g->outputs.items[i];
         int first = outs.n;
         if (!v->is_seq && !v->is_opt) {
-            seq[outs.n] = old ? g->out_seq[i] : 0;
-            grp[outs.n] = old && g->out_group ? g->out_group[i] : 0;
+            seq[outs.n] = grp[outs.n] = 0;
             vec_push(g->arena, &outs, v);
             continue;
         }
@@ -509,7 +513,6 @@ bool sequence_outputs(Graph *g, Diags *d) {
     g->outputs = outs;
     g->out_seq = seq;
     g->out_group = grp;
-    return true;
 }
 
 /* Optional, OptionalHasElement, OptionalGetElement (and Identity of an
@@ -568,8 +571,7 @@ static bool alias_optional(Node *n) {
 /* Sequence inputs reach only the sequence ops (before n's shape rule). */
 bool sequence_check(const Node *n, Diags *d) {
     if (is_seq_op(n->op) || (n->op == OP_IDENTITY && (n->in[0]->is_seq || n->in[0]->is_opt)) || n->op == OP_LOOP) return true; /* a Loop: loop_unroll */
-    if (n->op == OP_IF && (if_makes_sequences(node_subgraph(n, "then_branch")) || if_makes_sequences(node_subgraph(n, "else_branch"))))
-        return true; /* inlined: its captured sequences and optionals are mapped */
+    if (if_inlined(n)) return true; /* its captured sequences and optionals are mapped */
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->is_opt) {
             diag_error(d, n, "input '%s' is an optional: %s takes tensors (read it with OptionalGetElement)", n->in[i]->name, op_table[n->op].name);

@@ -78,11 +78,10 @@ bool pass_infer(Graph *g, Diags *d) {
                        ((Value *)g->outputs.items[i])->name);
             return false;
         }
-    if (!g->parent && !sequence_outputs(g, d)) return false;
+    if (!g->parent) sequence_outputs(g); /* the top graph's become runs of tensors */
     for (int i = 0; i < g->outputs.n; i++)
-        if (((Value *)g->outputs.items[i])->is_seq) {
-            diag_error(d, NULL, "%s output '%s' is a sequence: kiln's %s take and give tensors", g->parent ? "subgraph" : "graph",
-                       ((Value *)g->outputs.items[i])->name, g->parent ? "subgraphs" : "executables");
+        if (g->parent && ((Value *)g->outputs.items[i])->is_seq) {
+            diag_error(d, NULL, "subgraph output '%s' is a sequence: kiln's subgraphs take and give tensors", ((Value *)g->outputs.items[i])->name);
             return false;
         }
     return true;

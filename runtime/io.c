@@ -290,6 +290,25 @@ static int pb_varint(pbuf *b, uint64_t *v) {
     return -1;
 }
 
+/* The next field of a message: a varint or fixed-width value in *v, a
+ * length-delimited payload in (*payload, *plen); -1 when corrupt. */
+static int pb_field(pbuf *b, int *field, int *wt, uint64_t *v, const unsigned char **payload, uint64_t *plen) {
+    uint64_t key;
+    if (pb_varint(b, &key) != 0) return -1;
+    *field = (int)(key >> 3);
+    *wt = (int)(key & 7);
+    if (*wt == 0) return pb_varint(b, v);
+    if (*wt == 2) {
+        if (pb_varint(b, plen) != 0 || *plen > (uint64_t)(b->end - b->p)) return -1;
+        *payload = b->p;
+        b->p += *plen;
+        return 0;
+    }
+    if (*wt == 1 && b->end - b->p >= 8) { memcpy(v, b->p, 8); b->p += 8; return 0; }
+    if (*wt == 5 && b->end - b->p >= 4) { uint32_t w; memcpy(&w, b->p, 4); *v = w; b->p += 4; return 0; }
+    return -1;
+}
+
 typedef struct { const unsigned char *p; size_t n; int packed; } pfield;
 
 static const unsigned char *pb_text(const void *arg, int64_t i, size_t *n) {
@@ -312,19 +331,10 @@ static int parse_tensor(const unsigned char *buf, size_t len, const char *path, 
     pfield *strs = NULL; /* string_data entries */
     size_t nstr = 0, capstr = 0, str_total = 0;
     while (b.p < b.end) {
-        uint64_t key, v = 0;
-        if (pb_varint(&b, &key) != 0) goto corrupt;
-        int field = (int)(key >> 3), wt = (int)(key & 7);
+        uint64_t v = 0, plen = 0;
+        int field, wt;
         const unsigned char *payload = NULL;
-        uint64_t plen = 0;
-        if (wt == 0) { if (pb_varint(&b, &v) != 0) goto corrupt; }
-        else if (wt == 1) { if (b.end - b.p < 8) goto corrupt; memcpy(&v, b.p, 8); b.p += 8; }
-        else if (wt == 5) { uint32_t w; if (b.end - b.p < 4) goto corrupt; memcpy(&w, b.p, 4); v = w; b.p += 4; }
-        else if (wt == 2) {
-            if (pb_varint(&b, &plen) != 0 || plen > (uint64_t)(b.end - b.p)) goto corrupt;
-            payload = b.p;
-            b.p += plen;
-        } else goto corrupt;
+        if (pb_field(&b, &field, &wt, &v, &payload, &plen) != 0) goto corrupt;
         if (field == 1) { /* dims */
             pbuf q = wt == 2 ? (pbuf){payload, payload + plen} : (pbuf){NULL, NULL};
             for (;;) {
@@ -423,25 +433,6 @@ int kiln_read_pb(const char *path, kiln_tensor *out, char *err, size_t errlen) {
     int rc = parse_tensor(buf, len, path, out, err, errlen);
     free(buf);
     return rc;
-}
-
-/* The next field of a message: a varint in *v, a length-delimited payload
- * (*payload, *plen), fixed-width ones skipped; -1 when corrupt. */
-static int pb_field(pbuf *b, int *field, int *wt, uint64_t *v, const unsigned char **payload, uint64_t *plen) {
-    uint64_t key;
-    if (pb_varint(b, &key) != 0) return -1;
-    *field = (int)(key >> 3);
-    *wt = (int)(key & 7);
-    if (*wt == 0) return pb_varint(b, v);
-    if (*wt == 2) {
-        if (pb_varint(b, plen) != 0 || *plen > (uint64_t)(b->end - b->p)) return -1;
-        *payload = b->p;
-        b->p += *plen;
-        return 0;
-    }
-    if (*wt == 1 && b->end - b->p >= 8) { b->p += 8; return 0; }
-    if (*wt == 5 && b->end - b->p >= 4) { b->p += 4; return 0; }
-    return -1;
 }
 
 /* A SequenceProto of len bytes at buf: its tensors into *out (*count). */
@@ -572,13 +563,18 @@ static unsigned char *encode_tensor(const kiln_tensor *t, const char *name, size
     return b;
 }
 
-int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen) {
-    size_t n;
-    unsigned char *b = encode_tensor(t, name && strlen(name) <= 512 ? name : NULL, &n);
+/* Writes the n encoded bytes at b (NULL: out of memory) to path, and frees them. */
+static int write_encoded(const char *path, unsigned char *b, size_t n, char *err, size_t errlen) {
     if (!b) return fail(err, errlen, "%s: out of memory", path);
     int rc = write_atomic(path, b, n, NULL, 0, err, errlen);
     free(b);
     return rc;
+}
+
+int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char *err, size_t errlen) {
+    size_t n = 0;
+    unsigned char *b = encode_tensor(t, name && strlen(name) <= 512 ? name : NULL, &n);
+    return write_encoded(path, b, n, err, errlen);
 }
 
 /* The encoding of a message of `count` length-delimited fields `field`
@@ -610,14 +606,10 @@ done:
     return b;
 }
 
-int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen) {
-    (void)name;
-    size_t n;
+int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, char *err, size_t errlen) {
+    size_t n = 0;
     unsigned char *b = encode_list(t, count, 1, 3, &n); /* elem_type TENSOR, tensor_values */
-    if (!b) return fail(err, errlen, "%s: out of memory", path);
-    int rc = write_atomic(path, b, n, NULL, 0, err, errlen);
-    free(b);
-    return rc;
+    return write_encoded(path, b, n, err, errlen);
 }
 
 int kiln_write_pb_optional(const char *path, int kind, const kiln_tensor *t, int count, char *err, size_t errlen) {
@@ -642,10 +634,7 @@ int kiln_write_pb_optional(const char *path, int kind, const kiln_tensor *t, int
         b = calloc(1, 2); /* absent: elem_type UNDEFINED */
         if (b) b[0] = 2 << 3, b[1] = 0, n = 2;
     }
-    if (!b) return fail(err, errlen, "%s: out of memory", path);
-    int rc = write_atomic(path, b, n, NULL, 0, err, errlen);
-    free(b);
-    return rc;
+    return write_encoded(path, b, n, err, errlen);
 }
 
 int kiln_read_tensor(const char *path, kiln_tensor *out, char *err, size_t errlen) {

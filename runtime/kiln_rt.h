@@ -265,7 +265,7 @@ int kiln_write_pb(const char *path, const kiln_tensor *t, const char *name, char
 /* An ONNX SequenceProto of tensors: *out (malloc'ed, each freed with
  * kiln_tensor_free) holds *count of them. */
 int kiln_read_pb_sequence(const char *path, kiln_tensor **out, int *count, char *err, size_t errlen);
-int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, const char *name, char *err, size_t errlen);
+int kiln_write_pb_sequence(const char *path, const kiln_tensor *t, int count, char *err, size_t errlen);
 /* An ONNX OptionalProto: *kind 0 absent, 1 a tensor (*count 1), 3 a sequence
  * (*count tensors, in *out as for kiln_read_pb_sequence). */
 int kiln_read_pb_optional(const char *path, int *kind, kiln_tensor **out, int *count, char *err, size_t errlen);

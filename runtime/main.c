@@ -245,7 +245,7 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
             char path[4096];
             if (per_tensor) snprintf(path, sizeof path, "%s/output_%d_%d.npy", dir, fo, j);
             else snprintf(path, sizeof path, "%s/output_%d.%s", dir, fo, format);
-            if (pb && ti->group == 1) w = kiln_write_pb_sequence(path, &ot[k], cnt, NULL, err, sizeof err);
+            if (pb && ti->group == 1) w = kiln_write_pb_sequence(path, &ot[k], cnt, err, sizeof err);
             else if (pb && ti->group) w = kiln_write_pb_optional(path, ti->group == 4 ? 0 : ti->group == 2 ? 1 : 3, &ot[k], cnt, err, sizeof err);
             else if (pb) w = kiln_write_pb(path, &ot[k], ti->name, err, sizeof err);
             else w = kiln_write_npy(path, &ot[k + j], err, sizeof err);
