@@ -169,9 +169,9 @@ def lstm(d):
 
 
 def depthwise(d):
-    """Depthwise 3x3 convolutions on odd, small and narrow planes: stride 1 and
-    2, symmetric, asymmetric and no padding, with bias and fused activations;
-    a 5x5 and a dilated one take the general path."""
+    """Depthwise 3x3 convolutions on odd, small, narrow and wider planes: stride
+    1 and 2, symmetric, asymmetric and no padding, with bias and fused
+    activations; a 5x5 and a dilated one take the general path."""
     b = B("depthwise")
     C = 8
 
@@ -188,8 +188,16 @@ def depthwise(d):
     x = dw(x, 3, 1, [0, 0, 0, 0])                          # 6 x 3
     x = dw(x, 3, 2, [0, 1, 1, 0], act="relu")             # 3 x 1, asymmetric
     x = dw(x, 3, 1, [1, 1, 1, 1])                          # 3 x 1
-    b.save(os.path.join(d, "depthwise.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, C, 15, 9])], x)
-    return [rng.standard_normal((2, C, 15, 9)).astype(np.float32)]
+    # wider planes: several 16-column vectors per row with a ragged last one,
+    # and a row count that is not a multiple of the row blocks
+    v = dw("v", 3, 1, [1, 1, 1, 1], act="relu6")         # 23 x 41
+    v = dw(v, 3, 2, [1, 1, 1, 1])                          # 12 x 21
+    v = dw(v, 3, 1, [0, 1, 1, 0], act="relu")             # 11 x 20, asymmetric
+    v = dw(v, 3, 2, [0, 0, 0, 0])                          # 5 x 9
+    y = b.op("Concat", [b.op("Flatten", [x]), b.op("Flatten", [v])], axis=1)
+    b.save(os.path.join(d, "depthwise.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, C, 15, 9]),
+                                               helper.make_tensor_value_info("v", TensorProto.FLOAT, [2, C, 23, 41])], y)
+    return [rng.standard_normal((2, C, 15, 9)).astype(np.float32), rng.standard_normal((2, C, 23, 41)).astype(np.float32)]
 
 
 def convgeom(d):

@@ -170,7 +170,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_4(int64_t K, const
     ukernel_avx512_rows(4, K, a, b, c, ldc, alpha, mr, nr, e);
 }
 
-static int have_avx512(void) {
+int kiln_have_avx512(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
@@ -227,12 +227,12 @@ static void ukernel_neon(int64_t K, const float *a, const float *b, float *c, in
 }
 #define HAVE_NEON_UKERNEL 1
 static int have_avx2(void) { return 0; }
-static int have_avx512(void) { return 0; }
+int kiln_have_avx512(void) { return 0; }
 #define ukernel_avx2 ukernel_c
 #define ukernel_avx512 ukernel_c
 #else
 static int have_avx2(void) { return 0; }
-static int have_avx512(void) { return 0; }
+int kiln_have_avx512(void) { return 0; }
 #define ukernel_avx2 ukernel_c
 #define ukernel_avx512 ukernel_c
 #endif
@@ -346,7 +346,7 @@ static ukernel_fn tile_ukernel(ukernel_fn uk, int rows, int cols) {
 
 /* The microkernel of this CPU: rows and panel width. */
 static ukernel_fn pick_ukernel(int *mr, int *nr) {
-    if (have_avx512()) { *mr = 12; *nr = 32; return ukernel_avx512; }
+    if (kiln_have_avx512()) { *mr = 12; *nr = 32; return ukernel_avx512; }
     if (have_avx2()) { *mr = 6; *nr = NR; return ukernel_avx2; }
 #ifdef HAVE_NEON_UKERNEL
     *mr = 6; *nr = NR;

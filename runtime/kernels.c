@@ -473,6 +473,107 @@ KILN_CLONES static bool dw3x3_s2(const win3 *w, const float *x, const float *wk,
     return true;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_DW_AVX512 1
+
+/* The lanes l of a 16-float load at column b of a row of W for which
+ * 0 <= b + l < W (the others read as zero, and are not touched). */
+static inline __mmask16 row_lanes(int64_t b, int64_t W) {
+    int64_t lo = b < 0 ? -b : 0, hi = W - b;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
+}
+
+#define DW_MAXV 64 /* output vectors per row whose load masks are kept (OW <= 1024) */
+
+/* A 3x3 depthwise plane (dilation 1, stride 1 or 2) straight from the NCHW
+ * plane: 16 output columns per vector, each tap one masked load (the masks
+ * stand in for the zero padding, so nothing is copied); at stride 2 a row's
+ * even and odd columns are picked from two loads by one permute each. Three
+ * partial sums (one per kernel row) keep the FMA chains short. Bias first, the
+ * clamp on the way out. */
+__attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias,
+                                                            float lo, float hi, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], s = w->stride[1], ph = w->pad[1], pw = w->pad[2];
+    int64_t nv = (OW + 15) / 16;
+    if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
+    __mmask16 mk[DW_MAXV][4], om[DW_MAXV];
+    for (int64_t v = 0; v < nv; v++) {
+        int64_t b = v * 16 * s - pw;
+        for (int t = 0; t < 4; t++) mk[v][t] = row_lanes(s == 1 ? b + t : b + (t & 1) * 16 + (t >> 1) * 2, W);
+        om[v] = row_lanes(v * 16, OW);
+    }
+    __m512 k0 = _mm512_set1_ps(wk[0]), k1 = _mm512_set1_ps(wk[1]), k2 = _mm512_set1_ps(wk[2]);
+    __m512 k3 = _mm512_set1_ps(wk[3]), k4 = _mm512_set1_ps(wk[4]), k5 = _mm512_set1_ps(wk[5]);
+    __m512 k6 = _mm512_set1_ps(wk[6]), k7 = _mm512_set1_ps(wk[7]), k8 = _mm512_set1_ps(wk[8]);
+    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), z = _mm512_setzero_ps();
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 kw[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};
+    if (s == 1) { /* DW_R output rows at a time: each input row loaded once (three shifts) for all its outputs */
+        enum { DW_R = 4 };
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R) {
+            int64_t rows = OH - oh0 < DW_R ? OH - oh0 : DW_R;
+            const float *rp[DW_R + 2];
+            for (int i = 0; i < DW_R + 2; i++) {
+                int64_t ih = oh0 - ph + i;
+                rp[i] = i < rows + 2 && ih >= 0 && ih < H ? x + ih * W : NULL;
+            }
+            for (int64_t v = 0; v < nv; v++) {
+                int64_t b = v * 16 - pw;
+                const __mmask16 *m = mk[v];
+                __m512 acc[DW_R];
+#pragma GCC unroll 4
+                for (int o = 0; o < DW_R; o++) acc[o] = vb;
+#pragma GCC unroll 6
+                for (int i = 0; i < DW_R + 2; i++) {
+                    if (!rp[i]) continue;
+                    __m512 x0 = _mm512_maskz_loadu_ps(m[0], rp[i] + b), x1 = _mm512_maskz_loadu_ps(m[1], rp[i] + b + 1);
+                    __m512 x2 = _mm512_maskz_loadu_ps(m[2], rp[i] + b + 2);
+#pragma GCC unroll 4
+                    for (int o = 0; o < DW_R; o++) {
+                        int kh = i - o;
+                        if (kh < 0 || kh > 2) continue;
+                        acc[o] = _mm512_fmadd_ps(kw[kh * 3], x0, acc[o]);
+                        acc[o] = _mm512_fmadd_ps(kw[kh * 3 + 1], x1, acc[o]);
+                        acc[o] = _mm512_fmadd_ps(kw[kh * 3 + 2], x2, acc[o]);
+                    }
+                }
+                for (int o = 0; o < rows; o++)
+                    _mm512_mask_storeu_ps(y + (oh0 + o) * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[o])));
+            }
+        }
+        return true;
+    }
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t ih = oh * s - ph;
+        /* the three input rows, or NULL outside the image */
+        const float *r0 = ih >= 0 && ih < H ? x + ih * W : NULL;
+        const float *r1 = ih + 1 >= 0 && ih + 1 < H ? x + (ih + 1) * W : NULL;
+        const float *r2 = ih + 2 >= 0 && ih + 2 < H ? x + (ih + 2) * W : NULL;
+        float *yr = y + oh * OW;
+        for (int64_t v = 0; v < nv; v++) {
+            __m512 a0 = vb, a1 = z, a2 = z;
+            int64_t b = v * 32 - pw;
+            const __mmask16 *m = mk[v];
+#define DW_S2(r, acc, w0, w1, w2) if (r) { \
+            __m512 l0 = _mm512_maskz_loadu_ps(m[0], r + b), l1 = _mm512_maskz_loadu_ps(m[1], r + b + 16); \
+            __m512 l2 = _mm512_maskz_loadu_ps(m[2], r + b + 2), l3 = _mm512_maskz_loadu_ps(m[3], r + b + 18); \
+            acc = _mm512_fmadd_ps(w0, _mm512_permutex2var_ps(l0, ev, l1), acc); \
+            acc = _mm512_fmadd_ps(w1, _mm512_permutex2var_ps(l0, od, l1), acc); \
+            acc = _mm512_fmadd_ps(w2, _mm512_permutex2var_ps(l2, ev, l3), acc); }
+            DW_S2(r0, a0, k0, k1, k2) DW_S2(r1, a1, k3, k4, k5) DW_S2(r2, a2, k6, k7, k8)
+#undef DW_S2
+            __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            _mm512_mask_storeu_ps(yr + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+        }
+    }
+    return true;
+}
+#endif
+
 static void conv_rows(void *arg, int64_t r0, int64_t r1) {
     const conv_job *j = arg;
     const win3 *w = &j->w;
@@ -485,6 +586,9 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; r++) {
             const float *x = j->x + r * isz, *wk = j->wt + (r % w->M) * w->k[1] * w->k[2];
             float bias = j->b ? j->b[r % w->M] : 0.0f, *y = j->y + r * osz;
+#ifdef HAVE_DW_AVX512
+            if ((s1 || s2) && kiln_have_avx512() && dw3x3_avx512(w, x, wk, bias, lo, hi, y)) continue;
+#endif
             if (!(s1 && dw3x3_flat(w, x, wk, bias, lo, hi, y)) && !(s2 && dw3x3_s2(w, x, wk, bias, lo, hi, y))) {
                 depthwise_plane(w, x, wk, bias, y);
                 clamp_range(y, osz, j->act);

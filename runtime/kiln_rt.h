@@ -111,6 +111,9 @@ int kiln_run_batch(int (*run)(void *, const void *const *, void *const *), void 
 /* The whole main() of a compiled executable (SPEC: "The compiled executable"). */
 int kiln_exe_main(const kiln_model *m, int argc, char **argv);
 
+/* Whether this CPU runs AVX-512F (cpuid, once); 0 off x86-64. */
+int kiln_have_avx512(void);
+
 /* ---- thread pool ---- */
 
 typedef struct kiln_pool kiln_pool;
