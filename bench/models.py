@@ -2,7 +2,7 @@
 input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
-comparison (depthwise, convgeom, conv3d, winograd), of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
+comparison (depthwise, convgeom, smallc, conv3d, winograd), of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
 (sequence), outputs sized at run time (dynamic) and a symbolic batch (batch). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
@@ -211,6 +211,26 @@ def convgeom(d):
     y = b.op("Relu", [b.op("Add", [y2, y1])])
     b.save(os.path.join(d, "convgeom.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 81, 189])], y)
     return [rng.standard_normal((1, 8, 81, 189)).astype(np.float32)]
+
+
+def smallc(d):
+    """Convolutions of few input channels (an image's first layer), on the
+    direct path: 4 channels 3x3 stride 2 with Clip, 1 channel 5x5 stride 1 with
+    asymmetric padding, 3 channels 7x7 stride 2 whose output takes a residual
+    Add and a Relu; output channel counts that are not multiples of 16 and
+    rows of several vectors with a ragged last one."""
+    b = B("smallc")
+
+    def conv(x, cin, cout, k, s, pads):
+        return b.op("Conv", [x, b.w((cout, cin, k, k)), b.c(rng.standard_normal(cout).astype(np.float32))], kernel_shape=[k, k],
+                    strides=[s, s], pads=pads)
+    y1 = b.op("Clip", [conv("x", 4, 20, 3, 2, [1, 1, 1, 1]), b.c(np.float32(0)), b.c(np.float32(6))])   # 20 x 19 x 23
+    y2 = conv("u", 1, 5, 5, 1, [2, 1, 0, 2])                                                                # 5 x 17 x 36
+    y3 = b.op("Relu", [b.op("Add", [conv("v", 3, 17, 7, 2, [3, 3, 3, 3]), conv("v", 3, 17, 1, 2, [0, 0, 0, 0])])])  # 17 x 9 x 35
+    y = b.op("Concat", [b.op("Flatten", [t]) for t in (y1, y2, y3)], axis=1)
+    shapes = {"x": (2, 4, 37, 45), "u": (2, 1, 19, 36), "v": (2, 3, 17, 70)}
+    b.save(os.path.join(d, "smallc.onnx"), [helper.make_tensor_value_info(k, TensorProto.FLOAT, v) for k, v in shapes.items()], y)
+    return [rng.standard_normal(v).astype(np.float32) for v in shapes.values()]
 
 
 def conv3d(d):
@@ -479,7 +499,7 @@ def batch(d):
     return [rng.standard_normal((3, 3, 16, 16)).astype(np.float32), rng.integers(0, 50, (3, 6)).astype(np.int64)]
 
 
-MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom,
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
           "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch}
 

@@ -572,6 +572,95 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     }
     return true;
 }
+/* A 2-D convolution of few input channels (an image's first layer: C <= 4,
+ * C*KH*KW <= 160, stride 1 or 2, dilation 1, one group), direct: 16 output
+ * columns per vector (taps by masked loads; stride 2 by permutes, as in the
+ * depthwise kernel) times 16 output channels in 16 accumulators, each tap's
+ * input vector made once and used by 16 FMAs. im2col + GEMM spent as long on
+ * writing and re-reading the 27-row column matrix as on the products. The
+ * weights are transposed per call to [tap][M rounded up to 16]. */
+typedef struct {
+    win3 w;
+    const float *x, *wt, *b, *res; /* wt: [C*KH*KW][Mp] */
+    float *y;
+    int64_t Mp;
+    float lo, hi;
+} smallc_job;
+
+#define SMALLC_MAX_C 4
+#define SMALLC_MAX_TAPS 160
+
+static bool smallc_fits(const win3 *w) {
+    int64_t s = w->stride[1];
+    return kiln_have_avx512() && w->group == 1 && w->in[0] == 1 && w->k[0] == 1 && w->out[0] == 1 && w->C <= SMALLC_MAX_C &&
+           w->C * w->k[1] * w->k[2] <= SMALLC_MAX_TAPS && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
+           w->dil[2] == 1 && (w->out[2] + 15) / 16 <= DW_MAXV;
+}
+
+__attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0, int64_t r1) {
+    const smallc_job *j = arg;
+    const win3 *w = &j->w;
+    int64_t C = w->C, M = w->M, H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], KH = w->k[1], KW = w->k[2];
+    int64_t s = w->stride[1], ph = w->pad[1], pw = w->pad[2], osz = OH * OW, nv = (OW + 15) / 16;
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
+    __m512 xs[SMALLC_MAX_TAPS];
+    for (int64_t r = r0; r < r1; r++) { /* r = n * OH + oh */
+        int64_t n = r / OH, oh = r % OH;
+        for (int64_t v = 0; v < nv; v++) {
+            /* the input vector of every tap (zero for rows outside the image) */
+            int64_t t = 0;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t kh = 0; kh < KH; kh++) {
+                    int64_t ih = oh * s - ph + kh;
+                    bool in = ih >= 0 && ih < H;
+                    const float *xr = j->x + ((n * C + c) * H + (in ? ih : 0)) * W;
+                    for (int64_t kw = 0; kw < KW; kw++, t++) {
+                        int64_t b = v * 16 * s - pw + kw;
+                        if (!in) xs[t] = _mm512_setzero_ps();
+                        else if (s == 1) xs[t] = _mm512_maskz_loadu_ps(row_lanes(b, W), xr + b);
+                        else xs[t] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(row_lanes(b, W), xr + b), ev,
+                                                            _mm512_maskz_loadu_ps(row_lanes(b + 16, W), xr + b + 16));
+                    }
+                }
+            __mmask16 om = row_lanes(v * 16, OW);
+            for (int64_t m0 = 0; m0 < M; m0 += 16) {
+                __m512 acc[16];
+#pragma GCC unroll 16
+                for (int q = 0; q < 16; q++) acc[q] = _mm512_setzero_ps();
+                const float *wq = j->wt + m0;
+                for (int64_t u = 0; u < t; u++, wq += j->Mp) {
+                    __m512 xv = xs[u];
+#pragma GCC unroll 16
+                    for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(wq[q]), xv, acc[q]);
+                }
+                int64_t mb = M - m0 < 16 ? M - m0 : 16;
+                for (int q = 0; q < mb; q++) {
+                    int64_t at = (n * M + m0 + q) * osz + oh * OW + v * 16;
+                    __m512 o = j->b ? _mm512_add_ps(acc[q], _mm512_set1_ps(j->b[m0 + q])) : acc[q];
+                    if (j->res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(om, j->res + at));
+                    _mm512_mask_storeu_ps(j->y + at, om, _mm512_min_ps(vhi, _mm512_max_ps(vlo, o)));
+                }
+            }
+        }
+    }
+}
+
+/* The small-C path, when it fits and the transposed weights can be had. */
+static bool conv_smallc(kiln_pool *pool, const conv_job *cj, const float *res) {
+    const win3 *w = &cj->w;
+    if (!smallc_fits(w)) return false;
+    int64_t taps = w->C * w->k[1] * w->k[2], Mp = (w->M + 15) / 16 * 16;
+    float *wt = aligned_alloc(64, (size_t)(taps * Mp) * sizeof(float));
+    if (!wt) return false;
+    for (int64_t t = 0; t < taps; t++)
+        for (int64_t m = 0; m < Mp; m++) wt[t * Mp + m] = m < w->M ? cj->wt[m * taps + t] : 0.0f;
+    smallc_job j = {*w, cj->x, wt, cj->b, res, cj->y, Mp, 0, 0};
+    act_bounds(cj->act, &j.lo, &j.hi);
+    kiln_parallel_for(pool, w->N * w->out[1], smallc_rows, &j);
+    free(wt);
+    return true;
+}
 #endif
 
 static void conv_rows(void *arg, int64_t r0, int64_t r1) {
@@ -726,6 +815,9 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
     const float *packed = p[6 + 7 * p[0] + 3] ? bufs[5] : NULL;
     const float *res = p[6 + 7 * p[0] + 4] ? bufs[6] : NULL; /* kiln.residual (never on the direct path) */
+#ifdef HAVE_DW_AVX512
+    if (conv_smallc(pool, &j, res)) return;
+#endif
     bool pointwise = ksz == 1;
     for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
     for (int64_t n = 0; n < w->N; n++)

@@ -2,7 +2,7 @@
 MobileNetV2-style depthwise CNN, a BERT-style encoder with decomposed LayerNorm,
 GELU and attention, a detection-style net with Resize and Concat, an LSTM
 sequence model: bidirectional, stacked, with sequence lengths; and kernel
-edge cases: depthwise convolutions on odd, small and narrow planes, chunked
+edge cases: depthwise convolutions on odd, small and narrow planes, direct convolutions of few input channels, chunked
 2-D and 3-D convolutions, 3x3 ones on the Winograd path; control flow: Scan, Loop, If, nested, with captured
 values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops; NonMaxSuppression, NonZero and Unique,
 whose outputs are sized at run time; a symbolic batch) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
@@ -51,7 +51,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch"]
 
 
 def test_mlp():
@@ -76,6 +76,7 @@ def test_depthwise_edge_geometries():
 
 def test_conv_chunks_geometries_and_residual():
     compare("convgeom")
+    compare("smallc")
     compare("conv3d")
 
 
