@@ -288,6 +288,7 @@ typedef struct {
     const float *x, *wt, *b;
     float *y;
     const int64_t *act;
+    int64_t bands; /* depthwise: each plane in this many bands of output rows (0, 1: whole planes) */
 } conv_job;
 
 /* One 2-D depthwise plane: the interior (every tap inside the input) runs without
@@ -495,8 +496,9 @@ static inline __mmask16 row_lanes(int64_t b, int64_t W) {
  * partial sums (one per kernel row) keep the FMA chains short. Bias first, the
  * clamp on the way out. */
 __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias,
-                                                            float lo, float hi, float *y) {
+                                                            float lo, float hi, float *y, int64_t band, int64_t bands) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], s = w->stride[1], ph = w->pad[1], pw = w->pad[2];
+    int64_t row0 = band * OH / bands, row1 = (band + 1) * OH / bands; /* this call's output rows */
     int64_t nv = (OW + 15) / 16;
     if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
     __mmask16 mk[DW_MAXV][4], om[DW_MAXV];
@@ -514,8 +516,8 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     __m512 kw[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};
     if (s == 1) { /* DW_R output rows at a time: each input row loaded once (three shifts) for all its outputs */
         enum { DW_R = 4 };
-        for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R) {
-            int64_t rows = OH - oh0 < DW_R ? OH - oh0 : DW_R;
+        for (int64_t oh0 = row0; oh0 < row1; oh0 += DW_R) {
+            int64_t rows = row1 - oh0 < DW_R ? row1 - oh0 : DW_R;
             const float *rp[DW_R + 2];
             for (int i = 0; i < DW_R + 2; i++) {
                 int64_t ih = oh0 - ph + i;
@@ -547,7 +549,7 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
         }
         return true;
     }
-    for (int64_t oh = 0; oh < OH; oh++) {
+    for (int64_t oh = row0; oh < row1; oh++) {
         int64_t ih = oh * s - ph;
         /* the three input rows, or NULL outside the image */
         const float *r0 = ih >= 0 && ih < H ? x + ih * W : NULL;
@@ -572,6 +574,65 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     }
     return true;
 }
+/* Small 3x3 stride-1 depthwise planes that keep their size (at most 256
+ * outputs: MobileNet's 14x14 and 7x7), many planes per call: each plane is
+ * read flat, 16 consecutive outputs per vector across row ends, every tap one
+ * masked load at a fixed offset (the mask drops the lanes whose tap falls
+ * outside the image, computed once for all planes). A 7x7 plane is 4 vectors
+ * instead of 7 rows of 7 lanes. */
+#define DWS_MAXV 16
+static bool dw3x3_small_fits(const win3 *w) {
+    int64_t H = w->in[1], W = w->in[2];
+    return w->out[1] == H && w->out[2] == W && H * W <= DWS_MAXV * 16 && w->stride[1] == 1 && w->stride[2] == 1 &&
+           w->pad[1] <= 2 && w->pad[2] <= 2;
+}
+
+__attribute__((target("avx512f"))) static void dw3x3_small_avx512(const conv_job *j, int64_t u0, int64_t u1, float lo, float hi) {
+    const win3 *w = &j->w;
+    int64_t H = w->in[1], W = w->in[2], n = H * W, nv = (n + 15) / 16, ph = w->pad[1], pw = w->pad[2];
+    int64_t planes = w->N * w->M, bands = j->bands > 1 ? j->bands : 1;
+    __mmask16 mk[DWS_MAXV][9], om[DWS_MAXV];
+    int64_t off[9];
+    for (int t = 0; t < 9; t++) off[t] = (t / 3 - ph) * W + (t % 3 - pw);
+    for (int64_t v = 0; v < nv; v++) {
+        om[v] = 0;
+        for (int t = 0; t < 9; t++) mk[v][t] = 0;
+        for (int l = 0; l < 16; l++) {
+            int64_t i = v * 16 + l, oh = i / W, ow = i % W;
+            if (i >= n) break;
+            om[v] |= (__mmask16)(1u << l);
+            for (int t = 0; t < 9; t++) {
+                int64_t ih = oh + t / 3 - ph, iw = ow + t % 3 - pw;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) mk[v][t] |= (__mmask16)(1u << l);
+            }
+        }
+    }
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int64_t u = u0; u < u1; u++) { /* u = band * planes + plane */
+        int64_t r = u % planes, band = u / planes;
+        const float *x = j->x + r * n, *wk = j->wt + (r % w->M) * 9;
+        float *y = j->y + r * n;
+        __m512 k[9];
+        for (int t = 0; t < 9; t++) k[t] = _mm512_set1_ps(wk[t]);
+        __m512 vb = _mm512_set1_ps(j->b ? j->b[r % w->M] : 0.0f);
+        for (int64_t v = band * nv / bands; v < (band + 1) * nv / bands; v++) {
+            const float *xv = x + v * 16;
+            const __mmask16 *m = mk[v];
+            __m512 a0 = _mm512_fmadd_ps(k[0], _mm512_maskz_loadu_ps(m[0], xv + off[0]), vb);
+            __m512 a1 = _mm512_mul_ps(k[1], _mm512_maskz_loadu_ps(m[1], xv + off[1]));
+            __m512 a2 = _mm512_mul_ps(k[2], _mm512_maskz_loadu_ps(m[2], xv + off[2]));
+            a0 = _mm512_fmadd_ps(k[3], _mm512_maskz_loadu_ps(m[3], xv + off[3]), a0);
+            a1 = _mm512_fmadd_ps(k[4], _mm512_maskz_loadu_ps(m[4], xv + off[4]), a1);
+            a2 = _mm512_fmadd_ps(k[5], _mm512_maskz_loadu_ps(m[5], xv + off[5]), a2);
+            a0 = _mm512_fmadd_ps(k[6], _mm512_maskz_loadu_ps(m[6], xv + off[6]), a0);
+            a1 = _mm512_fmadd_ps(k[7], _mm512_maskz_loadu_ps(m[7], xv + off[7]), a1);
+            a2 = _mm512_fmadd_ps(k[8], _mm512_maskz_loadu_ps(m[8], xv + off[8]), a2);
+            __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            _mm512_mask_storeu_ps(y + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+        }
+    }
+}
+
 /* A 2-D convolution of few input channels (an image's first layer: C <= 4,
  * C*KH*KW <= 160, stride 1 or 2, dilation 1, one group), direct: 16 output
  * columns per vector (taps by masked loads; stride 2 by permutes, as in the
@@ -607,6 +668,15 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
     __m512 xs[SMALLC_MAX_TAPS];
     for (int64_t r = r0; r < r1; r++) { /* r = n * OH + oh */
         int64_t n = r / OH, oh = r % OH;
+        /* the rows two output rows ahead, from memory while this one computes
+         * (the model's input is cold at the start of a run) */
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t ih = (oh + 2) * s - ph + KH - s; ih < (oh + 2) * s - ph + KH; ih++)
+                if (ih >= 0 && ih < H)
+                    for (int64_t q = 0; q < W; q += 16) _mm_prefetch((const char *)(j->x + ((n * C + c) * H + ih) * W + q), _MM_HINT_T0);
+        if (oh + 1 < OH)
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t q = 0; q < OW; q += 16) _mm_prefetch((const char *)(j->y + (n * M + m) * osz + (oh + 1) * OW + q), _MM_HINT_ET0);
         for (int64_t v = 0; v < nv; v++) {
             /* the input vector of every tap (zero for rows outside the image) */
             int64_t t = 0;
@@ -672,11 +742,20 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
         bool s1 = k3 && w->stride[1] == 1 && w->stride[2] == 1, s2 = k3 && w->stride[1] == 2 && w->stride[2] == 2;
         float lo, hi;
         act_bounds(j->act, &lo, &hi);
-        for (int64_t r = r0; r < r1; r++) {
+#ifdef HAVE_DW_AVX512
+        if (s1 && kiln_have_avx512() && dw3x3_small_fits(w)) {
+            dw3x3_small_avx512(j, r0, r1, lo, hi);
+            return;
+        }
+#endif
+        int64_t planes = w->N * w->M;
+        for (int64_t u = r0; u < r1; u++) {
+            int64_t r = u % planes;
             const float *x = j->x + r * isz, *wk = j->wt + (r % w->M) * w->k[1] * w->k[2];
             float bias = j->b ? j->b[r % w->M] : 0.0f, *y = j->y + r * osz;
 #ifdef HAVE_DW_AVX512
-            if ((s1 || s2) && kiln_have_avx512() && dw3x3_avx512(w, x, wk, bias, lo, hi, y)) continue;
+            if ((s1 || s2) && kiln_have_avx512() && dw3x3_avx512(w, x, wk, bias, lo, hi, y, u / planes, j->bands > 1 ? j->bands : 1))
+                continue;
 #endif
             if (!(s1 && dw3x3_flat(w, x, wk, bias, lo, hi, y)) && !(s2 && dw3x3_s2(w, x, wk, bias, lo, hi, y))) {
                 depthwise_plane(w, x, wk, bias, y);
@@ -803,13 +882,37 @@ static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
     j->wt = bufs[2];
     j->b = p[5] ? bufs[3] : NULL;
     j->act = NULL;
+    j->bands = 1;
+}
+
+/* How the threads share a depthwise convolution: by planes (1), or, where the
+ * planes are larger than their count, each plane in one band of output rows
+ * per thread. The GEMM splits the 1x1 convolutions around it the same way
+ * (by output positions when there are more of them than channels), so each
+ * thread then reads the rows it wrote itself: split by planes, half of every
+ * input crossed to the other core's cache, and two threads ran MobileNetV2's
+ * 112x112 and 56x56 depthwise layers no faster than one. Only the AVX-512
+ * kernels take bands. */
+static int64_t dw_bands(kiln_pool *pool, const win3 *w) {
+    int64_t T = kiln_pool_threads(pool);
+    bool k3 = w->in[0] == 1 && w->k[0] == 1 && w->k[1] == 3 && w->k[2] == 3 && w->dil[1] == 1 && w->dil[2] == 1 &&
+              w->stride[1] == w->stride[2] && (w->stride[1] == 1 || w->stride[1] == 2);
+    if (T <= 1 || !k3 || w->out[1] * w->out[2] < w->M || w->out[1] < 2 * T) return 1;
+#ifdef HAVE_DW_AVX512
+    if (kiln_have_avx512() && (w->out[2] + 15) / 16 <= DW_MAXV) return T;
+#endif
+    return 1;
 }
 
 void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     conv_read(&j, bufs, p);
     j.act = p + 6 + 7 * p[0];
-    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return; }
+    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) {
+        j.bands = dw_bands(pool, &j.w);
+        kiln_parallel_for(pool, j.bands * j.w.N * j.w.M, conv_rows, &j);
+        return;
+    }
     const win3 *w = &j.w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
