@@ -1195,7 +1195,35 @@ static void reduce_pass(int64_t kind, int64_t rank, const int64_t *dims, const i
 /* A sum-like reduction (sum, mean, |x|, x^2) over one run of axes, as
  * [outer, len, inner]: along contiguous rows in 16 independent partial sums
  * (vectorized), or, with inner > 1, row by row into the outputs. */
+#ifdef HAVE_DW_AVX512
+/* One contiguous row's sum-like reduction with AVX-512: two vectors of
+ * partial sums, the tail by a masked load (GCC left the generic loop scalar
+ * for its per-kind branches: 45 us for MobileNetV2's 1280 rows of 49). */
+__attribute__((target("avx512f"))) static float row_reduce_avx512(int64_t kind, const float *x, int64_t len) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+#define RR_F(v) (kind == 5 ? _mm512_abs_ps(v) : kind == 6 || kind == 9 ? _mm512_mul_ps(v, v) : (v))
+    int64_t l = 0;
+    for (; l + 32 <= len; l += 32) {
+        __m512 v0 = _mm512_loadu_ps(x + l), v1 = _mm512_loadu_ps(x + l + 16);
+        a0 = _mm512_add_ps(a0, RR_F(v0));
+        a1 = _mm512_add_ps(a1, RR_F(v1));
+    }
+    for (; l < len; l += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(row_lanes(0, len - l), x + l);
+        a0 = _mm512_add_ps(a0, RR_F(v));
+    }
+#undef RR_F
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+#endif
+
 KILN_CLONES static void reduce_runs(int64_t kind, int64_t outer, int64_t len, int64_t inner, const float *x, float *y) {
+#ifdef HAVE_DW_AVX512
+    if (inner == 1 && kiln_have_avx512()) {
+        for (int64_t o = 0; o < outer; o++) y[o] = row_reduce_avx512(kind, x + o * len, len);
+        return;
+    }
+#endif
     for (int64_t o = 0; o < outer; o++) {
         const float *xs = x + o * len * inner;
         float *ys = y + o * inner;
