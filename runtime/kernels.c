@@ -650,11 +650,12 @@ typedef struct {
 
 #define SMALLC_MAX_C 4
 #define SMALLC_MAX_TAPS 160
+#define SMALLC_MAX_KW 11
 
 static bool smallc_fits(const win3 *w) {
     int64_t s = w->stride[1];
     return kiln_have_avx512() && w->group == 1 && w->in[0] == 1 && w->k[0] == 1 && w->out[0] == 1 && w->C <= SMALLC_MAX_C &&
-           w->C * w->k[1] * w->k[2] <= SMALLC_MAX_TAPS && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
+           w->C * w->k[1] * w->k[2] <= SMALLC_MAX_TAPS && w->k[2] <= SMALLC_MAX_KW && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
            w->dil[2] == 1 && (w->out[2] + 15) / 16 <= DW_MAXV;
 }
 
@@ -666,6 +667,15 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
     __m512 xs[SMALLC_MAX_TAPS];
+    /* the load masks of each output vector and kernel column (and, at stride
+     * 2, of its second load): the same for every row, channel and kernel row */
+    __mmask16 mk[DW_MAXV][SMALLC_MAX_KW][2];
+    for (int64_t v = 0; v < nv; v++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t b = v * 16 * s - pw + kw;
+            mk[v][kw][0] = row_lanes(b, W);
+            mk[v][kw][1] = row_lanes(b + 16, W);
+        }
     for (int64_t r = r0; r < r1; r++) { /* r = n * OH + oh */
         int64_t n = r / OH, oh = r % OH;
         /* the rows two output rows ahead, from memory while this one computes
@@ -688,9 +698,9 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
                     for (int64_t kw = 0; kw < KW; kw++, t++) {
                         int64_t b = v * 16 * s - pw + kw;
                         if (!in) xs[t] = _mm512_setzero_ps();
-                        else if (s == 1) xs[t] = _mm512_maskz_loadu_ps(row_lanes(b, W), xr + b);
-                        else xs[t] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(row_lanes(b, W), xr + b), ev,
-                                                            _mm512_maskz_loadu_ps(row_lanes(b + 16, W), xr + b + 16));
+                        else if (s == 1) xs[t] = _mm512_maskz_loadu_ps(mk[v][kw][0], xr + b);
+                        else xs[t] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mk[v][kw][0], xr + b), ev,
+                                                            _mm512_maskz_loadu_ps(mk[v][kw][1], xr + b + 16));
                     }
                 }
             __mmask16 om = row_lanes(v * 16, OW);
