@@ -139,9 +139,16 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
         if (R > 10) { __m512 x = _mm512_set1_ps(ak[10]); cA0 = _mm512_fmadd_ps(x, b0, cA0); cA1 = _mm512_fmadd_ps(x, b1, cA1); }
         if (R > 11) { __m512 x = _mm512_set1_ps(ak[11]); cB0 = _mm512_fmadd_ps(x, b0, cB0); cB1 = _mm512_fmadd_ps(x, b1, cB1); }
     }
+    __m512 al = _mm512_set1_ps(alpha);
+    if (nr == 32 && mr == R) { /* a full tile straight from the named accumulators (an array of them went through the stack) */
+#define ST_ROW(i, ri) if (R > ri) { store512(c + ri * ldc, c##i##0, al, e, ldc, ri, 0); store512(c + ri * ldc + 16, c##i##1, al, e, ldc, ri, 16); }
+        ST_ROW(0, 0) ST_ROW(1, 1) ST_ROW(2, 2) ST_ROW(3, 3) ST_ROW(4, 4) ST_ROW(5, 5)
+        ST_ROW(6, 6) ST_ROW(7, 7) ST_ROW(8, 8) ST_ROW(9, 9) ST_ROW(A, 10) ST_ROW(B, 11)
+#undef ST_ROW
+        return;
+    }
     __m512 acc[12][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51},
                          {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91}, {cA0, cA1}, {cB0, cB1}};
-    __m512 al = _mm512_set1_ps(alpha);
     if (nr == 32) {
         for (int r = 0; r < mr; r++) {
             store512(c + r * ldc, acc[r][0], al, e, ldc, r, 0);
@@ -308,8 +315,15 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, co
             ROW16(0, 0) ROW16(1, 1) ROW16(2, 2) ROW16(3, 3) ROW16(4, 4) ROW16(5, 5) ROW16(6, 6) ROW16(7, 7)
             ROW16(8, 8) ROW16(9, 9) ROW16(A, 10) ROW16(B, 11)
         }
-        __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, cA, cB};
-        for (int r = 0; r < mr; r++) store512(c + r * ldc, acc[r], al, e, ldc, r, 0);
+        if (mr == 12) { /* straight from the named accumulators, as in ukernel_avx512_rows */
+#define ST16(i, ri) store512(c + ri * ldc, c##i, al, e, ldc, ri, 0);
+            ST16(0, 0) ST16(1, 1) ST16(2, 2) ST16(3, 3) ST16(4, 4) ST16(5, 5)
+            ST16(6, 6) ST16(7, 7) ST16(8, 8) ST16(9, 9) ST16(A, 10) ST16(B, 11)
+#undef ST16
+        } else {
+            __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, cA, cB};
+            for (int r = 0; r < mr; r++) store512(c + r * ldc, acc[r], al, e, ldc, r, 0);
+        }
         j0 = 16;
     }
     for (int j = j0; j < nr; j += 4) {
