@@ -488,6 +488,19 @@ static inline __mmask16 row_lanes(int64_t b, int64_t W) {
 }
 
 #define DW_MAXV 64 /* output vectors per row whose load masks are kept (OW <= 1024) */
+#define DW_R2 4     /* stride 2: output rows per block */
+
+/* The thread's buffer for the split rows of the stride-2 kernel. */
+static _Thread_local float *dws2_buf;
+static _Thread_local int64_t dws2_cap;
+static float *dw_s2_scratch(int64_t n) {
+    if (n > dws2_cap) {
+        free(dws2_buf);
+        dws2_buf = aligned_alloc(64, (size_t)((n + 15) / 16 * 16) * sizeof(float));
+        dws2_cap = dws2_buf ? n : 0;
+    }
+    return dws2_buf;
+}
 
 /* A 3x3 depthwise plane (dilation 1, stride 1 or 2) straight from the NCHW
  * plane: 16 output columns per vector, each tap one masked load (the masks
@@ -501,8 +514,8 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     int64_t row0 = band * OH / bands, row1 = (band + 1) * OH / bands; /* this call's output rows */
     int64_t nv = (OW + 15) / 16;
     if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
-    __mmask16 mk[DW_MAXV][4], om[DW_MAXV];
-    for (int64_t v = 0; v < nv; v++) {
+    __mmask16 mk[DW_MAXV + 1][4], om[DW_MAXV + 1];
+    for (int64_t v = 0; v <= nv; v++) {
         int64_t b = v * 16 * s - pw;
         for (int t = 0; t < 4; t++) mk[v][t] = row_lanes(s == 1 ? b + t : b + (t & 1) * 16 + (t >> 1) * 2, W);
         om[v] = row_lanes(v * 16, OW);
@@ -510,7 +523,7 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     __m512 k0 = _mm512_set1_ps(wk[0]), k1 = _mm512_set1_ps(wk[1]), k2 = _mm512_set1_ps(wk[2]);
     __m512 k3 = _mm512_set1_ps(wk[3]), k4 = _mm512_set1_ps(wk[4]), k5 = _mm512_set1_ps(wk[5]);
     __m512 k6 = _mm512_set1_ps(wk[6]), k7 = _mm512_set1_ps(wk[7]), k8 = _mm512_set1_ps(wk[8]);
-    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), z = _mm512_setzero_ps();
+    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     __m512 kw[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};
@@ -549,27 +562,48 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
         }
         return true;
     }
-    for (int64_t oh = row0; oh < row1; oh++) {
-        int64_t ih = oh * s - ph;
-        /* the three input rows, or NULL outside the image */
-        const float *r0 = ih >= 0 && ih < H ? x + ih * W : NULL;
-        const float *r1 = ih + 1 >= 0 && ih + 1 < H ? x + (ih + 1) * W : NULL;
-        const float *r2 = ih + 2 >= 0 && ih + 2 < H ? x + (ih + 2) * W : NULL;
-        float *yr = y + oh * OW;
-        for (int64_t v = 0; v < nv; v++) {
-            __m512 a0 = vb, a1 = z, a2 = z;
-            int64_t b = v * 32 - pw;
-            const __mmask16 *m = mk[v];
-#define DW_S2(r, acc, w0, w1, w2) if (r) { \
-            __m512 l0 = _mm512_maskz_loadu_ps(m[0], r + b), l1 = _mm512_maskz_loadu_ps(m[1], r + b + 16); \
-            __m512 l2 = _mm512_maskz_loadu_ps(m[2], r + b + 2), l3 = _mm512_maskz_loadu_ps(m[3], r + b + 18); \
-            acc = _mm512_fmadd_ps(w0, _mm512_permutex2var_ps(l0, ev, l1), acc); \
-            acc = _mm512_fmadd_ps(w1, _mm512_permutex2var_ps(l0, od, l1), acc); \
-            acc = _mm512_fmadd_ps(w2, _mm512_permutex2var_ps(l2, ev, l3), acc); }
-            DW_S2(r0, a0, k0, k1, k2) DW_S2(r1, a1, k3, k4, k5) DW_S2(r2, a2, k6, k7, k8)
-#undef DW_S2
-            __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
-            _mm512_mask_storeu_ps(yr + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+    /* stride 2: the input rows of DW_R output rows are split once into their
+     * even and odd columns, E[i] = x[2i - pw] and O[i] = x[2i + 1 - pw] (zero
+     * outside the row), so that the taps are plain loads E[ow], O[ow] and
+     * E[ow + 1]: 2 permutes per 16 columns of an input row, which serves up to
+     * two output rows, instead of 3 per tap row of every output vector */
+    int64_t ne = (nv + 1) * 16, nin = 2 * DW_R2 + 1;
+    float *sp = dw_s2_scratch(2 * nin * ne);
+    if (!sp) return false;
+    for (int64_t oh0 = row0; oh0 < row1; oh0 += DW_R2) {
+        int64_t rows = row1 - oh0 < DW_R2 ? row1 - oh0 : DW_R2;
+        for (int64_t i = 0; i < 2 * rows + 1; i++) {
+            int64_t ih = 2 * oh0 - ph + i;
+            float *E = sp + 2 * i * ne, *O = E + ne;
+            if (ih < 0 || ih >= H) {
+                memset(E, 0, (size_t)(2 * ne) * sizeof(float));
+                continue;
+            }
+            const float *xr = x + ih * W;
+            for (int64_t q = 0; q <= nv; q++) {
+                int64_t b = q * 32 - pw;
+                __m512 l0 = _mm512_maskz_loadu_ps(mk[q][0], xr + b), l1 = _mm512_maskz_loadu_ps(mk[q][1], xr + b + 16);
+                _mm512_storeu_ps(E + q * 16, _mm512_permutex2var_ps(l0, ev, l1));
+                _mm512_storeu_ps(O + q * 16, _mm512_permutex2var_ps(l0, od, l1));
+            }
+        }
+        for (int64_t o = 0; o < rows; o++) {
+            const float *e0 = sp + 4 * o * ne, *o0 = e0 + ne, *e1 = o0 + ne, *o1 = e1 + ne, *e2 = o1 + ne, *o2 = e2 + ne;
+            float *yr = y + (oh0 + o) * OW;
+            for (int64_t v = 0; v < nv; v++) {
+                int64_t c = v * 16;
+                __m512 a0 = _mm512_fmadd_ps(k0, _mm512_loadu_ps(e0 + c), vb);
+                __m512 a1 = _mm512_mul_ps(k1, _mm512_loadu_ps(o0 + c));
+                __m512 a2 = _mm512_mul_ps(k2, _mm512_loadu_ps(e0 + c + 1));
+                a0 = _mm512_fmadd_ps(k3, _mm512_loadu_ps(e1 + c), a0);
+                a1 = _mm512_fmadd_ps(k4, _mm512_loadu_ps(o1 + c), a1);
+                a2 = _mm512_fmadd_ps(k5, _mm512_loadu_ps(e1 + c + 1), a2);
+                a0 = _mm512_fmadd_ps(k6, _mm512_loadu_ps(e2 + c), a0);
+                a1 = _mm512_fmadd_ps(k7, _mm512_loadu_ps(o2 + c), a1);
+                a2 = _mm512_fmadd_ps(k8, _mm512_loadu_ps(e2 + c + 1), a2);
+                __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+                _mm512_mask_storeu_ps(yr + c, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+            }
         }
     }
     return true;
