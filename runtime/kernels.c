@@ -288,7 +288,6 @@ typedef struct {
     const float *x, *wt, *b;
     float *y;
     const int64_t *act;
-    int64_t bands; /* depthwise: each plane in this many bands of output rows (0, 1: whole planes) */
 } conv_job;
 
 /* One 2-D depthwise plane: the interior (every tap inside the input) runs without
@@ -509,9 +508,8 @@ static float *dw_s2_scratch(int64_t n) {
  * partial sums (one per kernel row) keep the FMA chains short. Bias first, the
  * clamp on the way out. */
 __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias,
-                                                            float lo, float hi, float *y, int64_t band, int64_t bands) {
+                                                            float lo, float hi, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], s = w->stride[1], ph = w->pad[1], pw = w->pad[2];
-    int64_t row0 = band * OH / bands, row1 = (band + 1) * OH / bands; /* this call's output rows */
     int64_t nv = (OW + 15) / 16;
     if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
     __mmask16 mk[DW_MAXV + 1][4], om[DW_MAXV + 1];
@@ -529,8 +527,8 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     __m512 kw[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};
     if (s == 1) { /* DW_R output rows at a time: each input row loaded once (three shifts) for all its outputs */
         enum { DW_R = 4 };
-        for (int64_t oh0 = row0; oh0 < row1; oh0 += DW_R) {
-            int64_t rows = row1 - oh0 < DW_R ? row1 - oh0 : DW_R;
+        for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R) {
+            int64_t rows = OH - oh0 < DW_R ? OH - oh0 : DW_R;
             const float *rp[DW_R + 2];
             for (int i = 0; i < DW_R + 2; i++) {
                 int64_t ih = oh0 - ph + i;
@@ -570,8 +568,8 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
     int64_t ne = (nv + 1) * 16, nin = 2 * DW_R2 + 1;
     float *sp = dw_s2_scratch(2 * nin * ne);
     if (!sp) return false;
-    for (int64_t oh0 = row0; oh0 < row1; oh0 += DW_R2) {
-        int64_t rows = row1 - oh0 < DW_R2 ? row1 - oh0 : DW_R2;
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R2) {
+        int64_t rows = OH - oh0 < DW_R2 ? OH - oh0 : DW_R2;
         for (int64_t i = 0; i < 2 * rows + 1; i++) {
             int64_t ih = 2 * oh0 - ph + i;
             float *E = sp + 2 * i * ne, *O = E + ne;
@@ -621,10 +619,9 @@ static bool dw3x3_small_fits(const win3 *w) {
            w->pad[1] <= 2 && w->pad[2] <= 2;
 }
 
-__attribute__((target("avx512f"))) static void dw3x3_small_avx512(const conv_job *j, int64_t u0, int64_t u1, float lo, float hi) {
+__attribute__((target("avx512f"))) static void dw3x3_small_avx512(const conv_job *j, int64_t r0, int64_t r1, float lo, float hi) {
     const win3 *w = &j->w;
     int64_t H = w->in[1], W = w->in[2], n = H * W, nv = (n + 15) / 16, ph = w->pad[1], pw = w->pad[2];
-    int64_t planes = w->N * w->M, bands = j->bands > 1 ? j->bands : 1;
     __mmask16 mk[DWS_MAXV][9], om[DWS_MAXV];
     int64_t off[9];
     for (int t = 0; t < 9; t++) off[t] = (t / 3 - ph) * W + (t % 3 - pw);
@@ -642,14 +639,13 @@ __attribute__((target("avx512f"))) static void dw3x3_small_avx512(const conv_job
         }
     }
     __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    for (int64_t u = u0; u < u1; u++) { /* u = band * planes + plane */
-        int64_t r = u % planes, band = u / planes;
+    for (int64_t r = r0; r < r1; r++) {
         const float *x = j->x + r * n, *wk = j->wt + (r % w->M) * 9;
         float *y = j->y + r * n;
         __m512 k[9];
         for (int t = 0; t < 9; t++) k[t] = _mm512_set1_ps(wk[t]);
         __m512 vb = _mm512_set1_ps(j->b ? j->b[r % w->M] : 0.0f);
-        for (int64_t v = band * nv / bands; v < (band + 1) * nv / bands; v++) {
+        for (int64_t v = 0; v < nv; v++) {
             const float *xv = x + v * 16;
             const __mmask16 *m = mk[v];
             __m512 a0 = _mm512_fmadd_ps(k[0], _mm512_maskz_loadu_ps(m[0], xv + off[0]), vb);
@@ -792,14 +788,11 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
             return;
         }
 #endif
-        int64_t planes = w->N * w->M;
-        for (int64_t u = r0; u < r1; u++) {
-            int64_t r = u % planes;
+        for (int64_t r = r0; r < r1; r++) {
             const float *x = j->x + r * isz, *wk = j->wt + (r % w->M) * w->k[1] * w->k[2];
             float bias = j->b ? j->b[r % w->M] : 0.0f, *y = j->y + r * osz;
 #ifdef HAVE_DW_AVX512
-            if ((s1 || s2) && kiln_have_avx512() && dw3x3_avx512(w, x, wk, bias, lo, hi, y, u / planes, j->bands > 1 ? j->bands : 1))
-                continue;
+            if ((s1 || s2) && kiln_have_avx512() && dw3x3_avx512(w, x, wk, bias, lo, hi, y)) continue;
 #endif
             if (!(s1 && dw3x3_flat(w, x, wk, bias, lo, hi, y)) && !(s2 && dw3x3_s2(w, x, wk, bias, lo, hi, y))) {
                 depthwise_plane(w, x, wk, bias, y);
@@ -926,37 +919,13 @@ static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
     j->wt = bufs[2];
     j->b = p[5] ? bufs[3] : NULL;
     j->act = NULL;
-    j->bands = 1;
-}
-
-/* How the threads share a depthwise convolution: by planes (1), or, where the
- * planes are larger than their count, each plane in one band of output rows
- * per thread. The GEMM splits the 1x1 convolutions around it the same way
- * (by output positions when there are more of them than channels), so each
- * thread then reads the rows it wrote itself: split by planes, half of every
- * input crossed to the other core's cache, and two threads ran MobileNetV2's
- * 112x112 and 56x56 depthwise layers no faster than one. Only the AVX-512
- * kernels take bands. */
-static int64_t dw_bands(kiln_pool *pool, const win3 *w) {
-    int64_t T = kiln_pool_threads(pool);
-    bool k3 = w->in[0] == 1 && w->k[0] == 1 && w->k[1] == 3 && w->k[2] == 3 && w->dil[1] == 1 && w->dil[2] == 1 &&
-              w->stride[1] == w->stride[2] && (w->stride[1] == 1 || w->stride[1] == 2);
-    if (T <= 1 || !k3 || w->out[1] * w->out[2] < w->M || w->out[1] < 2 * T) return 1;
-#ifdef HAVE_DW_AVX512
-    if (kiln_have_avx512() && (w->out[2] + 15) / 16 <= DW_MAXV) return T;
-#endif
-    return 1;
 }
 
 void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     conv_read(&j, bufs, p);
     j.act = p + 6 + 7 * p[0];
-    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) {
-        j.bands = dw_bands(pool, &j.w);
-        kiln_parallel_for(pool, j.bands * j.w.N * j.w.M, conv_rows, &j);
-        return;
-    }
+    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return; }
     const win3 *w = &j.w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
