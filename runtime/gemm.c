@@ -122,6 +122,13 @@ __attribute__((target("avx512f"))) static inline void store512(float *c, __m512 
     _mm512_storeu_ps(c, v);
 }
 
+/* store512 for a tile whose accumulators already hold the start value */
+__attribute__((target("avx512f"))) static inline void store512_pre(float *c, __m512 v, const tile_epi *e, int64_t ldc, int r, int j) {
+    if (e->res) v = _mm512_add_ps(v, _mm512_loadu_ps(e->res + r * ldc + j));
+    if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
+    _mm512_storeu_ps(c, v);
+}
+
 #define ROW512(i) if (R > i) { __m512 x = _mm512_set1_ps(ak[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); }
 /* R rows of the 12 (a tile of 4 or 8 rows skips the others' FMAs: an M of 64
  * is 5 x 12 + 4 rows, not 6 x 12). */
@@ -130,6 +137,17 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
     __m512 z = _mm512_setzero_ps();
     __m512 c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
     __m512 c60 = z, c61 = z, c70 = z, c71 = z, c80 = z, c81 = z, c90 = z, c91 = z, cA0 = z, cA1 = z, cB0 = z, cB1 = z;
+    /* A full tile that starts C afresh with alpha 1 starts its accumulators
+     * from the bias, and its stores skip the multiply-add (with K = 16 the
+     * epilogue was a fifth of the tile's vector operations). */
+    bool pre = e->first && alpha == 1.0f && nr == 32 && mr == R;
+    if (pre && (e->rb || e->cb)) {
+        __m512 q0 = e->cb ? _mm512_loadu_ps(e->cb) : z, q1 = e->cb ? _mm512_loadu_ps(e->cb + 16) : z;
+#define INIT_ROW(i, ri) if (R > ri) { c##i##0 = e->rb ? _mm512_set1_ps(e->rb[ri]) : q0; c##i##1 = e->rb ? c##i##0 : q1; }
+        INIT_ROW(0, 0) INIT_ROW(1, 1) INIT_ROW(2, 2) INIT_ROW(3, 3) INIT_ROW(4, 4) INIT_ROW(5, 5)
+        INIT_ROW(6, 6) INIT_ROW(7, 7) INIT_ROW(8, 8) INIT_ROW(9, 9) INIT_ROW(A, 10) INIT_ROW(B, 11)
+#undef INIT_ROW
+    }
     int64_t bs = e->bs ? e->bs : 32;
     for (int64_t k = 0; k < K; k++) {
         __m512 b0 = _mm512_loadu_ps(b + k * bs), b1 = _mm512_loadu_ps(b + k * bs + 16);
@@ -140,6 +158,13 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
         if (R > 11) { __m512 x = _mm512_set1_ps(ak[11]); cB0 = _mm512_fmadd_ps(x, b0, cB0); cB1 = _mm512_fmadd_ps(x, b1, cB1); }
     }
     __m512 al = _mm512_set1_ps(alpha);
+    if (pre) {
+#define ST_PRE(i, ri) if (R > ri) { store512_pre(c + ri * ldc, c##i##0, e, ldc, ri, 0); store512_pre(c + ri * ldc + 16, c##i##1, e, ldc, ri, 16); }
+        ST_PRE(0, 0) ST_PRE(1, 1) ST_PRE(2, 2) ST_PRE(3, 3) ST_PRE(4, 4) ST_PRE(5, 5)
+        ST_PRE(6, 6) ST_PRE(7, 7) ST_PRE(8, 8) ST_PRE(9, 9) ST_PRE(A, 10) ST_PRE(B, 11)
+#undef ST_PRE
+        return;
+    }
     if (nr == 32 && mr == R) { /* a full tile straight from the named accumulators (an array of them went through the stack) */
 #define ST_ROW(i, ri) if (R > ri) { store512(c + ri * ldc, c##i##0, al, e, ldc, ri, 0); store512(c + ri * ldc + 16, c##i##1, al, e, ldc, ri, 16); }
         ST_ROW(0, 0) ST_ROW(1, 1) ST_ROW(2, 2) ST_ROW(3, 3) ST_ROW(4, 4) ST_ROW(5, 5)
