@@ -565,6 +565,30 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
      * outside the row), so that the taps are plain loads E[ow], O[ow] and
      * E[ow + 1]: 2 permutes per 16 columns of an input row, which serves up to
      * two output rows, instead of 3 per tap row of every output vector */
+    if (nv <= 2) { /* narrow rows (28 outputs or fewer): splitting them cost more than it saved; 3 permutes a tap row */
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t ih = oh * 2 - ph;
+            const float *r0 = ih >= 0 && ih < H ? x + ih * W : NULL;
+            const float *r1 = ih + 1 >= 0 && ih + 1 < H ? x + (ih + 1) * W : NULL;
+            const float *r2 = ih + 2 >= 0 && ih + 2 < H ? x + (ih + 2) * W : NULL;
+            for (int64_t v = 0; v < nv; v++) {
+                __m512 a0 = vb, a1 = _mm512_setzero_ps(), a2 = a1;
+                int64_t b = v * 32 - pw;
+                const __mmask16 *m = mk[v];
+#define DW_S2(r, acc, w0, w1, w2) if (r) { \
+                __m512 l0 = _mm512_maskz_loadu_ps(m[0], r + b), l1 = _mm512_maskz_loadu_ps(m[1], r + b + 16); \
+                __m512 l2 = _mm512_maskz_loadu_ps(m[2], r + b + 2), l3 = _mm512_maskz_loadu_ps(m[3], r + b + 18); \
+                acc = _mm512_fmadd_ps(w0, _mm512_permutex2var_ps(l0, ev, l1), acc); \
+                acc = _mm512_fmadd_ps(w1, _mm512_permutex2var_ps(l0, od, l1), acc); \
+                acc = _mm512_fmadd_ps(w2, _mm512_permutex2var_ps(l2, ev, l3), acc); }
+                DW_S2(r0, a0, k0, k1, k2) DW_S2(r1, a1, k3, k4, k5) DW_S2(r2, a2, k6, k7, k8)
+#undef DW_S2
+                __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+                _mm512_mask_storeu_ps(y + oh * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
+            }
+        }
+        return true;
+    }
     int64_t ne = (nv + 1) * 16, nin = 2 * DW_R2 + 1;
     float *sp = dw_s2_scratch(2 * nin * ne);
     if (!sp) return false;
