@@ -190,14 +190,14 @@ def depthwise(d):
     x = dw(x, 3, 1, [1, 1, 1, 1])                          # 3 x 1
     # wider planes: several 16-column vectors per row with a ragged last one,
     # and a row count that is not a multiple of the row blocks
-    v = dw("v", 3, 1, [1, 1, 1, 1], act="relu6")         # 23 x 41
-    v = dw(v, 3, 2, [1, 1, 1, 1])                          # 12 x 21
-    v = dw(v, 3, 1, [0, 1, 1, 0], act="relu")             # 11 x 20, asymmetric
-    v = dw(v, 3, 2, [0, 0, 0, 0])                          # 5 x 9
+    v = dw("v", 3, 1, [1, 1, 1, 1], act="relu6")         # 23 x 75
+    v = dw(v, 3, 2, [1, 1, 1, 1])                          # 12 x 38: rows split into even and odd columns
+    v = dw(v, 3, 1, [0, 1, 1, 0], act="relu")             # 11 x 37, asymmetric
+    v = dw(v, 3, 2, [0, 0, 0, 0])                          # 5 x 18
     y = b.op("Concat", [b.op("Flatten", [x]), b.op("Flatten", [v])], axis=1)
     b.save(os.path.join(d, "depthwise.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, C, 15, 9]),
-                                               helper.make_tensor_value_info("v", TensorProto.FLOAT, [2, C, 23, 41])], y)
-    return [rng.standard_normal((2, C, 15, 9)).astype(np.float32), rng.standard_normal((2, C, 23, 41)).astype(np.float32)]
+                                               helper.make_tensor_value_info("v", TensorProto.FLOAT, [2, C, 23, 75])], y)
+    return [rng.standard_normal((2, C, 15, 9)).astype(np.float32), rng.standard_normal((2, C, 23, 75)).astype(np.float32)]
 
 
 def convgeom(d):
