@@ -328,6 +328,36 @@ static void pack_b(const gemm_args *g, int nr, int64_t k0, int64_t kc, int64_t j
  * columns beyond N are zeros). An N of 49 then costs 12 + 4 FMAs per k for
  * its last 17 columns instead of 24. */
 #define ROW16(i, x) { c##i = _mm512_fmadd_ps(_mm512_set1_ps(ak[x]), b0, c##i); }
+/* CNT columns of the panel b (row stride 32) over the 12 rows of a, each one
+ * vector of rows. One column alone goes in four partial sums over k: as one
+ * chain of K dependent FMAs its latency bounded it (MobileNetV2's 7x7 1x1
+ * convolutions, N = 49, spent a quarter of their tail kernel there). */
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void tail_cols(int CNT, int64_t K, const float *a,
+                                                                                           const float *b, __m512 *s) {
+    __m512 s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    if (CNT == 1) {
+        int64_t k = 0;
+        for (; k + 4 <= K; k += 4) {
+            const float *ak = a + k * 12, *bk = b + k * 32;
+            s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps((__mmask16)0x0fff, ak), _mm512_set1_ps(bk[0]), s0);
+            s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps((__mmask16)0x0fff, ak + 12), _mm512_set1_ps(bk[32]), s1);
+            s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps((__mmask16)0x0fff, ak + 24), _mm512_set1_ps(bk[64]), s2);
+            s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps((__mmask16)0x0fff, ak + 36), _mm512_set1_ps(bk[96]), s3);
+        }
+        for (; k < K; k++) s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps((__mmask16)0x0fff, a + k * 12), _mm512_set1_ps(b[k * 32]), s0);
+        s[0] = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        return;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        __m512 av = _mm512_maskz_loadu_ps((__mmask16)0x0fff, a + k * 12);
+        const float *bk = b + k * 32;
+        s0 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[0]), s0);
+        if (CNT > 1) s1 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[1]), s1);
+        if (CNT > 2) s2 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[2]), s2);
+        if (CNT > 3) s3 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[3]), s3);
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+}
 __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, const float *a, const float *b, float *c,
                                                                    int64_t ldc, float alpha, int mr, int nr, const tile_epi *e) {
     __m512 z = _mm512_setzero_ps(), al = _mm512_set1_ps(alpha);
@@ -352,20 +382,20 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, co
         j0 = 16;
     }
     for (int j = j0; j < nr; j += 4) {
-        __m512 s0 = z, s1 = z, s2 = z, s3 = z;
-        for (int64_t k = 0; k < K; k++) {
-            __m512 av = _mm512_maskz_loadu_ps((__mmask16)0x0fff, a + k * 12);
-            const float *bk = b + k * 32 + j;
-            s0 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[0]), s0);
-            s1 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[1]), s1);
-            s2 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[2]), s2);
-            s3 = _mm512_fmadd_ps(av, _mm512_set1_ps(bk[3]), s3);
+        __m512 s[4] = {z, z, z, z};
+        /* only the columns that exist (N = 49 leaves one after the 12x16
+         * block), a lone column in four partial sums over k */
+        switch (nr - j) {
+        case 1: tail_cols(1, K, a, b + j, s); break;
+        case 2: tail_cols(2, K, a, b + j, s); break;
+        case 3: tail_cols(3, K, a, b + j, s); break;
+        default: tail_cols(4, K, a, b + j, s);
         }
         float t[4][16];
-        _mm512_storeu_ps(t[0], s0);
-        _mm512_storeu_ps(t[1], s1);
-        _mm512_storeu_ps(t[2], s2);
-        _mm512_storeu_ps(t[3], s3);
+        _mm512_storeu_ps(t[0], s[0]);
+        _mm512_storeu_ps(t[1], s[1]);
+        _mm512_storeu_ps(t[2], s[2]);
+        _mm512_storeu_ps(t[3], s[3]);
         for (int q = 0; q < 4 && j + q < nr; q++)
             for (int r = 0; r < mr; r++) c[r * ldc + j + q] = tile_value(e, c + r * ldc + j + q, ldc, r, j + q, alpha, t[q][r]);
     }
