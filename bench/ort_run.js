@@ -1,6 +1,7 @@
 // ort_run.js MODEL THREADS REPEAT OUTDIR INPUT.npy...
 // Runs MODEL with ONNX Runtime (CPU) on the inputs, REPEAT times after one warm-up,
-// prints {"median_ms": ...} and writes output_K.npy into OUTDIR.
+// prints {"median_ms": ...} and writes output_K.npy into OUTDIR. With
+// KILN_ORT_PROFILE=PREFIX set, ONNX Runtime also writes its per-node profile.
 const ort = require('onnxruntime-node');
 const fs = require('fs');
 const path = require('path');
@@ -34,7 +35,11 @@ function writeNpy(file, t) {
 (async () => {
   const [model, threads, repeat, outdir, ...inputs] = process.argv.slice(2);
   const n = Number(threads);
-  const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: n, interOpNumThreads: 1, executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  const opts = { intraOpNumThreads: n, interOpNumThreads: 1, executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
+  /* bench/layers.py: ONNX Runtime's own per-node profile, written as PREFIX_<date>.json */
+  const prof = process.env.KILN_ORT_PROFILE;
+  if (prof) Object.assign(opts, { enableProfiling: true, profileFilePrefix: prof });
+  const sess = await ort.InferenceSession.create(model, opts);
   const feeds = {};
   sess.inputNames.forEach((name, i) => { feeds[name] = readNpy(inputs[i]); });
   let out = await sess.run(feeds);
@@ -47,5 +52,6 @@ function writeNpy(file, t) {
   times.sort((a, b) => a - b);
   fs.mkdirSync(outdir, { recursive: true });
   sess.outputNames.forEach((name, k) => writeNpy(path.join(outdir, `output_${k}.npy`), out[name]));
+  if (prof) sess.endProfiling();
   console.log(JSON.stringify({ median_ms: times[Math.floor(times.length / 2)] }));
 })().catch(e => { console.error(String(e)); process.exit(1); });
