@@ -338,7 +338,6 @@ bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-
 /* A control-flow node whose work now lies in copies of its subgraph becomes
  * an Identity of its first input to a value nobody reads (dead-code
  * elimination drops it). */

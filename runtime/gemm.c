@@ -114,19 +114,17 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
     }
 }
 
-__attribute__((target("avx512f"))) static inline void store512(float *c, __m512 acc, __m512 al, const tile_epi *e, int64_t ldc, int r, int j) {
-    __m512 init = !e->first ? _mm512_loadu_ps(c) : e->rb ? _mm512_set1_ps(e->rb[r]) : e->cb ? _mm512_loadu_ps(e->cb + j) : _mm512_setzero_ps();
-    __m512 v = _mm512_fmadd_ps(al, acc, init);
+/* The end of a vector's epilogue: v (its start value already in) plus the
+ * residual, clamped, stored. */
+__attribute__((target("avx512f"))) static inline void store512_pre(float *c, __m512 v, const tile_epi *e, int64_t ldc, int r, int j) {
     if (e->res) v = _mm512_add_ps(v, _mm512_loadu_ps(e->res + r * ldc + j));
     if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
     _mm512_storeu_ps(c, v);
 }
 
-/* store512 for a tile whose accumulators already hold the start value */
-__attribute__((target("avx512f"))) static inline void store512_pre(float *c, __m512 v, const tile_epi *e, int64_t ldc, int r, int j) {
-    if (e->res) v = _mm512_add_ps(v, _mm512_loadu_ps(e->res + r * ldc + j));
-    if (e->clamp) v = _mm512_min_ps(_mm512_set1_ps(e->hi), _mm512_max_ps(_mm512_set1_ps(e->lo), v));
-    _mm512_storeu_ps(c, v);
+__attribute__((target("avx512f"))) static inline void store512(float *c, __m512 acc, __m512 al, const tile_epi *e, int64_t ldc, int r, int j) {
+    __m512 init = !e->first ? _mm512_loadu_ps(c) : e->rb ? _mm512_set1_ps(e->rb[r]) : e->cb ? _mm512_loadu_ps(e->cb + j) : _mm512_setzero_ps();
+    store512_pre(c, _mm512_fmadd_ps(al, acc, init), e, ldc, r, j);
 }
 
 #define ROW512(i) if (R > i) { __m512 x = _mm512_set1_ps(ak[i]); c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); }

@@ -490,19 +490,29 @@ static inline __mmask16 row_lanes(int64_t b, int64_t W) {
     return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
 
+/* The even (odd) elements of the 32 floats lo, hi: a stride-2 row's taps. */
+__attribute__((target("avx512f"))) static inline __m512 even_cols(__m512 lo, __m512 hi) {
+    return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), hi);
+}
+__attribute__((target("avx512f"))) static inline __m512 odd_cols(__m512 lo, __m512 hi) {
+    return _mm512_permutex2var_ps(lo, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), hi);
+}
+
 #define DW_MAXV 64 /* output vectors per row whose load masks are kept (OW <= 1024) */
 #define DW_R2 4     /* stride 2: output rows per block */
+#define TAP_MAXKW 11 /* kernel columns whose load masks tap_masks keeps */
 
-/* The thread's buffer for the split rows of the stride-2 kernel. */
-static _Thread_local float *dws2_buf;
-static _Thread_local int64_t dws2_cap;
-static float *dw_s2_scratch(int64_t n) {
-    if (n > dws2_cap) {
-        free(dws2_buf);
-        dws2_buf = aligned_alloc(64, (size_t)((n + 15) / 16 * 16) * sizeof(float));
-        dws2_cap = dws2_buf ? n : 0;
-    }
-    return dws2_buf;
+/* The load masks of a window's taps along a row of W, the same for every row:
+ * output vector v (16 columns at stride s) and kernel column kw load at
+ * column b = 16 v s - pw + kw: mk[v][kw][0] for b, [1] for b + 16 (the second
+ * load at stride 2). */
+static void tap_masks(int64_t nv, int64_t KW, int64_t s, int64_t pw, int64_t W, __mmask16 (*mk)[TAP_MAXKW][2]) {
+    for (int64_t v = 0; v < nv; v++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t b = v * 16 * s - pw + kw;
+            mk[v][kw][0] = row_lanes(b, W);
+            mk[v][kw][1] = row_lanes(b + 16, W);
+        }
 }
 
 /* A 3x3 depthwise plane (dilation 1, stride 1 or 2) straight from the NCHW
@@ -522,13 +532,9 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
         for (int t = 0; t < 4; t++) mk[v][t] = row_lanes(s == 1 ? b + t : b + (t & 1) * 16 + (t >> 1) * 2, W);
         om[v] = row_lanes(v * 16, OW);
     }
-    __m512 k0 = _mm512_set1_ps(wk[0]), k1 = _mm512_set1_ps(wk[1]), k2 = _mm512_set1_ps(wk[2]);
-    __m512 k3 = _mm512_set1_ps(wk[3]), k4 = _mm512_set1_ps(wk[4]), k5 = _mm512_set1_ps(wk[5]);
-    __m512 k6 = _mm512_set1_ps(wk[6]), k7 = _mm512_set1_ps(wk[7]), k8 = _mm512_set1_ps(wk[8]);
+    __m512 kw[9];
+    for (int t = 0; t < 9; t++) kw[t] = _mm512_set1_ps(wk[t]);
     __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    __m512 kw[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};
     if (s == 1) { /* DW_R output rows at a time: each input row loaded once (three shifts) for all its outputs */
         enum { DW_R = 4 };
         for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R) {
@@ -577,13 +583,13 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
                 __m512 a0 = vb, a1 = _mm512_setzero_ps(), a2 = a1;
                 int64_t b = v * 32 - pw;
                 const __mmask16 *m = mk[v];
-#define DW_S2(r, acc, w0, w1, w2) if (r) { \
+#define DW_S2(r, acc, t) if (r) { \
                 __m512 l0 = _mm512_maskz_loadu_ps(m[0], r + b), l1 = _mm512_maskz_loadu_ps(m[1], r + b + 16); \
                 __m512 l2 = _mm512_maskz_loadu_ps(m[2], r + b + 2), l3 = _mm512_maskz_loadu_ps(m[3], r + b + 18); \
-                acc = _mm512_fmadd_ps(w0, _mm512_permutex2var_ps(l0, ev, l1), acc); \
-                acc = _mm512_fmadd_ps(w1, _mm512_permutex2var_ps(l0, od, l1), acc); \
-                acc = _mm512_fmadd_ps(w2, _mm512_permutex2var_ps(l2, ev, l3), acc); }
-                DW_S2(r0, a0, k0, k1, k2) DW_S2(r1, a1, k3, k4, k5) DW_S2(r2, a2, k6, k7, k8)
+                acc = _mm512_fmadd_ps(kw[t], even_cols(l0, l1), acc); \
+                acc = _mm512_fmadd_ps(kw[t + 1], odd_cols(l0, l1), acc); \
+                acc = _mm512_fmadd_ps(kw[t + 2], even_cols(l2, l3), acc); }
+                DW_S2(r0, a0, 0) DW_S2(r1, a1, 3) DW_S2(r2, a2, 6)
 #undef DW_S2
                 __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
                 _mm512_mask_storeu_ps(y + oh * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
@@ -598,7 +604,7 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
      * serves up to two output rows, instead of 3 per tap row of every output
      * vector */
     int64_t ne = (nv + 1) * 16, nin = 2 * DW_R2 + 1;
-    float *sp = dw_s2_scratch(2 * nin * ne);
+    float *sp = dw_scratch(2 * nin * ne, 0, 3, ne, 0); /* the flat and split kernels' buffer, nothing cleared */
     if (!sp) return false;
     for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R2) {
         int64_t rows = OH - oh0 < DW_R2 ? OH - oh0 : DW_R2;
@@ -613,8 +619,8 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
             for (int64_t q = 0; q <= nv; q++) {
                 int64_t b = q * 32 - pw;
                 __m512 l0 = _mm512_maskz_loadu_ps(mk[q][0], xr + b), l1 = _mm512_maskz_loadu_ps(mk[q][1], xr + b + 16);
-                _mm512_storeu_ps(E + q * 16, _mm512_permutex2var_ps(l0, ev, l1));
-                _mm512_storeu_ps(O + q * 16, _mm512_permutex2var_ps(l0, od, l1));
+                _mm512_storeu_ps(E + q * 16, even_cols(l0, l1));
+                _mm512_storeu_ps(O + q * 16, odd_cols(l0, l1));
             }
         }
         for (int64_t o = 0; o < rows; o++) {
@@ -622,15 +628,15 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
             float *yr = y + (oh0 + o) * OW;
             for (int64_t v = 0; v < nv; v++) {
                 int64_t c = v * 16;
-                __m512 a0 = _mm512_fmadd_ps(k0, _mm512_loadu_ps(e0 + c), vb);
-                __m512 a1 = _mm512_mul_ps(k1, _mm512_loadu_ps(o0 + c));
-                __m512 a2 = _mm512_mul_ps(k2, _mm512_loadu_ps(e0 + c + 1));
-                a0 = _mm512_fmadd_ps(k3, _mm512_loadu_ps(e1 + c), a0);
-                a1 = _mm512_fmadd_ps(k4, _mm512_loadu_ps(o1 + c), a1);
-                a2 = _mm512_fmadd_ps(k5, _mm512_loadu_ps(e1 + c + 1), a2);
-                a0 = _mm512_fmadd_ps(k6, _mm512_loadu_ps(e2 + c), a0);
-                a1 = _mm512_fmadd_ps(k7, _mm512_loadu_ps(o2 + c), a1);
-                a2 = _mm512_fmadd_ps(k8, _mm512_loadu_ps(e2 + c + 1), a2);
+                __m512 a0 = _mm512_fmadd_ps(kw[0], _mm512_loadu_ps(e0 + c), vb);
+                __m512 a1 = _mm512_mul_ps(kw[1], _mm512_loadu_ps(o0 + c));
+                __m512 a2 = _mm512_mul_ps(kw[2], _mm512_loadu_ps(e0 + c + 1));
+                a0 = _mm512_fmadd_ps(kw[3], _mm512_loadu_ps(e1 + c), a0);
+                a1 = _mm512_fmadd_ps(kw[4], _mm512_loadu_ps(o1 + c), a1);
+                a2 = _mm512_fmadd_ps(kw[5], _mm512_loadu_ps(e1 + c + 1), a2);
+                a0 = _mm512_fmadd_ps(kw[6], _mm512_loadu_ps(e2 + c), a0);
+                a1 = _mm512_fmadd_ps(kw[7], _mm512_loadu_ps(o2 + c), a1);
+                a2 = _mm512_fmadd_ps(kw[8], _mm512_loadu_ps(e2 + c + 1), a2);
                 __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
                 _mm512_mask_storeu_ps(yr + c, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
             }
@@ -713,12 +719,11 @@ typedef struct {
 
 #define SMALLC_MAX_C 4
 #define SMALLC_MAX_TAPS 160
-#define SMALLC_MAX_KW 11
 
 static bool smallc_fits(const win3 *w) {
     int64_t s = w->stride[1];
     return kiln_have_avx512() && w->group == 1 && w->in[0] == 1 && w->k[0] == 1 && w->out[0] == 1 && w->C <= SMALLC_MAX_C &&
-           w->C * w->k[1] * w->k[2] <= SMALLC_MAX_TAPS && w->k[2] <= SMALLC_MAX_KW && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
+           w->C * w->k[1] * w->k[2] <= SMALLC_MAX_TAPS && w->k[2] <= TAP_MAXKW && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
            w->dil[2] == 1 && (w->out[2] + 15) / 16 <= DW_MAXV;
 }
 
@@ -727,18 +732,10 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
     const win3 *w = &j->w;
     int64_t C = w->C, M = w->M, H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], KH = w->k[1], KW = w->k[2];
     int64_t s = w->stride[1], ph = w->pad[1], pw = w->pad[2], osz = OH * OW, nv = (OW + 15) / 16;
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
     __m512 xs[SMALLC_MAX_TAPS];
-    /* the load masks of each output vector and kernel column (and, at stride
-     * 2, of its second load): the same for every row, channel and kernel row */
-    __mmask16 mk[DW_MAXV][SMALLC_MAX_KW][2];
-    for (int64_t v = 0; v < nv; v++)
-        for (int64_t kw = 0; kw < KW; kw++) {
-            int64_t b = v * 16 * s - pw + kw;
-            mk[v][kw][0] = row_lanes(b, W);
-            mk[v][kw][1] = row_lanes(b + 16, W);
-        }
+    __mmask16 mk[DW_MAXV][TAP_MAXKW][2]; /* the same for every row, channel and kernel row */
+    tap_masks(nv, KW, s, pw, W, mk);
     for (int64_t r = r0; r < r1; r++) { /* r = n * OH + oh */
         int64_t n = r / OH, oh = r % OH;
         /* the rows two output rows ahead, from memory while this one computes
@@ -762,8 +759,7 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
                         int64_t b = v * 16 * s - pw + kw;
                         if (!in) xs[t] = _mm512_setzero_ps();
                         else if (s == 1) xs[t] = _mm512_maskz_loadu_ps(mk[v][kw][0], xr + b);
-                        else xs[t] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(mk[v][kw][0], xr + b), ev,
-                                                            _mm512_maskz_loadu_ps(mk[v][kw][1], xr + b + 16));
+                        else xs[t] = even_cols(_mm512_maskz_loadu_ps(mk[v][kw][0], xr + b), _mm512_maskz_loadu_ps(mk[v][kw][1], xr + b + 16));
                     }
                 }
             __mmask16 om = row_lanes(v * 16, OW);
@@ -883,15 +879,14 @@ typedef struct { const win3 *w; const float *x; float *col; int64_t j0, nb; } im
  * loads masked to the elements that exist (stride-2 im2col rows were a scalar
  * loop: a fifth of a 64->128 3x3/2 convolution at 56x56) */
 __attribute__((target("avx512f"))) static void even_copy_avx512(float *dst, const float *src, int64_t n) {
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     int64_t i = 0;
     for (; i + 16 <= n && 2 * i + 32 <= 2 * n - 1; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * i), ev, _mm512_loadu_ps(src + 2 * i + 16)));
+        _mm512_storeu_ps(dst + i, even_cols(_mm512_loadu_ps(src + 2 * i), _mm512_loadu_ps(src + 2 * i + 16)));
     for (; i < n; i += 16) { /* src[2 i .. 2 n - 2] exist */
         int64_t have = 2 * (n - i) - 1;
         __m512 l0 = _mm512_maskz_loadu_ps(row_lanes(0, have), src + 2 * i);
         __m512 l1 = _mm512_maskz_loadu_ps(row_lanes(0, have - 16), src + 2 * i + 16);
-        _mm512_mask_storeu_ps(dst + i, row_lanes(0, n - i), _mm512_permutex2var_ps(l0, ev, l1));
+        _mm512_mask_storeu_ps(dst + i, row_lanes(0, n - i), even_cols(l0, l1));
     }
 }
 #endif
@@ -1075,22 +1070,14 @@ static float max_border(const win3 *w, const float *x, int64_t oh, int64_t ow) {
  * first tap is padding, a NaN first valid element is passed over. The strided
  * scalar loops it replaced took 0.32 ms for ResNet-18's 64 x 112 x 112 at two
  * threads (ONNX Runtime 0.07). */
-#define MP_MAXK 8
 __attribute__((target("avx512f"))) static bool maxpool_avx512(const win3 *w, const float *x, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], KH = w->k[1], KW = w->k[2];
     int64_t s = w->stride[1], ph = w->pad[1], pw = w->pad[2], nv = (OW + 15) / 16;
-    if (nv > DW_MAXV || KW > MP_MAXK || (s != 1 && s != 2) || w->stride[2] != s || w->dil[1] != 1 || w->dil[2] != 1) return false;
-    __mmask16 mk[DW_MAXV][MP_MAXK][2], om[DW_MAXV]; /* the loads' lanes inside the row, per vector and kernel column */
-    for (int64_t v = 0; v < nv; v++) {
-        om[v] = row_lanes(v * 16, OW);
-        for (int64_t kw = 0; kw < KW; kw++) {
-            int64_t b = v * 16 * s - pw + kw;
-            mk[v][kw][0] = row_lanes(b, W);
-            mk[v][kw][1] = row_lanes(b + 16, W);
-        }
-    }
+    if (nv > DW_MAXV || KW > TAP_MAXKW || (s != 1 && s != 2) || w->stride[2] != s || w->dil[1] != 1 || w->dil[2] != 1) return false;
+    __mmask16 mk[DW_MAXV][TAP_MAXKW][2], om[DW_MAXV];
+    tap_masks(nv, KW, s, pw, W, mk);
+    for (int64_t v = 0; v < nv; v++) om[v] = row_lanes(v * 16, OW);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int64_t oh = 0; oh < OH; oh++) {
         float *yr = y + oh * OW;
         for (int64_t v = 0; v < nv; v++) {
@@ -1104,8 +1091,7 @@ __attribute__((target("avx512f"))) static bool maxpool_avx512(const win3 *w, con
                     int64_t b = v * 16 * s - pw + kw;
                     const __mmask16 *m = mk[v][kw];
                     __m512 q = s == 1 ? _mm512_mask_loadu_ps(ninf, m[0], xr + b)
-                                      : _mm512_permutex2var_ps(_mm512_mask_loadu_ps(ninf, m[0], xr + b), ev,
-                                                               _mm512_mask_loadu_ps(ninf, m[1], xr + b + 16));
+                                      : even_cols(_mm512_mask_loadu_ps(ninf, m[0], xr + b), _mm512_mask_loadu_ps(ninf, m[1], xr + b + 16));
                     acc = first ? q : _mm512_max_ps(q, acc);
                     first = false;
                 }
@@ -1318,9 +1304,6 @@ static void reduce_pass(int64_t kind, int64_t rank, const int64_t *dims, const i
     }
 }
 
-/* A sum-like reduction (sum, mean, |x|, x^2) over one run of axes, as
- * [outer, len, inner]: along contiguous rows in 16 independent partial sums
- * (vectorized), or, with inner > 1, row by row into the outputs. */
 #ifdef HAVE_AVX512_KERNELS
 /* One contiguous row's sum-like reduction with AVX-512: two vectors of
  * partial sums, the tail by a masked load (GCC left the generic loop scalar
@@ -1343,6 +1326,10 @@ __attribute__((target("avx512f"))) static float row_reduce_avx512(int64_t kind, 
 }
 #endif
 
+/* A sum-like reduction (sum, mean, |x|, x^2) over one run of axes, as
+ * [outer, len, inner]: along contiguous rows with AVX-512, or elsewhere in 16
+ * independent partial sums (vectorized), or, with inner > 1, row by row into
+ * the outputs. */
 KILN_CLONES static void reduce_runs(int64_t kind, int64_t outer, int64_t len, int64_t inner, const float *x, float *y) {
 #ifdef HAVE_AVX512_KERNELS
     if (inner == 1 && kiln_have_avx512()) {
