@@ -18,6 +18,13 @@
 #include <string.h>
 
 #define KC 192
+/* The depth of K's slices: as even as they go, none deeper than KC (a K of
+ * 784 is five slices of 157, not four of 192 and one of 16, whose tiles
+ * cost their loads and stores of C for 16 products). */
+static inline int64_t kc_of(int64_t K) {
+    int64_t n = (K + KC - 1) / KC;
+    return n > 1 ? (K + n - 1) / n : K;
+}
 #define MC 120
 #define NC 3072
 /* at most this many rows of A: B is read in place, not packed (gemm_serial) */
@@ -285,12 +292,41 @@ typedef struct {
 static inline float a_at(const gemm_args *g, int64_t i, int64_t k) { return g->ta ? g->A[k * g->lda + i] : g->A[i * g->lda + k]; }
 static inline float b_at(const gemm_args *g, int64_t k, int64_t j) { return g->tb ? g->B[j * g->ldb + k] : g->B[k * g->ldb + j]; }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* Four rows of a row-major A (a: the first row's k0, row stride lda) into a
+ * panel of mr-float lines (dst + k mr: line k, from this group's row), 4 x 8
+ * blocks transposed in registers; returns how many k it did, a multiple of 8.
+ * Scalar, the packing was 5-7% of BERT-4's and the MLP's time. */
+__attribute__((target("avx2"))) static int64_t pack_a_rows4(const float *a, int64_t lda, int64_t kc, int mr, float *dst) {
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r0 = _mm256_loadu_ps(a + k), r1 = _mm256_loadu_ps(a + lda + k);
+        __m256 r2 = _mm256_loadu_ps(a + 2 * lda + k), r3 = _mm256_loadu_ps(a + 3 * lda + k);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1); /* k 0,1 | 4,5 and 2,3 | 6,7 of rows 0, 1 */
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xee), /* k 0 | 4, 1 | 5 */
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xee)}; /* k 2 | 6, 3 | 7 */
+        float *d = dst + k * mr;
+        for (int q = 0; q < 4; q++) {
+            _mm_storeu_ps(d + q * mr, _mm256_castps256_ps128(u[q]));
+            _mm_storeu_ps(d + (q + 4) * mr, _mm256_extractf128_ps(u[q], 1));
+        }
+    }
+    return k;
+}
+#endif
+
 static void pack_a(const gemm_args *g, int mr, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float *pa) {
     for (int64_t p = 0; p < mc; p += mr) {
         int64_t rows = mc - p < mr ? mc - p : mr;
+        int64_t r4 = 0, kdone = 0; /* rows [0, r4) x k [0, kdone) packed by pack_a_rows4 */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        if (!g->ta && have_avx2())
+            for (; r4 + 4 <= rows; r4 += 4) kdone = pack_a_rows4(g->A + (i0 + p + r4) * g->lda + k0, g->lda, kc, mr, pa + p * kc + r4);
+#endif
         for (int64_t k = 0; k < kc; k++) {
             float *dst = pa + p * kc + k * mr;
-            int64_t r = 0;
+            int64_t r = k < kdone ? r4 : 0;
             if (!g->ta) for (; r < rows; r++) dst[r] = g->A[(i0 + p + r) * g->lda + k0 + k];
             else for (; r < rows; r++) dst[r] = g->A[(k0 + k) * g->lda + i0 + p + r];
             for (; r < mr; r++) dst[r] = 0;
@@ -400,6 +436,60 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, co
 }
 #endif
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* C's row i from its accumulator (the products of N <= 16 columns, lanes
+ * beyond N masked off): the whole epilogue, as gemm_plain does it. */
+__attribute__((target("avx512f"))) static inline void narrow_store(const gemm_args *g, int64_t i, __m512 acc, __mmask16 m) {
+    const kiln_gemm_epi *ep = &g->epi;
+    float *c = g->C + i * g->ldc;
+    __m512 init = !(ep->overwrite || ep->row_bias || ep->col_bias) ? _mm512_maskz_loadu_ps(m, c)
+                  : ep->row_bias ? _mm512_set1_ps(ep->row_bias[i])
+                  : ep->col_bias ? _mm512_maskz_loadu_ps(m, ep->col_bias) : _mm512_setzero_ps();
+    __m512 v = _mm512_fmadd_ps(_mm512_set1_ps(g->alpha), acc, init);
+    if (ep->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->residual + i * g->ldc));
+    if (ep->clamp) v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
+    _mm512_mask_storeu_ps(c, m, v);
+}
+
+#define NROW(i) if (R > i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(a[i * lda + k]), bk, c##i);
+/* R rows of C from row i, over all of K: each row one vector of B's columns
+ * (b: rows of stride bs), A's values broadcast from its rows in place. */
+__attribute__((target("avx512f"))) static inline __attribute__((always_inline)) void narrow_rows(int R, const gemm_args *g, int64_t i,
+                                                                                             const float *b, int64_t bs, __mmask16 m) {
+    __m512 z = _mm512_setzero_ps();
+    __m512 c0 = z, c1 = z, c2 = z, c3 = z, c4 = z, c5 = z, c6 = z, c7 = z, c8 = z, c9 = z, c10 = z, c11 = z;
+    const float *a = g->A + i * g->lda;
+    int64_t lda = g->lda;
+    for (int64_t k = 0; k < g->K; k++) {
+        __m512 bk = _mm512_maskz_loadu_ps(m, b + k * bs);
+        NROW(0) NROW(1) NROW(2) NROW(3) NROW(4) NROW(5) NROW(6) NROW(7) NROW(8) NROW(9) NROW(10) NROW(11)
+    }
+    __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
+    for (int r = 0; r < R; r++) narrow_store(g, i + r, acc[r], m);
+}
+#undef NROW
+
+/* A GEMM of at most 16 columns with a row-major A: no packing of A, which for
+ * so few columns cost more than the products (the MLP's 1024 -> 10 layer,
+ * M = 64: 0.092 ms, of it most packing, against ONNX Runtime's 0.029). B is
+ * the packed panel (npad 32: one panel, rows of 32 across all K blocks) or B
+ * itself (rows of ldb). Returns false where it does not apply. */
+__attribute__((target("avx512f"))) static bool gemm_narrow(const gemm_args *g) {
+    const float *b;
+    int64_t bs;
+    if (g->N > 16 || g->ta || g->packed_a) return false;
+    if (g->packed && g->npad == 32 && g->pj == 0) b = g->packed, bs = 32;
+    else if (!g->packed && !g->tb) b = g->B, bs = g->ldb;
+    else return false;
+    __mmask16 m = (__mmask16)((1u << g->N) - 1);
+    int64_t i = 0;
+    for (; i + 12 <= g->M; i += 12) narrow_rows(12, g, i, b, bs, m);
+    for (; i + 4 <= g->M; i += 4) narrow_rows(4, g, i, b, bs, m);
+    for (; i < g->M; i++) narrow_rows(1, g, i, b, bs, m);
+    return true;
+}
+#endif
+
 /* The kernel for a tile of `rows` rows and `cols` columns, short of the full
  * tile: a cheaper one where it exists. */
 static ukernel_fn tile_ukernel(ukernel_fn uk, int rows, int cols) {
@@ -426,14 +516,14 @@ static ukernel_fn pick_ukernel(int *mr, int *nr) {
 /* Element (k, j) of a packed B: K in KC-deep blocks of npad columns, each
  * block nr-wide panels of kc x nr. */
 static inline float packed_at(const gemm_args *g, int nr, int64_t k, int64_t j) {
-    int64_t k0 = k / KC * KC, kc = g->K - k0 < KC ? g->K - k0 : KC, q = j / nr * nr;
+    int64_t KB = kc_of(g->K), k0 = k / KB * KB, kc = g->K - k0 < KB ? g->K - k0 : KB, q = j / nr * nr;
     return g->packed[k0 * g->npad + q * kc + (k - k0) * nr + (j - q)];
 }
 
 /* Element (row i, k) of a packed A: K in KC-deep blocks of mpad rows, each
  * block mr-tall panels of kc x mr. */
 static inline float packed_a_at(const gemm_args *g, int mr, int64_t k, int64_t i) {
-    int64_t k0 = k / KC * KC, kc = g->K - k0 < KC ? g->K - k0 : KC, p = i / mr * mr;
+    int64_t KB = kc_of(g->K), k0 = k / KB * KB, kc = g->K - k0 < KB ? g->K - k0 : KB, p = i / mr * mr;
     return g->packed_a[k0 * g->mpad + p * kc + (k - k0) * mr + (i - p)];
 }
 
@@ -475,6 +565,9 @@ static void gemm_serial(const gemm_args *g) {
     const kiln_gemm_epi *ep = &g->epi;
     bool init = epi_starts(ep);
     if (!pa || !pb) { gemm_plain(g); return; } /* no packing memory */
+#ifdef HAVE_AVX512_UKERNEL
+    if (uk == ukernel_avx512 && gemm_narrow(g)) return;
+#endif
     /* With few rows of A, packing B costs more than it saves: the AVX-512
      * kernel reads B's full 32-column panels in place (row stride ldb; a
      * ragged last panel is still packed). Measured on MobileNetV2's 1x1
@@ -489,8 +582,8 @@ static void gemm_serial(const gemm_args *g) {
 #endif
     for (int64_t j0 = 0; j0 < g->N; j0 += NC) {
         int64_t nc = g->N - j0 < NC ? g->N - j0 : NC;
-        for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
-            int64_t kc = g->K - k0 < KC ? g->K - k0 : KC;
+        for (int64_t k0 = 0, KB = kc_of(g->K); k0 < g->K; k0 += KB) {
+            int64_t kc = g->K - k0 < KB ? g->K - k0 : KB;
             bool last = k0 + kc >= g->K;
             tile_epi te = {NULL, NULL, init && k0 == 0, ep->clamp && last, ep->lo, ep->hi, NULL, 0};
             const float *bp = pb;
@@ -584,8 +677,8 @@ void kiln_sgemm_pack(int64_t N, int64_t K, const float *B, int64_t ldb, int tb, 
     pick_ukernel(&mr, &nr);
     int64_t npad = npad_of(N, nr);
     gemm_args g = {0, N, K, 0, ldb, 0, 0, tb, 1.0f, NULL, B, NULL, NULL, 0, 0, NULL, 0, 0, {0}};
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        int64_t kc = K - k0 < KC ? K - k0 : KC;
+    for (int64_t k0 = 0, KB = kc_of(K); k0 < K; k0 += KB) {
+        int64_t kc = K - k0 < KB ? K - k0 : KB;
         pack_b(&g, nr, k0, kc, 0, N, dst + k0 * npad);
     }
 }
@@ -602,8 +695,8 @@ void kiln_sgemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, int ta
     pick_ukernel(&mr, &nr);
     int64_t mpad = npad_of(M, mr);
     gemm_args g = {M, 0, K, lda, 0, 0, ta, 0, 1.0f, A, NULL, NULL, NULL, 0, 0, NULL, 0, 0, {0}};
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        int64_t kc = K - k0 < KC ? K - k0 : KC;
+    for (int64_t k0 = 0, KB = kc_of(K); k0 < K; k0 += KB) {
+        int64_t kc = K - k0 < KB ? K - k0 : KB;
         pack_a(&g, mr, 0, M, k0, kc, dst + k0 * mpad);
     }
 }

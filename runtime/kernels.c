@@ -515,94 +515,127 @@ static void tap_masks(int64_t nv, int64_t KW, int64_t s, int64_t pw, int64_t W, 
         }
 }
 
+/* Each path of dw3x3_avx512 is a function of its own (noinline), its taps
+ * nine named vectors: in one function, or filled by a loop, gcc kept them on
+ * the stack, a load per FMA beside the row loads (56x56 planes, 144 channels:
+ * 0.28 -> 0.17 ms). */
+#define DW_TAPS                                                                                                        \
+    __m512 k0 = _mm512_set1_ps(wk[0]), k1 = _mm512_set1_ps(wk[1]), k2 = _mm512_set1_ps(wk[2]);                         \
+    __m512 k3 = _mm512_set1_ps(wk[3]), k4 = _mm512_set1_ps(wk[4]), k5 = _mm512_set1_ps(wk[5]);                         \
+    __m512 k6 = _mm512_set1_ps(wk[6]), k7 = _mm512_set1_ps(wk[7]), k8 = _mm512_set1_ps(wk[8]);                         \
+    const __m512 kw[9] = {k0, k1, k2, k3, k4, k5, k6, k7, k8};                                                        \
+    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+#define DW_PATH(name)                                                                                                  \
+    __attribute__((target("avx512f"), noinline)) static bool name(const float *x, int64_t H, int64_t W, int64_t OH,   \
+                                                                  int64_t OW, int64_t ph, int64_t pw, const float *wk, \
+                                                                  float bias, float lo, float hi, float *y)
+
+/* dw3x3_avx512's stride 1: DW_R output rows at a time, each input row loaded
+ * once (three shifts) for all its outputs. */
+DW_PATH(dw3x3_s1_avx512) {
+    int64_t nv = (OW + 15) / 16;
+    __mmask16 mk[DW_MAXV][3], om[DW_MAXV];
+    for (int64_t v = 0; v < nv; v++) {
+        for (int t = 0; t < 3; t++) mk[v][t] = row_lanes(v * 16 - pw + t, W);
+        om[v] = row_lanes(v * 16, OW);
+    }
+    DW_TAPS
+    enum { DW_R = 4 };
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R) {
+        int64_t rows = OH - oh0 < DW_R ? OH - oh0 : DW_R;
+        const float *rp[DW_R + 2];
+        for (int i = 0; i < DW_R + 2; i++) {
+            int64_t ih = oh0 - ph + i;
+            rp[i] = i < rows + 2 && ih >= 0 && ih < H ? x + ih * W : NULL;
+        }
+        for (int64_t v = 0; v < nv; v++) {
+            int64_t b = v * 16 - pw;
+            const __mmask16 *m = mk[v];
+            __m512 acc[DW_R];
+#pragma GCC unroll 4
+            for (int o = 0; o < DW_R; o++) acc[o] = vb;
+#pragma GCC unroll 6
+            for (int i = 0; i < DW_R + 2; i++) {
+                if (!rp[i]) continue;
+                __m512 x0 = _mm512_maskz_loadu_ps(m[0], rp[i] + b), x1 = _mm512_maskz_loadu_ps(m[1], rp[i] + b + 1);
+                __m512 x2 = _mm512_maskz_loadu_ps(m[2], rp[i] + b + 2);
+#pragma GCC unroll 4
+                for (int o = 0; o < DW_R; o++) {
+                    int kh = i - o;
+                    if (kh < 0 || kh > 2) continue;
+                    acc[o] = _mm512_fmadd_ps(kw[kh * 3], x0, acc[o]);
+                    acc[o] = _mm512_fmadd_ps(kw[kh * 3 + 1], x1, acc[o]);
+                    acc[o] = _mm512_fmadd_ps(kw[kh * 3 + 2], x2, acc[o]);
+                }
+            }
+            /* constant indices once unrolled: a loop to `rows` indexed acc at run time, which
+             * kept it on the stack, every FMA a store and a reload */
+#pragma GCC unroll 4
+            for (int o = 0; o < DW_R; o++)
+                if (o < rows)
+                    _mm512_mask_storeu_ps(y + (oh0 + o) * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[o])));
+        }
+    }
+    return true;
+}
+
 /* A 3x3 depthwise plane (dilation 1, stride 1 or 2) straight from the NCHW
  * plane: 16 output columns per vector, each tap one masked load (the masks
  * stand in for the zero padding, so nothing is copied); stride 1 computes four
  * output rows per pass from each input row's three shifted loads; stride 2
  * takes even and odd columns by permutes (below). Bias first, the clamp on the
  * way out. */
-__attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias,
-                                                            float lo, float hi, float *y) {
-    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], s = w->stride[1], ph = w->pad[1], pw = w->pad[2];
-    int64_t nv = (OW + 15) / 16;
-    if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
-    __mmask16 mk[DW_MAXV + 1][4], om[DW_MAXV + 1];
-    for (int64_t v = 0; v <= nv; v++) {
-        int64_t b = v * 16 * s - pw;
-        for (int t = 0; t < 4; t++) mk[v][t] = row_lanes(s == 1 ? b + t : b + (t & 1) * 16 + (t >> 1) * 2, W);
-        om[v] = row_lanes(v * 16, OW);
-    }
-    __m512 kw[9];
-    for (int t = 0; t < 9; t++) kw[t] = _mm512_set1_ps(wk[t]);
-    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    if (s == 1) { /* DW_R output rows at a time: each input row loaded once (three shifts) for all its outputs */
-        enum { DW_R = 4 };
-        for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R) {
-            int64_t rows = OH - oh0 < DW_R ? OH - oh0 : DW_R;
-            const float *rp[DW_R + 2];
-            for (int i = 0; i < DW_R + 2; i++) {
-                int64_t ih = oh0 - ph + i;
-                rp[i] = i < rows + 2 && ih >= 0 && ih < H ? x + ih * W : NULL;
-            }
-            for (int64_t v = 0; v < nv; v++) {
-                int64_t b = v * 16 - pw;
-                const __mmask16 *m = mk[v];
-                __m512 acc[DW_R];
-#pragma GCC unroll 4
-                for (int o = 0; o < DW_R; o++) acc[o] = vb;
-#pragma GCC unroll 6
-                for (int i = 0; i < DW_R + 2; i++) {
-                    if (!rp[i]) continue;
-                    __m512 x0 = _mm512_maskz_loadu_ps(m[0], rp[i] + b), x1 = _mm512_maskz_loadu_ps(m[1], rp[i] + b + 1);
-                    __m512 x2 = _mm512_maskz_loadu_ps(m[2], rp[i] + b + 2);
-#pragma GCC unroll 4
-                    for (int o = 0; o < DW_R; o++) {
-                        int kh = i - o;
-                        if (kh < 0 || kh > 2) continue;
-                        acc[o] = _mm512_fmadd_ps(kw[kh * 3], x0, acc[o]);
-                        acc[o] = _mm512_fmadd_ps(kw[kh * 3 + 1], x1, acc[o]);
-                        acc[o] = _mm512_fmadd_ps(kw[kh * 3 + 2], x2, acc[o]);
-                    }
-                }
-                for (int o = 0; o < rows; o++)
-                    _mm512_mask_storeu_ps(y + (oh0 + o) * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[o])));
-            }
-        }
-        return true;
-    }
-    /* stride 2, rows of at most 32 outputs: each tap row's even and odd
-     * columns picked from two loads by permutes (splitting the rows first, as
-     * below, cost more than it saved on them: 14x14 -> 7x7 0.050 -> 0.074 ms) */
-    if (nv <= 2) {
-        for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t ih = oh * 2 - ph;
-            const float *r0 = ih >= 0 && ih < H ? x + ih * W : NULL;
-            const float *r1 = ih + 1 >= 0 && ih + 1 < H ? x + (ih + 1) * W : NULL;
-            const float *r2 = ih + 2 >= 0 && ih + 2 < H ? x + (ih + 2) * W : NULL;
-            for (int64_t v = 0; v < nv; v++) {
-                __m512 a0 = vb, a1 = _mm512_setzero_ps(), a2 = a1;
-                int64_t b = v * 32 - pw;
-                const __mmask16 *m = mk[v];
+/* The stride-2 kernels' load masks (tap_masks' for 3 columns, in the order
+ * the loads take them: columns b, b + 16, b + 2, b + 18 of output vector v)
+ * and each output vector's store mask; their taps and bounds. */
+#define DW_S2_SETUP                                                                                                     \
+    int64_t nv = (OW + 15) / 16;                                                                                       \
+    __mmask16 mk[DW_MAXV + 1][4], om[DW_MAXV + 1];                                                                     \
+    for (int64_t v = 0; v <= nv; v++) {                                                                                \
+        int64_t b = v * 32 - pw;                                                                                       \
+        for (int t = 0; t < 4; t++) mk[v][t] = row_lanes(b + (t & 1) * 16 + (t >> 1) * 2, W);                         \
+        om[v] = row_lanes(v * 16, OW);                                                                                 \
+    }                                                                                                                  \
+    DW_TAPS
+
+
+/* stride 2, rows of at most 32 outputs: each tap row's even and odd columns
+ * picked from two loads by permutes (splitting the rows first, as below, cost
+ * more than it saved on them: 14x14 -> 7x7 0.050 -> 0.074 ms) */
+DW_PATH(dw3x3_s2_rows_avx512) {
+    DW_S2_SETUP
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t ih = oh * 2 - ph;
+        const float *r0 = ih >= 0 && ih < H ? x + ih * W : NULL;
+        const float *r1 = ih + 1 >= 0 && ih + 1 < H ? x + (ih + 1) * W : NULL;
+        const float *r2 = ih + 2 >= 0 && ih + 2 < H ? x + (ih + 2) * W : NULL;
+        for (int64_t v = 0; v < nv; v++) {
+            __m512 a0 = vb, a1 = _mm512_setzero_ps(), a2 = a1;
+            int64_t b = v * 32 - pw;
+            const __mmask16 *m = mk[v];
 #define DW_S2(r, acc, t) if (r) { \
-                __m512 l0 = _mm512_maskz_loadu_ps(m[0], r + b), l1 = _mm512_maskz_loadu_ps(m[1], r + b + 16); \
-                __m512 l2 = _mm512_maskz_loadu_ps(m[2], r + b + 2), l3 = _mm512_maskz_loadu_ps(m[3], r + b + 18); \
-                acc = _mm512_fmadd_ps(kw[t], even_cols(l0, l1), acc); \
-                acc = _mm512_fmadd_ps(kw[t + 1], odd_cols(l0, l1), acc); \
-                acc = _mm512_fmadd_ps(kw[t + 2], even_cols(l2, l3), acc); }
-                DW_S2(r0, a0, 0) DW_S2(r1, a1, 3) DW_S2(r2, a2, 6)
+            __m512 l0 = _mm512_maskz_loadu_ps(m[0], r + b), l1 = _mm512_maskz_loadu_ps(m[1], r + b + 16); \
+            __m512 l2 = _mm512_maskz_loadu_ps(m[2], r + b + 2), l3 = _mm512_maskz_loadu_ps(m[3], r + b + 18); \
+            acc = _mm512_fmadd_ps(kw[t], even_cols(l0, l1), acc); \
+            acc = _mm512_fmadd_ps(kw[t + 1], odd_cols(l0, l1), acc); \
+            acc = _mm512_fmadd_ps(kw[t + 2], even_cols(l2, l3), acc); }
+            DW_S2(r0, a0, 0) DW_S2(r1, a1, 3) DW_S2(r2, a2, 6)
 #undef DW_S2
-                __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
-                _mm512_mask_storeu_ps(y + oh * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
-            }
+            __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            _mm512_mask_storeu_ps(y + oh * OW + v * 16, om[v], _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc)));
         }
-        return true;
     }
-    /* stride 2, wider rows: the input rows of DW_R2 output rows are split once
-     * into their even and odd columns, E[i] = x[2i - pw] and O[i] = x[2i + 1 -
-     * pw] (zero outside the row), so that the taps are plain loads E[ow],
-     * O[ow] and E[ow + 1]: 2 permutes per 16 columns of an input row, which
-     * serves up to two output rows, instead of 3 per tap row of every output
-     * vector */
+    return true;
+}
+
+/* stride 2, wider rows: the input rows of DW_R2 output rows are split once
+ * into their even and odd columns, E[i] = x[2i - pw] and O[i] = x[2i + 1 -
+ * pw] (zero outside the row), so that the taps are plain loads E[ow],
+ * O[ow] and E[ow + 1]: 2 permutes per 16 columns of an input row, which
+ * serves up to two output rows, instead of 3 per tap row of every output
+ * vector */
+DW_PATH(dw3x3_s2_split_avx512) {
+    DW_S2_SETUP
     int64_t ne = (nv + 1) * 16, nin = 2 * DW_R2 + 1;
     float *sp = dw_scratch(2 * nin * ne, 0, 3, ne, 0); /* the flat and split kernels' buffer, nothing cleared */
     if (!sp) return false;
@@ -643,6 +676,14 @@ __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const
         }
     }
     return true;
+}
+
+__attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias,
+                                                            float lo, float hi, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], s = w->stride[1], ph = w->pad[1], pw = w->pad[2];
+    int64_t nv = (OW + 15) / 16;
+    if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
+    return (s == 1 ? dw3x3_s1_avx512 : nv <= 2 ? dw3x3_s2_rows_avx512 : dw3x3_s2_split_avx512)(x, H, W, OH, OW, ph, pw, wk, bias, lo, hi, y);
 }
 
 /* Small 3x3 stride-1 depthwise planes that keep their size (at most 256
@@ -774,7 +815,9 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
                     for (int q = 0; q < 16; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(wq[q]), xv, acc[q]);
                 }
                 int64_t mb = M - m0 < 16 ? M - m0 : 16;
-                for (int q = 0; q < mb; q++) {
+#pragma GCC unroll 16
+                for (int q = 0; q < 16; q++) { /* constant indices keep acc in registers (dw3x3_s1_avx512) */
+                    if (q >= mb) break;
                     int64_t at = (n * M + m0 + q) * osz + oh * OW + v * 16;
                     __m512 o = j->b ? _mm512_add_ps(acc[q], _mm512_set1_ps(j->b[m0 + q])) : acc[q];
                     if (j->res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(om, j->res + at));

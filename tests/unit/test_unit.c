@@ -314,6 +314,37 @@ static void test_sgemm_against_numpy(void) {
         kiln_tensor_free(&b49);
         kiln_tensor_free(&c49);
     }
+    /* at most 16 columns (B's first 10, row stride 45): the narrow path reads A
+     * in place; each epilogue, plus alpha 0.5 accumulating into C (kind 4) */
+    {
+        enum { NN = 10 };
+        static float y10[37 * NN], res10[37 * NN];
+        for (int i = 0; i < 37 * NN; i++) res10[i] = 0.02f * (float)(i % 97) - 0.9f;
+        float *p10 = malloc((size_t)kiln_sgemm_packed_floats(NN, K) * sizeof(float));
+        kiln_sgemm_pack(NN, K, b.data, 45, 0, p10);
+        for (int kind = 0; kind < 5; kind++)
+            for (int threads = 0; threads < 2; threads++)
+                for (int pre = 0; pre < 2; pre++) {
+                    for (int i = 0; i < 37 * NN; i++) y10[i] = kind == 4 ? 0.25f * (float)(i % 7) : NAN;
+                    kiln_gemm_epi e = {kind == 0 || kind == 3 ? rb : NULL, kind == 1 ? cb : NULL, kind != 4, kind != 2 && kind != 4,
+                                       -2.0f, 3.0f, kind == 3 ? res10 : NULL};
+                    float alpha = kind == 4 ? 0.5f : 1.0f;
+                    kiln_sgemm_ex(threads ? pool : NULL, M, NN, K, alpha, a.data, K, 0, NULL, pre ? NULL : b.data, 45, 0,
+                                  pre ? p10 : NULL, y10, NN, &e);
+                    double maxerr = 0;
+                    for (int64_t i = 0; i < M; i++)
+                        for (int64_t j = 0; j < NN; j++) {
+                            double want = alpha * ((float *)c.data)[i * N + j] + (kind == 0 || kind == 3 ? rb[i] : kind == 1 ? cb[j] : 0) +
+                                          (kind == 3 ? res10[i * NN + j] : 0) + (kind == 4 ? 0.25 * ((i * NN + j) % 7) : 0);
+                            if (kind != 2 && kind != 4) want = want < -2 ? -2 : want > 3 ? 3 : want;
+                            double d = fabs(y10[i * NN + j] - want);
+                            maxerr = d == d ? fmax(maxerr, d) : INFINITY;
+                        }
+                    CHECK(maxerr < 1e-3, "sgemm N=10 epilogue %d threads=%d packed=%d differs from NumPy by %g", kind,
+                          threads ? 2 : 1, pre, maxerr);
+                }
+        free(p10);
+    }
     free(packed);
     free(packed_a);
     free(y);
