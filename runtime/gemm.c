@@ -29,6 +29,9 @@ static inline int64_t kc_of(int64_t K) {
 #define NC 3072
 /* at most this many rows of A: B is read in place, not packed (gemm_serial) */
 #define DIRECT_B_MAX_M 48
+#ifndef ROWS_OUTER_KC
+#define ROWS_OUTER_KC 64
+#endif
 #define NR 16       /* the AVX2 and plain C panels */
 #define NR_MAX 32
 #define MR_MAX 12
@@ -437,16 +440,16 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, co
 #endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-/* C's row i from its accumulator (the products of N <= 16 columns, lanes
- * beyond N masked off): the whole epilogue, as gemm_plain does it. */
-__attribute__((target("avx512f"))) static inline void narrow_store(const gemm_args *g, int64_t i, __m512 acc, __mmask16 m) {
+/* C's row i, columns j.. from an accumulator (lanes outside m masked off):
+ * the whole epilogue, as gemm_plain does it. */
+__attribute__((target("avx512f"))) static inline void narrow_store(const gemm_args *g, int64_t i, int64_t j, __m512 acc, __mmask16 m) {
     const kiln_gemm_epi *ep = &g->epi;
-    float *c = g->C + i * g->ldc;
+    float *c = g->C + i * g->ldc + j;
     __m512 init = !(ep->overwrite || ep->row_bias || ep->col_bias) ? _mm512_maskz_loadu_ps(m, c)
                   : ep->row_bias ? _mm512_set1_ps(ep->row_bias[i])
-                  : ep->col_bias ? _mm512_maskz_loadu_ps(m, ep->col_bias) : _mm512_setzero_ps();
+                  : ep->col_bias ? _mm512_maskz_loadu_ps(m, ep->col_bias + j) : _mm512_setzero_ps();
     __m512 v = _mm512_fmadd_ps(_mm512_set1_ps(g->alpha), acc, init);
-    if (ep->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->residual + i * g->ldc));
+    if (ep->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->residual + i * g->ldc + j));
     if (ep->clamp) v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
     _mm512_mask_storeu_ps(c, m, v);
 }
@@ -465,7 +468,7 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
         NROW(0) NROW(1) NROW(2) NROW(3) NROW(4) NROW(5) NROW(6) NROW(7) NROW(8) NROW(9) NROW(10) NROW(11)
     }
     __m512 acc[12] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    for (int r = 0; r < R; r++) narrow_store(g, i + r, acc[r], m);
+    for (int r = 0; r < R; r++) narrow_store(g, i + r, 0, acc[r], m);
 }
 #undef NROW
 
@@ -486,6 +489,37 @@ __attribute__((target("avx512f"))) static bool gemm_narrow(const gemm_args *g) {
     for (; i + 12 <= g->M; i += 12) narrow_rows(12, g, i, b, bs, m);
     for (; i + 4 <= g->M; i += 4) narrow_rows(4, g, i, b, bs, m);
     for (; i < g->M; i++) narrow_rows(1, g, i, b, bs, m);
+    return true;
+}
+
+/* The lanes of 16 columns from column j of N. */
+static inline __mmask16 col_lanes(int64_t j, int64_t N) { return N - j >= 16 ? (__mmask16)0xffff : N > j ? (__mmask16)((1u << (N - j)) - 1) : 0; }
+
+/* A single row of C (M = 1: a classifier at batch 1), A read in place: each
+ * 32 columns in eight accumulators, four partial sums over k (one chain of K
+ * dependent FMAs would bound it), B streamed once. As a 12-row tile it packed
+ * 11 rows of zeros and did four times the FMAs. B is packed (panels of 32 in
+ * kc_of slices) or B itself (rows of ldb). */
+__attribute__((target("avx512f"))) static bool gemm_row(const gemm_args *g) {
+    if (g->M != 1 || g->packed_a || (!g->packed && g->tb)) return false;
+    const float *a = g->A;
+    int64_t sa = g->ta ? g->lda : 1, KB = kc_of(g->K);
+    for (int64_t j = 0; j < g->N; j += 32) {
+        __mmask16 m0 = col_lanes(j, g->N), m1 = col_lanes(j + 16, g->N);
+        __m512 z = _mm512_setzero_ps(), s0 = z, s1 = z, s2 = z, s3 = z, t0 = z, t1 = z, t2 = z, t3 = z;
+        for (int64_t k0 = 0; k0 < g->K; k0 += KB) {
+            int64_t kc = g->K - k0 < KB ? g->K - k0 : KB, bs = g->packed ? 32 : g->ldb, k = 0;
+            const float *b = g->packed ? g->packed + k0 * g->npad + (g->pj + j) * kc : g->B + k0 * g->ldb + j;
+            const float *ak = a + k0 * sa;
+#define ROW_K(s, t, q) { __m512 x = _mm512_set1_ps(ak[(k + q) * sa]); const float *bk = b + (k + q) * bs; \
+            s = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, bk), s); t = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, bk + 16), t); }
+            for (; k + 4 <= kc; k += 4) { ROW_K(s0, t0, 0) ROW_K(s1, t1, 1) ROW_K(s2, t2, 2) ROW_K(s3, t3, 3) }
+            for (; k < kc; k++) ROW_K(s0, t0, 0)
+#undef ROW_K
+        }
+        narrow_store(g, 0, j, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)), m0);
+        if (m1) narrow_store(g, 0, j + 16, _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3)), m1);
+    }
     return true;
 }
 #endif
@@ -566,7 +600,7 @@ static void gemm_serial(const gemm_args *g) {
     bool init = epi_starts(ep);
     if (!pa || !pb) { gemm_plain(g); return; } /* no packing memory */
 #ifdef HAVE_AVX512_UKERNEL
-    if (uk == ukernel_avx512 && gemm_narrow(g)) return;
+    if (uk == ukernel_avx512 && (gemm_narrow(g) || gemm_row(g))) return;
 #endif
     /* With few rows of A, packing B costs more than it saves: the AVX-512
      * kernel reads B's full 32-column panels in place (row stride ldb; a
@@ -595,20 +629,23 @@ static void gemm_serial(const gemm_args *g) {
                 const float *ap = pa;
                 if (g->packed_a) ap = g->packed_a + k0 * g->mpad + (g->pi + i0) * kc;
                 else pack_a(g, mr, i0, mc, k0, kc, pa);
-                for (int64_t q = 0; q < nc; q += nrp) {
+                /* the tiles, panel by panel (the panel stays in L1 for all its rows); with a shallow
+                 * slice, row block by row block (its stores then go to mr rows at a time, not mc) */
+                int64_t nq = (nc + nrp - 1) / nrp, np = (mc + mr - 1) / mr;
+                bool rows_outer = kc <= ROWS_OUTER_KC;
+                for (int64_t t = 0; t < nq * np; t++) {
+                    int64_t q = (rows_outer ? t % nq : t / np) * nrp, p = (rows_outer ? t / nq : t % np) * mr;
                     int nr = (int)(nc - q < nrp ? nc - q : nrp);
                     const float *bq = bp + q * kc;
                     te.bs = 0;
                     if (direct && nr == nrp) { bq = g->B + k0 * g->ldb + j0 + q; te.bs = g->ldb; }
                     else if (direct) bq = pb;
                     te.cb = ep->col_bias ? ep->col_bias + j0 + q : NULL;
-                    for (int64_t p = 0; p < mc; p += mr) {
-                        int rows = (int)(mc - p < mr ? mc - p : mr);
-                        te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
-                        te.res = ep->residual && last ? ep->residual + (i0 + p) * g->ldc + j0 + q : NULL;
-                        ukernel_fn k = rows == mr && nr == nrp ? uk : tile_ukernel(uk, rows, nr);
-                        k(kc, ap + p * kc, bq, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
-                    }
+                    int rows = (int)(mc - p < mr ? mc - p : mr);
+                    te.rb = ep->row_bias ? ep->row_bias + i0 + p : NULL;
+                    te.res = ep->residual && last ? ep->residual + (i0 + p) * g->ldc + j0 + q : NULL;
+                    ukernel_fn k = rows == mr && nr == nrp ? uk : tile_ukernel(uk, rows, nr);
+                    k(kc, ap + p * kc, bq, g->C + (i0 + p) * g->ldc + j0 + q, g->ldc, g->alpha, rows, nr, &te);
                 }
             }
         }

@@ -345,6 +345,28 @@ static void test_sgemm_against_numpy(void) {
                 }
         free(p10);
     }
+    /* one row (M = 1: gemm_row), A plain or transposed, B plain or packed,
+     * 45 columns (a full 32 and a ragged 13), a column bias and the clamp, or
+     * alpha 0.5 accumulating into C */
+    for (int ta = 0; ta < 2; ta++)
+        for (int pre = 0; pre < 2; pre++)
+            for (int acc = 0; acc < 2; acc++) {
+                float y1[45];
+                for (int j = 0; j < 45; j++) y1[j] = acc ? 0.1f * (float)j : NAN;
+                kiln_gemm_epi e = {NULL, acc ? NULL : cb, !acc, !acc, -2.0f, 3.0f, NULL};
+                if (pre) kiln_sgemm_pack(N, K, b.data, N, 0, packed);
+                float alpha = acc ? 0.5f : 1.0f;
+                kiln_sgemm_ex(pool, 1, N, K, alpha, ta ? at.data : a.data, ta ? M : K, ta, NULL, pre ? NULL : b.data, N, 0,
+                              pre ? packed : NULL, y1, N, &e);
+                double maxerr = 0;
+                for (int64_t j = 0; j < N; j++) {
+                    double want = alpha * ((float *)c.data)[j] + (acc ? 0.1 * j : cb[j]);
+                    if (!acc) want = want < -2 ? -2 : want > 3 ? 3 : want;
+                    double d = fabs(y1[j] - want);
+                    maxerr = d == d ? fmax(maxerr, d) : INFINITY;
+                }
+                CHECK(maxerr < 1e-3, "sgemm M=1 ta=%d packed=%d accumulate=%d differs from NumPy by %g", ta, pre, acc, maxerr);
+            }
     free(packed);
     free(packed_a);
     free(y);
