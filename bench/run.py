@@ -2,8 +2,10 @@
 of models.py, at 1 and 2 threads, on the same inputs. For each model it first
 checks that both give the same outputs (rtol 1e-3), then reports the median
 latency of each (from REPEAT runs after a warm-up, timed inside each process;
-the median of ROUNDS such processes, kiln's and ORT's alternating),
-the ratio kiln/ORT, the peak resident memory of each process, kiln's binary size
+the median of ROUNDS such processes, kiln's and ORT's alternating), the ratio
+kiln/ORT (the median of the rounds' ratios, each a kiln run over the ORT run
+next to it, so that a slow minute of the machine hits both sides of a ratio;
+the lowest and highest of them beside it), the peak resident memory of each process, kiln's binary size
 and compile time. Then the GEMM kernel's fraction of the single-core FMA peak.
 Usage: run.py BUILD_DIR [--repeat N] [--rounds N] [--models a,b]"""
 import argparse
@@ -39,7 +41,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--models", default="mlp,resnet18,mobilenetv2,bert4,moe")
     a = ap.parse_args()
     kiln = os.path.join(a.build, "bin", "kiln")
@@ -70,16 +72,17 @@ def main():
                 ol.append(json.loads(out.strip().splitlines()[-1])["median_ms"])
                 krss, orss = max(krss, r1), max(orss, r2)
             kms, oms = sorted(kl)[len(kl) // 2], sorted(ol)[len(ol) // 2]
+            ratios = sorted(k / o for k, o in zip(kl, ol))
             x, y = np.load(os.path.join(kout, "output_0.npy")), np.load(os.path.join(ko, "output_0.npy"))
             same = x.shape == y.shape and np.allclose(x, y, rtol=1e-3, atol=1e-4)
             if not same:
                 print("OUTPUTS DIFFER for %s: max abs diff %g" % (m, np.abs(x - y).max()))
-            rows.append((m, t, kms, oms, kms / oms, krss, orss, size_mb, compile_s, same))
+            rows.append((m, t, kms, oms, ratios[len(ratios) // 2], krss, orss, size_mb, compile_s, same, ratios[0], ratios[-1]))
     print()
-    print("| model | threads | kiln median ms | ORT median ms | kiln/ORT | kiln peak MiB | ORT peak MiB | kiln binary MiB | compile s | same outputs |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| model | threads | kiln median ms | ORT median ms | kiln/ORT | rounds' kiln/ORT | kiln peak MiB | ORT peak MiB | kiln binary MiB | compile s | same outputs |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print("| %s | %d | %.2f | %.2f | %.2fx | %.0f | %.0f | %.1f | %.2f | %s |" % (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], "yes" if r[9] else "NO"))
+        print("| %s | %d | %.2f | %.2f | %.2fx | %.2f-%.2f | %.0f | %.0f | %.1f | %.2f | %s |" % (r[0], r[1], r[2], r[3], r[4], r[10], r[11], r[5], r[6], r[7], r[8], "yes" if r[9] else "NO"))
     peak = os.path.join(work, "gemm_peak")
     subprocess.run(["cc", "-O2", "-I", os.path.join(a.build, "include"), os.path.join(HERE, "gemm_peak.c"),
                     os.path.join(a.build, "lib", "libkilnrt.a"), "-lm", "-lpthread", "-o", peak], check=True)

@@ -632,7 +632,7 @@ static void gemm_serial(const gemm_args *g) {
                 /* the tiles, panel by panel (the panel stays in L1 for all its rows); with a shallow
                  * slice, row block by row block (its stores then go to mr rows at a time, not mc) */
                 int64_t nq = (nc + nrp - 1) / nrp, np = (mc + mr - 1) / mr;
-                bool rows_outer = kc <= ROWS_OUTER_KC;
+                bool rows_outer = kc <= ROWS_OUTER_KC && !direct; /* direct: the panel's second row block reads it from L1 */
                 for (int64_t t = 0; t < nq * np; t++) {
                     int64_t q = (rows_outer ? t % nq : t / np) * nrp, p = (rows_outer ? t / nq : t % np) * mr;
                     int nr = (int)(nc - q < nrp ? nc - q : nrp);
