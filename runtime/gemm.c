@@ -107,8 +107,14 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t K, const fl
         x = _mm256_broadcast_ss(ak + 5);
         c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     }
-    __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     __m256 al = _mm256_set1_ps(alpha);
+    if (nr == NR && mr == 6) { /* a full tile straight from the named accumulators, as the AVX-512 kernel does */
+#define ST256(i) store256(c + i * ldc, c##i##0, al, e, ldc, i, 0); store256(c + i * ldc + 8, c##i##1, al, e, ldc, i, 8);
+        ST256(0) ST256(1) ST256(2) ST256(3) ST256(4) ST256(5)
+#undef ST256
+        return;
+    }
+    __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     if (nr == NR) {
         for (int r = 0; r < mr; r++) {
             store256(c + r * ldc, acc[r][0], al, e, ldc, r, 0);
