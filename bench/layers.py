@@ -36,7 +36,7 @@ def main():
     onnx_path = os.path.join(work, a.model + ".onnx")
     if not os.path.exists(onnx_path):
         subprocess.run([sys.executable, os.path.join(HERE, "models.py"), work, a.model], check=True)
-    ins = sorted(glob.glob(os.path.join(work, a.model + "_in*.npy")))
+    ins = sorted(glob.glob(os.path.join(work, a.model + "_in*.npy")), key=lambda f: int(f.rsplit("_in", 1)[1][:-4]))  # in10 after in9
     tmp = tempfile.mkdtemp(prefix="kiln-layers-")
     exe = os.path.join(tmp, a.model)
     subprocess.run([os.path.join(a.build, "bin", "kiln"), "compile", onnx_path, "-o", exe], check=True)

@@ -434,6 +434,47 @@ def dynamic(d):
             rng.standard_normal((1000, 3)).astype(np.float32), np.array([7], np.int64)]
 
 
+def attention(d):
+    """Attention as exporters write it, for kiln.Attention: (a) BERT-style heads
+    split by Transpose, K^T by a second Transpose, Div by sqrt(Dh), a padding
+    mask [B, 1, 1, S] added, the heads joined by Transpose and Reshape; (b)
+    cross-attention (10 queries, 37 keys, Dv 5 != Dk 8), Mul scale, no mask,
+    nothing transposed; (c) rank 3, 150 queries (two row blocks), a causal
+    constant mask [S, S] on the left of the Add; (d) a query Transpose that
+    also feeds another output (it must stay); (e) 1.1 million keys, past the
+    rows the kernel keeps scratch for."""
+    b = B("attention")
+    v = helper.make_tensor_value_info
+    F = TensorProto.FLOAT
+    n = helper.make_node
+    a_k = b.op("Transpose", [b.op("Transpose", ["ka"], perm=[0, 2, 1, 3])], perm=[0, 1, 3, 2])
+    a_s = b.op("Div", [b.op("MatMul", [b.op("Transpose", ["qa"], perm=[0, 2, 1, 3]), a_k]), b.c(np.float32(np.sqrt(8)))])
+    a_p = b.op("Softmax", [b.op("Add", [a_s, "maska"])], axis=-1)
+    a_o = b.op("Transpose", [b.op("MatMul", [a_p, b.op("Transpose", ["va"], perm=[0, 2, 1, 3])])], perm=[0, 2, 1, 3])
+    b.nodes.append(n("Reshape", [a_o, b.c(np.array([2, 20, 24], np.int64))], ["ya"]))
+    b_p = b.op("Softmax", [b.op("Mul", [b.op("MatMul", ["qb", "ktb"]), b.c(np.float32(0.3))])], axis=-1)
+    b.nodes.append(n("MatMul", [b_p, "vb"], ["yb"]))
+    causal = np.triu(np.full((150, 150), -1e9, np.float32), 1)
+    c_p = b.op("Softmax", [b.op("Add", [b.c(causal), b.op("MatMul", ["qc", b.op("Transpose", ["kc"], perm=[0, 2, 1])])])], axis=-1)
+    b.nodes.append(n("MatMul", [c_p, "vc"], ["yc"]))
+    d_q = b.op("Transpose", ["qd"], perm=[0, 2, 1, 3])
+    d_p = b.op("Softmax", [b.op("MatMul", [d_q, b.op("Transpose", ["kd"], perm=[0, 1, 3, 2])])], axis=-1)
+    b.nodes += [n("MatMul", [d_p, "vd"], ["yd"]), n("Mul", [d_q, b.c(np.float32(2))], ["yd2"])]
+    b.nodes.append(n("MatMul", [b.op("Softmax", [b.op("MatMul", ["qe", "kte"])], axis=-1), "ve"], ["ye"]))
+    ins = [("qa", [2, 20, 3, 8]), ("ka", [2, 20, 3, 8]), ("va", [2, 20, 3, 8]), ("maska", [2, 1, 1, 20]),
+           ("qb", [2, 3, 10, 8]), ("ktb", [2, 3, 8, 37]), ("vb", [2, 3, 37, 5]),
+           ("qc", [4, 150, 16]), ("kc", [4, 150, 16]), ("vc", [4, 150, 16]),
+           ("qd", [1, 6, 2, 4]), ("kd", [1, 2, 6, 4]), ("vd", [1, 2, 6, 4]),
+           ("qe", [1, 2, 3]), ("kte", [1, 3, 1100000]), ("ve", [1, 1100000, 2])]
+    outs = [v(o, F, None) for o in ["ya", "yb", "yc", "yd", "yd2", "ye"]]
+    g = helper.make_graph(b.nodes, "attention", [v(nm, F, sh) for nm, sh in ins], outs, b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "attention.onnx"))
+    arrays = [rng.standard_normal(sh).astype(np.float32) for _, sh in ins]
+    arrays[3] = np.where(rng.uniform(0, 1, (2, 1, 1, 20)) < 0.3, -10000.0, 0.0).astype(np.float32)
+    arrays[13] *= 4  # peaked scores over the 1.1 million keys: a few dominate, the output is O(1)
+    return arrays
+
+
 def winograd(d):
     """3x3 stride-1 convolutions on the Winograd path: odd sizes (tiles cut at
     the bottom and right edges), symmetric, asymmetric and no padding, with and
@@ -501,7 +542,7 @@ def batch(d):
 
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -258,6 +258,9 @@ bool axis_norm(int64_t axis, int rank, int *out);
 bool shape_broadcast(Value *const *in, int n, int *rank, int64_t *dims);
 /* Checked product of dims; -1 on overflow. */
 int64_t dims_numel(int rank, const int64_t *dims);
+/* kiln.Attention's attribute `name` (q_perm, k_perm, v_perm, out_perm) as a
+ * permutation of rank r, the identity when absent; false when it is none. */
+bool attention_perm(const Node *n, const char *name, int r, int *perm);
 
 
 /* ---- op geometry shared by the shape rules and the lowering (ir/infer.c) ---- */

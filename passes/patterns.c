@@ -9,6 +9,8 @@
  * - MatMul with constant weights W [K, N] followed by Add of a constant bias [N]:
  *   Reshape(Gemm(Reshape(A, [rows, K]), W, bias), A's shape with N), so the bias
  *   rides in the GEMM and the Relu/Clip after it can join its epilogue.
+ * - Attention: MatMul, scale, mask, Softmax, MatMul as one kiln.Attention
+ *   (match_attention below).
  * Intermediate values must have no other users; matched nodes are marked dead
  * and removed by dce. New values get their types here (infer has run). */
 #include "passes.h"
@@ -120,11 +122,114 @@ static bool match_matmul_bias(Graph *g, Node *add) {
     return true;
 }
 
+/* v's perm when it is made by a Transpose with one use (*src its input), else
+ * the identity (*src = v). */
+static Node *absorb_transpose(Value *v, Value **src, int *perm) {
+    Node *tr = prod(v, OP_TRANSPOSE, 1);
+    const Attr *a = tr ? node_attr(tr, "perm") : NULL;
+    for (int i = 0; i < v->rank; i++) perm[i] = tr ? (a ? (int)a->ints[i] : v->rank - 1 - i) : i;
+    *src = tr ? tr->in[0] : v;
+    return tr;
+}
+
+/* The single node reading v (a value of one use, not a graph output), or NULL. */
+static Node *sole_user(Graph *g, const Value *v) {
+    if (v->id != 1) return NULL;
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        for (int j = 0; !n->dead && j < n->n_in; j++) if (n->in[j] == v) return n;
+    }
+    return NULL;
+}
+
+static void set_perm(Graph *g, Node *n, const char *name, const int *perm, int r) {
+    Attr *a = node_add_attr(g, n, name, ATTR_INTS);
+    a->n = r;
+    a->ints = arena_alloc(g->arena, sizeof(int64_t) * (size_t)r);
+    for (int i = 0; i < r; i++) a->ints[i] = perm[i];
+}
+
+/* Attention: MatMul(Softmax(Add(Div-or-Mul(MatMul(q, kt), scale), mask)), v),
+ * the scale (a constant scalar) and the mask optional, Softmax over the last
+ * axis, q, kt, v float with the same batch dims (no broadcasting between
+ * them): kiln.Attention(q, kt, v, mask), which computes the scores a block of
+ * rows at a time. Transposes of one use around it are read through rather
+ * than made: q's and v's (the heads split out of [b, S, H, Dh]) when they keep
+ * the last axis last, up to two on kt (the heads, then K^T) when kt's last or
+ * second last axis is the source's last, and one on the result (the heads
+ * joined back) that keeps its last axis. */
+static bool match_attention(Graph *g, Node *mm2) {
+    Node *sm = prod(mm2->in[0], OP_SOFTMAX, 1);
+    if (!sm || mm2->in[0]->dtype != DT_F32) return false;
+    Value *x = sm->in[0], *mask = NULL, *scale = NULL;
+    int r = x->rank, axis;
+    if (r < 2 || !axis_norm(node_attr_int(sm, "axis", sm->opset >= 13 ? -1 : 1), r, &axis) || axis != r - 1) return false;
+    Node *add = prod(x, OP_ADD, 1), *sc = NULL, *mm1;
+    if (add) { /* the scores on one side, the mask (broadcast to them) on the other */
+        Value *a = add->in[0], *b = add->in[1];
+        bool a_scores = value_same_shape(a, x) && (prod(a, OP_DIV, 1) || prod(a, OP_MUL, 1) || prod(a, OP_MATMUL, 1));
+        x = a_scores ? a : b;
+        mask = a_scores ? b : a;
+        if (!value_same_shape(x, add->out[0]) || mask->rank > r || mask->dtype != DT_F32) return false;
+    }
+    if ((sc = prod(x, OP_DIV, 1)) || (sc = prod(x, OP_MUL, 1))) {
+        Value *other = NULL;
+        scale = sc->op == OP_DIV ? (sc->in[1]->data ? sc->in[1] : NULL) : const_side(sc, &other);
+        if (!is_const_f32(scale) || value_numel(scale) != 1) return false;
+        x = sc->op == OP_DIV ? sc->in[0] : other;
+    }
+    if (!(mm1 = prod(x, OP_MATMUL, 1))) return false;
+    Value *q = mm1->in[0], *kt = mm1->in[1], *v = mm2->in[1];
+    if (q->rank != r || kt->rank != r || v->rank != r || q->dtype != DT_F32 || kt->dtype != DT_F32 || v->dtype != DT_F32)
+        return false;
+    for (int i = 0; i < r - 2; i++)
+        if (kt->dims[i] != q->dims[i] || v->dims[i] != q->dims[i]) return false;
+    int qp[MAX_RANK], kp[MAX_RANK], kp2[MAX_RANK], vp[MAX_RANK], op[MAX_RANK];
+    Value *qs, *ks, *ks2, *vs;
+    Node *tq = absorb_transpose(q, &qs, qp), *tv = absorb_transpose(v, &vs, vp), *tk = absorb_transpose(kt, &ks, kp), *tk2 = NULL;
+    if (tq && qp[r - 1] != r - 1) tq = NULL, qs = q;
+    if (tv && vp[r - 1] != r - 1) tv = NULL, vs = v;
+    if (tk && (tk2 = absorb_transpose(ks, &ks2, kp2))) { /* kt = T(T(ks2, kp2), kp): dim i is ks2's kp2[kp[i]] */
+        int c[MAX_RANK];
+        for (int i = 0; i < r; i++) c[i] = kp2[kp[i]];
+        if (c[r - 1] == r - 1 || c[r - 2] == r - 1) { memcpy(kp, c, sizeof c); ks = ks2; }
+        else tk2 = NULL;
+    }
+    if (tk && !tk2 && kp[r - 1] != r - 1 && kp[r - 2] != r - 1) tk = NULL, ks = kt;
+    if (!tq) for (int i = 0; i < r; i++) qp[i] = i;
+    if (!tv) for (int i = 0; i < r; i++) vp[i] = i;
+    if (!tk) for (int i = 0; i < r; i++) kp[i] = i;
+    Value *y = mm2->out[0];
+    Node *to = sole_user(g, y);
+    if (to && to->op == OP_TRANSPOSE) { /* the perm of the Transpose reading the result */
+        const Attr *a = node_attr(to, "perm");
+        for (int i = 0; i < r; i++) op[i] = a ? (int)a->ints[i] : r - 1 - i;
+        if (op[r - 1] != r - 1) to = NULL;
+    } else to = NULL;
+    Node *at = graph_add_node(g, OP_ATTENTION, mm2->name, mask ? 4 : 3, 1);
+    at->in[0] = qs;
+    at->in[1] = ks;
+    at->in[2] = vs;
+    if (mask) at->in[3] = mask;
+    at->out[0] = to ? to->out[0] : y;
+    at->out[0]->producer = at;
+    if (tq) set_perm(g, at, "q_perm", qp, r);
+    if (tk) set_perm(g, at, "k_perm", kp, r);
+    if (tv) set_perm(g, at, "v_perm", vp, r);
+    if (to) set_perm(g, at, "out_perm", op, r);
+    node_add_attr(g, at, "scale_op", ATTR_INT)->i = !sc ? 0 : sc->op == OP_DIV ? 1 : 2;
+    node_add_attr(g, at, "scale", ATTR_FLOAT)->f = scale ? (float)value_const_float(scale, 0) : 1.0f;
+    Node *gone[] = {mm2, sm, add, sc, mm1, tq, tk, tk2, tv, to};
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) if (gone[i]) gone[i]->dead = true;
+    return true;
+}
+
 bool pass_patterns(Graph *g, Diags *d) {
     graph_count_uses(g);
     int n = g->nodes.n; /* nodes added below are not visited */
     for (int i = 0; i < n; i++) {
         Node *nd = g->nodes.items[i];
+        if (!nd->dead && nd->op == OP_MATMUL) match_attention(g, nd);
         if (nd->dead || nd->op != OP_ADD || nd->n_in != 2) continue;
         if (!match_layernorm(g, nd, d)) match_matmul_bias(g, nd);
     }

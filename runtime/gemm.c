@@ -343,12 +343,47 @@ static void pack_a(const gemm_args *g, int mr, int64_t i0, int64_t mc, int64_t k
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* Eight rows of B^T (b: the first one's k0, row stride ldb; contiguous in k)
+ * into eight columns of a panel of nr-float lines, 8 x 8 blocks transposed in
+ * registers; returns how many k it did, a multiple of 8. */
+__attribute__((target("avx2"))) static int64_t pack_bt_cols8(const float *b, int64_t ldb, int64_t kc, int nr, float *dst) {
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(b + i * ldb + k);
+        for (int i = 0; i < 8; i += 2) { t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]); t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]); }
+        for (int i = 0; i < 8; i += 4) { /* columns (k) 0 and 1 | 4 and 5, then 2 and 3 | 6 and 7, of rows i..i+3 */
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+        for (int q = 0; q < 4; q++) { /* k = q from rows 0-3 and 4-7, k = q + 4 the same */
+            _mm256_storeu_ps(dst + (k + q) * nr, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+            _mm256_storeu_ps(dst + (k + q + 4) * nr, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+        }
+    }
+    return k;
+}
+#endif
+
 static void pack_b(const gemm_args *g, int nr, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *pb) {
     for (int64_t q = 0; q < nc; q += nr) {
         int64_t cols = nc - q < nr ? nc - q : nr;
         float *panel = pb + q * kc;
-        if (g->tb) { /* B^T rows are contiguous in k: read them row by row */
-            for (int64_t j = 0; j < cols; j++) {
+        if (g->tb) { /* B^T rows are contiguous in k: read them row by row (eight at a time, transposed in registers) */
+            int64_t j = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+            if (have_avx2())
+                for (; j + 8 <= cols; j += 8) {
+                    const float *src = g->B + (j0 + q + j) * g->ldb + k0;
+                    int64_t k = pack_bt_cols8(src, g->ldb, kc, nr, panel + j);
+                    for (int i = 0; i < 8; i++)
+                        for (int64_t kk = k; kk < kc; kk++) panel[kk * nr + j + i] = src[i * g->ldb + kk];
+                }
+#endif
+            for (; j < cols; j++) {
                 const float *src = g->B + (j0 + q + j) * g->ldb + k0;
                 for (int64_t k = 0; k < kc; k++) panel[k * nr + j] = src[k];
             }

@@ -378,6 +378,18 @@ def test_bad_kir_text():
     check_compile(p, "line")
 
 
+def test_kir_attention_malformed():
+    """kiln.Attention written by hand: perms that are no permutation, a K whose
+    shape does not fit, a scale_op out of range: a clear error, no output."""
+    for kdims, attrs in [("7,4", "{k_perm = [0, 2, 2]}"), ("7,4", "{k_perm = [0, 2]}"), ("7,4", "{q_perm = [0, 2, 9]}"),
+                         ("7,5", "{k_perm = [0, 2, 1]}"), ("4,7", "{scale_op = 7}"), ("4,7", "{out_perm = [0, 2, 1]}")]:
+        p = path("attn.kir")
+        open(p, "w").write('kiln 1\ngraph "g" opset 13 {\n  input %q : f32[2,5,4]\n  input %k : f32[2,' + kdims + ']\n'
+                           '  input %v : f32[2,7,3]\n  %y : f32[2,5,3] = kiln.Attention "a" (%q, %k, %v) ' + attrs +
+                           '\n  output %y\n}\n')
+        check_compile(p, "kiln.Attention needs float q")
+
+
 def test_kir_constant_larger_than_its_text():
     p = path("huge.kir")
     open(p, "w").write('kiln 1\ngraph "g" opset 13 {\n  input %x : f32[2]\n  const %w : f32[8000000000] = [1, 2]\n'

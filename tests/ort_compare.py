@@ -27,6 +27,11 @@ QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]
 ARM = ["--target", "aarch64-linux-gnu"]
 
 
+def input_number(path):
+    """K of NAME_inK.npy: the inputs in their order (in10 after in9)."""
+    return int(path.rsplit("_in", 1)[1].split(".")[0])
+
+
 def compare(name, flags=(), emulator=()):
     """kiln (compiled with flags, run through emulator) against ONNX Runtime."""
     d = os.path.join(TMP, name + "_".join(flags))
@@ -34,7 +39,7 @@ def compare(name, flags=(), emulator=()):
     r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, name])
     assert r.returncode == 0, r.stderr
     model = os.path.join(d, name + ".onnx")
-    ins = sorted(os.path.join(d, f) for f in os.listdir(d) if f.startswith(name + "_in"))
+    ins = sorted((os.path.join(d, f) for f in os.listdir(d) if f.startswith(name + "_in")), key=input_number)
     exe = os.path.join(d, name)
     r = run([KILN, "compile", model, "-o", exe] + list(flags))
     assert r.returncode == 0, r.stderr
@@ -52,7 +57,7 @@ def compare(name, flags=(), emulator=()):
     shutil.rmtree(d, ignore_errors=True)
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch", "attention"]
 
 
 def test_mlp():
@@ -69,6 +74,10 @@ def test_mobilenetv2():
 
 def test_bert4():
     compare("bert4")
+
+
+def test_attention_fused():
+    compare("attention")
 
 
 def test_depthwise_edge_geometries():
