@@ -1375,7 +1375,7 @@ static void attention_row_noscratch(const attn_job *j, const float *q, const flo
             else if (pass == -1) sum += kiln_expf(x - mx);
             else acc += (double)kiln_expf(x - mx) * v[c * vs[0] + pass];
         }
-        if (pass >= 0) out[pass] = (float)(acc / sum);
+        if (pass >= 0) out[pass] = j->N ? (float)(acc / sum) : 0.0f; /* no keys: zeros, as MatMul over K = 0 gives */
     }
 }
 

@@ -793,6 +793,17 @@ def test_patterns_attention():
     for i in range(6):
         a, b = (np.load(os.path.join(d, e + "_out", "output_%d.npy" % i)) for e in ("from_onnx", "from_kir"))
         assert np.array_equal(a, b), i
+    # no keys at all: zeros, as MatMul over an empty axis gives
+    kz = os.path.join(d, "nokeys.kir")
+    open(kz, "w").write('kiln 1\ngraph "g" opset 13 {\n  input %q : f32[1,2,3]\n  input %k : f32[1,3,0]\n  input %v : f32[1,0,4]\n'
+                        '  %y : f32[1,2,4] = kiln.Attention "a" (%q, %k, %v)\n  output %y\n}\n')
+    for nm, shape in (("q", (1, 2, 3)), ("k", (1, 3, 0)), ("v", (1, 0, 4))):
+        np.save(os.path.join(d, nm + ".npy"), np.ones(shape, np.float32))
+    r = run([KILN, "compile", kz, "-o", os.path.join(d, "nokeys")])
+    assert r.returncode == 0, r.stderr
+    r = run([os.path.join(d, "nokeys")] + [os.path.join(d, nm + ".npy") for nm in "qkv"] + ["-o", os.path.join(d, "nokeys_out")])
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(os.path.join(d, "nokeys_out", "output_0.npy")), np.zeros((1, 2, 4), np.float32))
 
 
 def test_weights_external():
