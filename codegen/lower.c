@@ -950,11 +950,12 @@ bool lower_attention(Lower *l, Node *n) {
     perm_strides(v, vp, st[2]);
     for (int i = r - 1; i >= 0; i--) { ys[i] = s; s *= y->dims[i]; }
     for (int i = 0; i < r; i++) st[3][op[i]] = ys[i]; /* y dim i is the result's dim op[i] */
-    for (int i = r - 1, ms = 1; m && i >= 0; i--) { /* score dim i against mask dim i - (r - m->rank) */
+    int64_t ms = 1;
+    for (int i = r - 1; m && i >= 0; i--) { /* score dim i against mask dim i - (r - m->rank) */
         int mi = i - (r - m->rank);
         if (mi < 0) continue;
         st[4][i] = m->dims[mi] == 1 ? 0 : ms;
-        ms *= (int)m->dims[mi];
+        ms *= m->dims[mi];
     }
     int64_t p[8 + MAX_RANK + 5 * (MAX_RANK + 2)] = {q->dims[qp[r - 2]], k->dims[kp[r - 1]], q->dims[qp[r - 1]], v->dims[vp[r - 1]],
                                                    node_attr_int(n, "scale_op", 0), kiln_d2p(node_attr_float(n, "scale", 1.0)),

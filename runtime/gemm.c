@@ -480,13 +480,16 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_tail(int64_t K, co
 }
 #endif
 
+/* Whether the first K block starts C afresh (from a bias or zero). */
+static bool epi_starts(const kiln_gemm_epi *e) { return e->overwrite || e->row_bias || e->col_bias; }
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* C's row i, columns j.. from an accumulator (lanes outside m masked off):
  * the whole epilogue, as gemm_plain does it. */
 __attribute__((target("avx512f"))) static inline void narrow_store(const gemm_args *g, int64_t i, int64_t j, __m512 acc, __mmask16 m) {
     const kiln_gemm_epi *ep = &g->epi;
     float *c = g->C + i * g->ldc + j;
-    __m512 init = !(ep->overwrite || ep->row_bias || ep->col_bias) ? _mm512_maskz_loadu_ps(m, c)
+    __m512 init = !epi_starts(ep) ? _mm512_maskz_loadu_ps(m, c)
                   : ep->row_bias ? _mm512_set1_ps(ep->row_bias[i])
                   : ep->col_bias ? _mm512_maskz_loadu_ps(m, ep->col_bias + j) : _mm512_setzero_ps();
     __m512 v = _mm512_fmadd_ps(_mm512_set1_ps(g->alpha), acc, init);
@@ -604,8 +607,6 @@ static inline float packed_a_at(const gemm_args *g, int mr, int64_t k, int64_t i
 
 /* Plain loops (no packing memory, or K = 0): the epilogue's start, the
  * products, the residual and the clamp, row by row. */
-/* Whether the first K block starts C afresh (from a bias or zero). */
-static bool epi_starts(const kiln_gemm_epi *e) { return e->overwrite || e->row_bias || e->col_bias; }
 
 static void gemm_plain(const gemm_args *g) {
     int mr, nrp;
