@@ -29,9 +29,8 @@ static inline int64_t kc_of(int64_t K) {
 #define NC 3072
 /* at most this many rows of A: B is read in place, not packed (gemm_serial) */
 #define DIRECT_B_MAX_M 48
-#ifndef ROWS_OUTER_KC
+/* at most this deep a K slice: its tiles go row block by row block (gemm_serial) */
 #define ROWS_OUTER_KC 64
-#endif
 #define NR 16       /* the AVX2 and plain C panels */
 #define NR_MAX 32
 #define MR_MAX 12
@@ -498,6 +497,9 @@ __attribute__((target("avx512f"))) static inline void narrow_store(const gemm_ar
     _mm512_mask_storeu_ps(c, m, v);
 }
 
+/* The lanes of 16 columns from column j of N. */
+static inline __mmask16 col_lanes(int64_t j, int64_t N) { return N - j >= 16 ? (__mmask16)0xffff : N > j ? (__mmask16)((1u << (N - j)) - 1) : 0; }
+
 #define NROW(i) if (R > i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(a[i * lda + k]), bk, c##i);
 /* R rows of C from row i, over all of K: each row one vector of B's columns
  * (b: rows of stride bs), A's values broadcast from its rows in place. */
@@ -528,16 +530,13 @@ __attribute__((target("avx512f"))) static bool gemm_narrow(const gemm_args *g) {
     if (g->packed && g->npad == 32 && g->pj == 0) b = g->packed, bs = 32;
     else if (!g->packed && !g->tb) b = g->B, bs = g->ldb;
     else return false;
-    __mmask16 m = (__mmask16)((1u << g->N) - 1);
+    __mmask16 m = col_lanes(0, g->N);
     int64_t i = 0;
     for (; i + 12 <= g->M; i += 12) narrow_rows(12, g, i, b, bs, m);
     for (; i + 4 <= g->M; i += 4) narrow_rows(4, g, i, b, bs, m);
     for (; i < g->M; i++) narrow_rows(1, g, i, b, bs, m);
     return true;
 }
-
-/* The lanes of 16 columns from column j of N. */
-static inline __mmask16 col_lanes(int64_t j, int64_t N) { return N - j >= 16 ? (__mmask16)0xffff : N > j ? (__mmask16)((1u << (N - j)) - 1) : 0; }
 
 /* A single row of C (M = 1: a classifier at batch 1), A read in place: each
  * 32 columns in eight accumulators, four partial sums over k (one chain of K
@@ -607,7 +606,6 @@ static inline float packed_a_at(const gemm_args *g, int mr, int64_t k, int64_t i
 
 /* Plain loops (no packing memory, or K = 0): the epilogue's start, the
  * products, the residual and the clamp, row by row. */
-
 static void gemm_plain(const gemm_args *g) {
     int mr, nrp;
     pick_ukernel(&mr, &nrp);

@@ -579,12 +579,6 @@ DW_PATH(dw3x3_s1_avx512) {
     return true;
 }
 
-/* A 3x3 depthwise plane (dilation 1, stride 1 or 2) straight from the NCHW
- * plane: 16 output columns per vector, each tap one masked load (the masks
- * stand in for the zero padding, so nothing is copied); stride 1 computes four
- * output rows per pass from each input row's three shifted loads; stride 2
- * takes even and odd columns by permutes (below). Bias first, the clamp on the
- * way out. */
 /* The stride-2 kernels' load masks (tap_masks' for 3 columns, in the order
  * the loads take them: columns b, b + 16, b + 2, b + 18 of output vector v)
  * and each output vector's store mask; their taps and bounds. */
@@ -598,7 +592,6 @@ DW_PATH(dw3x3_s1_avx512) {
     }                                                                                                                  \
     DW_TAPS
 
-
 /* stride 2, rows of at most 7 outputs (MobileNet's 14x14 -> 7x7): two output
  * rows per vector, the first in lanes [0, OW), the next in [OW, 2 OW) (they
  * lie next to each other in the output), each tap one permute of two input
@@ -608,12 +601,11 @@ DW_PATH(dw3x3_s1_avx512) {
 DW_PATH(dw3x3_s2_pairs_avx512) {
     DW_TAPS
     __mmask16 lm = row_lanes(-pw, W); /* a row loaded from column -pw: lane l is column l - pw */
-    __m512i ix[3];
-    for (int t = 0; t < 3; t++) {
-        int32_t id[16];
-        for (int l = 0; l < 16; l++) id[l] = l < OW ? 2 * l + t : l < 2 * OW ? 16 + 2 * (l - (int)OW) + t : 0;
-        ix[t] = _mm512_loadu_si512(id);
-    }
+    /* tap column t of lane l: 2 l + t of the first row (l < OW), 16 + 2 (l - OW) + t of the second; lanes
+     * from 2 OW on are not stored */
+    __m512i two_l = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+    __m512i base = _mm512_mask_add_epi32(two_l, (__mmask16)~((1u << OW) - 1), two_l, _mm512_set1_epi32(16 - 2 * (int)OW));
+    __m512i ix[3] = {base, _mm512_add_epi32(base, _mm512_set1_epi32(1)), _mm512_add_epi32(base, _mm512_set1_epi32(2))};
     for (int64_t oh = 0; oh < OH; oh += 2) {
         __m512 r[5];
         for (int i = 0; i < 5; i++) {
@@ -716,6 +708,13 @@ DW_PATH(dw3x3_s2_split_avx512) {
     return true;
 }
 
+/* A 3x3 depthwise plane (dilation 1, stride 1 or 2) straight from the NCHW
+ * plane: 16 output columns per vector, each tap one masked load (the masks
+ * stand in for the zero padding, so nothing is copied); stride 1 computes four
+ * output rows per pass from each input row's three shifted loads; stride 2
+ * takes even and odd columns by permutes, two rows to a vector when they are
+ * at most 7 wide, row by row up to 32, split into even and odd halves beyond.
+ * Bias first, the clamp on the way out. */
 __attribute__((target("avx512f"))) static bool dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias,
                                                             float lo, float hi, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], s = w->stride[1], ph = w->pad[1], pw = w->pad[2];
@@ -1421,6 +1420,7 @@ static void attention_row_noscratch(const attn_job *j, const float *q, const flo
 KILN_CLONES static void attention_blocks(void *arg, int64_t u0, int64_t u1) {
     const attn_job *j = arg;
     int64_t M = j->M, N = j->N, Dk = j->Dk, Dv = j->Dv, nb = j->nb, op = j->op;
+    float scale = j->scale; /* a local: the stores into the scores could alias j->scale */
     int64_t qrs = j->str[0][nb], krs = j->str[1][nb], kcs = j->str[1][nb + 1], vrs = j->str[2][nb], ors = j->str[3][nb];
     int64_t mrs = j->str[4][nb], mcs = j->str[4][nb + 1];
     int64_t R = j->rows ? j->rows : 1;
@@ -1440,9 +1440,9 @@ KILN_CLONES static void attention_blocks(void *arg, int64_t u0, int64_t u1) {
         for (int64_t i = 0; i < rows; i++) {
             float *si = s + i * N;
             const float *mi = mrow ? mrow + i * mrs : NULL;
-            if (!mi) for (int64_t c = 0; c < N; c++) si[c] = attn_score(op, j->scale, si[c], 0.0f);
-            else if (mcs == 1) for (int64_t c = 0; c < N; c++) si[c] = attn_score(op, j->scale, si[c], mi[c]);
-            else for (int64_t c = 0; c < N; c++) si[c] = attn_score(op, j->scale, si[c], mi[c * mcs]);
+            if (!mi) for (int64_t c = 0; c < N; c++) si[c] = attn_score(op, scale, si[c], 0.0f);
+            else if (mcs == 1) for (int64_t c = 0; c < N; c++) si[c] = attn_score(op, scale, si[c], mi[c]);
+            else for (int64_t c = 0; c < N; c++) si[c] = attn_score(op, scale, si[c], mi[c * mcs]);
         }
         softmax_job sj = {s, s, N, 1, 0};
         softmax_rows(&sj, 0, rows);
