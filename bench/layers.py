@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,14 @@ def main():
         subprocess.run([sys.executable, os.path.join(HERE, "models.py"), work, a.model], check=True)
     ins = sorted(glob.glob(os.path.join(work, a.model + "_in*.npy")), key=lambda f: int(f.rsplit("_in", 1)[1][:-4]))  # in10 after in9
     tmp = tempfile.mkdtemp(prefix="kiln-layers-")
+    try:
+        report(a, onnx_path, ins, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(a, onnx_path, ins, tmp):
+    """Runs both sides a.rounds times in tmp and prints the table."""
     exe = os.path.join(tmp, a.model)
     subprocess.run([os.path.join(a.build, "bin", "kiln"), "compile", onnx_path, "-o", exe], check=True)
     ksteps, osteps = collections.defaultdict(list), collections.defaultdict(list)

@@ -9,6 +9,9 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILN = os.path.join(ROOT, os.environ.get("KILN_BUILD", "build"), "bin", "kiln")
 PYTHON = sys.executable
+# The sanitizer pass (make test-sanitize) builds the runtime and every model with
+# AddressSanitizer, which does not run under qemu-user.
+SANITIZED = "-fsanitize" in os.environ.get("CC", "")
 
 
 def run(cmd, **kw):

@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+from harness import SANITIZED
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 QEMU = "qemu-aarch64 -L /usr/aarch64-linux-gnu"
@@ -44,9 +46,9 @@ def main():
     a = ap.parse_args()
     data = tempfile.mkdtemp(prefix="kiln-unit-")
     subprocess.run([PY, "tests/unit_data.py", data], cwd=ROOT, check=True)
+    unit = os.path.join(os.environ.get("KILN_BUILD", "build"), "tests", "unit")
     parts = [
-        ("unit", [os.path.join(os.environ.get("KILN_BUILD", "build"), "tests", "unit"), data]),
-
+        ("unit", [unit, data]),
         ("e2e", [PY, "tests/e2e.py"]),
         ("bad-input", [PY, "tests/bad_inputs.py"]),
         ("onnxruntime", [PY, "tests/ort_compare.py"]),
@@ -65,8 +67,7 @@ def main():
         ("conformance-aarch64-c", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt",
                                    "--sample", "4", "--flags", "--target aarch64-linux-gnu", "--emulator", QEMU]),
     ]
-    if "-fsanitize" not in os.environ.get("CC", ""):  # AddressSanitizer does not run under qemu-user
-        unit = os.path.join(os.environ.get("KILN_BUILD", "build"), "tests", "unit")
+    if not SANITIZED:
         # the AVX2 + FMA and the plain C kernels, which an AVX-512 machine does not pick
         parts[1:1] = [("unit-avx2", ["qemu-x86_64", "-cpu", "Haswell", unit, data]),
                       ("unit-plain", ["qemu-x86_64", "-cpu", "qemu64", unit, data])]
