@@ -729,7 +729,12 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
     int64_t threads = kiln_pool_threads(pool);
     double flops = 2.0 * (double)M * (double)N * (double)K;
     if (threads > 1 && flops > 2e5) {
-        j.unit = j.split_m ? 12 * 2 : NR_MAX * 2;
+        /* units as fine as the layouts allow (the pool hands each thread one
+         * contiguous run of them): rows by MR_MAX (a multiple of every mr, so a
+         * packed A splits on its panels), columns by a vector of 16 (by NR_MAX
+         * when B is packed). Units of 24 rows and 64 columns left a 64 x 196
+         * output split 128 | 68 columns and a 160-row one 72 | 88 rows. */
+        j.unit = j.split_m ? MR_MAX : a.packed ? NR_MAX : 16;
         int64_t units = ((j.split_m ? M : N) + j.unit - 1) / j.unit;
         kiln_parallel_for(pool, units, gemm_part, &j);
     } else {
