@@ -543,25 +543,41 @@ __attribute__((target("avx512f"))) static bool gemm_narrow(const gemm_args *g) {
  * dependent FMAs would bound it), B streamed once. As a 12-row tile it packed
  * 11 rows of zeros and did four times the FMAs. B is packed (panels of 32 in
  * kc_of slices) or B itself (rows of ldb). */
-__attribute__((target("avx512f"))) static bool gemm_row(const gemm_args *g) {
+__attribute__((target("avx512f"))) static bool gemm_row(const gemm_args *g, float *sums, int64_t nsums) {
     if (g->M != 1 || g->packed_a || (!g->packed && g->tb)) return false;
     const float *a = g->A;
-    int64_t sa = g->ta ? g->lda : 1, KB = kc_of(g->K);
-    for (int64_t j = 0; j < g->N; j += 32) {
-        __mmask16 m0 = col_lanes(j, g->N), m1 = col_lanes(j + 16, g->N);
-        __m512 z = _mm512_setzero_ps(), s0 = z, s1 = z, s2 = z, s3 = z, t0 = z, t1 = z, t2 = z, t3 = z;
-        for (int64_t k0 = 0; k0 < g->K; k0 += KB) {
-            int64_t kc = g->K - k0 < KB ? g->K - k0 : KB, bs = g->packed ? 32 : g->ldb, k = 0;
-            const float *b = g->packed ? g->packed + k0 * g->npad + (g->pj + j) * kc : g->B + k0 * g->ldb + j;
-            const float *ak = a + k0 * sa;
+    int64_t sa = g->ta ? g->lda : 1, KB = kc_of(g->K), np = (g->N + 31) / 32 * 32;
+    /* a packed B with several K slices goes slice by slice, its panels one
+     * run of memory, the column sums kept in sums between slices */
+    bool by_slice = g->packed && KB < g->K && np <= nsums;
+    for (int64_t k0 = 0; k0 < g->K; k0 += by_slice ? KB : g->K) {
+        for (int64_t j = 0; j < g->N; j += 32) {
+            __mmask16 m0 = col_lanes(j, g->N), m1 = col_lanes(j + 16, g->N);
+            __m512 z = _mm512_setzero_ps(), s0 = z, s1 = z, s2 = z, s3 = z, t0 = z, t1 = z, t2 = z, t3 = z;
+            for (int64_t k1 = k0; k1 < (by_slice ? k0 + 1 : g->K); k1 += KB) {
+                int64_t kc = g->K - k1 < KB ? g->K - k1 : KB, bs = g->packed ? 32 : g->ldb, k = 0;
+                const float *b = g->packed ? g->packed + k1 * g->npad + (g->pj + j) * kc : g->B + k1 * g->ldb + j;
+                const float *ak = a + k1 * sa;
 #define ROW_K(s, t, q) { __m512 x = _mm512_set1_ps(ak[(k + q) * sa]); const float *bk = b + (k + q) * bs; \
-            s = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, bk), s); t = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, bk + 16), t); }
-            for (; k + 4 <= kc; k += 4) { ROW_K(s0, t0, 0) ROW_K(s1, t1, 1) ROW_K(s2, t2, 2) ROW_K(s3, t3, 3) }
-            for (; k < kc; k++) ROW_K(s0, t0, 0)
+                s = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m0, bk), s); t = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m1, bk + 16), t); }
+                for (; k + 4 <= kc; k += 4) { ROW_K(s0, t0, 0) ROW_K(s1, t1, 1) ROW_K(s2, t2, 2) ROW_K(s3, t3, 3) }
+                for (; k < kc; k++) ROW_K(s0, t0, 0)
 #undef ROW_K
+            }
+            __m512 u = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+            __m512 w = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
+            if (by_slice && k0 > 0) {
+                u = _mm512_add_ps(u, _mm512_load_ps(sums + j));
+                w = _mm512_add_ps(w, _mm512_load_ps(sums + j + 16));
+            }
+            if (by_slice && k0 + KB < g->K) {
+                _mm512_store_ps(sums + j, u);
+                _mm512_store_ps(sums + j + 16, w);
+                continue;
+            }
+            narrow_store(g, 0, j, u, m0);
+            if (m1) narrow_store(g, 0, j + 16, w, m1);
         }
-        narrow_store(g, 0, j, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)), m0);
-        if (m1) narrow_store(g, 0, j + 16, _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3)), m1);
     }
     return true;
 }
@@ -640,7 +656,7 @@ static void gemm_serial(const gemm_args *g) {
     bool init = epi_starts(ep);
     if (!pa || !pb) { gemm_plain(g); return; } /* no packing memory */
 #ifdef HAVE_AVX512_UKERNEL
-    if (uk == ukernel_avx512 && (gemm_narrow(g) || gemm_row(g))) return;
+    if (uk == ukernel_avx512 && (gemm_narrow(g) || gemm_row(g, pb, KC * (NC + NR_MAX)))) return;
 #endif
     /* With few rows of A, packing B costs more than it saves: the AVX-512
      * kernel reads B's full 32-column panels in place (row stride ldb; a
