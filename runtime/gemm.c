@@ -29,6 +29,9 @@ static inline int64_t kc_of(int64_t K) {
 #define NC 3072
 /* at most this many rows of A: B is read in place, not packed (gemm_serial) */
 #define DIRECT_B_MAX_M 48
+/* or B's rows this short (and longer than one panel): a K slice is then one
+ * run of a few contiguous pages, read in place at any M (gemm_serial) */
+#define DIRECT_B_MAX_N 256
 /* at most this deep a K slice: its tiles go row block by row block (gemm_serial) */
 #define ROWS_OUTER_KC 64
 #define NR 16       /* the AVX2 and plain C panels */
@@ -664,9 +667,13 @@ static void gemm_serial(const gemm_args *g) {
      * convolutions (one thread, alternating): M = 16, K = 96, N = 12544
      * 0.60-0.80 -> 0.43-0.74 ms; M = 24, K = 144, N = 3136 0.25 -> 0.20 ms.
      * With more rows the packed copy pays (and with K > KC the strided reads
-     * lost: M = 64, K = 576 3.1 -> 3.3 ms). */
+     * lost: M = 64, K = 576 3.1 -> 3.3 ms), unless B's rows are short: at
+     * 14x14 (N = 196, K slices of 150 KB in one run) reading in place won at
+     * every M (96 x 576 0.218 -> 0.207 ms, 64 x 384 0.101 -> 0.096); at 7x7
+     * only one full panel is read in place, and that was no faster. */
 #ifdef HAVE_AVX512_UKERNEL
-    bool direct = uk == ukernel_avx512 && !g->packed && !g->tb && g->M <= DIRECT_B_MAX_M;
+    bool direct = uk == ukernel_avx512 && !g->packed && !g->tb &&
+                  (g->M <= DIRECT_B_MAX_M || (g->ldb <= DIRECT_B_MAX_N && g->N > 2 * nrp));
 #else
     bool direct = false;
 #endif

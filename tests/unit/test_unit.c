@@ -314,6 +314,34 @@ static void test_sgemm_against_numpy(void) {
         kiln_tensor_free(&b49);
         kiln_tensor_free(&c49);
     }
+    /* 130 x 100: rows short enough that B is read in place with more rows than
+     * one packing block; A per call or packed ahead, one thread or two */
+    kiln_tensor a130, b100, c130;
+    if (kiln_read_npy(data("g_a130.npy"), &a130, err, sizeof err) || kiln_read_npy(data("g_b100.npy"), &b100, err, sizeof err) ||
+        kiln_read_npy(data("g_c130.npy"), &c130, err, sizeof err)) {
+        CHECK(0, "%s", err);
+    } else {
+        float *y130 = malloc(130 * 100 * sizeof(float)), *pa130 = malloc((size_t)kiln_sgemm_packed_a_floats(130, K) * sizeof(float));
+        kiln_sgemm_pack_a(130, K, a130.data, K, 0, pa130);
+        for (int threads = 0; threads < 2; threads++)
+            for (int pre = 0; pre < 2; pre++) {
+                for (int i = 0; i < 130 * 100; i++) y130[i] = NAN;
+                kiln_gemm_epi e = {NULL, NULL, 1, 0, 0, 0, NULL};
+                kiln_sgemm_ex(threads ? pool : NULL, 130, 100, K, 1.0f, pre ? NULL : a130.data, K, 0, pre ? pa130 : NULL, b100.data,
+                              100, 0, NULL, y130, 100, &e);
+                double maxerr = 0;
+                for (int64_t i = 0; i < 130 * 100; i++) {
+                    double dd = fabs(y130[i] - ((float *)c130.data)[i]);
+                    maxerr = dd == dd ? fmax(maxerr, dd) : INFINITY;
+                }
+                CHECK(maxerr < 1e-3, "sgemm 130x100 threads=%d packed A=%d differs from NumPy by %g", threads ? 2 : 1, pre, maxerr);
+            }
+        free(y130);
+        free(pa130);
+        kiln_tensor_free(&a130);
+        kiln_tensor_free(&b100);
+        kiln_tensor_free(&c130);
+    }
     /* at most 16 columns (B's first 10, row stride 45): the narrow path reads A
      * in place; each epilogue, plus alpha 0.5 accumulating into C (kind 4) */
     {
