@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -65,7 +66,12 @@ int main(void) {
 #endif
     kiln_pool *pool = kiln_pool_create(1);
     for (int n = 256; n <= 1024; n *= 2) {
-        float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = calloc((size_t)n * n, sizeof(float));
+        /* 64-byte aligned, as a compiled model's workspace gives its GEMMs their
+         * operands (malloc's 16-byte alignment splits every row of C across
+         * cache lines: 0.84 of peak at 1024 where aligned gives 0.86) */
+        size_t bytes = sizeof(float) * (size_t)n * (size_t)n;
+        float *a = aligned_alloc(64, bytes), *b = aligned_alloc(64, bytes), *c = aligned_alloc(64, bytes);
+        memset(c, 0, bytes);
         for (long i = 0; i < (long)n * n; i++) { a[i] = (float)(i % 13) * 0.01f; b[i] = (float)(i % 7) * 0.02f; }
         int reps = 11; /* the median of 11 (the 1024 case takes about 0.25 s) */
         double t[16];
