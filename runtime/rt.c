@@ -227,7 +227,8 @@ struct kiln_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     atomic_ulong gen;            /* bumped once per job */
-    atomic_int pending;          /* workers still running the current job */
+    atomic_ulong *slot;          /* per thread's range: the last job it was claimed for */
+    atomic_int done;             /* ranges of the current job finished */
     atomic_int quit;
     kiln_range_fn fn;
     void *arg;
@@ -248,9 +249,31 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void pool_chunk(kiln_pool *p, int id) {
-    int64_t b = p->total * id / p->n, e = p->total * (id + 1) / p->n;
+/* Job g's ranges: thread i's is [total i / n, total (i + 1) / n), claimed by
+ * whoever marks its slot with g first. Its owner takes it when it wakes; a
+ * thread done with its own takes those still unclaimed, so a worker that is
+ * late (asleep, or its virtual CPU descheduled) costs the job a range run by
+ * another thread instead of a wait for it. Every range is still one call. */
+static bool pool_claim(kiln_pool *p, int i, unsigned long g) {
+    unsigned long cur = atomic_load_explicit(&p->slot[i], memory_order_relaxed);
+    while (cur < g)
+        if (atomic_compare_exchange_weak_explicit(&p->slot[i], &cur, g, memory_order_acquire, memory_order_relaxed)) return true;
+    return false;
+}
+
+static void pool_run(kiln_pool *p, int i) {
+    int64_t b = p->total * i / p->n, e = p->total * (i + 1) / p->n;
     if (b < e) p->fn(p->arg, b, e);
+    atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+}
+
+/* Thread id's part of job g: its own range, then any left unclaimed. */
+static void pool_work(kiln_pool *p, int id, unsigned long g) {
+    if (pool_claim(p, id, g)) pool_run(p, id);
+    for (int i = 1; i < p->n; i++) {
+        int o = (id + i) % p->n;
+        if (pool_claim(p, o, g)) pool_run(p, o);
+    }
 }
 
 static void *pool_worker(void *varg) {
@@ -270,8 +293,7 @@ static void *pool_worker(void *varg) {
         }
         if (atomic_load(&p->quit)) break;
         seen = g;
-        pool_chunk(p, wa.id);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        pool_work(p, wa.id, g);
     }
     return NULL;
 }
@@ -288,10 +310,12 @@ kiln_pool *kiln_pool_create(int threads) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->quit, 0);
     p->threads = calloc((size_t)threads, sizeof(pthread_t));
-    if (!p->threads) { free(p); return NULL; }
+    p->slot = calloc((size_t)threads, sizeof *p->slot);
+    if (!p->threads || !p->slot) { free(p->threads); free(p->slot); free(p); return NULL; }
+    for (int i = 0; i < threads; i++) atomic_init(&p->slot[i], 0);
     for (int i = 1; i < threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa) { p->n = i; break; }
@@ -312,6 +336,7 @@ void kiln_pool_destroy(kiln_pool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     free(p->threads);
+    free(p->slot);
     free(p);
 }
 
@@ -323,11 +348,11 @@ void kiln_parallel_for(kiln_pool *p, int64_t n, kiln_range_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     p->total = n;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed); /* the last job's ranges all finished: none adds to it now */
+    unsigned long g = atomic_fetch_add_explicit(&p->gen, 1, memory_order_release) + 1;
     pthread_mutex_lock(&p->mu); /* wakes workers that went to sleep */
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    pool_chunk(p, 0);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    pool_work(p, 0, g);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n) cpu_relax();
 }
