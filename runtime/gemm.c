@@ -29,7 +29,7 @@ static inline int64_t kc_of(int64_t K) {
 #define NC 3072
 /* at most this many rows of A: B is read in place, not packed (gemm_serial) */
 #define DIRECT_B_MAX_M 48
-/* or B's rows this short (and longer than one panel): a K slice is then one
+/* or B's rows this short (and wider than two panels): a K slice is then one
  * run of a few contiguous pages, read in place at any M (gemm_serial) */
 #define DIRECT_B_MAX_N 256
 /* at most this deep a K slice: its tiles go row block by row block (gemm_serial) */
@@ -559,12 +559,12 @@ __attribute__((target("avx512f"))) static bool gemm_row(const gemm_args *g, floa
     int64_t sa = g->ta ? g->lda : 1, KB = kc_of(g->K), np = (g->N + 31) / 32 * 32;
     /* a packed B with several K slices goes slice by slice, its panels one
      * run of memory, the column sums kept in sums between slices */
-    bool by_slice = g->packed && KB < g->K && np <= nsums;
-    for (int64_t k0 = 0; k0 < g->K; k0 += by_slice ? KB : g->K) {
+    int64_t pass = g->packed && KB < g->K && np <= nsums ? KB : g->K; /* the K of one pass over the columns */
+    for (int64_t k0 = 0; k0 < g->K; k0 += pass) {
         for (int64_t j = 0; j < g->N; j += 32) {
             __mmask16 m0 = col_lanes(j, g->N), m1 = col_lanes(j + 16, g->N);
             __m512 z = _mm512_setzero_ps(), s0 = z, s1 = z, s2 = z, s3 = z, t0 = z, t1 = z, t2 = z, t3 = z;
-            for (int64_t k1 = k0; k1 < (by_slice ? k0 + 1 : g->K); k1 += KB) {
+            for (int64_t k1 = k0; k1 < k0 + pass; k1 += KB) {
                 int64_t kc = g->K - k1 < KB ? g->K - k1 : KB, bs = g->packed ? 32 : g->ldb, k = 0;
                 const float *b = g->packed ? g->packed + k1 * g->npad + (g->pj + j) * kc : g->B + k1 * g->ldb + j;
                 const float *ak = a + k1 * sa;
@@ -576,11 +576,11 @@ __attribute__((target("avx512f"))) static bool gemm_row(const gemm_args *g, floa
             }
             __m512 u = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
             __m512 w = _mm512_add_ps(_mm512_add_ps(t0, t1), _mm512_add_ps(t2, t3));
-            if (by_slice && k0 > 0) {
+            if (k0 > 0) {
                 u = _mm512_add_ps(u, _mm512_load_ps(sums + j));
                 w = _mm512_add_ps(w, _mm512_load_ps(sums + j + 16));
             }
-            if (by_slice && k0 + KB < g->K) {
+            if (k0 + pass < g->K) {
                 _mm512_store_ps(sums + j, u);
                 _mm512_store_ps(sums + j + 16, w);
                 continue;
