@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from npy_inputs import input_files
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "moe"]
 
@@ -41,7 +43,7 @@ def main():
         script = os.path.join(os.path.dirname(HERE), "examples", "moe", "make_model.py") if name == "moe" else os.path.join(HERE, "models.py")
         subprocess.run([sys.executable, script, d, name], check=True, capture_output=True)
         model = os.path.join(d, name + ".onnx")
-        ins = sorted((os.path.join(d, f) for f in os.listdir(d) if f.startswith(name + "_in")), key=lambda f: int(f.rsplit("_in", 1)[1][:-4]))
+        ins = input_files(d, name)
         times = {b: [] for b in backends}
         for _ in range(a.rounds):
             for b in backends:

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 
+from npy_inputs import input_files
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -37,7 +39,7 @@ def main():
     onnx_path = os.path.join(work, a.model + ".onnx")
     if not os.path.exists(onnx_path):
         subprocess.run([sys.executable, os.path.join(HERE, "models.py"), work, a.model], check=True)
-    ins = sorted(glob.glob(os.path.join(work, a.model + "_in*.npy")), key=lambda f: int(f.rsplit("_in", 1)[1][:-4]))  # in10 after in9
+    ins = input_files(work, a.model)
     tmp = tempfile.mkdtemp(prefix="kiln-layers-")
     try:
         report(a, onnx_path, ins, tmp)

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from npy_inputs import input_files
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -55,8 +57,7 @@ def main():
     print("machine: %s, %d cores" % (re.sub(r"\s+", " ", open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")), os.cpu_count()))
     for m in a.models.split(","):
         model = os.path.join(work, m + ".onnx")
-        ins = sorted((f for f in os.listdir(work) if f.startswith(m + "_in")), key=lambda f: int(f[len(m) + 3:-4]))  # in10 after in9
-        ins = [os.path.join(work, f) for f in ins]
+        ins = input_files(work, m)
         exe = os.path.join(work, m)
         t0 = time.time()
         subprocess.run([kiln, "compile", model, "-o", exe], check=True)

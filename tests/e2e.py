@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness import KILN, ROOT, main, run
+from harness import KILN, ROOT, input_files, main, run
 
 TMP = tempfile.mkdtemp(prefix="kiln-e2e-")
 os.chdir(TMP)  # `kiln dump` to stdout writes MODEL.weights in the current folder: keep it out of the tree
@@ -483,7 +483,7 @@ def test_dump_roundtrip_control_flow():
     d = fresh("rtc")
     r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, "control"])
     assert r.returncode == 0, r.stderr
-    ins = sorted(os.path.join(d, f) for f in os.listdir(d) if f.startswith("control_in"))
+    ins = input_files(d, "control")
     a, b = roundtrip(os.path.join(d, "control.onnx"), ins, d)
     assert np.array_equal(a, b)
     assert "capture %" in open(os.path.join(d, "m.kir")).read()

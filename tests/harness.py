@@ -13,6 +13,9 @@ PYTHON = sys.executable
 # AddressSanitizer, which does not run under qemu-user.
 SANITIZED = "-fsanitize" in os.environ.get("CC", "")
 
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from npy_inputs import input_files  # noqa: E402,F401  (the tests' models are bench/models.py's)
+
 
 def run(cmd, **kw):
     kw.setdefault("capture_output", True)

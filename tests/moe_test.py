@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from harness import KILN, ROOT, main, run
+from harness import KILN, ROOT, input_files, main, run
 
 TMP = tempfile.mkdtemp(prefix="kiln-moe-")
 MODELS = os.path.join(TMP, "models")
@@ -22,7 +22,7 @@ ORT = os.path.join(ROOT, "bench", "ort_run.js")
 
 def model(name):
     p = os.path.join(MODELS, name)
-    ins = sorted(os.path.join(MODELS, f) for f in os.listdir(MODELS) if f.startswith(name + "_in"))
+    ins = input_files(MODELS, name)
     return p + ".onnx", ins
 
 
@@ -96,8 +96,7 @@ def test_routing_profile_counts():
 
 # ---- placement ----
 
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import moe_place  # noqa: E402  (the DeepSeek-V3 description and Zipf profiles)
+import moe_place  # noqa: E402  (bench/, on the path by harness: the DeepSeek-V3 description and Zipf profiles)
 
 TARGETS = ["host", "kunpeng920", "ascend910c-node", "ascend910c-cluster-1024", "mlu370-node", "h800-cluster-2048"]
 

@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from harness import KILN, ROOT, SANITIZED, main, run
+from harness import KILN, ROOT, SANITIZED, input_files, main, run
 
 TMP = tempfile.mkdtemp(prefix="kiln-ort-")
 ORT = [os.path.join(ROOT, "bench", "ort_run.js")]
@@ -27,11 +27,6 @@ QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"]
 ARM = ["--target", "aarch64-linux-gnu"]
 
 
-def input_number(path):
-    """K of NAME_inK.npy: the inputs in their order (in10 after in9)."""
-    return int(path.rsplit("_in", 1)[1].split(".")[0])
-
-
 def compare(name, flags=(), emulator=()):
     """kiln (compiled with flags, run through emulator) against ONNX Runtime."""
     d = os.path.join(TMP, name + "_".join(flags))
@@ -39,7 +34,7 @@ def compare(name, flags=(), emulator=()):
     r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, name])
     assert r.returncode == 0, r.stderr
     model = os.path.join(d, name + ".onnx")
-    ins = sorted((os.path.join(d, f) for f in os.listdir(d) if f.startswith(name + "_in")), key=input_number)
+    ins = input_files(d, name)
     exe = os.path.join(d, name)
     r = run([KILN, "compile", model, "-o", exe] + list(flags))
     assert r.returncode == 0, r.stderr
