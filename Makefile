@@ -13,8 +13,16 @@ RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/
 KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
             frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
             passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c passes/batch.c \
-            codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/elf.c codegen/link.c
+            codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/elf.c codegen/link.c \
+            codegen/dyn.c
 
+# libkilnc: the compiler's middle end (text IR reader, passes, lowering, Kir
+# interpreter) that an executable of run-time shapes carries (codegen/dyn.c)
+KILNC_SRC := ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
+            frontend/common.c frontend/kir.c frontend/target.c \
+            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
+            codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/dyn.c
+KILNC    := $(BUILD)/lib/libkilnc.a
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 KILN     := $(BUILD)/bin/kiln
@@ -40,7 +48,7 @@ RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 
 .PHONY: all deps demo test test-sanitize fuzz bench bench-compile clean
 TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
-all: $(KILN) $(RTLIB) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64)
+all: $(KILN) $(RTLIB) $(KILNC) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64)
 
 # The kernels' sources for the C backend at -O3, which compiles them into the
 # model's file (kiln_kernels.c includes each) so that gcc inlines every call.
@@ -106,6 +114,10 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/.deps-ok
 	$(CC) $(KCFLAGS) -I$(BUILD)/gen -c $< -o $@
 
 $(RTLIB): $(RT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(KILNC): $(KILNC_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -289,12 +289,16 @@ static bool bind_inputs(Graph *g, const Options *o, Diags *d, PtrVec *deps) {
     return true;
 }
 
-static Graph *read_model(Arena *a, const Options *o, int64_t batch, Diags *d, PtrVec *deps) {
-    FrontendOpts fo = {o->shapes, o->nshapes, batch};
+static Graph *read_model_as(Arena *a, const Options *o, int64_t batch, bool keep_symbolic, Diags *d, PtrVec *deps) {
+    FrontendOpts fo = {o->shapes, o->nshapes, batch, keep_symbolic};
     size_t l = strlen(o->model);
     Graph *g = (l > 4 && strcmp(o->model + l - 4, ".kir") == 0) ? kir_load(a, o->model, &fo, d, deps)
                                                                 : onnx_load(a, o->model, &fo, d, deps);
     return g && bind_inputs(g, o, d, deps) ? g : NULL;
+}
+
+static Graph *read_model(Arena *a, const Options *o, int64_t batch, Diags *d, PtrVec *deps) {
+    return read_model_as(a, o, batch, false, d, deps);
 }
 
 /* The model at a batch of 1; when its inputs have a symbolic batch (dim 0),
@@ -307,11 +311,12 @@ static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
     for (int i = 0; g && i < g->inputs.n; i++) batched |= ((Value *)g->inputs.items[i])->batch;
     if (!batched) return g;
     Arena *pa = arena_new();
-    Diags pd = {pa, NULL, NULL, 0};
+    Diags pd = {pa, NULL, NULL, 0, false, NULL};
     PtrVec pdeps = {0};
     Graph *p1 = read_model(pa, o, 1, &pd, &pdeps), *p2 = p1 ? read_model(pa, o, 2, &pd, &pdeps) : NULL;
     bool ok = p1 && p2 && batch_verify(p1, p2, g, d);
     if (!p1 || !p2) diag_error(d, NULL, "the model cannot be read again to check its symbolic batch");
+    if (!ok) d->run_time = true; /* an executable can take the batch when it runs */
     arena_free(pa);
     if (ok && o->verbose) fprintf(stderr, "kiln: dimension 0 of the inputs is the batch: the model runs once per sample\n");
     return ok ? g : NULL;
@@ -382,6 +387,30 @@ static int check_target(const Options *o) {
     return 0;
 }
 
+/* The executable of a model whose shapes are known only at run time
+ * (codegen/dyn.c): the model as read, symbolic input dims kept, --shape and
+ * --bind applied. why: the static compile's diagnostics (the first error is
+ * the reason, printed with -v). */
+static bool build_dynamic(const Options *o, Arena *a, const Diags *why, Diags *d, PtrVec *deps, const LinkOpts *lo) {
+    for (const Diag *x = why->first; x && o->verbose; x = x->next)
+        if (x->level == DIAG_ERROR) {
+            fprintf(stderr, "kiln: shapes known only at run time: the executable specializes the model to its inputs when it runs\n");
+            if (x->node_name) fprintf(stderr, "kiln:   node '%s' (%s): %s\n", x->node_name, x->op_name, x->msg);
+            else fprintf(stderr, "kiln:   %s\n", x->msg);
+            break;
+        }
+    Graph *g = read_model_as(a, o, 1, true, d, deps);
+    if (!g) return false;
+    if (g->in_seq) { /* the static compile's reason stands */
+        *d = *why;
+        diag_add(d, DIAG_NOTE, NULL, "an executable takes shapes when it runs only for models without sequence or optional inputs");
+        return false;
+    }
+    if (!graph_check_arity(g, d)) return false;
+    if (lo->llvm && o->verbose) fprintf(stderr, "kiln: --backend llvm: the model's kernels run from the runtime, specialized when it runs\n");
+    return link_build_dynamic(g, lo, d);
+}
+
 static int cmd_compile(const Options *o) {
     const char *emit = o->emit ? o->emit : "exe";
     static const char *kinds[] = {"exe", "lib", "so", "obj", "header", "c", "ll"};
@@ -409,7 +438,7 @@ static int cmd_compile(const Options *o) {
     char obase[PATH_MAX];
     char *prefix = c_identifier(o->name ? o->name : base_name(out, obase, sizeof obase));
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0};
+    Diags d = {a, NULL, NULL, 0, false, NULL};
     PtrVec deps = {0};
     double t0 = kiln_now_ms();
     /* on the host the plan only predicts (the code does not depend on it) and
@@ -426,7 +455,14 @@ static int cmd_compile(const Options *o) {
     if (g && pipeline_run(g, &po, &d)) k = kir_lower(g, &d);
     if (k && o->verbose) fprintf(stderr, "kiln: lowered to %d steps, workspace %lld bytes, weights %lld bytes\n", k->nsteps, (long long)k->workspace_size, (long long)k->weights_size);
     LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose, o->external_weights, llvm, triple, host};
-    bool ok = k && link_build(k, g, &lo, &d);
+    bool ok;
+    if (!k && d.run_time && strcmp(emit, "exe") == 0) { /* shapes known only at run time: the executable specializes then */
+        Diags dd = {a, NULL, NULL, 0, false, NULL};
+        ok = build_dynamic(o, a, &d, &dd, &deps, &lo);
+        d = dd;
+    } else ok = k && link_build(k, g, &lo, &d);
+    if (!ok && d.run_time && strcmp(emit, "exe") != 0)
+        diag_add(&d, DIAG_NOTE, NULL, "an executable (--emit exe) takes such shapes when it runs");
     if (ok && (o->md || o->mf)) {
         char mf[PATH_MAX + 8];
         snprintf(mf, sizeof mf, "%s.d", out);
@@ -464,7 +500,7 @@ static int cmd_dump(const Options *o) {
         return usage_error("--format takes text, dot or json, not '%s'", fmt);
     if (o->after && (!pipeline_has_pass(o->after) || strcmp(o->after, "all") == 0)) return usage_error("--after: unknown pass '%s'", o->after);
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0};
+    Diags d = {a, NULL, NULL, 0, false, NULL};
     PtrVec deps = {0};
     const PlaceOpts *pl;
     Graph *g = load_for_placement(o, a, &d, &deps, true, &pl);
@@ -501,7 +537,7 @@ static int cmd_place(const Options *o) {
     if (strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0) return usage_error("--format takes text or json, not '%s'", fmt);
     if (check_target(o)) return 2;
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0};
+    Diags d = {a, NULL, NULL, 0, false, NULL};
     PtrVec deps = {0};
     const PlaceOpts *pl;
     Graph *g = load_for_placement(o, a, &d, &deps, true, &pl);
@@ -530,7 +566,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 
 static int cmd_run(Options *o) {
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0};
+    Diags d = {a, NULL, NULL, 0, false, NULL};
     size_t len;
     unsigned char *bytes = read_file(a, o->model, &len, &d);
     if (!bytes) { int rc = print_diags(&d, o->model); arena_free(a); return rc; }

@@ -502,6 +502,35 @@ def winograd(d):
     return [rng.standard_normal((2, 16, 23, 37)).astype(np.float32), rng.standard_normal((1, 64, 5, 301)).astype(np.float32)]
 
 
+def shape_dim(b, t, i):
+    """Shape(t)[i] as a [1] tensor, the way exporters compute sizes."""
+    return b.op("Gather", [b.op("Shape", [t]), b.c(np.array([i], np.int64))], axis=0)
+
+
+def text_branch(b, feat, positions):
+    """Of batch() and runtime(): embeddings of the int64 input ids plus position
+    embeddings (a table of `positions` rows) gathered by Range(0, Shape(ids)[1]),
+    LayerNormalization, 4-head attention whose heads are split and joined by
+    Reshapes computed from Shape; the attention's mean over the sequence joins
+    feat [N, 32] in a softmax classifier. Returns (the classifier's output, the
+    attention output [N, S, 32])."""
+    i64 = lambda a: b.c(np.array(a, np.int64))
+    dim = lambda t, i: shape_dim(b, t, i)
+    pos = b.op("Range", [b.c(np.int64(0)), b.op("Squeeze", [dim("ids", 1), i64([0])]), b.c(np.int64(1))])
+    t = b.op("Add", [b.op("Gather", [b.w((50, 32), 1.0), "ids"], axis=0), b.op("Gather", [b.w((positions, 32), 1.0), pos], axis=0)])
+    t = b.op("LayerNormalization", [t, b.c(np.ones(32, np.float32)), b.c(np.zeros(32, np.float32))], axis=-1)
+    heads = b.op("Concat", [dim(t, 0), dim(t, 1), i64([4, 8])], axis=0)
+    def split(m):
+        return b.op("Transpose", [b.op("Reshape", [b.op("MatMul", [t, b.w((32, 32), 0.2)]), heads])], perm=[0, 2, 1, 3])
+    q, k, vv = split(t), split(t), split(t)
+    p = b.op("Softmax", [b.op("Div", [b.op("MatMul", [q, b.op("Transpose", [k], perm=[0, 1, 3, 2])]), b.c(np.float32(np.sqrt(8)))])], axis=-1)
+    ctx = b.op("Transpose", [b.op("MatMul", [p, vv])], perm=[0, 2, 1, 3])
+    ctx = b.op("Reshape", [ctx, b.op("Concat", [dim(ctx, 0), dim(ctx, 1), i64([32])], axis=0)])
+    both = b.op("Concat", [feat, b.op("ReduceMean", [ctx], axes=[1], keepdims=0)], axis=1)
+    y = b.op("Softmax", [b.op("Gemm", [both, b.w((64, 10)), b.c(np.zeros(10, np.float32))])], axis=1)
+    return y, ctx
+
+
 def batch(d):
     """A model whose batch is symbolic ("batch" in every input and output), the
     way exporters write one: a CNN flattened with Reshape(x, [Shape(x)[0], -1]),
@@ -513,8 +542,7 @@ def batch(d):
     b = B("batch")
     v = helper.make_tensor_value_info
     i64 = lambda a: b.c(np.array(a, np.int64))
-    def dim(t, i):
-        return b.op("Gather", [b.op("Shape", [t]), i64([i])], axis=0)
+    dim = lambda t, i: shape_dim(b, t, i)
     x = conv_bn(b, "x", 3, 8, 3, 1)
     x = b.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
     n = dim(x, 0)
@@ -522,27 +550,57 @@ def batch(d):
     zeros = b.op("ConstantOfShape", [b.op("Concat", [n, i64([32])], axis=0)], value=numpy_helper.from_array(np.array([0.25], np.float32)))
     bias = b.op("Expand", [b.c(rng.standard_normal((1, 32)).astype(np.float32)), b.op("Concat", [dim("ids", 0), i64([32])], axis=0)])
     feat = b.op("Add", [b.op("Add", [feat, zeros]), bias])
-    pos = b.op("Range", [b.c(np.int64(0)), b.op("Squeeze", [dim("ids", 1), i64([0])]), b.c(np.int64(1))])
-    t = b.op("Add", [b.op("Gather", [b.w((50, 32), 1.0), "ids"], axis=0), b.op("Gather", [b.w((16, 32), 1.0), pos], axis=0)])
-    t = b.op("LayerNormalization", [t, b.c(np.ones(32, np.float32)), b.c(np.zeros(32, np.float32))], axis=-1)
-    heads = b.op("Concat", [dim(t, 0), dim(t, 1), i64([4, 8])], axis=0)
-    def split(m):
-        return b.op("Transpose", [b.op("Reshape", [b.op("MatMul", [t, b.w((32, 32), 0.2)]), heads])], perm=[0, 2, 1, 3])
-    q, k, vv = split(t), split(t), split(t)
-    p = b.op("Softmax", [b.op("Div", [b.op("MatMul", [q, b.op("Transpose", [k], perm=[0, 1, 3, 2])]), b.c(np.float32(np.sqrt(8)))])], axis=-1)
-    ctx = b.op("Transpose", [b.op("MatMul", [p, vv])], perm=[0, 2, 1, 3])
-    ctx = b.op("Reshape", [ctx, b.op("Concat", [dim(ctx, 0), dim(ctx, 1), i64([32])], axis=0)])
-    both = b.op("Concat", [feat, b.op("ReduceMean", [ctx], axes=[1], keepdims=0)], axis=1)
-    y = b.op("Softmax", [b.op("Gemm", [both, b.w((64, 10)), b.c(np.zeros(10, np.float32))])], axis=1)
+    y, ctx = text_branch(b, feat, 16)
     g = helper.make_graph(b.nodes, "batch", [v("x", TensorProto.FLOAT, ["batch", 3, 16, 16]), v("ids", TensorProto.INT64, ["batch", 6])],
                           [v(y, TensorProto.FLOAT, ["batch", 10]), v(ctx, TensorProto.FLOAT, ["batch", 6, 32])], b.inits)
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(d, "batch.onnx"))
     return [rng.standard_normal((3, 3, 16, 16)).astype(np.float32), rng.integers(0, 50, (3, 6)).astype(np.int64)]
 
 
+def runtime(d):
+    """A model whose shapes are known only when it runs: the batch, the image
+    size and the sequence length are symbolic ("batch", "h", "w", "seq"); a CNN
+    branch pooled to a vector; a text branch as in batch() (positions by
+    Range(0, Shape(ids)[1]), heads split and joined by Reshapes computed from
+    Shape); the rows of the attention output whose mean is positive picked by
+    NonZero -> Transpose -> GatherND and projected (as many rows as the data
+    gives); a Reshape to a shape given as an input; a TopK whose K is an input,
+    its values scaled; position embeddings gathered by Range(0, max(ids)), a
+    length computed from the data, and summed."""
+    b = B("runtime")
+    v = helper.make_tensor_value_info
+    i64 = lambda a: b.c(np.array(a, np.int64))
+    x = conv_bn(b, "x", 3, 8, 3, 1)
+    x = b.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    feat = b.op("Gemm", [b.op("Flatten", [b.op("GlobalAveragePool", [x])]), b.w((8, 32)), b.c(np.zeros(32, np.float32))])
+    y, ctx = text_branch(b, feat, 64)
+    m = b.op("ReduceMean", [ctx], axes=[2], keepdims=0)
+    rows = b.op("GatherND", [ctx, b.op("Transpose", [b.op("NonZero", [b.op("Greater", [m, b.c(np.float32(0))])])], perm=[1, 0])])
+    picked = b.op("MatMul", [rows, b.w((32, 4))])
+    shaped = b.op("Softmax", [b.op("Reshape", [feat, "shape"])], axis=-1)
+    b.nodes.append(helper.make_node("TopK", [m, "k"], ["topv", "topi"], axis=1))
+    top = b.op("Mul", ["topv", b.c(np.float32(2))])
+    lim = b.op("ReduceMax", ["ids"], keepdims=0)
+    emb = b.op("ReduceSum", [b.op("Gather", [b.w((64, 8), 1.0), b.op("Range", [b.c(np.int64(0)), lim, b.c(np.int64(1))])], axis=0), i64([0])], keepdims=0)
+    f = TensorProto.FLOAT
+    g = helper.make_graph(b.nodes, "runtime", [v("x", f, ["batch", 3, "h", "w"]), v("ids", TensorProto.INT64, ["batch", "seq"]),
+                                               v("shape", TensorProto.INT64, [3]), v("k", TensorProto.INT64, [1])],
+                          [v(y, f, ["batch", 10]), v(ctx, f, ["batch", "seq", 32]), v(picked, f, None), v(shaped, f, None), v(top, f, None),
+                           v(emb, f, [8])], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), os.path.join(d, "runtime.onnx"))
+    return runtime_inputs(3, 12, 10, 7, 3)
+
+
+def runtime_inputs(n, h, w, seq, k):
+    """Inputs of the runtime model: n images of h x w, n sequences of seq ids, the
+    Reshape's shape [n, 4, 8], K."""
+    return [rng.standard_normal((n, 3, h, w)).astype(np.float32), rng.integers(0, 50, (n, seq)).astype(np.int64),
+            np.array([n, 4, 8], np.int64), np.array([k], np.int64)]
+
+
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -407,7 +407,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
                    "static const int64_t *shape_any(const void *c, int i) { return %s_output_shape(c, i); }\n\n"
                    "int main(int argc, char **argv) {\n"
                    "    static const kiln_model m = {\"%s\", %d, %d, %s_inputs, %s_outputs, create_any, run_any, destroy_any, %d,\n"
-                   "                                 %d, %s_moe_layers, counts_any, %s%s%s, %lld, 0x%016llxull, shape_any};\n"
+                   "                                 %d, %s_moe_layers, counts_any, %s%s%s, %lld, 0x%016llxull, shape_any, NULL};\n"
                    "    return kiln_exe_main(&m, argc, argv);\n}\n",
                 prefix, prefix, prefix, prefix, prefix, prefix, k->ninputs, k->noutputs, prefix, prefix, default_threads,
                 k->nmoe, prefix, external ? "\"" : "", external ? external : "NULL", external ? "\"" : "",

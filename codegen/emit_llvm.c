@@ -600,15 +600,16 @@ static void ll_run_batch(LL *L, LLVMValueRef inputs, LLVMValueRef outputs) {
 static void ll_main(LL *L, LLVMValueRef inputs, LLVMValueRef outputs, LLVMValueRef moe) {
     const Kir *k = L->k;
     LLVMTypeRef p = L->p8, i32 = L->i32, i64 = L->i64;
-    LLVMTypeRef mty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){p, i32, i32, p, p, p, p, p, i32, i32, p, p, p, i64, i64, p}, 16, 0);
+    LLVMTypeRef mty = LLVMStructTypeInContext(L->cx, (LLVMTypeRef[]){p, i32, i32, p, p, p, p, p, i32, i32, p, p, p, i64, i64, p, p}, 17, 0);
     const char *fns[5] = {"%s_create", "%s_run", "%s_destroy", "%s_routing_counts", "%s_output_shape"};
     LLVMValueRef fp[5];
     for (int i = 0; i < 5; i++) fp[i] = LLVMConstBitCast(LLVMGetNamedFunction(L->m, ll_name(L, fns[i])), p);
-    LLVMValueRef f[16] = {ll_string(L, L->o->prefix), LLVMConstInt(i32, (unsigned)k->ninputs, 0), LLVMConstInt(i32, (unsigned)k->noutputs, 0),
+    LLVMValueRef f[17] = {ll_string(L, L->o->prefix), LLVMConstInt(i32, (unsigned)k->ninputs, 0), LLVMConstInt(i32, (unsigned)k->noutputs, 0),
                           inputs, outputs, fp[0], fp[1], fp[2], LLVMConstInt(i32, (unsigned long long)L->o->default_threads, 1),
                           LLVMConstInt(i32, (unsigned)k->nmoe, 0), moe, fp[3], ll_string(L, L->o->external),
-                          ll_i64(L, L->o->external ? k->weights_size : 0), LLVMConstInt(i64, L->o->external ? L->o->weights_id : 0, 0), fp[4]};
-    LLVMValueRef model = ll_global(L, LLVMConstNamedStruct(mty, f, 16), "kiln_model_desc", true);
+                          ll_i64(L, L->o->external ? k->weights_size : 0), LLVMConstInt(i64, L->o->external ? L->o->weights_id : 0, 0), fp[4],
+                          LLVMConstNull(p)}; /* prepare: none, the shapes are static */
+    LLVMValueRef model = ll_global(L, LLVMConstNamedStruct(mty, f, 17), "kiln_model_desc", true);
     LLVMTypeRef mp[3] = {p, i32, L->pp8};
     LLVMValueRef exe_main = ll_fn(L, "kiln_exe_main", i32, mp, 3);
     LLVMValueRef fn = ll_define(L, "main", i32, (LLVMTypeRef[]){i32, L->pp8}, 2, false);

@@ -160,6 +160,11 @@ int window_params(const Window *w, int64_t *p);
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
  * k->workspace_size bytes for KB_ARENA ones. */
 void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
+/* The same with a thread pool (kernels and fused loops run on it) and the
+ * context's state; which: 0 the run's steps, 1 the create-time ones, -1 all.
+ * Returns 1 when a KS_FAIL step ended the run, else 0 (codegen/dyn.c). */
+struct kiln_pool;
+int kir_exec(const Kir *k, struct kiln_pool *pool, const void *const *inputs, unsigned char *ws, unsigned char *state, int which);
 
 /* Writes the C translation unit (codegen/emit_c.c). weights_incbin: path of a
  * file holding the weights to include with .incbin, or NULL to write them as

@@ -8,6 +8,7 @@
 #include "kir.h"
 #include "../runtime/kiln_scalar.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 const KInstrKind kinstr_kind[KI_COUNT] = {
@@ -136,74 +137,136 @@ static Scalar constant(double f, DType t) {
 #define EV_BOOL1(fn) (Scalar){.u = kiln_##fn##_u64(x.u)}
 #define EV_BOOL2(fn) (Scalar){.u = kiln_##fn##_u64(x.u, y.u)}
 
-/* One scalar operation; adt is the dtype of its first operand. */
-static Scalar eval(const KInstr *c, const Scalar *r, DType adt) {
-    Class cl = class_of(c->dt), acl = class_of(adt);
-    Scalar x = r[c->a], y = r[c->b], z;
-    (void)acl;
-    switch (c->op) {
-#define KI(id, fn, kind) case KI_##id: z = EV_##kind(fn); break;
-#include "kinstr.def"
-#undef KI
-    default: z.u = 0;
-    }
-    return narrow(z, c->dt);
-}
+/* Where a program's buffers are: its inputs, workspace and state (NULL while
+ * folding, where every buffer is host memory or a constant). */
+typedef struct {
+    const Kir *k;
+    const void *const *inputs;
+    unsigned char *ws, *state;
+    const KLoop *lp;
+} Env;
 
-static void *buf_ptr(const Kir *k, int b, const void *const *inputs, unsigned char *ws) {
-    const KBuf *kb = &k->bufs[b];
+static void *buf_ptr(const Env *e, int b) {
+    const KBuf *kb = &e->k->bufs[b];
     switch (kb->kind) {
     case KB_HOST: return kb->host;
-    case KB_INPUT: return (void *)inputs[kb->index];
-    case KB_CONST: return k->weights + kb->offset;
-    default: return ws + kb->offset;
+    case KB_INPUT: return (void *)e->inputs[kb->index];
+    case KB_CONST: return e->k->weights + kb->offset;
+    case KB_STATE: return e->state + kb->offset;
+    default: return e->ws + kb->offset;
     }
 }
 
-static void run_loop(const Kir *k, const KLoop *lp, const void *const *inputs, unsigned char *ws) {
-    Scalar regs[256];
+/* Scalar operations of one instruction over n elements: the switch once per block. */
+#define BLOCK 64
+static void eval_block(const KInstr *c, Scalar *z, const Scalar *ra, const Scalar *rb, DType adt, int n) {
+    Class cl = class_of(c->dt), acl = class_of(adt);
+    (void)acl;
+    switch (c->op) {
+#define KI(id, fn, kind) \
+    case KI_##id: \
+        for (int j = 0; j < n; j++) { \
+            Scalar x = ra[j], y = rb[j]; \
+            (void)y; \
+            z[j] = narrow(EV_##kind(fn), c->dt); \
+        } \
+        break;
+#include "kinstr.def"
+#undef KI
+    default: for (int j = 0; j < n; j++) z[j].u = 0;
+    }
+}
+
+/* Elements [begin, end) of dims[0] of a fused loop, a row of the innermost
+ * dimension at a time, each instruction over up to BLOCK elements of it. */
+static void run_loop_range(const Env *e, const KLoop *lp, int64_t begin, int64_t end) {
+    const Kir *k = e->k;
     const unsigned char *in[64];
     int es[64];
     for (int i = 0; i < lp->nin; i++) {
-        in[i] = buf_ptr(k, lp->in[i], inputs, ws);
+        in[i] = buf_ptr(e, lp->in[i]);
         es[i] = dtype_size(k->bufs[lp->in[i]].dtype);
     }
-    unsigned char *out = buf_ptr(k, lp->out, inputs, ws);
+    unsigned char *out = buf_ptr(e, lp->out);
     DType odt = k->bufs[lp->out].dtype;
-    int oes = dtype_size(odt);
-    int64_t idx[MAX_RANK] = {0}, total = dims_numel(lp->rank, lp->dims);
-    for (int64_t n = 0; n < total; n++) {
-        for (int c = 0; c < lp->ncode; c++) {
-            const KInstr *ins = &lp->code[c];
-            if (ins->op == KI_LOAD) {
-                int64_t off = 0;
-                for (int d = 0; d < lp->rank; d++) off += idx[d] * lp->strides[ins->a][d];
-                regs[c] = load(in[ins->a] + off * es[ins->a], ins->dt);
-            } else if (ins->op == KI_CONST) regs[c] = constant(ins->f, ins->dt);
-            else if (ins->op == KI_CAST) regs[c] = cast(regs[ins->a], lp->code[ins->a].dt, ins->dt);
-            else if (ins->op == KI_WHERE) regs[c] = regs[ins->c].u ? regs[ins->a] : regs[ins->b];
-            else regs[c] = eval(ins, regs, lp->code[ins->a].dt);
+    int oes = dtype_size(odt), r = lp->rank;
+    int64_t inner = r ? lp->dims[r - 1] : 1, rows = 1, idx[MAX_RANK] = {0};
+    for (int d = 0; d < r - 1; d++) rows *= lp->dims[d];
+    if (r > 1) { /* rows of dims[0] in [begin, end) */
+        int64_t per = rows / lp->dims[0];
+        idx[0] = begin;
+        rows = (end - begin) * per;
+    } else if (r == 1) inner = end - begin;
+    Scalar (*regs)[BLOCK] = malloc(sizeof *regs * (size_t)(lp->ncode ? lp->ncode : 1));
+    if (!regs) return;
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t off[64], obase = 0, first = r == 1 ? begin : 0;
+        for (int i = 0; i < lp->nin; i++) {
+            off[i] = 0;
+            for (int d = 0; d < r - 1; d++) off[i] += idx[d] * lp->strides[i][d];
         }
-        store(out + n * oes, odt, regs[lp->ncode - 1]);
-        for (int d = lp->rank - 1; d >= 0; d--) {
+        for (int d = 0; d < r - 1; d++) obase = obase * lp->dims[d] + idx[d];
+        obase = obase * (r ? lp->dims[r - 1] : 1) + first;
+        for (int64_t c0 = 0; c0 < inner; c0 += BLOCK) {
+            int n = inner - c0 < BLOCK ? (int)(inner - c0) : BLOCK;
+            for (int c = 0; c < lp->ncode; c++) {
+                const KInstr *ins = &lp->code[c];
+                Scalar *z = regs[c];
+                if (ins->op == KI_LOAD) {
+                    int64_t st = r ? lp->strides[ins->a][r - 1] : 0, o = off[ins->a] + (first + c0) * st;
+                    for (int j = 0; j < n; j++) z[j] = load(in[ins->a] + (o + j * st) * es[ins->a], ins->dt);
+                } else if (ins->op == KI_CONST) {
+                    Scalar v = constant(ins->f, ins->dt);
+                    for (int j = 0; j < n; j++) z[j] = v;
+                } else if (ins->op == KI_CAST) {
+                    for (int j = 0; j < n; j++) z[j] = cast(regs[ins->a][j], lp->code[ins->a].dt, ins->dt);
+                } else if (ins->op == KI_WHERE) {
+                    for (int j = 0; j < n; j++) z[j] = regs[ins->c][j].u ? regs[ins->a][j] : regs[ins->b][j];
+                } else eval_block(ins, z, regs[ins->a], regs[ins->b < lp->ncode ? ins->b : ins->a], lp->code[ins->a].dt, n);
+            }
+            const Scalar *res = regs[lp->ncode - 1];
+            for (int j = 0; j < n; j++) store(out + (obase + c0 + j) * oes, odt, res[j]);
+        }
+        for (int d = r - 2; d >= 0; d--) {
             if (++idx[d] < lp->dims[d]) break;
             idx[d] = 0;
         }
     }
+    free(regs);
 }
 
-void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) {
+static void loop_chunk(void *arg, int64_t b, int64_t e) {
+    const Env *env = arg;
+    run_loop_range(env, env->lp, b, e);
+}
+
+int kir_exec(const Kir *k, kiln_pool *pool, const void *const *inputs, unsigned char *ws, unsigned char *state, int which) {
+    Env env = {k, inputs, ws, state, NULL};
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
-        if (st->kind == KS_LOOP) { run_loop(k, st->loop, inputs, ws); continue; }
-        if (st->kind == KS_FAIL) return;
-        if (st->kind == KS_JUMP || (st->kind == KS_BRANCH && (*(const uint8_t *)buf_ptr(k, st->bufs[0], inputs, ws) != 0) == st->if_true)) {
+        if (which >= 0 && st->at_create != (which == 1)) continue;
+        if (st->kind == KS_LOOP) {
+            const KLoop *lp = st->loop;
+            if (lp->rank == 0 || lp->dims[0] == 0) {
+                if (lp->rank == 0) run_loop_range(&env, lp, 0, 1);
+            } else if (pool && kir_loop_parallel(lp)) {
+                Env le = env;
+                le.lp = lp;
+                kiln_parallel_for(pool, lp->dims[0], loop_chunk, &le);
+            } else run_loop_range(&env, lp, 0, lp->dims[0]);
+            continue;
+        }
+        if (st->kind == KS_FAIL) return 1;
+        if (st->kind == KS_JUMP || (st->kind == KS_BRANCH && (*(const uint8_t *)buf_ptr(&env, st->bufs[0]) != 0) == st->if_true)) {
             s = st->target - 1;
             continue;
         }
         if (st->kind == KS_BRANCH) continue;
         void *bufs[130];
-        for (int i = 0; i < st->nbufs; i++) bufs[i] = buf_ptr(k, st->bufs[i], inputs, ws);
-        kiln_kernel_table[st->kernel](NULL, bufs, st->params);
+        for (int i = 0; i < st->nbufs; i++) bufs[i] = buf_ptr(&env, st->bufs[i]);
+        kiln_kernel_table[st->kernel](pool, bufs, st->params);
     }
+    return 0;
 }
+
+void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) { kir_exec(k, NULL, inputs, ws, NULL, -1); }

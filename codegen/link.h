@@ -25,6 +25,10 @@ const char *link_host_triple(void);
 /* Writes the requested output (and PREFIX.h beside it for lib/so/obj/header),
  * atomically: on failure nothing is left behind. */
 bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d);
+/* An executable whose shapes are known only when it runs (codegen/dyn.c): g as
+ * read (symbolic input dims kept) goes in as text IR with its constants, linked
+ * with libkilnc and the runtime. */
+bool link_build_dynamic(const Graph *g, const LinkOpts *o, Diags *d);
 /* Writes a make-style dependency file: "target: dep dep ..." */
 bool link_write_depfile(const char *path, const char *target, const PtrVec *deps, Diags *d);
 

@@ -173,17 +173,22 @@ bool frontend_fix_inputs(Graph *g, const FrontendOpts *o, Diags *d) {
             diag_error(d, NULL, "input '%s' has no shape in the model; give it with --shape %s=D0xD1x...", v->name, v->name);
             return false;
         }
+        if (dtype_size(v->dtype) == 0) { diag_error(d, NULL, "input '%s' has dtype %s, which kiln does not support", v->name, dtype_name(v->dtype)); return false; }
+        bool symbolic = false;
+        for (int j = 0; j < v->rank; j++) symbolic |= v->dims[j] < 0;
+        if (symbolic && o && o->keep_symbolic) continue; /* taken from the input files when the executable runs */
         for (int j = 1; j < v->rank; j++)
             if (v->dims[j] < 0) {
-                diag_error(d, NULL, "input '%s' has a symbolic dimension %d: kiln takes only dimension 0 (the batch) from the input files "
-                           "at run time; give the others with --shape %s=D0xD1x... (N for dimension 0 keeps it the batch)", v->name, j, v->name);
+                d->run_time = true;
+                diag_error(d, NULL, "input '%s' has a symbolic dimension %d: a library is compiled for fixed shapes (but for dimension 0, "
+                           "the batch); give them with --shape %s=D0xD1x... (N for dimension 0 keeps it the batch), or compile an "
+                           "executable (--emit exe), which takes them from its input files", v->name, j, v->name);
                 return false;
             }
         if (v->rank > 0 && v->dims[0] < 0) {
             v->dims[0] = o && o->batch > 0 ? o->batch : 1;
             v->batch = true;
         }
-        if (dtype_size(v->dtype) == 0) { diag_error(d, NULL, "input '%s' has dtype %s, which kiln does not support", v->name, dtype_name(v->dtype)); return false; }
         if (value_numel(v) < 0 || value_nbytes(v) > ((int64_t)1 << 36)) { diag_error(d, NULL, "input '%s' is too large", v->name); return false; }
     }
     return true;

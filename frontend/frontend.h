@@ -21,10 +21,14 @@ typedef struct FrontendOpts {
     const ShapeOverride *shapes;
     int nshapes;
     int64_t batch; /* the size a symbolic batch dimension takes in this graph [1] */
+    bool keep_symbolic; /* leave symbolic input dims (-1) as they are (codegen/dyn.c) */
 } FrontendOpts;
 
 Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps);
 Graph *kir_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps);
+/* The same from memory: the text, and the weights file its blobs name (any name). */
+Graph *kir_load_mem(Arena *a, const char *text, size_t len, const unsigned char *weights, size_t wlen, const FrontendOpts *o,
+                    Diags *d);
 
 /* Shared by both readers: a name -> Value scope with a parent (subgraphs). */
 typedef struct Scope {

@@ -30,6 +30,8 @@ typedef struct {
     bool failed;
     PtrVec *deps;
     const char *end; /* the end of src */
+    const unsigned char *wmem; /* kir_load_mem: the weights every blob is in, wlen bytes */
+    size_t wlen;
 } Parser;
 
 static void perr(Parser *P, const char *what) {
@@ -165,7 +167,9 @@ static bool parse_number(Parser *P, double *out, bool *is_int) {
     return true;
 }
 
-/* f32[1,2,3]; with batch_ok (a graph input), f32[?,2,3]: dim 0 the batch */
+/* f32[1,2,3]; with batch_ok (a graph input), f32[?,2,3]: a symbolic dim
+ * (-1: the batch when it is dim 0, frontend_fix_inputs), f32[?] a rank-1 input's;
+ * elsewhere f32[?] is a value not inferred yet (rank -1) */
 static bool parse_type(Parser *P, Value *v, bool batch_ok) {
     if (P->kind != T_IDENT) { perr(P, "expected a type such as f32[1,4]"); return false; }
     v->dtype = dtype_from_name(P->text);
@@ -174,23 +178,29 @@ static bool parse_type(Parser *P, Value *v, bool batch_ok) {
     next(P);
     if (!expect_punct(P, '[')) return false;
     v->rank = 0;
-    if (is_punct(P, '?')) {
+    if (!batch_ok && is_punct(P, '?')) {
         next(P);
-        if (is_punct(P, ']') || !batch_ok) { v->rank = -1; return expect_punct(P, ']'); } /* f32[?]: not known yet */
-        v->dims[v->rank++] = 1; /* f32[?,4]: the batch (frontend_fix_inputs) */
-        v->batch = true;
-        if (!expect_punct(P, ',')) return false;
+        v->rank = -1;
+        return expect_punct(P, ']');
     }
+    int64_t known = 1;
     while (!is_punct(P, ']')) {
         if (v->rank >= MAX_RANK) { perr(P, "rank is above 8"); return false; }
-        if (!parse_int(P, &v->dims[v->rank])) return false;
-        if (v->dims[v->rank] < 0) { perr(P, "negative dimension"); return false; }
+        if (is_punct(P, '?')) {
+            next(P);
+            v->dims[v->rank] = -1;
+        } else {
+            if (!parse_int(P, &v->dims[v->rank])) return false;
+            if (v->dims[v->rank] < 0) { perr(P, "negative dimension"); return false; }
+            if (v->dims[v->rank] && known > ((int64_t)1 << 40) / v->dims[v->rank]) { perr(P, "shape is too large"); return false; }
+            known *= v->dims[v->rank];
+        }
         v->rank++;
         if (is_punct(P, ',')) next(P);
+        else if (!is_punct(P, ']')) { perr(P, "expected ',' or ']' in a type"); return false; }
     }
     next(P);
-    if (value_numel(v) < 0 || value_nbytes(v) > ((int64_t)1 << 36)) { perr(P, "shape is too large"); return false; }
-    if (v->batch) v->dims[0] = -1, v->batch = false;
+    if (known * (dtype_size(v->dtype) ? dtype_size(v->dtype) : 1) > ((int64_t)1 << 36)) { perr(P, "shape is too large"); return false; }
     return true;
 }
 
@@ -253,6 +263,11 @@ static bool parse_blob(Parser *P, Value *v) {
     if (!parse_int(P, &off) || !parse_int(P, &len)) return false;
     if (file[0] == '/' || strstr(file, "..")) { perr(P, arena_printf(P->a, "weights path '%s' leaves the model's folder", file)); return false; }
     if (len != value_nbytes(v) || off < 0) { perr(P, "blob length does not match the constant's type"); return false; }
+    if (P->wmem) {
+        if ((uint64_t)off > P->wlen || P->wlen - (uint64_t)off < (uint64_t)len) { perr(P, "a blob is past the end of the weights"); return false; }
+        v->data = P->wmem + off; /* the caller's memory outlives the graph */
+        return true;
+    }
     char *path = arena_printf(P->a, "%s/%s", P->dir, file);
     FILE *f = fopen(path, "rb");
     if (!f) { perr(P, arena_printf(P->a, "cannot open weights file %s: %s", path, strerror(errno))); return false; }
@@ -463,6 +478,21 @@ static Graph *parse_graph(Parser *P, Scope *parent, Graph *pg) {
     return g;
 }
 
+static Graph *parse_text(Parser *P, const char *path, const char *dir, const FrontendOpts *o) {
+    next(P);
+    if (!expect_ident(P, "kiln")) return NULL;
+    int64_t ver;
+    if (!parse_int(P, &ver)) return NULL;
+    if (ver != 1) { perr(P, "unsupported text IR version"); return NULL; }
+    Graph *g = parse_graph(P, NULL, NULL);
+    if (!g) return NULL;
+    if (P->kind != T_EOF) { perr(P, "text after the end of the graph"); return NULL; }
+    g->source = arena_strdup(P->a, path);
+    g->source_dir = dir;
+    if (!frontend_fix_inputs(g, o, P->d)) return NULL;
+    return g;
+}
+
 Graph *kir_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps) {
     size_t len;
     unsigned char *buf = read_file(a, path, &len, d);
@@ -472,17 +502,17 @@ Graph *kir_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, Ptr
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
     else dir = ".";
-    Parser P = {a, d, (const char *)buf, (const char *)buf, path, dir, 1, T_EOF, NULL, 0, false, deps, (const char *)buf + len};
-    next(&P);
-    if (!expect_ident(&P, "kiln")) return NULL;
-    int64_t ver;
-    if (!parse_int(&P, &ver)) return NULL;
-    if (ver != 1) { perr(&P, "unsupported text IR version"); return NULL; }
-    Graph *g = parse_graph(&P, NULL, NULL);
-    if (!g) return NULL;
-    if (P.kind != T_EOF) { perr(&P, "text after the end of the graph"); return NULL; }
-    g->source = arena_strdup(a, path);
-    g->source_dir = dir;
-    if (!frontend_fix_inputs(g, o, d)) return NULL;
-    return g;
+    Parser P = {a, d, (const char *)buf, (const char *)buf, path, dir, 1, T_EOF, NULL, 0, false, deps, (const char *)buf + len, NULL, 0};
+    return parse_text(&P, path, dir, o);
+}
+
+Graph *kir_load_mem(Arena *a, const char *text, size_t len, const unsigned char *weights, size_t wlen, const FrontendOpts *o,
+                    Diags *d) {
+    char *buf = arena_alloc(a, len + 1); /* NUL-terminated for the tokenizer */
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    static const unsigned char none[1];
+    PtrVec deps = {0};
+    Parser P = {a, d, buf, buf, "model", ".", 1, T_EOF, NULL, 0, false, &deps, buf + len, weights ? weights : none, weights ? wlen : 0};
+    return parse_text(&P, "model", ".", o);
 }

@@ -99,7 +99,7 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
     }
     if (if_inlined(n)) { /* lists known at compile time: the branch taken, inlined */
         if (!cond->data) {
-            diag_error(d, n, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
+            diag_need(d, n, cond, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
             return false;
         }
         return if_inline(g, n, *(const unsigned char *)cond->data ? t : e, d);
@@ -111,8 +111,8 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
         Value *a = t->outputs.items[j], *b = e->outputs.items[j];
         if (then_live && else_live && !same_type(a, b)) {
             char x[128], y[128];
-            diag_error(d, n, "the branches give output %d as %s and %s: kiln needs one static type", j,
-                       value_type_str(a, x, sizeof x), value_type_str(b, y, sizeof y));
+            diag_need(d, n, n->in[0], "the branches give output %d as %s and %s: kiln needs one static type (or a constant condition)", j,
+                      value_type_str(a, x, sizeof x), value_type_str(b, y, sizeof y));
             return false;
         }
         Value *r = then_live ? a : b;
@@ -125,8 +125,10 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
 static bool check_carried(Node *n, const Value *in, const Value *out, int j, Diags *d) {
     if (same_type(in, out)) return true;
     char x[128], y[128];
-    diag_error(d, n, "state %d enters the body as %s and leaves it as %s: kiln needs its type to stay the same", j,
-               value_type_str(in, x, sizeof x), value_type_str(out, y, sizeof y));
+    const char *fmt = "state %d enters the body as %s and leaves it as %s: kiln needs its type to stay the same";
+    if (n->op == OP_LOOP && n->in[0]) /* with a constant trip count the Loop unrolls instead */
+        diag_need(d, n, n->in[0], fmt, j, value_type_str(in, x, sizeof x), value_type_str(out, y, sizeof y));
+    else diag_error(d, n, fmt, j, value_type_str(in, x, sizeof x), value_type_str(out, y, sizeof y));
     return false;
 }
 
@@ -147,7 +149,7 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
         if (n->in[j] && n->in[j]->is_seq) { diag_error(d, n, "input '%s' is a sequence: a Loop takes tensors", n->in[j]->name); return false; }
     /* a body that needs its iteration number as a constant (a Slice by the
      * counter) compiles unrolled, when the loop can be */
-    Diags tried = {d->arena, NULL, NULL, 0};
+    Diags tried = {d->arena, NULL, NULL, 0, false, NULL};
     if (loop_native(n, b, formal, N, &tried)) return true;
     if (loop_unrollable(n, b)) return loop_unroll(g, n, b, d);
     for (const Diag *x = tried.first; x; x = x->next) { /* the native attempt's messages */
@@ -159,6 +161,8 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
         d->last = c;
         if (c->level == DIAG_ERROR) d->errors++;
     }
+    if (tried.run_time) d->run_time = true;
+    if (!d->need) d->need = tried.need;
     return false;
 }
 
@@ -188,8 +192,9 @@ static bool loop_native(Node *n, Graph *b, int formal, int N, Diags *d) {
     }
     int K = n->n_out - N;
     if (K > 0 && (!M || !M->data)) {
-        diag_error(d, n, "input '%s' must be a constant: the Loop's scan outputs are as long as the trip count, and kiln's shapes are static",
-                   M ? M->name : "M");
+        if (M) diag_need(d, n, M, "input '%s' must be a constant: the Loop's scan outputs are as long as the trip count, and kiln's "
+                         "shapes are static", M->name);
+        else diag_error(d, n, "input 'M' must be given: the Loop's scan outputs are as long as the trip count, and kiln's shapes are static");
         return false;
     }
     int64_t trip = K > 0 ? value_const_int(M, 0) : 0;

@@ -74,7 +74,7 @@ static bool ints_from(Node *n, const char *attr, int idx, int since, int64_t *ou
     Value *v = node_input(n, idx);
     if (!v) return true;
     if (!const_ints(v, out, 64, count)) {
-        diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", v->name);
+        diag_need(d, n, v, "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", v->name);
         return false;
     }
     *present = true;
@@ -151,7 +151,7 @@ static bool infer_expand(Graph *g, Node *n, Diags *d) {
     int64_t shape[64];
     int count;
     if (!const_ints(n->in[1], shape, 64, &count)) {
-        diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", n->in[1]->name);
+        diag_need(d, n, n->in[1], "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", n->in[1]->name);
         return false;
     }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
@@ -530,7 +530,7 @@ static bool infer_trilu(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *k = node_input(n, 1);
     if (n->in[0]->rank < 2) { diag_error(d, n, "input must have rank 2 or more"); return false; }
-    if (k && (!k->data || value_numel(k) != 1)) { diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", k->name); return false; }
+    if (k && (!k->data || value_numel(k) != 1)) { diag_need(d, n, k, "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", k->name); return false; }
     set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
     return true;
 }
@@ -540,7 +540,7 @@ static bool infer_cumsum(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *a = n->in[1];
     int axis;
-    if (!a->data || value_numel(a) != 1) { diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", a->name); return false; }
+    if (!a->data || value_numel(a) != 1) { diag_need(d, n, a, "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", a->name); return false; }
     if (!axis_norm(value_const_int(a, 0), n->in[0]->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
     set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
     return true;
@@ -584,7 +584,7 @@ static bool infer_pad(Graph *g, Node *n, Diags *d) {
     const char *mode = node_attr_string(n, "mode", "constant");
     if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge")) { diag_error(d, n, "unknown mode '%s'", mode); return false; }
     if (cv && (!cv->data || value_numel(cv) != 1 || cv->dtype != x->dtype)) {
-        diag_error(d, n, "input '%s' must be a constant scalar of the data's type", cv->name);
+        diag_need(d, n, cv, "input '%s' must be a constant scalar of the data's type", cv->name);
         return false;
     }
     for (int i = 0; i < x->rank; i++) {
@@ -602,7 +602,7 @@ static bool infer_tile(Graph *g, Node *n, Diags *d) {
     Value *x = n->in[0];
     int64_t rep[64];
     int count;
-    if (!const_ints(n->in[1], rep, 64, &count)) { diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", n->in[1]->name); return false; }
+    if (!const_ints(n->in[1], rep, 64, &count)) { diag_need(d, n, n->in[1], "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", n->in[1]->name); return false; }
     if (count != x->rank) { diag_error(d, n, "repeats must have %d values", x->rank); return false; }
     int64_t dims[MAX_RANK];
     for (int i = 0; i < x->rank; i++) {
@@ -674,11 +674,11 @@ bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_
         if (!a || a->kind != ATTR_FLOATS || a->n != r) { diag_error(d, n, "scales must have %d values", r); return false; }
         for (int i = 0; i < r; i++) scales[i] = a->floats[i];
     } else if (sc && value_numel(sc) > 0) {
-        if (!sc->data || value_numel(sc) != r || !dtype_is_float(sc->dtype)) { diag_error(d, n, "input '%s' must be a constant (float scales, one per dimension)", sc->name); return false; }
+        if (!sc->data || value_numel(sc) != r || !dtype_is_float(sc->dtype)) { diag_need(d, n, sc, "input '%s' must be a constant (float scales, one per dimension)", sc->name); return false; }
         for (int i = 0; i < r; i++) scales[i] = (float)value_const_float(sc, i);
     }
     if (roi && value_numel(roi) > 0) {
-        if (!roi->data || value_numel(roi) != 2 * r) { diag_error(d, n, "input '%s' must be a constant (a roi of %d values)", roi->name, 2 * r); return false; }
+        if (!roi->data || value_numel(roi) != 2 * r) { diag_need(d, n, roi, "input '%s' must be a constant (a roi of %d values)", roi->name, 2 * r); return false; }
         for (int i = 0; i < r; i++) { roi_s[i] = value_const_float(roi, i); roi_e[i] = value_const_float(roi, r + i); }
     }
     for (int i = 0; i < r; i++) {
@@ -688,7 +688,7 @@ bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_
     if (sz && value_numel(sz) > 0) {
         int64_t s[64];
         int cnt;
-        if (!const_ints(sz, s, 64, &cnt) || cnt != r) { diag_error(d, n, "input '%s' must be a constant (sizes, one per dimension)", sz->name); return false; }
+        if (!const_ints(sz, s, 64, &cnt) || cnt != r) { diag_need(d, n, sz, "input '%s' must be a constant (sizes, one per dimension)", sz->name); return false; }
         for (int i = 0; i < r; i++) {
             if (s[i] < 0) { diag_error(d, n, "negative size"); return false; }
             out[i] = s[i];
@@ -758,7 +758,7 @@ static bool infer_onehot(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *idx = n->in[0], *depth = n->in[1], *vals = n->in[2];
-    if (!depth->data || value_numel(depth) != 1) { diag_error(d, n, "input '%s' must be a constant (the depth)", depth->name); return false; }
+    if (!depth->data || value_numel(depth) != 1) { diag_need(d, n, depth, "input '%s' must be a constant (the depth)", depth->name); return false; }
     if (value_numel(vals) != 2) { diag_error(d, n, "values must hold [off, on]"); return false; }
     int64_t dep = (int64_t)value_const_float(depth, 0);
     int r = idx->rank + 1, axis;
@@ -885,13 +885,13 @@ static bool infer_dropout(Graph *g, Node *n, Diags *d) {
     Value *x = n->in[0];
     Value *ratio = node_input(n, 1), *training = node_input(n, 2);
     if (training && !training->data) {
-        diag_error(d, n, "input '%s' must be a constant (Dropout's training_mode)", training->name);
+        diag_need(d, n, training, "input '%s' must be a constant (Dropout's training_mode)", training->name);
         return false;
     }
     bool train = training && value_const_int(training, 0) != 0;
     if (n->opset < 7 && node_attr_int(n, "is_test", 0) == 0 && n->n_out > 1) train = true;
     if (train && ratio && !ratio->data) {
-        diag_error(d, n, "input '%s' must be a constant (the ratio of training-mode Dropout)", ratio->name);
+        diag_need(d, n, ratio, "input '%s' must be a constant (the ratio of training-mode Dropout)", ratio->name);
         return false;
     }
     double r = ratio && ratio->data ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
@@ -1135,7 +1135,7 @@ static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
     Value *s = n->in[0];
     int64_t dims[64];
     int count;
-    if (!const_ints(s, dims, 64, &count)) { diag_error(d, n, "input '%s' must be a constant list of integers (computed at run time is not supported yet)", s->name); return false; }
+    if (!const_ints(s, dims, 64, &count)) { diag_need(d, n, s, "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", s->name); return false; }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
     const Attr *a = node_attr(n, "value");
     DType dt = DT_F32;
@@ -1173,7 +1173,7 @@ static bool infer_range(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     for (int i = 0; i < 3; i++)
         if (!n->in[i]->data || value_numel(n->in[i]) != 1) {
-            diag_error(d, n, "input '%s' must be a constant scalar (computed at run time is not supported yet)", n->in[i]->name);
+            diag_need(d, n, n->in[i], "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", n->in[i]->name);
             return false;
         }
     DType dt = n->in[0]->dtype;

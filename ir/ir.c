@@ -88,13 +88,11 @@ void vec_push(Arena *a, PtrVec *v, void *item) {
     v->items[v->n++] = item;
 }
 
-void diag_add(Diags *d, DiagLevel lvl, const Node *n, const char *fmt, ...) {
+static void diag_va(Diags *d, DiagLevel lvl, const Node *n, const char *fmt, va_list ap) {
     Diag *x = arena_alloc(d->arena, sizeof *x);
-    va_list ap, ap2;
-    va_start(ap, fmt);
+    va_list ap2;
     va_copy(ap2, ap);
     int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     char *msg = arena_alloc(d->arena, (size_t)len + 1);
     vsnprintf(msg, (size_t)len + 1, fmt, ap2);
     va_end(ap2);
@@ -108,6 +106,23 @@ void diag_add(Diags *d, DiagLevel lvl, const Node *n, const char *fmt, ...) {
     else d->first = x;
     d->last = x;
     if (lvl == DIAG_ERROR) d->errors++;
+}
+
+void diag_add(Diags *d, DiagLevel lvl, const Node *n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    diag_va(d, lvl, n, fmt, ap);
+    va_end(ap);
+}
+
+void diag_need(Diags *d, const Node *n, const Value *v, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    diag_va(d, DIAG_ERROR, n, fmt, ap);
+    va_end(ap);
+    if (v->data) return;
+    d->run_time = true;
+    if (!d->need) d->need = v;
 }
 
 /* ---- dtypes ---- */

@@ -57,11 +57,21 @@ typedef struct Diags {
     Arena *arena;
     Diag *first, *last;
     int errors;
+    /* the error was a shape known only at run time (a symbolic input
+     * dimension, a shape operand computed from the data, a value sized by the
+     * data read by another op): an executable can still take it at run time
+     * (codegen/dyn.c); need: the value whose contents were wanted, when the
+     * error was that (a top-graph value or not: codegen/dyn.c checks) */
+    bool run_time;
+    const struct Value *need;
 } Diags;
 
 struct Node;
 void diag_add(Diags *d, DiagLevel lvl, const struct Node *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #define diag_error(d, node, ...) diag_add((d), DIAG_ERROR, (node), __VA_ARGS__)
+/* The error of a shape rule that wanted the contents of v: when v is not a
+ * constant (known only at run time) this sets d->run_time and d->need. */
+void diag_need(Diags *d, const struct Node *n, const struct Value *v, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- dtypes (ONNX codes) ---- */
 
@@ -201,7 +211,19 @@ typedef struct Graph {
      * 0 (an empty sequence, an absent optional) is one placeholder input or
      * output of no data */
     int *in_group, *out_group;
+    /* values whose contents a run already computed (codegen/dyn.c): the infer
+     * pass makes them constants (a node whose outputs are all bound is done) */
+    const struct Bound *bound;
+    int nbound;
 } Graph;
+
+typedef struct Bound {
+    const char *name;
+    DType dtype;
+    int rank;
+    int64_t dims[MAX_RANK];
+    const void *data;
+} Bound;
 
 Graph *graph_new(Arena *a, const char *name);
 Value *graph_add_value(Graph *g, const char *name);

@@ -52,14 +52,17 @@ static void print_float(FILE *f, double v, bool dbl) {
 static void print_type(FILE *f, const Value *v) {
     char buf[256];
     value_type_str(v, buf, sizeof buf);
-    if (v->batch && v->rank > 0 && !v->producer && !v->data) { /* a graph input's batch: f32[?,3] */
-        char *open = strchr(buf, '[');
-        fwrite(buf, 1, (size_t)(open + 1 - buf), f);
-        fputc('?', f);
-        fputs(open + 2, f); /* past the 1 */
-        return;
+    bool input = v->rank > 0 && !v->producer && !v->data, symbolic = false;
+    for (int i = 0; input && i < v->rank; i++) symbolic |= v->dims[i] < 0 || (i == 0 && v->batch);
+    if (!symbolic) { fputs(buf, f); return; }
+    /* a graph input's symbolic dims (the batch, or any when kept for run time): f32[?,3] */
+    fprintf(f, "%s[", dtype_name(v->dtype));
+    for (int i = 0; i < v->rank; i++) {
+        if (i) fputc(',', f);
+        if (v->dims[i] < 0 || (i == 0 && v->batch)) fputc('?', f);
+        else fprintf(f, "%lld", (long long)v->dims[i]);
     }
-    fputs(buf, f);
+    fputc(']', f);
 }
 
 static void print_elems(FILE *f, const Value *v) {

@@ -49,7 +49,7 @@ static bool position(Node *n, int i, int count, bool insert, int *pos, Diags *d)
     int64_t p = insert ? count : count - 1;
     if (v) {
         if (!v->data) {
-            diag_error(d, n, "input '%s' must be a constant: kiln builds sequences at compile time", v->name);
+            diag_need(d, n, v, "input '%s' must be a constant: kiln builds sequences at compile time", v->name);
             return false;
         }
         if (value_numel(v) != 1 || dtype_is_float(v->dtype)) { diag_error(d, n, "the position must be one integer"); return false; }
@@ -162,7 +162,7 @@ bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *
         if (dim > 64) { diag_error(d, n, "splits into %lld tensors; at most 64 are supported", (long long)dim); return false; }
         for (; k < dim; k++) sizes[k] = 1;
     } else {
-        if (!sp->data) { diag_error(d, n, "input '%s' must be a constant: kiln builds sequences at compile time", sp->name); return false; }
+        if (!sp->data) { diag_need(d, n, sp, "input '%s' must be a constant: kiln builds sequences at compile time", sp->name); return false; }
         if (dtype_is_float(sp->dtype) || sp->rank > 1) { diag_error(d, n, "split must be an integer scalar or list"); return false; }
         if (sp->rank == 0) {
             int64_t c = value_const_int(sp, 0);
@@ -410,11 +410,12 @@ bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
     int formal = n->n_in - b->captures, N = formal - 2, K = n->n_out - N;
     Value *M = n->in[0], *cond = n->in[1];
     if (!M || !M->data || value_numel(M) != 1) {
-        diag_error(d, n, "input '%s' must be a constant: kiln unrolls a Loop that carries a sequence", M ? M->name : "M");
+        if (M) diag_need(d, n, M, "input '%s' must be a constant: kiln unrolls a Loop that carries a sequence", M->name);
+        else diag_error(d, n, "input 'M' must be given: kiln unrolls a Loop that carries a sequence");
         return false;
     }
     if (cond && !cond->data) {
-        diag_error(d, n, "input '%s' must be a constant: kiln unrolls a Loop that carries a sequence", cond->name);
+        diag_need(d, n, cond, "input '%s' must be a constant: kiln unrolls a Loop that carries a sequence", cond->name);
         return false;
     }
     int64_t trip = cond && !value_const_int(cond, 0) ? 0 : value_const_int(M, 0);

@@ -144,7 +144,7 @@ static bool refuse(Diags *d, const Node *n, const char *fmt, const char *a, cons
 }
 
 bool batch_verify(Graph *p1, Graph *p2, Graph *g, Diags *d) {
-    Diags scratch = {p1->arena, NULL, NULL, 0};
+    Diags scratch = {p1->arena, NULL, NULL, 0, false, NULL};
     if (!pass_infer(p1, &scratch) || !pass_infer(p2, &scratch)) {
         const Diag *x = scratch.first;
         if (x && x->node_name)

@@ -9,6 +9,8 @@
 #include "passes.h"
 #include "../codegen/kir.h"
 
+#include <string.h>
+
 static bool check_arity(Node *n, Diags *d) {
     const OpInfo *op = &op_table[n->op];
     if (n->n_in < op->in_min || n->n_in > op->in_max) {
@@ -26,13 +28,24 @@ static bool check_arity(Node *n, Diags *d) {
     return true;
 }
 
+bool graph_check_arity(const Graph *g, Diags *d) {
+    for (int i = 0; i < g->nodes.n; i++) {
+        Node *n = g->nodes.items[i];
+        if (!check_arity(n, d)) return false;
+        for (int j = 0; j < n->n_attr; j++)
+            if (n->attrs[j].kind == ATTR_GRAPH && n->attrs[j].g && !graph_check_arity(n->attrs[j].g, d)) return false;
+    }
+    return true;
+}
+
 /* A value whose size is known only at run time can only be a graph output. */
 static bool dynamic_check(const Node *n, Diags *d) {
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->dyn) {
             const Node *p = n->in[i]->producer;
-            diag_error(d, n, "input '%s' (from %s) has a size known only at run time: kiln supports such values as graph outputs only "
-                       "(--bind the inputs that decide it, if they are graph inputs)", n->in[i]->name, p ? op_table[p->op].name : "?");
+            diag_need(d, n, n->in[i], "input '%s' (from %s) has a size known only at run time: only an executable (--emit exe) "
+                      "takes that; a library takes such values as graph outputs only (--bind the inputs that decide it, if they are "
+                      "graph inputs)", n->in[i]->name, p ? op_table[p->op].name : "?");
             return false;
         }
     return true;
@@ -57,13 +70,52 @@ static bool has_strings(const Node *n) {
     return false;
 }
 
+/* A node whose outputs a run already computed (g->bound, codegen/dyn.c):
+ * they become constants of the sizes that run found. */
+static bool apply_bound(Graph *g, Node *n) {
+    if (!g->nbound || n->n_out == 0) return false;
+    const Bound *b[16];
+    if (n->n_out > 16) return false;
+    for (int i = 0; i < n->n_out; i++) {
+        b[i] = NULL;
+        for (int j = 0; j < g->nbound && !b[i]; j++)
+            if (n->out[i] && strcmp(g->bound[j].name, n->out[i]->name) == 0) b[i] = &g->bound[j];
+        if (!b[i]) return false;
+    }
+    for (int i = 0; i < n->n_out; i++) {
+        Value *v = n->out[i];
+        v->dtype = b[i]->dtype;
+        v->rank = b[i]->rank;
+        memcpy(v->dims, b[i]->dims, sizeof v->dims);
+        v->data = b[i]->data;
+        v->dyn = 0;
+    }
+    return true;
+}
+
+/* A subgraph of control node n wanted a value computed at run time: what the
+ * graph can give is n's trip count or condition (in[0], in[1]), which
+ * makes a Loop unrollable or an If's branch known (codegen/dyn.c). */
+static void need_control_input(const Graph *g, const Node *n, Diags *d) {
+    for (int i = 0; i < g->values.n; i++)
+        if (g->values.items[i] == d->need) return; /* one of the graph's own */
+    d->need = NULL;
+    for (int i = 0; i < 2 && i < n->n_in && !d->need; i++)
+        if (n->in[i] && !n->in[i]->data) d->need = n->in[i];
+}
+
 bool pass_infer(Graph *g, Diags *d) {
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
+        if (apply_bound(g, n)) continue;
         if (!check_arity(n, d) || !sequence_check(n, d)) return false;
         if (sequence_identity(g, n)) continue;
-        if (!dynamic_check(n, d) || !string_check(n, d) || !op_table[n->op].infer(g, n, d)) return false;
+        if (!dynamic_check(n, d) || !string_check(n, d)) return false;
+        if (!op_table[n->op].infer(g, n, d)) {
+            if (!g->parent && d->run_time && (op_table[n->op].flags & F_CONTROL)) need_control_input(g, n, d);
+            return false;
+        }
         /* MoE layers run to be profiled; control flow runs its subgraphs at run time */
         bool all_const = n->op != OP_FUSED && !(op_table[n->op].flags & (F_MOE | F_CONTROL)) && !has_strings(n);
         for (int j = 0; j < n->n_in && all_const; j++)

@@ -76,6 +76,7 @@ typedef struct kiln_moe_layer {
 #endif
 
 /* What an executable's main needs to know about its model. */
+struct kiln_tensor;
 typedef struct kiln_model {
     const char *name;
     int num_inputs, num_outputs;
@@ -94,6 +95,13 @@ typedef struct kiln_model {
     uint64_t weights_id;
     /* output i's dims after a run (PREFIX_output_shape) */
     const int64_t *(*output_shape)(const void *ctx, int i);
+    /* NULL, or a model whose input shapes have symbolic dims (-1 in
+     * kiln_tensor_info.shape: any size): called with the input files' tensors
+     * once they are read and checked, before outputs are sized and the context
+     * created; it fills in the outputs (their count may change: a sequence
+     * output is its tensors, as the group fields say) (codegen/dyn.c).
+     * 0 on success, else a message in err. */
+    int (*prepare)(const struct kiln_model *m, const struct kiln_tensor *inputs, char *err, size_t errlen);
 } kiln_model;
 
 /* Writes the routing profile (JSON, see the README) of `runs` runs: every MoE

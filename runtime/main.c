@@ -20,7 +20,9 @@
 static void shape_str(char *buf, size_t n, int dtype, int rank, const int64_t *shape, int batch) {
     size_t l = (size_t)snprintf(buf, n, "%s[", kiln_dtype_name(dtype));
     for (int d = 0; d < rank && l < n; d++)
-        l += d == 0 && batch ? (size_t)snprintf(buf + l, n - l, "N") : (size_t)snprintf(buf + l, n - l, "%s%lld", d ? "," : "", (long long)shape[d]);
+        l += d == 0 && batch ? (size_t)snprintf(buf + l, n - l, "N")
+             : shape[d] < 0  ? (size_t)snprintf(buf + l, n - l, "%s?", d ? "," : "")
+                             : (size_t)snprintf(buf + l, n - l, "%s%lld", d ? "," : "", (long long)shape[d]);
     if (l < n) snprintf(buf + l, n - l, "]");
 }
 
@@ -59,6 +61,9 @@ static void usage(const kiln_model *m, FILE *f) {
             fprintf(f, "  N is the batch: any size, the same in every input that has it\n");
             break;
         }
+    if (m->prepare)
+        fprintf(f, "  ? is any size: the model is specialized to the input files' shapes (and to the contents\n"
+                   "  of inputs that decide shapes) when it runs\n");
 }
 
 static int parse_int(const char *s, int lo, int *out) {
@@ -115,12 +120,12 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     }
     kiln_tensor *in = calloc((size_t)m->num_inputs + 1, sizeof *in);
     const void **inp = calloc((size_t)m->num_inputs + 1, sizeof *inp);
-    char **written = calloc((size_t)m->num_outputs + 1, sizeof *written); /* output files, removed if a later one fails */
+    char **written = NULL; /* output files, removed if a later one fails */
     int nwritten = 0;
-    void **outp = calloc((size_t)m->num_outputs + 1, sizeof *outp);
+    void **outp = NULL;
     void *ctx = NULL;
     char err[1024];
-    if (!in || !inp || !outp || !written) goto out;
+    if (!in || !inp) goto out;
     for (int i = 0, fi = 0; i < m->num_inputs; i++) {
         const kiln_tensor_info *ti = &m->inputs[i];
         const char *file = files[ti->seq >= 0 ? fi++ : fi - 1];
@@ -166,7 +171,8 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         /* NumPy has no bfloat16: accept its bits as uint16 */
         if (ti->dtype == KILN_DT_BF16 && in[i].dtype == KILN_DT_U16) in[i].dtype = KILN_DT_BF16;
         int same = in[i].dtype == ti->dtype && in[i].rank == ti->rank;
-        for (int d = 0; same && d < ti->rank; d++) same = in[i].shape[d] == ti->shape[d] || (d == 0 && ti->batch && in[i].shape[0] > 0);
+        for (int d = 0; same && d < ti->rank; d++)
+            same = in[i].shape[d] == ti->shape[d] || (d == 0 && ti->batch && in[i].shape[0] > 0) || ti->shape[d] < 0;
         if (!same) {
             char want[256], got[256];
             shape_str(want, sizeof want, ti->dtype, ti->rank, ti->shape, ti->batch);
@@ -184,6 +190,13 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
         if (ti->batch && batch_of < 0) batch_of = i, batch = in[i].shape[0];
         inp[i] = in[i].data;
     }
+    if (m->prepare && m->prepare(m, in, err, sizeof err) != 0) { /* (it may change the outputs) */
+        fprintf(stderr, "%s: error: %s\n", m->name, err);
+        goto out;
+    }
+    written = calloc((size_t)m->num_outputs + 1, sizeof *written);
+    outp = calloc((size_t)m->num_outputs + 1, sizeof *outp);
+    if (!outp || !written) goto out;
     for (int k = 0; k < m->num_outputs; k++) {
         int64_t nb = m->outputs[k].nbytes, times = m->outputs[k].batch ? batch : 1;
         if (nb > ((int64_t)1 << 40) / times || !(outp[k] = malloc(nb ? (size_t)(nb * times) : 1))) {

@@ -11,7 +11,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness import KILN, main, run
+from harness import KILN, ROOT, main, run
+
+ORT = os.path.join(ROOT, "bench", "ort_run.js")
 
 TMP = tempfile.mkdtemp(prefix="kiln-bad-")
 
@@ -41,12 +43,12 @@ def good_model():
     return graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [w])
 
 
-def check_compile(model_path, want, code=1):
+def check_compile(model_path, want, code=1, flags=()):
     out = path("out_exe")
-    for p in [out, out + ".d"]:
+    for p in [out, out + ".d", path("out_exe.h")]:
         if os.path.exists(p):
             os.remove(p)
-    r = run([KILN, "compile", model_path, "-o", out, "-MD"])
+    r = run([KILN, "compile", model_path, "-o", out, "-MD"] + list(flags))
     assert r.returncode == code, "exit %d, want %d: %s" % (r.returncode, code, r.stderr)
     assert model_path in r.stderr and "error:" in r.stderr, r.stderr
     assert want in r.stderr, "want %r in %r" % (want, r.stderr)
@@ -126,15 +128,42 @@ def loop_model(trip, cond_body, body_out_shape=(1,), scan=True):
                  [vi(n, None) for n in node_outs], inits)
 
 
+def library_refuses_exe_takes(p, want, ins, expect):
+    """A model whose shapes depend on an input's contents: a library refuses it
+    (the message want, and the way out), an executable reads that input when it
+    runs, specializes the model to it, and writes expect ({file: array})."""
+    lib = ["--emit", "lib"]
+    check_compile(p, want, flags=lib)
+    check_compile(p, "an executable (--emit exe) takes such shapes when it runs", flags=lib)
+    exe, out = path("rt_exe"), path("rt_exe_out")
+    r = run([KILN, "compile", p, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    files = []
+    for i, a in enumerate(ins):
+        files.append(path("rt_in%d.npy" % i))
+        np.save(files[-1], a)
+    shutil.rmtree(out, ignore_errors=True)
+    r = run([exe] + files + ["-o", out])
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == sorted(expect), (os.listdir(out), list(expect))
+    for f, e in expect.items():
+        got = np.load(os.path.join(out, f))
+        assert got.shape == e.shape and got.dtype == e.dtype, (f, got.shape, got.dtype, e.shape, e.dtype)
+        np.testing.assert_array_equal(got, e, err_msg=f)
+
+
 def test_loop_scan_output_needs_constant_trip_count():
     m = loop_model(None, helper.make_node("Identity", ["c"], ["c_out"]))
-    check_compile(save(m, "loop_m.onnx"), "node 'loop' (Loop): error: input 'M' must be a constant")
+    y0 = np.zeros(1, np.float32)
+    library_refuses_exe_takes(save(m, "loop_m.onnx"), "node 'loop' (Loop): error: input 'M' must be a constant", [y0, np.array(3, np.int64)],
+                              {"output_0.npy": np.array([3], np.float32), "output_1.npy": np.array([[1], [2], [3]], np.float32)})
 
 
 def test_loop_state_changes_shape():
     # (with a constant trip count kiln unrolls such a loop instead: each copy has its own shapes)
     m = loop_model(None, helper.make_node("Identity", ["c"], ["c_out"]), body_out_shape=(2,), scan=False)
-    check_compile(save(m, "loop_shape.onnx"), "state 0 enters the body as f32[1] and leaves it as f32[2]")
+    library_refuses_exe_takes(save(m, "loop_shape.onnx"), "state 0 enters the body as f32[1] and leaves it as f32[2]",
+                              [np.zeros(1, np.float32), np.array(3, np.int64)], {"output_0.npy": np.array([3, 3], np.float32)})
 
 
 def test_loop_without_end():
@@ -158,7 +187,9 @@ def test_if_branches_disagree():
     b = helper.make_graph([helper.make_node("Concat", ["x", "x"], ["o2"], axis=0)], "else", [], [vi("o2", None)])
     m = graph([helper.make_node("If", ["c"], ["y"], name="if", then_branch=a, else_branch=b)],
               [vi("c", [], TensorProto.BOOL), vi("x", [2])], [vi("y", None)])
-    check_compile(save(m, "if_types.onnx"), "node 'if' (If): error: the branches give output 0 as f32[2] and f32[4]")
+    x = np.array([1.5, -2], np.float32)
+    library_refuses_exe_takes(save(m, "if_types.onnx"), "node 'if' (If): error: the branches give output 0 as f32[2] and f32[4]",
+                              [np.array(False), x], {"output_0.npy": np.concatenate([x, x])})
 
 
 def test_loop_stopped_early_fails_at_run_time():
@@ -187,7 +218,9 @@ def test_sequence_position_not_constant():
     m = graph([helper.make_node("SequenceConstruct", ["x", "x"], ["s"], name="mk"),
                helper.make_node("SequenceAt", ["s", "i"], ["y"], name="at")],
               [vi("x", [2]), vi("i", [], TensorProto.INT64)], [vi("y", [2])])
-    check_compile(save(m, "seq_pos.onnx"), "node 'at' (SequenceAt): error: input 'i' must be a constant")
+    x = np.array([1.5, -2], np.float32)
+    library_refuses_exe_takes(save(m, "seq_pos.onnx"), "node 'at' (SequenceAt): error: input 'i' must be a constant", [x, np.array(1, np.int64)],
+                              {"output_0.npy": x})
 
 
 def test_sequence_graph_output_and_tensor_op():
@@ -212,7 +245,9 @@ def test_if_making_sequences_needs_constant_condition():
     s_out = helper.make_value_info("s", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
     m = graph([helper.make_node("If", ["c"], ["s"], name="if", then_branch=branch("t"), else_branch=branch("e"))],
               [vi("c", [], TensorProto.BOOL), vi("x", [2])], [s_out])
-    check_compile(save(m, "if_seq.onnx"), "node 'if' (If): error: input 'c' must be a constant: a branch makes a sequence or an optional")
+    x = np.array([1.5, -2], np.float32)
+    library_refuses_exe_takes(save(m, "if_seq.onnx"), "node 'if' (If): error: input 'c' must be a constant: a branch makes a sequence or an optional",
+                              [np.array(True), x], {"output_0_0.npy": x})
 
 
 def test_optionals_kiln_cannot_take():
@@ -231,7 +266,9 @@ def test_optionals_kiln_cannot_take():
 def test_run_time_sized_value_consumed():
     m = graph([helper.make_node("NonZero", ["x"], ["nz"], name="nz"), helper.make_node("Cast", ["nz"], ["y"], name="cast", to=1)],
               [vi("x", [4])], [vi("y", None)])
-    check_compile(save(m, "nonzero_used.onnx"), "node 'cast' (Cast): error: input 'nz' (from NonZero) has a size known only at run time")
+    p = save(m, "nonzero_used.onnx")
+    check_compile(p, "node 'cast' (Cast): error: input 'nz' (from NonZero) has a size known only at run time", flags=["--emit", "lib"])
+    check_compile(p, "an executable (--emit exe) takes such shapes when it runs", flags=["--emit", "lib"])
 
 
 def test_dtype_not_accepted():
@@ -291,13 +328,58 @@ def test_external_data_ok():
     assert "w.bin" in open(path("ext_ok.d")).read()
 
 
-def test_symbolic_input_needs_shape():
+def test_symbolic_input_library_needs_shape():
+    """A library is compiled for fixed shapes: a symbolic dimension other than
+    the batch is refused (with the way out); an executable takes it from its
+    input files (and matches NumPy at two sizes)."""
     m = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", [2, "S"])], [vi("y", [2, "S"])])
     p = save(m, "symbolic.onnx")
-    check_compile(p, "symbolic dimension 1: kiln takes only dimension 0 (the batch)")
-    check_compile(p, "give the others with --shape x=")
-    r = run([KILN, "compile", p, "-o", path("sym"), "--shape", "x=2x4"])
+    lib = ["--emit", "lib"]
+    check_compile(p, "symbolic dimension 1: a library is compiled for fixed shapes", flags=lib)
+    check_compile(p, "give them with --shape x=", flags=lib)
+    check_compile(p, "an executable (--emit exe) takes such shapes when it runs", flags=lib)
+    r = run([KILN, "compile", p, "-o", path("sym.a"), "--shape", "x=2x4"] + lib)
     assert r.returncode == 0, r.stderr
+    r = run([KILN, "compile", p, "-o", path("sym")])
+    assert r.returncode == 0, r.stderr
+    for s in [4, 9]:
+        x = np.random.default_rng(s).standard_normal((2, s)).astype(np.float32)
+        np.save(path("sym_x.npy"), x)
+        r = run([path("sym"), path("sym_x.npy"), "-o", path("sym_out")])
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(np.load(path("sym_out/output_0.npy")), np.maximum(x, 0))
+
+
+def test_run_time_shapes_bad_inputs():
+    """An executable whose shapes are known when it runs: an input of the wrong
+    rank or of a fixed dim of another size is refused before anything runs; a
+    Reshape to a shape given as an input that does not fit the data fails with
+    the node's message; nothing is written either way. It is built for this
+    machine only (--target aarch64-linux-gnu is refused)."""
+    n = helper.make_node
+    m = graph([n("Reshape", ["x", "s"], ["y"], name="rs")], [vi("x", ["N", 3]), vi("s", [2], TensorProto.INT64)], [vi("y", None)])
+    p = save(m, "rt_reshape.onnx")
+    exe = path("rt_reshape")
+    r = run([KILN, "compile", p, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    od = path("rt_out")
+    for x, sh, want in [((2, 3, 1), [3, 2], "expected f32[?,3], found f32[2,3,1]"),
+                        ((2, 4), [4, 2], "expected f32[?,3], found f32[2,4]"),
+                        ((2, 3), [4, 2], "node 'rs' (Reshape)")]:
+        np.save(path("rt_x.npy"), np.zeros(x, np.float32))
+        np.save(path("rt_s.npy"), np.array(sh, np.int64))
+        shutil.rmtree(od, ignore_errors=True)
+        r = run([exe, path("rt_x.npy"), path("rt_s.npy"), "-o", od])
+        assert r.returncode == 1, (x, sh, r.returncode, r.stderr)
+        assert want in r.stderr and "error:" in r.stderr, (want, r.stderr)
+        assert not os.path.exists(od) or not os.listdir(od)
+    np.save(path("rt_x.npy"), np.arange(12, dtype=np.float32).reshape(4, 3))
+    np.save(path("rt_s.npy"), np.array([2, 6], np.int64))
+    r = run([exe, path("rt_x.npy"), path("rt_s.npy"), "-o", od])
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(os.path.join(od, "output_0.npy")), np.arange(12, dtype=np.float32).reshape(2, 6))
+    check_compile(p, "built for this machine only", flags=["--target", "aarch64-linux-gnu"])
+
 
 
 def batch_case(name, nodes, inits=(), out_type=TensorProto.FLOAT, opset=13):
@@ -310,8 +392,10 @@ def i64(name, v):
 
 
 def test_symbolic_batch_that_mixes_samples():
-    """A symbolic batch runs once per sample: models where that would change the
-    result are refused, naming the node and why (each compiles with --shape x=1x4)."""
+    """A library with a symbolic batch runs once per sample: models where that
+    would change the result are refused, naming the node and why (each compiles
+    with --shape x=1x4). An executable of each takes the batch when it runs,
+    the model specialized to it, and matches ONNX Runtime at a batch of 3."""
     n = helper.make_node
     shape_n = [n("Shape", ["x"], ["s"]), n("Gather", ["s", "z"], ["nn"], axis=0)]
     cases = [
@@ -331,12 +415,25 @@ def test_symbolic_batch_that_mixes_samples():
         ("b_bcast", [n("Add", ["x", "w"], ["y"], name="ad")], [numpy_helper.from_array(np.ones((3, 4), np.float32), "w")],
          "with a batch of 2, node 'ad' (Add)"),
     ]
+    x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    np.save(path("b_x.npy"), x)
     for name, nodes, inits, want in cases:
         p = batch_case(name, nodes, inits, TensorProto.INT64 if name == "b_shape_out" else TensorProto.FLOAT)
-        check_compile(p, want)
-        check_compile(p, "once per sample, so give the batch with --shape")
-        r = run([KILN, "compile", p, "-o", path("b_ok"), "--shape", "x=1x4"])
+        check_compile(p, want, flags=["--emit", "lib"])
+        check_compile(p, "once per sample, so give the batch with --shape", flags=["--emit", "lib"])
+        r = run([KILN, "compile", p, "-o", path("b_ok.a"), "--shape", "x=1x4", "--emit", "lib"])
         assert r.returncode == 0, (name, r.stderr)
+        r = run([KILN, "compile", p, "-o", path("b_exe")])
+        assert r.returncode == 0, (name, r.stderr)
+        for d in ["b_kiln", "b_ort"]:
+            shutil.rmtree(path(d), ignore_errors=True)
+        r = run([path("b_exe"), path("b_x.npy"), "-o", path("b_kiln")])
+        assert r.returncode == 0, (name, r.stderr)
+        r = run(["node", ORT, p, "1", "1", path("b_ort"), path("b_x.npy")])
+        assert r.returncode == 0, (name, r.stderr)
+        a, b = np.load(path("b_kiln/output_0.npy")), np.load(path("b_ort/output_0.npy"))
+        assert a.shape == b.shape and a.dtype == b.dtype, (name, a.shape, b.shape, a.dtype, b.dtype)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_strings_where_kiln_takes_none():

@@ -113,9 +113,13 @@ def graph_inputs(model_path):
 
 
 def compile_for(tdir, ds, exe, extra_flags):
-    """Compiles with input shapes taken from data set ds (as symbolic dims are);
-    inputs that must be constants (shape operands) are bound to ds's values.
-    Returns (error or None, names of the bound inputs)."""
+    """Compiles with input shapes taken from data set ds (as symbolic dims are).
+    Inputs whose contents decide shapes (a Reshape's shape, Range's limit, a
+    Loop's trip count) are read by the executable when it runs, which then
+    specializes the model to them; only where kiln cannot do that (a model
+    with sequence inputs) and the compile fails for want of a constant, those
+    inputs are bound to ds's values (--bind), as a user would. Returns (error
+    or None, names of the bound inputs)."""
     model = os.path.join(tdir, "model.onnx")
     names = graph_inputs(model)
     files = {n: os.path.join(ds, "input_%d.pb" % i) for i, n in enumerate(names)}

@@ -113,32 +113,63 @@ def test_outputs_sized_at_run_time():
     compare("dynamic")
 
 
-def test_symbolic_batch_any_size():
-    """One compile of a model with a symbolic batch runs batches of 3 (the
-    model's input), 1 and 5, each matching ONNX Runtime's run of that batch."""
-    compare("batch")
-    d = os.path.join(TMP, "batch_sizes")
+def compare_sizes(name, runs, nout, check=None):
+    """One compile of model `name` (bench/models.py) runs each of `runs` (lists of
+    input arrays), every output matching ONNX Runtime's run of the same inputs
+    (and check(sizes, output array) where given)."""
+    d = os.path.join(TMP, name + "_sizes")
     os.makedirs(d, exist_ok=True)
-    r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, "batch"])
+    r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, name])
     assert r.returncode == 0, r.stderr
-    model, exe = os.path.join(d, "batch.onnx"), os.path.join(d, "b")
+    model, exe = os.path.join(d, name + ".onnx"), os.path.join(d, "exe")
     r = run([KILN, "compile", model, "-o", exe])
     assert r.returncode == 0, r.stderr
-    rng = np.random.default_rng(5)
-    for n in [1, 5]:
-        ins = [os.path.join(d, "x%d.npy" % n), os.path.join(d, "ids%d.npy" % n)]
-        np.save(ins[0], rng.standard_normal((n, 3, 16, 16)).astype(np.float32))
-        np.save(ins[1], rng.integers(0, 50, (n, 6)).astype(np.int64))
-        ko, oo = os.path.join(d, "k%d" % n), os.path.join(d, "o%d" % n)
+    for arrays in runs:
+        ins = []
+        for i, a in enumerate(arrays):
+            ins.append(os.path.join(d, "in%d.npy" % i))
+            np.save(ins[-1], a)
+        ko, oo = os.path.join(d, "k"), os.path.join(d, "o")
+        for o in [ko, oo]:
+            shutil.rmtree(o, ignore_errors=True)
         r = run([exe] + ins + ["-o", ko])
         assert r.returncode == 0, r.stderr
         r = run(["node"] + ORT + [model, "1", "1", oo] + ins)
         assert r.returncode == 0, r.stderr
-        for f in ["output_0.npy", "output_1.npy"]:
+        sizes = [a.shape for a in arrays]
+        for k in range(nout):
+            f = "output_%d.npy" % k
             a, b = np.load(os.path.join(ko, f)), np.load(os.path.join(oo, f))
-            assert a.shape == b.shape and a.shape[0] == n, (f, a.shape, b.shape)
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=f)
+            assert a.shape == b.shape, (sizes, f, a.shape, b.shape)
+            if check:
+                check(sizes, a)
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg="%s %s" % (sizes, f))
     shutil.rmtree(d, ignore_errors=True)
+
+
+def test_symbolic_batch_any_size():
+    """One compile of a model with a symbolic batch runs batches of 3 (the
+    model's input), 1 and 5, each matching ONNX Runtime's run of that batch."""
+    compare("batch")
+    rng = np.random.default_rng(5)
+    runs = [[rng.standard_normal((n, 3, 16, 16)).astype(np.float32), rng.integers(0, 50, (n, 6)).astype(np.int64)] for n in [1, 5]]
+    compare_sizes("batch", runs, 2, check_batch)
+
+
+def check_batch(sizes, a):
+    assert a.shape[0] == sizes[0][0], (sizes, a.shape)
+
+
+def test_runtime_shapes_any_size():
+    """One compile of a model whose shapes are known only when it runs
+    (symbolic batch, image size and sequence length; NonZero rows gathered and
+    projected; a Reshape to a shape input; TopK with K an input; a Range to a
+    length computed from the data) runs at four sets of sizes, each matching
+    ONNX Runtime's run of the same inputs."""
+    compare("runtime")
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import models
+    compare_sizes("runtime", [models.runtime_inputs(*s) for s in [(1, 20, 9, 16, 5), (2, 5, 5, 1, 1), (4, 33, 17, 40, 7)]], 6)
 
 
 def test_llvm_backend_every_model():

@@ -157,7 +157,7 @@ static Graph *load_chain(Arena *a, Diags *d) {
 
 static void test_kir_roundtrip_and_plan(void) {
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0};
+    Diags d = {a, NULL, NULL, 0, false, NULL};
     Graph *g = load_chain(a, &d);
     CHECK(g != NULL, "chain.kir did not parse: %s", d.first ? d.first->msg : "");
     if (!g) { arena_free(a); return; }
