@@ -109,7 +109,9 @@ def layernorm(b, x, h):
     return b.op("Add", [b.op("Mul", [y, b.c(np.ones(h, np.float32))]), b.c(np.zeros(h, np.float32))])
 
 
-def bert(d, layers=4, seq=128, h=768, heads=12, ffn=3072):
+def bert(d, layers=4, seq=128, h=768, heads=12, ffn=3072, symbolic=False):
+    """symbolic: the batch and the sequence length are symbolic in the inputs
+    and the reshapes keep them (0) or infer them (-1): bert4dyn."""
     b = B("bert")
     x = "x"
     dh = h // heads
@@ -118,19 +120,22 @@ def bert(d, layers=4, seq=128, h=768, heads=12, ffn=3072):
             return b.op("Add", [b.op("MatMul", [inp, b.w((h, h), 0.02)]), b.c(np.zeros(h, np.float32))])
 
         def split_heads(t):
-            return b.op("Transpose", [b.op("Reshape", [t, b.c(np.array([1, seq, heads, dh], np.int64))])], perm=[0, 2, 1, 3])
+            return b.op("Transpose", [b.op("Reshape", [t, b.c(np.array([0, -1, heads, dh] if symbolic else [1, seq, heads, dh], np.int64))])],
+                        perm=[0, 2, 1, 3])
         q, k, v = split_heads(proj(x)), split_heads(proj(x)), split_heads(proj(x))
         s = b.op("Div", [b.op("MatMul", [q, b.op("Transpose", [k], perm=[0, 1, 3, 2])]), b.c(np.float32(np.sqrt(dh)))])
         p = b.op("Softmax", [b.op("Add", [s, "mask"])], axis=-1)
-        ctx = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [p, v])], perm=[0, 2, 1, 3]), b.c(np.array([1, seq, h], np.int64))])
+        ctx = b.op("Reshape", [b.op("Transpose", [b.op("MatMul", [p, v])], perm=[0, 2, 1, 3]),
+                               b.c(np.array([0, -1, h] if symbolic else [1, seq, h], np.int64))])
         x = layernorm(b, b.op("Add", [proj(ctx), x]), h)
         f = b.op("Add", [b.op("MatMul", [x, b.w((h, ffn), 0.02)]), b.c(np.zeros(ffn, np.float32))])
         f = b.op("Mul", [b.op("Mul", [f, b.c(np.float32(0.5))]),
                          b.op("Add", [b.op("Erf", [b.op("Div", [f, b.c(np.float32(np.sqrt(2)))])]), b.c(np.float32(1))])])
         f = b.op("Add", [b.op("MatMul", [f, b.w((ffn, h), 0.02)]), b.c(np.zeros(h, np.float32))])
         x = layernorm(b, b.op("Add", [f, x]), h)
-    b.save(os.path.join(d, "bert4.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, h]),
-                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 1, seq])], x)
+    n, s = ("batch", "seq") if symbolic else (1, seq)
+    b.save(os.path.join(d, "bert4dyn.onnx" if symbolic else "bert4.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, s, h]),
+                                                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, [n, 1, 1, s])], x)
     return [rng.standard_normal((1, seq, h)).astype(np.float32), np.zeros((1, 1, 1, seq), np.float32)]
 
 
@@ -600,7 +605,8 @@ def runtime_inputs(n, h, w, seq, k):
 
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime,
+          "bert4dyn": lambda d: bert(d, symbolic=True)}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -43,6 +43,8 @@ typedef struct Dyn {
     Graph *g;
     Kir *k;
     int *in_map;
+    kiln_moe_layer *moe;
+    const char **names; /* the steps' names for the profiler (KILN_PROFILE) */
 } Dyn;
 
 static Dyn D;
@@ -132,7 +134,7 @@ static Kir *compile(Arena *a, Diags *d, const char *target, Graph **gout) {
         if (!graph_toposort(g, d) || !pass_dce(g, d)) return NULL; /* its ancestors only, before shapes are inferred */
     }
     PassOpts po = {D.opt_level, NULL, NULL, false, NULL, NULL};
-    return pipeline_run(g, &po, d) ? kir_lower(g, d) : NULL;
+    return pipeline_run(g, &po, d) ? kir_lower_ex(g, false, d) : NULL; /* constants read where they are */
 }
 
 static int *input_map(const Kir *k) {
@@ -149,7 +151,7 @@ static const void *const *map_inputs(const Kir *k, const int *map, const void *c
 static kiln_context *ctx_create(const Kir *k, int threads) {
     kiln_context *c = kiln_context_create(k->workspace_size, k->state_size, threads, k->weights ? k->weights : no_weights, NULL, 0, 0,
                                           NULL);
-    if (c) kir_exec(k, c->pool, NULL, c->ws, c->state, 1);
+    if (c) kir_exec(k, c, NULL, NULL, c->ws, 1);
     return c;
 }
 
@@ -160,7 +162,7 @@ static const void *out_data(const Kir *k, const kiln_context *c, const void *con
     const KBuf *b = &k->bufs[o->buf];
     switch (b->kind) {
     case KB_INPUT: return inputs[b->index];
-    case KB_CONST: return k->weights + b->offset;
+    case KB_CONST: return k->weights ? k->weights + b->offset : b->host;
     case KB_STATE: return c->state + b->offset;
     default: return c->ws + b->offset;
     }
@@ -175,7 +177,7 @@ static bool run_and_bind(const Kir *k, char *err, size_t n) {
     if (!ok) snprintf(err, n, "out of memory");
     for (int i = 0; all && i < D.nin; i++) all[i] = D.inputs[i].data;
     const void *const *in = ok ? map_inputs(k, map, all, ib) : NULL;
-    if (ok && kir_exec(k, c->pool, in, c->ws, c->state, 0) != 0) { snprintf(err, n, "run failed"); ok = false; }
+    if (ok && kir_exec(k, c, NULL, in, c->ws, 0) != 0) { snprintf(err, n, "run failed"); ok = false; }
     for (int i = 0; ok && i < k->noutputs; i++) {
         const Value *v = k->outputs[i].v;
         const int64_t *dims;
@@ -250,7 +252,9 @@ static int prepare(const kiln_model *m, const kiln_tensor *inputs, char *err, si
         D.out_dims = calloc((size_t)D.nout + 1, sizeof *D.out_dims);
         M.outputs = D.outs, M.num_outputs = D.nout;
     }
-    if (!D.outs || !D.out_dims || !(D.in_map = input_map(k))) { snprintf(err, n, "out of memory"); return -1; }
+    D.names = calloc((size_t)k->nsteps + 1, sizeof *D.names);
+    if (!D.outs || !D.out_dims || !D.names || !(D.in_map = input_map(k))) { snprintf(err, n, "out of memory"); return -1; }
+    for (int s = 0; s < k->nsteps; s++) D.names[s] = kir_step_name(k, s);
     for (int i = 0; i < D.nout; i++) {
         const Value *v = k->outputs[i].v;
         kiln_tensor_info *t = &D.outs[i];
@@ -262,6 +266,13 @@ static int prepare(const kiln_model *m, const kiln_tensor *inputs, char *err, si
         t->nbytes = value_nbytes(v);
         t->seq = g->out_seq ? g->out_seq[i] : 0;
         t->group = g->out_group ? g->out_group[i] : 0;
+    }
+    if (k->nmoe) { /* the MoE layers whose routing the context counts (--routing-profile-out) */
+        kiln_moe_layer *ml = calloc((size_t)k->nmoe, sizeof *ml);
+        if (!ml) { snprintf(err, n, "out of memory"); return -1; }
+        for (int i = 0; i < k->nmoe; i++)
+            ml[i] = (kiln_moe_layer){k->moe[i].name, k->moe[i].experts, k->moe[i].top_k, k->moe[i].tokens, k->moe[i].offset};
+        M.num_moe_layers = k->nmoe, M.moe_layers = D.moe = ml;
     }
     return 0;
 }
@@ -275,7 +286,7 @@ static int dyn_run(void *cv, const void *const *inputs, void *const *outputs) {
     const void **ib = calloc((size_t)k->ninputs + 1, sizeof *ib);
     if (!ib) return 1;
     const void *const *in = map_inputs(k, D.in_map, inputs, ib);
-    int rc = kir_exec(k, c->pool, in, c->ws, c->state, 0);
+    int rc = kir_exec(k, c, D.names, in, c->ws, 0);
     for (int i = 0; rc == 0 && i < k->noutputs; i++) {
         const int64_t *dims;
         const void *p = out_data(k, c, in, i, &dims);
@@ -336,6 +347,8 @@ int kiln_dyn_main(const char *name, const char *ir, size_t ir_len, const unsigne
     for (int i = 0; i < D.nbound; i++) free((void *)D.bound[i].name), free((void *)D.bound[i].data);
     free(D.bound);
     free(D.in_map);
+    free(D.moe);
+    free(D.names);
     free(D.ins), free(D.outs), free(D.in_dims), free(D.out_dims);
     arena_free(a);
     return rc;

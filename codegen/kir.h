@@ -123,6 +123,10 @@ typedef struct Lower {
 
 /* Lowers a planned graph to Kir. NULL with diagnostics on failure. */
 Kir *kir_lower(Graph *g, Diags *d);
+/* The same; without copy_weights the constants stay where the graph holds
+ * them (KBuf.host of each KB_CONST buffer, which kir_exec reads; weights
+ * NULL): codegen/dyn.c, whose constants are in memory already. */
+Kir *kir_lower_ex(Graph *g, bool copy_weights, Diags *d);
 /* Folds node n (all inputs constant): runs its lowering in the interpreter and
  * makes its outputs constants. */
 bool kir_fold_node(Graph *g, Node *n, Diags *d);
@@ -160,11 +164,13 @@ int window_params(const Window *w, int64_t *p);
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
  * k->workspace_size bytes for KB_ARENA ones. */
 void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
-/* The same with a thread pool (kernels and fused loops run on it) and the
- * context's state; which: 0 the run's steps, 1 the create-time ones, -1 all.
- * Returns 1 when a KS_FAIL step ended the run, else 0 (codegen/dyn.c). */
-struct kiln_pool;
-int kir_exec(const Kir *k, struct kiln_pool *pool, const void *const *inputs, unsigned char *ws, unsigned char *state, int which);
+/* The same in a model context (codegen/dyn.c; NULL while folding): kernels and
+ * fused loops run on its thread pool, KB_STATE buffers are its state, and with
+ * names (the steps' profiler names) a run is timed when the context profiles
+ * (KILN_PROFILE). which: 0 the run's steps, 1 the create-time ones, -1 all.
+ * Returns 1 when a KS_FAIL step ended the run, else 0. */
+struct kiln_context;
+int kir_exec(const Kir *k, struct kiln_context *ctx, const char *const *names, const void *const *inputs, unsigned char *ws, int which);
 
 /* Writes the C translation unit (codegen/emit_c.c). weights_incbin: path of a
  * file holding the weights to include with .incbin, or NULL to write them as

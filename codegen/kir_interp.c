@@ -151,7 +151,7 @@ static void *buf_ptr(const Env *e, int b) {
     switch (kb->kind) {
     case KB_HOST: return kb->host;
     case KB_INPUT: return (void *)e->inputs[kb->index];
-    case KB_CONST: return e->k->weights + kb->offset;
+    case KB_CONST: return e->k->weights ? e->k->weights + kb->offset : kb->host;
     case KB_STATE: return e->state + kb->offset;
     default: return e->ws + kb->offset;
     }
@@ -177,6 +177,85 @@ static void eval_block(const KInstr *c, Scalar *z, const Scalar *ra, const Scala
     }
 }
 
+/* A loop all in float32 (its loads, results and operations): evaluated on
+ * plain float arrays, which the compiler vectorizes. */
+static bool loop_all_f32(const Kir *k, const KLoop *lp) {
+    for (int c = 0; c < lp->ncode; c++) {
+        const KInstr *ins = &lp->code[c];
+        if (ins->dt != DT_F32) return false;
+        if (ins->op == KI_LOAD) {
+            if (k->bufs[lp->in[ins->a]].dtype != DT_F32) return false;
+        } else if (ins->op == KI_CAST || ins->op == KI_WHERE) return false;
+        else if (ins->op != KI_CONST) {
+            KInstrKind kk = kinstr_kind[ins->op];
+            if (kk != KK_ANY1 && kk != KK_ANY2 && kk != KK_FLT1 && kk != KK_FLT1P1 && kk != KK_FLT1P2) return false;
+        }
+    }
+    return lp->ncode > 0;
+}
+
+#define F32_ANY1(fn) for (int j = 0; j < n; j++) z[j] = kiln_##fn##_f32(x[j])
+#define F32_FLT1(fn) F32_ANY1(fn)
+#define F32_ANY2(fn) for (int j = 0; j < n; j++) z[j] = kiln_##fn##_f32(x[j], y[j])
+#define F32_FLT1P1(fn) for (int j = 0; j < n; j++) z[j] = kiln_##fn##_f32(x[j], (float)c->f)
+#define F32_FLT1P2(fn) for (int j = 0; j < n; j++) z[j] = kiln_##fn##_f32(x[j], (float)c->f, (float)c->g)
+#define F32_CMP2(fn)
+#define F32_FCMP1(fn)
+#define F32_FCMP1P2(fn)
+#define F32_BOOL1(fn)
+#define F32_BOOL2(fn)
+
+static void eval_f32(const KInstr *c, float *restrict z, const float *x, const float *y, int n) {
+    switch (c->op) {
+#define KI(id, fn, kind) \
+    case KI_##id: F32_##kind(fn); break;
+#include "kinstr.def"
+#undef KI
+    default: break;
+    }
+}
+
+/* The float32 loop's rows (see run_loop_range). */
+static void run_loop_f32(const Env *e, const KLoop *lp, int64_t rows, int64_t inner, int64_t first, int64_t *idx) {
+    int r = lp->rank;
+    const float *in[64];
+    for (int i = 0; i < lp->nin; i++) in[i] = buf_ptr(e, lp->in[i]);
+    float *out = buf_ptr(e, lp->out);
+    float (*regs)[BLOCK] = malloc(sizeof *regs * (size_t)lp->ncode);
+    if (!regs) return;
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t off[64], obase = 0;
+        for (int i = 0; i < lp->nin; i++) {
+            off[i] = 0;
+            for (int d = 0; d < r - 1; d++) off[i] += idx[d] * lp->strides[i][d];
+        }
+        for (int d = 0; d < r - 1; d++) obase = obase * lp->dims[d] + idx[d];
+        obase = obase * (r ? lp->dims[r - 1] : 1) + first;
+        for (int64_t c0 = 0; c0 < inner; c0 += BLOCK) {
+            int n = inner - c0 < BLOCK ? (int)(inner - c0) : BLOCK;
+            for (int c = 0; c < lp->ncode; c++) {
+                const KInstr *ins = &lp->code[c];
+                float *z = regs[c];
+                if (ins->op == KI_LOAD) {
+                    int64_t st = r ? lp->strides[ins->a][r - 1] : 0;
+                    const float *p = in[ins->a] + off[ins->a] + (first + c0) * st;
+                    if (st == 1) memcpy(z, p, sizeof(float) * (size_t)n);
+                    else for (int j = 0; j < n; j++) z[j] = p[j * st];
+                } else if (ins->op == KI_CONST) {
+                    float v = (float)ins->f;
+                    for (int j = 0; j < n; j++) z[j] = v;
+                } else eval_f32(ins, z, regs[ins->a], regs[ins->b < lp->ncode ? ins->b : ins->a], n);
+            }
+            memcpy(out + obase + c0, regs[lp->ncode - 1], sizeof(float) * (size_t)n);
+        }
+        for (int d = r - 2; d >= 0; d--) {
+            if (++idx[d] < lp->dims[d]) break;
+            idx[d] = 0;
+        }
+    }
+    free(regs);
+}
+
 /* Elements [begin, end) of dims[0] of a fused loop, a row of the innermost
  * dimension at a time, each instruction over up to BLOCK elements of it. */
 static void run_loop_range(const Env *e, const KLoop *lp, int64_t begin, int64_t end) {
@@ -197,6 +276,10 @@ static void run_loop_range(const Env *e, const KLoop *lp, int64_t begin, int64_t
         idx[0] = begin;
         rows = (end - begin) * per;
     } else if (r == 1) inner = end - begin;
+    if (loop_all_f32(k, lp)) {
+        run_loop_f32(e, lp, rows, inner, r == 1 ? begin : 0, idx);
+        return;
+    }
     Scalar (*regs)[BLOCK] = malloc(sizeof *regs * (size_t)(lp->ncode ? lp->ncode : 1));
     if (!regs) return;
     for (int64_t row = 0; row < rows; row++) {
@@ -240,11 +323,15 @@ static void loop_chunk(void *arg, int64_t b, int64_t e) {
     run_loop_range(env, env->lp, b, e);
 }
 
-int kir_exec(const Kir *k, kiln_pool *pool, const void *const *inputs, unsigned char *ws, unsigned char *state, int which) {
-    Env env = {k, inputs, ws, state, NULL};
+int kir_exec(const Kir *k, kiln_context *ctx, const char *const *names, const void *const *inputs, unsigned char *ws, int which) {
+    Env env = {k, inputs, ws, ctx ? ctx->state : NULL, NULL};
+    kiln_pool *pool = ctx ? ctx->pool : NULL;
+    bool prof = ctx && ctx->prof && names && which == 0;
+    int rc = 0;
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (which >= 0 && st->at_create != (which == 1)) continue;
+        if (prof && (st->kind == KS_LOOP || st->kind == KS_CALL)) kiln_prof_mark(ctx, s, k->nsteps, names);
         if (st->kind == KS_LOOP) {
             const KLoop *lp = st->loop;
             if (lp->rank == 0 || lp->dims[0] == 0) {
@@ -256,7 +343,10 @@ int kir_exec(const Kir *k, kiln_pool *pool, const void *const *inputs, unsigned 
             } else run_loop_range(&env, lp, 0, lp->dims[0]);
             continue;
         }
-        if (st->kind == KS_FAIL) return 1;
+        if (st->kind == KS_FAIL) {
+            rc = 1;
+            break;
+        }
         if (st->kind == KS_JUMP || (st->kind == KS_BRANCH && (*(const uint8_t *)buf_ptr(&env, st->bufs[0]) != 0) == st->if_true)) {
             s = st->target - 1;
             continue;
@@ -266,7 +356,8 @@ int kir_exec(const Kir *k, kiln_pool *pool, const void *const *inputs, unsigned 
         for (int i = 0; i < st->nbufs; i++) bufs[i] = buf_ptr(&env, st->bufs[i]);
         kiln_kernel_table[st->kernel](pool, bufs, st->params);
     }
-    return 0;
+    if (prof) kiln_prof_mark(ctx, -1, k->nsteps, names);
+    return rc;
 }
 
-void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) { kir_exec(k, NULL, inputs, ws, NULL, -1); }
+void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) { kir_exec(k, NULL, NULL, inputs, ws, -1); }

@@ -1069,7 +1069,7 @@ bool lower_nodes(Lower *l) {
     return true;
 }
 
-Kir *kir_lower(Graph *g, Diags *d) {
+Kir *kir_lower_ex(Graph *g, bool copy_weights, Diags *d) {
     Kir *k = arena_alloc(g->arena, sizeof *k);
     k->arena = g->arena;
     k->workspace_size = g->workspace_size;
@@ -1090,9 +1090,11 @@ Kir *kir_lower(Graph *g, Diags *d) {
         Value *v = g->outputs.items[i];
         k->outputs[i] = (KIo){lower_buf(&l, v), v, v->dyn ? v->shape_buf : -1};
     }
-    k->weights = arena_alloc(g->arena, (size_t)(k->weights_size ? k->weights_size : 64));
-    for (int i = 0; i < k->nbufs; i++) /* the constants of the graph and its subgraphs */
-        if (k->bufs[i].kind == KB_CONST && k->bufs[i].nbytes) memcpy(k->weights + k->bufs[i].offset, k->bufs[i].host, (size_t)k->bufs[i].nbytes);
+    if (copy_weights) {
+        k->weights = arena_alloc(g->arena, (size_t)(k->weights_size ? k->weights_size : 64));
+        for (int i = 0; i < k->nbufs; i++) /* the constants of the graph and its subgraphs */
+            if (k->bufs[i].kind == KB_CONST && k->bufs[i].nbytes) memcpy(k->weights + k->bufs[i].offset, k->bufs[i].host, (size_t)k->bufs[i].nbytes);
+    }
     k->workspace_size = (k->workspace_size + 63) & ~(int64_t)63;
     for (int i = 0; i < k->nbufs; i++)
         if (k->bufs[i].kind == KB_ARENA && k->bufs[i].offset < 0) k->bufs[i].offset = k->workspace_size;
@@ -1132,3 +1134,5 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
     arena_free(scratch);
     return ok;
 }
+
+Kir *kir_lower(Graph *g, Diags *d) { return kir_lower_ex(g, true, d); }

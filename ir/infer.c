@@ -74,7 +74,7 @@ static bool ints_from(Node *n, const char *attr, int idx, int since, int64_t *ou
     Value *v = node_input(n, idx);
     if (!v) return true;
     if (!const_ints(v, out, 64, count)) {
-        diag_need(d, n, v, "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", v->name);
+        diag_need(d, n, v, "input '%s' must be a constant list of integers (computed at run time: only an executable built for this machine takes that)", v->name);
         return false;
     }
     *present = true;
@@ -151,7 +151,7 @@ static bool infer_expand(Graph *g, Node *n, Diags *d) {
     int64_t shape[64];
     int count;
     if (!const_ints(n->in[1], shape, 64, &count)) {
-        diag_need(d, n, n->in[1], "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", n->in[1]->name);
+        diag_need(d, n, n->in[1], "input '%s' must be a constant list of integers (computed at run time: only an executable built for this machine takes that)", n->in[1]->name);
         return false;
     }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
@@ -530,7 +530,7 @@ static bool infer_trilu(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *k = node_input(n, 1);
     if (n->in[0]->rank < 2) { diag_error(d, n, "input must have rank 2 or more"); return false; }
-    if (k && (!k->data || value_numel(k) != 1)) { diag_need(d, n, k, "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", k->name); return false; }
+    if (k && (!k->data || value_numel(k) != 1)) { diag_need(d, n, k, "input '%s' must be a constant scalar (computed at run time: only an executable built for this machine takes that)", k->name); return false; }
     set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
     return true;
 }
@@ -540,7 +540,7 @@ static bool infer_cumsum(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *a = n->in[1];
     int axis;
-    if (!a->data || value_numel(a) != 1) { diag_need(d, n, a, "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", a->name); return false; }
+    if (!a->data || value_numel(a) != 1) { diag_need(d, n, a, "input '%s' must be a constant scalar (computed at run time: only an executable built for this machine takes that)", a->name); return false; }
     if (!axis_norm(value_const_int(a, 0), n->in[0]->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
     set_out(n->out[0], n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims);
     return true;
@@ -602,7 +602,7 @@ static bool infer_tile(Graph *g, Node *n, Diags *d) {
     Value *x = n->in[0];
     int64_t rep[64];
     int count;
-    if (!const_ints(n->in[1], rep, 64, &count)) { diag_need(d, n, n->in[1], "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", n->in[1]->name); return false; }
+    if (!const_ints(n->in[1], rep, 64, &count)) { diag_need(d, n, n->in[1], "input '%s' must be a constant list of integers (computed at run time: only an executable built for this machine takes that)", n->in[1]->name); return false; }
     if (count != x->rank) { diag_error(d, n, "repeats must have %d values", x->rank); return false; }
     int64_t dims[MAX_RANK];
     for (int i = 0; i < x->rank; i++) {
@@ -1135,7 +1135,7 @@ static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
     Value *s = n->in[0];
     int64_t dims[64];
     int count;
-    if (!const_ints(s, dims, 64, &count)) { diag_need(d, n, s, "input '%s' must be a constant list of integers (computed at run time: only an executable, --emit exe, takes that)", s->name); return false; }
+    if (!const_ints(s, dims, 64, &count)) { diag_need(d, n, s, "input '%s' must be a constant list of integers (computed at run time: only an executable built for this machine takes that)", s->name); return false; }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
     const Attr *a = node_attr(n, "value");
     DType dt = DT_F32;
@@ -1173,7 +1173,7 @@ static bool infer_range(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     for (int i = 0; i < 3; i++)
         if (!n->in[i]->data || value_numel(n->in[i]) != 1) {
-            diag_need(d, n, n->in[i], "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", n->in[i]->name);
+            diag_need(d, n, n->in[i], "input '%s' must be a constant scalar (computed at run time: only an executable built for this machine takes that)", n->in[i]->name);
             return false;
         }
     DType dt = n->in[0]->dtype;

@@ -35,7 +35,7 @@ static void store_double(DType dt, void *p, int64_t i, double v) {
 bool infer_window(Graph *g, Node *n, Diags *d) {
     Value *sz = n->in[0];
     if (!need_shapes(n, d)) return false;
-    if (!sz->data || value_numel(sz) != 1) { diag_need(d, n, sz, "input '%s' must be a constant scalar (computed at run time: only an executable, --emit exe, takes that)", sz->name); return false; }
+    if (!sz->data || value_numel(sz) != 1) { diag_need(d, n, sz, "input '%s' must be a constant scalar (computed at run time: only an executable built for this machine takes that)", sz->name); return false; }
     int64_t N = value_const_int(sz, 0);
     if (N < 0 || N > ((int64_t)1 << 28)) { diag_error(d, n, "window size %lld is out of range", (long long)N); return false; }
     DType dt = (DType)node_attr_int(n, "output_datatype", DT_F32);
@@ -177,7 +177,7 @@ bool infer_compress(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *c = n->in[1];
-    if (!c->data) { diag_need(d, n, c, "input '%s' must be a constant (computed at run time: only an executable, --emit exe, takes that)", c->name); return false; }
+    if (!c->data) { diag_need(d, n, c, "input '%s' must be a constant (computed at run time: only an executable built for this machine takes that)", c->name); return false; }
     if (c->rank != 1 || c->dtype != DT_BOOL) { diag_error(d, n, "condition must be a 1-D bool tensor"); return false; }
     const Attr *ax = node_attr(n, "axis");
     int axis = -1;
@@ -387,7 +387,7 @@ bool infer_conv_integer(Graph *g, Node *n, Diags *d) {
 /* A constant integer scalar input (a length, a step); false with a diagnostic. */
 static bool const_scalar(Node *n, const Value *v, int64_t lo, int64_t *out, Diags *d) {
     if (!v->data || value_numel(v) != 1 || dtype_is_float(v->dtype)) {
-        diag_need(d, n, v, "input '%s' must be a constant integer scalar (computed at run time: only an executable, --emit exe, takes that)", v->name);
+        diag_need(d, n, v, "input '%s' must be a constant integer scalar (computed at run time: only an executable built for this machine takes that)", v->name);
         return false;
     }
     *out = value_const_int(v, 0);

@@ -43,9 +43,9 @@ static bool dynamic_check(const Node *n, Diags *d) {
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && n->in[i]->dyn) {
             const Node *p = n->in[i]->producer;
-            diag_need(d, n, n->in[i], "input '%s' (from %s) has a size known only at run time: only an executable (--emit exe) "
-                      "takes that; a library takes such values as graph outputs only (--bind the inputs that decide it, if they are "
-                      "graph inputs)", n->in[i]->name, p ? op_table[p->op].name : "?");
+            diag_need(d, n, n->in[i], "input '%s' (from %s) has a size known only at run time: only an executable built for "
+                      "this machine takes that; otherwise such values may only be graph outputs (--bind the inputs that decide it, if "
+                      "they are graph inputs)", n->in[i]->name, p ? op_table[p->op].name : "?");
             return false;
         }
     return true;

@@ -9,6 +9,9 @@ import sys
 import tempfile
 
 import numpy as np
+import onnx
+import onnx.helper
+import onnx.numpy_helper
 
 from harness import KILN, ROOT, input_files, main, run
 
@@ -92,6 +95,39 @@ def test_routing_profile_counts():
         for layer in p["layers"]:
             assert layer["counts"] == [3 * c for c in want[layer["name"]]], layer
             assert layer["tokens"] * layer["top_k"] == sum(layer["counts"])
+
+
+def test_run_time_tokens():
+    """The DeepSeek-style block with its token count symbolic (x as [1, T, H],
+    reshaped to [T, H]): the executable specializes it when it runs, matches the
+    NumPy reference, and its routing profile counts what the reference routes."""
+    onnx_path, ins = model("deepseek")
+    m = onnx.load(onnx_path)
+    g = m.graph
+    x = g.input[0]
+    H = x.type.tensor_type.shape.dim[1].dim_value
+    g.input.remove(x)
+    g.input.insert(0, onnx.helper.make_tensor_value_info("x3", onnx.TensorProto.FLOAT, [1, "T", H]))
+    g.initializer.append(onnx.numpy_helper.from_array(np.array([-1, H], np.int64), "flat"))
+    g.node.insert(0, onnx.helper.make_node("Reshape", ["x3", "flat"], [x.name]))
+    for v in g.output:
+        v.type.tensor_type.shape.dim[0].dim_param = "T"
+    path = os.path.join(TMP, "deepseek_tokens.onnx")
+    onnx.save(m, path)
+    x3 = os.path.join(TMP, "deepseek_x3.npy")
+    np.save(x3, np.load(ins[0])[None])
+    exe, out, prof = os.path.join(TMP, "deepseek_tokens"), os.path.join(TMP, "deepseek_tokens_out"), os.path.join(TMP, "tokens.prof.json")
+    r = run([KILN, "compile", path, "-o", exe, "-v"])
+    assert r.returncode == 0 and "shapes known only at run time" in r.stderr, r.stderr
+    r = run([exe, x3] + ins[1:] + ["-o", out, "--routing-profile-out", prof])
+    assert r.returncode == 0, r.stderr
+    ref = np.load(os.path.join(MODELS, "deepseek_ref.npy"))
+    np.testing.assert_allclose(np.load(os.path.join(out, "output_0.npy")), ref, rtol=1e-3, atol=1e-4 * np.abs(ref).max())
+    want = json.load(open(os.path.join(MODELS, "deepseek_counts.json")))
+    p = json.load(open(prof))
+    assert [layer["name"] for layer in p["layers"]] == list(want)
+    for layer in p["layers"]:
+        assert layer["counts"] == want[layer["name"]], layer
 
 
 # ---- placement ----
