@@ -109,10 +109,11 @@ $(BUILD)/obj/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(RTVEC) -c $< -o $@
 
-# the interpreter's float32 loops are vectorized as the runtime's are (codegen/dyn.c runs models with it)
+# the interpreter's float32 loops are vectorized (and cloned per ISA) as the
+# generated code's are, computed as written like them (codegen/dyn.c runs models with it)
 $(BUILD)/obj/codegen/kir_interp.o: codegen/kir_interp.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) $(KCFLAGS) $(RTVEC) -c $< -o $@
+	$(CC) $(KCFLAGS) $(RTVEC) -ffp-contract=off -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)

@@ -7,6 +7,7 @@
  * folded value equals the one the compiled code would compute. */
 #include "kir.h"
 #include "../runtime/kiln_scalar.h"
+#include "../runtime/kiln_simd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +206,7 @@ static bool loop_all_f32(const Kir *k, const KLoop *lp) {
 #define F32_BOOL1(fn)
 #define F32_BOOL2(fn)
 
-static void eval_f32(const KInstr *c, float *restrict z, const float *x, const float *y, int n) {
+KILN_CLONES static void eval_f32(const KInstr *c, float *restrict z, const float *x, const float *y, int n) {
     switch (c->op) {
 #define KI(id, fn, kind) \
     case KI_##id: F32_##kind(fn); break;
