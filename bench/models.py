@@ -3,7 +3,8 @@ input each: MLP, ResNet-18-style CNN (224x224), MobileNetV2-style CNN (224x224),
 BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
 comparison (depthwise, convgeom, smallc, conv3d, winograd), of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
-(sequence), outputs sized at run time (dynamic) and a symbolic batch (batch). Usage: models.py OUTDIR [NAMES]"""
+(sequence), outputs sized at run time (dynamic), a symbolic batch (batch), shapes known only at run time (runtime), and
+BERT-4 with a symbolic batch and sequence length (bert4dyn). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 

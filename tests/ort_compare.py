@@ -5,7 +5,8 @@ sequence model: bidirectional, stacked, with sequence lengths; and kernel
 edge cases: depthwise convolutions on odd, small and narrow planes, direct convolutions of few input channels, chunked
 2-D and 3-D convolutions, 3x3 ones on the Winograd path; control flow: Scan, Loop, If, nested, with captured
 values; TfIdfVectorizer in TFIDF and IDF modes; the sequence ops; NonMaxSuppression, NonZero and Unique,
-whose outputs are sized at run time; a symbolic batch) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
+whose outputs are sized at run time; a symbolic batch; a model whose shapes are known only at run time, which the executable
+specializes when it runs) compiled by kiln and run by ONNX Runtime (npm onnxruntime-node, CPU) on the same inputs:
 every output must agree within rtol 1e-3. Each model with the C backend and the
 LLVM backend, cross-compiled for 64-bit ARM, run under qemu-aarch64, and on
 x86-64 CPUs without AVX-512 (AVX2 + FMA, and plain SSE2) under qemu-x86_64."""
