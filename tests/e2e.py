@@ -219,6 +219,27 @@ def test_symbolic_batch_executable_and_dump_roundtrip():
             np.testing.assert_allclose(np.load(os.path.join(d, "out", "output_0.npy")), ref(x, s), rtol=1e-5, atol=1e-6)
 
 
+def test_text_ir_symbolic_dims_run_time():
+    """A text IR input with a symbolic dimension other than the batch
+    (f32[2,?]) compiles to an executable that takes it from its input file
+    (--help shows '?'), at two sizes, against NumPy."""
+    d = fresh("kirsym")
+    src = os.path.join(d, "t.kir")
+    with open(src, "w") as f:
+        f.write('kiln 1\ngraph "t" opset 13 {\n  input %x : f32[2,?]\n  %y : f32[?] = Relu "r" (%x)\n  output %y\n}\n')
+    exe = os.path.join(d, "t")
+    r = run([KILN, "compile", src, "-o", exe])
+    assert r.returncode == 0, r.stderr
+    r = run([exe, "--help"])
+    assert "'x' f32[2,?]" in r.stdout and "? is any size" in r.stdout, r.stdout
+    for n in [3, 11]:
+        x = np.random.default_rng(n).standard_normal((2, n)).astype(np.float32)
+        np.save(os.path.join(d, "x.npy"), x)
+        r = run([exe, os.path.join(d, "x.npy"), "-o", os.path.join(d, "out")])
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(np.load(os.path.join(d, "out", "output_0.npy")), np.maximum(x, 0))
+
+
 def strings_model(d):
     """Cast float -> string, StringNormalizer (LOWER, stopwords), Cast string -> float."""
     g = helper.make_graph([helper.make_node("Cast", ["x"], ["s"], to=TensorProto.STRING),
