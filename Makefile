@@ -19,10 +19,11 @@ KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/
 # libkilnc: the compiler's middle end (text IR reader, passes, lowering, Kir
 # interpreter) that an executable of run-time shapes carries (codegen/dyn.c)
 KILNC_SRC := ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
-            frontend/common.c frontend/kir.c frontend/target.c \
-            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c \
+            frontend/common.c frontend/kir.c \
+            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place_none.c passes/plan.c \
             codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/dyn.c
 KILNC    := $(BUILD)/lib/libkilnc.a
+KILNC_A64 := $(BUILD)/lib/aarch64-linux-gnu/libkilnc.a
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 KILN     := $(BUILD)/bin/kiln
@@ -48,7 +49,7 @@ RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 
 .PHONY: all deps demo test test-sanitize fuzz bench bench-compile clean
 TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
-all: $(KILN) $(RTLIB) $(KILNC) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64)
+all: $(KILN) $(RTLIB) $(KILNC) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64) $(KILNC_A64)
 
 # The kernels' sources for the C backend at -O3, which compiles them into the
 # model's file (kiln_kernels.c includes each) so that gcc inlines every call.
@@ -75,6 +76,16 @@ $(BUILD)/obj-aarch64/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
 	$(AARCH64_CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O2 -g $(RTVEC) -c $< -o $@
 
 $(RTLIB_A64): $(RT_OBJ_A64)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# libkilnc for ARM (run-time-shape executables of --target aarch64-linux-gnu),
+# computing as the generated code does (no FMA contraction)
+$(BUILD)/obj-aarch64/%.o: %.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(AARCH64_CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O2 -g $(RTVEC) -ffp-contract=off -c $< -o $@
+
+$(KILNC_A64): $(KILNC_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

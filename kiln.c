@@ -404,11 +404,9 @@ static bool build_dynamic(const Options *o, Arena *a, const Diags *why, Diags *d
         }
     Graph *g = read_model_as(a, o, 1, true, d, deps);
     if (!g) return false;
-    if (g->in_seq || !lo->host) { /* the static compile's reason stands */
+    if (g->in_seq) { /* the static compile's reason stands */
         *d = *why;
-        diag_add(d, DIAG_NOTE, NULL, "%s", g->in_seq ? "an executable takes shapes when it runs only for models without sequence or optional inputs"
-                                                    : "an executable for this machine takes such shapes when it runs; one for another "
-                                                      "target needs them fixed (--shape, --bind)");
+        diag_add(d, DIAG_NOTE, NULL, "an executable takes shapes when it runs only for models without sequence or optional inputs");
         return false;
     }
     if (!graph_check_arity(g, d)) return false;

@@ -116,6 +116,20 @@ def test_backends_compute_the_same_bits():
     assert np.array_equal(outs[0], outs[1])
 
 
+def test_x86_64_triple_named():
+    """--target x86_64-linux-gnu (this machine's own triple, named) builds with
+    the runtime of lib/ for any x86-64, with both backends: the same bits as
+    the host build, and NumPy's result."""
+    d = fresh("x86_triple")
+    model, inp = mlp_model(d)
+    _, host = compile_run(model, inp, d, [])
+    for flags in (["--target", "x86_64-linux-gnu"], ["--target", "x86_64-linux-gnu"] + LLVM):
+        exe, got = compile_run(model, inp, d, flags)
+        assert elf_machine(exe) == 62, flags
+        np.testing.assert_allclose(got, mlp_reference(model, np.load(inp)), rtol=1e-4, atol=1e-6)
+        assert np.array_equal(got, host), flags
+
+
 def test_aarch64_exe_under_qemu_both_backends():
     d = fresh("arm_exe")
     model, inp = mlp_model(d)

@@ -242,6 +242,12 @@ def test_aarch64_c_backend_under_qemu():
         compare(m, ARM, QEMU)
 
 
+def test_aarch64_runtime_shapes_under_qemu():
+    """The model of run-time shapes built for 64-bit ARM (the executable carries
+    the ARM build of libkilnc) and run under qemu-aarch64, against ONNX Runtime."""
+    compare("runtime", ARM, QEMU)
+
+
 def test_aarch64_llvm_backend_under_qemu():
     for m in MODELS:
         compare(m, ARM + ["--backend", "llvm"], QEMU)
