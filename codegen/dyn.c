@@ -43,6 +43,7 @@ typedef struct Dyn {
     Graph *g;
     Kir *k;
     int *in_map;
+    const void **in_buf; /* a run's inputs in the program's order (in_map) */
     kiln_moe_layer *moe;
     const char **names; /* the steps' names for the profiler (KILN_PROFILE) */
 } Dyn;
@@ -155,17 +156,13 @@ static kiln_context *ctx_create(const Kir *k, int threads) {
     return c;
 }
 
-/* Output i's place and run-time dims (its declared dims unless sized by the run). */
-static const void *out_data(const Kir *k, const kiln_context *c, const void *const *inputs, int i, const int64_t **dims) {
+/* Output i's place, its run-time dims (its declared dims unless sized by the run) and bytes. */
+static const void *out_data(const Kir *k, const kiln_context *c, const void *const *inputs, int i, const int64_t **dims, int64_t *nbytes) {
     const KIo *o = &k->outputs[i];
-    *dims = o->shape_buf >= 0 ? (const int64_t *)(c->ws + k->bufs[o->shape_buf].offset) : o->v->dims;
-    const KBuf *b = &k->bufs[o->buf];
-    switch (b->kind) {
-    case KB_INPUT: return inputs[b->index];
-    case KB_CONST: return k->weights ? k->weights + b->offset : b->host;
-    case KB_STATE: return c->state + b->offset;
-    default: return c->ws + b->offset;
-    }
+    *dims = o->shape_buf >= 0 ? kir_buf_ptr(k, o->shape_buf, inputs, c->ws, c->state) : o->v->dims;
+    *nbytes = dtype_size(o->v->dtype);
+    for (int j = 0; j < o->v->rank; j++) *nbytes *= (*dims)[j];
+    return kir_buf_ptr(k, o->buf, inputs, c->ws, c->state);
 }
 
 /* Runs the program k (the node of `target`) on this run's inputs and binds its outputs. */
@@ -181,9 +178,8 @@ static bool run_and_bind(const Kir *k, char *err, size_t n) {
     for (int i = 0; ok && i < k->noutputs; i++) {
         const Value *v = k->outputs[i].v;
         const int64_t *dims;
-        const void *p = out_data(k, c, in, i, &dims);
-        int64_t nb = dtype_size(v->dtype);
-        for (int j = 0; j < v->rank; j++) nb *= dims[j];
+        int64_t nb;
+        const void *p = out_data(k, c, in, i, &dims, &nb);
         if (!find_bound(v->name) && !add_bound(v->name, v->dtype, v->rank, dims, p, nb)) { snprintf(err, n, "out of memory"); ok = false; }
     }
     if (c) kiln_context_destroy(c);
@@ -253,7 +249,8 @@ static int prepare(const kiln_model *m, const kiln_tensor *inputs, char *err, si
         M.outputs = D.outs, M.num_outputs = D.nout;
     }
     D.names = calloc((size_t)k->nsteps + 1, sizeof *D.names);
-    if (!D.outs || !D.out_dims || !D.names || !(D.in_map = input_map(k))) { snprintf(err, n, "out of memory"); return -1; }
+    D.in_buf = calloc((size_t)k->ninputs + 1, sizeof *D.in_buf);
+    if (!D.outs || !D.out_dims || !D.names || !D.in_buf || !(D.in_map = input_map(k))) { snprintf(err, n, "out of memory"); return -1; }
     for (int s = 0; s < k->nsteps; s++) D.names[s] = kir_step_name(k, s);
     for (int i = 0; i < D.nout; i++) {
         const Value *v = k->outputs[i].v;
@@ -283,25 +280,21 @@ static void dyn_destroy(void *c) { kiln_context_destroy(c); }
 static int dyn_run(void *cv, const void *const *inputs, void *const *outputs) {
     kiln_context *c = cv;
     const Kir *k = D.k;
-    const void **ib = calloc((size_t)k->ninputs + 1, sizeof *ib);
-    if (!ib) return 1;
-    const void *const *in = map_inputs(k, D.in_map, inputs, ib);
+    const void *const *in = map_inputs(k, D.in_map, inputs, D.in_buf);
     int rc = kir_exec(k, c, D.names, in, c->ws, 0);
     for (int i = 0; rc == 0 && i < k->noutputs; i++) {
         const int64_t *dims;
-        const void *p = out_data(k, c, in, i, &dims);
-        int64_t nb = dtype_size(k->outputs[i].v->dtype);
-        for (int j = 0; j < k->outputs[i].v->rank; j++) nb *= dims[j];
+        int64_t nb;
+        const void *p = out_data(k, c, in, i, &dims, &nb);
         memcpy(outputs[i], p, (size_t)nb);
     }
-    free(ib);
     return rc;
 }
 
 static const int64_t *dyn_output_shape(const void *cv, int i) {
     const kiln_context *c = cv;
     const KIo *o = &D.k->outputs[i];
-    return o->shape_buf >= 0 ? (const int64_t *)(c->ws + D.k->bufs[o->shape_buf].offset) : D.outs[i].shape;
+    return o->shape_buf >= 0 ? kir_buf_ptr(D.k, o->shape_buf, NULL, c->ws, c->state) : D.outs[i].shape;
 }
 
 static const int64_t *dyn_counts(const void *cv) { return (const int64_t *)((const kiln_context *)cv)->state; }
@@ -347,6 +340,7 @@ int kiln_dyn_main(const char *name, const char *ir, size_t ir_len, const unsigne
     for (int i = 0; i < D.nbound; i++) free((void *)D.bound[i].name), free((void *)D.bound[i].data);
     free(D.bound);
     free(D.in_map);
+    free(D.in_buf);
     free(D.moe);
     free(D.names);
     free(D.ins), free(D.outs), free(D.in_dims), free(D.out_dims);

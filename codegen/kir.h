@@ -170,6 +170,8 @@ void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
  * (KILN_PROFILE). which: 0 the run's steps, 1 the create-time ones, -1 all.
  * Returns 1 when a KS_FAIL step ended the run, else 0. */
 struct kiln_context;
+/* Where buffer b of k is, given the inputs, workspace and state it runs with. */
+void *kir_buf_ptr(const Kir *k, int b, const void *const *inputs, unsigned char *ws, unsigned char *state);
 int kir_exec(const Kir *k, struct kiln_context *ctx, const char *const *names, const void *const *inputs, unsigned char *ws, int which);
 
 /* Writes the C translation unit (codegen/emit_c.c). weights_incbin: path of a

@@ -147,14 +147,37 @@ typedef struct {
     const KLoop *lp;
 } Env;
 
-static void *buf_ptr(const Env *e, int b) {
-    const KBuf *kb = &e->k->bufs[b];
+void *kir_buf_ptr(const Kir *k, int b, const void *const *inputs, unsigned char *ws, unsigned char *state) {
+    const KBuf *kb = &k->bufs[b];
     switch (kb->kind) {
     case KB_HOST: return kb->host;
-    case KB_INPUT: return (void *)e->inputs[kb->index];
-    case KB_CONST: return e->k->weights ? e->k->weights + kb->offset : kb->host;
-    case KB_STATE: return e->state + kb->offset;
-    default: return e->ws + kb->offset;
+    case KB_INPUT: return (void *)inputs[kb->index];
+    case KB_CONST: return k->weights ? k->weights + kb->offset : kb->host;
+    case KB_STATE: return state + kb->offset;
+    default: return ws + kb->offset;
+    }
+}
+
+static void *buf_ptr(const Env *e, int b) { return kir_buf_ptr(e->k, b, e->inputs, e->ws, e->state); }
+
+/* The start of the loop's row at idx (its dims but the last): each input's
+ * element offset into off, the output's returned; first: the row's first element. */
+static int64_t row_start(const KLoop *lp, const int64_t *idx, int64_t first, int64_t *off) {
+    int r = lp->rank;
+    int64_t obase = 0;
+    for (int i = 0; i < lp->nin; i++) {
+        off[i] = 0;
+        for (int d = 0; d < r - 1; d++) off[i] += idx[d] * lp->strides[i][d];
+    }
+    for (int d = 0; d < r - 1; d++) obase = obase * lp->dims[d] + idx[d];
+    return obase * (r ? lp->dims[r - 1] : 1) + first;
+}
+
+/* idx to the next row. */
+static void row_next(const KLoop *lp, int64_t *idx) {
+    for (int d = lp->rank - 2; d >= 0; d--) {
+        if (++idx[d] < lp->dims[d]) break;
+        idx[d] = 0;
     }
 }
 
@@ -224,14 +247,8 @@ static void run_loop_f32(const Env *e, const KLoop *lp, int64_t rows, int64_t in
     float *out = buf_ptr(e, lp->out);
     float (*regs)[BLOCK] = malloc(sizeof *regs * (size_t)lp->ncode);
     if (!regs) return;
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t off[64], obase = 0;
-        for (int i = 0; i < lp->nin; i++) {
-            off[i] = 0;
-            for (int d = 0; d < r - 1; d++) off[i] += idx[d] * lp->strides[i][d];
-        }
-        for (int d = 0; d < r - 1; d++) obase = obase * lp->dims[d] + idx[d];
-        obase = obase * (r ? lp->dims[r - 1] : 1) + first;
+    for (int64_t row = 0; row < rows; row++, row_next(lp, idx)) {
+        int64_t off[64], obase = row_start(lp, idx, first, off);
         for (int64_t c0 = 0; c0 < inner; c0 += BLOCK) {
             int n = inner - c0 < BLOCK ? (int)(inner - c0) : BLOCK;
             for (int c = 0; c < lp->ncode; c++) {
@@ -248,10 +265,6 @@ static void run_loop_f32(const Env *e, const KLoop *lp, int64_t rows, int64_t in
                 } else eval_f32(ins, z, regs[ins->a], regs[ins->b < lp->ncode ? ins->b : ins->a], n);
             }
             memcpy(out + obase + c0, regs[lp->ncode - 1], sizeof(float) * (size_t)n);
-        }
-        for (int d = r - 2; d >= 0; d--) {
-            if (++idx[d] < lp->dims[d]) break;
-            idx[d] = 0;
         }
     }
     free(regs);
@@ -277,20 +290,15 @@ static void run_loop_range(const Env *e, const KLoop *lp, int64_t begin, int64_t
         idx[0] = begin;
         rows = (end - begin) * per;
     } else if (r == 1) inner = end - begin;
+    int64_t first = r == 1 ? begin : 0;
     if (loop_all_f32(k, lp)) {
-        run_loop_f32(e, lp, rows, inner, r == 1 ? begin : 0, idx);
+        run_loop_f32(e, lp, rows, inner, first, idx);
         return;
     }
     Scalar (*regs)[BLOCK] = malloc(sizeof *regs * (size_t)(lp->ncode ? lp->ncode : 1));
     if (!regs) return;
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t off[64], obase = 0, first = r == 1 ? begin : 0;
-        for (int i = 0; i < lp->nin; i++) {
-            off[i] = 0;
-            for (int d = 0; d < r - 1; d++) off[i] += idx[d] * lp->strides[i][d];
-        }
-        for (int d = 0; d < r - 1; d++) obase = obase * lp->dims[d] + idx[d];
-        obase = obase * (r ? lp->dims[r - 1] : 1) + first;
+    for (int64_t row = 0; row < rows; row++, row_next(lp, idx)) {
+        int64_t off[64], obase = row_start(lp, idx, first, off);
         for (int64_t c0 = 0; c0 < inner; c0 += BLOCK) {
             int n = inner - c0 < BLOCK ? (int)(inner - c0) : BLOCK;
             for (int c = 0; c < lp->ncode; c++) {
@@ -310,10 +318,6 @@ static void run_loop_range(const Env *e, const KLoop *lp, int64_t begin, int64_t
             }
             const Scalar *res = regs[lp->ncode - 1];
             for (int j = 0; j < n; j++) store(out + (obase + c0 + j) * oes, odt, res[j]);
-        }
-        for (int d = r - 2; d >= 0; d--) {
-            if (++idx[d] < lp->dims[d]) break;
-            idx[d] = 0;
         }
     }
     free(regs);

@@ -195,6 +195,14 @@ int main(void) {
         np.testing.assert_allclose(np.array([float(v) for v in lines[1].split()]).reshape(3, 3), want, rtol=1e-5, atol=1e-6)
 
 
+def run_on(d, exe, x, *others):
+    """exe run on x (saved as d/x.npy) and the other input files: its output_0."""
+    np.save(os.path.join(d, "x.npy"), x)
+    r = run([exe, os.path.join(d, "x.npy")] + list(others) + ["-o", os.path.join(d, "out")])
+    assert r.returncode == 0, r.stderr
+    return np.load(os.path.join(d, "out", "output_0.npy"))
+
+
 def test_symbolic_batch_executable_and_dump_roundtrip():
     """One executable runs batches of 1 and 5; the text IR writes the batch as
     f32[?,4] and compiles back to a model that runs any batch too."""
@@ -213,10 +221,7 @@ def test_symbolic_batch_executable_and_dump_roundtrip():
         assert "f32[N,4]" in r.stdout and "N is the batch" in r.stdout, r.stdout
         for n in [1, 5]:
             x = np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32)
-            np.save(os.path.join(d, "x.npy"), x)
-            r = run([exe, os.path.join(d, "x.npy"), os.path.join(d, "s.npy"), "-o", os.path.join(d, "out")])
-            assert r.returncode == 0, r.stderr
-            np.testing.assert_allclose(np.load(os.path.join(d, "out", "output_0.npy")), ref(x, s), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(run_on(d, exe, x, os.path.join(d, "s.npy")), ref(x, s), rtol=1e-5, atol=1e-6)
 
 
 def test_text_ir_symbolic_dims_run_time():
@@ -234,10 +239,7 @@ def test_text_ir_symbolic_dims_run_time():
     assert "'x' f32[2,?]" in r.stdout and "? is any size" in r.stdout, r.stdout
     for n in [3, 11]:
         x = np.random.default_rng(n).standard_normal((2, n)).astype(np.float32)
-        np.save(os.path.join(d, "x.npy"), x)
-        r = run([exe, os.path.join(d, "x.npy"), "-o", os.path.join(d, "out")])
-        assert r.returncode == 0, r.stderr
-        np.testing.assert_array_equal(np.load(os.path.join(d, "out", "output_0.npy")), np.maximum(x, 0))
+        np.testing.assert_array_equal(run_on(d, exe, x), np.maximum(x, 0))
 
 
 def strings_model(d):
