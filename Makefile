@@ -10,18 +10,23 @@ JOBS     ?= 2
 
 RT_SRC   := runtime/rt.c runtime/kernels.c runtime/kernel_table.c runtime/kernels_extra.c runtime/signal.c runtime/gemm.c runtime/moe.c runtime/quant.c runtime/rnn.c runtime/control.c runtime/dynamic.c runtime/winograd.c runtime/strings.c runtime/io.c runtime/main.c
 RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/kernels.def
-KILN_SRC := kiln.c ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
-            frontend/common.c frontend/onnx.c frontend/kir.c frontend/target.c \
-            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place.c passes/place_print.c passes/plan.c passes/batch.c \
-            codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/emit_llvm.c codegen/elf.c codegen/link.c \
-            codegen/dyn.c
+# The compiler, by layer (DESIGN: kiln.c and driver/ -> codegen/ -> passes/ ->
+# ir/, frontend/ beside passes/, runtime/ at the bottom; tests/layers.py checks
+# the includes): every .c file of a layer's folder is built.
+IR_SRC      := $(wildcard ir/*.c)
+FRONTEND_SRC := $(wildcard frontend/*.c)
+PASSES_SRC  := $(filter-out passes/place_none.c,$(wildcard passes/*.c))
+CODEGEN_SRC := $(wildcard codegen/*.c)
+KILN_SRC := kiln.c driver/dyn.c $(IR_SRC) $(FRONTEND_SRC) $(PASSES_SRC) $(CODEGEN_SRC)
 
 # libkilnc: the compiler's middle end (text IR reader, passes, lowering, Kir
-# interpreter) that an executable of run-time shapes carries (codegen/dyn.c)
-KILNC_SRC := ir/ir.c ir/infer.c ir/infer_extra.c ir/moe.c ir/control.c ir/sequence.c ir/verify.c ir/print.c \
-            frontend/common.c frontend/kir.c \
-            passes/pipeline.c passes/infer.c passes/dce.c passes/cse.c passes/fold_bn.c passes/patterns.c passes/fuse.c passes/place_none.c passes/plan.c \
-            codegen/lower.c codegen/lower_extra.c codegen/lower_control.c codegen/kir_interp.c codegen/emit_c.c codegen/dyn.c
+# interpreter) that an executable of run-time shapes carries (driver/dyn.c);
+# its place pass is place_none.c (no target reader, no libjansson)
+KILNC_SRC := $(IR_SRC) frontend/common.c frontend/kir.c \
+            $(filter-out passes/place.c passes/place_print.c passes/batch.c,$(PASSES_SRC)) passes/place_none.c \
+            $(filter-out codegen/emit_llvm.c codegen/elf.c codegen/link.c,$(CODEGEN_SRC)) driver/dyn.c
+# libkilnir: the IR alone, which links with nothing of ours (tests/layers.py)
+KILNIR   := $(BUILD)/lib/libkilnir.a
 KILNC    := $(BUILD)/lib/libkilnc.a
 KILNC_A64 := $(BUILD)/lib/aarch64-linux-gnu/libkilnc.a
 RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
@@ -49,7 +54,7 @@ RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 
 .PHONY: all deps demo test test-sanitize fuzz bench bench-compile clean
 TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
-all: $(KILN) $(RTLIB) $(KILNC) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64) $(KILNC_A64)
+all: $(KILN) $(RTLIB) $(KILNC) $(KILNIR) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64) $(KILNC_A64)
 
 # The kernels' sources for the C backend at -O3, which compiles them into the
 # model's file (kiln_kernels.c includes each) so that gcc inlines every call.
@@ -121,7 +126,7 @@ $(BUILD)/obj/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
 	$(CC) $(KCFLAGS) $(RTVEC) -c $< -o $@
 
 # the interpreter's float32 loops are vectorized (and cloned per ISA) as the
-# generated code's are, computed as written like them (codegen/dyn.c runs models with it)
+# generated code's are, computed as written like them (driver/dyn.c runs models with it)
 $(BUILD)/obj/codegen/kir_interp.o: codegen/kir_interp.c $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(RTVEC) -ffp-contract=off -c $< -o $@
@@ -135,6 +140,10 @@ $(RTLIB): $(RT_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(KILNC): $(KILNC_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(KILNIR): $(IR_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

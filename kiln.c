@@ -297,6 +297,7 @@ static Graph *read_model_as(Arena *a, const Options *o, int64_t batch, bool keep
     size_t l = strlen(o->model);
     Graph *g = (l > 4 && strcmp(o->model + l - 4, ".kir") == 0) ? kir_load(a, o->model, &fo, d, deps)
                                                                 : onnx_load(a, o->model, &fo, d, deps);
+    if (g) g->services = &kir_services; /* folding and kernel capabilities, lent to the IR */
     return g && bind_inputs(g, o, d, deps) ? g : NULL;
 }
 
@@ -391,7 +392,7 @@ static int check_target(const Options *o) {
 }
 
 /* The executable of a model whose shapes are known only at run time
- * (codegen/dyn.c): the model as read, symbolic input dims kept, --shape and
+ * (driver/dyn.c): the model as read, symbolic input dims kept, --shape and
  * --bind applied. why: the static compile's diagnostics (the first error is
  * the reason, printed with -v). */
 static bool build_dynamic(const Options *o, Arena *a, const Diags *why, Diags *d, PtrVec *deps, const LinkOpts *lo) {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "../ir/ir.h"
+#include "../runtime/kiln_rt.h"
 
 /* KB_STATE: per-context memory that persists across runs (the routing counters). */
 typedef enum { KB_ARENA, KB_INPUT, KB_CONST, KB_HOST, KB_STATE } KBufKind;
@@ -121,11 +122,23 @@ typedef struct Lower {
     int64_t base;      /* added to planned offsets: a subgraph's region of the workspace */
 } Lower;
 
+/* The lowering column of the op table (codegen/lower.c): every lowering
+ * ops.def names, declared from its rows; lower_none (an op that never reaches
+ * code) reports that. */
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) bool lower(Lower *, Node *);
+#include "../ir/ops.def"
+#undef OP
+typedef bool (*LowerFn)(Lower *l, Node *n);
+extern const LowerFn lower_table[OP_COUNT];
+/* The services the compiler lends the IR (IrServices): folding by running a
+ * node's lowering in the interpreter, and the runtime's kernel capabilities. */
+extern const IrServices kir_services;
+
 /* Lowers a planned graph to Kir. NULL with diagnostics on failure. */
 Kir *kir_lower(Graph *g, Diags *d);
 /* The same; without copy_weights the constants stay where the graph holds
  * them (KBuf.host of each KB_CONST buffer, which kir_exec reads; weights
- * NULL): codegen/dyn.c, whose constants are in memory already. */
+ * NULL): driver/dyn.c, whose constants are in memory already. */
 Kir *kir_lower_ex(Graph *g, bool copy_weights, Diags *d);
 /* Folds node n (all inputs constant): runs its lowering in the interpreter and
  * makes its outputs constants. */
@@ -164,7 +177,7 @@ int window_params(const Window *w, int64_t *p);
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
  * k->workspace_size bytes for KB_ARENA ones. */
 void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
-/* The same in a model context (codegen/dyn.c; NULL while folding): kernels and
+/* The same in a model context (driver/dyn.c; NULL while folding): kernels and
  * fused loops run on its thread pool, KB_STATE buffers are its state, and with
  * names (the steps' profiler names) a run is timed when the context profiles
  * (KILN_PROFILE). which: 0 the run's steps, 1 the create-time ones, -1 all.

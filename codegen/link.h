@@ -25,7 +25,7 @@ const char *link_host_triple(void);
 /* Writes the requested output (and PREFIX.h beside it for lib/so/obj/header),
  * atomically: on failure nothing is left behind. */
 bool link_build(const Kir *k, const Graph *g, const LinkOpts *o, Diags *d);
-/* An executable whose shapes are known only when it runs (codegen/dyn.c): g as
+/* An executable whose shapes are known only when it runs (driver/dyn.c): g as
  * read (symbolic input dims kept) goes in as text IR with its constants, linked
  * with libkilnc and the runtime. */
 bool link_build_dynamic(const Graph *g, const LinkOpts *o, Diags *d);

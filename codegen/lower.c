@@ -1054,17 +1054,26 @@ void lower_forget(Graph *g) {
     for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = ((Value *)g->values.items[i])->shape_buf = -1;
 }
 
+bool lower_none(Lower *l, Node *n) {
+    diag_error(l->d, n, "op %s has no lowering", op_table[n->op].name);
+    return false;
+}
+
+const LowerFn lower_table[OP_COUNT] = {
+#define OP(id, nm, imin, imax, omin, omax, fl, inf, low, bat) [OP_##id] = low,
+#include "../ir/ops.def"
+#undef OP
+};
+
 bool lower_nodes(Lower *l) {
     Graph *g = l->g;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
-        LowerFn fn = op_table[n->op].lower;
         bool all_const = true;
         for (int j = 0; j < n->n_out; j++) if (n->out[j] && !n->out[j]->data) all_const = false;
         if (all_const) continue; /* computed at compile time */
-        if (!fn) { diag_error(l->d, n, "op %s has no lowering", op_table[n->op].name); return false; }
         l->comment = n->op == OP_FUSED ? node_attr_string(n, "fused", node_comment(g->arena, n)) : node_comment(g->arena, n);
-        if (!fn(l, n)) return false;
+        if (!lower_table[n->op](l, n)) return false;
     }
     return true;
 }
@@ -1107,8 +1116,8 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
         n->out[0]->data = n->in[0]->data;
         return true;
     }
-    LowerFn fn = op_table[n->op].lower;
-    if (!fn) return true;
+    LowerFn fn = lower_table[n->op];
+    if (fn == lower_none) return true; /* computed by its shape rule, or not at all */
     Arena *scratch = arena_new();
     Kir *k = arena_alloc(scratch, sizeof *k);
     k->arena = scratch;
@@ -1136,3 +1145,8 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
 }
 
 Kir *kir_lower(Graph *g, Diags *d) { return kir_lower_ex(g, true, d); }
+
+_Static_assert(MAX_RANK == KILN_MAX_RANK, "the IR's and the runtime's ranks differ");
+_Static_assert(DTYPE_STRING_SIZE == sizeof(kiln_str), "the IR's string element is not the runtime's kiln_str");
+
+const IrServices kir_services = {kir_fold_node, kiln_conv_is_direct};

@@ -21,7 +21,7 @@ typedef struct FrontendOpts {
     const ShapeOverride *shapes;
     int nshapes;
     int64_t batch; /* the size a symbolic batch dimension takes in this graph [1] */
-    bool keep_symbolic; /* leave symbolic input dims (-1) as they are (codegen/dyn.c) */
+    bool keep_symbolic; /* leave symbolic input dims (-1) as they are (driver/dyn.c) */
 } FrontendOpts;
 
 Graph *onnx_load(Arena *a, const char *path, const FrontendOpts *o, Diags *d, PtrVec *deps);

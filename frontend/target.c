@@ -10,6 +10,7 @@
  * target_gemm_rate) and memory bandwidth are timed on this machine. */
 #define _GNU_SOURCE
 #include "frontend.h"
+#include "../runtime/kiln_rt.h"
 #include "../ir/target.h"
 
 #include <jansson.h>

@@ -15,7 +15,6 @@
  * a constant and only the branch taken counts), and a Loop with scan outputs
  * needs a constant trip count. The lowering is in codegen/lower_control.c. */
 #include "infer.h"
-#include "../passes/passes.h"
 
 #include <string.h>
 
@@ -63,7 +62,8 @@ static bool run_sub(Node *n, Graph *sub, int first, Diags *d) {
             diag_error(d, n, "subgraph '%s': input '%s' has no shape", sub->name, ((Value *)sub->inputs.items[i])->name);
             return false;
         }
-    if (!pass_infer(sub, d) || !pass_dce(sub, d)) return false;
+    if (!graph_infer(sub, d)) return false;
+    graph_dce(sub);
     /* nothing inside may name a value of an enclosing graph directly */
     for (int i = 0; i < sub->values.n; i++) ((Value *)sub->values.items[i])->id = 7;
     for (int i = 0; i < sub->nodes.n; i++) {

@@ -99,7 +99,7 @@ static const OpKind bool_result_ops[] = {OP_NOT, OP_AND, OP_OR, OP_XOR, OP_EQUAL
 static const OpKind bool_ok_ops[] = {OP_MIN, OP_MAX, OP_EQUAL, OP_WHERE, OP_NOT, OP_AND, OP_OR, OP_XOR, OP_CAST, OP_CAST_LIKE};
 #define IN_LIST(op, l) op_in(op, l, (int)(sizeof l / sizeof *l))
 
-static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
+bool infer_elementwise(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     if (n->op == OP_PRELU && n->opset < 7 && n->in[1]->data && n->in[1]->rank == 1 && n->in[0]->rank > 2 &&
         n->in[1]->dims[0] == n->in[0]->dims[1] && n->in[1]->dims[0] != 1) {
@@ -145,7 +145,7 @@ static bool infer_elementwise(Graph *g, Node *n, Diags *d) {
 }
 
 /* Expand: broadcast input 0 against the constant shape of input 1. */
-static bool infer_expand(Graph *g, Node *n, Diags *d) {
+bool infer_expand(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     int64_t shape[64];
@@ -177,7 +177,7 @@ static bool float_input(Node *n, Value *v, Diags *d) {
     return false;
 }
 
-static bool infer_matmul(Graph *g, Node *n, Diags *d) {
+bool infer_matmul(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *a = n->in[0], *b = n->in[1];
@@ -202,7 +202,7 @@ static bool infer_matmul(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-static bool infer_gemm(Graph *g, Node *n, Diags *d) {
+bool infer_gemm(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2);
@@ -282,8 +282,14 @@ bool window_compute(const Node *n, const Value *x, const int64_t *kernel, Window
     return true;
 }
 
-static bool infer_conv(Graph *g, Node *n, Diags *d) {
-    (void)g;
+/* Whether the runtime computes this convolution on its direct kernel (a
+ * service of the layers above; without one, every convolution counts as direct). */
+static bool conv_direct(const Graph *g, int64_t C, int64_t M, int64_t group) {
+    const IrServices *s = graph_services(g);
+    return !s || !s->conv_is_direct || s->conv_is_direct(C, M, group);
+}
+
+bool infer_conv(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2);
     if (wt->rank != x->rank) { diag_error(d, n, "weight rank %d differs from input rank %d", wt->rank, x->rank); return false; }
@@ -308,7 +314,7 @@ static bool infer_conv(Graph *g, Node *n, Diags *d) {
     /* a 4th input only as the fuse pass's residual (kiln.residual): added to
      * the output before the clamp, same shape and dtype */
     Value *r = node_input(n, 3);
-    if (n->n_in > 3 && (!node_attr(n, "kiln.residual") || !b || !r || kiln_conv_is_direct(C, M, group) || r->dtype != x->dtype || r->rank != x->rank ||
+    if (n->n_in > 3 && (!node_attr(n, "kiln.residual") || !b || !r || conv_direct(g, C, M, group) || r->dtype != x->dtype || r->rank != x->rank ||
                         memcmp(r->dims, dims, (size_t)x->rank * sizeof(int64_t)) != 0)) {
         diag_error(d, n, "takes at most 3 inputs (a 4th is kiln.residual: a bias and an input of the output's shape, not depthwise)");
         return false;
@@ -355,7 +361,7 @@ bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Dia
     return true;
 }
 
-static bool infer_conv_transpose(Graph *g, Node *n, Diags *d) {
+bool infer_conv_transpose(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2);
@@ -374,7 +380,7 @@ static bool infer_conv_transpose(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-static bool infer_pool(Graph *g, Node *n, Diags *d) {
+bool infer_pool(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -387,7 +393,7 @@ static bool infer_pool(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-static bool infer_global_pool(Graph *g, Node *n, Diags *d) {
+bool infer_global_pool(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -398,7 +404,7 @@ static bool infer_global_pool(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_batchnorm(Graph *g, Node *n, Diags *d) {
+bool infer_batchnorm(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -416,7 +422,7 @@ static bool infer_batchnorm(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_same(Graph *g, Node *n, Diags *d) {
+bool infer_same(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -460,7 +466,7 @@ bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, 
     return true;
 }
 
-static bool infer_reduce(Graph *g, Node *n, Diags *d) {
+bool infer_reduce(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -477,7 +483,7 @@ static bool infer_reduce(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_argmax(Graph *g, Node *n, Diags *d) {
+bool infer_argmax(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -495,7 +501,7 @@ static bool infer_argmax(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_layernorm(Graph *g, Node *n, Diags *d) {
+bool infer_layernorm(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -514,7 +520,7 @@ static bool infer_layernorm(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_gather_elements(Graph *g, Node *n, Diags *d) {
+bool infer_gather_elements(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1];
@@ -525,7 +531,7 @@ static bool infer_gather_elements(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_trilu(Graph *g, Node *n, Diags *d) {
+bool infer_trilu(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *k = node_input(n, 1);
@@ -535,7 +541,7 @@ static bool infer_trilu(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_cumsum(Graph *g, Node *n, Diags *d) {
+bool infer_cumsum(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *a = n->in[1];
@@ -548,7 +554,7 @@ static bool infer_cumsum(Graph *g, Node *n, Diags *d) {
 
 /* NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss: scores [N,C,d...],
  * targets [N,d...], optional weights [C]; reduction none | sum | mean. */
-static bool infer_loss(Graph *g, Node *n, Diags *d) {
+bool infer_loss(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *t = n->in[1], *w = node_input(n, 2);
@@ -575,7 +581,7 @@ bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags 
     return true;
 }
 
-static bool infer_pad(Graph *g, Node *n, Diags *d) {
+bool infer_pad(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *cv = node_input(n, 2);
@@ -596,7 +602,7 @@ static bool infer_pad(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-static bool infer_tile(Graph *g, Node *n, Diags *d) {
+bool infer_tile(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -613,7 +619,7 @@ static bool infer_tile(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-static bool infer_space_depth(Graph *g, Node *n, Diags *d) {
+bool infer_space_depth(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -631,7 +637,7 @@ static bool infer_space_depth(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_instancenorm(Graph *g, Node *n, Diags *d) {
+bool infer_instancenorm(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
@@ -642,7 +648,7 @@ static bool infer_instancenorm(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_topk(Graph *g, Node *n, Diags *d) {
+bool infer_topk(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *k = n->in[1];
@@ -698,7 +704,7 @@ bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_
     return true;
 }
 
-static bool infer_resize(Graph *g, Node *n, Diags *d) {
+bool infer_resize(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     double sc[MAX_RANK], rs[MAX_RANK], re[MAX_RANK];
@@ -713,7 +719,7 @@ static bool infer_resize(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-static bool infer_gather_nd(Graph *g, Node *n, Diags *d) {
+bool infer_gather_nd(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1];
@@ -730,7 +736,7 @@ static bool infer_gather_nd(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_scatter(Graph *g, Node *n, Diags *d) {
+bool infer_scatter(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1], *u = n->in[2];
@@ -754,7 +760,7 @@ static bool infer_scatter(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_onehot(Graph *g, Node *n, Diags *d) {
+bool infer_onehot(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *idx = n->in[0], *depth = n->in[1], *vals = n->in[2];
@@ -771,7 +777,7 @@ static bool infer_onehot(Graph *g, Node *n, Diags *d) {
 
 /* ---- views ---- */
 
-static bool infer_reshape(Graph *g, Node *n, Diags *d) {
+bool infer_reshape(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -808,7 +814,7 @@ static bool infer_reshape(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_flatten(Graph *g, Node *n, Diags *d) {
+bool infer_flatten(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -820,7 +826,7 @@ static bool infer_flatten(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_squeeze(Graph *g, Node *n, Diags *d) {
+bool infer_squeeze(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -843,7 +849,7 @@ static bool infer_squeeze(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_unsqueeze(Graph *g, Node *n, Diags *d) {
+bool infer_unsqueeze(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -870,7 +876,7 @@ static bool infer_unsqueeze(Graph *g, Node *n, Diags *d) {
  * draws coming from MT19937 seeded with the seed attribute (0 when absent) in
  * row-major order, as NumPy's legacy generator draws them; kept elements are
  * divided by 1 - ratio. The same seed gives the same mask on every run. */
-static bool infer_dropout_train(Graph *g, Node *n, Diags *d) {
+bool infer_dropout_train(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -880,7 +886,7 @@ static bool infer_dropout_train(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_dropout(Graph *g, Node *n, Diags *d) {
+bool infer_dropout(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     Value *ratio = node_input(n, 1), *training = node_input(n, 2);
@@ -923,7 +929,7 @@ static bool infer_dropout(Graph *g, Node *n, Diags *d) {
 
 /* ---- data movement ---- */
 
-static bool infer_transpose(Graph *g, Node *n, Diags *d) {
+bool infer_transpose(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -945,7 +951,7 @@ static bool infer_transpose(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_concat(Graph *g, Node *n, Diags *d) {
+bool infer_concat(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -993,7 +999,7 @@ bool split_sizes(const Node *n, const Value *x, int axis, int64_t *sizes, Diags 
     return true;
 }
 
-static bool infer_split(Graph *g, Node *n, Diags *d) {
+bool infer_split(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -1044,7 +1050,7 @@ bool slice_compute(const Node *n, const Value *x, int64_t *starts, int64_t *step
     return true;
 }
 
-static bool infer_slice(Graph *g, Node *n, Diags *d) {
+bool infer_slice(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     int64_t starts[MAX_RANK], steps[MAX_RANK], dims[MAX_RANK];
@@ -1053,7 +1059,7 @@ static bool infer_slice(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_gather(Graph *g, Node *n, Diags *d) {
+bool infer_gather(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1];
@@ -1078,7 +1084,7 @@ static bool infer_gather(Graph *g, Node *n, Diags *d) {
 
 /* ---- meta ops: the output is data known now ---- */
 
-static bool infer_shape_op(Graph *g, Node *n, Diags *d) {
+bool infer_shape_op(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     int64_t r = x->rank, s = node_attr_int(n, "start", 0), e = node_attr_int(n, "end", r);
@@ -1094,7 +1100,7 @@ static bool infer_shape_op(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_constant(Graph *g, Node *n, Diags *d) {
+bool infer_constant(Graph *g, Node *n, Diags *d) {
     Value *o = n->out[0];
     const Attr *a = n->n_attr == 1 ? &n->attrs[0] : NULL;
     if (!a) { diag_error(d, n, "Constant needs exactly one value attribute"); return false; }
@@ -1131,7 +1137,7 @@ static bool infer_constant(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
+bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
     Value *s = n->in[0];
     int64_t dims[64];
     int count;
@@ -1159,7 +1165,7 @@ static bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
 }
 
 /* The body's inputs take the node's input types; its nodes are inferred in order. */
-static bool infer_size(Graph *g, Node *n, Diags *d) {
+bool infer_size(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     int64_t *p = arena_alloc(g->arena, sizeof *p);
     *p = value_numel(n->in[0]);
@@ -1169,7 +1175,7 @@ static bool infer_size(Graph *g, Node *n, Diags *d) {
 }
 
 /* Range(start, limit, delta), all constant scalars of one numeric type. */
-static bool infer_range(Graph *g, Node *n, Diags *d) {
+bool infer_range(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     for (int i = 0; i < 3; i++)
         if (!n->in[i]->data || value_numel(n->in[i]) != 1) {
@@ -1203,7 +1209,7 @@ static bool infer_range(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_eye_like(Graph *g, Node *n, Diags *d) {
+bool infer_eye_like(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     if (x->rank != 2) { diag_error(d, n, "input must be 2-D"); return false; }
@@ -1228,7 +1234,7 @@ static bool infer_eye_like(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
-static bool infer_fused(Graph *g, Node *n, Diags *d) {
+bool infer_fused(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     const Attr *a = node_attr(n, "body");
     if (!a || a->kind != ATTR_GRAPH || a->g->inputs.n != n->n_in || a->g->outputs.n != 1) {
@@ -1273,7 +1279,7 @@ bool attention_perm(const Node *n, const char *name, int r, int *perm) {
  * by out_perm. q, v and the result keep their last axis last; kt's last axis
  * is the input's last or its second last. scale_op: 0 no scale, 1 divide by
  * scale, 2 multiply. */
-static bool infer_attention(Graph *g, Node *n, Diags *d) {
+bool infer_attention(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *qs = n->in[0], *ks = n->in[1], *vs = n->in[2], *m = node_input(n, 3);
@@ -1307,105 +1313,3 @@ static bool infer_attention(Graph *g, Node *n, Diags *d) {
     set_out(n->out[0], DT_F32, r, y);
     return true;
 }
-
-/* ---- the table ---- */
-
-bool lower_elementwise(struct Lower *, Node *);
-bool lower_matmul(struct Lower *, Node *);
-bool lower_gemm(struct Lower *, Node *);
-bool lower_conv(struct Lower *, Node *);
-bool lower_pool(struct Lower *, Node *);
-bool lower_reduce(struct Lower *, Node *);
-bool lower_batchnorm(struct Lower *, Node *);
-bool lower_softmax(struct Lower *, Node *);
-bool lower_view(struct Lower *, Node *);
-bool lower_transpose(struct Lower *, Node *);
-bool lower_concat(struct Lower *, Node *);
-bool lower_split(struct Lower *, Node *);
-bool lower_slice(struct Lower *, Node *);
-bool lower_gather(struct Lower *, Node *);
-bool lower_fused(struct Lower *, Node *);
-bool lower_attention(struct Lower *, Node *);
-bool lower_argmax(struct Lower *, Node *);
-bool lower_layernorm(struct Lower *, Node *);
-bool lower_gather_elements(struct Lower *, Node *);
-bool lower_trilu(struct Lower *, Node *);
-bool lower_cumsum(struct Lower *, Node *);
-bool lower_loss(struct Lower *, Node *);
-bool lower_conv_transpose(struct Lower *, Node *);
-bool lower_resize(struct Lower *, Node *);
-bool lower_gather_nd(struct Lower *, Node *);
-bool lower_scatter(struct Lower *, Node *);
-bool lower_onehot(struct Lower *, Node *);
-bool lower_pad(struct Lower *, Node *);
-bool lower_tile(struct Lower *, Node *);
-bool lower_space_depth(struct Lower *, Node *);
-bool lower_instancenorm(struct Lower *, Node *);
-bool lower_topk(struct Lower *, Node *);
-bool lower_moe(struct Lower *, Node *);
-bool infer_moe(Graph *, Node *, Diags *);
-/* ir/infer_extra.c, and their lowerings */
-bool infer_window(Graph *, Node *, Diags *);
-bool infer_quantize(Graph *, Node *, Diags *);
-bool infer_dynamic_quantize(Graph *, Node *, Diags *);
-bool infer_matmul_integer(Graph *, Node *, Diags *);
-bool infer_same_float(Graph *, Node *, Diags *);
-bool infer_reverse_sequence(Graph *, Node *, Diags *);
-bool infer_compress(Graph *, Node *, Diags *);
-bool lower_quantize(struct Lower *, Node *);
-bool lower_dynamic_quantize(struct Lower *, Node *);
-bool lower_matmul_integer(struct Lower *, Node *);
-bool lower_mvn(struct Lower *, Node *);
-bool lower_lrn(struct Lower *, Node *);
-bool lower_reverse_sequence(struct Lower *, Node *);
-bool lower_compress(struct Lower *, Node *);
-bool infer_rnn(Graph *, Node *, Diags *);
-bool infer_einsum(Graph *, Node *, Diags *);
-bool infer_det(Graph *, Node *, Diags *);
-bool infer_grid_sample(Graph *, Node *, Diags *);
-bool infer_conv_integer(Graph *, Node *, Diags *);
-bool lower_conv_integer(struct Lower *, Node *);
-bool lower_grid_sample(struct Lower *, Node *);
-bool lower_einsum(struct Lower *, Node *);
-bool lower_det(struct Lower *, Node *);
-bool lower_rnn(struct Lower *, Node *);
-bool infer_dft(Graph *, Node *, Diags *);
-bool infer_stft(Graph *, Node *, Diags *);
-bool infer_mel_weight_matrix(Graph *, Node *, Diags *);
-bool infer_max_unpool(Graph *, Node *, Diags *);
-bool infer_roi_align(Graph *, Node *, Diags *);
-bool lower_dft(struct Lower *, Node *);
-bool lower_stft(struct Lower *, Node *);
-bool lower_mel_weight_matrix(struct Lower *, Node *);
-bool lower_max_unpool(struct Lower *, Node *);
-bool lower_roi_align(struct Lower *, Node *);
-bool infer_tfidf(Graph *, Node *, Diags *);
-bool infer_nonzero(Graph *, Node *, Diags *);
-bool infer_string_normalizer(Graph *, Node *, Diags *);
-bool infer_unique(Graph *, Node *, Diags *);
-bool infer_nms(Graph *, Node *, Diags *);
-bool lower_nonzero(struct Lower *, Node *);
-bool lower_string_normalizer(struct Lower *, Node *);
-bool lower_unique(struct Lower *, Node *);
-bool lower_nms(struct Lower *, Node *);
-bool infer_sequence(Graph *, Node *, Diags *);
-bool infer_sequence_map(Graph *, Node *, Diags *);
-bool infer_optional(Graph *, Node *, Diags *);
-bool infer_concat_from_sequence(Graph *, Node *, Diags *);
-bool infer_split_to_sequence(Graph *, Node *, Diags *);
-bool lower_concat_from_sequence(struct Lower *, Node *);
-bool lower_split_to_sequence(struct Lower *, Node *);
-bool lower_dropout_train(struct Lower *, Node *);
-bool lower_tfidf(struct Lower *, Node *);
-bool infer_if(Graph *, Node *, Diags *);
-bool infer_loop(Graph *, Node *, Diags *);
-bool infer_scan(Graph *, Node *, Diags *);
-bool lower_if(struct Lower *, Node *);
-bool lower_loop(struct Lower *, Node *);
-bool lower_scan(struct Lower *, Node *);
-
-const OpInfo op_table[OP_COUNT] = {
-#define OP(id, nm, imin, imax, omin, omax, fl, inf, low) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, low},
-#include "ops.def"
-#undef OP
-};

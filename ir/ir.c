@@ -7,8 +7,8 @@
  * producer edges, keeping the original order among ready nodes, so that output
  * is deterministic. */
 #include "ir.h"
-#include "../runtime/kiln_scalar.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,14 +127,19 @@ void diag_need(Diags *d, const Node *n, const Value *v, const char *fmt, ...) {
 
 /* ---- dtypes ---- */
 
-int dtype_size(DType t) { return kiln_dtype_size((int)t); }
+/* Size and text-IR name per dtype (the codes are ONNX's, and the runtime's
+ * KILN_DT_*). A string element is {const char *p; int64_t n} (the runtime's
+ * kiln_str: codegen checks the two agree); complex types have names only. */
+static const struct { int size; const char *name; } dtypes[] = {
+    [DT_UNDEF] = {0, "undef"}, [DT_F32] = {4, "f32"}, [DT_U8] = {1, "u8"}, [DT_I8] = {1, "i8"}, [DT_U16] = {2, "u16"},
+    [DT_I16] = {2, "i16"}, [DT_I32] = {4, "i32"}, [DT_I64] = {8, "i64"}, [DT_STRING] = {DTYPE_STRING_SIZE, "string"},
+    [DT_BOOL] = {1, "bool"}, [DT_F16] = {2, "f16"}, [DT_F64] = {8, "f64"}, [DT_U32] = {4, "u32"}, [DT_U64] = {8, "u64"},
+    [DT_C64] = {0, "c64"}, [DT_C128] = {0, "c128"}, [DT_BF16] = {2, "bf16"},
+};
 
-const char *dtype_name(DType t) {
-    if (t == DT_C64) return "c64";
-    if (t == DT_C128) return "c128";
-    if (t == DT_UNDEF) return "undef";
-    return kiln_dtype_name((int)t);
-}
+int dtype_size(DType t) { return (unsigned)t < sizeof dtypes / sizeof *dtypes ? dtypes[t].size : 0; }
+
+const char *dtype_name(DType t) { return (unsigned)t < sizeof dtypes / sizeof *dtypes && dtypes[t].name ? dtypes[t].name : "?"; }
 
 DType dtype_from_name(const char *s) {
     for (int t = 1; t <= 16; t++)
@@ -163,13 +168,27 @@ const char *dtype_ctype(DType t) {
 
 /* ---- ops ---- */
 
-OpKind op_lookup(const char *name) {
-    for (int i = 0; i < OP_COUNT; i++)
-        if (strcmp(op_table[i].name, name) == 0) return (OpKind)i;
-    return OP_COUNT;
+/* ---- graphs ---- */
+
+const IrServices *graph_services(const Graph *g) {
+    while (g->parent) g = g->parent;
+    return g->services;
 }
 
-/* ---- graphs ---- */
+void graph_dce(Graph *g) {
+    for (int i = 0; i < g->values.n; i++) ((Value *)g->values.items[i])->id = 0;
+    for (int i = 0; i < g->outputs.n; i++) ((Value *)g->outputs.items[i])->id = 1;
+    for (int i = g->nodes.n - 1; i >= 0; i--) {
+        Node *n = g->nodes.items[i];
+        bool live = false;
+        for (int j = 0; j < n->n_out; j++)
+            if (n->out[j]->id && !n->out[j]->data) live = true;
+        n->dead = !live;
+        if (live)
+            for (int j = 0; j < n->n_in; j++) if (n->in[j]) n->in[j]->id = 1;
+    }
+    graph_compact(g);
+}
 
 Graph *graph_new(Arena *a, const char *name) {
     Graph *g = arena_alloc(a, sizeof *g);
@@ -340,12 +359,19 @@ int64_t value_const_int(const Value *v, int64_t i) {
     }
 }
 
+/* IEEE half to float (exact; the runtime's kiln_f16_to_f32 computes the same). */
+static double half_to_float(uint16_t h) {
+    int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    double f = exp == 0x1f ? (man ? NAN : INFINITY) : exp == 0 ? ldexp(man, -24) : ldexp(man | 0x400, exp - 25);
+    return h & 0x8000 ? -f : f;
+}
+
 double value_const_float(const Value *v, int64_t i) {
     switch (v->dtype) {
     case DT_F32: return ((const float *)v->data)[i];
     case DT_F64: return ((const double *)v->data)[i];
-    case DT_F16: return kiln_f16_to_f32(((const uint16_t *)v->data)[i]);
-    case DT_BF16: return kiln_bf16_to_f32(((const uint16_t *)v->data)[i]);
+    case DT_F16: return half_to_float(((const uint16_t *)v->data)[i]);
+    case DT_BF16: { uint32_t u = (uint32_t)((const uint16_t *)v->data)[i] << 16; float f; memcpy(&f, &u, 4); return f; }
     case DT_U64: return (double)((const uint64_t *)v->data)[i];
     default: return (double)value_const_int(v, i);
     }

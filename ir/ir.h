@@ -16,10 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#include "../runtime/kiln_rt.h"
-
-#define MAX_RANK KILN_MAX_RANK
+/* The most dims a tensor has (the runtime's KILN_MAX_RANK: codegen checks they agree). */
+#define MAX_RANK 8
 
 /* ---- arena ---- */
 
@@ -60,8 +60,8 @@ typedef struct Diags {
     /* the error was a shape known only at run time (a symbolic input
      * dimension, a shape operand computed from the data, a value sized by the
      * data read by another op): an executable can still take it at run time
-     * (codegen/dyn.c); need: the value whose contents were wanted, when the
-     * error was that (a top-graph value or not: codegen/dyn.c checks) */
+     * (driver/dyn.c); need: the value whose contents were wanted, when the
+     * error was that (a top-graph value or not: driver/dyn.c checks) */
     bool run_time;
     const struct Value *need;
 } Diags;
@@ -81,6 +81,7 @@ typedef enum {
     DT_U64 = 13, DT_C64 = 14, DT_C128 = 15, DT_BF16 = 16
 } DType;
 
+#define DTYPE_STRING_SIZE ((int)(sizeof(const char *) + sizeof(int64_t)))
 int dtype_size(DType t);          /* 0 for types kiln cannot hold */
 const char *dtype_name(DType t);  /* "f32", ... */
 DType dtype_from_name(const char *s);
@@ -92,7 +93,7 @@ const char *dtype_ctype(DType t);
 /* ---- ops ---- */
 
 typedef enum {
-#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower) OP_##id,
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) OP_##id,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -110,16 +111,15 @@ enum {
 
 struct Graph;
 struct Node;
-struct Lower;
 typedef bool (*InferFn)(struct Graph *g, struct Node *n, Diags *d);
-typedef bool (*LowerFn)(struct Lower *l, struct Node *n);
 
+/* The IR's column of the op table (ir/ops.c); the lowering keeps its own
+ * column over the same rows (codegen/lower.c). */
 typedef struct OpInfo {
     const char *name;
     int in_min, in_max, out_min, out_max;
     unsigned flags;
     InferFn infer;
-    LowerFn lower;
 } OpInfo;
 
 extern const OpInfo op_table[OP_COUNT];
@@ -189,8 +189,23 @@ typedef struct Node {
     bool dead;
 } Node;
 
+/* What the layers above lend the IR, which depends on nothing of theirs:
+ * installed on a top graph by whoever drives the compilation, when it has read
+ * the model (kiln.c, driver/dyn.c; codegen/lower.c defines the compiler's set).
+ * Subgraphs use their root's. Without services (the IR alone) nothing is
+ * folded and every convolution counts as direct. */
+typedef struct IrServices {
+    /* Computes node n, every input of which is a constant, and makes its
+     * outputs constants (constant folding). */
+    bool (*fold)(struct Graph *g, struct Node *n, Diags *d);
+    /* Whether a convolution (C in, M out channels, group groups) runs on the
+     * runtime's direct kernel, which takes no fused residual. */
+    bool (*conv_is_direct)(int64_t C, int64_t M, int64_t group);
+} IrServices;
+
 typedef struct Graph {
     Arena *arena;
+    const IrServices *services; /* top graph only (graph_services) */
     const char *name;
     const char *source;       /* file the graph came from */
     const char *source_dir;   /* its folder, for external data */
@@ -211,7 +226,7 @@ typedef struct Graph {
      * 0 (an empty sequence, an absent optional) is one placeholder input or
      * output of no data */
     int *in_group, *out_group;
-    /* values whose contents a run already computed (codegen/dyn.c): the infer
+    /* values whose contents a run already computed (driver/dyn.c): the infer
      * pass makes them constants (a node whose outputs are all bound is done) */
     const struct Bound *bound;
     int nbound;
@@ -239,6 +254,18 @@ void graph_count_uses(Graph *g);
 void graph_compact(Graph *g);
 /* Sorts nodes topologically; false (with a diagnostic naming a node) on a cycle. */
 bool graph_toposort(Graph *g, Diags *d);
+/* The services of g's top graph (NULL: none installed). */
+const IrServices *graph_services(const Graph *g);
+/* Types and shapes of every value, folding nodes whose inputs are all
+ * constants (ir/infer_graph.c): the infer pass, and a control node's
+ * subgraphs from its shape rule. */
+bool graph_infer(Graph *g, Diags *d);
+/* Every node's input and output counts against the op table, at any depth
+ * (what can be checked of a model before its shapes are known). */
+bool graph_check_arity(const Graph *g, Diags *d);
+/* Dead-code elimination: drops nodes none of whose outputs reach a graph
+ * output as a value still to compute (constants need no code). */
+void graph_dce(Graph *g);
 
 int64_t value_numel(const Value *v);
 int64_t value_nbytes(const Value *v);

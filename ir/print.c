@@ -13,23 +13,27 @@
  * at compile time are written as constants, and the nodes that made them are
  * left out. Floats are printed with enough digits to read back exactly. */
 #include "ir.h"
-#include "../runtime/kiln_scalar.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <string.h>
 
-static void print_string(FILE *f, const char *s) {
+/* A quoted string with the text IR's escapes, or JSON's. */
+static void quote_string(FILE *f, const char *s, bool json) {
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (json && c < 32) fprintf(f, "\\u%04x", c);
+        else if (json) fputc(c, f);
         else if (c == '\n') fputs("\\n", f);
         else if (c < 32 || c == 127) fprintf(f, "\\x%02x", c);
         else fputc(c, f);
     }
     fputc('"', f);
 }
+static void print_string(FILE *f, const char *s) { quote_string(f, s, false); }
+static void json_string(FILE *f, const char *s) { quote_string(f, s, true); }
 
 static void print_name(FILE *f, const char *s) {
     bool plain = *s != 0;
@@ -266,7 +270,7 @@ void ir_print_dot(const Graph *g, FILE *f) {
 
 static void json_value(FILE *f, const Value *v) {
     fputs("{\"name\": ", f);
-    kiln_json_string(f, v->name);
+    json_string(f, v->name);
     fprintf(f, ", \"dtype\": \"%s\", \"shape\": [", dtype_name(v->dtype));
     for (int i = 0; i < v->rank; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)v->dims[i]);
     fputc(']', f);
@@ -276,7 +280,7 @@ static void json_value(FILE *f, const Value *v) {
 
 void ir_print_json(const Graph *g, FILE *f) {
     fputs("{\"graph\": ", f);
-    kiln_json_string(f, g->name);
+    json_string(f, g->name);
     fprintf(f, ", \"opset\": %d, \"workspace_bytes\": %lld,\n \"inputs\": [", g->opset, (long long)g->workspace_size);
     for (int i = 0; i < g->inputs.n; i++) { if (i) fputs(", ", f); json_value(f, g->inputs.items[i]); }
     fputs("],\n \"outputs\": [", f);
@@ -289,7 +293,7 @@ void ir_print_json(const Graph *g, FILE *f) {
         fputs(first ? "\n  " : ",\n  ", f);
         first = false;
         fputs("{\"name\": ", f);
-        kiln_json_string(f, n->name);
+        json_string(f, n->name);
         fprintf(f, ", \"op\": \"%s\", \"opset\": %d, \"inputs\": [", op_table[n->op].name, n->opset);
         for (int j = 0; j < n->n_in; j++) {
             if (j) fputs(", ", f);

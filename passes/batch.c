@@ -74,62 +74,108 @@ static bool slice_whole(const Node *n, const Value *x, Diags *scratch) {
     return x->rank < 1 || (starts[0] == 0 && steps[0] == 1 && dims[0] == x->dims[0]);
 }
 
-/* Why running n once per sample differs from running it on the batch, or NULL.
- * n2 is the same node in the batch-2 probe. */
+/* Each op's rule (the batch column of ops.def): why running node n once per
+ * sample differs from running it on the batch, or NULL. n2 is the same node in
+ * the batch-2 probe; x is n's input 0 and r its rank. */
+typedef const char *(*BatchRule)(const Node *n, const Node *n2, Diags *scratch);
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) \
+    const char *batch(const Node *n, const Node *n2, Diags *scratch);
+#include "../ir/ops.def"
+#undef OP
+#define RULE(name) const char *batch_##name(const Node *n, const Node *n2, Diags *scratch)
+#define X_RANK const Value *x = n->in[0]; int r = x ? x->rank : 0; (void)x; (void)r; (void)n2; (void)scratch
+
+RULE(rows) { (void)n; (void)n2; (void)scratch; return NULL; }
+RULE(control) { (void)n; (void)n2; (void)scratch; return "runs a subgraph on values computed from the batch (not supported)"; }
+RULE(sequence) { (void)n; (void)n2; (void)scratch; return "makes a sequence of values computed from the batch (not supported)"; }
+RULE(sized_by_data) { (void)n; (void)n2; (void)scratch; return "has an output sized by the data"; }
+RULE(softmax) { X_RANK; return axis_of(n, "axis", n->opset >= 13 ? -1 : 1, r) == 0 ? "normalizes along axis 0, the batch" : NULL; }
+RULE(layernorm) { X_RANK; return axis_of(n, "axis", -1, r) == 0 ? "normalizes over axis 0, the batch" : NULL; }
+RULE(topk) { X_RANK; return axis_of(n, "axis", -1, r) == 0 ? "sorts along axis 0, the batch" : NULL; }
+RULE(dft) { X_RANK; return axis_of(n, "axis", 1, r) == 0 ? "transforms along axis 0, the batch" : NULL; }
+RULE(gather) { X_RANK; return batchy(x) && axis_of(n, "axis", 0, r) == 0 ? "gathers along axis 0, the batch" : NULL; }
+RULE(gather_elements) {
+    X_RANK;
+    return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) ? "gathers across the batch" : NULL;
+}
+RULE(scatter) {
+    X_RANK;
+    return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) || !batchy(n->in[2]) ? "scatters across the batch" : NULL;
+}
+RULE(gather_nd) {
+    X_RANK;
+    return batchy(x) && (node_attr_int(n, "batch_dims", 0) < 1 || !batchy(n->in[1])) ? "indexes the batch dimension" : NULL;
+}
+RULE(scatter_nd) { X_RANK; return batchy(x) ? "indexes the batch dimension" : NULL; }
+RULE(trilu) { X_RANK; return r < 3 ? "takes the batch as its row index" : NULL; }
+RULE(cumsum) {
+    X_RANK;
+    int64_t ax;
+    int c, a;
+    if (!const_ints(n->in[1], &ax, 1, &c) || c != 1) return "sums along an axis known only at run time";
+    return !axis_norm(ax, r, &a) || a == 0 ? "sums along axis 0, the batch" : NULL;
+}
+RULE(mvn) {
+    X_RANK;
+    const Attr *a = node_attr(n, "axes");
+    if (!a) return "normalizes over axes 0, 2, 3 (its default), across the batch";
+    for (int i = 0; i < a->n; i++) {
+        int ax;
+        if (axis_norm(a->ints[i], r, &ax) && ax == 0) return "normalizes over axis 0, the batch";
+    }
+    return NULL;
+}
+RULE(batchnorm) {
+    X_RANK;
+    return n->opset >= 14 && node_attr_int(n, "training_mode", 0) ? "computes statistics over the batch (training mode)" : NULL;
+}
+RULE(dropout_train) { X_RANK; return "draws random numbers across the batch (training mode)"; }
+RULE(dynamic_quantize) { X_RANK; return "computes one scale over the whole batch"; }
+RULE(reverse_sequence) { X_RANK; return node_attr_int(n, "time_axis", 0) == 0 ? "reverses along axis 0, the batch" : NULL; }
+RULE(compress) { X_RANK; return !node_attr(n, "axis") || axis_of(n, "axis", 0, r) == 0 ? "selects along the batch" : NULL; }
+RULE(max_pool) { X_RANK; return n->n_out > 1 && n->out[1] ? "returns indices counted across the batch" : NULL; }
+RULE(max_unpool) { X_RANK; return "takes indices counted across the batch"; }
+RULE(roi_align) { X_RANK; return "takes regions that name their batch entry"; }
+RULE(resize) {
+    X_RANK;
+    return strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "tf_crop_and_resize") == 0
+               ? "crops by regions of interest that include the batch axis" : NULL;
+}
+RULE(slice) {
+    X_RANK;
+    if (!batchy(x)) return "slices a value that does not depend on the batch by the batch size";
+    return slice_whole(n, x, scratch) && slice_whole(n2, n2->in[0], scratch) ? NULL : "slices along axis 0, the batch";
+}
+/* layout 0 (the default) is [sequence, batch, ...]: dimension 0 is the time
+ * axis, along which the state recurs */
+RULE(rnn) {
+    X_RANK;
+    return batchy(x) && node_attr_int(n, "layout", 0) == 0 ? "recurs along axis 0 (the sequence with layout 0), across the batch" : NULL;
+}
+/* kiln.Attention: rows of q are independent, keys and values are not; its
+ * perms may move axis 0 */
+RULE(attention) {
+    X_RANK;
+    static const char *const perms[] = {"q_perm", "k_perm", "v_perm", "out_perm"};
+    for (int i = 0; i < 4; i++) {
+        const Attr *a = node_attr(n, perms[i]);
+        if (a && a->n > 0 && a->ints[0] != 0) return "moves axis 0, the batch, to another place";
+    }
+    return r < 3 && (batchy(n->in[1]) || batchy(n->in[2])) ? "attends over keys along axis 0, the batch" : NULL;
+}
+
+static const BatchRule batch_rules[OP_COUNT] = {
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) [OP_##id] = batch,
+#include "../ir/ops.def"
+#undef OP
+};
+
+/* Why running n once per sample differs from running it on the batch, or NULL. */
 static const char *mixes(const Node *n, const Node *n2, Diags *scratch) {
-    const Value *x = n->in[0];
-    int r = x ? x->rank : 0;
-    if (op_table[n->op].flags & F_CONTROL) return "runs a subgraph on values computed from the batch (not supported)";
-    if (op_table[n->op].flags & F_SEQ) return "makes a sequence of values computed from the batch (not supported)";
-    for (int i = 0; i < n->n_out; i++)
-        if (n->out[i] && n->out[i]->dyn) return "has an output sized by the data";
-    switch (n->op) {
-    case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_HARDMAX:
-        return axis_of(n, "axis", n->opset >= 13 ? -1 : 1, r) == 0 ? "normalizes along axis 0, the batch" : NULL;
-    case OP_LAYER_NORM: return axis_of(n, "axis", -1, r) == 0 ? "normalizes over axis 0, the batch" : NULL;
-    case OP_TOPK: return axis_of(n, "axis", -1, r) == 0 ? "sorts along axis 0, the batch" : NULL;
-    case OP_DFT: return axis_of(n, "axis", 1, r) == 0 ? "transforms along axis 0, the batch" : NULL;
-    case OP_GATHER: return batchy(x) && axis_of(n, "axis", 0, r) == 0 ? "gathers along axis 0, the batch" : NULL;
-    case OP_GATHER_ELEMENTS:
-        return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) ? "gathers across the batch" : NULL;
-    case OP_SCATTER_ELEMENTS: case OP_SCATTER:
-        return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) || !batchy(n->in[2]) ? "scatters across the batch" : NULL;
-    case OP_GATHER_ND: return batchy(x) && (node_attr_int(n, "batch_dims", 0) < 1 || !batchy(n->in[1])) ? "indexes the batch dimension" : NULL;
-    case OP_SCATTER_ND: return batchy(x) ? "indexes the batch dimension" : NULL;
-    case OP_TRILU: return r < 3 ? "takes the batch as its row index" : NULL;
-    case OP_CUMSUM: {
-        int64_t ax;
-        int c;
-        if (!const_ints(n->in[1], &ax, 1, &c) || c != 1) return "sums along an axis known only at run time";
-        int a;
-        return !axis_norm(ax, r, &a) || a == 0 ? "sums along axis 0, the batch" : NULL;
-    }
-    case OP_MVN: {
-        const Attr *a = node_attr(n, "axes");
-        if (!a) return "normalizes over axes 0, 2, 3 (its default), across the batch";
-        for (int i = 0; i < a->n; i++) {
-            int ax;
-            if (axis_norm(a->ints[i], r, &ax) && ax == 0) return "normalizes over axis 0, the batch";
-        }
-        return NULL;
-    }
-    case OP_BATCH_NORM:
-        return n->opset >= 14 && node_attr_int(n, "training_mode", 0) ? "computes statistics over the batch (training mode)" : NULL;
-    case OP_DROPOUT_TRAIN: return "draws random numbers across the batch (training mode)";
-    case OP_DYNAMIC_QUANTIZE_LINEAR: return "computes one scale over the whole batch";
-    case OP_REVERSE_SEQUENCE: return node_attr_int(n, "time_axis", 0) == 0 ? "reverses along axis 0, the batch" : NULL;
-    case OP_COMPRESS: return !node_attr(n, "axis") || axis_of(n, "axis", 0, r) == 0 ? "selects along the batch" : NULL;
-    case OP_MAX_POOL: return n->n_out > 1 && n->out[1] ? "returns indices counted across the batch" : NULL;
-    case OP_MAX_UNPOOL: return "takes indices counted across the batch";
-    case OP_ROI_ALIGN: return "takes regions that name their batch entry";
-    case OP_RESIZE:
-        return strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "tf_crop_and_resize") == 0
-                   ? "crops by regions of interest that include the batch axis" : NULL;
-    case OP_SLICE:
-        if (!batchy(x)) return "slices a value that does not depend on the batch by the batch size";
-        return slice_whole(n, x, scratch) && slice_whole(n2, n2->in[0], scratch) ? NULL : "slices along axis 0, the batch";
-    default: return NULL;
-    }
+    if (!(op_table[n->op].flags & (F_CONTROL | F_SEQ))) /* their rules refuse first */
+        for (int i = 0; i < n->n_out; i++)
+            if (n->out[i] && n->out[i]->dyn) return "has an output sized by the data";
+    return batch_rules[n->op](n, n2, scratch);
 }
 
 static void shape_text(const Value *v, char *buf, size_t n) { value_type_str(v, buf, n); }

@@ -5,6 +5,7 @@
 
 #include "../ir/ir.h"
 #include "../ir/target.h"
+#include "../runtime/kiln_rt.h"
 
 typedef struct PassOpts {
     int opt_level;               /* 0..3 */
@@ -18,9 +19,6 @@ typedef struct PassOpts {
 typedef bool (*PassFn)(Graph *g, Diags *d);
 
 bool pass_infer(Graph *g, Diags *d); /* shapes, types, and constant folding */
-/* Every node's input and output counts against the op table, at any depth
- * (what can be checked of a model before its shapes are known). */
-bool graph_check_arity(const Graph *g, Diags *d);
 bool pass_dce(Graph *g, Diags *d);
 bool pass_cse(Graph *g, Diags *d);
 bool pass_fold_bn(Graph *g, Diags *d);

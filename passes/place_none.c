@@ -1,4 +1,4 @@
-/* place_none.c: the place pass of libkilnc (codegen/dyn.c). An executable that
+/* place_none.c: the place pass of libkilnc (driver/dyn.c). An executable that
  * specializes its model when it runs plans no expert placement (the plan only
  * predicts; the code does not depend on it), so it carries neither the
  * placement pass nor the target and profile readers (and their JSON library). */

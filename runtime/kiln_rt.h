@@ -99,7 +99,7 @@ typedef struct kiln_model {
      * kiln_tensor_info.shape: any size): called with the input files' tensors
      * once they are read and checked, before outputs are sized and the context
      * created; it fills in the outputs (their count may change: a sequence
-     * output is its tensors, as the group fields say) (codegen/dyn.c).
+     * output is its tensors, as the group fields say) (driver/dyn.c).
      * 0 on success, else a message in err. */
     int (*prepare)(const struct kiln_model *m, const struct kiln_tensor *inputs, char *err, size_t errlen);
 } kiln_model;

@@ -412,6 +412,13 @@ def test_symbolic_batch_that_mixes_samples():
         ("b_shape_out", [n("Shape", ["x"], ["y"])], [], "output 'y' is computed from the batch size"),
         ("b_bcast", [n("Add", ["x", "w"], ["y"], name="ad")], [numpy_helper.from_array(np.ones((3, 4), np.float32), "w")],
          "with a batch of 2, node 'ad' (Add)"),
+        # layout 0: the input's dimension 0 is the sequence the state recurs along
+        ("b_rnn", [n("Unsqueeze", ["x", "one1"], ["x3"]), n("RNN", ["x3", "rw", "rr"], ["y4"], hidden_size=4, name="rnn"),
+                   n("Squeeze", ["y4", "ax12"], ["y"])],
+         [i64("one1", [1]), i64("ax12", [1, 2]),
+          numpy_helper.from_array(np.random.default_rng(3).standard_normal((1, 4, 4)).astype(np.float32) * 0.5, "rw"),
+          numpy_helper.from_array(np.random.default_rng(4).standard_normal((1, 4, 4)).astype(np.float32) * 0.5, "rr")],
+         "node 'rnn' (RNN) recurs along axis 0 (the sequence with layout 0), across the batch"),
     ]
     x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
     np.save(path("b_x.npy"), x)

@@ -49,6 +49,7 @@ def main():
     unit = os.path.join(os.environ.get("KILN_BUILD", "build"), "tests", "unit")
     parts = [
         ("unit", [unit, data]),
+        ("layers", [PY, "tests/layers.py"]),
         ("e2e", [PY, "tests/e2e.py"]),
         ("bad-input", [PY, "tests/bad_inputs.py"]),
         ("onnxruntime", [PY, "tests/ort_compare.py"]),

@@ -152,7 +152,9 @@ static Graph *load_chain(Arena *a, Diags *d) {
     fputs(text, f);
     fclose(f);
     PtrVec deps = {0};
-    return kir_load(a, path, NULL, d, &deps);
+    Graph *g = kir_load(a, path, NULL, d, &deps);
+    if (g) g->services = &kir_services;
+    return g;
 }
 
 static void test_kir_roundtrip_and_plan(void) {
@@ -195,6 +197,7 @@ static void test_kir_roundtrip_and_plan(void) {
     Graph *g2 = kir_load(a, p1, NULL, &d, &deps);
     CHECK(g2 != NULL, "printed IR did not parse back: %s", d.first ? d.first->msg : "");
     if (g2) {
+        g2->services = &kir_services;
         CHECK(pass_infer(g2, &d), "re-parsed IR does not infer");
         f = fopen(p2, "w");
         ir_print_text(g2, f, NULL, &d);

@@ -15,7 +15,7 @@
  * again, until it compiles whole. A value wanted that is a graph input is
  * taken from its file. Everything after the input files are read goes through
  * kiln_exe_main (runtime/main.c), as in every compiled executable. */
-#include "kir.h"
+#include "../codegen/kir.h"
 #include "../frontend/frontend.h"
 #include "../passes/passes.h"
 #include "../runtime/kiln_rt.h"
@@ -106,6 +106,7 @@ static Graph *load(Arena *a, Diags *d) {
     FrontendOpts fo = {so, D.nin, 1, false};
     Graph *g = kir_load_mem(a, D.ir, D.ir_len, D.w, D.wlen, &fo, d);
     if (!g) return NULL;
+    g->services = &kir_services;
     for (int i = 0; i < g->inputs.n;) {
         Value *v = g->inputs.items[i];
         const Bound *b = find_bound(v->name);
