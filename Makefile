@@ -33,6 +33,7 @@ RT_OBJ   := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 KILN_OBJ := $(KILN_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 KILN     := $(BUILD)/bin/kiln
 RTLIB    := $(BUILD)/lib/libkilnrt.a
+TSAN_RT  := $(BUILD)/lib/tsan/libkilnrt.a
 UNIT     := $(BUILD)/tests/unit
 
 # The LLVM backend (libLLVM through its C API, Debian's llvm-dev) and the
@@ -164,8 +165,18 @@ demo: all examples/mlp/mlp.onnx
 	$(BUILD)/mlp examples/mlp/input_0.npy -o $(BUILD)/demo-out
 	$(PYTHON) -c "import numpy as np; y=np.load('$(BUILD)/demo-out/output_0.npy'); print('output_0', y.dtype, y.shape); print(y)"
 
-test: all $(UNIT) bench/node_modules/onnxruntime-node
+test: all $(UNIT) $(TSAN_RT) bench/node_modules/onnxruntime-node
 	KILN_BUILD=$(BUILD) $(PYTHON) tests/run_tests.py --jobs $(JOBS)
+
+# The runtime again with ThreadSanitizer, for tests/tsan_test.py (two contexts of
+# one model on two threads); fixed flags, since test-sanitize's CFLAGS carry ASan.
+$(BUILD)/obj-tsan/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O1 -g -fsanitize=thread $(RTVEC) -c $< -o $@
+
+$(TSAN_RT): $(RT_SRC:%.c=$(BUILD)/obj-tsan/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
 
 # The whole suite again with kiln, its runtime and every compiled model built
 # with AddressSanitizer and UBSan (any report fails the run).
@@ -184,7 +195,7 @@ fuzz:
 clean:
 	rm -rf $(BUILD) build-san examples/mlp/mlp.onnx examples/mlp/input_0.npy
 
--include $(shell find $(BUILD)/obj $(BUILD)/obj-aarch64 -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-aarch64 $(BUILD)/obj-tsan -name '*.d' 2>/dev/null)
 
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)

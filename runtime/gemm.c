@@ -225,22 +225,28 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_4(int64_t K, const
     ukernel_avx512_rows(4, K, a, b, c, ldc, alpha, mr, nr, e);
 }
 
+/* The CPU's features, asked once; contexts created at once on several
+ * threads may all ask (the answer is the same: relaxed atomics suffice). */
 int kiln_have_avx512(void) {
     static int cached = -1;
-    if (cached < 0) {
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f");
+        c = __builtin_cpu_supports("avx512f");
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
     }
-    return cached;
+    return c;
 }
 
 static int have_avx2(void) {
     static int cached = -1;
-    if (cached < 0) {
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
     }
-    return cached;
+    return c;
 }
 #elif defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>

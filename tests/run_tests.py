@@ -72,6 +72,8 @@ def main():
         # the AVX2 + FMA and the plain C kernels, which an AVX-512 machine does not pick
         parts[1:1] = [("unit-avx2", ["qemu-x86_64", "-cpu", "Haswell", unit, data]),
                       ("unit-plain", ["qemu-x86_64", "-cpu", "qemu64", unit, data])]
+        # ThreadSanitizer (its own runtime build; not beside AddressSanitizer)
+        parts.insert(4, ("tsan", [PY, "tests/tsan_test.py"]))
     total_p = total_f = 0
     for label, cmd in parts:
         p, f = part(label, cmd)
