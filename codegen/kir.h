@@ -144,11 +144,14 @@ Kir *kir_lower_ex(Graph *g, bool copy_weights, Diags *d);
  * makes its outputs constants. */
 bool kir_fold_node(Graph *g, Node *n, Diags *d);
 
-/* Helpers for the ops' lower functions (codegen/lower.c). */
+/* Helpers for the ops' lower functions (codegen/lower.c); the lowerings are
+ * in one file per op family, named as ir/ names the shape rules. */
 int lower_buf(Lower *l, const Value *v);
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params);
+/* Appends a step of the given kind (zeroed, with the current node's comment). */
+KStep *add_step(Lower *l, KStepKind kind);
 /* A control step (KS_JUMP, KS_BRANCH on buf, KS_FAIL); returns its index, so
- * that a forward target can be set once known (lower_control.c). */
+ * that a forward target can be set once known (codegen/control.c). */
 int lower_ctl(Lower *l, KStepKind kind, int buf, bool if_true);
 /* Clears g's values' buffer numbers before g is lowered (a whole graph or a subgraph). */
 void lower_forget(Graph *g);
@@ -169,10 +172,16 @@ void heap_slot(Lower *l, int bufs[2]);
 int in_f32(Lower *l, const Value *v);
 int out_f32(Lower *l, const Value *v);
 void out_f32_done(Lower *l, const Value *v, int b);
+/* A loop converting numel elements of src (dtype sdt) into dst (ddt) (codegen/elementwise.c). */
+void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t numel);
+/* Cast to, from or between strings: kernel calls, not a loop (codegen/strings.c). */
+bool lower_string_cast(Lower *l, Node *n);
 /* The sizes before and after `axis`: v seen as [outer, dims[axis], inner]. */
 void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner);
 /* A conv/pool window as kernel parameters (in, out, k, stride, dil, pads); returns the count. */
 int window_params(const Window *w, int64_t *p);
+/* act, lo, hi of a Conv or Gemm whose Relu/Clip the fuse pass folded in (3 parameters). */
+void epilogue_params(const Node *n, int64_t *p);
 
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
  * k->workspace_size bytes for KB_ARENA ones. */

@@ -13,7 +13,7 @@
  * node's output types from the subgraph's outputs. Shapes are static: a
  * loop-carried value keeps its shape, If's branches agree (or the condition is
  * a constant and only the branch taken counts), and a Loop with scan outputs
- * needs a constant trip count. The lowering is in codegen/lower_control.c. */
+ * needs a constant trip count. The lowering is in codegen/control.c. */
 #include "infer.h"
 
 #include <string.h>

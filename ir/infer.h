@@ -1,5 +1,6 @@
-/* infer.h: the shape rules, declared from the op table's rows, and helpers
- * they share; not for use outside ir/. */
+/* infer.h: the shape rules, declared from the op table's rows (each in its
+ * op family's file), and the helpers they share (ir/infer.c); not for use
+ * outside ir/. */
 #ifndef KILN_INFER_H
 #define KILN_INFER_H
 
@@ -14,5 +15,13 @@
 void set_out(Value *o, DType dt, int rank, const int64_t *dims);
 /* Every input has a known shape and a dtype kiln holds; else a diagnostic. */
 bool need_shapes(Node *n, Diags *d);
+/* o's size neither overflows nor exceeds 64 GiB; else a diagnostic. */
+bool check_size(Node *n, Value *o, Diags *d);
+/* v's dtype is a float or a non-bool integer kiln holds; else a diagnostic. */
+bool float_input(Node *n, Value *v, Diags *d);
+/* Integer list from attribute `attr` (when opset < since) or constant input idx. */
+bool ints_from(Node *n, const char *attr, int idx, int since, int64_t *out, int *count, bool *present, Diags *d);
+/* Integer-list attribute `name` of exactly `want` values; all dflt when absent. */
+bool attr_ints(const Node *n, const char *name, int64_t *out, int want, int64_t dflt, Diags *d);
 
 #endif

@@ -3,7 +3,7 @@
  * their subgraphs).
  *
  * Visits nodes in topological order; for each it checks the arity against the op
- * table, runs the op's shape rule (ir/infer.c), and, when every input is a
+ * table, runs the op's shape rule (ir/<family>.c), and, when every input is a
  * constant, folds the node through the graph's services (the compiler's runs the
  * node's own lowering in the Kir interpreter, codegen/kir_interp.c), so later shape rules see constants where exporters
  * compute shapes (Shape -> Gather -> Concat -> Reshape). Folding runs at every

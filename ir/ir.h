@@ -308,49 +308,51 @@ bool shape_broadcast(Value *const *in, int n, int *rank, int64_t *dims);
 /* Checked product of dims; -1 on overflow. */
 int64_t dims_numel(int rank, const int64_t *dims);
 /* kiln.Attention's attribute `name` (q_perm, k_perm, v_perm, out_perm) as a
- * permutation of rank r, the identity when absent; false when it is none. */
+ * permutation of rank r, the identity when absent; false when it is none
+ * (ir/attention.c). */
 bool attention_perm(const Node *n, const char *name, int r, int *perm);
 
 
-/* ---- op geometry shared by the shape rules and the lowering (ir/infer.c) ---- */
+/* ---- op geometry shared by the shape rules and the lowering (in the ops'
+ * family files of ir/, named on each) ---- */
 
 #define MAX_WIN 3
 typedef struct Window {
     int nd;
     int64_t in[MAX_WIN], out[MAX_WIN], k[MAX_WIN], stride[MAX_WIN], dil[MAX_WIN], pad_b[MAX_WIN], pad_e[MAX_WIN];
 } Window;
-/* Conv / pool window from the node's attributes; kernel NULL: from kernel_shape. */
+/* Conv / pool window from the node's attributes; kernel NULL: from kernel_shape (ir/infer.c). */
 bool window_compute(const Node *n, const Value *x, const int64_t *kernel, Window *w, Diags *d);
-/* Slice: per-axis start and step in input elements, and the output dims. */
+/* Slice: per-axis start and step in input elements, and the output dims (ir/movement.c). */
 bool slice_compute(const Node *n, const Value *x, int64_t *starts, int64_t *steps, int64_t *out_dims, Diags *d);
-/* Reduce: bit i of *mask set when axis i is reduced; *noop when nothing is. */
+/* Reduce: bit i of *mask set when axis i is reduced; *noop when nothing is (ir/reduce.c). */
 bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, bool *noop, Diags *d);
-/* Split: the size of each output along axis. */
+/* Split: the size of each output along axis (ir/movement.c). */
 bool split_sizes(const Node *n, const Value *x, int axis, int64_t *sizes, Diags *d);
-/* ConvTranspose: the window of output positions each input element reaches. */
+/* ConvTranspose: the window of output positions each input element reaches (ir/conv.c). */
 bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Diags *d);
-/* Resize / Upsample: per-dimension scales, roi and output size. */
+/* Resize / Upsample: per-dimension scales, roi and output size (ir/resize.c). */
 bool resize_geometry(const Node *n, const Value *x, double *scales, double *roi_s, double *roi_e, int64_t *out, Diags *d);
-/* Pad: begin and end amounts per dimension. */
+/* Pad: begin and end amounts per dimension (ir/movement.c). */
 bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags *d);
-/* Einsum: labels 0..51 are letters, 52.. the dims under "..." (ir/infer_extra.c). */
+/* Einsum: labels 0..51 are letters, 52.. the dims under "..." (ir/linalg.c). */
 typedef struct EinsumInfo {
     int n_in, rank[8], labels[8][MAX_RANK], out_rank, out[MAX_RANK];
     int64_t size[64];
 } EinsumInfo;
 bool einsum_parse(const Node *n, EinsumInfo *e, Diags *d);
-/* RNN 1, GRU 3, LSTM 4 gates. */
+/* RNN 1, GRU 3, LSTM 4 gates (ir/rnn.c). */
 int rnn_gates(const Node *n);
-/* QuantizeLinear / DequantizeLinear: the axis of a per-axis scale (-1: none). */
+/* QuantizeLinear / DequantizeLinear: the axis of a per-axis scale (-1: none) (ir/quant.c). */
 bool quant_axis(const Node *n, const Value *x, int *axis);
-/* Integer list from a constant input (any int dtype); false if absent or not constant. */
+/* Integer list from a constant input (any int dtype); false if absent or not constant (ir/infer.c). */
 bool const_ints(const Value *v, int64_t *out, int max, int *count);
-/* The shape MaxUnpool's indices address (ir/infer_extra.c). */
+/* The shape MaxUnpool's indices address (ir/pool.c). */
 bool max_unpool_shape(const Node *n, const Value *x, int64_t *dims, Diags *d);
 
 
 /* TfIdfVectorizer: the n-gram pool's segments (n-grams of length n start at
- * element start[n] of pool_int64s), checked (ir/infer_extra.c). */
+ * element start[n] of pool_int64s), checked (ir/strings.c). */
 typedef struct TfIdfInfo {
     int64_t min_n, max_n, max_skip, out_dim, n_grams;
     int mode; /* 0 TF, 1 IDF, 2 TFIDF */

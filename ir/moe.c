@@ -1,5 +1,5 @@
 /* moe.c: the kiln.MoE op's description, shared by its shape rule, its lowering
- * and the placement pass.
+ * (codegen/moe.c) and the placement pass.
  *
  * kiln.MoE inputs: x [T, H] or [B, S, H] (T = B*S tokens), router logits [T, E],
  * fc1 weights [E, I1, H], fc1 bias [E, I1]?, fc2 weights [E, H, I], fc2 bias

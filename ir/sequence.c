@@ -16,7 +16,9 @@
  * sequence. Optionals are known the same way: present (Value.opt_elem, a
  * tensor or a sequence) or absent; OptionalHasElement folds to a constant and
  * OptionalGetElement becomes its element. A sequence or optional that would be
- * an If result is refused with a message. */
+ * an If result is refused with a message. The two ops that still reach code,
+ * ConcatFromSequence with new_axis and SplitToSequence, are lowered in
+ * codegen/sequence.c. */
 #include "infer.h"
 
 #include <string.h>

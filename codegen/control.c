@@ -1,4 +1,4 @@
-/* lower_control.c: If, Loop and Scan as native code.
+/* control.c: If, Loop and Scan as native code (their shape rules: ir/control.c).
  *
  * A subgraph's steps are lowered inline, into the same program, between
  * control steps: If branches on its condition around the two branches; Loop

@@ -1,0 +1,82 @@
+/* conv.c: the lowerings of Conv and ConvTranspose (the integer convolutions
+ * are in quant.c).
+ *
+ * A convolution runs on the runtime's direct kernel, or as im2col into step
+ * scratch and a GEMM whose constant float32 weights are packed once, when the
+ * context is created, or, 3x3 with stride 1, one group, constant weights and
+ * enough channels, as Winograd F(2x2, 3x3) (runtime/winograd.c). The Relu or
+ * Clip and the residual that the fuse pass folded in run in the kernel's
+ * epilogue. */
+#include "kir.h"
+
+#include <stdlib.h>
+
+/* A 3x3 stride-1 convolution of one group with constant weights and enough
+ * channels goes through Winograd F(2x2, 3x3) (runtime/winograd.c): the filters
+ * are transformed and packed when the context is created. KILN_NO_WINOGRAD set
+ * at compile time keeps the GEMM path (for comparisons). */
+static bool lower_conv_winograd(Lower *l, Node *n, const Window *w) {
+    const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0], *res = node_input(n, 3);
+    int64_t C = x->dims[1], M = wt->dims[0];
+    bool ok = !l->fold && w->nd == 2 && node_attr_int(n, "group", 1) == 1 && wt->data && wt->dtype == DT_F32 && C >= 16 && M >= 16 &&
+              kiln_wino_fits(w->out[1]) && !getenv("KILN_NO_WINOGRAD");
+    for (int i = 0; ok && i < 2; i++) ok = w->k[i] == 3 && w->stride[i] == 1 && w->dil[i] == 1;
+    if (!ok) return false;
+    int wb = in_f32(l, wt), out = out_f32(l, y);
+    int packed[2] = {state_buf(l, "winograd weights", kiln_wino_packed_floats(M, C) * 4), wb};
+    int64_t pk[2] = {M, C};
+    lower_call(l, KILN_K_wino_pack, 2, packed, 2, pk)->at_create = true;
+    int64_t q[14] = {x->dims[0], C, M, w->in[0], w->in[1], w->out[0], w->out[1], w->pad_b[0], w->pad_b[1], b != NULL, res != NULL};
+    epilogue_params(n, q + 11);
+    int bufs[6] = {out, in_f32(l, x), packed[0], b ? in_f32(l, b) : packed[0], res ? in_f32(l, res) : packed[0],
+                   step_scratch(l, 16 * (C + M) * kiln_wino_chunk_tiles(C, M) * 4)};
+    lower_call(l, KILN_K_conv_wino, 6, bufs, 14, q);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_conv(Lower *l, Node *n) {
+    const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
+    Window w;
+    if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
+    if (lower_conv_winograd(l, n, &w)) return true;
+    int64_t p[11 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
+    int np = 6 + window_params(&w, p + 6);
+    epilogue_params(n, p + np);
+    np += 3;
+    int out = out_f32(l, y);
+    int64_t cpg = x->dims[1] / p[4], ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
+    int wb = in_f32(l, wt);
+    const Value *res = node_input(n, 3); /* kiln.residual (fuse pass) */
+    int bufs[7] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb, wb, res ? in_f32(l, res) : wb};
+    bool direct = kiln_conv_is_direct(x->dims[1], wt->dims[0], p[4]);
+    if (!direct) bufs[4] = step_scratch(l, cpg * ksz * osz * 4);
+    /* constant float32 weights of a GEMM convolution: packed once, at creation */
+    p[np] = !direct && !l->fold && wt->data && wt->dtype == DT_F32;
+    if (p[np]) {
+        int64_t pk[3] = {p[4], wt->dims[0] / p[4], cpg * ksz};
+        int packed[2] = {state_buf(l, "packed weights", p[4] * kiln_sgemm_packed_a_floats(pk[1], pk[2]) * 4), wb};
+        lower_call(l, KILN_K_pack_a, 2, packed, 3, pk)->at_create = true;
+        bufs[5] = packed[0];
+    }
+    np++;
+    p[np++] = res != NULL;
+    lower_call(l, KILN_K_conv, 7, bufs, np, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_conv_transpose(Lower *l, Node *n) {
+    const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
+    Window w;
+    if (!convt_window(n, x, wt, &w, l->d)) return false;
+    int64_t group = node_attr_int(n, "group", 1);
+    int64_t p[6 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], y->dims[1], group, b != NULL};
+    int np = 6 + window_params(&w, p + 6);
+    int out = out_f32(l, y);
+    int wb = in_f32(l, wt);
+    int bufs[4] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb};
+    lower_call(l, KILN_K_conv_transpose, 4, bufs, np, p);
+    out_f32_done(l, y, out);
+    return true;
+}

@@ -1,0 +1,34 @@
+/* detection.c: the lowerings of RoiAlign and NonMaxSuppression, whose kernel
+ * writes the number of boxes it selected to the output's shape buffer
+ * (runtime/dynamic.c). */
+#include "kir.h"
+
+#include <string.h>
+
+bool lower_roi_align(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[12] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], y->dims[0], y->dims[2], y->dims[3],
+                     node_attr_int(n, "sampling_ratio", 0), kiln_d2p(node_attr_float(n, "spatial_scale", 1.0)),
+                     strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "half_pixel") == 0,
+                     strcmp(node_attr_string(n, "mode", "avg"), "max") == 0};
+    int out = out_f32(l, y), bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), lower_buf(l, n->in[2])};
+    lower_call(l, KILN_K_roi_align, 4, bufs, 11, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_nms(Lower *l, Node *n) {
+    const Value *boxes = n->in[0], *scores = n->in[1], *y = n->out[0];
+    int64_t N = boxes->dims[1], bc = boxes->dims[0] * scores->dims[1], per_class = bc ? y->dims[0] / bc : 0;
+    int64_t p[8] = {boxes->dims[0], N, scores->dims[1], node_attr_int(n, "center_point_box", 0), 0, 0, 0, per_class};
+    int b[8], nb = 0;
+    b[nb++] = lower_buf(l, y);
+    b[nb++] = shape_slot(l, n->out[0]);
+    b[nb++] = lower_buf(l, boxes);
+    b[nb++] = lower_buf(l, scores);
+    for (int i = 2; i < 5; i++)
+        if (node_input(n, i)) { p[2 + i] = 1; b[nb++] = lower_buf(l, n->in[i]); }
+    b[nb++] = step_scratch(l, 3 * N * 8);
+    lower_call(l, KILN_K_nms, nb, b, 8, p);
+    return true;
+}

@@ -1,0 +1,111 @@
+/* norm.c: the lowerings of BatchNormalization (in training mode with its
+ * running statistics, written to scratch when the model does not ask for
+ * them), LayerNormalization, InstanceNormalization, MeanVarianceNormalization,
+ * LRN, and of Softmax, LogSoftmax and Hardmax over [outer, len, inner] around
+ * the axis (before opset 13 the input is coerced to 2-D at the axis). Each is
+ * one kernel call, in float32. */
+#include "kir.h"
+
+bool lower_batchnorm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
+    int64_t p[5] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2),
+                    kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), kiln_d2p(node_attr_float(n, "momentum", 0.9))};
+    int outs[3] = {out_f32(l, y), 0, 0}, bufs[8], nb = 0;
+    int nout = training ? 3 : 1;
+    for (int i = 1; i < nout; i++) {
+        /* running statistics: written to scratch when the model does not ask for them */
+        const Value *o = i < n->n_out ? n->out[i] : NULL;
+        outs[i] = o ? out_f32(l, o) : scratch_buf(l, DT_F32, x->dims[1]);
+    }
+    for (int i = 0; i < nout; i++) bufs[nb++] = outs[i];
+    for (int i = 0; i < 5; i++) bufs[nb++] = in_f32(l, n->in[i]);
+    lower_call(l, training ? KILN_K_batchnorm_train : KILN_K_batchnorm, nb, bufs, training ? 5 : 4, p);
+    out_f32_done(l, y, outs[0]);
+    for (int i = 1; i < nout && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
+    return true;
+}
+
+bool lower_layernorm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    int64_t outer = dims_numel(axis, x->dims), inner = dims_numel(x->rank - axis, x->dims + axis);
+    const Value *b = node_input(n, 2);
+    int64_t p[4] = {outer, inner, kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), b != NULL};
+    int outs[3] = {out_f32(l, y), 0, 0}, bufs[6];
+    for (int i = 1; i < 3; i++) {
+        const Value *o = i < n->n_out ? n->out[i] : NULL;
+        outs[i] = o ? lower_buf(l, o) : scratch_buf(l, DT_F32, outer);
+    }
+    int sc = in_f32(l, n->in[1]);
+    int in[3] = {in_f32(l, x), sc, b ? in_f32(l, b) : sc};
+    for (int i = 0; i < 3; i++) { bufs[i] = outs[i]; bufs[3 + i] = in[i]; }
+    lower_call(l, KILN_K_layernorm, 6, bufs, 4, p);
+    out_f32_done(l, y, outs[0]);
+    return true;
+}
+
+bool lower_instancenorm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[4] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), kiln_d2p(node_attr_float(n, "epsilon", 1e-5))};
+    int out = out_f32(l, y);
+    int bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
+    lower_call(l, KILN_K_instancenorm, 4, bufs, 4, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_mvn(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[2 + MAX_RANK] = {x->rank};
+    uint64_t mask = 0;
+    const Attr *ax = node_attr(n, "axes");
+    for (int i = 0; ax && i < ax->n; i++) {
+        int a;
+        axis_norm(ax->ints[i], x->rank, &a);
+        mask |= 1ull << a;
+    }
+    if (!ax) mask = 1 | 4 | 8;
+    for (int d = 0; d < x->rank; d++) p[1 + d] = x->dims[d];
+    p[1 + x->rank] = (int64_t)mask;
+    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_mvn, 2, bufs, 2 + x->rank, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_lrn(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[7] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), node_attr_int(n, "size", 1),
+                    kiln_d2p(node_attr_float(n, "alpha", 1e-4)), kiln_d2p(node_attr_float(n, "beta", 0.75)), kiln_d2p(node_attr_float(n, "bias", 1.0))};
+    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_lrn, 2, bufs, 7, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+/* Softmax, LogSoftmax and Hardmax: [outer, len, inner] around the axis. Before
+ * opset 13 the input is coerced to 2-D at the axis (len covers the rest). */
+static void softmax_split(const Node *n, const Value *x, int64_t *outer, int64_t *len, int64_t *inner) {
+    int axis = 0;
+    if (x->rank > 0) axis_norm(node_attr_int(n, "axis", n->opset >= 13 ? -1 : 1), x->rank, &axis);
+    if (x->rank == 0) { *outer = *len = *inner = 1; return; }
+    outer_inner(x, axis, outer, inner);
+    *len = x->dims[axis];
+    if (n->opset < 13) { *len = dims_numel(x->rank - axis, x->dims + axis); *inner = 1; }
+}
+
+/* Softmax and LogSoftmax (the softmax kernel) and Hardmax (its own kernel). */
+bool lower_softmax(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int64_t p[4];
+    softmax_split(n, x, &p[0], &p[1], &p[2]);
+    p[3] = n->op == OP_LOG_SOFTMAX;
+    int out = out_f32(l, y);
+    int bufs[2] = {out, in_f32(l, x)};
+    if (n->op == OP_HARDMAX) lower_call(l, KILN_K_hardmax, 2, bufs, 3, p);
+    else lower_call(l, KILN_K_softmax, 2, bufs, 4, p);
+    out_f32_done(l, y, out);
+    return true;
+}

@@ -1,0 +1,57 @@
+/* reduce.c: the lowerings of the reductions (ReduceSum to ReduceSumSquare and
+ * the global pools: one kernel call over the mask of reduced axes that
+ * reduce_axes gives, a copy when nothing is reduced), ArgMax, ArgMin and
+ * CumSum. */
+#include "kir.h"
+
+bool lower_reduce(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    uint32_t mask;
+    bool keep, noop;
+    if (!reduce_axes(n, x, &mask, &keep, &noop, l->d)) return false;
+    if (noop) {
+        int bufs[2] = {lower_buf(l, y), lower_buf(l, x)};
+        int64_t p[1] = {value_nbytes(x)};
+        lower_call(l, KILN_K_copy, 2, bufs, 1, p);
+        return true;
+    }
+    int64_t p[3 + MAX_RANK];
+    static const int kinds[OP_COUNT] = {
+        [OP_REDUCE_SUM] = 0, [OP_REDUCE_MEAN] = 1, [OP_GLOBAL_AVERAGE_POOL] = 1, [OP_REDUCE_MAX] = 2, [OP_GLOBAL_MAX_POOL] = 2, [OP_REDUCE_MIN] = 3,
+        [OP_REDUCE_PROD] = 4, [OP_REDUCE_L1] = 5, [OP_REDUCE_L2] = 6, [OP_REDUCE_LOG_SUM] = 7,
+        [OP_REDUCE_LOG_SUM_EXP] = 8, [OP_REDUCE_SUM_SQUARE] = 9};
+    p[0] = kinds[n->op];
+    p[1] = x->rank;
+    for (int i = 0; i < x->rank; i++) p[2 + i] = x->dims[i];
+    p[2 + x->rank] = mask;
+    int out = out_f32(l, y);
+    int bufs[3] = {out, in_f32(l, x), 0};
+    bufs[2] = p[0] == 8 ? step_scratch(l, value_numel(y) * 4) : bufs[1];
+    lower_call(l, KILN_K_reduce, 3, bufs, 3 + x->rank, p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_argmax(Lower *l, Node *n) {
+    const Value *x = n->in[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
+    int64_t p[5] = {n->op == OP_ARG_MIN, 0, x->dims[axis], 0, node_attr_int(n, "select_last_index", 0)};
+    outer_inner(x, axis, &p[1], &p[3]);
+    int bufs[2] = {lower_buf(l, n->out[0]), in_f32(l, x)};
+    lower_call(l, KILN_K_argmax, 2, bufs, 5, p);
+    return true;
+}
+
+bool lower_cumsum(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis;
+    axis_norm(value_const_int(n->in[1], 0), x->rank, &axis);
+    int64_t p[5] = {0, x->dims[axis], 0, node_attr_int(n, "exclusive", 0), node_attr_int(n, "reverse", 0)};
+    outer_inner(x, axis, &p[0], &p[2]);
+    int out = out_f32(l, y);
+    int bufs[2] = {out, in_f32(l, x)};
+    lower_call(l, KILN_K_cumsum, 2, bufs, 5, p);
+    out_f32_done(l, y, out);
+    return true;
+}

@@ -1,0 +1,59 @@
+/* rnn.c: the lowering of RNN, GRU and LSTM: one call of the recurrent kernel
+ * (runtime/rnn.c, which follows the order of the activation table here), with
+ * each direction's activations and their alpha and beta as parameters; absent
+ * outputs go to scratch. */
+#include "kir.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* RNN, GRU, LSTM: one call of the recurrent kernel; absent outputs go to scratch. */
+bool lower_rnn(Lower *l, Node *n) {
+    static const char *const names[] = {"Sigmoid", "Tanh", "Relu", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
+                                        "HardSigmoid", "Elu", "Softsign", "Softplus"};
+    static const double dflt[][2] = {{0, 0}, {0, 0}, {0, 0}, {1, 0}, {0.01, 0}, {1, 0}, {1, 1}, {0.2, 0.5}, {1, 0}, {0, 0}, {0, 0}};
+    const Value *x = n->in[0];
+    int layout = (int)node_attr_int(n, "layout", 0), per = n->op == OP_LSTM ? 3 : n->op == OP_GRU ? 2 : 1;
+    const char *dir = node_attr_string(n, "direction", "forward");
+    int64_t dirs = strcmp(dir, "bidirectional") == 0 ? 2 : 1, S = x->dims[layout ? 1 : 0], B = x->dims[layout ? 0 : 1];
+    int64_t H = n->in[2]->dims[2];
+    const Attr *clip = node_attr(n, "clip");
+    int64_t p[19 + 3 * 6] = {n->op == OP_LSTM ? 2 : n->op == OP_GRU ? 1 : 0, S, B, x->dims[2], H, dirs,
+                             strcmp(dir, "reverse") == 0 ? 1 : dirs == 2 ? 2 : 0, layout,
+                             node_input(n, 3) != NULL, node_input(n, 4) != NULL, node_input(n, 5) != NULL,
+                             node_input(n, 6) != NULL, node_input(n, 7) != NULL, clip != NULL, kiln_d2p(clip ? clip->f : 0),
+                             node_attr_int(n, "linear_before_reset", 0), node_attr_int(n, "input_forget", 0), per * dirs};
+    const Attr *acts = node_attr(n, "activations"), *al = node_attr(n, "activation_alpha"), *be = node_attr(n, "activation_beta");
+    int ai = 0, bi = 0;
+    for (int k = 0; k < per * dirs; k++) {
+        static const int defaults[3][3] = {{1, 1, 1}, {0, 1, 1}, {0, 1, 1}}; /* RNN: Tanh; GRU: Sigmoid, Tanh; LSTM: Sigmoid, Tanh, Tanh */
+        int kind = defaults[per - 1][k % per];
+        if (acts) {
+            kind = -1;
+            for (int q = 0; q < 11; q++) if (strcasecmp(acts->strings[k], names[q]) == 0) kind = q;
+            if (kind < 0) { diag_error(l->d, n, "activation '%s' is not supported", acts->strings[k]); return false; }
+        }
+        double a = dflt[kind][0], b = dflt[kind][1];
+        bool uses_a = kind >= 3 && kind <= 8, uses_b = kind == 3 || kind == 6 || kind == 7;
+        if (acts && uses_a && al && ai < al->n) a = al->floats[ai++];
+        if (acts && uses_b && be && bi < be->n) b = be->floats[bi++];
+        p[18 + 3 * k] = kind;
+        p[19 + 3 * k] = kiln_d2p(a);
+        p[20 + 3 * k] = kiln_d2p(b);
+    }
+    int outs[3];
+    int64_t ysz = S * dirs * B * H, ssz = dirs * B * H;
+    for (int i = 0; i < 3; i++) {
+        const Value *o = i < n->n_out ? n->out[i] : NULL;
+        outs[i] = o ? out_f32(l, o) : scratch_buf(l, DT_F32, i ? ssz : ysz);
+    }
+    int bufs[12] = {outs[0], outs[1], outs[2], in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
+    for (int i = 3; i < 8; i++) {
+        const Value *v = node_input(n, i);
+        bufs[3 + i] = !v ? bufs[3] : i == 4 ? lower_buf(l, v) : in_f32(l, v);
+    }
+    bufs[11] = step_scratch(l, kiln_rnn_scratch_floats(p[0], S, B, H) * 4);
+    lower_call(l, KILN_K_rnn, 12, bufs, 18 + 3 * per * dirs, p);
+    for (int i = 0; i < 3 && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
+    return true;
+}
