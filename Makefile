@@ -53,7 +53,7 @@ RT_BC_SRC   := $(filter-out runtime/main.c runtime/io.c runtime/kernel_table.c,$
 RTLIB_A64   := $(BUILD)/lib/aarch64-linux-gnu/libkilnrt.a
 RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 
-.PHONY: all deps demo test test-sanitize fuzz bench bench-compile clean
+.PHONY: all deps demo test test-sanitize fuzz fuzz-cli bench bench-compile clean
 TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
 all: $(KILN) $(RTLIB) $(KILNC) $(KILNIR) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64) $(KILNC_A64)
 
@@ -186,14 +186,23 @@ test-sanitize: bench/node_modules/onnxruntime-node
 	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PYTHON) tests/run_tests.py --jobs $(JOBS)
 
-# Mutation fuzzing of the ONNX and text-IR readers under the sanitizers (not part of `make test`).
-fuzz:
+# Coverage-guided fuzzing of the untrusted-input readers (ONNX, text IR, .npy,
+# .pb, target files, routing profiles) with clang's libFuzzer under ASan (leaks
+# on) and UBSan: FUZZ_RUNS executions per harness, seeded from the conformance
+# data (tests/fuzz/README.md). Not part of `make test`.
+FUZZ_RUNS ?= 1000000
+fuzz: $(KILN)
+	KILN=$(abspath $(KILN)) bash tests/fuzz/run.sh build-fuzz $(FUZZ_RUNS)
+
+# Mutation fuzzing of the whole compiler through its command line (both
+# backends) under the sanitizers.
+fuzz-cli:
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all
 	KILN_BUILD=build-san $(PYTHON) tests/fuzz.py --runs 500
 	KILN_BUILD=build-san $(PYTHON) tests/fuzz.py --runs 200 --llvm --seed 2
 
 clean:
-	rm -rf $(BUILD) build-san examples/mlp/mlp.onnx examples/mlp/input_0.npy
+	rm -rf $(BUILD) build-san build-fuzz examples/mlp/mlp.onnx examples/mlp/input_0.npy
 
 -include $(shell find $(BUILD)/obj $(BUILD)/obj-aarch64 $(BUILD)/obj-tsan -name '*.d' 2>/dev/null)
 

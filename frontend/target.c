@@ -237,7 +237,8 @@ static bool read_profile(Reader *r, json_t *root, RoutingProfile *p) {
         return false;
     }
     double runs = 1;
-    if (!num_field(r, root, "profile", "runs", 0, 1e15, false, &runs)) return false;
+    if (!num_field(r, root, "profile", "runs", 0, 1e9, false, &runs)) return false;
+    if (p->runs > 2000000000 - (int)runs) { diag_error(r->d, NULL, "%s: the merged profiles count more than 2e9 runs", r->file); return false; }
     p->runs += (int)runs;
     for (size_t i = 0; i < json_array_size(layers); i++) {
         json_t *L = json_array_get(layers, i), *name = json_object_get(L, "name"), *counts = json_object_get(L, "counts");
@@ -274,6 +275,10 @@ static bool read_profile(Reader *r, json_t *root, RoutingProfile *p) {
             pl->experts = (int64_t)experts;
             pl->top_k = (int64_t)top_k;
             pl->counts = arena_alloc(r->a, (size_t)experts * sizeof(double));
+        }
+        if (pl->tokens > (int64_t)1e18 - (int64_t)tokens) {
+            diag_error(r->d, NULL, "%s: layer '%s' counts more than 1e18 tokens in all", r->file, pl->name);
+            return false;
         }
         pl->tokens += (int64_t)tokens;
         for (size_t e = 0; e < (size_t)experts; e++) {

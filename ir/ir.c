@@ -3,9 +3,9 @@
  * The arena is a list of chunks; a request larger than a chunk gets a chunk of
  * its own, so constant data of any size lives in it too. Graph construction
  * functions only build: checking is the verifier's job (ir/verify.c) and the
- * shape rules' (ir/infer.c). Topological sorting is Kahn's algorithm over
- * producer edges, keeping the original order among ready nodes, so that output
- * is deterministic. */
+ * shape rules' (one file per op family, helpers in ir/infer.c). Topological
+ * sorting is Kahn's algorithm over producer edges, keeping the original order
+ * among ready nodes, so that output is deterministic. */
 #include "ir.h"
 
 #include <math.h>
@@ -37,7 +37,10 @@ void *arena_alloc(Arena *a, size_t n) {
     n = (n + 63) & ~(size_t)63;
     ArenaChunk *c = a->head;
     if (!c || c->size - c->used < n) {
-        size_t sz = n > CHUNK_SIZE / 2 ? n : CHUNK_SIZE;
+        /* chunks grow with the arena, 64 KB to 1 MB: a small model's compile (or
+         * a fuzzer's input) does not pay for a megabyte */
+        size_t chunk = a->used_total < 65536 ? 65536 : a->used_total < CHUNK_SIZE ? a->used_total : CHUNK_SIZE;
+        size_t sz = n > chunk / 2 ? n : chunk;
         void *mem = NULL;
         if (posix_memalign(&mem, 64, sizeof(ArenaChunk) + sz) != 0) { fputs("kiln: out of memory\n", stderr); abort(); }
         c = mem;
@@ -308,7 +311,7 @@ bool graph_toposort(Graph *g, Diags *d) {
             }
         return false;
     }
-    memcpy(g->nodes.items, order, (size_t)n * sizeof *order);
+    if (n) memcpy(g->nodes.items, order, (size_t)n * sizeof *order); /* a graph of no nodes has no list */
     return true;
 }
 

@@ -163,7 +163,8 @@ int kiln_read_npy(const char *path, kiln_tensor *out, char *err, size_t errlen) 
         if (strncmp(d + 2, npy_types[i].descr, 2) == 0 && d[4] == '\'') out->dtype = npy_types[i].dtype;
     int64_t swidth = 0; /* strings: 'S' bytes or 'U' UTF-32 code points per element */
     if (!out->dtype && (d[2] == 'S' || d[2] == 'U') && d[3] >= '0' && d[3] <= '9') {
-        swidth = strtoll(d + 3, NULL, 10) * (d[2] == 'U' ? 4 : 1);
+        long long w = strtoll(d + 3, NULL, 10); /* saturates: checked before it is multiplied */
+        swidth = w > 0 && w <= (1 << 20) ? w * (d[2] == 'U' ? 4 : 1) : 0;
         out->dtype = KILN_DT_STRING;
         if (swidth <= 0 || swidth > (1 << 20)) { fail(err, errlen, "%s: unsupported .npy string width", path); goto done; }
     }
@@ -391,19 +392,20 @@ static int parse_tensor(const unsigned char *buf, size_t len, const char *path, 
         rc = 0;
         goto done;
     }
+    /* the data must be there before the shape's bytes are taken */
+    if (raw && (uint64_t)raw_n != (uint64_t)out->nbytes) {
+        fail(err, errlen, "%s: raw_data has %zu bytes, shape needs %lld", path, raw_n, (long long)out->nbytes);
+        goto done;
+    }
+    if (!raw && (int64_t)nvals != count) {
+        fail(err, errlen, "%s: tensor has %zu values, shape needs %lld", path, nvals, (long long)count);
+        goto done;
+    }
     out->data = malloc(out->nbytes ? (size_t)out->nbytes : 1);
     if (!out->data) { fail(err, errlen, "%s: out of memory", path); goto done; }
     if (raw) {
-        if ((uint64_t)raw_n != (uint64_t)out->nbytes) {
-            fail(err, errlen, "%s: raw_data has %zu bytes, shape needs %lld", path, raw_n, (long long)out->nbytes);
-            goto done;
-        }
         memcpy(out->data, raw, raw_n);
     } else {
-        if ((int64_t)nvals != count) {
-            fail(err, errlen, "%s: tensor has %zu values, shape needs %lld", path, nvals, (long long)count);
-            goto done;
-        }
         for (int64_t i = 0; i < count; i++) {
             uint64_t v = vals[i];
             char *dst = (char *)out->data + i * es;

@@ -5,7 +5,7 @@ set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 pkgs=(gcc make protobuf-c-compiler libprotobuf-c-dev libjansson-dev python3 python3-onnx python3-numpy libonnx-testdata
-      llvm-dev clang qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+      llvm-dev clang libclang-rt-14-dev qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 # `deps.sh bench` also wants Node.js and npm (ONNX Runtime's npm package is the reference)
 if [ "${1:-}" = bench ]; then pkgs+=(nodejs); command -v npm >/dev/null || pkgs+=(npm); fi
 for p in "${pkgs[@]}"; do

@@ -555,6 +555,29 @@ def test_exe_corrupt_pb():
     check_exe([path("c.pb")], "corrupt or truncated TensorProto")
 
 
+def test_exe_pb_shape_larger_than_its_data():
+    # dims [2^40] with 4 bytes of raw_data (found by tests/fuzz: the reader took
+    # the shape's 4 TB before finding the data short)
+    t = onnx.TensorProto()
+    t.dims.extend([1 << 40])
+    t.data_type = TensorProto.FLOAT
+    t.raw_data = b"\0" * 4
+    open(path("huge.pb"), "wb").write(t.SerializeToString())
+    check_exe([path("huge.pb")], "raw_data has 4 bytes, shape needs 4398046511104")
+    t.ClearField("raw_data")
+    t.float_data.extend([1.0, 2.0])
+    open(path("huge2.pb"), "wb").write(t.SerializeToString())
+    check_exe([path("huge2.pb")], "tensor has 2 values, shape needs 1099511627776")
+
+
+def test_exe_npy_string_width_overflow():
+    # a width that overflowed when multiplied by 4 (found by tests/fuzz)
+    hdr = "{'descr': '<U99999999999999999999', 'fortran_order': False, 'shape': (2, 4), }"
+    hdr += " " * (63 - (10 + len(hdr)) % 64) + "\n"
+    open(path("wide.npy"), "wb").write(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr.encode())
+    check_exe([path("wide.npy")], "unsupported .npy string width")
+
+
 def test_exe_missing_input():
     check_exe([path("nope.npy")], "cannot open")
 
