@@ -122,6 +122,7 @@ for h in "${HARNESSES[@]}"; do
     work="$B/corpus/$h" log="$B/logs/$h.log" art="$B/crashes/$h-"
     rm -rf "$work" && mkdir -p "$work" "$B/logs"
     cp -r "$B/seeds/$h/." "$work/" 2>/dev/null
+    cp "$FUZZ/crashes/$h-"* "$work/" 2>/dev/null # the reports found so far: regressions fail at once
     dict=
     case $h in kir) dict="-dict=$B/seeds/kir.dict" ;; target|profile) dict="-dict=$B/seeds/json.dict" ;; esac
     t0=$(date +%s.%N)
