@@ -239,8 +239,10 @@ static void emit_infos(const Kir *k, const char *prefix, FILE *f) {
     fprintf(f, "};\n");
 }
 
-/* One kernel call: its constant parameters as a static array, then the call. */
-static void emit_call(const Kir *k, const KStep *st, FILE *f) {
+/* One kernel call: its constant parameters as a static array, then the call;
+ * a failure ends the run (or create), naming step s. */
+static void emit_call(const Kir *k, int s, const char *prefix, FILE *f) {
+    const KStep *st = &k->steps[s];
     char e[128];
     fprintf(f, "        static const int64_t p[] = {");
     for (int i = 0; i < st->nparams; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)st->params[i]);
@@ -249,21 +251,33 @@ static void emit_call(const Kir *k, const KStep *st, FILE *f) {
         buf_expr(k, st->bufs[i], e, sizeof e);
         fprintf(f, "%s(void *)%s", i ? ", " : "", e);
     }
-    fprintf(f, "};\n        kiln_k_%s(ctx->pool, b, p);\n", kiln_kernel_names[st->kernel]);
+    fprintf(f, "};\n        int rc = kiln_k_%s(ctx->pool, b, p);\n        if (rc) return kiln_step_failed(ctx, rc, %s_step_names[%d]);\n",
+            kiln_kernel_names[st->kernel], prefix, s);
+}
+
+/* The step profiler's names (kiln_prof_mark; KILN_PROFILE), which a failure names too. */
+static void emit_step_names(const Kir *k, const char *prefix, FILE *f) {
+    fprintf(f, "static const char *const %s_step_names[%d] = {\n", prefix, k->nsteps ? k->nsteps : 1);
+    for (int s = 0; s < k->nsteps; s++) {
+        fputs("    ", f);
+        emit_c_string(f, kir_step_name(k, s));
+        fputs(",\n", f);
+    }
+    fprintf(f, "%s};\n\n", k->nsteps ? "" : "    0\n");
 }
 
 /* The steps that run once, when the context is created (packing weights). */
 static void emit_init(const Kir *k, const char *prefix, FILE *f) {
-    fprintf(f, "static void %s_init(kiln_context *ctx) {\n    const unsigned char *W = ctx->W;\n    (void)W;\n", prefix);
+    fprintf(f, "static int %s_init(kiln_context *ctx) {\n    const unsigned char *W = ctx->W;\n    (void)W;\n", prefix);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (!st->at_create) continue;
         emit_comment(f, st->comment ? st->comment : "step");
         fprintf(f, "    {\n");
-        emit_call(k, st, f);
+        emit_call(k, s, prefix, f);
         fprintf(f, "    }\n");
     }
-    fprintf(f, "}\n\n");
+    fprintf(f, "    return 0;\n}\n\n");
 }
 
 /* FNV-1a of the weights: the build id an external weights file must carry. */
@@ -291,6 +305,7 @@ static void emit_lifecycle(const Kir *k, const char *prefix, const char *externa
                    "    return (struct %s_ctx *)kiln_context_create(%lld, %lld, threads, %s_weights, NULL, 0, 0, %s_init);\n}\n\n",
                 prefix, prefix, prefix, ws, st, prefix, prefix);
     fprintf(f, "void %s_destroy(struct %s_ctx *c) { kiln_context_destroy((kiln_context *)c); }\n\n", prefix, prefix);
+    fprintf(f, "const char *%s_error(const struct %s_ctx *c) { return kiln_context_error((const kiln_context *)c); }\n\n", prefix, prefix);
     fprintf(f, "const int64_t *%s_routing_counts(const struct %s_ctx *c) {\n"
                "    return (const int64_t *)((const kiln_context *)c)->state;\n}\n\n", prefix, prefix);
 }
@@ -307,7 +322,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         fprintf(f, "/* -O3: the runtime's kernels are compiled into this file (a whole program: gcc\n"
                    " * keeps those the model calls), each call inlined and specialized to its constant\n"
                    " * parameters; libkilnrt.a supplies main's helpers and file I/O. */\n"
-                   "#define K(name, doc) __attribute__((always_inline)) inline void kiln_k_##name(kiln_pool *, void *const *, const int64_t *);\n"
+                   "#define K(name, doc) __attribute__((always_inline)) inline int kiln_k_##name(kiln_pool *, void *const *, const int64_t *);\n"
                    "#include \"kernels.def\"\n#undef K\n#include \"kiln_src/kiln_kernels.c\"\n\n");
     emit_infos(k, prefix, f);
     fputc('\n', f);
@@ -325,6 +340,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         fprintf(f, "%s\n};\n", k->weights_size ? "" : "0");
     }
     fprintf(f, "\ntypedef struct { unsigned char *ws; const unsigned char *W; const void *const *inputs; } kiln_loop_env;\n");
+    emit_step_names(k, prefix, f);
     emit_lifecycle(k, prefix, external, weights_id, f);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
@@ -339,14 +355,6 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         emit_loop_body(k, st->loop, f, true);
         fprintf(f, "    }\n}\n\n");
     }
-    /* the step profiler's names (kiln_prof_mark; KILN_PROFILE) */
-    fprintf(f, "static const char *const %s_step_names[%d] = {\n", prefix, k->nsteps ? k->nsteps : 1);
-    for (int s = 0; s < k->nsteps; s++) {
-        fputs("    ", f);
-        emit_c_string(f, kir_step_name(k, s));
-        fputs(",\n", f);
-    }
-    fprintf(f, "%s};\n\n", k->nsteps ? "" : "    0\n");
     fprintf(f, "int %s_run(struct %s_ctx *c, const void *const *inputs, void *const *outputs) {\n"
                "    kiln_context *ctx = (kiln_context *)c;\n    unsigned char *ws = ctx->ws;\n    const unsigned char *W = ctx->W;\n"
                "    (void)ws; (void)W; (void)inputs;\n", prefix, prefix);
@@ -357,7 +365,10 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         if (target[s]) fprintf(f, "L%d:;\n", s);
         if (st->at_create) continue;
         if (st->kind == KS_JUMP) { fprintf(f, "    goto L%d;\n", st->target); continue; }
-        if (st->kind == KS_FAIL) { fprintf(f, "    return 1; /* a Loop stopped before its scan outputs were full */\n"); continue; }
+        if (st->kind == KS_FAIL) {
+            fprintf(f, "    return kiln_step_failed(ctx, KILN_E_LOOP, %s_step_names[%d]); /* a Loop stopped before its scan outputs were full */\n", prefix, s);
+            continue;
+        }
         if (st->kind == KS_BRANCH) {
             buf_expr(k, st->bufs[0], e, sizeof e);
             fprintf(f, "    if (%s*(const uint8_t *)%s) goto L%d;\n", st->if_true ? "" : "!", e, st->target);
@@ -370,7 +381,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
             fprintf(f, "        kiln_loop_env env = {ws, W, inputs};\n        kiln_parallel_for(ctx->pool, %lld, loop%d, &env);\n",
                     (long long)st->loop->dims[0], s);
         else if (st->kind == KS_LOOP) emit_loop_body(k, st->loop, f, false);
-        else emit_call(k, st, f);
+        else emit_call(k, s, prefix, f);
         fprintf(f, "    }\n");
     }
     if (target[k->nsteps]) fprintf(f, "L%d:;\n", k->nsteps);
@@ -424,12 +435,12 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
                " *   %s_ctx *c = %s_create(0);              // 0 threads: one per core\n"
                " *   const void *in[%s_NUM_INPUTS] = {...}; // caller-owned, row-major\n"
                " *   void *out[%s_NUM_OUTPUTS] = {...};     // %s_outputs[i].nbytes each\n"
-               " *   int rc = %s_run(c, in, out);           // 0 on success\n"
+               " *   int rc = %s_run(c, in, out);           // 0 on success, else %s_error(c) says why\n"
                " *   %s_destroy(c);\n"
                " *\n"
                " * A context owns its workspace and threads; no global state, so two contexts\n"
                " * can run at once on two threads. Link with the library kiln wrote. */\n",
-            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix);
     fprintf(f, "#ifndef %s_H\n#define %s_H\n\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", prefix, prefix);
     fprintf(f, "#ifndef KILN_TENSOR_INFO_DEFINED\n#define KILN_TENSOR_INFO_DEFINED\n"
                "typedef struct kiln_tensor_info {\n    const char *name;\n    int dtype;   /* ONNX TensorProto.DataType code */\n"
@@ -464,6 +475,8 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
             prefix, k->ninputs ? k->ninputs : 1, prefix, k->noutputs ? k->noutputs : 1);
     fprintf(f, "typedef struct %s_ctx %s_ctx;\n%s_ctx *%s_create(int threads);\n"
                "int %s_run(%s_ctx *ctx, const void *const *inputs, void *const *outputs);\n"
+               "/* After a run that returned non-zero: which step failed and why. */\n"
+               "const char *%s_error(const %s_ctx *ctx);\n"
                "void %s_destroy(%s_ctx *ctx);\n"
                "extern const kiln_moe_layer %s_moe_layers[%d];\n"
                "const int64_t *%s_routing_counts(const %s_ctx *ctx);\n"
@@ -478,7 +491,7 @@ bool emit_header(const Kir *k, const char *prefix, const char *external, FILE *f
                " * dimension (%s_BATCHED 0) only n = 1. 0 on success, 2 for a bad n. */\n"
                "int %s_run_batch(%s_ctx *ctx, int64_t n, const void *const *inputs, void *const *outputs);\n"
                "#define %s_BATCHED %d\n\n",
-            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, k->nmoe ? k->nmoe : 1, prefix, prefix, prefix, prefix, prefix,
+            prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, k->nmoe ? k->nmoe : 1, prefix, prefix, prefix, prefix, prefix,
             prefix, prefix, prefix, prefix, prefix, batched);
     if (external)
         fprintf(f, "/* The weights are in the file %s: %s_create(threads) maps it from the folder of the\n"

@@ -47,6 +47,7 @@ typedef struct LL {
     LLVMValueRef weights; /* i8* to the embedded weights, or NULL */
     LLVMValueRef *hoisted; /* the current loop's invariant loads, read before the nest */
     LLVMValueRef *out_shapes; /* i8* to each output's static shape */
+    LLVMValueRef names;   /* i8** to the steps' names (the profiler's, and a failure's) */
 } LL;
 
 /* What a function body reads buffers through. */
@@ -320,10 +321,22 @@ static void ll_loop(LL *L, LLVMValueRef fn, const Frame *fr, const KLoop *lp, LL
 
 /* ---- kernel calls and functions ---- */
 
-static void ll_kernel(LL *L, const Frame *fr, const KStep *st) {
+/* kiln_step_failed(ctx, status, names[s]) returned from fn (whose parameter
+ * 0 is the context). */
+static void ll_fail(LL *L, LLVMValueRef fn, LLVMValueRef status, int s) {
+    LLVMValueRef si = ll_i64(L, s);
+    LLVMValueRef name = LLVMBuildLoad2(L->b, L->p8, LLVMBuildInBoundsGEP2(L->b, L->p8, L->names, &si, 1, ""), "step");
+    LLVMTypeRef pt[3] = {L->p8, L->i32, L->p8};
+    LLVMValueRef args[3] = {LLVMGetParam(fn, 0), status, name};
+    LLVMBuildRet(L->b, ll_call(L, ll_fn(L, "kiln_step_failed", L->i32, pt, 3), args, 3));
+}
+
+/* Step s's kernel call; a non-zero status ends fn (run or init), naming the step. */
+static void ll_kernel(LL *L, LLVMValueRef fn, const Frame *fr, int s) {
+    const KStep *st = &L->k->steps[s];
     const char *kname = arena_printf(L->k->arena, "kiln_k_%s", kiln_kernel_names[st->kernel]);
     LLVMTypeRef kp[3] = {L->p8, L->pp8, LLVMPointerType(L->i64, 0)};
-    LLVMValueRef fn = ll_fn(L, kname, L->vd, kp, 3);
+    LLVMValueRef kfn = ll_fn(L, kname, L->i32, kp, 3);
     LLVMValueRef *pv = arena_alloc(L->k->arena, sizeof *pv * (size_t)(st->nparams + 1));
     for (int i = 0; i < st->nparams; i++) pv[i] = ll_i64(L, st->params[i]);
     if (!st->nparams) pv[0] = ll_i64(L, 0);
@@ -335,7 +348,12 @@ static void ll_kernel(LL *L, const Frame *fr, const KStep *st) {
         LLVMBuildStore(L->b, ll_buf(L, fr, st->bufs[i]), LLVMBuildStructGEP2(L->b, bty, bufs, (unsigned)i, ""));
     LLVMValueRef args[3] = {fr->pool, LLVMBuildBitCast(L->b, bufs, L->pp8, ""),
                             LLVMConstBitCast(params, LLVMPointerType(L->i64, 0))};
-    ll_call(L, fn, args, 3);
+    LLVMValueRef rc = ll_call(L, kfn, args, 3);
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(L->cx, fn, "fail"), ok = LLVMAppendBasicBlockInContext(L->cx, fn, "ok");
+    LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntNE, rc, LLVMConstInt(L->i32, 0, 0), ""), fail, ok);
+    LLVMPositionBuilderAtEnd(L->b, fail);
+    ll_fail(L, fn, rc, s);
+    LLVMPositionBuilderAtEnd(L->b, ok);
 }
 
 /* loopN(env, b, e): a parallel loop's body over dimension 0's [b, e); env
@@ -371,12 +389,21 @@ static void ll_parallel(LL *L, const Frame *fr, int s, LLVMValueRef loopfn) {
 
 /* PREFIX_init(ctx): the create-time steps. */
 static LLVMValueRef ll_init(LL *L) {
-    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_init"), L->vd, &L->p8, 1, true);
+    LLVMValueRef fn = ll_define(L, ll_name(L, "%s_init"), L->i32, &L->p8, 1, true);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMConstNull(L->pp8));
     for (int s = 0; s < L->k->nsteps; s++)
-        if (L->k->steps[s].at_create) ll_kernel(L, &fr, &L->k->steps[s]);
-    LLVMBuildRetVoid(L->b);
+        if (L->k->steps[s].at_create) ll_kernel(L, fn, &fr, s);
+    LLVMBuildRet(L->b, LLVMConstInt(L->i32, 0, 0));
     return fn;
+}
+
+/* The steps' names, one global array for the profiler and the failures. */
+static void ll_step_names(LL *L) {
+    const Kir *k = L->k;
+    LLVMValueRef *nm = arena_alloc(k->arena, sizeof *nm * (size_t)(k->nsteps + 1));
+    for (int s = 0; s < k->nsteps; s++) nm[s] = ll_string(L, kir_step_name(k, s));
+    if (!k->nsteps) nm[0] = LLVMConstNull(L->p8);
+    L->names = LLVMConstBitCast(ll_global(L, LLVMConstArray(L->p8, nm, (unsigned)(k->nsteps ? k->nsteps : 1)), ".step_names", true), L->pp8);
 }
 
 /* With the step profiler on (the context's prof field set: KILN_PROFILE),
@@ -399,10 +426,7 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
     LLVMTypeRef pt[3] = {L->p8, L->pp8, L->pp8};
     LLVMValueRef fn = ll_define(L, ll_name(L, "%s_run"), L->i32, pt, 3, false);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1));
-    LLVMValueRef *nm = arena_alloc(k->arena, sizeof *nm * (size_t)(k->nsteps + 1));
-    for (int s = 0; s < k->nsteps; s++) nm[s] = ll_string(L, kir_step_name(k, s));
-    if (!k->nsteps) nm[0] = LLVMConstNull(L->p8);
-    LLVMValueRef names = LLVMConstBitCast(ll_global(L, LLVMConstArray(L->p8, nm, (unsigned)(k->nsteps ? k->nsteps : 1)), ".step_names", true), L->pp8);
+    LLVMValueRef names = L->names;
     /* control flow: a block at each jump target; a jump or branch ends its block */
     bool *target = kir_jump_targets(k);
     LLVMBasicBlockRef *blocks = arena_alloc(k->arena, sizeof *blocks * (size_t)(k->nsteps + 1));
@@ -422,7 +446,7 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
         if (st->kind == KS_JUMP || st->kind == KS_BRANCH || st->kind == KS_FAIL) {
             LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->cx, fn, "next");
             if (st->kind == KS_JUMP) LLVMBuildBr(L->b, blocks[st->target]);
-            else if (st->kind == KS_FAIL) LLVMBuildRet(L->b, LLVMConstInt(L->i32, 1, 0));
+            else if (st->kind == KS_FAIL) ll_fail(L, fn, LLVMConstInt(L->i32, KILN_E_LOOP, 0), s);
             else {
                 LLVMValueRef flag = LLVMBuildLoad2(L->b, L->i8, ll_buf(L, &fr, st->bufs[0]), "flag");
                 LLVMValueRef set = LLVMBuildICmp(L->b, LLVMIntNE, flag, LLVMConstInt(L->i8, 0, 0), "");
@@ -434,7 +458,7 @@ static void ll_run(LL *L, LLVMValueRef *loopfns) {
         ll_prof_mark(L, fn, names, s);
         if (st->kind == KS_LOOP && loopfns[s]) ll_parallel(L, &fr, s, loopfns[s]);
         else if (st->kind == KS_LOOP) ll_loop(L, fn, &fr, st->loop, NULL, NULL);
-        else ll_kernel(L, &fr, st);
+        else ll_kernel(L, fn, &fr, s);
         if (L->d->errors) return;
     }
     for (int i = 0; i < k->noutputs; i++) {
@@ -485,6 +509,9 @@ static void ll_lifecycle(LL *L, LLVMValueRef init) {
     LLVMBuildRetVoid(L->b);
     fn = ll_define(L, ll_name(L, "%s_routing_counts"), L->p8, &L->p8, 1, false);
     LLVMBuildRet(L->b, ll_field(L, LLVMGetParam(fn, 0), 2));
+    fn = ll_define(L, ll_name(L, "%s_error"), L->p8, &L->p8, 1, false);
+    arg = LLVMGetParam(fn, 0);
+    LLVMBuildRet(L->b, ll_call(L, ll_fn(L, "kiln_context_error", L->p8, &L->p8, 1), &arg, 1));
 }
 
 /* PREFIX_output_shape(ctx, i): the static shape, or the run's dims (workspace)
@@ -731,6 +758,7 @@ static bool ll_build(LL *L) {
     ll_weights(L);
     L->out_shapes = arena_alloc(k->arena, sizeof *L->out_shapes * (size_t)(k->noutputs + 1));
     LLVMValueRef in = ll_infos(L, 0), out = ll_infos(L, 1), moe = ll_moe_layers(L);
+    ll_step_names(L);
     LLVMValueRef init = ll_init(L);
     ll_lifecycle(L, init);
     ll_output_shape(L);

@@ -184,13 +184,16 @@ int window_params(const Window *w, int64_t *p);
 void epilogue_params(const Node *n, int64_t *p);
 
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
- * k->workspace_size bytes for KB_ARENA ones. */
-void kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
+ * k->workspace_size bytes for KB_ARENA ones. Returns the status of the step
+ * that failed (KILN_E_*), or 0. */
+int kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
 /* The same in a model context (driver/dyn.c; NULL while folding): kernels and
  * fused loops run on its thread pool, KB_STATE buffers are its state, and with
  * names (the steps' profiler names) a run is timed when the context profiles
  * (KILN_PROFILE). which: 0 the run's steps, 1 the create-time ones, -1 all.
- * Returns 1 when a KS_FAIL step ended the run, else 0. */
+ * Returns 0, or the status of the step that ended the run (a kernel's, or
+ * KILN_E_LOOP for a KS_FAIL step), which the context records with the
+ * step's name (kiln_step_failed). */
 struct kiln_context;
 /* Where buffer b of k is, given the inputs, workspace and state it runs with. */
 void *kir_buf_ptr(const Kir *k, int b, const void *const *inputs, unsigned char *ws, unsigned char *state);

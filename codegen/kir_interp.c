@@ -332,7 +332,7 @@ int kir_exec(const Kir *k, kiln_context *ctx, const char *const *names, const vo
     Env env = {k, inputs, ws, ctx ? ctx->state : NULL, NULL};
     kiln_pool *pool = ctx ? ctx->pool : NULL;
     bool prof = ctx && ctx->prof && names && which == 0;
-    int rc = 0;
+    int rc = 0, at = 0; /* the status, and the step that failed */
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (which >= 0 && st->at_create != (which == 1)) continue;
@@ -349,7 +349,7 @@ int kir_exec(const Kir *k, kiln_context *ctx, const char *const *names, const vo
             continue;
         }
         if (st->kind == KS_FAIL) {
-            rc = 1;
+            rc = KILN_E_LOOP, at = s;
             break;
         }
         if (st->kind == KS_JUMP || (st->kind == KS_BRANCH && (*(const uint8_t *)buf_ptr(&env, st->bufs[0]) != 0) == st->if_true)) {
@@ -359,10 +359,14 @@ int kir_exec(const Kir *k, kiln_context *ctx, const char *const *names, const vo
         if (st->kind == KS_BRANCH) continue;
         void *bufs[130];
         for (int i = 0; i < st->nbufs; i++) bufs[i] = buf_ptr(&env, st->bufs[i]);
-        kiln_kernel_table[st->kernel](pool, bufs, st->params);
+        if ((rc = kiln_kernel_table[st->kernel](pool, bufs, st->params)) != 0) {
+            at = s;
+            break;
+        }
     }
+    if (rc && ctx) kiln_step_failed(ctx, rc, names ? names[at] : kir_step_name(k, at));
     if (prof) kiln_prof_mark(ctx, -1, k->nsteps, names);
     return rc;
 }
 
-void kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) { kir_exec(k, NULL, NULL, inputs, ws, -1); }
+int kir_run(const Kir *k, const void *const *inputs, unsigned char *ws) { return kir_exec(k, NULL, NULL, inputs, ws, -1); }

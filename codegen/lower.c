@@ -308,8 +308,12 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d) {
     for (int i = 0; i < n->n_in; i++) if (n->in[i]) n->in[i]->id = -1;
     for (int i = 0; i < n->n_out; i++) n->out[i]->id = n->out[i]->shape_buf = -1;
     bool ok = fn(&l, n);
+    int rc = ok ? kir_run(k, NULL, NULL) : 0;
+    if (rc) { /* a kernel refused the constants: the model's error, found early */
+        diag_error(d, n, "cannot be computed from its constant inputs: %s", kiln_status_text(rc));
+        ok = false;
+    }
     if (ok) {
-        kir_run(k, NULL, NULL);
         for (int i = 0; i < n->n_out; i++) {
             Value *o = n->out[i];
             if (o->data) continue;

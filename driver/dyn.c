@@ -153,7 +153,10 @@ static const void *const *map_inputs(const Kir *k, const int *map, const void *c
 static kiln_context *ctx_create(const Kir *k, int threads) {
     kiln_context *c = kiln_context_create(k->workspace_size, k->state_size, threads, k->weights ? k->weights : no_weights, NULL, 0, 0,
                                           NULL);
-    if (c) kir_exec(k, c, NULL, NULL, c->ws, 1);
+    if (c && kir_exec(k, c, NULL, NULL, c->ws, 1) != 0) { /* a create-time step failed */
+        kiln_context_destroy(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -175,7 +178,10 @@ static bool run_and_bind(const Kir *k, char *err, size_t n) {
     if (!ok) snprintf(err, n, "out of memory");
     for (int i = 0; all && i < D.nin; i++) all[i] = D.inputs[i].data;
     const void *const *in = ok ? map_inputs(k, map, all, ib) : NULL;
-    if (ok && kir_exec(k, c, NULL, in, c->ws, 0) != 0) { snprintf(err, n, "run failed"); ok = false; }
+    if (ok && kir_exec(k, c, NULL, in, c->ws, 0) != 0) {
+        snprintf(err, n, "the run failed at %s", kiln_context_error(c));
+        ok = false;
+    }
     for (int i = 0; ok && i < k->noutputs; i++) {
         const Value *v = k->outputs[i].v;
         const int64_t *dims;

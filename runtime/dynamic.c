@@ -34,7 +34,7 @@ static bool nonzero_elem(const unsigned char *p, int64_t es, int kind) {
     return false;
 }
 
-void kiln_k_nonzero(kiln_pool *pool, void *const *b, const int64_t *p) {
+int kiln_k_nonzero(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     int64_t rank = p[0], numel = p[1], es = p[2], kind = p[3], cnt = 0;
     const int64_t *dims = p + 4;
@@ -52,6 +52,7 @@ void kiln_k_nonzero(kiln_pool *pool, void *const *b, const int64_t *p) {
         }
         j++;
     }
+    return 0;
 }
 
 typedef struct { const unsigned char *x; int64_t outer, len, inner, es; int kind; } slices;
@@ -68,7 +69,7 @@ static int cmp_slice(const slices *s, int64_t i, int64_t j) {
 
 static bool slice_before(int64_t a, int64_t b, const void *c) { return cmp_slice(c, a, b) < 0; }
 
-void kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
+int kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     slices s = {b[7], p[0], p[1], p[2], p[3], (int)p[4]};
     int sorted = (int)p[5];
@@ -97,6 +98,7 @@ void kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
         for (int64_t u = 0; u < k; u++) memcpy(y + (o * k + u) * row, s.x + (o * len + indices[u]) * row, row);
     for (int64_t r = 0; r < p[7]; r++) y_shape[r] = r == p[6] ? k : p[8 + r];
     idx_shape[0] = cnt_shape[0] = k;
+    return 0;
 }
 
 typedef struct { const float *scores; } by_score;
@@ -126,7 +128,7 @@ static bool suppresses(const float *a, const float *c, int center, float iou_thr
     return inter / uni > iou_threshold;
 }
 
-void kiln_k_nms(kiln_pool *pool, void *const *b, const int64_t *p) {
+int kiln_k_nms(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     int64_t B = p[0], N = p[1], C = p[2], per_class = p[7];
     int center = (int)p[3], q = 4;
@@ -158,4 +160,5 @@ void kiln_k_nms(kiln_pool *pool, void *const *b, const int64_t *p) {
         }
     shape[0] = rows;
     shape[1] = 3;
+    return 0;
 }

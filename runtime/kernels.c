@@ -28,9 +28,10 @@ static void copy_elem(char *dst, const char *src, int64_t esize) {
     }
 }
 
-void kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     if (p[0] > 0 && bufs[0] != bufs[1]) memmove(bufs[0], bufs[1], (size_t)p[0]);
+    return 0;
 }
 
 /* A transpose that moves the last dimension: output dimension c reads the
@@ -75,7 +76,7 @@ static bool transpose_tiled(char *out, const char *in, int64_t esize, int64_t ra
     return true;
 }
 
-void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     char *out = bufs[0];
     const char *in = bufs[1];
@@ -85,12 +86,12 @@ void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= dims[i]; }
     for (int64_t i = 0; i < rank; i++) { odims[i] = dims[perm[i]]; ostr[i] = in_stride[perm[i]]; idx[i] = 0; total *= odims[i]; }
-    if (total == 0) return;
+    if (total == 0) return 0;
     /* trailing dimensions the permutation keeps in place move as one run (one
      * element when the last dimension moves) */
     int64_t keep = rank, run = 1;
     while (keep > 0 && perm[keep - 1] == keep - 1) run *= dims[--keep];
-    if (run == 1 && rank >= 2 && transpose_tiled(out, in, esize, rank, odims, ostr, perm)) return;
+    if (run == 1 && rank >= 2 && transpose_tiled(out, in, esize, rank, odims, ostr, perm)) return 0;
     int64_t off = 0, bytes = run * esize;
     for (int64_t n = 0; n < total / run; n++) {
         if (run == 1) copy_elem(out + n * esize, in + off * esize, esize);
@@ -101,9 +102,10 @@ void kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
-void kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
     const int64_t *len = p + 4;
@@ -118,9 +120,10 @@ void kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             at += len[k];
         }
     }
+    return 0;
 }
 
-void kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
     const int64_t *len = p + 4;
@@ -135,9 +138,10 @@ void kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             at += len[k];
         }
     }
+    return 0;
 }
 
-void kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], rank = p[1];
     const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *starts = p + 2 + 2 * rank, *steps = p + 2 + 3 * rank;
@@ -154,9 +158,10 @@ void kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
-void kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], outer = p[1], axis_len = p[2], inner = p[3], n_idx = p[4], idx_esize = p[5];
     char *out = bufs[0];
@@ -167,12 +172,13 @@ void kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             int64_t ix = idx_esize == 8 ? ((const int64_t *)bufs[2])[j] : ((const int32_t *)bufs[2])[j];
             if (ix < 0) ix += axis_len;
             char *dst = out + (o * n_idx + j) * (int64_t)row;
-            if (ix < 0 || ix >= axis_len) memset(dst, 0, row);
-            else memcpy(dst, data + (o * axis_len + ix) * (int64_t)row, row);
+            if (ix < 0 || ix >= axis_len) return KILN_E_INDEX; /* ONNX: an error, not a value */
+            memcpy(dst, data + (o * axis_len + ix) * (int64_t)row, row);
         }
+    return 0;
 }
 
-void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t M = p[0], N = p[1], K = p[2], nb = p[3];
     const int64_t *bdims = p + 4, *astr = p + 4 + nb, *bstr = p + 4 + 2 * nb;
     int64_t batches = 1, idx[KILN_MAX_RANK] = {0};
@@ -192,6 +198,7 @@ void kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
 /* The fused activation of conv and gemm: clamp to [lo, hi] (NaN stays NaN). */
@@ -232,7 +239,7 @@ static kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int ov
     return e;
 }
 
-void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
     float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
     float *Y = bufs[0];
@@ -247,17 +254,20 @@ void kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     }
     kiln_sgemm_ex(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, NULL, p[13] ? NULL : bufs[2], tb ? K : N, (int)tb,
                   p[13] ? bufs[4] : NULL, Y, N, &e);
+    return 0;
 }
 
-void kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t G = p[0], M = p[1], K = p[2], stride = kiln_sgemm_packed_a_floats(M, K);
     for (int64_t g = 0; g < G; g++) kiln_sgemm_pack_a(M, K, (const float *)bufs[1] + g * M * K, K, 0, (float *)bufs[0] + g * stride);
+    return 0;
 }
 
-void kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     kiln_sgemm_pack(p[0], p[1], bufs[1], p[2] ? p[1] : p[0], (int)p[2], bufs[0]);
+    return 0;
 }
 
 /* ---- convolution and pooling, as 3-D ---- */
@@ -1056,18 +1066,18 @@ static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
     j->act = NULL;
 }
 
-void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     conv_read(&j, bufs, p);
     j.act = p + 6 + 7 * p[0];
-    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return; }
+    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return 0; }
     const win3 *w = &j.w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
     const float *packed = p[6 + 7 * p[0] + 3] ? bufs[5] : NULL;
     const float *res = p[6 + 7 * p[0] + 4] ? bufs[6] : NULL; /* kiln.residual (never on the direct path) */
 #ifdef HAVE_AVX512_KERNELS
-    if (conv_smallc(pool, &j, res)) return;
+    if (conv_smallc(pool, &j, res)) return 0;
 #endif
     bool pointwise = ksz == 1;
     for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
@@ -1092,6 +1102,7 @@ void kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
             kiln_sgemm_ex(pool, mpg, osz, K, 1.0f, a, K, 0, pa, col, osz, 0, NULL, y, osz, &e);
         }
+    return 0;
 }
 
 typedef struct {
@@ -1248,7 +1259,7 @@ static void pool_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
-void kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     pool_job j;
     j.kind = p[0];
     j.w.N = p[2];
@@ -1260,9 +1271,10 @@ void kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     j.idx = p[5] ? bufs[1] : NULL;
     j.x = bufs[p[5] ? 2 : 1];
     kiln_parallel_for(pool, j.w.N * j.w.C, pool_rows, &j);
+    return 0;
 }
 
-void kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], inner = p[2];
     double eps = kiln_p2d(p[3]);
@@ -1276,9 +1288,10 @@ void kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             for (int64_t i = 0; i < inner; i++) ys[i] = xs[i] * a + b;
         }
     }
+    return 0;
 }
 
-void kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], inner = p[2];
     double eps = kiln_p2d(p[3]), momentum = kiln_p2d(p[4]);
@@ -1302,6 +1315,7 @@ void kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p
         rmean[c] = (float)(mean[c] * momentum + mu * (1 - momentum));
         rvar[c] = (float)(var[c] * momentum + v * (1 - momentum));
     }
+    return 0;
 }
 
 /* Softmax and LogSoftmax over rows of len elements, inner apart: the maximum,
@@ -1354,10 +1368,11 @@ KILN_CLONES static void softmax_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
-void kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     softmax_job j = {bufs[1], bufs[0], p[1], p[2], p[3]};
     int64_t rows = p[0] * p[2];
     kiln_parallel_for(rows * j.len >= 32768 ? pool : NULL, rows, softmax_rows, &j);
+    return 0;
 }
 
 /* Attention, softmax(q kt / scale + mask) v per batch index, ATTN_ROWS query
@@ -1450,7 +1465,7 @@ KILN_CLONES static void attention_blocks(void *arg, int64_t u0, int64_t u1) {
     }
 }
 
-void kiln_k_attention(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_attention(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t nb = p[7], batches = 1;
     int64_t N = p[1], rows = N > ATTN_MAX_N ? 0 : N * ATTN_ROWS <= ATTN_BLOCK_FLOATS ? ATTN_ROWS : ATTN_BLOCK_FLOATS / N;
     if (N <= ATTN_MAX_N && rows < 1) rows = 1;
@@ -1460,6 +1475,7 @@ void kiln_k_attention(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     for (int i = 0; i < 5; i++) j.str[i] = p + 8 + nb + i * (nb + 2);
     for (int64_t d = 0; d < nb; d++) batches *= p[8 + d];
     kiln_parallel_for(pool, batches * j.blocks, attention_blocks, &j);
+    return 0;
 }
 
 /* Reductions: each element is transformed (|x|, x^2, exp(x - max)), combined
@@ -1545,7 +1561,7 @@ KILN_CLONES static void reduce_runs(int64_t kind, int64_t outer, int64_t len, in
     }
 }
 
-void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t kind = p[0], rank = p[1], mask = p[2 + rank];
     const int64_t *dims = p + 2;
@@ -1574,7 +1590,7 @@ void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         for (int64_t o = 0; o < ototal; o++) { mx[o] = isinf(y[o]) ? 0.0f : y[o]; y[o] = 0; }
         reduce_pass(8, rank, dims, ostr, x, y, mx);
         for (int64_t o = 0; o < ototal; o++) y[o] = logf(y[o]) + mx[o];
-        return;
+        return 0;
     } else reduce_pass(kind, rank, dims, ostr, x, y, NULL);
     float cnt = ototal > 0 ? (float)(total / ototal) : 0;
     for (int64_t o = 0; o < ototal; o++) {
@@ -1582,9 +1598,10 @@ void kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         else if (kind == 6) y[o] = sqrtf(y[o]);
         else if (kind == 7) y[o] = logf(y[o]);
     }
+    return 0;
 }
 
-void kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t mn = p[0], outer = p[1], len = p[2], inner = p[3], last = p[4];
     int64_t *y = bufs[0];
@@ -1600,6 +1617,7 @@ void kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
             y[o * inner + i] = best;
         }
+    return 0;
 }
 
 typedef struct {
@@ -1643,14 +1661,15 @@ KILN_CLONES static void layernorm_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
-void kiln_k_layernorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_layernorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t outer = p[0], inner = p[1], has_bias = p[3];
     ln_job j = {inner, (float)kiln_p2d(p[2]), bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], has_bias ? bufs[5] : NULL};
     if (outer * inner < 16384) layernorm_rows(&j, 0, outer);
     else kiln_parallel_for(pool, outer, layernorm_rows, &j);
+    return 0;
 }
 
-void kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], rank = p[1], axis = p[2 + 2 * rank], idx_esize = p[3 + 2 * rank];
     const int64_t *idims = p + 2, *ddims = p + 2 + rank;
@@ -1663,16 +1682,17 @@ void kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p
         if (k < 0) k += ddims[axis];
         int64_t off = 0;
         for (int64_t d = 0; d < rank; d++) off += (d == axis ? k : idx[d]) * dstr[d];
-        if (k < 0 || k >= ddims[axis]) memset(out + n * esize, 0, (size_t)esize);
-        else memcpy(out + n * esize, data + off * esize, (size_t)esize);
+        if (k < 0 || k >= ddims[axis]) return KILN_E_INDEX;
+        memcpy(out + n * esize, data + off * esize, (size_t)esize);
         for (int64_t d = rank - 1; d >= 0; d--) {
             if (++idx[d] < idims[d]) break;
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
-void kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], batch = p[1], rows = p[2], cols = p[3], k = p[4], upper = p[5];
     char *out = bufs[0];
@@ -1685,9 +1705,10 @@ void kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 if (keep) memcpy(out + at, in + at, (size_t)esize);
                 else memset(out + at, 0, (size_t)esize);
             }
+    return 0;
 }
 
-void kiln_k_cumsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_cumsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t outer = p[0], len = p[1], inner = p[2], excl = p[3], rev = p[4];
     float *y = bufs[0];
@@ -1701,9 +1722,10 @@ void kiln_k_cumsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 else { acc += x[at]; y[at] = (float)acc; }
             }
         }
+    return 0;
 }
 
-void kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], D = p[2], red = p[3], has_w = p[4], has_ig = p[5], ig = p[6], tes = p[7];
     float *y = bufs[0];
@@ -1724,9 +1746,10 @@ void kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
     if (red == 1) y[0] = (float)sum;
     if (red == 2) y[0] = (float)(wsum != 0 ? sum / wsum : 0.0 / 0.0);
+    return 0;
 }
 
-void kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], rank = p[1], mode = p[2 + 3 * rank], has_val = p[3 + 3 * rank];
     const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *pb = p + 2 + 2 * rank;
@@ -1758,9 +1781,10 @@ void kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
-void kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], rank = p[1];
     const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank;
@@ -1777,9 +1801,10 @@ void kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
-void kiln_k_hardmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_hardmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t outer = p[0], len = p[1], inner = p[2];
     float *y = bufs[0];
@@ -1793,9 +1818,10 @@ void kiln_k_hardmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
             if (len) y[(o * len + best) * inner + i] = 1;
         }
+    return 0;
 }
 
-void kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], inner = p[2];
     double eps = kiln_p2d(p[3]);
@@ -1812,6 +1838,7 @@ void kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             double a = scale[c] / sqrt((inner ? ss / (double)inner : 0) + eps);
             for (int64_t i = 0; i < inner; i++) ys[i] = (float)((xs[i] - mu) * a + bias[c]);
         }
+    return 0;
 }
 
 /* Top-k by selection: each of the k picks scans the row for the best remaining
@@ -1830,7 +1857,7 @@ static bool topk_before(int64_t a, int64_t b, const void *c) {
     return o->largest ? x > y : x < y;
 }
 
-void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t outer = p[0], len = p[1], inner = p[2], k = p[3];
     float *v = bufs[0];
@@ -1854,6 +1881,7 @@ void kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 v[(o * k + j) * inner + i] = line[idx[j]];
             }
         }
+    return 0;
 }
 
 /* Transposed convolution by scattering: every input element adds its products
@@ -1897,10 +1925,11 @@ static void convt_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
-void kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     conv_job j;
     conv_read(&j, bufs, p);
     kiln_parallel_for(pool, j.w.N * j.w.group, convt_rows, &j);
+    return 0;
 }
 
 /* Resize, separable: per dimension each output coordinate maps back to an
@@ -1966,7 +1995,7 @@ static bool resize_taps(const int64_t *p, int64_t rank, int64_t d, int64_t x, in
     return true;
 }
 
-void kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t rank = p[0];
     const int64_t *in_d = p + 1, *out_d = p + 1 + rank;
@@ -2001,11 +2030,12 @@ void kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             oidx[d] = 0;
         }
     }
+    return 0;
 }
 
 /* GatherND with batch_dims folded into `batch`: for each batch and each index
  * tuple (last entries), copy one contiguous slice. */
-void kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], batch = p[1], n_idx = p[2], last = p[3], slice = p[4], bstride = p[5 + last];
     const int64_t *dd = p + 5;
@@ -2026,6 +2056,7 @@ void kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             if (!ok) memset(dst, 0, (size_t)(slice * esize));
             else memcpy(dst, data + (b * bstride + off * slice) * esize, (size_t)(slice * esize));
         }
+    return 0;
 }
 
 static void scatter_put(char *dst, const char *src, int64_t esize, int64_t red) {
@@ -2038,7 +2069,7 @@ static void scatter_put(char *dst, const char *src, int64_t esize, int64_t red) 
 }
 
 /* ScatterElements (kind 0) and ScatterND (kind 1) on a copy of data. */
-void kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], kind = p[1], red = p[2], n_upd = p[3], ax = p[4], rank = p[5];
     const int64_t *dims = p + 6, *ud = p + 7 + rank;
@@ -2078,9 +2109,10 @@ void kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
     }
 #undef IDX
+    return 0;
 }
 
-void kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t esize = p[0], outer = p[1], depth = p[2], inner = p[3];
     char *out = bufs[0];
@@ -2094,4 +2126,5 @@ void kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 if (v < 0) v += depth;
                 memcpy(out + ((o * depth + k) * inner + i) * esize, vals + (v == k ? esize : 0), (size_t)esize);
             }
+    return 0;
 }

@@ -21,7 +21,7 @@ static int64_t reduced_index(int64_t i, int rank, const int64_t *dims, uint64_t 
     return r;
 }
 
-void kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int rank = (int)p[0];
     const int64_t *dims = p + 1;
@@ -31,7 +31,7 @@ void kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const float *x = bufs[1];
     float *y = bufs[0];
     double *acc = calloc((size_t)(2 * groups + 1), sizeof(double));
-    if (!acc) return;
+    if (!acc) return 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t g = reduced_index(i, rank, dims, mask);
         acc[2 * g] += x[i];
@@ -44,9 +44,10 @@ void kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         y[i] = (float)((x[i] - mean) / (sqrt(var > 0 ? var : 0) + 1e-9));
     }
     free(acc);
+    return 0;
 }
 
-void kiln_k_lrn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_lrn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], inner = p[2], size = p[3];
     float alpha = (float)kiln_p2d(p[4]), beta = (float)kiln_p2d(p[5]), bias = (float)kiln_p2d(p[6]);
@@ -62,9 +63,10 @@ void kiln_k_lrn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 int64_t at = (n * C + c) * inner + i;
                 y[at] = x[at] / powf(bias + alpha / (float)size * sq, beta);
             }
+    return 0;
 }
 
-void kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t es = p[0], batch_axis = p[1], d0 = p[2], d1 = p[3], inner = p[4];
     const unsigned char *x = bufs[1];
@@ -79,11 +81,12 @@ void kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *
             memcpy(y + to * inner * es, x + from * inner * es, (size_t)(inner * es));
         }
     }
+    return 0;
 }
 
 /* ---- Einsum (a plain sum over every label not in the output) and Det ---- */
 
-void kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int n = (int)p[0];
     const int64_t *size = p + 2;
@@ -133,15 +136,16 @@ void kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
         y[o] = (float)acc;
     }
+    return 0;
 }
 
-void kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t batch = p[0], M = p[1];
     const float *x = bufs[1];
     float *y = bufs[0];
     double *a = malloc((size_t)(M * M + 1) * sizeof(double));
-    if (!a) return;
+    if (!a) return 0;
     for (int64_t b = 0; b < batch; b++) { /* LU with partial pivoting */
         for (int64_t i = 0; i < M * M; i++) a[i] = x[b * M * M + i];
         double det = 1;
@@ -162,6 +166,7 @@ void kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         y[b] = (float)det;
     }
     free(a);
+    return 0;
 }
 
 /* ---- GridSample (the definitions of PyTorch's grid_sample, which ONNX follows) ---- */
@@ -195,7 +200,7 @@ static void gs_cubic(float t, float w[4]) {
     w[3] = ((A * x4 - 5 * A) * x4 + 8 * A) * x4 - 4 * A;
 }
 
-void kiln_k_grid_sample(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_grid_sample(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], H = p[2], W = p[3], Ho = p[4], Wo = p[5];
     int mode = (int)p[6], pad = (int)p[7], align = (int)p[8];
@@ -232,13 +237,14 @@ void kiln_k_grid_sample(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 y[((n * C + c) * Ho * Wo) + i] = v;
             }
         }
+    return 0;
 }
 
 /* TfIdfVectorizer: per row, each n-gram (n from min_n to max_n; items
  * skip + 1 apart, skip from 0 to max_skip; one pass for 1-grams) found in the
  * pool counts once toward its output index; IDF gives weight for a count, TFIDF
  * count x weight. Pool lookups are linear over the n-grams of one length. */
-void kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
+int kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], es = p[2], min_n = p[3], max_n = p[4], max_skip = p[5], mode = p[6], out_dim = p[7];
     int64_t grams = p[8], npool = p[9];
@@ -270,6 +276,7 @@ void kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
             if (*v > 0) *v = mode == 1 ? (float)w : (float)(*v * w);
         }
     }
+    return 0;
 }
 
 /* Training-mode Dropout. The draws are MT19937's (Matsumoto and Nishimura,
@@ -299,7 +306,7 @@ static uint32_t mt_next(mt19937 *g) {
     return y ^ (y >> 18);
 }
 
-void kiln_k_dropout(kiln_pool *pool, void *const *b, const int64_t *p) {
+int kiln_k_dropout(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     int64_t n = p[0];
     float ratio = (float)kiln_p2d(p[1]), keep = 1.0f - ratio;
@@ -315,4 +322,5 @@ void kiln_k_dropout(kiln_pool *pool, void *const *b, const int64_t *p) {
         y[i] = kept ? x[i] / keep : 0.0f * x[i];
         if (mask) mask[i] = kept;
     }
+    return 0;
 }

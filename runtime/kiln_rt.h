@@ -152,7 +152,19 @@ typedef struct kiln_context {
     const unsigned char *W;
     size_t W_len;            /* mapped bytes, with external weights; 0 when embedded */
     struct kiln_profile *prof; /* per-step times when KILN_PROFILE is set at creation, else NULL */
+    /* the last run's failure (or create's): the status of the step that
+     * failed and its name (the profiler's: node names and kernel); 0 and NULL
+     * when it succeeded */
+    int status;
+    const char *failed_step;
+    char error[320];           /* kiln_context_error's text */
 } kiln_context;
+
+/* Records that the step named `step` returned `status` (non-zero), for the
+ * caller to report; returns status. The generated run and create call it. */
+int kiln_step_failed(kiln_context *c, int status, const char *step);
+/* Why the context's last failed run failed: "step NAME: what" (PREFIX_error). */
+const char *kiln_context_error(const kiln_context *c);
 
 /* The step profiler: with KILN_PROFILE set in the environment when a context
  * is created, the generated run calls this before each step (step -1: the run
@@ -160,15 +172,15 @@ typedef struct kiln_context {
  * first, and the totals by op to stderr. names: the steps' comments. */
 void kiln_prof_mark(kiln_context *c, int step, int nsteps, const char *const *names);
 
-/* Allocates a context and runs init (the model's create-time steps, may be NULL).
- * W: the embedded weights, or NULL to map weights_path (checked against
- * weights_size and weights_id). NULL on failure. */
+/* Allocates a context and runs init (the model's create-time steps, may be NULL;
+ * non-zero: a step failed). W: the embedded weights, or NULL to map
+ * weights_path (checked against weights_size and weights_id). NULL on failure. */
 kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threads, const unsigned char *W,
                                   const char *weights_path, int64_t weights_size, uint64_t weights_id,
-                                  void (*init)(kiln_context *ctx));
+                                  int (*init)(kiln_context *ctx));
 /* The same with the weights file found beside the running executable. */
 kiln_context *kiln_context_create_beside(int64_t ws_size, int64_t state_size, int threads, const char *weights_name,
-                                         int64_t weights_size, uint64_t weights_id, void (*init)(kiln_context *ctx));
+                                         int64_t weights_size, uint64_t weights_id, int (*init)(kiln_context *ctx));
 void kiln_context_destroy(kiln_context *ctx);
 /* Frees the heap blocks string kernels keep in a context's state (runtime/strings.c). */
 void kiln_free_heap_slots(void *state);
@@ -179,8 +191,14 @@ void kiln_free_heap_slots(void *state);
 
 /* ---- kernels (see kernels.def) ---- */
 
-typedef void (*kiln_kernel_fn)(kiln_pool *pool, void *const *bufs, const int64_t *p);
-#define K(name, doc) void kiln_k_##name(kiln_pool *pool, void *const *bufs, const int64_t *p);
+/* A kernel returns KILN_OK, or why it could not compute its outputs; the
+ * generated run stops at the first step that fails and returns its status,
+ * naming the step in the context (kiln_step_failed). */
+enum { KILN_OK = 0, KILN_E_LOOP = 1, KILN_E_NOMEM = 16, KILN_E_INDEX = 17, KILN_E_VALUE = 18 }; /* 2: run_batch's bad n */
+/* What a status means, in words ("an index is out of range", ...). */
+const char *kiln_status_text(int status);
+typedef int (*kiln_kernel_fn)(kiln_pool *pool, void *const *bufs, const int64_t *p);
+#define K(name, doc) int kiln_k_##name(kiln_pool *pool, void *const *bufs, const int64_t *p);
 #include "kernels.def"
 #undef K
 enum {

@@ -219,7 +219,13 @@ int kiln_exe_main(const kiln_model *m, int argc, char **argv) {
     if (!ms) goto out;
     for (int r = 0; r < runs; r++) {
         double t0 = kiln_now_ms();
-        if (kiln_run_batch(m->run, ctx, m->inputs, m->num_inputs, m->outputs, m->num_outputs, batch, inp, outp) != 0) { fprintf(stderr, "%s: error: run failed\n", m->name); free(ms); goto out; }
+        if (kiln_run_batch(m->run, ctx, m->inputs, m->num_inputs, m->outputs, m->num_outputs, batch, inp, outp) != 0) {
+            const kiln_context *c = ctx; /* every model's context is a kiln_context */
+            if (c->failed_step) fprintf(stderr, "%s: error: the run failed at %s\n", m->name, kiln_context_error(c));
+            else fprintf(stderr, "%s: error: run failed\n", m->name);
+            free(ms);
+            goto out;
+        }
         ms[r] = kiln_now_ms() - t0;
     }
     if (repeat > 0) {

@@ -227,7 +227,7 @@ static void expert_worker(void *arg, int64_t b, int64_t e) {
     }
 }
 
-void kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     moe_job j;
     memset(&j, 0, sizeof j);
     moe_layout(&j, p, bufs[10]);
@@ -245,7 +245,7 @@ void kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         j.s1 = kiln_sgemm_packed_floats(j.I1, j.H); j.s2 = kiln_sgemm_packed_floats(j.H, j.I); j.s3 = kiln_sgemm_packed_floats(j.I, j.H);
     }
     int64_t T = j.T, k = j.k, E = j.E;
-    if (T <= 0) return;
+    if (T <= 0) return 0;
 
     kiln_parallel_for(pool, T, route_tokens, &j);
     /* counting sort of the (token, slot) pairs by expert, tokens in order */
@@ -277,12 +277,14 @@ void kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         for (int64_t q = 0; q < na; q++) run_expert(&j, j.order[q], pool);
     }
     kiln_parallel_for(pool, T, combine_rows, &j);
+    return 0;
 }
 
-void kiln_k_moe_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_moe_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     float *dst = bufs[0];
     const float *w = bufs[1];
     int64_t E = p[0], N = p[1], K = p[2], stride = kiln_sgemm_packed_floats(N, K);
     for (int64_t e = 0; e < E; e++) kiln_sgemm_pack(N, K, w + e * N * K, K, 1, dst + e * stride);
+    return 0;
 }

@@ -26,7 +26,7 @@ static void int_set(void *p, int dt, int64_t i, float v) {
     else ((uint8_t *)p)[i] = (uint8_t)v;
 }
 
-void kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t mode = p[0], outer = p[1], len = p[2], inner = p[3], per_axis = p[4], has_zp = p[5];
     int dt = (int)p[6];
@@ -44,9 +44,10 @@ void kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 for (int64_t i = 0; i < inner; i++) y[base + i] = (float)(int_at(bufs[1], dt, base + i) - zp) * s;
             }
         }
+    return 0;
 }
 
-void kiln_k_dynamic_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_dynamic_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t n = p[0];
     const float *x = bufs[3];
@@ -60,6 +61,7 @@ void kiln_k_dynamic_quantize(kiln_pool *pool, void *const *bufs, const int64_t *
     *(float *)bufs[1] = scale;
     *(uint8_t *)bufs[2] = (uint8_t)zpf;
     for (int64_t i = 0; i < n; i++) int_set(bufs[0], KILN_DT_U8, i, scale > 0 ? nearbyintf(x[i] / scale) + zpf : zpf);
+    return 0;
 }
 
 typedef struct {
@@ -89,16 +91,17 @@ static void mmi_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
-void kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     mmi_job j = {bufs[1], bufs[2], p[7] ? bufs[3] : NULL, p[8] ? bufs[4] : NULL, bufs[5], bufs[6], bufs[7], bufs[8], bufs[0],
                  p[1], p[2], p[3], p[7], p[8], p[9], p[11], (int)p[4], (int)p[5], (int)p[6], (int)p[0]};
     kiln_parallel_for(pool, p[10], mmi_rows, &j);
+    return 0;
 }
 
 /* ConvInteger / QLinearConv, direct: int32 sums of (x - x_zp)(w - w_zp) over
  * each window, then (QLinearConv) + B, times x_scale w_scale / y_scale, rounded,
  * + y_zp, saturated. Padding reads as x_zp (a zero after subtraction). */
-void kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t nd = p[0], N = p[1], C = p[2], M = p[3], G = p[4];
     const int64_t *in = p + 5, *out = in + nd, *k = out + nd, *st = k + nd, *dl = st + nd, *pb = dl + nd;
@@ -135,4 +138,5 @@ void kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 int_set(bufs[0], ydt, at, nearbyintf(r) + (float)int_at(bufs[8], ydt, 0));
             }
         }
+    return 0;
 }

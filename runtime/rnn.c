@@ -59,7 +59,7 @@ static float clipv(const int64_t *p, float v) {
     return v < -c ? -c : v > c ? c : v;
 }
 
-void kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t kind = p[P_KIND], G = gates_of(kind);
     dims_t d = {p[P_SEQ], p[P_BATCH], p[P_INPUT], p[P_HIDDEN], p[P_DIRS], p[P_LAYOUT]};
     int64_t S = d.seq, Bn = d.batch, I = d.input, H = d.hidden, GH = G * H;
@@ -149,4 +149,5 @@ void kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             memcpy(Yc + s_at(&d, dir, b), c + b * H, (size_t)H * sizeof(float));
         }
     }
+    return 0;
 }

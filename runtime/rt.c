@@ -47,16 +47,15 @@ int kiln_run_batch(int (*run)(void *, const void *const *, void *const *), void 
     for (int i = 0; i < nin; i++) batched |= ins[i].batch != 0;
     if (n < 1 || (n > 1 && !batched)) return 2;
     if (n == 1) return run(ctx, inputs, outputs);
-    const void **in = malloc(sizeof *in * (size_t)(nin + 1));
-    void **out = malloc(sizeof *out * (size_t)(nout + 1));
-    int rc = in && out ? 0 : 2;
+    if (nin > 4096 || nout > 4096) return 2;
+    const void *in[nin + 1]; /* on the stack: no allocation per run */
+    void *out[nout + 1];
+    int rc = 0;
     for (int64_t s = 0; s < n && !rc; s++) {
         for (int i = 0; i < nin; i++) in[i] = (const char *)inputs[i] + (ins[i].batch ? s * ins[i].nbytes : 0);
         for (int i = 0; i < nout; i++) out[i] = (char *)outputs[i] + (outs[i].batch ? s * outs[i].nbytes : 0);
         rc = run(ctx, in, out);
     }
-    free(in);
-    free(out);
     return rc;
 }
 
@@ -94,7 +93,7 @@ struct kiln_profile {
 
 kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threads, const unsigned char *W,
                                   const char *weights_path, int64_t weights_size, uint64_t weights_id,
-                                  void (*init)(kiln_context *ctx)) {
+                                  int (*init)(kiln_context *ctx)) {
     kiln_context *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->ws = kiln_workspace_alloc((size_t)ws_size);
@@ -111,12 +110,35 @@ kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threa
     }
     const char *prof = getenv("KILN_PROFILE");
     if (prof && *prof && strcmp(prof, "0") != 0) c->prof = calloc(1, sizeof *c->prof); /* no memory: no profile */
-    if (init) init(c);
+    if (init && init(c) != 0) { /* a create-time step failed (packing weights: out of memory) */
+        kiln_context_destroy(c);
+        return NULL;
+    }
     return c;
 }
 
+int kiln_step_failed(kiln_context *c, int status, const char *step) {
+    c->status = status;
+    c->failed_step = step;
+    snprintf(c->error, sizeof c->error, "step %s: %s", step ? step : "?", kiln_status_text(status));
+    return status;
+}
+
+const char *kiln_context_error(const kiln_context *c) { return c->error; }
+
+const char *kiln_status_text(int status) {
+    switch (status) {
+    case KILN_OK: return "no error";
+    case KILN_E_NOMEM: return "out of memory";
+    case KILN_E_INDEX: return "an index is out of range";
+    case KILN_E_VALUE: return "an input value is outside what the op accepts";
+    case KILN_E_LOOP: return "a Loop stopped before its scan outputs were full";
+    default: return "unknown error";
+    }
+}
+
 kiln_context *kiln_context_create_beside(int64_t ws_size, int64_t state_size, int threads, const char *weights_name,
-                                         int64_t weights_size, uint64_t weights_id, void (*init)(kiln_context *ctx)) {
+                                         int64_t weights_size, uint64_t weights_id, int (*init)(kiln_context *ctx)) {
     char path[4096];
     if (kiln_weights_default_path(weights_name, path, sizeof path) != 0) return NULL;
     return kiln_context_create(ws_size, state_size, threads, NULL, path, weights_size, weights_id, init);

@@ -41,7 +41,7 @@ static void dft1(const float *x, int64_t xs, int64_t cin, int64_t m, const float
     *im = inverse ? i / (double)n : i;
 }
 
-void kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t outer = p[0], nin = p[1], inner = p[2], cin = p[3], n = p[4], nout = p[5];
     int inverse = (int)p[6];
@@ -59,9 +59,10 @@ void kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 d[0] = (float)re;
                 d[1] = (float)im;
             }
+    return 0;
 }
 
-void kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t batch = p[0], len = p[1], cin = p[2], step = p[3], frames = p[4], flen = p[5], bins = p[6];
     float *y = bufs[0];
@@ -77,9 +78,10 @@ void kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 d[0] = (float)re;
                 d[1] = (float)im;
             }
+    return 0;
 }
 
-void kiln_k_mel_weight_matrix(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_mel_weight_matrix(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t mel = p[0], len = p[1], bins = len / 2 + 1;
     float *y = bufs[0];
@@ -106,9 +108,10 @@ void kiln_k_mel_weight_matrix(kiln_pool *pool, void *const *bufs, const int64_t 
         prev2 = prev;
         prev = bin;
     }
+    return 0;
 }
 
-void kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int rank = (int)p[0];
     int64_t nx = p[1], ny = 1, nd = 1;
@@ -128,6 +131,7 @@ void kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
         y[o] = x[i];
     }
+    return 0;
 }
 
 /* One bilinear sample of a H x W plane at (y, x) with its four weights, or
@@ -145,7 +149,7 @@ static int roi_sample(float y, float x, int64_t H, int64_t W, int64_t pos[4], fl
     return 1;
 }
 
-void kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t N = p[0], C = p[1], H = p[2], W = p[3], R = p[4], oh = p[5], ow = p[6], ratio = p[7];
     float scale = (float)kiln_p2d(p[8]), off = p[9] ? 0.5f : 0.0f;
@@ -185,4 +189,5 @@ void kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 }
         }
     }
+    return 0;
 }

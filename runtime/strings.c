@@ -125,7 +125,7 @@ static int format_elem(char *out, const void *x, int64_t i, int dt) {
 
 #define FORMAT_MAX 48
 
-void kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t n = p[0];
     int dt = (int)p[1];
@@ -136,9 +136,10 @@ void kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p)
         char *at = mem + i * FORMAT_MAX;
         y[i] = (kiln_str){at, format_elem(at, bufs[1], i, dt)};
     }
+    return 0;
 }
 
-void kiln_k_cast_from_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_cast_from_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t n = p[0];
     int dt = (int)p[1];
@@ -170,6 +171,7 @@ void kiln_k_cast_from_string(kiln_pool *pool, void *const *bufs, const int64_t *
         default: break;
         }
     }
+    return 0;
 }
 
 static char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
@@ -186,7 +188,7 @@ static bool same_word(const kiln_str *s, const char *w, int64_t wn, bool sensiti
  * case-sensitive, stopword count, then each stopword's length and its bytes
  * packed 8 to an int64. Output: the strings that are not stopwords, case
  * changed (ASCII letters), in order; [""] when none is left. */
-void kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t C = p[0], rank = p[1], cas = p[2], sensitive = p[3], nstop = p[4];
     kiln_str *y = bufs[0];
@@ -213,4 +215,5 @@ void kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t 
     if (kept == 0) y[kept++] = (kiln_str){"", 0};
     if (rank == 2) { shape[0] = 1; shape[1] = kept; }
     else shape[0] = kept;
+    return 0;
 }

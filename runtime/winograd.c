@@ -47,12 +47,12 @@ int64_t kiln_wino_packed_floats(int64_t M, int64_t C) { return 16 * kiln_sgemm_p
 
 /* bufs: packed <- w [M, C, 3, 3]; p: M, C. Position xi's [M x C] matrix is
  * packed for kiln_sgemm_ex at xi * kiln_sgemm_packed_a_floats(M, C). */
-void kiln_k_wino_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_wino_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t M = p[0], C = p[1], stride = kiln_sgemm_packed_a_floats(M, C);
     const float *w = bufs[1];
     float *u = malloc((size_t)(16 * M * C + 1) * sizeof *u), t[16];
-    if (!u) return; /* kiln_context_create ran out of memory: the kernel's caller checked sizes */
+    if (!u) return 0; /* kiln_context_create ran out of memory: the kernel's caller checked sizes */
     for (int64_t m = 0; m < M; m++)
         for (int64_t c = 0; c < C; c++) {
             filter_transform(w + (m * C + c) * 9, t);
@@ -60,6 +60,7 @@ void kiln_k_wino_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
     for (int x = 0; x < 16; x++) kiln_sgemm_pack_a(M, C, u + x * M * C, C, 0, (float *)bufs[0] + x * stride);
     free(u);
+    return 0;
 }
 
 typedef struct {
@@ -188,7 +189,7 @@ int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M) {
 /* bufs: y <- x, packed (kiln_k_wino_pack), bias, residual, scratch; p: N, C, M,
  * H, W, OH, OW, pad_top, pad_left, has_bias, has_res, act, lo, hi (double bits).
  * The scratch holds 16 x (C + M) x chunk floats (kiln_wino_chunk_tiles). */
-void kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+int kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     wino_job j;
     memset(&j, 0, sizeof j);
     int64_t N = p[0];
@@ -214,4 +215,5 @@ void kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             kiln_parallel_for(pool, j.M, output_transform, &j);
         }
     }
+    return 0;
 }

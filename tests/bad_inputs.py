@@ -578,6 +578,35 @@ def test_exe_npy_string_width_overflow():
     check_exe([path("wide.npy")], "unsupported .npy string width")
 
 
+def test_kernel_failure_names_the_step():
+    """A kernel that cannot compute its output (a Gather index out of range,
+    an error in ONNX) fails the run: the executable exits 1 naming the step,
+    writes nothing, with both backends, at -O3 (kernels inlined), and when the
+    shapes are taken at run time; with constant indices the shape rule refuses it."""
+    def model(name, ishape, xshape=(4, 3), const_idx=None):
+        inits = [numpy_helper.from_array(np.array(const_idx, np.int64), "i")] if const_idx is not None else []
+        ins = [vi("x", list(xshape))] + ([] if const_idx is not None else [vi("i", ishape, TensorProto.INT64)])
+        m = graph([helper.make_node("Gather", ["x", "i"], ["y"], axis=0, name="gather_ids")], ins, [vi("y", None)], inits)
+        return save(m, name + ".onnx")
+    np.save(path("g_x.npy"), np.ones((4, 3), np.float32))
+    np.save(path("g_bad.npy"), np.array([1, 7], np.int64))
+    np.save(path("g_ok.npy"), np.array([1, -1], np.int64))
+    want = "the run failed at step node 'gather_ids' (Gather) [gather]: an index is out of range"
+    for name, shape, flags in [("g_static", [2], []), ("g_llvm", [2], ["--backend", "llvm"]), ("g_o3", [2], ["-O3"]),
+                               ("g_llvm_o3", [2], ["--backend", "llvm", "-O3"]), ("g_dyn", ["n"], [])]:
+        exe = path(name)
+        r = run([KILN, "compile", model(name, shape), "-o", exe] + flags)
+        assert r.returncode == 0, (name, r.stderr)
+        od = path(name + "_out")
+        r = run([exe, path("g_x.npy"), path("g_bad.npy"), "-o", od])
+        assert r.returncode == 1 and want in r.stderr, (name, r.returncode, r.stderr)
+        assert not os.path.exists(od) or not os.listdir(od), name
+        r = run([exe, path("g_x.npy"), path("g_ok.npy"), "-o", od])
+        assert r.returncode == 0, (name, r.stderr)
+        np.testing.assert_array_equal(np.load(os.path.join(od, "output_0.npy")), np.ones((2, 3), np.float32))
+    check_compile(model("g_const", None, const_idx=[0, 9]), "node 'gather_ids' (Gather): error: index 9 is out of range")
+
+
 def test_exe_missing_input():
     check_exe([path("nope.npy")], "cannot open")
 
