@@ -508,6 +508,22 @@ def winograd(d):
     return [rng.standard_normal((2, 16, 23, 37)).astype(np.float32), rng.standard_normal((1, 64, 5, 301)).astype(np.float32)]
 
 
+def lpnorm(d):
+    """LpNormalization (L2 over the last axis, its default; L1 over axis 1, after
+    a Relu) on an input with rows and columns of zeros (a zero norm gives zeros)."""
+    b = B("lpnorm")
+    y1 = b.op("LpNormalization", ["x"])
+    y2 = b.op("LpNormalization", [b.op("Relu", ["x"])], axis=1, p=1)
+    g = helper.make_graph(b.nodes, "lpnorm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 7, 3])],
+                          [helper.make_tensor_value_info(y1, TensorProto.FLOAT, None), helper.make_tensor_value_info(y2, TensorProto.FLOAT, None)],
+                          b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "lpnorm.onnx"))
+    x = rng.standard_normal((2, 5, 7, 3)).astype(np.float32)
+    x[0, 1, 2, :] = 0
+    x[1, :, 4, 1] = -1
+    return [x]
+
+
 def shape_dim(b, t, i):
     """Shape(t)[i] as a [1] tensor, the way exporters compute sizes."""
     return b.op("Gather", [b.op("Shape", [t]), b.c(np.array([i], np.int64))], axis=0)
@@ -606,7 +622,7 @@ def runtime_inputs(n, h, w, seq, k):
 
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime,
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime, "lpnorm": lpnorm,
           "bert4dyn": lambda d: bert(d, symbolic=True)}
 
 if __name__ == "__main__":

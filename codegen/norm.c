@@ -6,6 +6,8 @@
  * one kernel call, in float32. */
 #include "kir.h"
 
+#include <string.h>
+
 bool lower_batchnorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
@@ -43,6 +45,39 @@ bool lower_layernorm(Lower *l, Node *n) {
     for (int i = 0; i < 3; i++) { bufs[i] = outs[i]; bufs[3 + i] = in[i]; }
     lower_call(l, KILN_K_layernorm, 6, bufs, 4, p);
     out_f32_done(l, y, outs[0]);
+    return true;
+}
+
+/* LpNormalization: the norms by the reduce kernel (L1 or L2 over axis) into
+ * scratch, then one loop over [outer, len, inner]: y = norm == 0 ? 0 : x / norm. */
+bool lower_lp_norm(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    int axis;
+    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    int64_t outer, inner, len = x->dims[axis];
+    outer_inner(x, axis, &outer, &inner);
+    int xb = in_f32(l, x), norms = scratch_buf(l, DT_F32, outer * inner), out = out_f32(l, y);
+    int64_t p[3 + MAX_RANK];
+    p[0] = node_attr_int(n, "p", 2) == 1 ? 5 : 6; /* the reduce kernel's l1, l2 */
+    p[1] = x->rank;
+    for (int i = 0; i < x->rank; i++) p[2 + i] = x->dims[i];
+    p[2 + x->rank] = (int64_t)1 << axis;
+    int rb[3] = {norms, xb, xb};
+    lower_call(l, KILN_K_reduce, 3, rb, 3 + x->rank, p);
+    KLoop *lp = arena_alloc(l->k->arena, sizeof *lp);
+    lp->rank = 3, lp->dims[0] = outer, lp->dims[1] = len, lp->dims[2] = inner;
+    lp->nin = 2, lp->in[0] = xb, lp->in[1] = norms;
+    lp->strides[0][0] = len * inner, lp->strides[0][1] = inner, lp->strides[0][2] = 1;
+    lp->strides[1][0] = inner, lp->strides[1][1] = 0, lp->strides[1][2] = 1;
+    static const KInstr code[6] = {
+        {KI_LOAD, DT_F32, 0, 0, 0, 0, 0}, {KI_LOAD, DT_F32, 1, 0, 0, 0, 0}, {KI_CONST, DT_F32, 0, 0, 0, 0, 0},
+        {KI_EQUAL, DT_BOOL, 1, 2, 0, 0, 0}, {KI_DIV, DT_F32, 0, 1, 0, 0, 0}, {KI_WHERE, DT_F32, 2, 4, 3, 0, 0}};
+    lp->code = arena_alloc(l->k->arena, sizeof code);
+    memcpy(lp->code, code, sizeof code);
+    lp->ncode = 6;
+    lp->out = out;
+    add_step(l, KS_LOOP)->loop = lp;
+    out_f32_done(l, y, out);
     return true;
 }
 

@@ -46,6 +46,23 @@ bool infer_layernorm(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+/* LpNormalization: x divided by its L1 or L2 norm along axis (default -1), a
+ * zero norm giving zeros as ONNX Runtime does. */
+bool infer_lp_norm(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
+    Value *x = n->in[0];
+    int axis;
+    int64_t p = node_attr_int(n, "p", 2);
+    if (p != 1 && p != 2) { diag_error(d, n, "p must be 1 or 2, got %lld", (long long)p); return false; }
+    if (x->rank < 1 || !axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) {
+        diag_error(d, n, "axis is out of range for rank %d", x->rank);
+        return false;
+    }
+    set_out(n->out[0], x->dtype, x->rank, x->dims);
+    return check_size(n, n->out[0], d);
+}
+
 bool infer_instancenorm(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;

@@ -114,6 +114,10 @@ def test_winograd_convolutions():
     compare("winograd")
 
 
+def test_lp_normalization():
+    compare("lpnorm")
+
+
 def test_detect_resize_concat():
     compare("detect")
 
