@@ -14,6 +14,7 @@
 #include "kiln_rt.h"
 #include "kiln_scalar.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -658,12 +659,21 @@ static void gemm_plain(const gemm_args *g) {
     }
 }
 
+/* A thread's packing panels, allocated when it first multiplies and freed
+ * when the thread ends (a pool's workers end with their context): the block
+ * is also the thread's value of gemm_tl_key, whose destructor frees it. */
 static _Thread_local float *tl_pa, *tl_pb;
+static pthread_key_t gemm_tl_key;
+static pthread_once_t gemm_tl_once = PTHREAD_ONCE_INIT;
+static void gemm_tl_key_make(void) { pthread_key_create(&gemm_tl_key, free); }
 
 static void gemm_serial(const gemm_args *g) {
     if (!tl_pa) {
-        tl_pa = aligned_alloc(64, sizeof(float) * KC * (MC + MR_MAX));
-        tl_pb = aligned_alloc(64, sizeof(float) * KC * (NC + NR_MAX));
+        float *p = aligned_alloc(64, sizeof(float) * KC * (MC + MR_MAX + NC + NR_MAX)); /* KC (MC + MR_MAX) floats: 64-byte multiple */
+        pthread_once(&gemm_tl_once, gemm_tl_key_make);
+        pthread_setspecific(gemm_tl_key, p);
+        tl_pa = p;
+        tl_pb = p ? p + KC * (MC + MR_MAX) : NULL;
     }
     float *pa = tl_pa, *pb = tl_pb;
     int mr, nrp;

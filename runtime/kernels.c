@@ -13,6 +13,7 @@
 #include "kiln_simd.h"
 
 #include <float.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -395,6 +396,9 @@ KILN_CLONES static void depthwise_plane(const win3 *w, const float *x, const flo
  * are applied on the way out. The scratch is per thread. */
 static _Thread_local float *dw_buf;
 static _Thread_local int64_t dw_cap, dw_key[5];
+static pthread_key_t dw_tl_key; /* its value is the thread's dw_buf, freed when the thread ends */
+static pthread_once_t dw_tl_once = PTHREAD_ONCE_INIT;
+static void dw_tl_key_make(void) { pthread_key_create(&dw_tl_key, free); }
 
 /* The thread's strip buffer of n floats whose first `clear` are zero. Planes
  * of one layer share a layout (key): the fills only write inside [0, W), so
@@ -406,6 +410,8 @@ static float *dw_scratch(int64_t n, int64_t clear, int64_t k0, int64_t k1, int64
         free(dw_buf);
         dw_buf = aligned_alloc(64, (size_t)((n + 15) / 16 * 16) * sizeof(float));
         dw_cap = dw_buf ? n : 0;
+        pthread_once(&dw_tl_once, dw_tl_key_make);
+        pthread_setspecific(dw_tl_key, dw_buf); /* freed when the thread ends */
         dw_key[0] = 0;
     }
     if (dw_buf && !(dw_key[0] == 1 && dw_key[1] == k0 && dw_key[2] == k1 && dw_key[3] == k2 && clear <= dw_key[4])) {
