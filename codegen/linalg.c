@@ -92,8 +92,8 @@ bool lower_einsum(Lower *l, Node *n) {
 bool lower_det(Lower *l, Node *n) {
     const Value *x = n->in[0];
     int64_t M = x->dims[x->rank - 1], mm = M * M, p[2] = {mm > 0 ? value_numel(x) / mm : 0, M};
-    int out = out_f32(l, n->out[0]), bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_det, 2, bufs, 2, p);
+    int out = out_f32(l, n->out[0]), bufs[3] = {out, in_f32(l, x), step_scratch(l, (mm + 1) * (int64_t)sizeof(double))};
+    lower_call(l, KILN_K_det, 3, bufs, 2, p);
     out_f32_done(l, n->out[0], out);
     return true;
 }

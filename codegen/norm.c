@@ -104,8 +104,10 @@ bool lower_mvn(Lower *l, Node *n) {
     if (!ax) mask = 1 | 4 | 8;
     for (int d = 0; d < x->rank; d++) p[1 + d] = x->dims[d];
     p[1 + x->rank] = (int64_t)mask;
-    int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_mvn, 2, bufs, 2 + x->rank, p);
+    int64_t groups = 1;
+    for (int d = 0; d < x->rank; d++) if (!(mask >> d & 1)) groups *= x->dims[d];
+    int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), step_scratch(l, (2 * groups + 1) * (int64_t)sizeof(double))};
+    lower_call(l, KILN_K_mvn, 3, bufs, 2 + x->rank, p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -30,8 +30,8 @@ int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     for (int d = 0; d < rank; d++) { n *= dims[d]; if (!(mask >> d & 1)) groups *= dims[d]; }
     const float *x = bufs[1];
     float *y = bufs[0];
-    double *acc = calloc((size_t)(2 * groups + 1), sizeof(double));
-    if (!acc) return 0;
+    double *acc = bufs[2]; /* the step's scratch */
+    memset(acc, 0, (size_t)(2 * groups + 1) * sizeof(double));
     for (int64_t i = 0; i < n; i++) {
         int64_t g = reduced_index(i, rank, dims, mask);
         acc[2 * g] += x[i];
@@ -43,7 +43,6 @@ int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         double mean = acc[2 * g] / cnt, var = acc[2 * g + 1] / cnt - mean * mean;
         y[i] = (float)((x[i] - mean) / (sqrt(var > 0 ? var : 0) + 1e-9));
     }
-    free(acc);
     return 0;
 }
 
@@ -144,8 +143,7 @@ int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t batch = p[0], M = p[1];
     const float *x = bufs[1];
     float *y = bufs[0];
-    double *a = malloc((size_t)(M * M + 1) * sizeof(double));
-    if (!a) return 0;
+    double *a = bufs[2]; /* the step's scratch */
     for (int64_t b = 0; b < batch; b++) { /* LU with partial pivoting */
         for (int64_t i = 0; i < M * M; i++) a[i] = x[b * M * M + i];
         double det = 1;
@@ -165,7 +163,6 @@ int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         }
         y[b] = (float)det;
     }
-    free(a);
     return 0;
 }
 
