@@ -247,7 +247,7 @@ void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t numel) 
     add_step(l, KS_LOOP)->loop = lp;
 }
 
-/* Training-mode Dropout: the mask from the seeded generator (runtime/kernels_extra.c). */
+/* Training-mode Dropout: the mask from the seeded generator (runtime/elementwise.c). */
 bool lower_dropout_train(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int64_t p[4] = {value_numel(x), kiln_d2p(node_attr_float(n, "kiln.ratio", 0.5)), node_attr_int(n, "seed", 0), n->n_out > 1};

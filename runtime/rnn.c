@@ -17,7 +17,7 @@
 enum { P_KIND, P_SEQ, P_BATCH, P_INPUT, P_HIDDEN, P_DIRS, P_DIRECTION, P_LAYOUT, P_HAS_B, P_HAS_LENS, P_HAS_H0, P_HAS_C0,
        P_HAS_P, P_HAS_CLIP, P_CLIP, P_LBR, P_INPUT_FORGET, P_NACT, P_ACTS };
 enum { RNN_KIND, GRU_KIND, LSTM_KIND };
-/* activation kinds, in the order of kiln's table (codegen/lower.c names them) */
+/* activation kinds, in the order of kiln's table (codegen/rnn.c names them) */
 enum { A_SIGMOID, A_TANH, A_RELU, A_AFFINE, A_LEAKY, A_THRESH, A_SCALED_TANH, A_HARD_SIGMOID, A_ELU, A_SOFTSIGN, A_SOFTPLUS };
 
 typedef struct { int kind; float a, b; } act_fn;

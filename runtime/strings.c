@@ -1,5 +1,5 @@
-/* strings.c: string tensors (ONNX STRING): Cast to and from strings, and
- * StringNormalizer.
+/* strings.c: the text kernels: string tensors (ONNX STRING), Cast to and from
+ * strings and StringNormalizer, and TfIdfVectorizer over token ids.
  *
  * A string element is a kiln_str {p, n}: n bytes at p, not NUL-terminated.
  * Strings a kernel makes live in a heap block of its own step (a kiln_heap_slot
@@ -215,5 +215,44 @@ int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *
     if (kept == 0) y[kept++] = (kiln_str){"", 0};
     if (rank == 2) { shape[0] = 1; shape[1] = kept; }
     else shape[0] = kept;
+    return 0;
+}
+
+/* TfIdfVectorizer: per row, each n-gram (n from min_n to max_n; items
+ * skip + 1 apart, skip from 0 to max_skip; one pass for 1-grams) found in the
+ * pool counts once toward its output index; IDF gives weight for a count, TFIDF
+ * count x weight. Pool lookups are linear over the n-grams of one length. */
+int kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], es = p[2], min_n = p[3], max_n = p[4], max_skip = p[5], mode = p[6], out_dim = p[7];
+    int64_t grams = p[8], npool = p[9];
+    const int64_t *pl = p + 10, *start = pl + npool, *index = start + 65, *weight = index + grams;
+    float *out = b[0];
+    for (int64_t r = 0; r < N; r++) {
+        float *y = out + r * out_dim;
+        for (int64_t j = 0; j < out_dim; j++) y[j] = 0;
+        const unsigned char *row = (const unsigned char *)b[1] + r * C * es;
+#define ITEM(i) (es == 4 ? (int64_t)((const int32_t *)row)[i] : ((const int64_t *)row)[i])
+        int64_t first = 0; /* ordinal of the first n-gram of length n */
+        for (int64_t n = 1; n <= max_n; n++) {
+            int64_t b0 = start[n - 1], count = (start[n] - b0) / n;
+            if (n >= min_n)
+                for (int64_t skip = 0; skip <= (n == 1 ? 0 : max_skip); skip++)
+                    for (int64_t i = 0; i + (n - 1) * (skip + 1) < C; i++)
+                        for (int64_t g = 0; g < count; g++) {
+                            const int64_t *gram = pl + b0 + g * n;
+                            int64_t k = 0;
+                            while (k < n && ITEM(i + k * (skip + 1)) == gram[k]) k++;
+                            if (k == n) y[index[first + g]] += 1;
+                        }
+            first += count;
+        }
+#undef ITEM
+        for (int64_t g = 0; g < grams && mode; g++) {
+            float *v = &y[index[g]];
+            double w = kiln_p2d(weight[g]);
+            if (*v > 0) *v = mode == 1 ? (float)w : (float)(*v * w);
+        }
+    }
     return 0;
 }

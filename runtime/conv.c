@@ -1,0 +1,422 @@
+/* conv.c: Conv and ConvTranspose on float32, 1-D and 2-D computed as 3-D (win3,
+ * with leading unit dimensions), in parallel over output planes or images.
+ *
+ * A depthwise convolution (one channel per group) is computed directly, plane
+ * by plane: a 3x3 plane (dilation 1) through the AVX-512 kernels
+ * (x86/conv_avx512.c) where the CPU has them, else, at stride 1 or 2, through
+ * a zero-padded strip in the thread's scratch (no bounds checks, whole
+ * vectors), else by the general loop, whose interior runs without bounds
+ * checks. Every other convolution is im2col + GEMM (kiln_sgemm_ex, the bias, a
+ * residual and the fused activation's clamp its epilogue; im2col skipped for
+ * 1x1, stride 1, no padding), in chunks of output positions that stay in L2
+ * when the column matrix would be large; one of few input channels goes to
+ * x86/conv_avx512.c's direct kernel first. ConvTranspose scatters each input
+ * element's products into the outputs it reaches. Winograd F(2x2, 3x3) is
+ * winograd.c; the integer convolutions are quant.c's. */
+#include "kiln_internal.h"
+#include "x86/x86.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The fused activation of conv and gemm: clamp to [lo, hi] (NaN stays NaN). */
+KILN_CLONES static void clamp_range(float *y, int64_t n, const int64_t *act) {
+    float lo, hi;
+    if (!act_bounds(act, &lo, &hi)) return;
+    for (int64_t i = 0; i < n; i++) y[i] = kiln_clampf(y[i], lo, hi);
+}
+
+/* One output row of a 3x3 depthwise convolution (dilation 1) whose three input
+ * rows are all inside the image, columns [lo, hi) (all taps inside): nine taps
+ * summed in registers, vectorized over the columns. */
+KILN_CLONES static void dw3x3_row(const float *r0, const float *r1, const float *r2, const float *wk, float bias,
+                                  int64_t sw, int64_t pw, int64_t lo, int64_t hi, float *yr) {
+    float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    if (sw == 1) {
+        const float *a = r0 - pw, *b = r1 - pw, *c = r2 - pw;
+        for (int64_t ow = lo; ow < hi; ow++)
+            yr[ow] = bias + w0 * a[ow] + w1 * a[ow + 1] + w2 * a[ow + 2] + w3 * b[ow] + w4 * b[ow + 1] + w5 * b[ow + 2] +
+                     w6 * c[ow] + w7 * c[ow + 1] + w8 * c[ow + 2];
+        return;
+    }
+    for (int64_t ow = lo; ow < hi; ow++) {
+        int64_t i = ow * sw - pw;
+        yr[ow] = bias + w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2] + w3 * r1[i] + w4 * r1[i + 1] + w5 * r1[i + 2] +
+                 w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2];
+    }
+}
+
+/* One 2-D depthwise plane: the interior (every tap inside the input) runs without
+ * bounds checks in a loop the compiler vectorizes; the border checks each tap. */
+KILN_CLONES static void depthwise_plane(const win3 *w, const float *x, const float *wk, float bias, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2];
+    int64_t KH = w->k[1], KW = w->k[2], sh = w->stride[1], sw = w->stride[2], dh = w->dil[1], dw = w->dil[2];
+    int64_t ph = w->pad[1], pw = w->pad[2];
+    int64_t lo, hi; /* interior columns: ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W */
+    window_interior(W, OW, KW, sw, dw, pw, &lo, &hi);
+    bool k3 = KH == 3 && KW == 3 && dh == 1 && dw == 1;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *yr = y + oh * OW;
+        int64_t ih0 = oh * sh - ph;
+        if (k3 && ih0 >= 0 && ih0 + 2 < H) { /* the common case: taps in registers; then the edge columns */
+            const float *r0 = x + ih0 * W;
+            dw3x3_row(r0, r0 + W, r0 + 2 * W, wk, bias, sw, pw, lo, hi, yr);
+            for (int64_t ow = 0; ow < OW; ow++) {
+                if (ow == lo) ow = hi > lo ? hi : lo;
+                if (ow >= OW) break;
+                float s = bias;
+                for (int64_t kh = 0; kh < 3; kh++)
+                    for (int64_t kw = 0; kw < 3; kw++) {
+                        int64_t iw = ow * sw - pw + kw;
+                        if (iw >= 0 && iw < W) s += wk[kh * 3 + kw] * r0[kh * W + iw];
+                    }
+                yr[ow] = s;
+            }
+            continue;
+        }
+        for (int64_t ow = 0; ow < OW; ow++) yr[ow] = bias;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t ih = oh * sh - ph + kh * dh;
+            if (ih < 0 || ih >= H) continue;
+            const float *xr = x + ih * W;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float wv = wk[kh * KW + kw];
+                int64_t off = kw * dw - pw;
+                for (int64_t ow = 0; ow < lo; ow++) {
+                    int64_t iw = ow * sw + off;
+                    if (iw >= 0 && iw < W) yr[ow] += wv * xr[iw];
+                }
+                if (sw == 1) {
+                    const float *xs = xr + off;
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
+                } else {
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * sw + off];
+                }
+                for (int64_t ow = hi; ow < OW; ow++) {
+                    int64_t iw = ow * sw + off;
+                    if (iw >= 0 && iw < W) yr[ow] += wv * xr[iw];
+                }
+            }
+        }
+    }
+}
+
+/* 3x3 depthwise planes (dilation 1) through a zero-padded copy, so that no
+ * tap needs a bounds check and the loops run over whole vectors even on 7x7
+ * planes. The plane goes in strips of output rows whose input fits in L1.
+ * Stride 1: the padded strip is Wp = OW + 2 wide and the outputs are computed
+ * flat over rows * Wp positions (each row's last two are discarded), nine taps
+ * at fixed offsets. Stride 2: the padded input rows are split into their even
+ * and odd columns, so every tap reads consecutive elements. Bias and the clamp
+ * are applied on the way out. The scratch is per thread. */
+#define DW_STRIP 2048 /* floats of padded input per strip */
+
+/* Input row ih, columns c0, c0 + step, ... (n of them) into dst, whose
+ * columns outside [0, W) are left as they are (zero: the strip buffer is
+ * cleared once per plane); a row outside [0, H) is cleared. */
+static inline KILN_ALWAYS_INLINE void dw_fill_row(const float *x, int64_t H, int64_t W, int64_t ih, int64_t c0, int64_t step,
+                                                  int64_t n, float *dst) {
+    if (ih < 0 || ih >= H) {
+        memset(dst, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    const float *xr = x + ih * W;
+    int64_t lo = c0 >= 0 ? 0 : (-c0 + step - 1) / step, hi = W - c0 <= 0 ? 0 : (W - c0 - 1) / step + 1;
+    if (hi > n) hi = n;
+    if (step == 1) for (int64_t c = lo; c < hi; c++) dst[c] = xr[c0 + c];
+    else for (int64_t c = lo; c < hi; c++) dst[c] = xr[c0 + c * step];
+}
+
+KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
+    int64_t Wp = OW + 2, R = DW_STRIP / Wp - 2;
+    if (R < 1) R = 1;
+    if (R > OH) R = OH;
+    /* the strip, 32 floats of slack (whole vectors read past the last row), then the sums */
+    int64_t xn = (R + 2) * Wp + 32;
+    float *xp = kiln_thread_scratch(xn + R * Wp + 16, xn, 1, Wp, pw * 65536 + W), *t = xp + xn;
+    if (!xp) return false;
+    float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
+        int64_t rows = OH - oh0 < R ? OH - oh0 : R, n = (rows * Wp + 15) & ~(int64_t)15; /* whole vectors */
+        for (int64_t r = 0; r < rows + 2; r++) dw_fill_row(x, H, W, oh0 + r - ph, -pw, 1, Wp, xp + r * Wp);
+        const float *a = xp, *b = xp + Wp, *c = xp + 2 * Wp;
+        for (int64_t i0 = 0; i0 < n; i0 += 16)
+            for (int64_t i = i0; i < i0 + 16; i++)
+                t[i] = kiln_clampf(w0 * a[i] + w1 * a[i + 1] + w2 * a[i + 2] + w3 * b[i] + w4 * b[i + 1] + w5 * b[i + 2] + w6 * c[i] +
+                                   w7 * c[i + 1] + w8 * c[i + 2] + bias, lo, hi);
+        for (int64_t r = 0; r < rows; r++) memcpy(y + (oh0 + r) * OW, t + r * Wp, (size_t)OW * sizeof(float));
+    }
+    return true;
+}
+
+KILN_CLONES static bool dw3x3_s2(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
+    int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
+    int64_t We = OW + 1, R = (DW_STRIP / (2 * We) - 1) / 2; /* even columns 0, 2, .., 2 OW; odd 1, .., 2 OW - 1 */
+    if (R < 1) R = 1;
+    if (R > OH) R = OH;
+    int64_t half = (2 * R + 1) * We; /* even and odd halves */
+    float *ev = kiln_thread_scratch(2 * half, 2 * half, 2, We, pw * 65536 + W), *od = ev + half;
+    if (!ev) return false;
+    float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
+        int64_t rows = OH - oh0 < R ? OH - oh0 : R;
+        for (int64_t r = 0; r < 2 * rows + 1; r++) {
+            dw_fill_row(x, H, W, 2 * oh0 + r - ph, -pw, 2, We, ev + r * We);
+            dw_fill_row(x, H, W, 2 * oh0 + r - ph, 1 - pw, 2, We, od + r * We);
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            const float *e0 = ev + 2 * r * We, *e1 = e0 + We, *e2 = e1 + We;
+            const float *o0 = od + 2 * r * We, *o1 = o0 + We, *o2 = o1 + We;
+            float *yr = y + (oh0 + r) * OW;
+            for (int64_t ow = 0; ow < OW; ow++)
+                yr[ow] = kiln_clampf(w0 * e0[ow] + w1 * o0[ow] + w2 * e0[ow + 1] + w3 * e1[ow] + w4 * o1[ow] + w5 * e1[ow + 1] +
+                                w6 * e2[ow] + w7 * o2[ow] + w8 * e2[ow + 1] + bias, lo, hi);
+        }
+    }
+    return true;
+}
+
+static void conv_rows(void *arg, int64_t r0, int64_t r1) {
+    const conv_job *j = arg;
+    const win3 *w = &j->w;
+    if (w->in[0] == 1 && w->k[0] == 1 && w->C == w->group && w->M == w->group) {
+        int64_t isz = w->in[1] * w->in[2], osz = w->out[1] * w->out[2];
+        bool k3 = w->k[1] == 3 && w->k[2] == 3 && w->dil[1] == 1 && w->dil[2] == 1;
+        bool s1 = k3 && w->stride[1] == 1 && w->stride[2] == 1, s2 = k3 && w->stride[1] == 2 && w->stride[2] == 2;
+        float lo, hi;
+        act_bounds(j->act, &lo, &hi);
+#ifdef HAVE_AVX512_KERNELS
+        if (s1 && kiln_have_avx512() && dw3x3_small_fits(w)) {
+            kiln_dw3x3_small_avx512(j, r0, r1, lo, hi);
+            return;
+        }
+#endif
+        for (int64_t r = r0; r < r1; r++) {
+            const float *x = j->x + r * isz, *wk = j->wt + (r % w->M) * w->k[1] * w->k[2];
+            float bias = j->b ? j->b[r % w->M] : 0.0f, *y = j->y + r * osz;
+#ifdef HAVE_AVX512_KERNELS
+            if ((s1 || s2) && kiln_have_avx512() && kiln_dw3x3_avx512(w, x, wk, bias, lo, hi, y)) continue;
+#endif
+            if (!(s1 && dw3x3_flat(w, x, wk, bias, lo, hi, y)) && !(s2 && dw3x3_s2(w, x, wk, bias, lo, hi, y))) {
+                depthwise_plane(w, x, wk, bias, y);
+                clamp_range(y, osz, j->act);
+            }
+        }
+        return;
+    }
+    int64_t cpg = w->C / w->group, mpg = w->M / w->group;
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2];
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2];
+    for (int64_t r = r0; r < r1; r++) { /* r = n * M + m */
+        int64_t n = r / w->M, m = r % w->M, g = m / mpg;
+        float *y = j->y + r * osz;
+        const float *wm = j->wt + m * cpg * ksz;
+        float bias = j->b ? j->b[m] : 0.0f;
+        for (int64_t od = 0; od < w->out[0]; od++)
+            for (int64_t oh = 0; oh < w->out[1]; oh++)
+                for (int64_t ow = 0; ow < w->out[2]; ow++) {
+                    float s = bias;
+                    for (int64_t c = 0; c < cpg; c++) {
+                        const float *x = j->x + (n * w->C + g * cpg + c) * isz;
+                        const float *wk = wm + c * ksz;
+                        for (int64_t kd = 0; kd < w->k[0]; kd++) {
+                            int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dil[0];
+                            if (id < 0 || id >= w->in[0]) continue;
+                            for (int64_t kh = 0; kh < w->k[1]; kh++) {
+                                int64_t ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
+                                if (ih < 0 || ih >= w->in[1]) continue;
+                                const float *xr = x + (id * w->in[1] + ih) * w->in[2];
+                                const float *wr = wk + (kd * w->k[1] + kh) * w->k[2];
+                                for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                                    int64_t iw = ow * w->stride[2] - w->pad[2] + kw * w->dil[2];
+                                    if (iw >= 0 && iw < w->in[2]) s += xr[iw] * wr[kw];
+                                }
+                            }
+                        }
+                    }
+                    y[(od * w->out[1] + oh) * w->out[2] + ow] = s;
+                }
+        clamp_range(y, osz, j->act);
+    }
+}
+
+/* Direct when depthwise (one channel per group); else im2col into the scratch
+ * buffer (skipped for 1x1, stride 1, no padding) and one GEMM per image and group. */
+bool kiln_conv_is_direct(int64_t C, int64_t M, int64_t group) { return C == group && M == group; }
+
+/* Rows r0..r1 of the im2col matrix (row r = channel * ksz + kernel offset), its
+ * columns j0..j0+nb of the output positions, into col (row stride nb). */
+typedef struct { const win3 *w; const float *x; float *col; int64_t j0, nb; } im2col_job;
+
+static void im2col_rows(void *arg, int64_t r0, int64_t r1) {
+    const im2col_job *j = arg;
+    const win3 *w = j->w;
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2], OH = w->out[1], OW = w->out[2];
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], j1 = j->j0 + j->nb;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t c = r / ksz, kk = r % ksz;
+        int64_t kd = kk / (w->k[1] * w->k[2]), kh = kk / w->k[2] % w->k[1], kw = kk % w->k[2];
+        const float *x = j->x + c * isz;
+        int64_t off = -w->pad[2] + kw * w->dil[2], sw = w->stride[2];
+        /* columns whose input iw = ow * sw + off is inside [0, W): [lo, hi) */
+        int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw, hi = w->in[2] - off <= 0 ? 0 : (w->in[2] - off - 1) / sw + 1;
+        if (hi > OW) hi = OW;
+        if (lo > hi) lo = hi;
+        for (int64_t pos = j->j0; pos < j1;) { /* one output row's part at a time */
+            int64_t ow0 = pos % OW, oh = pos / OW % OH, od = pos / OW / OH;
+            int64_t ow1 = OW - ow0 < j1 - pos ? OW : ow0 + (j1 - pos);
+            float *row = j->col + (r * j->nb + pos - j->j0) - ow0; /* row[ow], ow in [ow0, ow1) */
+            pos += ow1 - ow0;
+            int64_t id = od * w->stride[0] - w->pad[0] + kd * w->dil[0], ih = oh * w->stride[1] - w->pad[1] + kh * w->dil[1];
+            if (id < 0 || id >= w->in[0] || ih < 0 || ih >= w->in[1]) {
+                for (int64_t ow = ow0; ow < ow1; ow++) row[ow] = 0.0f;
+                continue;
+            }
+            const float *xr = x + (id * w->in[1] + ih) * w->in[2];
+            int64_t a = lo > ow0 ? (lo < ow1 ? lo : ow1) : ow0, b = hi < ow1 ? (hi > a ? hi : a) : ow1;
+            for (int64_t ow = ow0; ow < a; ow++) row[ow] = 0.0f;
+            if (sw == 1) memcpy(row + a, xr + a + off, (size_t)(b - a) * sizeof(float));
+#ifdef HAVE_AVX512_KERNELS
+            else if (sw == 2 && kiln_have_avx512()) kiln_even_copy_avx512(row + a, xr + a * 2 + off, b - a);
+#endif
+            else for (int64_t ow = a; ow < b; ow++) row[ow] = xr[ow * sw + off];
+            for (int64_t ow = b; ow < ow1; ow++) row[ow] = 0.0f;
+        }
+    }
+}
+
+/* A large GEMM convolution goes in chunks of output positions, one thread per
+ * chunk: the chunk's im2col columns (at most CONV_CHUNK bytes) are written and
+ * multiplied while they are in the thread's L2, instead of a whole im2col
+ * matrix of megabytes written, then read back. A thread's chunks share the
+ * scratch region where its first one starts. */
+#define CONV_CHUNK (384 * 1024)
+
+typedef struct {
+    const win3 *w;
+    const float *x, *a, *packed;
+    float *col, *y;
+    int64_t K, M, N, nb;
+    kiln_gemm_epi e;
+} conv_chunk_job;
+
+/* Positions [32 u0, 32 u1) in chunks of at most nb: the threads split units
+ * of 32 positions, not whole chunks (a 3x3/2 convolution at 28x28 was 5
+ * chunks, 3 for one thread and 2 for the other). */
+static void conv_chunks(void *arg, int64_t u0, int64_t u1) {
+    const conv_chunk_job *j = arg;
+    int64_t p0 = u0 * 32, p1 = u1 * 32 < j->N ? u1 * 32 : j->N;
+    float *col = j->col + p0 * j->K; /* within the scratch: every chunk ends by N */
+    int64_t pieces = (p1 - p0 + j->nb - 1) / j->nb, step = ((p1 - p0 + pieces - 1) / pieces + 31) / 32 * 32; /* even chunks */
+    for (int64_t j0 = p0; j0 < p1; j0 += step) {
+        int64_t nb = p1 - j0 < step ? p1 - j0 : step;
+        im2col_job ij = {j->w, j->x, col, j0, nb};
+        im2col_rows(&ij, 0, j->K);
+        kiln_gemm_epi e = j->e;
+        if (e.residual) e.residual += j0;
+        kiln_sgemm_ex(NULL, j->M, nb, j->K, 1.0f, j->a, j->K, 0, j->packed, col, nb, 0, NULL, j->y + j0, j->N, &e);
+    }
+}
+
+/* The parameters Conv and ConvTranspose share: nd, N, C, M, group, has_b, window. */
+static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
+    j->w.N = p[1];
+    j->w.C = p[2];
+    j->w.M = p[3];
+    j->w.group = p[4];
+    win3_read(&j->w, p[0], p + 6);
+    j->y = bufs[0];
+    j->x = bufs[1];
+    j->wt = bufs[2];
+    j->b = p[5] ? bufs[3] : NULL;
+    j->act = NULL;
+}
+
+int kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    conv_job j;
+    conv_read(&j, bufs, p);
+    j.act = p + 6 + 7 * p[0];
+    if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return 0; }
+    const win3 *w = &j.w;
+    int64_t cpg = w->C / w->group, mpg = w->M / w->group;
+    int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
+    const float *packed = p[6 + 7 * p[0] + 3] ? bufs[5] : NULL;
+    const float *res = p[6 + 7 * p[0] + 4] ? bufs[6] : NULL; /* kiln.residual (never on the direct path) */
+#ifdef HAVE_AVX512_KERNELS
+    if (kiln_conv_smallc(pool, &j, res)) return 0;
+#endif
+    bool pointwise = ksz == 1;
+    for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
+    for (int64_t n = 0; n < w->N; n++)
+        for (int64_t g = 0; g < w->group; g++) {
+            const float *x = j.x + (n * w->C + g * cpg) * isz;
+            float *y = j.y + (n * w->M + g * mpg) * osz;
+            const float *col = x, *a = j.wt + g * mpg * cpg * ksz;
+            const float *pa = packed ? packed + g * kiln_sgemm_packed_a_floats(mpg, cpg * ksz) : NULL;
+            kiln_gemm_epi e = epi_of(j.b ? j.b + g * mpg : NULL, NULL, 1, j.act);
+            if (res) e.residual = res + (n * w->M + g * mpg) * osz;
+            int64_t K = cpg * ksz, nb = CONV_CHUNK / (4 * K) / 32 * 32;
+            if (!pointwise && nb >= 64 && osz >= 4 * nb) {
+                conv_chunk_job cj = {w, x, a, pa, bufs[4], y, K, mpg, osz, nb, e};
+                kiln_parallel_for(pool, (osz + 31) / 32, conv_chunks, &cj);
+                continue;
+            }
+            if (!pointwise) {
+                im2col_job ij = {w, x, bufs[4], 0, osz};
+                kiln_parallel_for(pool, cpg * ksz, im2col_rows, &ij);
+                col = bufs[4];
+            }
+            kiln_sgemm_ex(pool, mpg, osz, K, 1.0f, a, K, 0, pa, col, osz, 0, NULL, y, osz, &e);
+        }
+    return 0;
+}
+
+/* Transposed convolution by scattering: every input element adds its products
+ * with the kernel into the outputs it reaches. Parallel over (n, output channel
+ * group) is not safe for scatter, so threads split images and groups. */
+static void convt_rows(void *arg, int64_t r0, int64_t r1) {
+    const conv_job *j = arg;
+    const win3 *w = &j->w;
+    int64_t cpg = w->C / w->group, mpg = w->M / w->group;
+    int64_t isz = w->in[0] * w->in[1] * w->in[2], osz = w->out[0] * w->out[1] * w->out[2], ksz = w->k[0] * w->k[1] * w->k[2];
+    for (int64_t r = r0; r < r1; r++) { /* r = n * group + g */
+        int64_t n = r / w->group, g = r % w->group;
+        float *y = j->y + (n * w->M + g * mpg) * osz;
+        for (int64_t m = 0; m < mpg; m++)
+            for (int64_t o = 0; o < osz; o++) y[m * osz + o] = j->b ? j->b[g * mpg + m] : 0.0f;
+        for (int64_t c = 0; c < cpg; c++) {
+            const float *x = j->x + (n * w->C + g * cpg + c) * isz;
+            for (int64_t id = 0; id < w->in[0]; id++)
+                for (int64_t ih = 0; ih < w->in[1]; ih++)
+                    for (int64_t iw = 0; iw < w->in[2]; iw++) {
+                        float xv = x[(id * w->in[1] + ih) * w->in[2] + iw];
+                        for (int64_t m = 0; m < mpg; m++) {
+                            const float *wk = j->wt + ((g * cpg + c) * mpg + m) * ksz;
+                            float *ym = y + m * osz;
+                            for (int64_t kd = 0; kd < w->k[0]; kd++) {
+                                int64_t od = id * w->stride[0] - w->pad[0] + kd * w->dil[0];
+                                if (od < 0 || od >= w->out[0]) continue;
+                                for (int64_t kh = 0; kh < w->k[1]; kh++) {
+                                    int64_t oh = ih * w->stride[1] - w->pad[1] + kh * w->dil[1];
+                                    if (oh < 0 || oh >= w->out[1]) continue;
+                                    for (int64_t kw = 0; kw < w->k[2]; kw++) {
+                                        int64_t ow = iw * w->stride[2] - w->pad[2] + kw * w->dil[2];
+                                        if (ow < 0 || ow >= w->out[2]) continue;
+                                        ym[(od * w->out[1] + oh) * w->out[2] + ow] += xv * wk[(kd * w->k[1] + kh) * w->k[2] + kw];
+                                    }
+                                }
+                            }
+                        }
+                    }
+        }
+    }
+}
+
+int kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    conv_job j;
+    conv_read(&j, bufs, p);
+    kiln_parallel_for(pool, j.w.N * j.w.group, convt_rows, &j);
+    return 0;
+}

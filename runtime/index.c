@@ -1,0 +1,191 @@
+/* index.c: the kernels that read or write at indices: Gather, GatherElements,
+ * GatherND, ScatterElements and ScatterND (with their none, add or mul
+ * reduction), OneHot and TopK. NonZero and Unique, whose outputs are sized at
+ * run time, are dynamic.c's.
+ *
+ * Indices are int32 or int64 (idx_esize) and count from the end when negative;
+ * one still outside its axis reads as zeros (the gathers) or is skipped (the
+ * scatters), so that no index, however wrong, addresses outside a buffer.
+ * Elements are of any size (esize bytes). TopK sorts each line's indices
+ * (kiln_sort_indices, a stable merge sort) and keeps the first k. */
+#include "kiln_rt.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+int kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], axis_len = p[2], inner = p[3], n_idx = p[4], idx_esize = p[5];
+    char *out = bufs[0];
+    const char *data = bufs[1];
+    size_t row = (size_t)(inner * esize);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < n_idx; j++) {
+            int64_t ix = idx_esize == 8 ? ((const int64_t *)bufs[2])[j] : ((const int32_t *)bufs[2])[j];
+            if (ix < 0) ix += axis_len;
+            char *dst = out + (o * n_idx + j) * (int64_t)row;
+            if (ix < 0 || ix >= axis_len) return KILN_E_INDEX; /* ONNX: an error, not a value */
+            memcpy(dst, data + (o * axis_len + ix) * (int64_t)row, row);
+        }
+    return 0;
+}
+
+int kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1], axis = p[2 + 2 * rank], idx_esize = p[3 + 2 * rank];
+    const int64_t *idims = p + 2, *ddims = p + 2 + rank;
+    int64_t dstr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, st = 1; i >= 0; i--) { dstr[i] = st; st *= ddims[i]; total *= idims[i]; }
+    char *out = bufs[0];
+    const char *data = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t k = idx_esize == 8 ? ((const int64_t *)bufs[2])[n] : ((const int32_t *)bufs[2])[n];
+        if (k < 0) k += ddims[axis];
+        int64_t off = 0;
+        for (int64_t d = 0; d < rank; d++) off += (d == axis ? k : idx[d]) * dstr[d];
+        if (k < 0 || k >= ddims[axis]) return KILN_E_INDEX;
+        memcpy(out + n * esize, data + off * esize, (size_t)esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < idims[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
+
+/* GatherND with batch_dims folded into `batch`: for each batch and each index
+ * tuple (last entries), copy one contiguous slice. */
+int kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], batch = p[1], n_idx = p[2], last = p[3], slice = p[4], bstride = p[5 + last];
+    const int64_t *dd = p + 5;
+    char *out = bufs[0];
+    const char *data = bufs[1];
+    const int64_t *idx = bufs[2];
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t i = 0; i < n_idx; i++) {
+            const int64_t *t = idx + (b * n_idx + i) * last;
+            int64_t off = 0;
+            bool ok = true;
+            for (int64_t k = 0; k < last; k++) {
+                int64_t v = t[k] < 0 ? t[k] + dd[k] : t[k];
+                if (v < 0 || v >= dd[k]) ok = false;
+                off = off * dd[k] + v;
+            }
+            char *dst = out + (b * n_idx + i) * slice * esize;
+            if (!ok) memset(dst, 0, (size_t)(slice * esize));
+            else memcpy(dst, data + (b * bstride + off * slice) * esize, (size_t)(slice * esize));
+        }
+    return 0;
+}
+
+static void scatter_put(char *dst, const char *src, int64_t esize, int64_t red) {
+    if (red == 0) { memcpy(dst, src, (size_t)esize); return; }
+    float a, b;
+    memcpy(&a, dst, 4);
+    memcpy(&b, src, 4);
+    a = red == 1 ? a + b : a * b;
+    memcpy(dst, &a, 4);
+}
+
+/* ScatterElements (kind 0) and ScatterND (kind 1) on a copy of data. */
+int kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], kind = p[1], red = p[2], n_upd = p[3], ax = p[4], rank = p[5];
+    const int64_t *dims = p + 6, *ud = p + 7 + rank;
+    int64_t ies = p[6 + rank];
+    int64_t str[KILN_MAX_RANK], total = 1;
+    for (int64_t i = rank - 1, st = 1; i >= 0; i--) { str[i] = st; st *= dims[i]; total *= dims[i]; }
+    char *out = bufs[0];
+    if (out != bufs[1]) memcpy(out, bufs[1], (size_t)(total * esize));
+    const char *upd = bufs[3];
+#define IDX(k) (ies == 8 ? ((const int64_t *)bufs[2])[k] : ((const int32_t *)bufs[2])[k])
+    if (kind == 0) {
+        int64_t uidx[KILN_MAX_RANK] = {0};
+        for (int64_t n = 0; n < n_upd; n++) {
+            int64_t v = IDX(n);
+            if (v < 0) v += dims[ax];
+            if (v >= 0 && v < dims[ax]) {
+                int64_t off = 0;
+                for (int64_t d = 0; d < rank; d++) off += (d == ax ? v : uidx[d]) * str[d];
+                scatter_put(out + off * esize, upd + n * esize, esize, red);
+            }
+            for (int64_t d = rank - 1; d >= 0; d--) { if (++uidx[d] < ud[d]) break; uidx[d] = 0; }
+        }
+    } else {
+        int64_t last = ax, slice = 1;
+        for (int64_t d = last; d < rank; d++) slice *= dims[d];
+        for (int64_t n = 0; n < n_upd; n++) {
+            int64_t off = 0;
+            bool ok = true;
+            for (int64_t k = 0; k < last; k++) {
+                int64_t v = IDX(n * last + k);
+                if (v < 0) v += dims[k];
+                if (v < 0 || v >= dims[k]) ok = false;
+                off += v * str[k];
+            }
+            if (!ok) continue;
+            for (int64_t e = 0; e < slice; e++) scatter_put(out + (off + e) * esize, upd + (n * slice + e) * esize, esize, red);
+        }
+    }
+#undef IDX
+    return 0;
+}
+
+int kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], depth = p[2], inner = p[3];
+    char *out = bufs[0];
+    const float *idx = bufs[1];
+    const char *vals = bufs[2];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < depth; k++)
+            for (int64_t i = 0; i < inner; i++) {
+                float f = idx[o * inner + i];
+                int64_t v = (int64_t)f;
+                if (v < 0) v += depth;
+                memcpy(out + ((o * depth + k) * inner + i) * esize, vals + (v == k ? esize : 0), (size_t)esize);
+            }
+    return 0;
+}
+
+/* TopK: per line along the axis, a stable merge sort of the indices by value
+ * (largest or smallest first; NaN counts as the largest; equal values keep
+ * the lower index first), of which the first k are written: O(len log len)
+ * per line. bufs[3]: scratch of 2 x len int64 and len floats. */
+typedef struct { const float *v; int64_t largest; } topk_order;
+
+static bool topk_before(int64_t a, int64_t b, const void *c) {
+    const topk_order *o = c;
+    float x = o->v[a], y = o->v[b];
+    bool xn = x != x, yn = y != y;
+    if (xn || yn) return xn && !yn ? o->largest != 0 : !xn && yn ? o->largest == 0 : false;
+    return o->largest ? x > y : x < y;
+}
+
+int kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t outer = p[0], len = p[1], inner = p[2], k = p[3];
+    float *v = bufs[0];
+    int64_t *ix = bufs[1];
+    const float *x = bufs[2];
+    int64_t *idx = bufs[3], *tmp = idx + len;
+    if (k < 0) { /* K given at run time, clamped to the axis: the outputs' dims are written */
+        k = *(const int64_t *)bufs[4];
+        k = k < 0 ? 0 : k > len ? len : k;
+        for (int s = 5; s <= 6; s++)
+            for (int64_t r = 0; r < p[7]; r++) ((int64_t *)bufs[s])[r] = r == p[6] ? k : p[8 + r];
+    }
+    float *line = (float *)(tmp + len);
+    topk_order ord = {line, p[4]};
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            for (int64_t t = 0; t < len; t++) { line[t] = x[(o * len + t) * inner + i]; idx[t] = t; }
+            kiln_sort_indices(idx, tmp, len, topk_before, &ord);
+            for (int64_t j = 0; j < k; j++) {
+                ix[(o * k + j) * inner + i] = idx[j];
+                v[(o * k + j) * inner + i] = line[idx[j]];
+            }
+        }
+    return 0;
+}

@@ -1,0 +1,98 @@
+/* kiln_internal.h: what the runtime's kernel families share, for the runtime's
+ * own files only (it is not installed beside kiln_rt.h): the 3-D window of
+ * convolution and pooling (win3, conv_job), the fused activation's bounds, the
+ * per-thread scratch buffer (scratch.c) and the softmax of a block of rows
+ * (norm.c, which attention.c runs on its scores).
+ *
+ * The -O3 C backend compiles every kernel file as one translation unit
+ * (kiln_kernels.c, made by the Makefile), so what is defined here is static
+ * inline behind one include guard, a function one file defines for another is
+ * a hidden extern named kiln_*, and no two files define the same static name. */
+#ifndef KILN_INTERNAL_H
+#define KILN_INTERNAL_H
+
+#include "kiln_rt.h"
+#include "kiln_scalar.h"
+#include "kiln_simd.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A function one runtime file defines for another: not part of the interface,
+ * and not exported from a model built as a shared library. */
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define KILN_HIDDEN
+#endif
+
+/* ---- convolution and pooling, as 3-D ---- */
+
+typedef struct {
+    int64_t N, C, M, group, in[3], out[3], k[3], stride[3], dil[3], pad[3], pad_end[3];
+} win3;
+
+static inline void win3_read(win3 *w, int64_t nd, const int64_t *q) {
+    for (int i = 0; i < 3; i++) {
+        w->in[i] = w->out[i] = w->k[i] = w->stride[i] = w->dil[i] = 1;
+        w->pad[i] = w->pad_end[i] = 0;
+    }
+    int64_t s = 3 - nd;
+    for (int64_t i = 0; i < nd; i++) {
+        w->in[s + i] = q[i];
+        w->out[s + i] = q[nd + i];
+        w->k[s + i] = q[2 * nd + i];
+        w->stride[s + i] = q[3 * nd + i];
+        w->dil[s + i] = q[4 * nd + i];
+        w->pad[s + i] = q[5 * nd + i];
+        w->pad_end[s + i] = q[6 * nd + i];
+    }
+}
+
+typedef struct {
+    win3 w;
+    const float *x, *wt, *b;
+    float *y;
+    const int64_t *act;
+} conv_job;
+
+/* The interior of a 2-D window: [lo, hi) of the outputs whose taps all fall in [0, in). */
+static inline void window_interior(int64_t in, int64_t out, int64_t k, int64_t s, int64_t d, int64_t pad, int64_t *lo, int64_t *hi) {
+    int64_t l = (pad + s - 1) / s, h = in - 1 - (k - 1) * d + pad;
+    h = h < 0 ? 0 : h / s + 1;
+    if (h > out) h = out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* ---- the fused activation of conv and gemm ---- */
+
+/* The activation parameters {on, lo, hi} as bounds: [-inf, inf] when off. */
+static inline bool act_bounds(const int64_t *act, float *lo, float *hi) {
+    bool on = act && act[0];
+    *lo = on ? (float)kiln_p2d(act[1]) : -INFINITY;
+    *hi = on ? (float)kiln_p2d(act[2]) : INFINITY;
+    return on;
+}
+
+/* The fused activation's clamp as a GEMM epilogue. */
+static inline kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int overwrite, const int64_t *act) {
+    kiln_gemm_epi e = {row_bias, col_bias, overwrite, 0, 0, 0, NULL};
+    e.clamp = act_bounds(act, &e.lo, &e.hi);
+    return e;
+}
+
+/* ---- shared functions ---- */
+
+/* The thread's scratch buffer of n floats whose first `clear` are zero, for a
+ * layout named by the key (k0, k1, k2); NULL when it cannot be had
+ * (scratch.c). */
+KILN_HIDDEN float *kiln_thread_scratch(int64_t n, int64_t clear, int64_t k0, int64_t k1, int64_t k2);
+
+/* Softmax, in place, over `rows` contiguous rows of len floats (norm.c;
+ * attention.c's scores). */
+KILN_HIDDEN void kiln_softmax_rows(float *s, int64_t len, int64_t rows);
+
+#endif

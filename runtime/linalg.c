@@ -1,0 +1,181 @@
+/* linalg.c: the linear-algebra kernels on float32: MatMul (one GEMM per batch
+ * index, an operand's batch stride 0 where it broadcasts), Gemm (alpha op(A)
+ * op(B) + beta C, where C goes into the GEMM's epilogue as a row or column
+ * bias when it can, else is written first; the fused activation's clamp is the
+ * epilogue's too), the packing of constant GEMM operands when a context is
+ * created (pack_a, pack_b), Einsum, Det and Trilu (of any element size).
+ * The GEMM itself is gemm.c, with its microkernels under x86/ and arm/. */
+#include "kiln_internal.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int64_t M = p[0], N = p[1], K = p[2], nb = p[3];
+    const int64_t *bdims = p + 4, *astr = p + 4 + nb, *bstr = p + 4 + 2 * nb;
+    int64_t batches = 1, idx[KILN_MAX_RANK] = {0};
+    for (int64_t i = 0; i < nb; i++) batches *= bdims[i];
+    float *out = bufs[0];
+    memset(out, 0, (size_t)(batches * M * N) * sizeof(float));
+    int64_t ao = 0, bo = 0;
+    for (int64_t b = 0; b < batches; b++) {
+        kiln_sgemm(pool, M, N, K, 1.0f, (const float *)bufs[1] + ao * M * K, K, 0,
+                   (const float *)bufs[2] + bo * K * N, N, 0, out + b * M * N, N);
+        for (int64_t d = nb - 1; d >= 0; d--) {
+            ao += astr[d];
+            bo += bstr[d];
+            if (++idx[d] < bdims[d]) break;
+            ao -= astr[d] * bdims[d];
+            bo -= bstr[d] * bdims[d];
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
+
+/* Gemm's Y = beta * C (broadcast) before the product adds in, by rows. */
+typedef struct { float *y; const float *c; float beta; int64_t n, crs, ccs; } gemm_init_job;
+
+KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
+    const gemm_init_job *j = arg;
+    int64_t N = j->n, crs = j->crs, ccs = j->ccs; /* locals: stores through y could alias *j */
+    const float *C = j->c;
+    float beta = j->beta;
+    for (int64_t i = r0; i < r1; i++) {
+        float *y = j->y + i * N;
+        if (!C) for (int64_t n = 0; n < N; n++) y[n] = 0.0f;
+        else if (ccs == 1) for (int64_t n = 0; n < N; n++) y[n] = beta * C[i * crs + n];
+        else for (int64_t n = 0; n < N; n++) y[n] = beta * C[i * crs + n * ccs];
+    }
+}
+
+int kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
+    float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
+    float *Y = bufs[0];
+    const float *C = has_c ? bufs[3] : NULL;
+    /* C as a bias the epilogue starts from (a row of N, or a column of M), or
+     * nothing; otherwise Y = beta * C first, and the product accumulates */
+    bool col = C && beta == 1.0f && crs == 0 && ccs == 1, row = C && beta == 1.0f && crs == 1 && ccs == 0;
+    kiln_gemm_epi e = epi_of(row ? C : NULL, col ? C : NULL, !C, p + 10);
+    if (C && !col && !row) {
+        gemm_init_job ij = {Y, C, beta, N, crs, ccs};
+        kiln_parallel_for(M * N >= 16384 ? pool : NULL, M, gemm_init_rows, &ij);
+    }
+    kiln_sgemm_ex(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, NULL, p[13] ? NULL : bufs[2], tb ? K : N, (int)tb,
+                  p[13] ? bufs[4] : NULL, Y, N, &e);
+    return 0;
+}
+
+int kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t G = p[0], M = p[1], K = p[2], stride = kiln_sgemm_packed_a_floats(M, K);
+    for (int64_t g = 0; g < G; g++) kiln_sgemm_pack_a(M, K, (const float *)bufs[1] + g * M * K, K, 0, (float *)bufs[0] + g * stride);
+    return 0;
+}
+
+int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    kiln_sgemm_pack(p[0], p[1], bufs[1], p[2] ? p[1] : p[0], (int)p[2], bufs[0]);
+    return 0;
+}
+
+/* ---- Einsum (a plain sum over every label not in the output) and Det ---- */
+
+int kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int n = (int)p[0];
+    const int64_t *size = p + 2;
+    int64_t orank = p[66];
+    const int64_t *olab = p + 67;
+    int64_t stride[8][64];
+    memset(stride, 0, sizeof stride);
+    const int64_t *q = olab + orank;
+    bool in_out[64] = {false}, used[64] = {false};
+    for (int64_t k = 0; k < orank; k++) in_out[olab[k]] = true;
+    for (int i = 0; i < n; i++) {
+        int64_t r = q[0];
+        const int64_t *lab = q + 1, *dims = q + 1 + r;
+        int64_t s = 1;
+        for (int64_t k = r - 1; k >= 0; k--) {
+            if (dims[k] != 1) stride[i][lab[k]] += s; /* a repeated label walks the diagonal */
+            used[lab[k]] = true;
+            s *= dims[k];
+        }
+        q += 1 + 2 * r;
+    }
+    int sum_lab[64], ns = 0;
+    int64_t nsum = 1, nout = 1;
+    for (int l = 0; l < 64; l++) if (used[l] && !in_out[l]) { sum_lab[ns++] = l; nsum *= size[l]; }
+    for (int64_t k = 0; k < orank; k++) nout *= size[olab[k]];
+    float *y = bufs[0];
+    for (int64_t o = 0; o < nout; o++) {
+        int64_t base[8] = {0}, rem = o;
+        for (int64_t k = orank - 1; k >= 0; k--) {
+            int64_t l = olab[k], c = rem % size[l];
+            rem /= size[l];
+            for (int i = 0; i < n; i++) base[i] += c * stride[i][l];
+        }
+        double acc = 0;
+        for (int64_t s = 0; s < nsum; s++) {
+            int64_t off[8], r2 = s;
+            for (int i = 0; i < n; i++) off[i] = base[i];
+            for (int k = ns - 1; k >= 0; k--) {
+                int l = sum_lab[k];
+                int64_t c = r2 % size[l];
+                r2 /= size[l];
+                for (int i = 0; i < n; i++) off[i] += c * stride[i][l];
+            }
+            double prod = 1;
+            for (int i = 0; i < n; i++) prod *= ((const float *)bufs[1 + i])[off[i]];
+            acc += prod;
+        }
+        y[o] = (float)acc;
+    }
+    return 0;
+}
+
+int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t batch = p[0], M = p[1];
+    const float *x = bufs[1];
+    float *y = bufs[0];
+    double *a = bufs[2]; /* the step's scratch */
+    for (int64_t b = 0; b < batch; b++) { /* LU with partial pivoting */
+        for (int64_t i = 0; i < M * M; i++) a[i] = x[b * M * M + i];
+        double det = 1;
+        for (int64_t c = 0; c < M && det != 0; c++) {
+            int64_t piv = c;
+            for (int64_t r = c + 1; r < M; r++) if (fabs(a[r * M + c]) > fabs(a[piv * M + c])) piv = r;
+            if (a[piv * M + c] == 0) { det = 0; break; }
+            if (piv != c) {
+                for (int64_t k = 0; k < M; k++) { double t = a[c * M + k]; a[c * M + k] = a[piv * M + k]; a[piv * M + k] = t; }
+                det = -det;
+            }
+            det *= a[c * M + c];
+            for (int64_t r = c + 1; r < M; r++) {
+                double f = a[r * M + c] / a[c * M + c];
+                for (int64_t k = c; k < M; k++) a[r * M + k] -= f * a[c * M + k];
+            }
+        }
+        y[b] = (float)det;
+    }
+    return 0;
+}
+
+int kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], batch = p[1], rows = p[2], cols = p[3], k = p[4], upper = p[5];
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) {
+                int64_t at = ((b * rows + r) * cols + c) * esize;
+                bool keep = upper ? c - r >= k : c - r <= k;
+                if (keep) memcpy(out + at, in + at, (size_t)esize);
+                else memset(out + at, 0, (size_t)esize);
+            }
+    return 0;
+}

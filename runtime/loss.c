@@ -1,0 +1,30 @@
+/* loss.c: NegativeLogLikelihoodLoss on float32 log-probabilities (the lowering
+ * of SoftmaxCrossEntropyLoss runs LogSoftmax before it): each position's loss
+ * is -x at its target class, times the class's weight; a target equal to
+ * ignore_index, or outside [0, C), adds nothing. Reduced by none, sum or the
+ * weighted mean, accumulated in double. */
+#include "kiln_rt.h"
+
+int kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t N = p[0], C = p[1], D = p[2], red = p[3], has_w = p[4], has_ig = p[5], ig = p[6], tes = p[7];
+    float *y = bufs[0];
+    const float *x = bufs[1], *w = has_w ? bufs[3] : NULL;
+    double sum = 0, wsum = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t d = 0; d < D; d++) {
+            int64_t at = n * D + d;
+            int64_t t = tes == 8 ? ((const int64_t *)bufs[2])[at] : ((const int32_t *)bufs[2])[at];
+            double l = 0, wt = 0;
+            if (!(has_ig && t == ig) && t >= 0 && t < C) {
+                wt = w ? w[t] : 1.0;
+                l = -(double)x[(n * C + t) * D + d] * wt;
+            }
+            if (red == 0) y[at] = (float)l;
+            sum += l;
+            wsum += wt;
+        }
+    if (red == 1) y[0] = (float)sum;
+    if (red == 2) y[0] = (float)(wsum != 0 ? sum / wsum : 0.0 / 0.0);
+    return 0;
+}

@@ -1,0 +1,231 @@
+/* movement.c: the kernels that move elements without computing on them: Copy,
+ * Transpose (also DepthToSpace and SpaceToDepth, lowered as 6-D transposes),
+ * Concat, Split, Slice, Pad (constant, reflect, edge), Tile and
+ * ReverseSequence.
+ *
+ * Each reads its constant parameters from p (layout in kernels.def) and its
+ * buffers from bufs (outputs first), and works on any element size (esize
+ * bytes). A transpose moves the trailing dimensions it keeps in place as one
+ * run, and goes in 16 x 16 tiles when the last dimension moves; the other
+ * kernels walk the output in order, stepping the input offset like an
+ * odometer, or copy whole contiguous runs. */
+#include "kiln_rt.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+static void copy_elem(char *dst, const char *src, int64_t esize) {
+    switch (esize) {
+    case 1: *dst = *src; break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    default: memcpy(dst, src, (size_t)esize);
+    }
+}
+
+int kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    if (p[0] > 0 && bufs[0] != bufs[1]) memmove(bufs[0], bufs[1], (size_t)p[0]);
+    return 0;
+}
+
+/* A transpose that moves the last dimension: output dimension c reads the
+ * input's last (stride 1), the output's last (stride 1) reads input stride sr.
+ * For each index of the other dimensions, the [odims[c] x odims[last]] plane is
+ * copied in 16 x 16 tiles, so that both sides are read and written a cache
+ * line at a time. */
+static bool transpose_tiled(char *out, const char *in, int64_t esize, int64_t rank, const int64_t *odims, const int64_t *ostr,
+                            const int64_t *perm) {
+    int64_t c = -1, last = rank - 1;
+    for (int64_t i = 0; i < rank; i++) if (perm[i] == rank - 1) c = i;
+    if (c < 0 || c == last || (esize != 4 && esize != 1 && esize != 2 && esize != 8)) return false;
+    int64_t ocs = 1; /* output stride of dimension c */
+    for (int64_t i = c + 1; i < rank; i++) ocs *= odims[i];
+    int64_t sr = ostr[last], A = odims[c], B = odims[last];
+    int64_t idx[KILN_MAX_RANK] = {0}, planes = 1, ooff[KILN_MAX_RANK];
+    for (int64_t i = rank - 1, st = 1; i >= 0; i--) { ooff[i] = st; st *= odims[i]; }
+    for (int64_t i = 0; i < rank; i++) if (i != c && i != last) planes *= odims[i];
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t ib = 0, ob = 0;
+        for (int64_t i = 0; i < rank; i++) if (i != c && i != last) { ib += idx[i] * ostr[i]; ob += idx[i] * ooff[i]; }
+        for (int64_t a0 = 0; a0 < A; a0 += 16)
+            for (int64_t b0 = 0; b0 < B; b0 += 16) {
+                int64_t a1 = a0 + 16 < A ? a0 + 16 : A, b1 = b0 + 16 < B ? b0 + 16 : B;
+                for (int64_t a = a0; a < a1; a++)
+                    for (int64_t b = b0; b < b1; b++) {
+                        int64_t o = ob + a * ocs + b, i = ib + a + b * sr;
+                        switch (esize) {
+                        case 4: ((uint32_t *)(void *)out)[o] = ((const uint32_t *)(const void *)in)[i]; break;
+                        case 8: ((uint64_t *)(void *)out)[o] = ((const uint64_t *)(const void *)in)[i]; break;
+                        case 2: ((uint16_t *)(void *)out)[o] = ((const uint16_t *)(const void *)in)[i]; break;
+                        default: out[o] = in[i];
+                        }
+                    }
+            }
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (d == c || d == last) continue;
+            if (++idx[d] < odims[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return true;
+}
+
+int kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    int64_t esize = p[0], rank = p[1];
+    const int64_t *dims = p + 2, *perm = p + 2 + rank;
+    int64_t in_stride[KILN_MAX_RANK], odims[KILN_MAX_RANK], ostr[KILN_MAX_RANK], idx[KILN_MAX_RANK];
+    int64_t total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= dims[i]; }
+    for (int64_t i = 0; i < rank; i++) { odims[i] = dims[perm[i]]; ostr[i] = in_stride[perm[i]]; idx[i] = 0; total *= odims[i]; }
+    if (total == 0) return 0;
+    /* trailing dimensions the permutation keeps in place move as one run (one
+     * element when the last dimension moves) */
+    int64_t keep = rank, run = 1;
+    while (keep > 0 && perm[keep - 1] == keep - 1) run *= dims[--keep];
+    if (run == 1 && rank >= 2 && transpose_tiled(out, in, esize, rank, odims, ostr, perm)) return 0;
+    int64_t off = 0, bytes = run * esize;
+    for (int64_t n = 0; n < total / run; n++) {
+        if (run == 1) copy_elem(out + n * esize, in + off * esize, esize);
+        else memcpy(out + n * bytes, in + off * esize, (size_t)bytes);
+        for (int64_t d = keep - 1; d >= 0; d--) {
+            if (++idx[d] < odims[d]) { off += ostr[d]; break; }
+            off -= ostr[d] * (odims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
+
+int kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
+    const int64_t *len = p + 4;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) total += len[k];
+    char *out = bufs[0];
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t at = 0;
+        for (int64_t k = 0; k < n; k++) {
+            size_t bytes = (size_t)(len[k] * inner * esize);
+            memcpy(out + (o * total + at) * inner * esize, (const char *)bufs[1 + k] + o * bytes, bytes);
+            at += len[k];
+        }
+    }
+    return 0;
+}
+
+int kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
+    const int64_t *len = p + 4;
+    int64_t total = 0;
+    for (int64_t k = 0; k < n; k++) total += len[k];
+    const char *in = bufs[n];
+    for (int64_t o = 0; o < outer; o++) {
+        int64_t at = 0;
+        for (int64_t k = 0; k < n; k++) {
+            size_t bytes = (size_t)(len[k] * inner * esize);
+            memcpy((char *)bufs[k] + o * bytes, in + (o * total + at) * inner * esize, bytes);
+            at += len[k];
+        }
+    }
+    return 0;
+}
+
+int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1];
+    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *starts = p + 2 + 2 * rank, *steps = p + 2 + 3 * rank;
+    int64_t in_stride[KILN_MAX_RANK], idx[KILN_MAX_RANK], total = 1, off = 0;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= in_dims[i]; }
+    for (int64_t i = 0; i < rank; i++) { idx[i] = 0; total *= out_dims[i]; off += starts[i] * in_stride[i]; }
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        copy_elem(out + n * esize, in + off * esize, esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_dims[d]) { off += steps[d] * in_stride[d]; break; }
+            off -= steps[d] * in_stride[d] * (out_dims[d] - 1);
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
+
+int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1], mode = p[2 + 3 * rank], has_val = p[3 + 3 * rank];
+    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *pb = p + 2 + 2 * rank;
+    int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t off = 0;
+        bool inside = true;
+        for (int64_t d = 0; d < rank && inside; d++) {
+            int64_t i = idx[d] - pb[d], len = in_dims[d];
+            if (i < 0 || i >= len) {
+                if (mode == 0 || len == 0) inside = false;
+                else if (mode == 2) i = i < 0 ? 0 : len - 1;
+                else {
+                    int64_t period = 2 * (len - 1);
+                    if (period == 0) i = 0;
+                    else { i = ((i % period) + period) % period; if (i >= len) i = period - i; }
+                }
+            }
+            off += i * istr[d];
+        }
+        if (inside) memcpy(out + n * esize, in + off * esize, (size_t)esize);
+        else if (has_val) memcpy(out + n * esize, bufs[2], (size_t)esize);
+        else memset(out + n * esize, 0, (size_t)esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_dims[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
+
+int kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t esize = p[0], rank = p[1];
+    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank;
+    int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
+    char *out = bufs[0];
+    const char *in = bufs[1];
+    for (int64_t n = 0; n < total; n++) {
+        int64_t off = 0;
+        for (int64_t d = 0; d < rank; d++) off += (idx[d] % in_dims[d]) * istr[d];
+        memcpy(out + n * esize, in + off * esize, (size_t)esize);
+        for (int64_t d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < out_dims[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return 0;
+}
+
+int kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int64_t es = p[0], batch_axis = p[1], d0 = p[2], d1 = p[3], inner = p[4];
+    const unsigned char *x = bufs[1];
+    const int64_t *lens = bufs[2];
+    unsigned char *y = bufs[0];
+    int64_t B = batch_axis == 0 ? d0 : d1, T = batch_axis == 0 ? d1 : d0;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t len = lens[b] < 0 ? 0 : lens[b] > T ? T : lens[b];
+        for (int64_t t = 0; t < T; t++) {
+            int64_t src = t < len ? len - 1 - t : t;
+            int64_t to = batch_axis == 0 ? b * T + t : t * B + b, from = batch_axis == 0 ? b * T + src : src * B + b;
+            memcpy(y + to * inner * es, x + from * inner * es, (size_t)(inner * es));
+        }
+    }
+    return 0;
+}
