@@ -190,11 +190,11 @@ $(TSAN_RT): $(RT_SRC:%.c=$(BUILD)/obj-tsan/%.o)
 	rm -f $@ && ar rcs $@ $^
 
 # The whole suite again with kiln, its runtime and every compiled model built
-# with AddressSanitizer and UBSan (any report fails the run).
+# with AddressSanitizer (LeakSanitizer on) and UBSan (any report fails the run).
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
 test-sanitize: bench/node_modules/onnxruntime-node
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all build-san/tests/unit
-	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PYTHON) tests/run_tests.py --jobs $(JOBS)
 
 # Coverage-guided fuzzing of the untrusted-input readers (ONNX, text IR, .npy,

@@ -2,6 +2,7 @@
  * Runs two contexts at once on two threads (the API has no global state) on the
  * raw float32 input file argv[1] and writes the first context's output to argv[2]. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,14 @@ int main(int argc, char **argv) {
     pthread_create(&tb, NULL, work, &b);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
-    if (a.rc || b.rc || memcmp(o1, o2, out_n) != 0) { fprintf(stderr, "the two contexts disagree\n"); return 1; }
+    int bad = a.rc || b.rc || memcmp(o1, o2, out_n) != 0;
+    free(in);
+    free(o2);
+    if (bad) { fprintf(stderr, "the two contexts disagree\n"); free(o1); return 1; }
     f = fopen(argv[2], "wb");
-    if (!f || fwrite(o1, 1, out_n, f) != out_n || fclose(f)) return 1;
+    bool written = f && fwrite(o1, 1, out_n, f) == out_n;
+    free(o1);
+    if (!f || fclose(f) != 0 || !written) return 1;
     printf("%s: input '%s' -> output '%s' [", argv[0], mlp_inputs[0].name, mlp_outputs[0].name);
     for (int d = 0; d < mlp_outputs[0].rank; d++) printf("%s%lld", d ? "," : "", (long long)mlp_outputs[0].shape[d]);
     printf("]\n");
