@@ -320,13 +320,30 @@ static void conv_chunks(void *arg, int64_t u0, int64_t u1) {
     }
 }
 
+void kiln_win3_read(win3 *w, int64_t nd, const int64_t *q) {
+    for (int i = 0; i < 3; i++) {
+        w->in[i] = w->out[i] = w->k[i] = w->stride[i] = w->dil[i] = 1;
+        w->pad[i] = w->pad_end[i] = 0;
+    }
+    int64_t s = 3 - nd;
+    for (int64_t i = 0; i < nd; i++) {
+        w->in[s + i] = q[i];
+        w->out[s + i] = q[nd + i];
+        w->k[s + i] = q[2 * nd + i];
+        w->stride[s + i] = q[3 * nd + i];
+        w->dil[s + i] = q[4 * nd + i];
+        w->pad[s + i] = q[5 * nd + i];
+        w->pad_end[s + i] = q[6 * nd + i];
+    }
+}
+
 /* The parameters Conv and ConvTranspose share: nd, N, C, M, group, has_b, window. */
 static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
     j->w.N = p[1];
     j->w.C = p[2];
     j->w.M = p[3];
     j->w.group = p[4];
-    win3_read(&j->w, p[0], p + 6);
+    kiln_win3_read(&j->w, p[0], p + 6);
     j->y = bufs[0];
     j->x = bufs[1];
     j->wt = bufs[2];

@@ -33,22 +33,9 @@ typedef struct {
     int64_t N, C, M, group, in[3], out[3], k[3], stride[3], dil[3], pad[3], pad_end[3];
 } win3;
 
-static inline void win3_read(win3 *w, int64_t nd, const int64_t *q) {
-    for (int i = 0; i < 3; i++) {
-        w->in[i] = w->out[i] = w->k[i] = w->stride[i] = w->dil[i] = 1;
-        w->pad[i] = w->pad_end[i] = 0;
-    }
-    int64_t s = 3 - nd;
-    for (int64_t i = 0; i < nd; i++) {
-        w->in[s + i] = q[i];
-        w->out[s + i] = q[nd + i];
-        w->k[s + i] = q[2 * nd + i];
-        w->stride[s + i] = q[3 * nd + i];
-        w->dil[s + i] = q[4 * nd + i];
-        w->pad[s + i] = q[5 * nd + i];
-        w->pad_end[s + i] = q[6 * nd + i];
-    }
-}
+/* A window of nd dimensions (in, out, k, stride, dil, pad, pad_end: nd each, at q)
+ * as 3-D, with leading unit dimensions (defined in conv.c; pool.c calls it too). */
+KILN_HIDDEN void kiln_win3_read(win3 *w, int64_t nd, const int64_t *q);
 
 typedef struct {
     win3 w;

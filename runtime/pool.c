@@ -131,7 +131,7 @@ int kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     j.w.C = p[3];
     j.count_pad = p[4];
     j.storage_order = p[6];
-    win3_read(&j.w, p[1], p + 7);
+    kiln_win3_read(&j.w, p[1], p + 7);
     j.y = bufs[0];
     j.idx = p[5] ? bufs[1] : NULL;
     j.x = bufs[p[5] ? 2 : 1];

@@ -16,6 +16,15 @@
 
 #define DW_R2 4     /* stride 2: output rows per block */
 
+void kiln_tap_masks(int64_t nv, int64_t KW, int64_t s, int64_t pw, int64_t W, __mmask16 (*mk)[TAP_MAXKW][2]) {
+    for (int64_t v = 0; v < nv; v++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t b = v * 16 * s - pw + kw;
+            mk[v][kw][0] = row_lanes(b, W);
+            mk[v][kw][1] = row_lanes(b + 16, W);
+        }
+}
+
 /* Each path of dw3x3_avx512 is a function of its own (noinline), its taps
  * nine named vectors: in one function, or filled by a loop, gcc kept them on
  * the stack, a load per FMA beside the row loads (56x56 planes, 144 channels:
@@ -80,7 +89,7 @@ DW_PATH(dw3x3_s1_avx512) {
     return true;
 }
 
-/* The stride-2 kernels' load masks (tap_masks' for 3 columns, in the order
+/* The stride-2 kernels' load masks (kiln_tap_masks' for 3 columns, in the order
  * the loads take them: columns b, b + 16, b + 2, b + 18 of output vector v)
  * and each output vector's store mask; their taps and bounds. */
 #define DW_S2_SETUP                                                                                                     \
@@ -308,7 +317,7 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
     __m512 xs[SMALLC_MAX_TAPS];
     __mmask16 mk[DW_MAXV][TAP_MAXKW][2]; /* the same for every row, channel and kernel row */
-    tap_masks(nv, KW, s, pw, W, mk);
+    kiln_tap_masks(nv, KW, s, pw, W, mk);
     for (int64_t r = r0; r < r1; r++) { /* r = n * OH + oh */
         int64_t n = r / OH, oh = r % OH;
         /* the rows two output rows ahead, from memory while this one computes

@@ -19,7 +19,7 @@ __attribute__((target("avx512f"))) bool kiln_maxpool_avx512(const win3 *w, const
     int64_t s = w->stride[1], ph = w->pad[1], pw = w->pad[2], nv = (OW + 15) / 16;
     if (nv > DW_MAXV || KW > TAP_MAXKW || (s != 1 && s != 2) || w->stride[2] != s || w->dil[1] != 1 || w->dil[2] != 1) return false;
     __mmask16 mk[DW_MAXV][TAP_MAXKW][2], om[DW_MAXV];
-    tap_masks(nv, KW, s, pw, W, mk);
+    kiln_tap_masks(nv, KW, s, pw, W, mk);
     for (int64_t v = 0; v < nv; v++) om[v] = row_lanes(v * 16, OW);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     for (int64_t oh = 0; oh < OH; oh++) {

@@ -36,20 +36,14 @@ __attribute__((target("avx512f"))) static inline __m512 odd_cols(__m512 lo, __m5
 }
 
 #define DW_MAXV 64 /* output vectors per row whose load masks are kept (OW <= 1024) */
-#define TAP_MAXKW 11 /* kernel columns whose load masks tap_masks keeps */
+#define TAP_MAXKW 11 /* kernel columns whose load masks kiln_tap_masks keeps */
 
 /* The load masks of a window's taps along a row of W, the same for every row:
  * output vector v (16 columns at stride s) and kernel column kw load at
  * column b = 16 v s - pw + kw: mk[v][kw][0] for b, [1] for b + 16 (the second
- * load at stride 2). */
-static inline void tap_masks(int64_t nv, int64_t KW, int64_t s, int64_t pw, int64_t W, __mmask16 (*mk)[TAP_MAXKW][2]) {
-    for (int64_t v = 0; v < nv; v++)
-        for (int64_t kw = 0; kw < KW; kw++) {
-            int64_t b = v * 16 * s - pw + kw;
-            mk[v][kw][0] = row_lanes(b, W);
-            mk[v][kw][1] = row_lanes(b + 16, W);
-        }
-}
+ * load at stride 2). Defined once, in conv_avx512.c, and called, not inlined,
+ * by the convolution and the max pool (as before the split). */
+KILN_HIDDEN void kiln_tap_masks(int64_t nv, int64_t KW, int64_t s, int64_t pw, int64_t W, __mmask16 (*mk)[TAP_MAXKW][2]);
 
 /* Whether a depthwise layer goes to kiln_dw3x3_small_avx512 (its 3x3 stride-1
  * planes keep their size, and hold at most DWS_MAXV vectors). */
