@@ -1,6 +1,6 @@
 /* detection.c: the lowerings of RoiAlign and NonMaxSuppression, whose kernel
  * writes the number of boxes it selected to the output's shape buffer
- * (runtime/dynamic.c). */
+ * (runtime/detection.c). */
 #include "kir.h"
 
 #include <string.h>

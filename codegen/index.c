@@ -2,7 +2,7 @@
  * ops, OneHot, TopK, Compress (a Gather of the positions its constant
  * condition keeps), NonZero and Unique.
  *
- * TopK with K read at run time, NonZero and Unique (runtime/dynamic.c) write
+ * TopK with K read at run time, NonZero and Unique (runtime/index.c) write
  * the sizes they produced to their outputs' shape buffers (shape_slot); an
  * output the model leaves out goes to scratch. */
 #include "kir.h"
@@ -112,7 +112,7 @@ bool lower_compress(Lower *l, Node *n) {
     return true;
 }
 
-/* ---- outputs sized at run time (runtime/dynamic.c) ---- */
+/* ---- outputs sized at run time (runtime/index.c) ---- */
 
 static int64_t elem_kind(DType t) {
     switch (t) {

@@ -1,11 +1,17 @@
 /* index.c: the kernels that read or write at indices: Gather, GatherElements,
  * GatherND, ScatterElements and ScatterND (with their none, add or mul
- * reduction), OneHot and TopK. NonZero and Unique, whose outputs are sized at
- * run time, are dynamic.c's.
+ * reduction), OneHot, TopK, and NonZero and Unique, whose outputs are sized
+ * at run time: each such output buffer is sized for the largest result; the
+ * kernel writes the result compactly (row-major for the sizes it found) and
+ * the sizes into the output's shape buffer, which the generated code copies
+ * out with and returns from PREFIX_output_shape. Unique sorts slices
+ * lexicographically (stable, so ties keep their first occurrence), as ONNX
+ * Runtime does.
  *
  * Indices are int32 or int64 (idx_esize) and count from the end when negative;
- * one still outside its axis reads as zeros (the gathers) or is skipped (the
- * scatters), so that no index, however wrong, addresses outside a buffer.
+ * one still outside its axis fails Gather and GatherElements (KILN_E_INDEX, as
+ * ONNX Runtime refuses it), reads as zeros in GatherND and is skipped by the
+ * scatters, so that no index, however wrong, addresses outside a buffer.
  * Elements are of any size (esize bytes). TopK sorts each line's indices
  * (kiln_sort_indices, a stable merge sort) and keeps the first k. */
 #include "kiln_rt.h"
@@ -187,5 +193,95 @@ int kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 v[(o * k + j) * inner + i] = line[idx[j]];
             }
         }
+    return 0;
+}
+
+/* Element kinds: 0 signed integer, 1 unsigned (and bool), 2 float32, 3 float64. */
+static int cmp_elem(const unsigned char *a, const unsigned char *b, int64_t es, int kind) {
+    if (kind == 2) { float x, y; memcpy(&x, a, 4); memcpy(&y, b, 4); return x < y ? -1 : x > y; }
+    if (kind == 3) { double x, y; memcpy(&x, a, 8); memcpy(&y, b, 8); return x < y ? -1 : x > y; }
+    if (kind == 0) {
+        int64_t x = es == 1 ? *(const int8_t *)a : es == 2 ? *(const int16_t *)a : es == 4 ? *(const int32_t *)a : *(const int64_t *)a;
+        int64_t y = es == 1 ? *(const int8_t *)b : es == 2 ? *(const int16_t *)b : es == 4 ? *(const int32_t *)b : *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+    }
+    uint64_t x = 0, y = 0;
+    memcpy(&x, a, (size_t)es);
+    memcpy(&y, b, (size_t)es);
+    return x < y ? -1 : x > y;
+}
+
+static bool nonzero_elem(const unsigned char *p, int64_t es, int kind) {
+    if (kind == 2) { float x; memcpy(&x, p, 4); return x != 0; }
+    if (kind == 3) { double x; memcpy(&x, p, 8); return x != 0; }
+    if (kind == 4) { uint16_t h; memcpy(&h, p, 2); return (h & 0x7fff) != 0; } /* float16 / bfloat16 */
+    for (int64_t i = 0; i < es; i++) if (p[i]) return true;
+    return false;
+}
+
+int kiln_k_nonzero(kiln_pool *pool, void *const *b, const int64_t *p) {
+    (void)pool;
+    int64_t rank = p[0], numel = p[1], es = p[2], kind = p[3], cnt = 0;
+    const int64_t *dims = p + 4;
+    int64_t *out = b[0], *shape = b[1];
+    const unsigned char *x = b[2];
+    for (int64_t i = 0; i < numel; i++) cnt += nonzero_elem(x + i * es, es, (int)kind);
+    shape[0] = rank;
+    shape[1] = cnt;
+    int64_t j = 0;
+    for (int64_t i = 0; i < numel; i++) {
+        if (!nonzero_elem(x + i * es, es, (int)kind)) continue;
+        for (int64_t r = rank - 1, rem = i; r >= 0; r--) {
+            out[r * cnt + j] = rem % dims[r];
+            rem /= dims[r];
+        }
+        j++;
+    }
+    return 0;
+}
+
+typedef struct { const unsigned char *x; int64_t outer, len, inner, es; int kind; } slices;
+
+/* slice i (x[o, i, :] for every o) against slice j */
+static int cmp_slice(const slices *s, int64_t i, int64_t j) {
+    for (int64_t o = 0; o < s->outer; o++)
+        for (int64_t k = 0; k < s->inner; k++) {
+            int c = cmp_elem(s->x + ((o * s->len + i) * s->inner + k) * s->es, s->x + ((o * s->len + j) * s->inner + k) * s->es, s->es, s->kind);
+            if (c) return c;
+        }
+    return 0;
+}
+
+static bool slice_before(int64_t a, int64_t b, const void *c) { return cmp_slice(c, a, b) < 0; }
+
+int kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
+    (void)pool;
+    slices s = {b[7], p[0], p[1], p[2], p[3], (int)p[4]};
+    int sorted = (int)p[5];
+    int64_t len = s.len, *y_shape = b[1], *indices = b[2], *idx_shape = b[3], *inverse = b[4], *counts = b[5], *cnt_shape = b[6];
+    int64_t *order = b[8], *tmp = order + len, *group = tmp + len, *uid = group + len;
+    for (int64_t i = 0; i < len; i++) order[i] = i;
+    kiln_sort_indices(order, tmp, len, slice_before, &s);
+    int64_t k = 0; /* groups of equal slices, in sorted order; group's first index = its first member */
+    for (int64_t i = 0; i < len; i++) {
+        if (i == 0 || cmp_slice(&s, order[i - 1], order[i]) != 0) tmp[k++] = order[i];
+        group[order[i]] = k - 1;
+    }
+    /* the unique slices' order: sorted, or by first occurrence */
+    for (int64_t g = 0; g < k; g++) uid[g] = g;
+    if (!sorted) {
+        int64_t u = 0;
+        for (int64_t i = 0; i < len; i++) order[i] = -1;
+        for (int64_t g = 0; g < k; g++) order[tmp[g]] = g; /* order: reused, first index -> group */
+        for (int64_t i = 0; i < len; i++) if (order[i] >= 0) uid[order[i]] = u++;
+    }
+    for (int64_t g = 0; g < k; g++) { indices[uid[g]] = tmp[g]; counts[uid[g]] = 0; }
+    for (int64_t i = 0; i < len; i++) { inverse[i] = uid[group[i]]; counts[inverse[i]]++; }
+    unsigned char *y = b[0];
+    size_t row = (size_t)(s.inner * s.es);
+    for (int64_t o = 0; o < s.outer; o++)
+        for (int64_t u = 0; u < k; u++) memcpy(y + (o * k + u) * row, s.x + (o * len + indices[u]) * row, row);
+    for (int64_t r = 0; r < p[7]; r++) y_shape[r] = r == p[6] ? k : p[8 + r];
+    idx_shape[0] = cnt_shape[0] = k;
     return 0;
 }

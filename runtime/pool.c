@@ -6,7 +6,9 @@
  * windows inside the input by a vectorized loop, tap by tap over a row's
  * outputs, and the border output by output; indices, averages and 3-D windows
  * go through the general loop. A window's first element starts its maximum,
- * so a NaN there stays. (MaxUnpool is signal.c's.) */
+ * so a NaN there stays. MaxUnpool scatters X into a zeroed output at its
+ * indices (into the flattened unpooled shape, as MaxPool writes them; a larger
+ * output_shape pads at the ends). */
 #include "kiln_internal.h"
 #include "x86/x86.h"
 
@@ -136,5 +138,28 @@ int kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     j.idx = p[5] ? bufs[1] : NULL;
     j.x = bufs[p[5] ? 2 : 1];
     kiln_parallel_for(pool, j.w.N * j.w.C, pool_rows, &j);
+    return 0;
+}
+
+int kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    int rank = (int)p[0];
+    int64_t nx = p[1], ny = 1, nd = 1;
+    const int64_t *def = p + 2, *dims = p + 2 + rank;
+    for (int i = 0; i < rank; i++) { ny *= dims[i]; nd *= def[i]; }
+    float *y = bufs[0];
+    const float *x = bufs[1];
+    const int64_t *idx = bufs[2];
+    memset(y, 0, sizeof(float) * (size_t)ny);
+    for (int64_t i = 0; i < nx; i++) {
+        int64_t r = idx[i], o = 0, stride = 1;
+        if (r < 0 || r >= nd) continue;
+        for (int a = rank - 1; a >= 0; a--) { /* the coordinate in the unpooled shape, placed in the output's */
+            o += (r % def[a]) * stride;
+            r /= def[a];
+            stride *= dims[a];
+        }
+        y[o] = x[i];
+    }
     return 0;
 }

@@ -1,4 +1,4 @@
-/* signal.c: the spectral ops of ONNX opset 17 and two image ops.
+/* signal.c: the spectral ops of ONNX opset 17.
  *
  * DFT and STFT are direct O(n^2) transforms accumulated in double, with the
  * twiddle factors cos/sin(2 pi j / n) computed once per call into the step's
@@ -7,11 +7,7 @@
  * inverse by exp(+i theta) and divides by n; a real input has no imaginary
  * part; a signal shorter than the transform is zero-padded, a longer one cut.
  * MelWeightMatrix builds the triangular filter bank of the ONNX definition
- * (band edges on the mel scale, mapped to FFT bins by floor). MaxUnpool
- * scatters X into a zeroed output at its indices (into the flattened unpooled
- * shape, as MaxPool writes them; a larger output_shape pads at the ends); RoiAlign averages (or takes the maximum of)
- * bilinear samples on a grid in each output bin, with ONNX Runtime's rules at
- * the borders. */
+ * (band edges on the mel scale, mapped to FFT bins by floor). */
 #include "kiln_rt.h"
 
 #include <math.h>
@@ -107,87 +103,6 @@ int kiln_k_mel_weight_matrix(kiln_pool *pool, void *const *bufs, const int64_t *
         }
         prev2 = prev;
         prev = bin;
-    }
-    return 0;
-}
-
-int kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    (void)pool;
-    int rank = (int)p[0];
-    int64_t nx = p[1], ny = 1, nd = 1;
-    const int64_t *def = p + 2, *dims = p + 2 + rank;
-    for (int i = 0; i < rank; i++) { ny *= dims[i]; nd *= def[i]; }
-    float *y = bufs[0];
-    const float *x = bufs[1];
-    const int64_t *idx = bufs[2];
-    memset(y, 0, sizeof(float) * (size_t)ny);
-    for (int64_t i = 0; i < nx; i++) {
-        int64_t r = idx[i], o = 0, stride = 1;
-        if (r < 0 || r >= nd) continue;
-        for (int a = rank - 1; a >= 0; a--) { /* the coordinate in the unpooled shape, placed in the output's */
-            o += (r % def[a]) * stride;
-            r /= def[a];
-            stride *= dims[a];
-        }
-        y[o] = x[i];
-    }
-    return 0;
-}
-
-/* One bilinear sample of a H x W plane at (y, x) with its four weights, or
- * nothing when the point is more than one pixel outside. */
-static int roi_sample(float y, float x, int64_t H, int64_t W, int64_t pos[4], float w[4]) {
-    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) return 0;
-    if (y <= 0) y = 0;
-    if (x <= 0) x = 0;
-    int64_t y0 = (int64_t)y, x0 = (int64_t)x, y1, x1;
-    if (y0 >= H - 1) { y1 = y0 = H - 1; y = (float)y0; } else y1 = y0 + 1;
-    if (x0 >= W - 1) { x1 = x0 = W - 1; x = (float)x0; } else x1 = x0 + 1;
-    float ly = y - (float)y0, lx = x - (float)x0, hy = 1 - ly, hx = 1 - lx;
-    pos[0] = y0 * W + x0; pos[1] = y0 * W + x1; pos[2] = y1 * W + x0; pos[3] = y1 * W + x1;
-    w[0] = hy * hx; w[1] = hy * lx; w[2] = ly * hx; w[3] = ly * lx;
-    return 1;
-}
-
-int kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    (void)pool;
-    int64_t N = p[0], C = p[1], H = p[2], W = p[3], R = p[4], oh = p[5], ow = p[6], ratio = p[7];
-    float scale = (float)kiln_p2d(p[8]), off = p[9] ? 0.5f : 0.0f;
-    int max_mode = (int)p[10];
-    float *y = bufs[0];
-    const float *x = bufs[1], *rois = bufs[2];
-    const int64_t *bi = bufs[3];
-    for (int64_t r = 0; r < R; r++) {
-        const float *b = rois + r * 4;
-        float sw = b[0] * scale - off, sh = b[1] * scale - off, rw = b[2] * scale - off - sw, rh = b[3] * scale - off - sh;
-        if (!p[9]) { rw = rw > 1 ? rw : 1; rh = rh > 1 ? rh : 1; }
-        float bh = rh / (float)oh, bw = rw / (float)ow;
-        int64_t gh = ratio > 0 ? ratio : (int64_t)ceilf(rh / (float)oh), gw = ratio > 0 ? ratio : (int64_t)ceilf(rw / (float)ow);
-        float count = (float)(gh * gw > 1 ? gh * gw : 1);
-        int64_t n = bi[r] < 0 ? 0 : bi[r] >= N ? N - 1 : bi[r];
-        for (int64_t c = 0; c < C; c++) {
-            const float *img = x + (n * C + c) * H * W;
-            for (int64_t ph = 0; ph < oh; ph++)
-                for (int64_t pw = 0; pw < ow; pw++) {
-                    float acc = 0;
-                    int first = 1;
-                    for (int64_t iy = 0; iy < gh; iy++)
-                        for (int64_t ix = 0; ix < gw; ix++) {
-                            float yy = sh + (float)ph * bh + ((float)iy + 0.5f) * bh / (float)gh;
-                            float xx = sw + (float)pw * bw + ((float)ix + 0.5f) * bw / (float)gw;
-                            int64_t pos[4] = {0, 0, 0, 0};
-                            float w[4] = {0, 0, 0, 0};
-                            roi_sample(yy, xx, H, W, pos, w);
-                            if (!max_mode) acc += w[0] * img[pos[0]] + w[1] * img[pos[1]] + w[2] * img[pos[2]] + w[3] * img[pos[3]];
-                            else {
-                                float v = fmaxf(fmaxf(fmaxf(w[0] * img[pos[0]], w[1] * img[pos[1]]), w[2] * img[pos[2]]), w[3] * img[pos[3]]);
-                                acc = first ? v : fmaxf(acc, v);
-                                first = 0;
-                            }
-                        }
-                    y[((r * C + c) * oh + ph) * ow + pw] = max_mode ? acc : acc / count;
-                }
-        }
     }
     return 0;
 }
