@@ -19,7 +19,7 @@ $(error two runtime sources share a file name: $(sort $(notdir $(RT_SRC))))
 endif
 RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/kernels.def
 # the runtime's own headers (not installed; kiln_kernels.c needs them beside the sources)
-RT_IHDR  := runtime/kiln_internal.h runtime/kiln_gemm.h $(wildcard runtime/x86/*.h runtime/arm/*.h)
+RT_IHDR  := runtime/kiln_internal.h runtime/kiln_params.h runtime/kiln_gemm.h $(wildcard runtime/x86/*.h runtime/arm/*.h)
 # The compiler, by layer (DESIGN: kiln.c and driver/ -> codegen/ -> passes/ ->
 # ir/, frontend/ beside passes/, runtime/ at the bottom; tests/layers.py checks
 # the includes): every .c file of a layer's folder is built.

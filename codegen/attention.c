@@ -35,16 +35,15 @@ bool lower_attention(Lower *l, Node *n) {
         st[4][i] = m->dims[mi] == 1 ? 0 : ms;
         ms *= m->dims[mi];
     }
-    int64_t p[8 + MAX_RANK + 5 * (MAX_RANK + 2)] = {q->dims[qp[r - 2]], k->dims[kp[r - 1]], q->dims[qp[r - 1]], v->dims[vp[r - 1]],
-                                                   node_attr_int(n, "scale_op", 0), kiln_d2p(node_attr_float(n, "scale", 1.0)),
-                                                   m != NULL, nb};
-    int np = 8;
-    for (int i = 0; i < nb; i++) p[np++] = q->dims[qp[i]];
-    for (int t = 0; t < 5; t++)
-        for (int i = 0; i < r; i++) p[np++] = st[t][i];
+    kiln_p_attention p = {.M = q->dims[qp[r - 2]], .N = k->dims[kp[r - 1]], .Dk = q->dims[qp[r - 1]], .Dv = v->dims[vp[r - 1]],
+                          .scale_op = node_attr_int(n, "scale_op", 0), .scale = kiln_d2p(node_attr_float(n, "scale", 1.0)),
+                          .has_mask = m != NULL, .nb = nb};
+    for (int i = 0; i < nb; i++) p.bdims[i] = q->dims[qp[i]];
+    for (int t = 0; t < 5; t++) /* each operand's nb batch strides, row stride, column stride */
+        for (int i = 0; i < r; i++) p.strides[t * (KILN_MAX_RANK + 2) + i] = st[t][i];
     int out = out_f32(l, y);
     int bufs[5] = {out, in_f32(l, q), in_f32(l, k), in_f32(l, v), m ? in_f32(l, m) : 0};
-    lower_call(l, KILN_K_attention, m ? 5 : 4, bufs, np, p);
+    LOWER_CALL(l, attention, m ? 5 : 4, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -29,12 +29,13 @@ static void sub_begin(Lower *l, Node *n, Graph *sub, int first, Lower *s) {
 static void copy(Lower *l, int dst, int src, int64_t nbytes) {
     if (dst == src || nbytes == 0) return;
     int b[2] = {dst, src};
-    lower_call(l, KILN_K_copy, 2, b, 1, &nbytes);
+    kiln_p_copy p = {.nbytes = nbytes};
+    LOWER_CALL(l, copy, 2, b, &p);
 }
 
 static void set_i64(Lower *l, int buf, int64_t value, int64_t esize) {
-    int64_t p[2] = {value, esize};
-    lower_call(l, KILN_K_ctl_set, 1, &buf, 2, p);
+    kiln_p_ctl_set p = {.value = value, .esize = esize};
+    LOWER_CALL(l, ctl_set, 1, &buf, &p);
 }
 
 /* flag <- counter < limit (a constant, or the int64 in limit_buf when >= 0) and
@@ -43,18 +44,18 @@ static void test(Lower *l, int flag, int counter, int64_t limit, int limit_buf, 
     int b[4] = {flag, counter}, nb = 2;
     if (limit_buf >= 0) b[nb++] = limit_buf;
     if (cond_buf >= 0) b[nb++] = cond_buf;
-    int64_t p[4] = {limit_buf >= 0, cond_buf >= 0, limit, mode};
-    lower_call(l, KILN_K_ctl_test, nb, b, 4, p);
+    kiln_p_ctl_test p = {.has_limit_buf = limit_buf >= 0, .has_cond = cond_buf >= 0, .limit = limit, .mode = mode};
+    LOWER_CALL(l, ctl_test, nb, b, &p);
 }
 
 /* The slice at the counter's step along `axis` of the tensor v (shape of the
  * whole), between v's buffer and `other` (the slice). */
 static void slice(Lower *l, const Value *v, int axis, bool reverse, bool scatter, int other, int counter) {
-    int64_t p[5] = {0, v->dims[axis], 0, scatter, reverse};
-    outer_inner(v, axis, &p[0], &p[2]);
-    p[2] *= dtype_size(v->dtype);
+    kiln_p_ctl_slice p = {.count = v->dims[axis], .scatter = scatter, .reverse = reverse};
+    outer_inner(v, axis, &p.outer, &p.inner_bytes);
+    p.inner_bytes *= dtype_size(v->dtype);
     int b[3] = {scatter ? lower_buf(l, v) : other, scatter ? other : lower_buf(l, v), counter};
-    lower_call(l, KILN_K_ctl_slice, 3, b, 5, p);
+    LOWER_CALL(l, ctl_slice, 3, b, &p);
 }
 
 static int buf_of(Lower *l, Graph *g, bool out, int i) {
@@ -86,7 +87,7 @@ static void carry(Lower *l, Lower *s, Graph *b, int in0, int out0, int count) {
 /* The end of a loop's step: the counter advances and the test at `top` runs
  * again; the exit branch lands after this. */
 static void loop_back(Lower *l, int counter, int top, int to_exit) {
-    lower_call(l, KILN_K_ctl_incr, 1, &counter, 1, (int64_t[]){1});
+    LOWER_CALL(l, ctl_incr, 1, &counter, &(kiln_p_ctl_incr){.step = 1});
     l->k->steps[lower_ctl(l, KS_JUMP, -1, false)].target = top;
     l->k->steps[to_exit].target = l->k->nsteps;
 }

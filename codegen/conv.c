@@ -24,13 +24,13 @@ static bool lower_conv_winograd(Lower *l, Node *n, const Window *w) {
     if (!ok) return false;
     int wb = in_f32(l, wt), out = out_f32(l, y);
     int packed[2] = {state_buf(l, "winograd weights", kiln_wino_packed_floats(M, C) * 4), wb};
-    int64_t pk[2] = {M, C};
-    lower_call(l, KILN_K_wino_pack, 2, packed, 2, pk)->at_create = true;
-    int64_t q[14] = {x->dims[0], C, M, w->in[0], w->in[1], w->out[0], w->out[1], w->pad_b[0], w->pad_b[1], b != NULL, res != NULL};
-    epilogue_params(n, q + 11);
+    kiln_p_wino_pack pk = {M, C};
+    LOWER_CALL(l, wino_pack, 2, packed, &pk)->at_create = true;
+    kiln_p_conv_wino q = {x->dims[0], C, M, w->in[0], w->in[1], w->out[0], w->out[1], w->pad_b[0], w->pad_b[1], b != NULL, res != NULL,
+                          epilogue_params(n)};
     int bufs[6] = {out, in_f32(l, x), packed[0], b ? in_f32(l, b) : packed[0], res ? in_f32(l, res) : packed[0],
                    step_scratch(l, 16 * (C + M) * kiln_wino_chunk_tiles(C, M) * 4)};
-    lower_call(l, KILN_K_conv_wino, 6, bufs, 14, q);
+    LOWER_CALL(l, conv_wino, 6, bufs, &q);
     out_f32_done(l, y, out);
     return true;
 }
@@ -40,28 +40,37 @@ bool lower_conv(Lower *l, Node *n) {
     Window w;
     if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
     if (lower_conv_winograd(l, n, &w)) return true;
-    int64_t p[11 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), b != NULL};
-    int np = 6 + window_params(&w, p + 6);
-    epilogue_params(n, p + np);
-    np += 3;
-    int out = out_f32(l, y);
-    int64_t cpg = x->dims[1] / p[4], ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
-    int wb = in_f32(l, wt);
     const Value *res = node_input(n, 3); /* kiln.residual (fuse pass) */
-    int bufs[7] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb, wb, res ? in_f32(l, res) : wb};
-    bool direct = kiln_conv_is_direct(x->dims[1], wt->dims[0], p[4]);
+    kiln_p_conv p = {.nd = w.nd, .N = x->dims[0], .C = x->dims[1], .M = wt->dims[0], .group = node_attr_int(n, "group", 1),
+                     .has_b = b != NULL, .w = window_params(&w), .act = epilogue_params(n), .has_res = res != NULL};
+    int out = out_f32(l, y);
+    int64_t cpg = x->dims[1] / p.group, ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
+    int wb = in_f32(l, wt);
+    int bufs[8] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, wb, wb, res ? in_f32(l, res) : wb, wb};
+    bool direct = kiln_conv_is_direct(x->dims[1], wt->dims[0], p.group);
     if (!direct) bufs[4] = step_scratch(l, cpg * ksz * osz * 4);
     /* constant float32 weights of a GEMM convolution: packed once, at creation */
-    p[np] = !direct && !l->fold && wt->data && wt->dtype == DT_F32;
-    if (p[np]) {
-        int64_t pk[3] = {p[4], wt->dims[0] / p[4], cpg * ksz};
-        int packed[2] = {state_buf(l, "packed weights", p[4] * kiln_sgemm_packed_a_floats(pk[1], pk[2]) * 4), wb};
-        lower_call(l, KILN_K_pack_a, 2, packed, 3, pk)->at_create = true;
+    p.packed = !direct && !l->fold && wt->data && wt->dtype == DT_F32;
+    if (p.packed) {
+        kiln_p_pack_a pk = {p.group, wt->dims[0] / p.group, cpg * ksz};
+        int packed[2] = {state_buf(l, "packed weights", p.group * kiln_sgemm_packed_a_floats(pk.M, pk.K) * 4), wb};
+        LOWER_CALL(l, pack_a, 2, packed, &pk)->at_create = true;
         bufs[5] = packed[0];
     }
-    np++;
-    p[np++] = res != NULL;
-    lower_call(l, KILN_K_conv, 7, bufs, np, p);
+    /* the small-channel path's weights (an image's first layer): packed at
+     * creation too when constant, else by the kernel into scratch */
+    int64_t sc = kiln_conv_smallc_floats(w.nd, p.C, p.M, p.group, w.k);
+    if (sc && !l->fold && wt->data && wt->dtype == DT_F32) {
+        kiln_p_smallc_pack pk = {sc / ((p.M + 15) / 16 * 16), p.M};
+        int packed[2] = {state_buf(l, "small-channel weights", sc * 4), wb};
+        LOWER_CALL(l, smallc_pack, 2, packed, &pk)->at_create = true;
+        bufs[7] = packed[0];
+        p.smallc = 2;
+    } else if (sc) {
+        bufs[7] = step_scratch(l, sc * 4);
+        p.smallc = 1;
+    }
+    LOWER_CALL(l, conv, 8, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -71,12 +80,11 @@ bool lower_conv_transpose(Lower *l, Node *n) {
     Window w;
     if (!convt_window(n, x, wt, &w, l->d)) return false;
     int64_t group = node_attr_int(n, "group", 1);
-    int64_t p[6 + 7 * MAX_WIN] = {w.nd, x->dims[0], x->dims[1], y->dims[1], group, b != NULL};
-    int np = 6 + window_params(&w, p + 6);
+    kiln_p_conv_transpose p = {w.nd, x->dims[0], x->dims[1], y->dims[1], group, b != NULL, window_params(&w)};
     int out = out_f32(l, y);
     int wb = in_f32(l, wt);
     int bufs[4] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb};
-    lower_call(l, KILN_K_conv_transpose, 4, bufs, np, p);
+    LOWER_CALL(l, conv_transpose, 4, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -7,12 +7,13 @@
 
 bool lower_roi_align(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[12] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], y->dims[0], y->dims[2], y->dims[3],
-                     node_attr_int(n, "sampling_ratio", 0), kiln_d2p(node_attr_float(n, "spatial_scale", 1.0)),
-                     strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "half_pixel") == 0,
-                     strcmp(node_attr_string(n, "mode", "avg"), "max") == 0};
+    kiln_p_roi_align p = {.N = x->dims[0], .C = x->dims[1], .H = x->dims[2], .W = x->dims[3], .R = y->dims[0],
+                          .out_h = y->dims[2], .out_w = y->dims[3], .sampling_ratio = node_attr_int(n, "sampling_ratio", 0),
+                          .spatial_scale = kiln_d2p(node_attr_float(n, "spatial_scale", 1.0)),
+                          .half_pixel = strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "half_pixel") == 0,
+                          .max_mode = strcmp(node_attr_string(n, "mode", "avg"), "max") == 0};
     int out = out_f32(l, y), bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), lower_buf(l, n->in[2])};
-    lower_call(l, KILN_K_roi_align, 4, bufs, 11, p);
+    LOWER_CALL(l, roi_align, 4, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -20,15 +21,17 @@ bool lower_roi_align(Lower *l, Node *n) {
 bool lower_nms(Lower *l, Node *n) {
     const Value *boxes = n->in[0], *scores = n->in[1], *y = n->out[0];
     int64_t N = boxes->dims[1], bc = boxes->dims[0] * scores->dims[1], per_class = bc ? y->dims[0] / bc : 0;
-    int64_t p[8] = {boxes->dims[0], N, scores->dims[1], node_attr_int(n, "center_point_box", 0), 0, 0, 0, per_class};
+    kiln_p_nms p = {.B = boxes->dims[0], .N = N, .C = scores->dims[1], .center_point_box = node_attr_int(n, "center_point_box", 0),
+                    .has_max = node_input(n, 2) != NULL, .has_iou = node_input(n, 3) != NULL,
+                    .has_score = node_input(n, 4) != NULL, .per_class = per_class};
     int b[8], nb = 0;
     b[nb++] = lower_buf(l, y);
     b[nb++] = shape_slot(l, n->out[0]);
     b[nb++] = lower_buf(l, boxes);
     b[nb++] = lower_buf(l, scores);
     for (int i = 2; i < 5; i++)
-        if (node_input(n, i)) { p[2 + i] = 1; b[nb++] = lower_buf(l, n->in[i]); }
+        if (node_input(n, i)) b[nb++] = lower_buf(l, n->in[i]);
     b[nb++] = step_scratch(l, 3 * N * 8);
-    lower_call(l, KILN_K_nms, nb, b, 8, p);
+    LOWER_CALL(l, nms, nb, b, &p);
     return true;
 }

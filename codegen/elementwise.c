@@ -250,10 +250,11 @@ void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t numel) 
 /* Training-mode Dropout: the mask from the seeded generator (runtime/elementwise.c). */
 bool lower_dropout_train(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[4] = {value_numel(x), kiln_d2p(node_attr_float(n, "kiln.ratio", 0.5)), node_attr_int(n, "seed", 0), n->n_out > 1};
+    kiln_p_dropout p = {.n = value_numel(x), .ratio = kiln_d2p(node_attr_float(n, "kiln.ratio", 0.5)), .seed = node_attr_int(n, "seed", 0),
+                        .has_mask = n->n_out > 1};
     int out = out_f32(l, y);
     int bufs[3] = {out, n->n_out > 1 ? lower_buf(l, n->out[1]) : out, in_f32(l, x)};
-    lower_call(l, KILN_K_dropout, 3, bufs, 4, p);
+    LOWER_CALL(l, dropout, 3, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -322,7 +322,7 @@ bool emit_c(const Kir *k, const Graph *g, const char *prefix, const char *incbin
         fprintf(f, "/* -O3: the runtime's kernels are compiled into this file (a whole program: gcc\n"
                    " * keeps those the model calls), each call inlined and specialized to its constant\n"
                    " * parameters; libkilnrt.a supplies main's helpers and file I/O. */\n"
-                   "#define K(name, doc) __attribute__((always_inline)) inline int kiln_k_##name(kiln_pool *, void *const *, const int64_t *);\n"
+                   "#define K(name, doc, ...) __attribute__((always_inline)) inline int kiln_k_##name(kiln_pool *, void *const *, const int64_t *);\n"
                    "#include \"kernels.def\"\n#undef K\n#include \"kiln_src/kiln_kernels.c\"\n\n");
     emit_infos(k, prefix, f);
     fputc('\n', f);

@@ -15,6 +15,7 @@
 
 #include "../ir/ir.h"
 #include "../runtime/kiln_rt.h"
+#include "../runtime/kiln_params.h"
 
 /* KB_STATE: per-context memory that persists across runs (the routing counters). */
 typedef enum { KB_ARENA, KB_INPUT, KB_CONST, KB_HOST, KB_STATE } KBufKind;
@@ -148,6 +149,16 @@ bool kir_fold_node(Graph *g, Node *n, Diags *d);
  * in one file per op family, named as ir/ names the shape rules. */
 int lower_buf(Lower *l, const Value *v);
 KStep *lower_call(Lower *l, int kernel, int nbufs, const int *bufs, int nparams, const int64_t *params);
+/* A call of kernel NAME whose parameters are q, a kiln_p_NAME (kiln_params.h);
+ * LOWER_CALL_TAIL for a struct with a tail of ntail words after its fixed part. */
+#define LOWER_CALL(l, name, nbufs, bufs, q) \
+    lower_call((l), KILN_K_##name, (nbufs), (bufs), KILN_PWORDS_##name, kiln_pw_##name(q))
+#define LOWER_CALL_TAIL(l, name, nbufs, bufs, q, ntail) \
+    lower_call((l), KILN_K_##name, (nbufs), (bufs), KILN_PWORDS_##name + (int)(ntail), kiln_pw_##name(q))
+#define K(name, doc, ...) \
+    static inline const int64_t *kiln_pw_##name(const kiln_p_##name *q) { return (const int64_t *)(const void *)q; }
+#include "../runtime/kernels.def"
+#undef K
 /* Appends a step of the given kind (zeroed, with the current node's comment). */
 KStep *add_step(Lower *l, KStepKind kind);
 /* A control step (KS_JUMP, KS_BRANCH on buf, KS_FAIL); returns its index, so
@@ -178,10 +189,10 @@ void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t numel);
 bool lower_string_cast(Lower *l, Node *n);
 /* The sizes before and after `axis`: v seen as [outer, dims[axis], inner]. */
 void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner);
-/* A conv/pool window as kernel parameters (in, out, k, stride, dil, pads); returns the count. */
-int window_params(const Window *w, int64_t *p);
-/* act, lo, hi of a Conv or Gemm whose Relu/Clip the fuse pass folded in (3 parameters). */
-void epilogue_params(const Node *n, int64_t *p);
+/* A conv/pool window as kernel parameters (in, out, k, stride, dil, pads). */
+kiln_pwin window_params(const Window *w);
+/* The clamp of a Conv or Gemm whose Relu/Clip the fuse pass folded in. */
+kiln_pact epilogue_params(const Node *n);
 
 /* Runs a Kir program: inputs[i] for KB_INPUT buffers, workspace of
  * k->workspace_size bytes for KB_ARENA ones. Returns the status of the step

@@ -7,19 +7,21 @@
  * epilogue. Einsum passes the parsed equation (einsum_parse) as parameters. */
 #include "kir.h"
 
-/* A GEMM call (kiln_k_gemm): p holds its 14 parameters. A constant float32 B is
- * packed into the GEMM's layout once, when the context is created. */
-static void gemm_call(Lower *l, int out, const Value *a, const Value *b, const Value *c, int64_t *p) {
+#include <string.h>
+
+/* A GEMM call (kiln_k_gemm). A constant float32 B is packed into the GEMM's
+ * layout once, when the context is created. */
+static void gemm_call(Lower *l, int out, const Value *a, const Value *b, const Value *c, kiln_p_gemm *p) {
     int bufs[5] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0, 0};
-    p[13] = !l->fold && b->data && b->dtype == DT_F32;
-    if (p[13]) {
-        int64_t pk[3] = {p[1], p[2], p[4]};
-        int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(p[1], p[2]) * 4), bufs[2]};
-        lower_call(l, KILN_K_pack_b, 2, packed, 3, pk)->at_create = true;
+    p->packed = !l->fold && b->data && b->dtype == DT_F32;
+    if (p->packed) {
+        kiln_p_pack_b pk = {p->N, p->K, p->transB};
+        int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(p->N, p->K) * 4), bufs[2]};
+        LOWER_CALL(l, pack_b, 2, packed, &pk)->at_create = true;
         bufs[4] = packed[0];
         if (!c) bufs[3] = bufs[1];
     }
-    lower_call(l, KILN_K_gemm, p[13] ? 5 : c ? 4 : 3, bufs, 14, p);
+    LOWER_CALL(l, gemm, p->packed ? 5 : c ? 4 : 3, bufs, p);
 }
 
 bool lower_matmul(Lower *l, Node *n) {
@@ -27,26 +29,25 @@ bool lower_matmul(Lower *l, Node *n) {
     int64_t K = a->dims[a->rank - 1], M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
     int64_t N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
     int ar = a->rank > 2 ? a->rank - 2 : 0, br = b->rank > 2 ? b->rank - 2 : 0, nb = ar > br ? ar : br;
-    int64_t p[4 + 3 * MAX_RANK];
-    p[0] = M; p[1] = N; p[2] = K; p[3] = nb;
+    kiln_p_matmul p = {.M = M, .N = N, .K = K, .nb = nb};
     int64_t as = 1, bs = 1;
     for (int d = nb - 1; d >= 0; d--) {
         int ad = d - (nb - ar), bd = d - (nb - br);
         int64_t adim = ad >= 0 ? a->dims[ad] : 1, bdim = bd >= 0 ? b->dims[bd] : 1;
-        p[4 + d] = adim > bdim ? adim : bdim;
-        p[4 + nb + d] = adim == 1 ? 0 : as;
-        p[4 + 2 * nb + d] = bdim == 1 ? 0 : bs;
+        p.out_bdims[d] = adim > bdim ? adim : bdim;
+        p.a_bstrides[d] = adim == 1 ? 0 : as;
+        p.b_bstrides[d] = bdim == 1 ? 0 : bs;
         as *= adim;
         bs *= bdim;
     }
     int out = out_f32(l, y);
     if (!l->fold && b->data && b->rank == 2 && b->dtype == DT_F32) {
         /* constant weights: one GEMM over all of a's rows, with b packed ahead */
-        int64_t g[14] = {value_numel(a) / K, N, K, 0, 0, kiln_d2p(1.0), kiln_d2p(0.0), 0, 0, 0, 0, 0, 0};
-        gemm_call(l, out, a, b, NULL, g);
+        kiln_p_gemm g = {.M = value_numel(a) / K, .N = N, .K = K, .alpha = kiln_d2p(1.0), .beta = kiln_d2p(0.0)};
+        gemm_call(l, out, a, b, NULL, &g);
     } else {
         int bufs[3] = {out, in_f32(l, a), in_f32(l, b)};
-        lower_call(l, KILN_K_matmul, 3, bufs, 4 + 3 * nb, p);
+        LOWER_CALL(l, matmul, 3, bufs, &p);
     }
     out_f32_done(l, y, out);
     return true;
@@ -59,10 +60,10 @@ bool lower_gemm(Lower *l, Node *n) {
     int64_t crs = 0, ccs = 0;
     if (c && c->rank == 1) ccs = c->dims[0] == 1 ? 0 : 1;
     if (c && c->rank == 2) { crs = c->dims[0] == 1 ? 0 : c->dims[1]; ccs = c->dims[1] == 1 ? 0 : 1; }
-    int64_t p[14] = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs};
-    epilogue_params(n, p + 10);
+    kiln_p_gemm p = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs,
+                     epilogue_params(n), 0};
     int out = out_f32(l, y);
-    gemm_call(l, out, a, b, c, p);
+    gemm_call(l, out, a, b, c, &p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -70,30 +71,33 @@ bool lower_gemm(Lower *l, Node *n) {
 bool lower_einsum(Lower *l, Node *n) {
     EinsumInfo e;
     if (!einsum_parse(n, &e, l->d)) return false;
-    int64_t p[67 + MAX_RANK + 8 * (1 + 2 * MAX_RANK)];
-    int np = 0;
-    p[np++] = n->n_in;
-    p[np++] = 64;
-    for (int k = 0; k < 64; k++) p[np++] = e.size[k] < 0 ? 1 : e.size[k];
-    p[np++] = e.out_rank;
-    for (int k = 0; k < e.out_rank; k++) p[np++] = e.out[k];
+    int64_t words[KILN_PWORDS_einsum + 8 * (1 + 2 * MAX_RANK)];
+    kiln_p_einsum *p = (kiln_p_einsum *)words;
+    memset(p, 0, sizeof *p);
+    p->n = n->n_in;
+    p->n_labels = 64;
+    for (int k = 0; k < 64; k++) p->sizes[k] = e.size[k] < 0 ? 1 : e.size[k];
+    p->out_rank = e.out_rank;
+    for (int k = 0; k < e.out_rank; k++) p->out_labels[k] = e.out[k];
+    int nt = 0;
     for (int i = 0; i < n->n_in; i++) {
-        p[np++] = e.rank[i];
-        for (int k = 0; k < e.rank[i]; k++) p[np++] = e.labels[i][k];
-        for (int k = 0; k < e.rank[i]; k++) p[np++] = n->in[i]->dims[k];
+        p->inputs[nt++] = e.rank[i];
+        for (int k = 0; k < e.rank[i]; k++) p->inputs[nt++] = e.labels[i][k];
+        for (int k = 0; k < e.rank[i]; k++) p->inputs[nt++] = n->in[i]->dims[k];
     }
     int out = out_f32(l, n->out[0]), bufs[9] = {out};
     for (int i = 0; i < n->n_in; i++) bufs[1 + i] = in_f32(l, n->in[i]);
-    lower_call(l, KILN_K_einsum, 1 + n->n_in, bufs, np, p);
+    LOWER_CALL_TAIL(l, einsum, 1 + n->n_in, bufs, p, nt);
     out_f32_done(l, n->out[0], out);
     return true;
 }
 
 bool lower_det(Lower *l, Node *n) {
     const Value *x = n->in[0];
-    int64_t M = x->dims[x->rank - 1], mm = M * M, p[2] = {mm > 0 ? value_numel(x) / mm : 0, M};
+    int64_t M = x->dims[x->rank - 1], mm = M * M;
+    kiln_p_det p = {mm > 0 ? value_numel(x) / mm : 0, M};
     int out = out_f32(l, n->out[0]), bufs[3] = {out, in_f32(l, x), step_scratch(l, (mm + 1) * (int64_t)sizeof(double))};
-    lower_call(l, KILN_K_det, 3, bufs, 2, p);
+    LOWER_CALL(l, det, 3, bufs, &p);
     out_f32_done(l, n->out[0], out);
     return true;
 }
@@ -101,9 +105,9 @@ bool lower_det(Lower *l, Node *n) {
 bool lower_trilu(Lower *l, Node *n) {
     const Value *x = n->in[0], *k = node_input(n, 1);
     int r = x->rank;
-    int64_t p[6] = {dtype_size(x->dtype), dims_numel(r - 2, x->dims), x->dims[r - 2], x->dims[r - 1],
-                    k ? value_const_int(k, 0) : 0, node_attr_int(n, "upper", 1)};
+    kiln_p_trilu p = {dtype_size(x->dtype), dims_numel(r - 2, x->dims), x->dims[r - 2], x->dims[r - 1], k ? value_const_int(k, 0) : 0,
+                      node_attr_int(n, "upper", 1)};
     int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
-    lower_call(l, KILN_K_trilu, 2, bufs, 6, p);
+    LOWER_CALL(l, trilu, 2, bufs, &p);
     return true;
 }

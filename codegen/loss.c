@@ -14,19 +14,19 @@ bool lower_loss(Lower *l, Node *n) {
     if (n->op == OP_SCE_LOSS) {
         const Value *lp = n->n_out > 1 ? n->out[1] : NULL;
         int dst = lp ? out_f32(l, lp) : scratch_buf(l, DT_F32, value_numel(x));
-        int64_t sp[4] = {N, C, D, 1};
+        kiln_p_softmax sp = {.outer = N, .axis_len = C, .inner = D, .log = 1};
         int sb[2] = {dst, logp};
-        lower_call(l, KILN_K_softmax, 2, sb, 4, sp);
+        LOWER_CALL(l, softmax, 2, sb, &sp);
         if (lp) out_f32_done(l, lp, dst);
         logp = dst;
     }
     const char *red = node_attr_string(n, "reduction", "mean");
     const Attr *ig = node_attr(n, "ignore_index");
-    int64_t p[8] = {N, C, D, strcmp(red, "none") == 0 ? 0 : strcmp(red, "sum") == 0 ? 1 : 2, w != NULL, ig != NULL,
-                    ig ? ig->i : 0, dtype_size(t->dtype)};
+    kiln_p_nll p = {.N = N, .C = C, .D = D, .reduction = strcmp(red, "none") == 0 ? 0 : strcmp(red, "sum") == 0 ? 1 : 2,
+                    .has_weight = w != NULL, .has_ignore = ig != NULL, .ignore_index = ig ? ig->i : 0, .target_esize = dtype_size(t->dtype)};
     int out = out_f32(l, y);
     int bufs[4] = {out, logp, lower_buf(l, t), w ? in_f32(l, w) : 0};
-    lower_call(l, KILN_K_nll, w ? 4 : 3, bufs, 8, p);
+    LOWER_CALL(l, nll, w ? 4 : 3, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -196,29 +196,23 @@ void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
 }
 
 /* act, lo, hi of a Conv or Gemm whose Relu/Clip the fuse pass folded in. */
-void epilogue_params(const Node *n, int64_t *p) {
+kiln_pact epilogue_params(const Node *n) {
     const Attr *lo = node_attr(n, "kiln.clip_min"), *hi = node_attr(n, "kiln.clip_max");
-    p[0] = lo || hi;
-    p[1] = kiln_d2p(lo ? lo->f : -INFINITY);
-    p[2] = kiln_d2p(hi ? hi->f : INFINITY);
+    return (kiln_pact){lo || hi, kiln_d2p(lo ? lo->f : -INFINITY), kiln_d2p(hi ? hi->f : INFINITY)};
 }
 
-int window_params(const Window *w, int64_t *p) {
-    int k = 0, nd = w->nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->in[i];
-    k += nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->out[i];
-    k += nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->k[i];
-    k += nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->stride[i];
-    k += nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->dil[i];
-    k += nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->pad_b[i];
-    k += nd;
-    for (int i = 0; i < nd; i++) p[k + i] = w->pad_e[i];
-    return k + nd;
+kiln_pwin window_params(const Window *w) {
+    kiln_pwin p = {.in = {0}};
+    for (int i = 0; i < w->nd; i++) {
+        p.in[i] = w->in[i];
+        p.out[i] = w->out[i];
+        p.k[i] = w->k[i];
+        p.stride[i] = w->stride[i];
+        p.dil[i] = w->dil[i];
+        p.pad_begin[i] = w->pad_b[i];
+        p.pad_end[i] = w->pad_e[i];
+    }
+    return p;
 }
 
 /* ---- whole graphs and single-node folding ---- */

@@ -14,16 +14,18 @@ bool lower_moe(Lower *l, Node *n) {
     MoeInfo m;
     if (!moe_info(n, &m, l->d)) return false;
     const Value *y = n->out[0];
-    int64_t p[22] = {m.T, m.H, m.I, m.E, m.k, m.act, m.fusion, m.has_b1, m.has_b2, m.has_w3, m.has_b3, m.has_rbias,
-                     m.sigmoid, m.normalize, kiln_d2p(m.scale), m.n_group, m.topk_group, kiln_d2p(m.alpha),
-                     kiln_d2p(m.beta), kiln_d2p(m.limit), !l->fold, 0};
+    kiln_p_moe p = {.T = m.T, .H = m.H, .I = m.I, .E = m.E, .k = m.k, .act = m.act, .fusion = m.fusion,
+                    .has_b1 = m.has_b1, .has_b2 = m.has_b2, .has_w3 = m.has_w3, .has_b3 = m.has_b3, .has_rbias = m.has_rbias,
+                    .scoring = m.sigmoid, .normalize = m.normalize, .scale = kiln_d2p(m.scale), .n_group = m.n_group,
+                    .topk_group = m.topk_group, .alpha = kiln_d2p(m.alpha), .beta = kiln_d2p(m.beta),
+                    .limit = kiln_d2p(m.limit), .has_counts = !l->fold, .packed = 0};
     int out = out_f32(l, y), bufs[15];
     bufs[0] = out;
     for (int i = 0; i < 9; i++) {
         const Value *v = node_input(n, i);
         bufs[1 + i] = v ? in_f32(l, v) : bufs[1];
     }
-    bufs[10] = step_scratch(l, kiln_moe_scratch_bytes(p));
+    bufs[10] = step_scratch(l, kiln_moe_scratch_bytes(&p));
     if (l->fold) bufs[11] = bufs[1];
     else {
         Kir *k = l->k;
@@ -36,20 +38,20 @@ bool lower_moe(Lower *l, Node *n) {
     }
     /* constant float32 weights are packed once, when the context is created */
     int nb = 12;
-    p[21] = !l->fold && n->in[2]->data && n->in[4]->data && (!m.has_w3 || n->in[6]->data);
-    for (int i = 2; i <= 6; i += 2) p[21] = p[21] && (!node_input(n, i) || node_input(n, i)->dtype == DT_F32);
-    if (p[21]) {
+    p.packed = !l->fold && n->in[2]->data && n->in[4]->data && (!m.has_w3 || n->in[6]->data);
+    for (int i = 2; i <= 6; i += 2) p.packed = p.packed && (!node_input(n, i) || node_input(n, i)->dtype == DT_F32);
+    if (p.packed) {
         static const int wi[3] = {2, 4, 6};
         int64_t dims[3][2] = {{m.I1, m.H}, {m.H, m.I}, {m.I, m.H}};
         for (int w = 0; w < 3; w++) {
             if (w == 2 && !m.has_w3) { bufs[nb++] = bufs[1]; continue; }
-            int64_t pk[3] = {m.E, dims[w][0], dims[w][1]};
-            int packed[2] = {state_buf(l, "packed weights", m.E * kiln_sgemm_packed_floats(pk[1], pk[2]) * 4), lower_buf(l, n->in[wi[w]])};
-            lower_call(l, KILN_K_moe_pack, 2, packed, 3, pk)->at_create = true;
+            kiln_p_moe_pack pk = {.E = m.E, .N = dims[w][0], .K = dims[w][1]};
+            int packed[2] = {state_buf(l, "packed weights", m.E * kiln_sgemm_packed_floats(pk.N, pk.K) * 4), lower_buf(l, n->in[wi[w]])};
+            LOWER_CALL(l, moe_pack, 2, packed, &pk)->at_create = true;
             bufs[nb++] = packed[0];
         }
     }
-    lower_call(l, KILN_K_moe, nb, bufs, 22, p);
+    LOWER_CALL(l, moe, nb, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

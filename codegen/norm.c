@@ -11,8 +11,8 @@
 bool lower_batchnorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
-    int64_t p[5] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2),
-                    kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), kiln_d2p(node_attr_float(n, "momentum", 0.9))};
+    int64_t N = x->dims[0], C = x->dims[1], inner = dims_numel(x->rank - 2, x->dims + 2);
+    int64_t eps = kiln_d2p(node_attr_float(n, "epsilon", 1e-5));
     int outs[3] = {out_f32(l, y), 0, 0}, bufs[8], nb = 0;
     int nout = training ? 3 : 1;
     for (int i = 1; i < nout; i++) {
@@ -22,7 +22,14 @@ bool lower_batchnorm(Lower *l, Node *n) {
     }
     for (int i = 0; i < nout; i++) bufs[nb++] = outs[i];
     for (int i = 0; i < 5; i++) bufs[nb++] = in_f32(l, n->in[i]);
-    lower_call(l, training ? KILN_K_batchnorm_train : KILN_K_batchnorm, nb, bufs, training ? 5 : 4, p);
+    if (training) {
+        kiln_p_batchnorm_train p = {.N = N, .C = C, .inner = inner, .eps = eps,
+                                    .momentum = kiln_d2p(node_attr_float(n, "momentum", 0.9))};
+        LOWER_CALL(l, batchnorm_train, nb, bufs, &p);
+    } else {
+        kiln_p_batchnorm p = {.N = N, .C = C, .inner = inner, .eps = eps};
+        LOWER_CALL(l, batchnorm, nb, bufs, &p);
+    }
     out_f32_done(l, y, outs[0]);
     for (int i = 1; i < nout && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
     return true;
@@ -34,7 +41,7 @@ bool lower_layernorm(Lower *l, Node *n) {
     axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
     int64_t outer = dims_numel(axis, x->dims), inner = dims_numel(x->rank - axis, x->dims + axis);
     const Value *b = node_input(n, 2);
-    int64_t p[4] = {outer, inner, kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), b != NULL};
+    kiln_p_layernorm p = {.outer = outer, .inner = inner, .eps = kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), .has_bias = b != NULL};
     int outs[3] = {out_f32(l, y), 0, 0}, bufs[6];
     for (int i = 1; i < 3; i++) {
         const Value *o = i < n->n_out ? n->out[i] : NULL;
@@ -43,7 +50,7 @@ bool lower_layernorm(Lower *l, Node *n) {
     int sc = in_f32(l, n->in[1]);
     int in[3] = {in_f32(l, x), sc, b ? in_f32(l, b) : sc};
     for (int i = 0; i < 3; i++) { bufs[i] = outs[i]; bufs[3 + i] = in[i]; }
-    lower_call(l, KILN_K_layernorm, 6, bufs, 4, p);
+    LOWER_CALL(l, layernorm, 6, bufs, &p);
     out_f32_done(l, y, outs[0]);
     return true;
 }
@@ -57,13 +64,11 @@ bool lower_lp_norm(Lower *l, Node *n) {
     int64_t outer, inner, len = x->dims[axis];
     outer_inner(x, axis, &outer, &inner);
     int xb = in_f32(l, x), norms = scratch_buf(l, DT_F32, outer * inner), out = out_f32(l, y);
-    int64_t p[3 + MAX_RANK];
-    p[0] = node_attr_int(n, "p", 2) == 1 ? 5 : 6; /* the reduce kernel's l1, l2 */
-    p[1] = x->rank;
-    for (int i = 0; i < x->rank; i++) p[2 + i] = x->dims[i];
-    p[2 + x->rank] = (int64_t)1 << axis;
+    kiln_p_reduce p = {.kind = node_attr_int(n, "p", 2) == 1 ? 5 : 6, /* the reduce kernel's l1, l2 */
+                       .rank = x->rank, .reduce_mask = (int64_t)1 << axis};
+    for (int i = 0; i < x->rank; i++) p.dims[i] = x->dims[i];
     int rb[3] = {norms, xb, xb};
-    lower_call(l, KILN_K_reduce, 3, rb, 3 + x->rank, p);
+    LOWER_CALL(l, reduce, 3, rb, &p);
     KLoop *lp = arena_alloc(l->k->arena, sizeof *lp);
     lp->rank = 3, lp->dims[0] = outer, lp->dims[1] = len, lp->dims[2] = inner;
     lp->nin = 2, lp->in[0] = xb, lp->in[1] = norms;
@@ -83,17 +88,18 @@ bool lower_lp_norm(Lower *l, Node *n) {
 
 bool lower_instancenorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[4] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), kiln_d2p(node_attr_float(n, "epsilon", 1e-5))};
+    kiln_p_instancenorm p = {.N = x->dims[0], .C = x->dims[1], .inner = dims_numel(x->rank - 2, x->dims + 2),
+                             .eps = kiln_d2p(node_attr_float(n, "epsilon", 1e-5))};
     int out = out_f32(l, y);
     int bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
-    lower_call(l, KILN_K_instancenorm, 4, bufs, 4, p);
+    LOWER_CALL(l, instancenorm, 4, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }
 
 bool lower_mvn(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[2 + MAX_RANK] = {x->rank};
+    kiln_p_mvn p = {.rank = x->rank};
     uint64_t mask = 0;
     const Attr *ax = node_attr(n, "axes");
     for (int i = 0; ax && i < ax->n; i++) {
@@ -102,22 +108,23 @@ bool lower_mvn(Lower *l, Node *n) {
         mask |= 1ull << a;
     }
     if (!ax) mask = 1 | 4 | 8;
-    for (int d = 0; d < x->rank; d++) p[1 + d] = x->dims[d];
-    p[1 + x->rank] = (int64_t)mask;
+    for (int d = 0; d < x->rank; d++) p.dims[d] = x->dims[d];
+    p.mask = (int64_t)mask;
     int64_t groups = 1;
     for (int d = 0; d < x->rank; d++) if (!(mask >> d & 1)) groups *= x->dims[d];
     int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), step_scratch(l, (2 * groups + 1) * (int64_t)sizeof(double))};
-    lower_call(l, KILN_K_mvn, 3, bufs, 2 + x->rank, p);
+    LOWER_CALL(l, mvn, 3, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }
 
 bool lower_lrn(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[7] = {x->dims[0], x->dims[1], dims_numel(x->rank - 2, x->dims + 2), node_attr_int(n, "size", 1),
-                    kiln_d2p(node_attr_float(n, "alpha", 1e-4)), kiln_d2p(node_attr_float(n, "beta", 0.75)), kiln_d2p(node_attr_float(n, "bias", 1.0))};
+    kiln_p_lrn p = {.N = x->dims[0], .C = x->dims[1], .inner = dims_numel(x->rank - 2, x->dims + 2), .size = node_attr_int(n, "size", 1),
+                    .alpha = kiln_d2p(node_attr_float(n, "alpha", 1e-4)), .beta = kiln_d2p(node_attr_float(n, "beta", 0.75)),
+                    .bias = kiln_d2p(node_attr_float(n, "bias", 1.0))};
     int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_lrn, 2, bufs, 7, p);
+    LOWER_CALL(l, lrn, 2, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -136,13 +143,17 @@ static void softmax_split(const Node *n, const Value *x, int64_t *outer, int64_t
 /* Softmax and LogSoftmax (the softmax kernel) and Hardmax (its own kernel). */
 bool lower_softmax(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    int64_t p[4];
-    softmax_split(n, x, &p[0], &p[1], &p[2]);
-    p[3] = n->op == OP_LOG_SOFTMAX;
+    int64_t outer, len, inner;
+    softmax_split(n, x, &outer, &len, &inner);
     int out = out_f32(l, y);
     int bufs[2] = {out, in_f32(l, x)};
-    if (n->op == OP_HARDMAX) lower_call(l, KILN_K_hardmax, 2, bufs, 3, p);
-    else lower_call(l, KILN_K_softmax, 2, bufs, 4, p);
+    if (n->op == OP_HARDMAX) {
+        kiln_p_hardmax p = {.outer = outer, .len = len, .inner = inner};
+        LOWER_CALL(l, hardmax, 2, bufs, &p);
+    } else {
+        kiln_p_softmax p = {.outer = outer, .axis_len = len, .inner = inner, .log = n->op == OP_LOG_SOFTMAX};
+        LOWER_CALL(l, softmax, 2, bufs, &p);
+    }
     out_f32_done(l, y, out);
     return true;
 }

@@ -11,23 +11,21 @@ bool lower_reduce(Lower *l, Node *n) {
     if (!reduce_axes(n, x, &mask, &keep, &noop, l->d)) return false;
     if (noop) {
         int bufs[2] = {lower_buf(l, y), lower_buf(l, x)};
-        int64_t p[1] = {value_nbytes(x)};
-        lower_call(l, KILN_K_copy, 2, bufs, 1, p);
+        kiln_p_copy p = {.nbytes = value_nbytes(x)};
+        LOWER_CALL(l, copy, 2, bufs, &p);
         return true;
     }
-    int64_t p[3 + MAX_RANK];
+    kiln_p_reduce p = {.rank = x->rank, .reduce_mask = mask};
     static const int kinds[OP_COUNT] = {
         [OP_REDUCE_SUM] = 0, [OP_REDUCE_MEAN] = 1, [OP_GLOBAL_AVERAGE_POOL] = 1, [OP_REDUCE_MAX] = 2, [OP_GLOBAL_MAX_POOL] = 2, [OP_REDUCE_MIN] = 3,
         [OP_REDUCE_PROD] = 4, [OP_REDUCE_L1] = 5, [OP_REDUCE_L2] = 6, [OP_REDUCE_LOG_SUM] = 7,
         [OP_REDUCE_LOG_SUM_EXP] = 8, [OP_REDUCE_SUM_SQUARE] = 9};
-    p[0] = kinds[n->op];
-    p[1] = x->rank;
-    for (int i = 0; i < x->rank; i++) p[2 + i] = x->dims[i];
-    p[2 + x->rank] = mask;
+    p.kind = kinds[n->op];
+    for (int i = 0; i < x->rank; i++) p.dims[i] = x->dims[i];
     int out = out_f32(l, y);
     int bufs[3] = {out, in_f32(l, x), 0};
-    bufs[2] = p[0] == 8 ? step_scratch(l, value_numel(y) * 4) : bufs[1];
-    lower_call(l, KILN_K_reduce, 3, bufs, 3 + x->rank, p);
+    bufs[2] = p.kind == 8 ? step_scratch(l, value_numel(y) * 4) : bufs[1];
+    LOWER_CALL(l, reduce, 3, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }
@@ -36,10 +34,10 @@ bool lower_argmax(Lower *l, Node *n) {
     const Value *x = n->in[0];
     int axis;
     axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
-    int64_t p[5] = {n->op == OP_ARG_MIN, 0, x->dims[axis], 0, node_attr_int(n, "select_last_index", 0)};
-    outer_inner(x, axis, &p[1], &p[3]);
+    kiln_p_argmax p = {.min = n->op == OP_ARG_MIN, .len = x->dims[axis], .select_last_index = node_attr_int(n, "select_last_index", 0)};
+    outer_inner(x, axis, &p.outer, &p.inner);
     int bufs[2] = {lower_buf(l, n->out[0]), in_f32(l, x)};
-    lower_call(l, KILN_K_argmax, 2, bufs, 5, p);
+    LOWER_CALL(l, argmax, 2, bufs, &p);
     return true;
 }
 
@@ -47,11 +45,11 @@ bool lower_cumsum(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int axis;
     axis_norm(value_const_int(n->in[1], 0), x->rank, &axis);
-    int64_t p[5] = {0, x->dims[axis], 0, node_attr_int(n, "exclusive", 0), node_attr_int(n, "reverse", 0)};
-    outer_inner(x, axis, &p[0], &p[2]);
+    kiln_p_cumsum p = {.len = x->dims[axis], .exclusive = node_attr_int(n, "exclusive", 0), .reverse = node_attr_int(n, "reverse", 0)};
+    outer_inner(x, axis, &p.outer, &p.inner);
     int out = out_f32(l, y);
     int bufs[2] = {out, in_f32(l, x)};
-    lower_call(l, KILN_K_cumsum, 2, bufs, 5, p);
+    LOWER_CALL(l, cumsum, 2, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

@@ -18,11 +18,13 @@ bool lower_rnn(Lower *l, Node *n) {
     int64_t dirs = strcmp(dir, "bidirectional") == 0 ? 2 : 1, S = x->dims[layout ? 1 : 0], B = x->dims[layout ? 0 : 1];
     int64_t H = n->in[2]->dims[2];
     const Attr *clip = node_attr(n, "clip");
-    int64_t p[19 + 3 * 6] = {n->op == OP_LSTM ? 2 : n->op == OP_GRU ? 1 : 0, S, B, x->dims[2], H, dirs,
-                             strcmp(dir, "reverse") == 0 ? 1 : dirs == 2 ? 2 : 0, layout,
-                             node_input(n, 3) != NULL, node_input(n, 4) != NULL, node_input(n, 5) != NULL,
-                             node_input(n, 6) != NULL, node_input(n, 7) != NULL, clip != NULL, kiln_d2p(clip ? clip->f : 0),
-                             node_attr_int(n, "linear_before_reset", 0), node_attr_int(n, "input_forget", 0), per * dirs};
+    kiln_p_rnn p = {.kind = n->op == OP_LSTM ? 2 : n->op == OP_GRU ? 1 : 0, .seq = S, .batch = B, .input = x->dims[2],
+                    .hidden = H, .dirs = dirs, .direction = strcmp(dir, "reverse") == 0 ? 1 : dirs == 2 ? 2 : 0,
+                    .layout = layout, .has_B = node_input(n, 3) != NULL, .has_lens = node_input(n, 4) != NULL,
+                    .has_h0 = node_input(n, 5) != NULL, .has_c0 = node_input(n, 6) != NULL, .has_P = node_input(n, 7) != NULL,
+                    .has_clip = clip != NULL, .clip = kiln_d2p(clip ? clip->f : 0),
+                    .linear_before_reset = node_attr_int(n, "linear_before_reset", 0),
+                    .input_forget = node_attr_int(n, "input_forget", 0), .n_act = per * dirs};
     const Attr *acts = node_attr(n, "activations"), *al = node_attr(n, "activation_alpha"), *be = node_attr(n, "activation_beta");
     int ai = 0, bi = 0;
     for (int k = 0; k < per * dirs; k++) {
@@ -37,9 +39,9 @@ bool lower_rnn(Lower *l, Node *n) {
         bool uses_a = kind >= 3 && kind <= 8, uses_b = kind == 3 || kind == 6 || kind == 7;
         if (acts && uses_a && al && ai < al->n) a = al->floats[ai++];
         if (acts && uses_b && be && bi < be->n) b = be->floats[bi++];
-        p[18 + 3 * k] = kind;
-        p[19 + 3 * k] = kiln_d2p(a);
-        p[20 + 3 * k] = kiln_d2p(b);
+        p.acts[3 * k] = kind;
+        p.acts[3 * k + 1] = kiln_d2p(a);
+        p.acts[3 * k + 2] = kiln_d2p(b);
     }
     int outs[3];
     int64_t ysz = S * dirs * B * H, ssz = dirs * B * H;
@@ -52,8 +54,8 @@ bool lower_rnn(Lower *l, Node *n) {
         const Value *v = node_input(n, i);
         bufs[3 + i] = !v ? bufs[3] : i == 4 ? lower_buf(l, v) : in_f32(l, v);
     }
-    bufs[11] = step_scratch(l, kiln_rnn_scratch_floats(p[0], S, B, H) * 4);
-    lower_call(l, KILN_K_rnn, 12, bufs, 18 + 3 * per * dirs, p);
+    bufs[11] = step_scratch(l, kiln_rnn_scratch_floats(p.kind, S, B, H) * 4);
+    LOWER_CALL(l, rnn, 12, bufs, &p);
     for (int i = 0; i < 3 && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
     return true;
 }

@@ -94,14 +94,15 @@ KILN_CLONES static void attention_blocks(void *arg, int64_t u0, int64_t u1) {
 }
 
 int kiln_k_attention(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    int64_t nb = p[7], batches = 1;
-    int64_t N = p[1], rows = N > ATTN_MAX_N ? 0 : N * ATTN_ROWS <= ATTN_BLOCK_FLOATS ? ATTN_ROWS : ATTN_BLOCK_FLOATS / N;
+    const kiln_p_attention *q = KILN_P(attention, p);
+    int64_t nb = q->nb, batches = 1;
+    int64_t N = q->N, rows = N > ATTN_MAX_N ? 0 : N * ATTN_ROWS <= ATTN_BLOCK_FLOATS ? ATTN_ROWS : ATTN_BLOCK_FLOATS / N;
     if (N <= ATTN_MAX_N && rows < 1) rows = 1;
     int64_t R = rows ? rows : 1;
-    attn_job j = {bufs[1], bufs[2], bufs[3], p[6] ? bufs[4] : NULL, bufs[0], p[0], N, p[2], p[3], p[4], nb, rows,
-                  (p[0] + R - 1) / R, (float)kiln_p2d(p[5]), p + 8, {NULL}};
-    for (int i = 0; i < 5; i++) j.str[i] = p + 8 + nb + i * (nb + 2);
-    for (int64_t d = 0; d < nb; d++) batches *= p[8 + d];
+    attn_job j = {bufs[1], bufs[2], bufs[3], q->has_mask ? bufs[4] : NULL, bufs[0], q->M, N, q->Dk, q->Dv, q->scale_op, nb, rows,
+                  (q->M + R - 1) / R, (float)kiln_p2d(q->scale), q->bdims, {NULL}};
+    for (int i = 0; i < 5; i++) j.str[i] = q->strides + i * (KILN_MAX_RANK + 2);
+    for (int64_t d = 0; d < nb; d++) batches *= q->bdims[d];
     kiln_parallel_for(pool, batches * j.blocks, attention_blocks, &j);
     return 0;
 }

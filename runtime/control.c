@@ -4,40 +4,43 @@
  * and KS_BRANCH steps); these kernels keep the loop counters, test them, and
  * move one step of a Scan sequence between a whole tensor and the body's
  * slice. A counter outside [0, count) moves nothing. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <string.h>
 
 int kiln_k_ctl_set(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    if (p[1] == 8) memcpy(b[0], &p[0], 8);
-    else *(uint8_t *)b[0] = (uint8_t)p[0];
+    const kiln_p_ctl_set *q = KILN_P(ctl_set, p);
+    if (q->esize == 8) memcpy(b[0], &q->value, 8);
+    else *(uint8_t *)b[0] = (uint8_t)q->value;
     return 0;
 }
 
 int kiln_k_ctl_incr(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    *(int64_t *)b[0] += p[0];
+    *(int64_t *)b[0] += KILN_P(ctl_incr, p)->step;
     return 0;
 }
 
 int kiln_k_ctl_test(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    int64_t counter = *(const int64_t *)b[1], limit = p[0] ? *(const int64_t *)b[2] : p[2];
-    bool cond = !p[1] || *(const uint8_t *)b[2 + (p[0] != 0)] != 0;
-    *(uint8_t *)b[0] = p[3] == 1 ? counter == limit : counter < limit && cond;
+    const kiln_p_ctl_test *q = KILN_P(ctl_test, p);
+    int64_t counter = *(const int64_t *)b[1], limit = q->has_limit_buf ? *(const int64_t *)b[2] : q->limit;
+    bool cond = !q->has_cond || *(const uint8_t *)b[2 + (q->has_limit_buf != 0)] != 0;
+    *(uint8_t *)b[0] = q->mode == 1 ? counter == limit : counter < limit && cond;
     return 0;
 }
 
 int kiln_k_ctl_slice(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    int64_t outer = p[0], count = p[1], inner = p[2], t = *(const int64_t *)b[2];
+    const kiln_p_ctl_slice *q = KILN_P(ctl_slice, p);
+    int64_t outer = q->outer, count = q->count, inner = q->inner_bytes, t = *(const int64_t *)b[2];
     if (t < 0 || t >= count) return 0;
-    if (p[4]) t = count - 1 - t;
+    if (q->reverse) t = count - 1 - t;
     unsigned char *dst = b[0];
     const unsigned char *src = b[1];
     for (int64_t o = 0; o < outer; o++) {
-        if (p[3]) memcpy(dst + (o * count + t) * inner, src + o * inner, (size_t)inner);
+        if (q->scatter) memcpy(dst + (o * count + t) * inner, src + o * inner, (size_t)inner);
         else memcpy(dst + o * inner, src + (o * count + t) * inner, (size_t)inner);
     }
     return 0;

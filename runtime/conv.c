@@ -21,7 +21,7 @@
 #include <string.h>
 
 /* The fused activation of conv and gemm: clamp to [lo, hi] (NaN stays NaN). */
-KILN_CLONES static void clamp_range(float *y, int64_t n, const int64_t *act) {
+KILN_CLONES static void clamp_range(float *y, int64_t n, const kiln_pact *act) {
     float lo, hi;
     if (!act_bounds(act, &lo, &hi)) return;
     for (int64_t i = 0; i < n; i++) y[i] = kiln_clampf(y[i], lo, hi);
@@ -246,6 +246,26 @@ static void conv_rows(void *arg, int64_t r0, int64_t r1) {
  * buffer (skipped for 1x1, stride 1, no padding) and one GEMM per image and group. */
 bool kiln_conv_is_direct(int64_t C, int64_t M, int64_t group) { return C == group && M == group; }
 
+int64_t kiln_conv_smallc_floats(int64_t nd, int64_t C, int64_t M, int64_t group, const int64_t *k) {
+    int64_t taps = C;
+    for (int64_t i = 0; i < nd; i++) taps *= k[i];
+    if (nd != 2 || group != 1 || kiln_conv_is_direct(C, M, group) || C > KILN_SMALLC_MAX_C || taps > KILN_SMALLC_MAX_TAPS) return 0;
+    return taps * ((M + 15) / 16 * 16);
+}
+
+void kiln_smallc_pack(float *dst, const float *w, int64_t taps, int64_t M) {
+    int64_t Mp = (M + 15) / 16 * 16;
+    for (int64_t t = 0; t < taps; t++)
+        for (int64_t m = 0; m < Mp; m++) dst[t * Mp + m] = m < M ? w[m * taps + t] : 0.0f;
+}
+
+int kiln_k_smallc_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    const kiln_p_smallc_pack *q = KILN_P(smallc_pack, p);
+    kiln_smallc_pack(bufs[0], bufs[1], q->taps, q->M);
+    return 0;
+}
+
 /* Rows r0..r1 of the im2col matrix (row r = channel * ksz + kernel offset), its
  * columns j0..j0+nb of the output positions, into col (row stride nb). */
 typedef struct { const win3 *w; const float *x; float *col; int64_t j0, nb; } im2col_job;
@@ -320,49 +340,51 @@ static void conv_chunks(void *arg, int64_t u0, int64_t u1) {
     }
 }
 
-void kiln_win3_read(win3 *w, int64_t nd, const int64_t *q) {
+void kiln_win3_read(win3 *w, int64_t nd, const kiln_pwin *q) {
     for (int i = 0; i < 3; i++) {
         w->in[i] = w->out[i] = w->k[i] = w->stride[i] = w->dil[i] = 1;
         w->pad[i] = w->pad_end[i] = 0;
     }
     int64_t s = 3 - nd;
     for (int64_t i = 0; i < nd; i++) {
-        w->in[s + i] = q[i];
-        w->out[s + i] = q[nd + i];
-        w->k[s + i] = q[2 * nd + i];
-        w->stride[s + i] = q[3 * nd + i];
-        w->dil[s + i] = q[4 * nd + i];
-        w->pad[s + i] = q[5 * nd + i];
-        w->pad_end[s + i] = q[6 * nd + i];
+        w->in[s + i] = q->in[i];
+        w->out[s + i] = q->out[i];
+        w->k[s + i] = q->k[i];
+        w->stride[s + i] = q->stride[i];
+        w->dil[s + i] = q->dil[i];
+        w->pad[s + i] = q->pad_begin[i];
+        w->pad_end[s + i] = q->pad_end[i];
     }
 }
 
-/* The parameters Conv and ConvTranspose share: nd, N, C, M, group, has_b, window. */
-static void conv_read(conv_job *j, void *const *bufs, const int64_t *p) {
-    j->w.N = p[1];
-    j->w.C = p[2];
-    j->w.M = p[3];
-    j->w.group = p[4];
-    kiln_win3_read(&j->w, p[0], p + 6);
+/* The parameters Conv and ConvTranspose share (the first fields of both rows). */
+static void conv_read(conv_job *j, void *const *bufs, int64_t nd, int64_t N, int64_t C, int64_t M, int64_t group, int64_t has_b,
+                      const kiln_pwin *win) {
+    j->w.N = N;
+    j->w.C = C;
+    j->w.M = M;
+    j->w.group = group;
+    kiln_win3_read(&j->w, nd, win);
     j->y = bufs[0];
     j->x = bufs[1];
     j->wt = bufs[2];
-    j->b = p[5] ? bufs[3] : NULL;
+    j->b = has_b ? bufs[3] : NULL;
     j->act = NULL;
 }
 
 int kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    const kiln_p_conv *q = KILN_P(conv, p);
     conv_job j;
-    conv_read(&j, bufs, p);
-    j.act = p + 6 + 7 * p[0];
+    conv_read(&j, bufs, q->nd, q->N, q->C, q->M, q->group, q->has_b, &q->w);
+    j.act = &q->act;
     if (kiln_conv_is_direct(j.w.C, j.w.M, j.w.group)) { kiln_parallel_for(pool, j.w.N * j.w.M, conv_rows, &j); return 0; }
     const win3 *w = &j.w;
     int64_t cpg = w->C / w->group, mpg = w->M / w->group;
     int64_t ksz = w->k[0] * w->k[1] * w->k[2], osz = w->out[0] * w->out[1] * w->out[2], isz = w->in[0] * w->in[1] * w->in[2];
-    const float *packed = p[6 + 7 * p[0] + 3] ? bufs[5] : NULL;
-    const float *res = p[6 + 7 * p[0] + 4] ? bufs[6] : NULL; /* kiln.residual (never on the direct path) */
+    const float *packed = q->packed ? bufs[5] : NULL;
+    const float *res = q->has_res ? bufs[6] : NULL; /* kiln.residual (never on the direct path) */
 #ifdef HAVE_AVX512_KERNELS
-    if (kiln_conv_smallc(pool, &j, res)) return 0;
+    if (q->smallc && kiln_conv_smallc(pool, &j, res, bufs[7], q->smallc == 1)) return 0;
 #endif
     bool pointwise = ksz == 1;
     for (int i = 0; i < 3; i++) pointwise = pointwise && w->stride[i] == 1 && w->pad[i] == 0 && w->pad_end[i] == 0;
@@ -432,8 +454,9 @@ static void convt_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    const kiln_p_conv_transpose *q = KILN_P(conv_transpose, p);
     conv_job j;
-    conv_read(&j, bufs, p);
+    conv_read(&j, bufs, q->nd, q->N, q->C, q->M, q->group, q->has_b, &q->w);
     kiln_parallel_for(pool, j.w.N * j.w.group, convt_rows, &j);
     return 0;
 }

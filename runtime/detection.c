@@ -4,7 +4,7 @@
  * run time, writes the selected rows compactly and their count into its shape
  * buffer (see index.c's NonZero); it takes boxes by descending score, lower
  * index first among equal scores, as ONNX Runtime does. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,16 +26,17 @@ static int roi_sample(float y, float x, int64_t H, int64_t W, int64_t pos[4], fl
 
 int kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], H = p[2], W = p[3], R = p[4], oh = p[5], ow = p[6], ratio = p[7];
-    float scale = (float)kiln_p2d(p[8]), off = p[9] ? 0.5f : 0.0f;
-    int max_mode = (int)p[10];
+    const kiln_p_roi_align *q = KILN_P(roi_align, p);
+    int64_t N = q->N, C = q->C, H = q->H, W = q->W, R = q->R, oh = q->out_h, ow = q->out_w, ratio = q->sampling_ratio;
+    float scale = (float)kiln_p2d(q->spatial_scale), off = q->half_pixel ? 0.5f : 0.0f;
+    int max_mode = (int)q->max_mode;
     float *y = bufs[0];
     const float *x = bufs[1], *rois = bufs[2];
     const int64_t *bi = bufs[3];
     for (int64_t r = 0; r < R; r++) {
         const float *b = rois + r * 4;
         float sw = b[0] * scale - off, sh = b[1] * scale - off, rw = b[2] * scale - off - sw, rh = b[3] * scale - off - sh;
-        if (!p[9]) { rw = rw > 1 ? rw : 1; rh = rh > 1 ? rh : 1; }
+        if (!q->half_pixel) { rw = rw > 1 ? rw : 1; rh = rh > 1 ? rh : 1; }
         float bh = rh / (float)oh, bw = rw / (float)ow;
         int64_t gh = ratio > 0 ? ratio : (int64_t)ceilf(rh / (float)oh), gw = ratio > 0 ? ratio : (int64_t)ceilf(rw / (float)ow);
         float count = (float)(gh * gw > 1 ? gh * gw : 1);
@@ -96,15 +97,16 @@ static bool suppresses(const float *a, const float *c, int center, float iou_thr
 
 int kiln_k_nms(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    int64_t B = p[0], N = p[1], C = p[2], per_class = p[7];
-    int center = (int)p[3], q = 4;
+    const kiln_p_nms *q = KILN_P(nms, p);
+    int64_t B = q->B, N = q->N, C = q->C, per_class = q->per_class;
+    int center = (int)q->center_point_box, at = 4;
     int64_t *out = b[0], *shape = b[1];
     const float *boxes = b[2], *scores = b[3];
-    int64_t max_out = p[4] ? *(const int64_t *)b[q++] : 0;
-    float iou = p[5] ? *(const float *)b[q++] : 0.0f;
-    bool has_thr = p[6];
-    float thr = has_thr ? *(const float *)b[q++] : 0.0f;
-    int64_t *cand = b[q], *tmp = cand + N, *sel = tmp + N;
+    int64_t max_out = q->has_max ? *(const int64_t *)b[at++] : 0;
+    float iou = q->has_iou ? *(const float *)b[at++] : 0.0f;
+    bool has_thr = q->has_score;
+    float thr = has_thr ? *(const float *)b[at++] : 0.0f;
+    int64_t *cand = b[at], *tmp = cand + N, *sel = tmp + N;
     if (max_out > per_class) max_out = per_class; /* the compile-time bound */
     int64_t rows = 0;
     for (int64_t bi = 0; bi < B; bi++)

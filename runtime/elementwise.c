@@ -3,7 +3,7 @@
  * code, fused with its neighbours): training-mode Dropout, whose mask draws
  * from MT19937 as NumPy's legacy generator does, so that a seeded mask matches
  * the ONNX reference's. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,13 +37,14 @@ static uint32_t mt_next(mt19937 *g) {
 
 int kiln_k_dropout(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    int64_t n = p[0];
-    float ratio = (float)kiln_p2d(p[1]), keep = 1.0f - ratio;
+    const kiln_p_dropout *q = KILN_P(dropout, p);
+    int64_t n = q->n;
+    float ratio = (float)kiln_p2d(q->ratio), keep = 1.0f - ratio;
     float *y = b[0];
-    uint8_t *mask = p[3] ? b[1] : NULL;
+    uint8_t *mask = q->has_mask ? b[1] : NULL;
     const float *x = b[2];
     mt19937 g;
-    mt_seed(&g, (uint32_t)p[2]);
+    mt_seed(&g, (uint32_t)q->seed);
     for (int64_t i = 0; i < n; i++) {
         uint32_t a = mt_next(&g) >> 5, c = mt_next(&g) >> 6;
         double u = (a * 67108864.0 + c) / 9007199254740992.0;

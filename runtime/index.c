@@ -14,14 +14,15 @@
  * scatters, so that no index, however wrong, addresses outside a buffer.
  * Elements are of any size (esize bytes). TopK sorts each line's indices
  * (kiln_sort_indices, a stable merge sort) and keeps the first k. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <stdbool.h>
 #include <string.h>
 
 int kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], outer = p[1], axis_len = p[2], inner = p[3], n_idx = p[4], idx_esize = p[5];
+    const kiln_p_gather *q = KILN_P(gather, p);
+    int64_t esize = q->esize, outer = q->outer, axis_len = q->axis_len, inner = q->inner, n_idx = q->n_idx, idx_esize = q->idx_esize;
     char *out = bufs[0];
     const char *data = bufs[1];
     size_t row = (size_t)(inner * esize);
@@ -38,8 +39,9 @@ int kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], rank = p[1], axis = p[2 + 2 * rank], idx_esize = p[3 + 2 * rank];
-    const int64_t *idims = p + 2, *ddims = p + 2 + rank;
+    const kiln_p_gather_elements *q = KILN_P(gather_elements, p);
+    int64_t esize = q->esize, rank = q->rank, axis = q->axis, idx_esize = q->idx_esize;
+    const int64_t *idims = q->idx_dims, *ddims = q->data_dims;
     int64_t dstr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
     for (int64_t i = rank - 1, st = 1; i >= 0; i--) { dstr[i] = st; st *= ddims[i]; total *= idims[i]; }
     char *out = bufs[0];
@@ -63,8 +65,9 @@ int kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p)
  * tuple (last entries), copy one contiguous slice. */
 int kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], batch = p[1], n_idx = p[2], last = p[3], slice = p[4], bstride = p[5 + last];
-    const int64_t *dd = p + 5;
+    const kiln_p_gather_nd *q = KILN_P(gather_nd, p);
+    int64_t esize = q->esize, batch = q->batch, n_idx = q->n_idx, last = q->last, slice = q->slice, bstride = q->data_batch_stride;
+    const int64_t *dd = q->data_dims;
     char *out = bufs[0];
     const char *data = bufs[1];
     const int64_t *idx = bufs[2];
@@ -97,9 +100,10 @@ static void scatter_put(char *dst, const char *src, int64_t esize, int64_t red) 
 /* ScatterElements (kind 0) and ScatterND (kind 1) on a copy of data. */
 int kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], kind = p[1], red = p[2], n_upd = p[3], ax = p[4], rank = p[5];
-    const int64_t *dims = p + 6, *ud = p + 7 + rank;
-    int64_t ies = p[6 + rank];
+    const kiln_p_scatter *q = KILN_P(scatter, p);
+    int64_t esize = q->esize, kind = q->kind, red = q->reduction, n_upd = q->n_upd, ax = q->axis_or_last, rank = q->rank;
+    const int64_t *dims = q->dims, *ud = q->upd_dims;
+    int64_t ies = q->idx_esize;
     int64_t str[KILN_MAX_RANK], total = 1;
     for (int64_t i = rank - 1, st = 1; i >= 0; i--) { str[i] = st; st *= dims[i]; total *= dims[i]; }
     char *out = bufs[0];
@@ -140,7 +144,8 @@ int kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], outer = p[1], depth = p[2], inner = p[3];
+    const kiln_p_onehot *q = KILN_P(onehot, p);
+    int64_t esize = q->esize, outer = q->outer, depth = q->depth, inner = q->inner;
     char *out = bufs[0];
     const float *idx = bufs[1];
     const char *vals = bufs[2];
@@ -171,7 +176,8 @@ static bool topk_before(int64_t a, int64_t b, const void *c) {
 
 int kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t outer = p[0], len = p[1], inner = p[2], k = p[3];
+    const kiln_p_topk *q = KILN_P(topk, p);
+    int64_t outer = q->outer, len = q->len, inner = q->inner, k = q->k;
     float *v = bufs[0];
     int64_t *ix = bufs[1];
     const float *x = bufs[2];
@@ -180,10 +186,10 @@ int kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         k = *(const int64_t *)bufs[4];
         k = k < 0 ? 0 : k > len ? len : k;
         for (int s = 5; s <= 6; s++)
-            for (int64_t r = 0; r < p[7]; r++) ((int64_t *)bufs[s])[r] = r == p[6] ? k : p[8 + r];
+            for (int64_t r = 0; r < q->rank; r++) ((int64_t *)bufs[s])[r] = r == q->axis ? k : q->dims[r];
     }
     float *line = (float *)(tmp + len);
-    topk_order ord = {line, p[4]};
+    topk_order ord = {line, q->largest};
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             for (int64_t t = 0; t < len; t++) { line[t] = x[(o * len + t) * inner + i]; idx[t] = t; }
@@ -211,18 +217,19 @@ static int cmp_elem(const unsigned char *a, const unsigned char *b, int64_t es, 
     return x < y ? -1 : x > y;
 }
 
-static bool nonzero_elem(const unsigned char *p, int64_t es, int kind) {
-    if (kind == 2) { float x; memcpy(&x, p, 4); return x != 0; }
-    if (kind == 3) { double x; memcpy(&x, p, 8); return x != 0; }
-    if (kind == 4) { uint16_t h; memcpy(&h, p, 2); return (h & 0x7fff) != 0; } /* float16 / bfloat16 */
-    for (int64_t i = 0; i < es; i++) if (p[i]) return true;
+static bool nonzero_elem(const unsigned char *e, int64_t es, int kind) {
+    if (kind == 2) { float x; memcpy(&x, e, 4); return x != 0; }
+    if (kind == 3) { double x; memcpy(&x, e, 8); return x != 0; }
+    if (kind == 4) { uint16_t h; memcpy(&h, e, 2); return (h & 0x7fff) != 0; } /* float16 / bfloat16 */
+    for (int64_t i = 0; i < es; i++) if (e[i]) return true;
     return false;
 }
 
 int kiln_k_nonzero(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    int64_t rank = p[0], numel = p[1], es = p[2], kind = p[3], cnt = 0;
-    const int64_t *dims = p + 4;
+    const kiln_p_nonzero *q = KILN_P(nonzero, p);
+    int64_t rank = q->rank, numel = q->numel, es = q->esize, kind = q->kind, cnt = 0;
+    const int64_t *dims = q->dims;
     int64_t *out = b[0], *shape = b[1];
     const unsigned char *x = b[2];
     for (int64_t i = 0; i < numel; i++) cnt += nonzero_elem(x + i * es, es, (int)kind);
@@ -256,8 +263,9 @@ static bool slice_before(int64_t a, int64_t b, const void *c) { return cmp_slice
 
 int kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    slices s = {b[7], p[0], p[1], p[2], p[3], (int)p[4]};
-    int sorted = (int)p[5];
+    const kiln_p_unique *q = KILN_P(unique, p);
+    slices s = {b[7], q->outer, q->len, q->inner, q->esize, (int)q->kind};
+    int sorted = (int)q->sorted;
     int64_t len = s.len, *y_shape = b[1], *indices = b[2], *idx_shape = b[3], *inverse = b[4], *counts = b[5], *cnt_shape = b[6];
     int64_t *order = b[8], *tmp = order + len, *group = tmp + len, *uid = group + len;
     for (int64_t i = 0; i < len; i++) order[i] = i;
@@ -281,7 +289,7 @@ int kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
     size_t row = (size_t)(s.inner * s.es);
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t u = 0; u < k; u++) memcpy(y + (o * k + u) * row, s.x + (o * len + indices[u]) * row, row);
-    for (int64_t r = 0; r < p[7]; r++) y_shape[r] = r == p[6] ? k : p[8 + r];
+    for (int64_t r = 0; r < q->rank; r++) y_shape[r] = r == q->axis ? k : q->dims[r];
     idx_shape[0] = cnt_shape[0] = k;
     return 0;
 }

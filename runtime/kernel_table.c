@@ -7,13 +7,13 @@
 #include "kiln_rt.h"
 
 const char *const kiln_kernel_names[KILN_K_COUNT] = {
-#define K(name, doc) #name,
+#define K(name, doc, ...) #name,
 #include "kernels.def"
 #undef K
 };
 
 const kiln_kernel_fn kiln_kernel_table[KILN_K_COUNT] = {
-#define K(name, doc) kiln_k_##name,
+#define K(name, doc, ...) kiln_k_##name,
 #include "kernels.def"
 #undef K
 };

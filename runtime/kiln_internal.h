@@ -12,6 +12,7 @@
 #define KILN_INTERNAL_H
 
 #include "kiln_rt.h"
+#include "kiln_params.h"
 #include "kiln_scalar.h"
 #include "kiln_simd.h"
 
@@ -33,15 +34,22 @@ typedef struct {
     int64_t N, C, M, group, in[3], out[3], k[3], stride[3], dil[3], pad[3], pad_end[3];
 } win3;
 
-/* A window of nd dimensions (in, out, k, stride, dil, pad, pad_end: nd each, at q)
- * as 3-D, with leading unit dimensions (defined in conv.c; pool.c calls it too). */
-KILN_HIDDEN void kiln_win3_read(win3 *w, int64_t nd, const int64_t *q);
+/* The small-channel convolution (x86/conv_avx512.c): at most this many input
+ * channels and C * KH * KW taps; its weights as [taps][M rounded up to 16],
+ * packed by kiln_smallc_pack (conv.c), at create time for constant weights. */
+#define KILN_SMALLC_MAX_C 4
+#define KILN_SMALLC_MAX_TAPS 160
+KILN_HIDDEN void kiln_smallc_pack(float *dst, const float *w, int64_t taps, int64_t M);
+
+/* A window of nd dimensions (the first nd of each of q's arrays) as 3-D, with
+ * leading unit dimensions (defined in conv.c; pool.c and quant.c call it too). */
+KILN_HIDDEN void kiln_win3_read(win3 *w, int64_t nd, const kiln_pwin *q);
 
 typedef struct {
     win3 w;
     const float *x, *wt, *b;
     float *y;
-    const int64_t *act;
+    const kiln_pact *act;
 } conv_job;
 
 /* The interior of a 2-D window: [lo, hi) of the outputs whose taps all fall in [0, in). */
@@ -57,15 +65,15 @@ static inline void window_interior(int64_t in, int64_t out, int64_t k, int64_t s
 /* ---- the fused activation of conv and gemm ---- */
 
 /* The activation parameters {on, lo, hi} as bounds: [-inf, inf] when off. */
-static inline bool act_bounds(const int64_t *act, float *lo, float *hi) {
-    bool on = act && act[0];
-    *lo = on ? (float)kiln_p2d(act[1]) : -INFINITY;
-    *hi = on ? (float)kiln_p2d(act[2]) : INFINITY;
+static inline bool act_bounds(const kiln_pact *act, float *lo, float *hi) {
+    bool on = act && act->on;
+    *lo = on ? (float)kiln_p2d(act->lo) : -INFINITY;
+    *hi = on ? (float)kiln_p2d(act->hi) : INFINITY;
     return on;
 }
 
 /* The fused activation's clamp as a GEMM epilogue. */
-static inline kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int overwrite, const int64_t *act) {
+static inline kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias, int overwrite, const kiln_pact *act) {
     kiln_gemm_epi e = {row_bias, col_bias, overwrite, 0, 0, 0, NULL};
     e.clamp = act_bounds(act, &e.lo, &e.hi);
     return e;

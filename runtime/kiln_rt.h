@@ -198,11 +198,11 @@ enum { KILN_OK = 0, KILN_E_LOOP = 1, KILN_E_NOMEM = 16, KILN_E_INDEX = 17, KILN_
 /* What a status means, in words ("an index is out of range", ...). */
 const char *kiln_status_text(int status);
 typedef int (*kiln_kernel_fn)(kiln_pool *pool, void *const *bufs, const int64_t *p);
-#define K(name, doc) int kiln_k_##name(kiln_pool *pool, void *const *bufs, const int64_t *p);
+#define K(name, doc, ...) int kiln_k_##name(kiln_pool *pool, void *const *bufs, const int64_t *p);
 #include "kernels.def"
 #undef K
 enum {
-#define K(name, doc) KILN_K_##name,
+#define K(name, doc, ...) KILN_K_##name,
 #include "kernels.def"
 #undef K
     KILN_K_COUNT
@@ -261,12 +261,17 @@ void kiln_sgemm_ex(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha
 /* Floats of scratch kiln_k_rnn needs (kind 0 RNN, 1 GRU, 2 LSTM). */
 int64_t kiln_rnn_scratch_floats(int64_t kind, int64_t seq, int64_t batch, int64_t hidden);
 
-/* Bytes of scratch kiln_k_moe needs for its parameters p. */
-int64_t kiln_moe_scratch_bytes(const int64_t *p);
+/* Bytes of scratch kiln_k_moe needs for its parameters q (kiln_params.h). */
+struct kiln_p_moe;
+int64_t kiln_moe_scratch_bytes(const struct kiln_p_moe *q);
 
 /* Whether kiln_k_conv computes directly (depthwise) and needs no im2col scratch. */
 #include <stdbool.h>
 bool kiln_conv_is_direct(int64_t C, int64_t M, int64_t group);
+/* The floats of a convolution's weights packed for the small-channel path
+ * (AVX-512: C <= 4 input channels, 2-D, one group), or 0 when that path can
+ * never take it (k: the nd kernel sizes). */
+int64_t kiln_conv_smallc_floats(int64_t nd, int64_t C, int64_t M, int64_t group, const int64_t *k);
 
 /* Float kernel parameters travel as the bits of a double. */
 static inline int64_t kiln_d2p(double d) { union { double d; int64_t i; } u; u.d = d; return u.i; }

@@ -12,8 +12,9 @@
 #include <string.h>
 
 int kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    int64_t M = p[0], N = p[1], K = p[2], nb = p[3];
-    const int64_t *bdims = p + 4, *astr = p + 4 + nb, *bstr = p + 4 + 2 * nb;
+    const kiln_p_matmul *q = KILN_P(matmul, p);
+    int64_t M = q->M, N = q->N, K = q->K, nb = q->nb;
+    const int64_t *bdims = q->out_bdims, *astr = q->a_bstrides, *bstr = q->b_bstrides;
     int64_t batches = 1, idx[KILN_MAX_RANK] = {0};
     for (int64_t i = 0; i < nb; i++) batches *= bdims[i];
     float *out = bufs[0];
@@ -51,33 +52,36 @@ KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    int64_t M = p[0], N = p[1], K = p[2], ta = p[3], tb = p[4], has_c = p[7], crs = p[8], ccs = p[9];
-    float alpha = (float)kiln_p2d(p[5]), beta = (float)kiln_p2d(p[6]);
+    const kiln_p_gemm *q = KILN_P(gemm, p);
+    int64_t M = q->M, N = q->N, K = q->K, ta = q->transA, tb = q->transB, has_c = q->has_c, crs = q->c_rs, ccs = q->c_cs;
+    float alpha = (float)kiln_p2d(q->alpha), beta = (float)kiln_p2d(q->beta);
     float *Y = bufs[0];
     const float *C = has_c ? bufs[3] : NULL;
     /* C as a bias the epilogue starts from (a row of N, or a column of M), or
      * nothing; otherwise Y = beta * C first, and the product accumulates */
     bool col = C && beta == 1.0f && crs == 0 && ccs == 1, row = C && beta == 1.0f && crs == 1 && ccs == 0;
-    kiln_gemm_epi e = epi_of(row ? C : NULL, col ? C : NULL, !C, p + 10);
+    kiln_gemm_epi e = epi_of(row ? C : NULL, col ? C : NULL, !C, &q->act);
     if (C && !col && !row) {
         gemm_init_job ij = {Y, C, beta, N, crs, ccs};
         kiln_parallel_for(M * N >= 16384 ? pool : NULL, M, gemm_init_rows, &ij);
     }
-    kiln_sgemm_ex(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, NULL, p[13] ? NULL : bufs[2], tb ? K : N, (int)tb,
-                  p[13] ? bufs[4] : NULL, Y, N, &e);
+    kiln_sgemm_ex(pool, M, N, K, alpha, bufs[1], ta ? M : K, (int)ta, NULL, q->packed ? NULL : bufs[2], tb ? K : N, (int)tb,
+                  q->packed ? bufs[4] : NULL, Y, N, &e);
     return 0;
 }
 
 int kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t G = p[0], M = p[1], K = p[2], stride = kiln_sgemm_packed_a_floats(M, K);
+    const kiln_p_pack_a *q = KILN_P(pack_a, p);
+    int64_t G = q->groups, M = q->M, K = q->K, stride = kiln_sgemm_packed_a_floats(M, K);
     for (int64_t g = 0; g < G; g++) kiln_sgemm_pack_a(M, K, (const float *)bufs[1] + g * M * K, K, 0, (float *)bufs[0] + g * stride);
     return 0;
 }
 
 int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    kiln_sgemm_pack(p[0], p[1], bufs[1], p[2] ? p[1] : p[0], (int)p[2], bufs[0]);
+    const kiln_p_pack_b *q = KILN_P(pack_b, p);
+    kiln_sgemm_pack(q->N, q->K, bufs[1], q->transB ? q->K : q->N, (int)q->transB, bufs[0]);
     return 0;
 }
 
@@ -85,13 +89,14 @@ int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int n = (int)p[0];
-    const int64_t *size = p + 2;
-    int64_t orank = p[66];
-    const int64_t *olab = p + 67;
+    const kiln_p_einsum *e = KILN_P(einsum, p);
+    int n = (int)e->n;
+    const int64_t *size = e->sizes;
+    int64_t orank = e->out_rank;
+    const int64_t *olab = e->out_labels;
     int64_t stride[8][64];
     memset(stride, 0, sizeof stride);
-    const int64_t *q = olab + orank;
+    const int64_t *q = e->inputs;
     bool in_out[64] = {false}, used[64] = {false};
     for (int64_t k = 0; k < orank; k++) in_out[olab[k]] = true;
     for (int i = 0; i < n; i++) {
@@ -138,7 +143,7 @@ int kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t batch = p[0], M = p[1];
+    int64_t batch = KILN_P(det, p)->batch, M = KILN_P(det, p)->M;
     const float *x = bufs[1];
     float *y = bufs[0];
     double *a = bufs[2]; /* the step's scratch */
@@ -166,7 +171,8 @@ int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], batch = p[1], rows = p[2], cols = p[3], k = p[4], upper = p[5];
+    const kiln_p_trilu *q = KILN_P(trilu, p);
+    int64_t esize = q->esize, batch = q->batch, rows = q->rows, cols = q->cols, k = q->k, upper = q->upper;
     char *out = bufs[0];
     const char *in = bufs[1];
     for (int64_t b = 0; b < batch; b++)

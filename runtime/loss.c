@@ -3,11 +3,13 @@
  * is -x at its target class, times the class's weight; a target equal to
  * ignore_index, or outside [0, C), adds nothing. Reduced by none, sum or the
  * weighted mean, accumulated in double. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 int kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], D = p[2], red = p[3], has_w = p[4], has_ig = p[5], ig = p[6], tes = p[7];
+    const kiln_p_nll *q = KILN_P(nll, p);
+    int64_t N = q->N, C = q->C, D = q->D, red = q->reduction, has_w = q->has_weight, has_ig = q->has_ignore, ig = q->ignore_index,
+            tes = q->target_esize;
     float *y = bufs[0];
     const float *x = bufs[1], *w = has_w ? bufs[3] : NULL;
     double sum = 0, wsum = 0;

@@ -22,14 +22,12 @@
  * call are added to an int64 counter array (the routing profile). Constant
  * weights arrive packed in the GEMM's layout too (kiln_k_moe_pack, run once when
  * the context is created), so no call repacks them. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
-enum { P_T, P_H, P_I, P_E, P_K, P_ACT, P_FUSION, P_HAS_B1, P_HAS_B2, P_HAS_W3, P_HAS_B3, P_HAS_RBIAS,
-       P_SCORING, P_NORMALIZE, P_SCALE, P_NGROUP, P_TOPKGROUP, P_ALPHA, P_BETA, P_LIMIT, P_HAS_COUNTS, P_PACKED };
 enum { ACT_IDENTITY, ACT_RELU, ACT_GELU, ACT_SILU, ACT_SWIGLU };
 
 typedef struct {
@@ -53,11 +51,11 @@ typedef struct {
 
 static int64_t align64(int64_t n) { return (n + 63) & ~(int64_t)63; }
 
-static int64_t moe_i1(const int64_t *p) { return p[P_ACT] == ACT_SWIGLU && !p[P_HAS_W3] ? 2 * p[P_I] : p[P_I]; }
+static int64_t moe_i1(const kiln_p_moe *q) { return q->act == ACT_SWIGLU && !q->has_w3 ? 2 * q->I : q->I; }
 
 /* Lays the scratch buffer out (base NULL: only measures); returns its size. */
-static int64_t moe_layout(moe_job *j, const int64_t *p, unsigned char *base) {
-    int64_t T = p[P_T], H = p[P_H], I = p[P_I], E = p[P_E], k = p[P_K], R = T * k, I1 = moe_i1(p), o = 0;
+static int64_t moe_layout(moe_job *j, const kiln_p_moe *q, unsigned char *base) {
+    int64_t T = q->T, H = q->H, I = q->I, E = q->E, k = q->k, R = T * k, I1 = moe_i1(q), o = 0;
 #define TAKE(field, type, count) do { if (base) j->field = (type *)(base + o); o += align64((int64_t)sizeof(type) * (count)); } while (0)
     TAKE(scores, float, T * E);
     TAKE(wt, float, R);
@@ -68,15 +66,15 @@ static int64_t moe_layout(moe_job *j, const int64_t *p, unsigned char *base) {
     TAKE(order, int32_t, E);
     TAKE(xs, float, R * H);
     TAKE(hb, float, R * I1);
-    if (p[P_HAS_W3]) TAKE(h3, float, R * I);
+    if (q->has_w3) TAKE(h3, float, R * I);
     TAKE(ys, float, R * H);
 #undef TAKE
     return o;
 }
 
-int64_t kiln_moe_scratch_bytes(const int64_t *p) {
+int64_t kiln_moe_scratch_bytes(const kiln_p_moe *q) {
     moe_job j;
-    return moe_layout(&j, p, NULL);
+    return moe_layout(&j, q, NULL);
 }
 
 /* The best `want` of n scores among those with eligible[i] (NULL: all); ties go
@@ -228,19 +226,20 @@ static void expert_worker(void *arg, int64_t b, int64_t e) {
 }
 
 int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    const kiln_p_moe *q = KILN_P(moe, p);
     moe_job j;
     memset(&j, 0, sizeof j);
-    moe_layout(&j, p, bufs[10]);
-    j.T = p[P_T]; j.H = p[P_H]; j.I = p[P_I]; j.E = p[P_E]; j.k = p[P_K]; j.I1 = moe_i1(p);
-    j.act = p[P_ACT]; j.fusion = p[P_FUSION]; j.n_group = p[P_NGROUP]; j.topk_group = p[P_TOPKGROUP];
-    j.has_b1 = (int)p[P_HAS_B1]; j.has_b2 = (int)p[P_HAS_B2]; j.has_w3 = (int)p[P_HAS_W3]; j.has_b3 = (int)p[P_HAS_B3];
-    j.has_rbias = (int)p[P_HAS_RBIAS]; j.sigmoid = p[P_SCORING] == 1; j.normalize = (int)p[P_NORMALIZE];
-    j.scale = (float)kiln_p2d(p[P_SCALE]); j.alpha = (float)kiln_p2d(p[P_ALPHA]);
-    j.beta = (float)kiln_p2d(p[P_BETA]); j.limit = (float)kiln_p2d(p[P_LIMIT]);
+    moe_layout(&j, q, bufs[10]);
+    j.T = q->T; j.H = q->H; j.I = q->I; j.E = q->E; j.k = q->k; j.I1 = moe_i1(q);
+    j.act = q->act; j.fusion = q->fusion; j.n_group = q->n_group; j.topk_group = q->topk_group;
+    j.has_b1 = (int)q->has_b1; j.has_b2 = (int)q->has_b2; j.has_w3 = (int)q->has_w3; j.has_b3 = (int)q->has_b3;
+    j.has_rbias = (int)q->has_rbias; j.sigmoid = q->scoring == 1; j.normalize = (int)q->normalize;
+    j.scale = (float)kiln_p2d(q->scale); j.alpha = (float)kiln_p2d(q->alpha);
+    j.beta = (float)kiln_p2d(q->beta); j.limit = (float)kiln_p2d(q->limit);
     j.out = bufs[0]; j.x = bufs[1]; j.logits = bufs[2]; j.w1 = bufs[3]; j.b1 = bufs[4]; j.w2 = bufs[5];
     j.b2 = bufs[6]; j.w3 = bufs[7]; j.b3 = bufs[8]; j.rbias = bufs[9];
-    j.counts = p[P_HAS_COUNTS] ? bufs[11] : NULL;
-    if (p[P_PACKED]) {
+    j.counts = q->has_counts ? bufs[11] : NULL;
+    if (q->packed) {
         j.w1p = bufs[12]; j.w2p = bufs[13]; j.w3p = j.has_w3 ? bufs[14] : NULL;
         j.s1 = kiln_sgemm_packed_floats(j.I1, j.H); j.s2 = kiln_sgemm_packed_floats(j.H, j.I); j.s3 = kiln_sgemm_packed_floats(j.I, j.H);
     }
@@ -263,9 +262,9 @@ int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int64_t na = 0;
     for (int64_t e = 0; e < E; e++) {
         if (!j.cnt[e]) continue;
-        int64_t q = na++;
-        while (q > 0 && j.cnt[j.order[q - 1]] < j.cnt[e]) { j.order[q] = j.order[q - 1]; q--; }
-        j.order[q] = (int32_t)e;
+        int64_t at = na++;
+        while (at > 0 && j.cnt[j.order[at - 1]] < j.cnt[e]) { j.order[at] = j.order[at - 1]; at--; }
+        j.order[at] = (int32_t)e;
     }
     j.n_active = na;
     int threads = kiln_pool_threads(pool);
@@ -274,7 +273,7 @@ int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         atomic_init(&j.next, 0);
         kiln_parallel_for(pool, threads, expert_worker, &j);
     } else {
-        for (int64_t q = 0; q < na; q++) run_expert(&j, j.order[q], pool);
+        for (int64_t i = 0; i < na; i++) run_expert(&j, j.order[i], pool);
     }
     kiln_parallel_for(pool, T, combine_rows, &j);
     return 0;
@@ -282,9 +281,10 @@ int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_moe_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
+    const kiln_p_moe_pack *q = KILN_P(moe_pack, p);
     float *dst = bufs[0];
     const float *w = bufs[1];
-    int64_t E = p[0], N = p[1], K = p[2], stride = kiln_sgemm_packed_floats(N, K);
+    int64_t E = q->E, N = q->N, K = q->K, stride = kiln_sgemm_packed_floats(N, K);
     for (int64_t e = 0; e < E; e++) kiln_sgemm_pack(N, K, w + e * N * K, K, 1, dst + e * stride);
     return 0;
 }

@@ -3,13 +3,13 @@
  * Concat, Split, Slice, Pad (constant, reflect, edge), Tile and
  * ReverseSequence.
  *
- * Each reads its constant parameters from p (layout in kernels.def) and its
+ * Each reads its constant parameters from p (its kiln_p_NAME struct) and its
  * buffers from bufs (outputs first), and works on any element size (esize
  * bytes). A transpose moves the trailing dimensions it keeps in place as one
  * run, and goes in 16 x 16 tiles when the last dimension moves; the other
  * kernels walk the output in order, stepping the input offset like an
  * odometer, or copy whole contiguous runs. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -26,7 +26,8 @@ static void copy_elem(char *dst, const char *src, int64_t esize) {
 
 int kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    if (p[0] > 0 && bufs[0] != bufs[1]) memmove(bufs[0], bufs[1], (size_t)p[0]);
+    const kiln_p_copy *q = KILN_P(copy, p);
+    if (q->nbytes > 0 && bufs[0] != bufs[1]) memmove(bufs[0], bufs[1], (size_t)q->nbytes);
     return 0;
 }
 
@@ -76,8 +77,9 @@ int kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     char *out = bufs[0];
     const char *in = bufs[1];
-    int64_t esize = p[0], rank = p[1];
-    const int64_t *dims = p + 2, *perm = p + 2 + rank;
+    const kiln_p_transpose *q = KILN_P(transpose, p);
+    int64_t esize = q->esize, rank = q->rank;
+    const int64_t *dims = q->in_dims, *perm = q->perm;
     int64_t in_stride[KILN_MAX_RANK], odims[KILN_MAX_RANK], ostr[KILN_MAX_RANK], idx[KILN_MAX_RANK];
     int64_t total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= dims[i]; }
@@ -103,8 +105,9 @@ int kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
-    const int64_t *len = p + 4;
+    const kiln_p_concat *q = KILN_P(concat, p);
+    int64_t esize = q->esize, outer = q->outer, inner = q->inner, n = q->n;
+    const int64_t *len = q->len;
     int64_t total = 0;
     for (int64_t k = 0; k < n; k++) total += len[k];
     char *out = bufs[0];
@@ -121,8 +124,9 @@ int kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], outer = p[1], inner = p[2], n = p[3];
-    const int64_t *len = p + 4;
+    const kiln_p_split *q = KILN_P(split, p);
+    int64_t esize = q->esize, outer = q->outer, inner = q->inner, n = q->n;
+    const int64_t *len = q->len;
     int64_t total = 0;
     for (int64_t k = 0; k < n; k++) total += len[k];
     const char *in = bufs[n];
@@ -139,8 +143,9 @@ int kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], rank = p[1];
-    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *starts = p + 2 + 2 * rank, *steps = p + 2 + 3 * rank;
+    const kiln_p_slice *q = KILN_P(slice, p);
+    int64_t esize = q->esize, rank = q->rank;
+    const int64_t *in_dims = q->in_dims, *out_dims = q->out_dims, *starts = q->starts, *steps = q->steps;
     int64_t in_stride[KILN_MAX_RANK], idx[KILN_MAX_RANK], total = 1, off = 0;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { in_stride[i] = s; s *= in_dims[i]; }
     for (int64_t i = 0; i < rank; i++) { idx[i] = 0; total *= out_dims[i]; off += starts[i] * in_stride[i]; }
@@ -159,8 +164,9 @@ int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], rank = p[1], mode = p[2 + 3 * rank], has_val = p[3 + 3 * rank];
-    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank, *pb = p + 2 + 2 * rank;
+    const kiln_p_pad *q = KILN_P(pad, p);
+    int64_t esize = q->esize, rank = q->rank, mode = q->mode, has_val = q->has_value;
+    const int64_t *in_dims = q->in_dims, *out_dims = q->out_dims, *pb = q->pads_begin;
     int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
     char *out = bufs[0];
@@ -194,8 +200,9 @@ int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t esize = p[0], rank = p[1];
-    const int64_t *in_dims = p + 2, *out_dims = p + 2 + rank;
+    const kiln_p_tile *q = KILN_P(tile, p);
+    int64_t esize = q->esize, rank = q->rank;
+    const int64_t *in_dims = q->in_dims, *out_dims = q->out_dims;
     int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
     char *out = bufs[0];
@@ -214,7 +221,8 @@ int kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t es = p[0], batch_axis = p[1], d0 = p[2], d1 = p[3], inner = p[4];
+    const kiln_p_reverse_sequence *q = KILN_P(reverse_sequence, p);
+    int64_t es = q->esize, batch_axis = q->batch_axis, d0 = q->d0, d1 = q->d1, inner = q->inner;
     const unsigned char *x = bufs[1];
     const int64_t *lens = bufs[2];
     unsigned char *y = bufs[0];

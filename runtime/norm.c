@@ -5,8 +5,9 @@
  * in 16 float partial sums, combined in double; in parallel over rows when
  * large), LRN across channels, and Softmax, LogSoftmax and Hardmax along an
  * axis (softmax_rows also computes attention.c's scores, through
- * kiln_softmax_rows). Each reads its constant parameters from p (layout in
- * kernels.def) and its buffers from bufs (outputs first). */
+ * kiln_softmax_rows). Each reads its constant parameters through
+ * KILN_P (kiln_p_NAME, from kernels.def) and its buffers from bufs (outputs
+ * first). */
 #include "kiln_internal.h"
 
 #include <stdlib.h>
@@ -14,8 +15,9 @@
 
 int kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], inner = p[2];
-    double eps = kiln_p2d(p[3]);
+    const kiln_p_batchnorm *q = KILN_P(batchnorm, p);
+    int64_t N = q->N, C = q->C, inner = q->inner;
+    double eps = kiln_p2d(q->eps);
     float *y = bufs[0];
     const float *x = bufs[1], *scale = bufs[2], *bias = bufs[3], *mean = bufs[4], *var = bufs[5];
     for (int64_t c = 0; c < C; c++) {
@@ -31,8 +33,9 @@ int kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], inner = p[2];
-    double eps = kiln_p2d(p[3]), momentum = kiln_p2d(p[4]);
+    const kiln_p_batchnorm_train *q = KILN_P(batchnorm_train, p);
+    int64_t N = q->N, C = q->C, inner = q->inner;
+    double eps = kiln_p2d(q->eps), momentum = kiln_p2d(q->momentum);
     float *y = bufs[0], *rmean = bufs[1], *rvar = bufs[2];
     const float *x = bufs[3], *scale = bufs[4], *bias = bufs[5], *mean = bufs[6], *var = bufs[7];
     double cnt = (double)(N * inner);
@@ -58,8 +61,9 @@ int kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p)
 
 int kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], inner = p[2];
-    double eps = kiln_p2d(p[3]);
+    const kiln_p_instancenorm *q = KILN_P(instancenorm, p);
+    int64_t N = q->N, C = q->C, inner = q->inner;
+    double eps = kiln_p2d(q->eps);
     float *y = bufs[0];
     const float *x = bufs[1], *scale = bufs[2], *bias = bufs[3];
     for (int64_t n = 0; n < N; n++)
@@ -118,8 +122,9 @@ KILN_CLONES static void layernorm_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_layernorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    int64_t outer = p[0], inner = p[1], has_bias = p[3];
-    ln_job j = {inner, (float)kiln_p2d(p[2]), bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], has_bias ? bufs[5] : NULL};
+    const kiln_p_layernorm *q = KILN_P(layernorm, p);
+    int64_t outer = q->outer, inner = q->inner, has_bias = q->has_bias;
+    ln_job j = {inner, (float)kiln_p2d(q->eps), bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], has_bias ? bufs[5] : NULL};
     if (outer * inner < 16384) layernorm_rows(&j, 0, outer);
     else kiln_parallel_for(pool, outer, layernorm_rows, &j);
     return 0;
@@ -138,9 +143,10 @@ static int64_t reduced_index(int64_t i, int rank, const int64_t *dims, uint64_t 
 
 int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int rank = (int)p[0];
-    const int64_t *dims = p + 1;
-    uint64_t mask = (uint64_t)p[1 + rank];
+    const kiln_p_mvn *q = KILN_P(mvn, p);
+    int rank = (int)q->rank;
+    const int64_t *dims = q->dims;
+    uint64_t mask = (uint64_t)q->mask;
     int64_t n = 1, groups = 1;
     for (int d = 0; d < rank; d++) { n *= dims[d]; if (!(mask >> d & 1)) groups *= dims[d]; }
     const float *x = bufs[1];
@@ -163,8 +169,9 @@ int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_lrn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], inner = p[2], size = p[3];
-    float alpha = (float)kiln_p2d(p[4]), beta = (float)kiln_p2d(p[5]), bias = (float)kiln_p2d(p[6]);
+    const kiln_p_lrn *q = KILN_P(lrn, p);
+    int64_t N = q->N, C = q->C, inner = q->inner, size = q->size;
+    float alpha = (float)kiln_p2d(q->alpha), beta = (float)kiln_p2d(q->beta), bias = (float)kiln_p2d(q->bias);
     const float *x = bufs[1];
     float *y = bufs[0];
     int64_t before = (size - 1) / 2, after = size - 1 - before;
@@ -231,8 +238,9 @@ KILN_CLONES static void softmax_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    softmax_job j = {bufs[1], bufs[0], p[1], p[2], p[3]};
-    int64_t rows = p[0] * p[2];
+    const kiln_p_softmax *q = KILN_P(softmax, p);
+    softmax_job j = {bufs[1], bufs[0], q->axis_len, q->inner, q->log};
+    int64_t rows = q->outer * q->inner;
     kiln_parallel_for(rows * j.len >= 32768 ? pool : NULL, rows, softmax_rows, &j);
     return 0;
 }
@@ -244,7 +252,8 @@ void kiln_softmax_rows(float *s, int64_t len, int64_t rows) {
 
 int kiln_k_hardmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t outer = p[0], len = p[1], inner = p[2];
+    const kiln_p_hardmax *q = KILN_P(hardmax, p);
+    int64_t outer = q->outer, len = q->len, inner = q->inner;
     float *y = bufs[0];
     const float *x = bufs[1];
     for (int64_t o = 0; o < outer; o++)

@@ -127,25 +127,27 @@ static void pool_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    const kiln_p_pool *q = KILN_P(pool, p);
     pool_job j;
-    j.kind = p[0];
-    j.w.N = p[2];
-    j.w.C = p[3];
-    j.count_pad = p[4];
-    j.storage_order = p[6];
-    kiln_win3_read(&j.w, p[1], p + 7);
+    j.kind = q->kind;
+    j.w.N = q->N;
+    j.w.C = q->C;
+    j.count_pad = q->count_include_pad;
+    j.storage_order = q->storage_order;
+    kiln_win3_read(&j.w, q->nd, &q->w);
     j.y = bufs[0];
-    j.idx = p[5] ? bufs[1] : NULL;
-    j.x = bufs[p[5] ? 2 : 1];
+    j.idx = q->has_idx ? bufs[1] : NULL;
+    j.x = bufs[q->has_idx ? 2 : 1];
     kiln_parallel_for(pool, j.w.N * j.w.C, pool_rows, &j);
     return 0;
 }
 
 int kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int rank = (int)p[0];
-    int64_t nx = p[1], ny = 1, nd = 1;
-    const int64_t *def = p + 2, *dims = p + 2 + rank;
+    const kiln_p_max_unpool *q = KILN_P(max_unpool, p);
+    int rank = (int)q->rank;
+    int64_t nx = q->numel_x, ny = 1, nd = 1;
+    const int64_t *def = q->unpooled, *dims = q->out_dims;
     for (int i = 0; i < rank; i++) { ny *= dims[i]; nd *= def[i]; }
     float *y = bufs[0];
     const float *x = bufs[1];

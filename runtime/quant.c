@@ -5,8 +5,7 @@
  * int32 for DequantizeLinear's input. Rounding is to nearest, ties to even (the
  * default rounding mode's nearbyintf), then saturation to the target type, as
  * the ONNX definitions say. Integer matrix products accumulate exactly in int32. */
-#include "kiln_rt.h"
-#include "kiln_simd.h"
+#include "kiln_internal.h"
 
 #include <math.h>
 
@@ -28,8 +27,9 @@ static void int_set(void *p, int dt, int64_t i, float v) {
 
 int kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t mode = p[0], outer = p[1], len = p[2], inner = p[3], per_axis = p[4], has_zp = p[5];
-    int dt = (int)p[6];
+    const kiln_p_quantize *pq = KILN_P(quantize, p);
+    int64_t mode = pq->mode, outer = pq->outer, len = pq->axis_len, inner = pq->inner, per_axis = pq->per_axis, has_zp = pq->has_zp;
+    int dt = (int)pq->int_dtype;
     const float *scale = bufs[2];
     for (int64_t o = 0; o < outer; o++)
         for (int64_t a = 0; a < len; a++) {
@@ -49,7 +49,7 @@ int kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_dynamic_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t n = p[0];
+    int64_t n = KILN_P(dynamic_quantize, p)->n;
     const float *x = bufs[3];
     float lo = 0, hi = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -92,9 +92,11 @@ static void mmi_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    mmi_job j = {bufs[1], bufs[2], p[7] ? bufs[3] : NULL, p[8] ? bufs[4] : NULL, bufs[5], bufs[6], bufs[7], bufs[8], bufs[0],
-                 p[1], p[2], p[3], p[7], p[8], p[9], p[11], (int)p[4], (int)p[5], (int)p[6], (int)p[0]};
-    kiln_parallel_for(pool, p[10], mmi_rows, &j);
+    const kiln_p_matmul_integer *q = KILN_P(matmul_integer, p);
+    mmi_job j = {bufs[1], bufs[2], q->n_azp ? bufs[3] : NULL, q->n_bzp ? bufs[4] : NULL, bufs[5], bufs[6], bufs[7], bufs[8], bufs[0],
+                 q->M, q->N, q->K, q->n_azp, q->n_bzp, q->n_bscale, q->b_batch_stride, (int)q->a_dtype, (int)q->b_dtype, (int)q->y_dtype,
+                 (int)q->qlinear};
+    kiln_parallel_for(pool, q->rows, mmi_rows, &j);
     return 0;
 }
 
@@ -103,21 +105,18 @@ int kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) 
  * + y_zp, saturated. Padding reads as x_zp (a zero after subtraction). */
 int kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t nd = p[0], N = p[1], C = p[2], M = p[3], G = p[4];
-    const int64_t *in = p + 5, *out = in + nd, *k = out + nd, *st = k + nd, *dl = st + nd, *pb = dl + nd;
-    const int64_t *q = p + 5 + 7 * nd; /* x_dt, w_dt, has_xzp, n_wzp, qlinear, y_dt, n_wscale, has_bias */
-    int xdt = (int)q[0], wdt = (int)q[1], ydt = (int)q[5];
-    int64_t in3[3] = {1, 1, 1}, out3[3] = {1, 1, 1}, k3[3] = {1, 1, 1}, s3[3] = {1, 1, 1}, d3[3] = {1, 1, 1}, p3[3] = {0, 0, 0};
-    for (int64_t i = 0; i < nd; i++) {
-        int64_t j = 3 - nd + i;
-        in3[j] = in[i]; out3[j] = out[i]; k3[j] = k[i]; s3[j] = st[i]; d3[j] = dl[i]; p3[j] = pb[i];
-    }
+    const kiln_p_conv_integer *q = KILN_P(conv_integer, p);
+    int64_t N = q->N, C = q->C, M = q->M, G = q->group;
+    int xdt = (int)q->x_dtype, wdt = (int)q->w_dtype, ydt = (int)q->y_dtype;
+    win3 w;
+    kiln_win3_read(&w, q->nd, &q->w);
+    const int64_t *in3 = w.in, *out3 = w.out, *k3 = w.k, *s3 = w.stride, *d3 = w.dil, *p3 = w.pad;
     int64_t cpg = C / G, mpg = M / G, isz = in3[0] * in3[1] * in3[2], osz = out3[0] * out3[1] * out3[2], ksz = k3[0] * k3[1] * k3[2];
-    int32_t xzp = q[2] ? int_at(bufs[3], xdt, 0) : 0;
+    int32_t xzp = q->has_xzp ? int_at(bufs[3], xdt, 0) : 0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t m = 0; m < M; m++) {
             int64_t g = m / mpg;
-            int32_t wzp = q[3] ? int_at(bufs[4], wdt, q[3] == 1 ? 0 : m) : 0;
+            int32_t wzp = q->n_wzp ? int_at(bufs[4], wdt, q->n_wzp == 1 ? 0 : m) : 0;
             for (int64_t o = 0; o < osz; o++) {
                 int64_t od = o / (out3[1] * out3[2]), oh = o / out3[2] % out3[1], ow = o % out3[2];
                 int32_t acc = 0;
@@ -131,10 +130,10 @@ int kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                         acc += xv * wv;
                     }
                 int64_t at = (n * M + m) * osz + o;
-                if (!q[4]) { ((int32_t *)bufs[0])[at] = acc; continue; }
-                if (q[7]) acc += ((const int32_t *)bufs[9])[m];
+                if (!q->qlinear) { ((int32_t *)bufs[0])[at] = acc; continue; }
+                if (q->has_bias) acc += ((const int32_t *)bufs[9])[m];
                 const float *ws = bufs[6];
-                float r = (float)acc * (((const float *)bufs[5])[0] * ws[q[6] == 1 ? 0 : m] / ((const float *)bufs[7])[0]);
+                float r = (float)acc * (((const float *)bufs[5])[0] * ws[q->n_wscale == 1 ? 0 : m] / ((const float *)bufs[7])[0]);
                 int_set(bufs[0], ydt, at, nearbyintf(r) + (float)int_at(bufs[8], ydt, 0));
             }
         }

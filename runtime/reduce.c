@@ -77,8 +77,9 @@ KILN_CLONES static void reduce_runs(int64_t kind, int64_t outer, int64_t len, in
 
 int kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t kind = p[0], rank = p[1], mask = p[2 + rank];
-    const int64_t *dims = p + 2;
+    const kiln_p_reduce *q = KILN_P(reduce, p);
+    int64_t kind = q->kind, rank = q->rank, mask = q->reduce_mask;
+    const int64_t *dims = q->dims;
     int64_t ostr[KILN_MAX_RANK], total = 1, ototal = 1;
     for (int64_t i = rank - 1; i >= 0; i--) {
         total *= dims[i];
@@ -117,7 +118,8 @@ int kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t mn = p[0], outer = p[1], len = p[2], inner = p[3], last = p[4];
+    const kiln_p_argmax *q = KILN_P(argmax, p);
+    int64_t mn = q->min, outer = q->outer, len = q->len, inner = q->inner, last = q->select_last_index;
     int64_t *y = bufs[0];
     const float *x = bufs[1];
     for (int64_t o = 0; o < outer; o++)
@@ -136,7 +138,8 @@ int kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_cumsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t outer = p[0], len = p[1], inner = p[2], excl = p[3], rev = p[4];
+    const kiln_p_cumsum *q = KILN_P(cumsum, p);
+    int64_t outer = q->outer, len = q->len, inner = q->inner, excl = q->exclusive, rev = q->reverse;
     float *y = bufs[0];
     const float *x = bufs[1];
     for (int64_t o = 0; o < outer; o++)

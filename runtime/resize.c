@@ -13,12 +13,11 @@
  * 3 asymmetric, 4 tf_half_pixel_for_nn, 5 tf_crop_and_resize) and reads 1
  * (nearest), 2 (linear) or 4 (cubic) taps; the output is the weighted sum over
  * the product of every dimension's taps. */
-static bool resize_taps(const int64_t *p, int64_t rank, int64_t d, int64_t x, int64_t *idx, double *w, int *nt) {
-    const int64_t *in_d = p + 1, *out_d = p + 1 + rank;
-    int64_t mode = p[1 + 2 * rank], coord = p[2 + 2 * rank], nmode = p[3 + 2 * rank], excl = p[4 + 2 * rank];
-    double A = kiln_p2d(p[5 + 2 * rank]);
-    double scale = kiln_p2d(p[7 + 2 * rank + d]), rs = kiln_p2d(p[7 + 3 * rank + d]), re = kiln_p2d(p[7 + 4 * rank + d]);
-    int64_t in = in_d[d], out = out_d[d];
+static bool resize_taps(const kiln_p_resize *q, int64_t d, int64_t x, int64_t *idx, double *w, int *nt) {
+    int64_t mode = q->mode, coord = q->coord, nmode = q->nearest_mode, excl = q->exclude_outside;
+    double A = kiln_p2d(q->cubic_a);
+    double scale = kiln_p2d(q->scales[d]), rs = kiln_p2d(q->roi_start[d]), re = kiln_p2d(q->roi_end[d]);
+    int64_t in = q->in[d], out = q->out[d];
     double xo;
     switch (coord) {
     case 1: xo = out > 1 ? (x + 0.5) / scale - 0.5 : 0; break;
@@ -73,9 +72,10 @@ static bool resize_taps(const int64_t *p, int64_t rank, int64_t d, int64_t x, in
 
 int kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t rank = p[0];
-    const int64_t *in_d = p + 1, *out_d = p + 1 + rank;
-    float extrap = (float)kiln_p2d(p[6 + 2 * rank]);
+    const kiln_p_resize *q = KILN_P(resize, p);
+    int64_t rank = q->rank;
+    const int64_t *in_d = q->in, *out_d = q->out;
+    float extrap = (float)kiln_p2d(q->extrapolation);
     int64_t istr[KILN_MAX_RANK], oidx[KILN_MAX_RANK] = {0}, total = 1;
     for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_d[i]; total *= out_d[i]; }
     float *y = bufs[0];
@@ -85,7 +85,7 @@ int kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         double tw[KILN_MAX_RANK][4];
         int nt[KILN_MAX_RANK];
         bool ok = true;
-        for (int64_t d = 0; d < rank && ok; d++) ok = resize_taps(p, rank, d, oidx[d], tidx[d], tw[d], &nt[d]);
+        for (int64_t d = 0; d < rank && ok; d++) ok = resize_taps(q, d, oidx[d], tidx[d], tw[d], &nt[d]);
         if (!ok) y[n] = extrap;
         else {
             int cur[KILN_MAX_RANK] = {0};
@@ -142,8 +142,9 @@ static void gs_cubic(float t, float w[4]) {
 
 int kiln_k_grid_sample(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], H = p[2], W = p[3], Ho = p[4], Wo = p[5];
-    int mode = (int)p[6], pad = (int)p[7], align = (int)p[8];
+    const kiln_p_grid_sample *q = KILN_P(grid_sample, p);
+    int64_t N = q->N, C = q->C, H = q->H, W = q->W, Ho = q->H_out, Wo = q->W_out;
+    int mode = (int)q->mode, pad = (int)q->padding, align = (int)q->align_corners;
     const float *x = bufs[1], *grid = bufs[2];
     float *y = bufs[0];
     for (int64_t n = 0; n < N; n++)

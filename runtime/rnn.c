@@ -9,13 +9,11 @@
  * shorter stops there: later steps output zeros and its state is held. Layout 1
  * puts batch first in X, Y and the states. Scratch holds the projections and
  * the running state (the caller sizes it with kiln_rnn_scratch_floats). */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { P_KIND, P_SEQ, P_BATCH, P_INPUT, P_HIDDEN, P_DIRS, P_DIRECTION, P_LAYOUT, P_HAS_B, P_HAS_LENS, P_HAS_H0, P_HAS_C0,
-       P_HAS_P, P_HAS_CLIP, P_CLIP, P_LBR, P_INPUT_FORGET, P_NACT, P_ACTS };
 enum { RNN_KIND, GRU_KIND, LSTM_KIND };
 /* activation kinds, in the order of kiln's table (codegen/rnn.c names them) */
 enum { A_SIGMOID, A_TANH, A_RELU, A_AFFINE, A_LEAKY, A_THRESH, A_SCALED_TANH, A_HARD_SIGMOID, A_ELU, A_SOFTSIGN, A_SOFTPLUS };
@@ -53,29 +51,30 @@ static int64_t y_at(const dims_t *d, int64_t t, int64_t dir, int64_t b) {
 }
 static int64_t s_at(const dims_t *d, int64_t dir, int64_t b) { return (d->layout ? b * d->dirs + dir : dir * d->batch + b) * d->hidden; }
 
-static float clipv(const int64_t *p, float v) {
-    if (!p[P_HAS_CLIP]) return v;
-    float c = (float)kiln_p2d(p[P_CLIP]);
+static float clipv(const kiln_p_rnn *q, float v) {
+    if (!q->has_clip) return v;
+    float c = (float)kiln_p2d(q->clip);
     return v < -c ? -c : v > c ? c : v;
 }
 
 int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    int64_t kind = p[P_KIND], G = gates_of(kind);
-    dims_t d = {p[P_SEQ], p[P_BATCH], p[P_INPUT], p[P_HIDDEN], p[P_DIRS], p[P_LAYOUT]};
+    const kiln_p_rnn *q = KILN_P(rnn, p);
+    int64_t kind = q->kind, G = gates_of(kind);
+    dims_t d = {q->seq, q->batch, q->input, q->hidden, q->dirs, q->layout};
     int64_t S = d.seq, Bn = d.batch, I = d.input, H = d.hidden, GH = G * H;
     float *Y = bufs[0], *Yh = bufs[1], *Yc = bufs[2];
-    const float *X = bufs[3], *W = bufs[4], *R = bufs[5], *Bias = p[P_HAS_B] ? bufs[6] : NULL;
-    const int32_t *lens = p[P_HAS_LENS] ? bufs[7] : NULL;
-    const float *h0 = p[P_HAS_H0] ? bufs[8] : NULL, *c0 = p[P_HAS_C0] ? bufs[9] : NULL, *P = p[P_HAS_P] ? bufs[10] : NULL;
+    const float *X = bufs[3], *W = bufs[4], *R = bufs[5], *Bias = q->has_B ? bufs[6] : NULL;
+    const int32_t *lens = q->has_lens ? bufs[7] : NULL;
+    const float *h0 = q->has_h0 ? bufs[8] : NULL, *c0 = q->has_c0 ? bufs[9] : NULL, *P = q->has_P ? bufs[10] : NULL;
     float *xw = bufs[11], *hr = xw + S * Bn * GH, *h = hr + Bn * GH, *c = h + Bn * H, *hn = c + Bn * H;
-    int nact = (int)p[P_NACT], per = kind == LSTM_KIND ? 3 : kind == GRU_KIND ? 2 : 1;
+    int nact = (int)q->n_act, per = kind == LSTM_KIND ? 3 : kind == GRU_KIND ? 2 : 1;
     memset(Y, 0, (size_t)(S * d.dirs * Bn * H) * sizeof(float));
     for (int64_t dir = 0; dir < d.dirs; dir++) {
-        bool reverse = p[P_DIRECTION] == 1 || (p[P_DIRECTION] == 2 && dir == 1);
+        bool reverse = q->direction == 1 || (q->direction == 2 && dir == 1);
         act_fn f[3];
         for (int k = 0; k < per; k++) {
             int at = (int)(dir * per + k) < nact ? (int)(dir * per + k) : k;
-            f[k] = (act_fn){(int)p[P_ACTS + 3 * at], (float)kiln_p2d(p[P_ACTS + 3 * at + 1]), (float)kiln_p2d(p[P_ACTS + 3 * at + 2])};
+            f[k] = (act_fn){(int)q->acts[3 * at], (float)kiln_p2d(q->acts[3 * at + 1]), (float)kiln_p2d(q->acts[3 * at + 2])};
         }
         const float *Wd = W + dir * GH * I, *Rd = R + dir * GH * H;
         const float *wb = Bias ? Bias + dir * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
@@ -106,36 +105,36 @@ int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 const float *xr = xw + (t * Bn + b) * GH;
                 float *hh = hr + b * GH, *hb = h + b * H, *cb = c + b * H, *out = hn + b * H;
                 if (kind == RNN_KIND) {
-                    for (int64_t j = 0; j < H; j++) out[j] = act(&f[0], clipv(p, xr[j] + hh[j]));
+                    for (int64_t j = 0; j < H; j++) out[j] = act(&f[0], clipv(q, xr[j] + hh[j]));
                 } else if (kind == GRU_KIND) {
                     float *z = hh, *r = hh + H;
                     for (int64_t j = 0; j < H; j++) {
-                        z[j] = act(&f[0], clipv(p, xr[j] + z[j]));
-                        r[j] = act(&f[0], clipv(p, xr[H + j] + r[j]));
+                        z[j] = act(&f[0], clipv(q, xr[j] + z[j]));
+                        r[j] = act(&f[0], clipv(q, xr[H + j] + r[j]));
                     }
                     float *hg = hh + 2 * H; /* the h gate's recurrent part */
                     const float *Rh = Rd + 2 * H * H, *rbh = rb ? rb + 2 * H : NULL;
                     for (int64_t j = 0; j < H; j++) {
                         float s = 0;
-                        if (p[P_LBR]) {
+                        if (q->linear_before_reset) {
                             for (int64_t k = 0; k < H; k++) s += hb[k] * Rh[j * H + k];
                             s = r[j] * (s + (rbh ? rbh[j] : 0.0f));
                         } else {
                             for (int64_t k = 0; k < H; k++) s += r[k] * hb[k] * Rh[j * H + k];
                             s += rbh ? rbh[j] : 0.0f;
                         }
-                        hg[j] = act(&f[1], clipv(p, xr[2 * H + j] + s));
+                        hg[j] = act(&f[1], clipv(q, xr[2 * H + j] + s));
                     }
                     for (int64_t j = 0; j < H; j++) out[j] = (1 - z[j]) * hg[j] + z[j] * hb[j];
                 } else {
                     for (int64_t j = 0; j < H; j++) {
                         float gi = xr[j] + hh[j], go = xr[H + j] + hh[H + j], gf = xr[2 * H + j] + hh[2 * H + j], gc = xr[3 * H + j] + hh[3 * H + j];
                         if (Pd) { gi += Pd[j] * cb[j]; gf += Pd[2 * H + j] * cb[j]; }
-                        float i = act(&f[0], clipv(p, gi)), fg = act(&f[0], clipv(p, gf)), cc = act(&f[1], clipv(p, gc));
-                        if (p[P_INPUT_FORGET]) fg = 1 - i;
+                        float i = act(&f[0], clipv(q, gi)), fg = act(&f[0], clipv(q, gf)), cc = act(&f[1], clipv(q, gc));
+                        if (q->input_forget) fg = 1 - i;
                         float cn = fg * cb[j] + i * cc;
                         if (Pd) go += Pd[H + j] * cn;
-                        float o = act(&f[0], clipv(p, go));
+                        float o = act(&f[0], clipv(q, go));
                         cb[j] = cn;
                         out[j] = o * act(&f[2], cn);
                     }

@@ -8,7 +8,7 @@
  * part; a signal shorter than the transform is zero-padded, a longer one cut.
  * MelWeightMatrix builds the triangular filter bank of the ONNX definition
  * (band edges on the mel scale, mapped to FFT bins by floor). */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 
 #include <math.h>
 #include <string.h>
@@ -39,8 +39,9 @@ static void dft1(const float *x, int64_t xs, int64_t cin, int64_t m, const float
 
 int kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t outer = p[0], nin = p[1], inner = p[2], cin = p[3], n = p[4], nout = p[5];
-    int inverse = (int)p[6];
+    const kiln_p_dft *q = KILN_P(dft, p);
+    int64_t outer = q->outer, nin = q->n, inner = q->inner, cin = q->complex_in, n = q->dft_length, nout = q->n_out;
+    int inverse = (int)q->inverse;
     float *y = bufs[0];
     const float *x = bufs[1];
     double *tw = bufs[2];
@@ -60,9 +61,10 @@ int kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t batch = p[0], len = p[1], cin = p[2], step = p[3], frames = p[4], flen = p[5], bins = p[6];
+    const kiln_p_stft *q = KILN_P(stft, p);
+    int64_t batch = q->batch, len = q->length, cin = q->complex_in, step = q->step, frames = q->frames, flen = q->frame_length, bins = q->bins;
     float *y = bufs[0];
-    const float *x = bufs[1], *w = p[7] ? bufs[2] : NULL;
+    const float *x = bufs[1], *w = q->has_window ? bufs[2] : NULL;
     double *tw = bufs[3];
     twiddles(tw, flen);
     for (int64_t b = 0; b < batch; b++)
@@ -79,7 +81,8 @@ int kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 int kiln_k_mel_weight_matrix(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t mel = p[0], len = p[1], bins = len / 2 + 1;
+    const kiln_p_mel_weight_matrix *q = KILN_P(mel_weight_matrix, p);
+    int64_t mel = q->num_mel_bins, len = q->dft_length, bins = len / 2 + 1;
     float *y = bufs[0];
     double rate = ((const float *)bufs[1])[0];
     float lo = ((const float *)bufs[2])[0], hi = ((const float *)bufs[3])[0];

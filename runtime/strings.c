@@ -6,7 +6,7 @@
  * in the context's state), reused and grown by each run, valid until the next
  * run, and freed with the context: the first use links the slot into the list
  * whose head is the state's first word, which kiln_context_destroy walks. */
-#include "kiln_rt.h"
+#include "kiln_params.h"
 #include "kiln_scalar.h"
 
 #include <math.h>
@@ -127,8 +127,9 @@ static int format_elem(char *out, const void *x, int64_t i, int dt) {
 
 int kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t n = p[0];
-    int dt = (int)p[1];
+    const kiln_p_cast_to_string *q = KILN_P(cast_to_string, p);
+    int64_t n = q->n;
+    int dt = (int)q->dtype;
     kiln_str *y = bufs[0];
     char *mem = slot_bytes(bufs[2], bufs[3], (size_t)(n * FORMAT_MAX));
     for (int64_t i = 0; i < n; i++) {
@@ -141,8 +142,9 @@ int kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p) 
 
 int kiln_k_cast_from_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t n = p[0];
-    int dt = (int)p[1];
+    const kiln_p_cast_from_string *q = KILN_P(cast_from_string, p);
+    int64_t n = q->n;
+    int dt = (int)q->dtype;
     const kiln_str *x = bufs[1];
     for (int64_t i = 0; i < n; i++) {
         char tmp[128];
@@ -184,13 +186,12 @@ static bool same_word(const kiln_str *s, const char *w, int64_t wn, bool sensiti
     return true;
 }
 
-/* p: numel C, rank (1: [C], 2: [1, C]), case (0 none, 1 lower, 2 upper),
- * case-sensitive, stopword count, then each stopword's length and its bytes
- * packed 8 to an int64. Output: the strings that are not stopwords, case
- * changed (ASCII letters), in order; [""] when none is left. */
+/* Output: the strings that are not stopwords, case changed (ASCII letters),
+ * in order; [""] when none is left. rank 1: x is [C]; 2: [1, C]. */
 int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t C = p[0], rank = p[1], cas = p[2], sensitive = p[3], nstop = p[4];
+    const kiln_p_string_normalizer *q = KILN_P(string_normalizer, p);
+    int64_t C = q->C, rank = q->rank, cas = q->case_change, sensitive = q->case_sensitive, nstop = q->n_stop;
     kiln_str *y = bufs[0];
     int64_t *shape = bufs[1];
     const kiln_str *x = bufs[2];
@@ -200,7 +201,7 @@ int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *
     int64_t kept = 0, at = 0;
     for (int64_t i = 0; i < C; i++) {
         bool stop = false;
-        const int64_t *w = p + 5;
+        const int64_t *w = q->stopwords;
         for (int64_t s = 0; s < nstop && !stop; s++) {
             int64_t wn = w[0];
             stop = same_word(&x[i], (const char *)(w + 1), wn, sensitive != 0);
@@ -224,9 +225,10 @@ int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *
  * count x weight. Pool lookups are linear over the n-grams of one length. */
 int kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
-    int64_t N = p[0], C = p[1], es = p[2], min_n = p[3], max_n = p[4], max_skip = p[5], mode = p[6], out_dim = p[7];
-    int64_t grams = p[8], npool = p[9];
-    const int64_t *pl = p + 10, *start = pl + npool, *index = start + 65, *weight = index + grams;
+    const kiln_p_tfidf *q = KILN_P(tfidf, p);
+    int64_t N = q->N, C = q->C, es = q->x_esize, min_n = q->min_n, max_n = q->max_n, max_skip = q->max_skip, mode = q->mode;
+    int64_t out_dim = q->out_dim, grams = q->n_grams, npool = q->n_pool;
+    const int64_t *pl = q->tables, *start = pl + npool, *index = start + 65, *weight = index + grams;
     float *out = b[0];
     for (int64_t r = 0; r < N; r++) {
         float *y = out + r * out_dim;

@@ -11,9 +11,7 @@
  * chunk the input transform runs in parallel over channels, the GEMMs over
  * the 16 positions, the output transform (with the bias, a residual and the
  * activation clamp of the fused epilogue) over output channels. */
-#include "kiln_rt.h"
-#include "kiln_scalar.h"
-#include "kiln_simd.h"
+#include "kiln_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -45,14 +43,15 @@ int kiln_wino_fits(int64_t OW) { return OW + 4 <= WINO_MAXW; }
 
 int64_t kiln_wino_packed_floats(int64_t M, int64_t C) { return 16 * kiln_sgemm_packed_a_floats(M, C); }
 
-/* bufs: packed <- w [M, C, 3, 3]; p: M, C. Position xi's [M x C] matrix is
+/* bufs: packed <- w [M, C, 3, 3]. Position xi's [M x C] matrix is
  * packed for kiln_sgemm_ex at xi * kiln_sgemm_packed_a_floats(M, C). */
 int kiln_k_wino_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
-    int64_t M = p[0], C = p[1], stride = kiln_sgemm_packed_a_floats(M, C);
+    const kiln_p_wino_pack *q = KILN_P(wino_pack, p);
+    int64_t M = q->M, C = q->C, stride = kiln_sgemm_packed_a_floats(M, C);
     const float *w = bufs[1];
     float *u = malloc((size_t)(16 * M * C + 1) * sizeof *u), t[16];
-    if (!u) return 0; /* kiln_context_create ran out of memory: the kernel's caller checked sizes */
+    if (!u) return KILN_E_NOMEM; /* at create: kiln_context_create fails */
     for (int64_t m = 0; m < M; m++)
         for (int64_t c = 0; c < C; c++) {
             filter_transform(w + (m * C + c) * 9, t);
@@ -186,18 +185,17 @@ int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M) {
     return t < 32 ? 32 : t;
 }
 
-/* bufs: y <- x, packed (kiln_k_wino_pack), bias, residual, scratch; p: N, C, M,
- * H, W, OH, OW, pad_top, pad_left, has_bias, has_res, act, lo, hi (double bits).
- * The scratch holds 16 x (C + M) x chunk floats (kiln_wino_chunk_tiles). */
+/* bufs: y <- x, packed (kiln_k_wino_pack), bias, residual, scratch. The scratch
+ * holds 16 x (C + M) x chunk floats (kiln_wino_chunk_tiles). */
 int kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    const kiln_p_conv_wino *q = KILN_P(conv_wino, p);
     wino_job j;
     memset(&j, 0, sizeof j);
-    int64_t N = p[0];
-    j.C = p[1], j.M = p[2], j.H = p[3], j.W = p[4], j.OH = p[5], j.OW = p[6], j.pt = p[7], j.pl = p[8];
+    int64_t N = q->N;
+    j.C = q->C, j.M = q->M, j.H = q->H, j.W = q->W, j.OH = q->OH, j.OW = q->OW, j.pt = q->pad_top, j.pl = q->pad_left;
     j.packed = bufs[2];
-    j.bias = p[9] ? bufs[3] : NULL;
-    j.lo = p[11] ? (float)kiln_p2d(p[12]) : -INFINITY;
-    j.hi = p[11] ? (float)kiln_p2d(p[13]) : INFINITY;
+    j.bias = q->has_bias ? bufs[3] : NULL;
+    act_bounds(&q->act, &j.lo, &j.hi);
     j.epi = (kiln_gemm_epi){NULL, NULL, 1, 0, 0, 0, NULL};
     j.TW = (j.OW + 1) / 2;
     int64_t T = ((j.OH + 1) / 2) * j.TW;
@@ -207,7 +205,7 @@ int kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     for (int64_t n = 0; n < N; n++) {
         j.x = (const float *)bufs[1] + n * j.C * j.H * j.W;
         j.y = (float *)bufs[0] + n * j.M * j.OH * j.OW;
-        j.res = p[10] ? (const float *)bufs[4] + n * j.M * j.OH * j.OW : NULL;
+        j.res = q->has_res ? (const float *)bufs[4] + n * j.M * j.OH * j.OW : NULL;
         for (j.t0 = 0; j.t0 < T; j.t0 += j.ldt) {
             j.tc = T - j.t0 < j.ldt ? T - j.t0 : j.ldt;
             kiln_parallel_for(pool, j.C, input_transform, &j);

@@ -290,7 +290,8 @@ __attribute__((target("avx512f"))) void kiln_dw3x3_small_avx512(const conv_job *
  * depthwise kernel) times 16 output channels in 16 accumulators, each tap's
  * input vector made once and used by 16 FMAs. im2col + GEMM spent as long on
  * writing and re-reading the 27-row column matrix as on the products. The
- * weights are transposed per call to [tap][M rounded up to 16]. */
+ * weights come transposed to [tap][M rounded up to 16] (kiln_smallc_pack:
+ * when the context is created for constant weights). */
 typedef struct {
     win3 w;
     const float *x, *wt, *b, *res; /* wt: [C*KH*KW][Mp] */
@@ -299,13 +300,10 @@ typedef struct {
     float lo, hi;
 } smallc_job;
 
-#define SMALLC_MAX_C 4
-#define SMALLC_MAX_TAPS 160
-
 static bool smallc_fits(const win3 *w) {
     int64_t s = w->stride[1];
-    return kiln_have_avx512() && w->group == 1 && w->in[0] == 1 && w->k[0] == 1 && w->out[0] == 1 && w->C <= SMALLC_MAX_C &&
-           w->C * w->k[1] * w->k[2] <= SMALLC_MAX_TAPS && w->k[2] <= TAP_MAXKW && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
+    return kiln_have_avx512() && w->group == 1 && w->in[0] == 1 && w->k[0] == 1 && w->out[0] == 1 && w->C <= KILN_SMALLC_MAX_C &&
+           w->C * w->k[1] * w->k[2] <= KILN_SMALLC_MAX_TAPS && w->k[2] <= TAP_MAXKW && (s == 1 || s == 2) && w->stride[2] == s && w->dil[1] == 1 &&
            w->dil[2] == 1 && (w->out[2] + 15) / 16 <= DW_MAXV;
 }
 
@@ -315,7 +313,7 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
     int64_t C = w->C, M = w->M, H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], KH = w->k[1], KW = w->k[2];
     int64_t s = w->stride[1], ph = w->pad[1], pw = w->pad[2], osz = OH * OW, nv = (OW + 15) / 16;
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
-    __m512 xs[SMALLC_MAX_TAPS];
+    __m512 xs[KILN_SMALLC_MAX_TAPS];
     __mmask16 mk[DW_MAXV][TAP_MAXKW][2]; /* the same for every row, channel and kernel row */
     kiln_tap_masks(nv, KW, s, pw, W, mk);
     for (int64_t r = r0; r < r1; r++) { /* r = n * OH + oh */
@@ -369,19 +367,15 @@ __attribute__((target("avx512f"))) static void smallc_rows(void *arg, int64_t r0
     }
 }
 
-/* The small-C path, when it fits and the transposed weights can be had. */
-bool kiln_conv_smallc(kiln_pool *pool, const conv_job *cj, const float *res) {
+/* The small-C path, when it fits. */
+bool kiln_conv_smallc(kiln_pool *pool, const conv_job *cj, const float *res, float *wt, bool pack) {
     const win3 *w = &cj->w;
     if (!smallc_fits(w)) return false;
     int64_t taps = w->C * w->k[1] * w->k[2], Mp = (w->M + 15) / 16 * 16;
-    float *wt = aligned_alloc(64, (size_t)(taps * Mp) * sizeof(float));
-    if (!wt) return false;
-    for (int64_t t = 0; t < taps; t++)
-        for (int64_t m = 0; m < Mp; m++) wt[t * Mp + m] = m < w->M ? cj->wt[m * taps + t] : 0.0f;
+    if (pack) kiln_smallc_pack(wt, cj->wt, taps, w->M);
     smallc_job j = {*w, cj->x, wt, cj->b, res, cj->y, Mp, 0, 0};
     act_bounds(cj->act, &j.lo, &j.hi);
     kiln_parallel_for(pool, w->N * w->out[1], smallc_rows, &j);
-    free(wt);
     return true;
 }
 

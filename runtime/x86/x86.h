@@ -62,9 +62,10 @@ static inline bool dw3x3_small_fits(const win3 *w) {
 KILN_HIDDEN bool kiln_dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y);
 /* planes r0..r1 of a depthwise layer that dw3x3_small_fits */
 KILN_HIDDEN void kiln_dw3x3_small_avx512(const conv_job *j, int64_t r0, int64_t r1, float lo, float hi);
-/* a convolution of few input channels, directly; false where it does not fit
- * (or the CPU has no AVX-512, or its weights' transposed copy cannot be had) */
-KILN_HIDDEN bool kiln_conv_smallc(kiln_pool *pool, const conv_job *cj, const float *res);
+/* a convolution of few input channels, directly, with its weights in wt as
+ * kiln_smallc_pack lays them out (packed there first when pack); false where
+ * it does not fit (or the CPU has no AVX-512) */
+KILN_HIDDEN bool kiln_conv_smallc(kiln_pool *pool, const conv_job *cj, const float *res, float *wt, bool pack);
 /* dst[i] = src[2 i], i < n (im2col's stride-2 rows) */
 KILN_HIDDEN void kiln_even_copy_avx512(float *dst, const float *src, int64_t n);
 

@@ -159,7 +159,7 @@ static Graph *load_chain(Arena *a, Diags *d) {
 
 static void test_kir_roundtrip_and_plan(void) {
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     Graph *g = load_chain(a, &d);
     CHECK(g != NULL, "chain.kir did not parse: %s", d.first ? d.first->msg : "");
     if (!g) { arena_free(a); return; }
@@ -219,14 +219,14 @@ static void test_kernels_against_numpy(void) {
         return;
     }
     float *y = malloc((size_t)x.nbytes);
-    int64_t p[4] = {x.shape[0] * x.shape[1], x.shape[2], 1, 0};
+    kiln_p_softmax p = {.outer = x.shape[0] * x.shape[1], .axis_len = x.shape[2], .inner = 1, .log = 0};
     void *b[2] = {y, x.data};
-    kiln_k_softmax(NULL, b, p);
+    kiln_k_softmax(NULL, b, (const int64_t *)&p);
     double maxerr = 0;
     for (int64_t i = 0; i < x.nbytes / 4; i++) maxerr = fmax(maxerr, fabs(y[i] - ((float *)sm.data)[i]));
     CHECK(maxerr < 1e-6, "softmax differs from NumPy by %g", maxerr);
-    int64_t q[8] = {4, 3, x.shape[0], x.shape[1], x.shape[2], 2, 0, 1};
-    kiln_k_transpose(NULL, b, q);
+    kiln_p_transpose q = {.esize = 4, .rank = 3, .in_dims = {x.shape[0], x.shape[1], x.shape[2]}, .perm = {2, 0, 1}};
+    kiln_k_transpose(NULL, b, (const int64_t *)&q);
     CHECK(memcmp(y, tr.data, (size_t)x.nbytes) == 0, "transpose differs from NumPy");
     free(y);
     kiln_tensor_free(&x); kiln_tensor_free(&sm); kiln_tensor_free(&tr);
