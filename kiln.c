@@ -315,7 +315,7 @@ static Graph *load_model(Arena *a, const Options *o, Diags *d, PtrVec *deps) {
     for (int i = 0; g && i < g->inputs.n; i++) batched |= ((Value *)g->inputs.items[i])->batch;
     if (!batched) return g;
     Arena *pa = arena_new();
-    Diags pd = {pa, NULL, NULL, 0, false, NULL};
+    Diags pd = {.arena = pa};
     PtrVec pdeps = {0};
     Graph *p1 = read_model(pa, o, 1, &pd, &pdeps), *p2 = p1 ? read_model(pa, o, 2, &pd, &pdeps) : NULL;
     bool ok = p1 && p2 && batch_verify(p1, p2, g, d);
@@ -446,7 +446,7 @@ static int cmd_compile(const Options *o) {
     char obase[PATH_MAX];
     char *prefix = c_identifier(o->name ? o->name : base_name(out, obase, sizeof obase));
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     PtrVec deps = {0};
     double t0 = kiln_now_ms();
     /* on the host the plan only predicts (the code does not depend on it) and
@@ -465,7 +465,7 @@ static int cmd_compile(const Options *o) {
     LinkOpts lo = {emit, out, prefix, find_home(), o->opt_level, o->threads, o->verbose, o->external_weights, llvm, triple, host};
     bool ok;
     if (!k && d.run_time && strcmp(emit, "exe") == 0) { /* shapes known only at run time: the executable specializes then */
-        Diags dd = {a, NULL, NULL, 0, false, NULL};
+        Diags dd = {.arena = a};
         ok = build_dynamic(o, a, &d, &dd, &deps, &lo);
         d = dd;
     } else ok = k && link_build(k, g, &lo, &d);
@@ -508,7 +508,7 @@ static int cmd_dump(const Options *o) {
         return usage_error("--format takes text, dot or json, not '%s'", fmt);
     if (o->after && (!pipeline_has_pass(o->after) || strcmp(o->after, "all") == 0)) return usage_error("--after: unknown pass '%s'", o->after);
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     PtrVec deps = {0};
     const PlaceOpts *pl;
     Graph *g = load_for_placement(o, a, &d, &deps, true, &pl);
@@ -545,7 +545,7 @@ static int cmd_place(const Options *o) {
     if (strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0) return usage_error("--format takes text or json, not '%s'", fmt);
     if (check_target(o)) return 2;
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     PtrVec deps = {0};
     const PlaceOpts *pl;
     Graph *g = load_for_placement(o, a, &d, &deps, true, &pl);
@@ -574,7 +574,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 
 static int cmd_run(Options *o) {
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     size_t len;
     unsigned char *bytes = read_file(a, o->model, &len, &d);
     if (!bytes) { int rc = print_diags(&d, o->model); arena_free(a); return rc; }

@@ -237,7 +237,7 @@ typedef struct {
 
 static bool write_ir(const void *arg, FILE *f) {
     const IrArgs *ia = arg;
-    Diags d = {ia->g->arena, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = ia->g->arena};
     PrintOpts po = {ia->wpath, "model.weights", 16};
     return ir_print_text(ia->g, f, &po, &d);
 }

@@ -206,7 +206,7 @@ static bool top_value(const Graph *g, const Value *v) {
 static bool specialize(const char *target, int depth, char *err, size_t n) {
     for (int round = 0; round < 256; round++) {
         Arena *a = arena_new();
-        Diags d = {a, NULL, NULL, 0, false, NULL};
+        Diags d = {.arena = a};
         Graph *g = NULL;
         Kir *k = compile(a, &d, target, &g);
         if (k && !target) {
@@ -316,7 +316,7 @@ int kiln_dyn_main(const char *name, const char *ir, size_t ir_len, const unsigne
     for (int i = 1; i + 1 < argc; i++) /* the executable's --threads, for the runs that compute shapes too */
         if (strcmp(argv[i], "--threads") == 0) D.threads = atoi(argv[i + 1]);
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     FrontendOpts fo = {NULL, 0, 1, true};
     Graph *g = kir_load_mem(a, ir, ir_len, w, wlen, &fo, &d);
     if (!g) {

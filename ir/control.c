@@ -102,7 +102,7 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
             diag_need(d, n, cond, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
             return false;
         }
-        return if_inline(g, n, *(const unsigned char *)cond->data ? t : e, d);
+        return diag_rewrite(d, g, n); /* inlined: passes/canonicalize.c */
     }
     /* with a constant condition only the branch taken must make sense */
     bool then_live = subgraph_live(n, t), else_live = subgraph_live(n, e);
@@ -144,25 +144,21 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
     }
     Value *M = n->in[0], *cond = n->in[1];
     if (!M && !cond) { diag_error(d, n, "a Loop with neither a trip count nor a condition never ends"); return false; }
-    if (loop_carries_sequence(n, b)) return loop_unroll(g, n, b, d);
+    int64_t trip;
+    if (loop_carries_sequence(n, b)) return loop_unroll_check(n, b, &trip, d) && diag_rewrite(d, g, n); /* unrolled: passes/canonicalize.c */
     for (int j = 0; j < n->n_in; j++)
         if (n->in[j] && n->in[j]->is_seq) { diag_error(d, n, "input '%s' is a sequence: a Loop takes tensors", n->in[j]->name); return false; }
     /* a body that needs its iteration number as a constant (a Slice by the
      * counter) compiles unrolled, when the loop can be */
-    Diags tried = {d->arena, NULL, NULL, 0, false, NULL};
+    Diags tried = {.arena = d->arena};
     if (loop_native(n, b, formal, N, &tried)) return true;
-    if (loop_unrollable(n, b)) return loop_unroll(g, n, b, d);
-    for (const Diag *x = tried.first; x; x = x->next) { /* the native attempt's messages */
-        Diag *c = arena_alloc(d->arena, sizeof *c);
-        *c = *x;
-        c->next = NULL;
-        if (d->last) d->last->next = c;
-        else d->first = c;
-        d->last = c;
-        if (c->level == DIAG_ERROR) d->errors++;
+    if (tried.rewrite) { /* a node of the body first takes its canonical form */
+        d->rewrite_graph = tried.rewrite_graph;
+        d->rewrite = tried.rewrite;
+        return false;
     }
-    if (tried.run_time) d->run_time = true;
-    if (!d->need) d->need = tried.need;
+    if (loop_unrollable(n, b)) return loop_unroll_check(n, b, &trip, d) && diag_rewrite(d, g, n);
+    diag_merge(d, &tried); /* the native attempt's messages */
     return false;
 }
 

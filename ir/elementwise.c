@@ -8,8 +8,8 @@
  * ops give bool; the tables below say which ops take floats only, bools only,
  * or bool at all. Expand broadcasts input 0 against a constant shape. A
  * kiln.Fused node (the fuse pass's chain of elementwise nodes) infers its body.
- * Dropout is a view unless it trains with a nonzero ratio: then it becomes
- * kiln.DropoutTrain. The lowerings are in codegen/elementwise.c. */
+ * Dropout is a view unless it trains with a nonzero ratio: then the
+ * canonicalize pass makes it kiln.DropoutTrain. The lowerings are in codegen/elementwise.c. */
 #include "ir.h"
 #include "infer.h"
 
@@ -33,16 +33,14 @@ static const OpKind bool_ok_ops[] = {OP_MIN, OP_MAX, OP_EQUAL, OP_WHERE, OP_NOT,
 
 #define IN_LIST(op, l) op_in(op, l, (int)(sizeof l / sizeof *l))
 
+bool prelu_per_channel(const Node *n) {
+    return n->op == OP_PRELU && n->opset < 7 && n->in[1]->data && n->in[1]->rank == 1 && n->in[0]->rank > 2 &&
+           n->in[1]->dims[0] == n->in[0]->dims[1] && n->in[1]->dims[0] != 1;
+}
+
 bool infer_elementwise(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
-    if (n->op == OP_PRELU && n->opset < 7 && n->in[1]->data && n->in[1]->rank == 1 && n->in[0]->rank > 2 &&
-        n->in[1]->dims[0] == n->in[0]->dims[1] && n->in[1]->dims[0] != 1) {
-        /* before opset 7 a 1-D slope holds one value per channel (axis 1) */
-        int64_t dims[MAX_RANK];
-        int r = n->in[0]->rank - 1;
-        for (int i = 0; i < r; i++) dims[i] = i ? 1 : n->in[1]->dims[0];
-        n->in[1] = graph_add_const(g, arena_printf(g->arena, "%s.per_channel", n->in[1]->name), n->in[1]->dtype, r, dims, n->in[1]->data);
-    }
+    if (prelu_per_channel(n)) return diag_rewrite(d, g, n); /* the slope reshaped: passes/canonicalize.c */
     int first = n->op == OP_WHERE ? 1 : 0; /* Where: the data inputs decide the type */
     DType dt = n->in[first]->dtype;
     if (n->op == OP_CAST || n->op == OP_CAST_LIKE) {
@@ -142,6 +140,11 @@ bool infer_dropout_train(Graph *g, Node *n, Diags *d) {
     return true;
 }
 
+double dropout_ratio(const Node *n) {
+    const Value *ratio = node_input(n, 1);
+    return ratio && ratio->data ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
+}
+
 bool infer_dropout(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
@@ -156,14 +159,11 @@ bool infer_dropout(Graph *g, Node *n, Diags *d) {
         diag_need(d, n, ratio, "input '%s' must be a constant (the ratio of training-mode Dropout)", ratio->name);
         return false;
     }
-    double r = ratio && ratio->data ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
+    double r = dropout_ratio(n);
     if (train && r != 0) { /* a random mask: computed, no longer a view */
         if (r < 0 || r >= 1) { diag_error(d, n, "the ratio must be in [0, 1)"); return false; }
         if (n->opset < 10 && n->n_out > 1) { diag_error(d, n, "training-mode Dropout before opset 10 (a float mask) is not supported"); return false; }
-        n->op = OP_DROPOUT_TRAIN;
-        n->n_in = 1;
-        node_add_attr(g, n, "kiln.ratio", ATTR_FLOAT)->f = (float)r;
-        return infer_dropout_train(g, n, d);
+        return diag_rewrite(d, g, n); /* it becomes kiln.DropoutTrain: passes/canonicalize.c */
     }
     set_out(n->out[0], x->dtype, x->rank, x->dims);
     if (n->n_out > 1 && n->out[1]) {

@@ -7,7 +7,10 @@
  * constant, folds the node through the graph's services (the compiler's runs the
  * node's own lowering in the Kir interpreter, codegen/kir_interp.c), so later shape rules see constants where exporters
  * compute shapes (Shape -> Gather -> Concat -> Reshape). Folding runs at every
- * -O level because static shapes depend on it. */
+ * -O level because static shapes depend on it. Shape rules do not change the
+ * graph's structure: a rule whose node must first take another form (a Loop
+ * unrolled, a SequenceAt become an Identity, ...) says so (diag_rewrite) and
+ * the walk stops; the canonicalize pass rewrites the node and walks again. */
 #include "ir.h"
 
 #include <string.h>
@@ -115,6 +118,7 @@ bool graph_infer(Graph *g, Diags *d) {
         if (sequence_identity(g, n)) continue;
         if (!dynamic_check(n, d) || !string_check(n, d)) return false;
         if (!op_table[n->op].infer(g, n, d)) {
+            if (d->rewrite) return false; /* the canonicalize pass rewrites it first */
             if (!g->parent && d->run_time && (op_table[n->op].flags & F_CONTROL)) need_control_input(g, n, d);
             return false;
         }
@@ -132,7 +136,6 @@ bool graph_infer(Graph *g, Diags *d) {
                        ((Value *)g->outputs.items[i])->name);
             return false;
         }
-    if (!g->parent) sequence_outputs(g); /* the top graph's become runs of tensors */
     for (int i = 0; i < g->outputs.n; i++)
         if (g->parent && ((Value *)g->outputs.items[i])->is_seq) {
             diag_error(d, NULL, "subgraph output '%s' is a sequence: kiln's subgraphs take and give tensors", ((Value *)g->outputs.items[i])->name);

@@ -128,6 +128,26 @@ void diag_need(Diags *d, const Node *n, const Value *v, const char *fmt, ...) {
     if (!d->need) d->need = v;
 }
 
+void diag_merge(Diags *d, const Diags *from) {
+    for (const Diag *x = from->first; x; x = x->next) {
+        Diag *c = arena_alloc(d->arena, sizeof *c);
+        *c = *x;
+        c->next = NULL;
+        if (d->last) d->last->next = c;
+        else d->first = c;
+        d->last = c;
+        if (c->level == DIAG_ERROR) d->errors++;
+    }
+    if (from->run_time) d->run_time = true;
+    if (!d->need) d->need = from->need;
+}
+
+bool diag_rewrite(Diags *d, Graph *g, Node *n) {
+    d->rewrite_graph = g;
+    d->rewrite = n;
+    return false;
+}
+
 /* ---- dtypes ---- */
 
 /* Size and text-IR name per dtype (the codes are ONNX's, and the runtime's

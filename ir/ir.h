@@ -64,6 +64,12 @@ typedef struct Diags {
      * error was that (a top-graph value or not: driver/dyn.c checks) */
     bool run_time;
     const struct Value *need;
+    /* a shape rule found that node `rewrite` of graph `rewrite_graph` must
+     * first take its canonical form (a Dropout in training mode becoming
+     * kiln.DropoutTrain, a Loop that carries a sequence unrolled, ...): the
+     * canonicalize pass (passes/canonicalize.c) rewrites it and infers again */
+    struct Graph *rewrite_graph;
+    struct Node *rewrite;
 } Diags;
 
 struct Node;
@@ -72,6 +78,11 @@ void diag_add(Diags *d, DiagLevel lvl, const struct Node *n, const char *fmt, ..
 /* The error of a shape rule that wanted the contents of v: when v is not a
  * constant (known only at run time) this sets d->run_time and d->need. */
 void diag_need(Diags *d, const struct Node *n, const struct Value *v, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Appends from's messages to d (with its run_time and need). */
+void diag_merge(Diags *d, const Diags *from);
+/* A shape rule's answer that node n of graph g must be rewritten first (see
+ * Diags.rewrite): records it, adds no message, returns false. */
+bool diag_rewrite(Diags *d, struct Graph *g, struct Node *n);
 
 /* ---- dtypes (ONNX codes) ---- */
 
@@ -257,8 +268,9 @@ bool graph_toposort(Graph *g, Diags *d);
 /* The services of g's top graph (NULL: none installed). */
 const IrServices *graph_services(const Graph *g);
 /* Types and shapes of every value, folding nodes whose inputs are all
- * constants (ir/infer_graph.c): the infer pass, and a control node's
- * subgraphs from its shape rule. */
+ * constants (ir/infer_graph.c): the infer and canonicalize passes, and a
+ * control node's subgraphs from its shape rule. False with d->rewrite set: a
+ * node must be rewritten first (passes/canonicalize.c). */
 bool graph_infer(Graph *g, Diags *d);
 /* Every node's input and output counts against the op table, at any depth
  * (what can be checked of a model before its shapes are known). */
@@ -360,8 +372,21 @@ typedef struct TfIdfInfo {
 } TfIdfInfo;
 bool tfidf_info(const Node *n, TfIdfInfo *t, Diags *d);
 
+/* ---- rewrites the canonicalize pass makes (passes/canonicalize.c) ---- */
+
+/* PRelu before opset 7 with a 1-D slope of one value per channel: the slope
+ * is reshaped to [C, 1, ...] (ir/elementwise.c). */
+bool prelu_per_channel(const Node *n);
+/* Dropout's ratio: its input, else its attribute, else 0.5 (ir/elementwise.c). */
+double dropout_ratio(const Node *n);
+
 /* ---- sequences (ir/sequence.c) ---- */
 
+/* o becomes the sequence of count values elems (of dtype dt). */
+void value_set_sequence(Graph *g, Value *o, DType dt, Value *const *elems, int count);
+/* Node n's input i as a position in a sequence of count (constant; negative
+ * counts from the end; absent: the end, or the last when !insert). */
+bool sequence_position(const Node *n, int i, int count, bool insert, int *pos, Diags *d);
 /* SplitToSequence: the axis, the parts' sizes along it, and whether the axis
  * is squeezed away (no split input and keepdims 0). */
 bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *sizes, int *parts, bool *squeeze, Diags *d);
@@ -369,17 +394,16 @@ bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *
 bool sequence_check(const Node *n, Diags *d);
 /* Identity of a sequence: its output is the same list (true when n is one). */
 bool sequence_identity(Graph *g, Node *n);
-/* The top graph's sequence and optional outputs become runs of tensor
- * outputs (g->out_seq, g->out_group); once, after its inference. */
-void sequence_outputs(Graph *g);
-/* A Loop whose body carries a sequence is unrolled at compile time (ir/sequence.c). */
+/* A Loop whose body carries a sequence is unrolled at compile time (by the
+ * canonicalize pass, passes/canonicalize.c), and so is one that can be
+ * (loop_unrollable) when it cannot run as a loop; loop_unroll_check says
+ * whether it can be unrolled, and how many times. */
 bool loop_carries_sequence(const Node *n, const Graph *body);
-bool loop_unroll(Graph *g, Node *n, Graph *body, Diags *d);
 bool loop_unrollable(const Node *n, const Graph *body);
+bool loop_unroll_check(const Node *n, const Graph *body, int64_t *trip, Diags *d);
 /* An If whose branches make sequences or optionals is inlined, the branch
- * its constant condition takes copied into the graph. */
+ * its constant condition takes copied into the graph (passes/canonicalize.c). */
 bool if_inlined(const Node *n);
-bool if_inline(Graph *g, Node *n, Graph *branch, Diags *d);
 
 /* ---- control flow (ir/control.c) ---- */
 

@@ -4,7 +4,8 @@
  * values it contains (Value.elems), known while shapes are inferred. The ops
  * that build one (SequenceEmpty, SequenceConstruct, SequenceInsert,
  * SequenceErase: positions must be constants) only make a new list; the ops
- * that read one are rewritten into tensor ops on its elements: SequenceAt into
+ * that read one are checked here and rewritten by the canonicalize pass
+ * (passes/canonicalize.c) into tensor ops on its elements: SequenceAt into
  * an Identity of the element (no copy), SequenceLength into a constant,
  * ConcatFromSequence into a Concat of the elements (or, with new_axis, a
  * concatenation along a new axis), SplitToSequence into a split whose outputs
@@ -36,7 +37,7 @@ static Value *seq_input(Node *n, int i, Diags *d) {
     return v;
 }
 
-static void set_seq(Graph *g, Value *o, DType dt, Value *const *elems, int count) {
+void value_set_sequence(Graph *g, Value *o, DType dt, Value *const *elems, int count) {
     o->is_seq = true;
     o->dtype = dt;
     o->rank = 0;
@@ -46,7 +47,7 @@ static void set_seq(Graph *g, Value *o, DType dt, Value *const *elems, int count
 }
 
 /* A position input (constant; negative counts from the end); absent: `dflt`. */
-static bool position(Node *n, int i, int count, bool insert, int *pos, Diags *d) {
+bool sequence_position(const Node *n, int i, int count, bool insert, int *pos, Diags *d) {
     Value *v = node_input(n, i);
     int64_t p = insert ? count : count - 1;
     if (v) {
@@ -75,7 +76,7 @@ bool infer_sequence(Graph *g, Node *n, Diags *d) {
     case OP_SEQUENCE_EMPTY: {
         DType dt = (DType)node_attr_int(n, "dtype", DT_F32);
         if (!dtype_size(dt)) { diag_error(d, n, "dtype %d is not supported", (int)dt); return false; }
-        set_seq(g, out, dt, elems, 0);
+        value_set_sequence(g, out, dt, elems, 0);
         return true;
     }
     case OP_SEQUENCE_CONSTRUCT:
@@ -86,29 +87,26 @@ bool infer_sequence(Graph *g, Node *n, Diags *d) {
                 return false;
             }
         }
-        set_seq(g, out, n->in[0]->dtype, n->in, n->n_in);
+        value_set_sequence(g, out, n->in[0]->dtype, n->in, n->n_in);
         return true;
     case OP_SEQUENCE_INSERT: {
         Value *t = n->in[1];
         if (t->is_seq || t->rank < 0 || t->dtype != s->dtype) { diag_error(d, n, "inserts a tensor of the sequence's dtype %s", dtype_name(s->dtype)); return false; }
         if (count >= 64) { diag_error(d, n, "sequences of more than 64 tensors are not supported"); return false; }
-        if (!position(n, 2, count, true, &pos, d)) return false;
+        if (!sequence_position(n, 2, count, true, &pos, d)) return false;
         memmove(elems + pos + 1, elems + pos, (size_t)(count - pos) * sizeof *elems);
         elems[pos] = t;
-        set_seq(g, out, s->dtype, elems, count + 1);
+        value_set_sequence(g, out, s->dtype, elems, count + 1);
         return true;
     }
     case OP_SEQUENCE_ERASE:
-        if (!position(n, 1, count, false, &pos, d)) return false;
+        if (!sequence_position(n, 1, count, false, &pos, d)) return false;
         memmove(elems + pos, elems + pos + 1, (size_t)(count - pos - 1) * sizeof *elems);
-        set_seq(g, out, s->dtype, elems, count - 1);
+        value_set_sequence(g, out, s->dtype, elems, count - 1);
         return true;
     case OP_SEQUENCE_AT:
-        if (!position(n, 1, count, false, &pos, d)) return false;
-        n->op = OP_IDENTITY; /* the element itself */
-        n->in[0] = elems[pos];
-        n->n_in = 1;
-        return op_table[OP_IDENTITY].infer(g, n, d);
+        if (!sequence_position(n, 1, count, false, &pos, d)) return false;
+        return diag_rewrite(d, g, n); /* an Identity of the element: passes/canonicalize.c */
     case OP_SEQUENCE_LENGTH: {
         int64_t len = count;
         set_out(out, DT_I64, 0, NULL);
@@ -124,17 +122,9 @@ bool infer_sequence(Graph *g, Node *n, Diags *d) {
 
 bool infer_concat_from_sequence(Graph *g, Node *n, Diags *d) {
     (void)g;
-    if (n->in[0]->is_seq) { /* the elements become the inputs */
-        Value *s = n->in[0];
-        if (s->n_elems == 0) { diag_error(d, n, "concatenates an empty sequence"); return false; }
-        n->in = arena_alloc(g->arena, (size_t)(s->n_elems + 1) * sizeof *n->in);
-        memcpy(n->in, s->elems, (size_t)s->n_elems * sizeof *n->in);
-        n->n_in = s->n_elems;
-    }
-    if (node_attr_int(n, "new_axis", 0) == 0) {
-        n->op = OP_CONCAT;
-        return op_table[OP_CONCAT].infer(g, n, d);
-    }
+    if (n->in[0]->is_seq && n->in[0]->n_elems == 0) { diag_error(d, n, "concatenates an empty sequence"); return false; }
+    /* the elements become the inputs, and without new_axis the node a Concat: passes/canonicalize.c */
+    if (n->in[0]->is_seq || node_attr_int(n, "new_axis", 0) == 0) return diag_rewrite(d, g, n);
     if (!need_shapes(n, d)) return false;
     const Value *x = n->in[0];
     int axis;
@@ -196,20 +186,7 @@ bool infer_split_to_sequence(Graph *g, Node *n, Diags *d) {
     int64_t sizes[64];
     bool squeeze;
     if (!split_to_sequence_sizes(n, x, &axis, sizes, &parts, &squeeze, d)) return false;
-    if (!node_attr(n, "kiln.parts")) { /* first visit: the outputs become the elements */
-        Value *s = n->out[0];
-        n->out = arena_alloc(g->arena, (size_t)(parts + 1) * sizeof *n->out);
-        for (int i = 0; i < parts; i++) {
-            Value *e = graph_add_value(g, arena_printf(g->arena, "%s[%d]", s->name, i));
-            e->producer = n;
-            e->producer_out = i;
-            n->out[i] = e;
-        }
-        n->n_out = parts;
-        set_seq(g, s, x->dtype, n->out, parts);
-        s->producer = NULL;
-        node_add_attr(g, n, "kiln.parts", ATTR_INT)->i = parts;
-    }
+    if (!node_attr(n, "kiln.parts")) return diag_rewrite(d, g, n); /* the outputs become the elements: passes/canonicalize.c */
     if (n->n_out != parts) { diag_error(d, n, "internal: the split changed"); return false; }
     for (int i = 0; i < parts; i++) {
         int64_t dims[MAX_RANK];
@@ -234,72 +211,10 @@ bool if_inlined(const Node *n) {
     return n->op == OP_IF && (makes_sequences(node_subgraph(n, "then_branch")) || makes_sequences(node_subgraph(n, "else_branch")));
 }
 
-static Value *mapped(Graph *g, Value **map, Value *bv) {
-    if (!map[bv->id] && bv->data) /* a constant of the body */
-        map[bv->id] = graph_add_const(g, bv->name, bv->dtype, bv->rank, bv->dims, bv->data);
-    return map[bv->id];
-}
-
-/* The body b ready to be copied: no subgraph inside, in topological order,
- * its values numbered (Value.id) for map. */
-static Value **copy_prepare(Graph *g, Node *n, Graph *b, Diags *d) {
-    for (int i = 0; i < b->nodes.n; i++) {
-        Node *bn = b->nodes.items[i];
-        if (if_inlined(bn)) continue; /* it only reads its branches: copies may share them */
-        for (int j = 0; j < bn->n_attr; j++)
-            if (bn->attrs[j].kind == ATTR_GRAPH) {
-                diag_error(d, n, "its body holds a subgraph (kiln unrolls this %s, and does not unroll nested control flow)", op_table[n->op].name);
-                return NULL;
-            }
-    }
-    if (!graph_toposort(b, d)) return NULL;
-    for (int i = 0; i < b->values.n; i++) ((Value *)b->values.items[i])->id = i;
-    return arena_alloc(g->arena, sizeof(Value *) * (size_t)(b->values.n + 1));
-}
-
-/* Appends to g a copy of b's nodes whose inputs are map's (set for b's inputs;
- * copy i of node n's body), and fills map for their outputs. */
-static void copy_body(Graph *g, Node *n, Graph *b, Value **map, int i) {
-    for (int q = 0; q < b->nodes.n; q++) {
-        Node *bn = b->nodes.items[q];
-        Node *c = graph_add_node(g, bn->op, arena_printf(g->arena, "%s.%d.%s", n->name, i, bn->name), bn->n_in, bn->n_out);
-        c->opset = bn->opset;
-        c->n_attr = bn->n_attr;
-        c->attrs = bn->attrs;
-        for (int j = 0; j < bn->n_in; j++) c->in[j] = bn->in[j] ? mapped(g, map, bn->in[j]) : NULL;
-        for (int j = 0; j < bn->n_out; j++) {
-            if (!bn->out[j]) { c->out[j] = NULL; continue; }
-            Value *o = graph_add_value(g, arena_printf(g->arena, "%s.%d.%s", n->name, i, bn->out[j]->name));
-            o->producer = c;
-            o->producer_out = j;
-            c->out[j] = map[bn->out[j]->id] = o;
-        }
-    }
-}
-
-/* Moves the nodes appended to g since `start` to right after n: the
- * inference, walking the list, visits them next. */
-static void place_after(Graph *g, Node *n, int start) {
-    int pos = 0, added = g->nodes.n - start;
-    while (pos < start && g->nodes.items[pos] != n) pos++;
-    void **moved = arena_alloc(g->arena, sizeof *moved * (size_t)(added + 1));
-    memcpy(moved, g->nodes.items + start, sizeof *moved * (size_t)added);
-    memmove(g->nodes.items + pos + 1 + added, g->nodes.items + pos + 1, sizeof *moved * (size_t)(start - pos - 1));
-    memcpy(g->nodes.items + pos + 1, moved, sizeof *moved * (size_t)added);
-}
-
-/* Node n's output j, produced from now on by a new node of op (n_in inputs, to be set). */
-static Node *take_output(Graph *g, Node *n, int j, OpKind op, int n_in) {
-    Node *o = graph_add_node(g, op, arena_printf(g->arena, "%s.out%d", n->name, j), n_in, 1);
-    o->out[0] = n->out[j];
-    n->out[j]->producer = o;
-    n->out[j]->producer_out = 0;
-    return o;
-}
-
 /* SequenceMap: its body applied to each position of the input sequences (the
- * other inputs as they are): a copy of the body per position; the outputs are
- * the sequences of the copies' results. */
+ * other inputs as they are): checked here, unrolled by the canonicalize pass
+ * (a copy of the body per position, the outputs SequenceConstructs of the
+ * copies' results). */
 bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
     const Attr *a = node_attr(n, "body");
     Graph *b = a && a->kind == ATTR_GRAPH ? a->g : NULL;
@@ -317,61 +232,7 @@ bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
             return false;
         }
     }
-    Value **map = copy_prepare(g, n, b, d);
-    if (!map) return false;
-    int start = g->nodes.n;
-    Value **outs = arena_alloc(g->arena, sizeof *outs * (size_t)(n->n_out * k + 1));
-    for (int i = 0; i < k; i++) {
-        memset(map, 0, sizeof *map * (size_t)b->values.n);
-        for (int j = 0; j < n->n_in; j++) map[((Value *)b->inputs.items[j])->id] = n->in[j]->is_seq ? n->in[j]->elems[i] : n->in[j];
-        copy_body(g, n, b, map, i);
-        for (int m = 0; m < n->n_out; m++) {
-            Value *o = mapped(g, map, b->outputs.items[m]);
-            if (!o) { diag_error(d, n, "body output '%s' is not computed", ((Value *)b->outputs.items[m])->name); return false; }
-            outs[m * k + i] = o;
-        }
-    }
-    place_after(g, n, start);
-    for (int m = 0; m < n->n_out; m++) {
-        Value *bo = b->outputs.items[m];
-        DType dt = bo->dtype ? bo->dtype : k ? outs[m * k]->dtype : DT_F32; /* DT_UNDEF until the copies are inferred */
-        set_seq(g, n->out[m], dt, outs + m * k, k);
-    }
-    return true;
-}
-
-/* A control-flow node whose work now lies in copies of its subgraph becomes
- * an Identity of its first input to a value nobody reads (dead-code
- * elimination drops it). */
-static bool made_inert(Graph *g, Node *n, Diags *d) {
-    n->op = OP_IDENTITY;
-    n->n_in = 1;
-    n->n_out = 1;
-    n->n_attr = 0;
-    n->out = arena_alloc(g->arena, 2 * sizeof *n->out);
-    n->out[0] = graph_add_value(g, arena_printf(g->arena, "%s.copied", n->name));
-    n->out[0]->producer = n;
-    return op_table[OP_IDENTITY].infer(g, n, d);
-}
-
-/* An If on a constant whose branch makes sequences or optionals: the branch
- * taken is copied into the graph after the node (its results then are the
- * lists themselves, which kiln keeps at compile time), the If becomes an inert
- * Identity of its condition; its outputs come from Identity nodes. */
-bool if_inline(Graph *g, Node *n, Graph *b, Diags *d) {
-    Value **map = copy_prepare(g, n, b, d);
-    if (!map) return false;
-    int start = g->nodes.n;
-    memset(map, 0, sizeof *map * (size_t)b->values.n);
-    for (int c = 0; c < b->captures; c++) map[((Value *)b->inputs.items[c])->id] = n->in[1 + c];
-    copy_body(g, n, b, map, 0);
-    for (int j = 0; j < n->n_out; j++) {
-        Value *r = mapped(g, map, b->outputs.items[j]);
-        if (!r) { diag_error(d, n, "branch output '%s' is not computed", ((Value *)b->outputs.items[j])->name); return false; }
-        take_output(g, n, j, OP_IDENTITY, 1)->in[0] = r;
-    }
-    place_after(g, n, start);
-    return made_inert(g, n, d);
+    return diag_rewrite(d, g, n); /* unrolled by the canonicalize pass */
 }
 
 /* Does the Loop carry a sequence (a state, a captured value, a body input)? */
@@ -401,14 +262,7 @@ bool loop_unrollable(const Node *n, const Graph *b) {
     return cond_stays_true(b);
 }
 
-/* A Loop that carries a sequence, unrolled: kiln's sequences are lists known
- * at compile time, so each iteration is a copy of the body (the iteration
- * number a constant, the states the previous copy's results); the trip count
- * must be a constant and the condition stay true. The Loop's outputs come
- * from Identity nodes of the last states and, for scan outputs, a
- * concatenation of the copies' values along a new axis 0. The Loop node
- * itself becomes an unused Identity, which dead-code elimination drops. */
-bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
+bool loop_unroll_check(const Node *n, const Graph *b, int64_t *trip_out, Diags *d) {
     int formal = n->n_in - b->captures, N = formal - 2, K = n->n_out - N;
     Value *M = n->in[0], *cond = n->in[1];
     if (!M || !M->data || value_numel(M) != 1) {
@@ -428,93 +282,16 @@ bool loop_unroll(Graph *g, Node *n, Graph *b, Diags *d) {
         diag_error(d, n, "its body's condition may turn false: kiln unrolls a Loop that carries a sequence, which needs the condition to stay true");
         return false;
     }
-    Value **map = copy_prepare(g, n, b, d);
-    if (!map) return false;
-    int start = g->nodes.n;
-    Value **state = arena_alloc(g->arena, sizeof *state * (size_t)(N + 1));
-    Value **scans = arena_alloc(g->arena, sizeof *scans * (size_t)(K * trip + 1));
-    for (int j = 0; j < N; j++) state[j] = n->in[2 + j];
-    Value *bi = b->inputs.items[0];
-    for (int64_t i = 0; i < trip; i++) {
-        memset(map, 0, sizeof *map * (size_t)b->values.n);
-        int64_t one = 1;
-        uint8_t yes = 1;
-        map[bi->id] = graph_add_const(g, arena_printf(g->arena, "%s.%lld.iteration", n->name, (long long)i), DT_I64, bi->rank == 1 ? 1 : 0, &one, &i);
-        map[((Value *)b->inputs.items[1])->id] = graph_add_const(g, arena_printf(g->arena, "%s.%lld.cond", n->name, (long long)i), DT_BOOL, 0, NULL, &yes);
-        for (int j = 0; j < N; j++) map[((Value *)b->inputs.items[2 + j])->id] = state[j];
-        for (int c = 0; c < b->captures; c++) map[((Value *)b->inputs.items[formal + c])->id] = n->in[formal + c];
-        copy_body(g, n, b, map, (int)i);
-        for (int j = 0; j < N + K; j++) {
-            Value *o = mapped(g, map, b->outputs.items[1 + j]);
-            if (!o) { diag_error(d, n, "body output '%s' is not computed", ((Value *)b->outputs.items[1 + j])->name); return false; }
-            if (j < N) state[j] = o;
-            else scans[(j - N) * trip + i] = o;
-        }
-    }
-    for (int j = 0; j < N + K; j++) { /* the Loop's outputs, from the copies */
-        Node *o = take_output(g, n, j, j < N ? OP_IDENTITY : OP_CONCAT_FROM_SEQUENCE, j < N ? 1 : (int)trip);
-        if (j < N) o->in[0] = state[j];
-        else {
-            memcpy(o->in, scans + (j - N) * trip, sizeof *o->in * (size_t)trip);
-            node_add_attr(g, o, "axis", ATTR_INT)->i = 0;
-            node_add_attr(g, o, "new_axis", ATTR_INT)->i = 1;
-        }
-    }
-    place_after(g, n, start);
-    return made_inert(g, n, d);
+    *trip_out = trip;
+    return true;
 }
 
 /* Identity of a sequence: the same list (of an optional: alias_optional). */
 bool sequence_identity(Graph *g, Node *n) {
     if (alias_optional(n)) return true;
     if (n->op != OP_IDENTITY || !n->in[0]->is_seq) return false;
-    set_seq(g, n->out[0], n->in[0]->dtype, n->in[0]->elems, n->in[0]->n_elems);
+    value_set_sequence(g, n->out[0], n->in[0]->dtype, n->in[0]->elems, n->in[0]->n_elems);
     return true;
-}
-
-/* A graph's outputs that are sequences or optionals become their tensors,
- * outputs of their own; g->out_seq and g->out_group group them, as the
- * inputs' (the top graph only: a subgraph's are refused). An empty sequence or
- * an absent optional is one placeholder output of no data. */
-static Value *placeholder(Graph *g, const Value *v) {
-    int64_t zero = 0;
-    return graph_add_const(g, arena_printf(g->arena, "%s.none", v->name), v->dtype ? v->dtype : DT_F32, 1, &zero, "");
-}
-
-void sequence_outputs(Graph *g) {
-    bool any = false;
-    for (int i = 0; i < g->outputs.n; i++) any |= ((Value *)g->outputs.items[i])->is_seq || ((Value *)g->outputs.items[i])->is_opt;
-    if (!any) return;
-    PtrVec outs = {0};
-    int total = 0;
-    for (int i = 0; i < g->outputs.n; i++) {
-        Value *v = g->outputs.items[i];
-        total += v->is_seq ? v->n_elems + 1 : v->is_opt && v->opt_elem && v->opt_elem->is_seq ? v->opt_elem->n_elems + 1 : 1;
-    }
-    int *seq = arena_alloc(g->arena, sizeof *seq * (size_t)(total + 1)), *grp = arena_alloc(g->arena, sizeof *grp * (size_t)(total + 1));
-    for (int i = 0; i < g->outputs.n; i++) {
-        Value *v = g->outputs.items[i];
-        int first = outs.n;
-        if (!v->is_seq && !v->is_opt) {
-            seq[outs.n] = grp[outs.n] = 0;
-            vec_push(g->arena, &outs, v);
-            continue;
-        }
-        Value *list = v->is_seq ? v : v->opt_elem && v->opt_elem->is_seq ? v->opt_elem : NULL;
-        int group = v->is_seq ? 1 : !v->opt_elem ? 4 : v->opt_elem->is_seq ? 3 : 2, count = 0;
-        if (list)
-            for (int j = 0; j < list->n_elems; j++) vec_push(g->arena, &outs, list->elems[j]);
-        else if (v->is_opt && v->opt_elem) vec_push(g->arena, &outs, v->opt_elem);
-        count = outs.n - first;
-        if (!count) vec_push(g->arena, &outs, placeholder(g, list ? list : v));
-        for (int j = first; j < outs.n; j++) {
-            seq[j] = j > first ? -1 : count;
-            grp[j] = group;
-        }
-    }
-    g->outputs = outs;
-    g->out_seq = seq;
-    g->out_group = grp;
 }
 
 /* Optional, OptionalHasElement, OptionalGetElement (and Identity of an
@@ -546,13 +323,10 @@ bool infer_optional(Graph *g, Node *n, Diags *d) {
         Value *e = x && x->is_opt ? x->opt_elem : x;
         if (!e) { diag_error(d, n, "input '%s' is an absent optional: it has no element to get", x ? x->name : "?"); return false; }
         if (e->is_seq) {
-            set_seq(g, out, e->dtype, e->elems, e->n_elems);
+            value_set_sequence(g, out, e->dtype, e->elems, e->n_elems);
             return true;
         }
-        n->op = OP_IDENTITY; /* the element itself */
-        n->in[0] = e;
-        n->n_in = 1;
-        return op_table[OP_IDENTITY].infer(g, n, d);
+        return diag_rewrite(d, g, n); /* an Identity of the element: passes/canonicalize.c */
     }
     default:
         return false;

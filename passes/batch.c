@@ -190,8 +190,8 @@ static bool refuse(Diags *d, const Node *n, const char *fmt, const char *a, cons
 }
 
 bool batch_verify(Graph *p1, Graph *p2, Graph *g, Diags *d) {
-    Diags scratch = {p1->arena, NULL, NULL, 0, false, NULL};
-    if (!pass_infer(p1, &scratch) || !pass_infer(p2, &scratch)) {
+    Diags scratch = {.arena = p1->arena};
+    if (!pass_canonicalize(p1, &scratch) || !pass_canonicalize(p2, &scratch)) {
         const Diag *x = scratch.first;
         if (x && x->node_name)
             diag_error(d, NULL, "with a batch of 2, node '%s' (%s): %s (the model does not take any batch); kiln runs a model "

@@ -18,6 +18,7 @@ typedef struct PassOpts {
 
 typedef bool (*PassFn)(Graph *g, Diags *d);
 
+bool pass_canonicalize(Graph *g, Diags *d); /* the rewrites shape inference needs first */
 bool pass_infer(Graph *g, Diags *d); /* shapes, types, and constant folding */
 bool pass_dce(Graph *g, Diags *d);
 bool pass_cse(Graph *g, Diags *d);

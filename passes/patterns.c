@@ -35,7 +35,7 @@ static Value *const_side(Node *n, Value **other) {
 static bool last_axis_mean(Node *n, const Value *x, Diags *d) {
     uint32_t mask;
     bool keep, noop;
-    Diags quiet = {d->arena, NULL, NULL, 0, false, NULL};
+    Diags quiet = {.arena = d->arena};
     return n && reduce_axes(n, x, &mask, &keep, &noop, &quiet) && !noop && keep && mask == 1u << (x->rank - 1);
 }
 

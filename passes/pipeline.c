@@ -18,6 +18,7 @@ typedef struct {
 } Pass;
 
 static const Pass pipeline[] = {
+    {"canonicalize", pass_canonicalize, NULL, 0},
     {"infer", pass_infer, NULL, 0},
     {"dce", pass_dce, NULL, 0},
     {"cse", pass_cse, NULL, 1},
@@ -34,7 +35,7 @@ bool pipeline_has_pass(const char *name) {
     return strcmp(name, "all") == 0;
 }
 
-const char *pipeline_pass_names(void) { return "infer, dce, cse (-O1+), fold-bn (-O1+), patterns (-O2+), fuse (-O2+), place, plan"; }
+const char *pipeline_pass_names(void) { return "canonicalize, infer, dce, cse (-O1+), fold-bn (-O1+), patterns (-O2+), fuse (-O2+), place, plan"; }
 
 static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d) {
     mkdir(dir, 0777);
@@ -50,7 +51,7 @@ static bool dump(Graph *g, int idx, const char *name, const char *dir, Diags *d)
 }
 
 /* Runs fn over the subgraphs of g's control-flow nodes (If, Loop, Scan), at any
- * depth: their bodies are optimized like the graph. (infer reaches them through
+ * depth: their bodies are optimized like the graph. (canonicalize and infer reach them through
  * the nodes' shape rules, plan plans them itself, place looks at the graph's
  * MoE layers only.) */
 static bool on_subgraphs(Graph *g, PassFn fn, Diags *d) {
@@ -70,7 +71,7 @@ bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
         if (o->opt_level < p->min_level && !o->stop_after) continue;
         double t0 = kiln_now_ms();
         if (!(p->fn ? p->fn(g, d) : p->fn_opts(g, o, d))) return false;
-        if (p->fn && p->fn != pass_infer && p->fn != pass_plan && !on_subgraphs(g, p->fn, d)) return false;
+        if (p->fn && p->fn != pass_canonicalize && p->fn != pass_infer && p->fn != pass_plan && !on_subgraphs(g, p->fn, d)) return false;
         if (o->verbose) {
             fprintf(stderr, "kiln: pass %-6s %8.2f ms  %d nodes", p->name, kiln_now_ms() - t0, g->nodes.n);
             if (p->fn == pass_plan)

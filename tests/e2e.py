@@ -470,7 +470,7 @@ def test_dump_formats():
     r = run([KILN, "compile", model, "-o", os.path.join(d, "m"), "--dump-after", "all", "--dump-dir", dd])
     assert r.returncode == 0, r.stderr
     names = sorted(os.listdir(dd))
-    assert [n for n in names if n.endswith(".kir")] == ["00-infer.kir", "01-dce.kir", "02-cse.kir", "03-fold-bn.kir", "04-patterns.kir", "05-fuse.kir", "06-place.kir", "07-plan.kir"], names
+    assert [n for n in names if n.endswith(".kir")] == ["00-canonicalize.kir", "01-infer.kir", "02-dce.kir", "03-cse.kir", "04-fold-bn.kir", "05-patterns.kir", "06-fuse.kir", "07-place.kir", "08-plan.kir"], names
 
 
 def roundtrip(model, inputs, d, after=None):

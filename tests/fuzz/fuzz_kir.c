@@ -5,9 +5,10 @@
  * ends at the first NUL; no NUL: text only, no weights). make_corpus writes
  * `kiln dump` outputs this way. The weights are copied to a 64-byte aligned
  * buffer, as a mapped weights file would be, so a blob's alignment is its
- * offset's. A graph that loads goes through the arity check, shape inference
+ * offset's. A graph that loads goes through the arity check, canonicalize (shape inference)
  * and the IR verifier, as in fuzz_onnx.c. */
 #include "../../frontend/frontend.h"
+#include "../../passes/passes.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (sep && posix_memalign((void **)&w, 64, wlen ? wlen : 1) != 0) return 0;
     if (wlen) memcpy(w, sep + 1, wlen);
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     FrontendOpts o = {NULL, 0, 1, false};
     Graph *g = kir_load_mem(a, (const char *)data, tlen, w, wlen, &o, &d);
-    if (g && graph_check_arity(g, &d) && graph_infer(g, &d)) (void)ir_verify(g, &d);
+    if (g && graph_check_arity(g, &d) && pass_canonicalize(g, &d)) (void)ir_verify(g, &d);
     arena_free(a);
     free(w);
     return 0;

@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_file("profile.json", data, size);
     if (!path) return 0;
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     PtrVec deps = {0};
     RoutingProfile p = {0};
     if (profile_load(a, path, &p, &d, &deps) && profile_load(a, path, &p, &d, &deps)) {

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_file("target.json", data, size);
     if (!path) return 0;
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     PtrVec deps = {0};
     Target t;
     if (target_load(a, path, "/nonexistent", 1, &t, &d, &deps)) {

@@ -13,7 +13,7 @@
 # memory fails, and the file that reproduces it is named. Exit status: 0 when
 # all passed. RUNS=0 only builds (and writes the corpora).
 #
-# Harnesses: onnx (frontend/onnx.c onnx_load, then arity, shape inference and
+# Harnesses: onnx (frontend/onnx.c onnx_load, then arity, canonicalize/shape inference and
 # verify), kir (frontend/kir.c kir_load_mem), npy and pb (runtime/io.c: the
 # tensor, sequence and optional readers a compiled executable's main uses),
 # target and profile (frontend/target.c: target files and routing profiles).
@@ -78,9 +78,9 @@ fi
 
 IR_SRC=$(cd "$ROOT" && ls ir/*.c)
 declare -A SRCS LIBS
-SRCS[onnx]="$IR_SRC frontend/common.c frontend/onnx.c $B/gen/onnx.pb-c.c"
+SRCS[onnx]="$IR_SRC passes/canonicalize.c frontend/common.c frontend/onnx.c $B/gen/onnx.pb-c.c"
 LIBS[onnx]="-lprotobuf-c -lm"
-SRCS[kir]="$IR_SRC frontend/common.c frontend/kir.c"
+SRCS[kir]="$IR_SRC passes/canonicalize.c frontend/common.c frontend/kir.c"
 LIBS[kir]="-lm"
 SRCS[npy]="runtime/io.c runtime/rt.c runtime/strings.c"
 LIBS[npy]="-lm -lpthread"

@@ -25,7 +25,7 @@ static Node *add(Graph *g, OpKind op, const char *name, int n_in, int n_out) {
 
 int main(void) {
     Arena *a = arena_new();
-    Diags d = {a, NULL, NULL, 0, false, NULL};
+    Diags d = {.arena = a};
     Graph *g = graph_new(a, "alone");
     g->opset = 13;
     int64_t xd[2] = {2, 3}, wd[2] = {3, 4};
@@ -70,7 +70,7 @@ int main(void) {
     Node *bad = add(b, OP_MATMUL, "bad_mm", 2, 1);
     bad->in[0] = u, bad->in[1] = u;
     vec_push(a, &b->outputs, bad->out[0]);
-    Diags bd = {a, NULL, NULL, 0, false, NULL};
+    Diags bd = {.arena = a};
     CHECK(!graph_infer(b, &bd) && bd.errors == 1 && bd.first && strcmp(bd.first->node_name, "bad_mm") == 0,
           "a [2,3] x [2,3] MatMul was not refused with a diagnostic on its node");
 
