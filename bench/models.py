@@ -174,6 +174,28 @@ def lstm(d):
     return [rng.standard_normal((S, N, I)).astype(np.float32)]
 
 
+def gru(d):
+    """Recurrent layers with constant weights (packed for the GEMM when the
+    context is created): a bidirectional GRU (linear_before_reset 0) over 24
+    steps of 48 features (batch 3, hidden 40, with sequence lengths and an
+    initial state), a forward GRU with linear_before_reset 1 on its output, and
+    a reverse RNN on that."""
+    b = B("gru")
+    S, N, I, H = 24, 3, 48, 40
+    lens = b.c(np.array([24, 11, 19], np.int32))
+    b.nodes.append(helper.make_node("GRU", ["x", b.w((2, 3 * H, I), 0.1), b.w((2, 3 * H, H), 0.1), b.w((2, 6 * H), 0.1), lens,
+                                            b.w((2, N, H), 0.5)], ["y1", ""], name="gru1", hidden_size=H, direction="bidirectional"))
+    y1 = b.op("Reshape", [b.op("Transpose", ["y1"], perm=[0, 2, 1, 3]), b.c(np.array([S, N, 2 * H], np.int64))])
+    b.nodes.append(helper.make_node("GRU", [y1, b.w((1, 3 * H, 2 * H), 0.1), b.w((1, 3 * H, H), 0.1), b.w((1, 6 * H), 0.1)],
+                                    ["y2", ""], name="gru2", hidden_size=H, linear_before_reset=1))
+    y2 = b.op("Reshape", ["y2", b.c(np.array([S, N, H], np.int64))])
+    b.nodes.append(helper.make_node("RNN", [y2, b.w((1, H, H), 0.1), b.w((1, H, H), 0.1), b.w((1, 2 * H), 0.1)],
+                                    ["y3", "h3"], name="rnn3", hidden_size=H, direction="reverse"))
+    y = b.op("Add", [b.op("ReduceMean", ["y3"], axes=[0], keepdims=0), "h3"])
+    b.save(os.path.join(d, "gru.onnx"), [helper.make_tensor_value_info("x", TensorProto.FLOAT, [S, N, I])], y)
+    return [rng.standard_normal((S, N, I)).astype(np.float32)]
+
+
 def depthwise(d):
     """Depthwise 3x3 convolutions on odd, small, narrow and wider planes: stride
     1 and 2, symmetric, asymmetric and no padding, with bias and fused
@@ -620,7 +642,7 @@ def runtime_inputs(n, h, w, seq, k):
             np.array([n, 4, 8], np.int64), np.array([k], np.int64)]
 
 
-MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
+MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "gru": gru, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
           "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime, "lpnorm": lpnorm,
           "bert4dyn": lambda d: bert(d, symbolic=True)}

@@ -45,9 +45,9 @@ bool lower_moe(Lower *l, Node *n) {
         int64_t dims[3][2] = {{m.I1, m.H}, {m.H, m.I}, {m.I, m.H}};
         for (int w = 0; w < 3; w++) {
             if (w == 2 && !m.has_w3) { bufs[nb++] = bufs[1]; continue; }
-            kiln_p_moe_pack pk = {.E = m.E, .N = dims[w][0], .K = dims[w][1]};
+            kiln_p_pack_b_many pk = {.E = m.E, .N = dims[w][0], .K = dims[w][1], .src_stride = dims[w][0] * dims[w][1]};
             int packed[2] = {state_buf(l, "packed weights", m.E * kiln_sgemm_packed_floats(pk.N, pk.K) * 4), lower_buf(l, n->in[wi[w]])};
-            LOWER_CALL(l, moe_pack, 2, packed, &pk)->at_create = true;
+            LOWER_CALL(l, pack_b_many, 2, packed, &pk)->at_create = true;
             bufs[nb++] = packed[0];
         }
     }

@@ -49,13 +49,28 @@ bool lower_rnn(Lower *l, Node *n) {
         const Value *o = i < n->n_out ? n->out[i] : NULL;
         outs[i] = o ? out_f32(l, o) : scratch_buf(l, DT_F32, i ? ssz : ysz);
     }
-    int bufs[12] = {outs[0], outs[1], outs[2], in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
+    int bufs[14] = {outs[0], outs[1], outs[2], in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
     for (int i = 3; i < 8; i++) {
         const Value *v = node_input(n, i);
         bufs[3 + i] = !v ? bufs[3] : i == 4 ? lower_buf(l, v) : in_f32(l, v);
     }
     bufs[11] = step_scratch(l, kiln_rnn_scratch_floats(p.kind, S, B, H) * 4);
-    LOWER_CALL(l, rnn, 12, bufs, &p);
+    bufs[12] = bufs[13] = bufs[3];
+    /* constant float32 W and R: packed for the GEMM once, when the context is
+     * created (R's first 2 gates only for GRU, whose h gate is computed apart) */
+    const Value *W = n->in[1], *R = n->in[2];
+    p.packed = !l->fold && W->data && R->data && W->dtype == DT_F32 && R->dtype == DT_F32;
+    if (p.packed) {
+        int64_t GH = W->dims[1], I = x->dims[2], RN = n->op == OP_GRU ? 2 * H : GH; /* W: [dirs, gates * H, I] */
+        kiln_p_pack_b_many pw = {dirs, GH, I, GH * I}, pr = {dirs, RN, H, GH * H};
+        int wp[2] = {state_buf(l, "packed weights", dirs * kiln_sgemm_packed_floats(GH, I) * 4), bufs[4]};
+        int rp[2] = {state_buf(l, "packed weights", dirs * kiln_sgemm_packed_floats(RN, H) * 4), bufs[5]};
+        LOWER_CALL(l, pack_b_many, 2, wp, &pw)->at_create = true;
+        LOWER_CALL(l, pack_b_many, 2, rp, &pr)->at_create = true;
+        bufs[12] = wp[0];
+        bufs[13] = rp[0];
+    }
+    LOWER_CALL(l, rnn, 14, bufs, &p);
     for (int i = 0; i < 3 && i < n->n_out; i++) if (n->out[i]) out_f32_done(l, n->out[i], outs[i]);
     return true;
 }

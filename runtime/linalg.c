@@ -78,6 +78,16 @@ int kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+int kiln_k_pack_b_many(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    const kiln_p_pack_b_many *q = KILN_P(pack_b_many, p);
+    float *dst = bufs[0];
+    const float *w = bufs[1];
+    int64_t stride = kiln_sgemm_packed_floats(q->N, q->K);
+    for (int64_t e = 0; e < q->E; e++) kiln_sgemm_pack(q->N, q->K, w + e * q->src_stride, q->K, 1, dst + e * stride);
+    return 0;
+}
+
 int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_pack_b *q = KILN_P(pack_b, p);

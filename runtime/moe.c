@@ -20,7 +20,7 @@
  * Weights are [E, rows, cols] row-major as com.microsoft.MoE lays them out:
  * W1 [E, I1, H], W2 [E, H, I], W3 [E, I, H]. The per-expert token counts of each
  * call are added to an int64 counter array (the routing profile). Constant
- * weights arrive packed in the GEMM's layout too (kiln_k_moe_pack, run once when
+ * weights arrive packed in the GEMM's layout too (kiln_k_pack_b_many, run once when
  * the context is created), so no call repacks them. */
 #include "kiln_params.h"
 
@@ -36,7 +36,7 @@ typedef struct {
     float scale, alpha, beta, limit;
     float *out;
     const float *x, *logits, *w1, *b1, *w2, *b2, *w3, *b3, *rbias;
-    const float *w1p, *w2p, *w3p;   /* packed weights (moe_pack), or NULL */
+    const float *w1p, *w2p, *w3p;   /* packed weights (pack_b_many), or NULL */
     int64_t s1, s2, s3;             /* floats per expert in them */
     int64_t *counts;
     /* scratch */
@@ -276,15 +276,5 @@ int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
         for (int64_t i = 0; i < na; i++) run_expert(&j, j.order[i], pool);
     }
     kiln_parallel_for(pool, T, combine_rows, &j);
-    return 0;
-}
-
-int kiln_k_moe_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    (void)pool;
-    const kiln_p_moe_pack *q = KILN_P(moe_pack, p);
-    float *dst = bufs[0];
-    const float *w = bufs[1];
-    int64_t E = q->E, N = q->N, K = q->K, stride = kiln_sgemm_packed_floats(N, K);
-    for (int64_t e = 0; e < E; e++) kiln_sgemm_pack(N, K, w + e * N * K, K, 1, dst + e * stride);
     return 0;
 }

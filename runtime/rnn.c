@@ -77,6 +77,10 @@ int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             f[k] = (act_fn){(int)q->acts[3 * at], (float)kiln_p2d(q->acts[3 * at + 1]), (float)kiln_p2d(q->acts[3 * at + 2])};
         }
         const float *Wd = W + dir * GH * I, *Rd = R + dir * GH * H;
+        /* W and R packed at create (constant weights), else read as they are */
+        int64_t RN = kind == GRU_KIND ? 2 * H : GH;
+        const float *Wp = q->packed ? (const float *)bufs[12] + dir * kiln_sgemm_packed_floats(GH, I) : NULL;
+        const float *Rp = q->packed ? (const float *)bufs[13] + dir * kiln_sgemm_packed_floats(RN, H) : NULL;
         const float *wb = Bias ? Bias + dir * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
         const float *Pd = P ? P + dir * 3 * H : NULL;
         /* input projections of every step: row (t, b) = X[t, b] W^T + Wb (+ Rb except GRU's h gate) */
@@ -86,8 +90,10 @@ int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
                 if (rb && !(kind == GRU_KIND && g >= 2 * H)) v += rb[g];
                 xw[r * GH + g] = v;
             }
-        if (!d.layout) kiln_sgemm(pool, S * Bn, GH, I, 1.0f, X, I, 0, Wd, I, 1, xw, GH);
-        else for (int64_t b = 0; b < Bn; b++) kiln_sgemm(pool, S, GH, I, 1.0f, X + x_at(&d, 0, b), I, 0, Wd, I, 1, xw + b * GH, Bn * GH);
+        if (!d.layout) kiln_sgemm_ex(pool, S * Bn, GH, I, 1.0f, X, I, 0, NULL, Wd, I, 1, Wp, xw, GH, NULL);
+        else
+            for (int64_t b = 0; b < Bn; b++)
+                kiln_sgemm_ex(pool, S, GH, I, 1.0f, X + x_at(&d, 0, b), I, 0, NULL, Wd, I, 1, Wp, xw + b * GH, Bn * GH, NULL);
         for (int64_t b = 0; b < Bn; b++)
             for (int64_t j = 0; j < H; j++) {
                 h[b * H + j] = h0 ? h0[s_at(&d, dir, b) + j] : 0.0f;
@@ -95,9 +101,8 @@ int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
             }
         for (int64_t step = 0; step < S; step++) {
             memset(hr, 0, (size_t)(Bn * GH) * sizeof(float));
-            if (kind == GRU_KIND) { /* z and r gates from H; the h gate below */
-                kiln_sgemm(pool, Bn, 2 * H, H, 1.0f, h, H, 0, Rd, H, 1, hr, GH);
-            } else kiln_sgemm(pool, Bn, GH, H, 1.0f, h, H, 0, Rd, H, 1, hr, GH);
+            /* GRU: the z and r gates from H; the h gate below */
+            kiln_sgemm_ex(pool, Bn, RN, H, 1.0f, h, H, 0, NULL, Rd, H, 1, Rp, hr, GH, NULL);
             for (int64_t b = 0; b < Bn; b++) {
                 int64_t len = lens ? lens[b] : S;
                 int64_t t = reverse ? len - 1 - step : step;

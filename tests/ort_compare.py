@@ -126,6 +126,10 @@ def test_lstm_sequence_model():
     compare("lstm")
 
 
+def test_gru_rnn_constant_weights():
+    compare("gru")
+
+
 def test_control_flow_scan_loop_if():
     compare("control")
 
