@@ -187,23 +187,12 @@ static void gemm_plain(const gemm_args *g) {
     }
 }
 
-/* A thread's packing panels, allocated when it first multiplies and freed
- * when the thread ends (a pool's workers end with their context): the block
- * is also the thread's value of gemm_tl_key, whose destructor frees it. */
-static _Thread_local float *tl_pa, *tl_pb;
-static pthread_key_t gemm_tl_key;
-static pthread_once_t gemm_tl_once = PTHREAD_ONCE_INIT;
-static void gemm_tl_key_make(void) { pthread_key_create(&gemm_tl_key, free); }
-
+/* A thread's packing panels, in its scratch slot (scratch.c: its pool's, freed
+ * with the context), allocated when it first multiplies. */
 static void gemm_serial(const gemm_args *g) {
-    if (!tl_pa) {
-        float *p = aligned_alloc(64, sizeof(float) * KC * (MC + MR_MAX + NC + NR_MAX)); /* KC (MC + MR_MAX) floats: 64-byte multiple */
-        pthread_once(&gemm_tl_once, gemm_tl_key_make);
-        pthread_setspecific(gemm_tl_key, p);
-        tl_pa = p;
-        tl_pb = p ? p + KC * (MC + MR_MAX) : NULL;
-    }
-    float *pa = tl_pa, *pb = tl_pb;
+    kiln_tscratch *ts = kiln_tscratch_cur();
+    if (ts && !ts->gemm) ts->gemm = aligned_alloc(64, sizeof(float) * KC * (MC + MR_MAX + NC + NR_MAX)); /* KC (MC + MR_MAX) floats: 64-byte multiple */
+    float *pa = ts ? ts->gemm : NULL, *pb = pa ? pa + KC * (MC + MR_MAX) : NULL;
     int mr, nrp;
     ukernel_fn uk = pick_ukernel(&mr, &nrp);
     const kiln_gemm_epi *ep = &g->epi;
@@ -301,6 +290,7 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
     }
     gemm_job j = {a, M >= N, 0};
     int64_t threads = kiln_pool_threads(pool);
+    kiln_tscratch *prev = pool ? kiln_tscratch_use(kiln_pool_caller_scratch(pool)) : NULL; /* the caller's panels: the pool's */
     double flops = 2.0 * (double)M * (double)N * (double)K;
     if (threads > 1 && flops > 2e5) {
         /* units as fine as the layouts allow (the pool hands each thread one
@@ -315,6 +305,7 @@ static void gemm_run(kiln_pool *pool, gemm_args a) {
         j.unit = j.split_m ? M : N;
         gemm_part(&j, 0, 1);
     }
+    if (pool) kiln_tscratch_use(prev);
 }
 
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,

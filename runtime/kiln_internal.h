@@ -81,6 +81,26 @@ static inline kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias,
 
 /* ---- shared functions ---- */
 
+/* Per-thread scratch (scratch.c): one slot per thread of a pool, owned by the
+ * pool (so by its context) and freed with it; a thread outside any pool (the
+ * compiler's folding, a kernel called with no pool) uses one of its own,
+ * freed when the thread ends. kiln_tscratch_use makes `s` the calling
+ * thread's current slot and returns the one it replaces: pool workers take
+ * theirs when they start, the caller's slot 0 is current while the pool runs
+ * its share of a job (kiln_parallel_for) or a GEMM it was handed. */
+typedef struct kiln_tscratch {
+    float *buf; /* kiln_thread_scratch's */
+    int64_t cap, key[5];
+    float *gemm; /* the GEMM's packing panels (gemm.c) */
+} kiln_tscratch;
+KILN_HIDDEN kiln_tscratch *kiln_tscratch_new(int n);
+KILN_HIDDEN void kiln_tscratch_free(kiln_tscratch *s, int n);
+KILN_HIDDEN kiln_tscratch *kiln_tscratch_use(kiln_tscratch *s);
+/* The calling thread's current slot (its own outside any pool); NULL only
+ * when a thread's own slot cannot be registered. */
+KILN_HIDDEN kiln_tscratch *kiln_tscratch_cur(void);
+/* Slot 0 of a pool: its caller's (rt.c). */
+KILN_HIDDEN kiln_tscratch *kiln_pool_caller_scratch(kiln_pool *p);
 /* The thread's scratch buffer of n floats whose first `clear` are zero, for a
  * layout named by the key (k0, k1, k2); NULL when it cannot be had
  * (scratch.c). */

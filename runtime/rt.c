@@ -7,7 +7,7 @@
  * before parking on a condition variable. Chunks are static: worker i takes
  * [i*n/N, (i+1)*n/N). */
 #define _GNU_SOURCE
-#include "kiln_rt.h"
+#include "kiln_internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -255,6 +255,7 @@ struct kiln_pool {
     kiln_range_fn fn;
     void *arg;
     int64_t total;
+    kiln_tscratch *ts;           /* per thread's scratch (scratch.c), freed with the pool */
 };
 
 typedef struct { kiln_pool *pool; int id; } worker_arg;
@@ -302,6 +303,7 @@ static void *pool_worker(void *varg) {
     worker_arg wa = *(worker_arg *)varg;
     free(varg);
     kiln_pool *p = wa.pool;
+    kiln_tscratch_use(&p->ts[wa.id]);
     unsigned long seen = 0;
     for (;;) {
         unsigned long g;
@@ -336,7 +338,8 @@ kiln_pool *kiln_pool_create(int threads) {
     atomic_init(&p->quit, 0);
     p->threads = calloc((size_t)threads, sizeof(pthread_t));
     p->slot = calloc((size_t)threads, sizeof *p->slot);
-    if (!p->threads || !p->slot) { free(p->threads); free(p->slot); free(p); return NULL; }
+    p->ts = kiln_tscratch_new(threads);
+    if (!p->threads || !p->slot || !p->ts) { free(p->threads); free(p->slot); free(p->ts); free(p); return NULL; }
     for (int i = 0; i < threads; i++) atomic_init(&p->slot[i], 0);
     for (int i = 1; i < threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
@@ -357,16 +360,25 @@ void kiln_pool_destroy(kiln_pool *p) {
     for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
+    kiln_tscratch_free(p->ts, p->n);
     free(p->threads);
     free(p->slot);
     free(p);
 }
 
+kiln_tscratch *kiln_pool_caller_scratch(kiln_pool *p) { return &p->ts[0]; }
+
 int kiln_pool_threads(const kiln_pool *p) { return p ? p->n : 1; }
 
 void kiln_parallel_for(kiln_pool *p, int64_t n, kiln_range_fn fn, void *arg) {
     if (n <= 0) return;
-    if (!p || p->n == 1 || n == 1) { fn(arg, 0, n); return; }
+    if (!p) { fn(arg, 0, n); return; }
+    kiln_tscratch *prev = kiln_tscratch_use(&p->ts[0]); /* the caller's share uses the pool's slot 0 */
+    if (p->n == 1 || n == 1) {
+        fn(arg, 0, n);
+        kiln_tscratch_use(prev);
+        return;
+    }
     p->fn = fn;
     p->arg = arg;
     p->total = n;
@@ -377,4 +389,5 @@ void kiln_parallel_for(kiln_pool *p, int64_t n, kiln_range_fn fn, void *arg) {
     pthread_mutex_unlock(&p->mu);
     pool_work(p, 0, g);
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n) cpu_relax();
+    kiln_tscratch_use(prev);
 }
