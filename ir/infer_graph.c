@@ -108,12 +108,22 @@ static void need_control_input(const Graph *g, const Node *n, Diags *d) {
         if (n->in[i] && !n->in[i]->data) d->need = n->in[i];
 }
 
+/* Every output of n is a constant already (folded by an earlier walk, which
+ * the canonicalize pass and the infer pass after it make): its rule is not run
+ * again, as it would mark a NonZero's folded output as sized at run time. */
+static bool folded(const Node *n) {
+    if (n->n_out == 0 || n->op == OP_FUSED || (op_table[n->op].flags & (F_MOE | F_CONTROL))) return false;
+    for (int j = 0; j < n->n_out; j++)
+        if (n->out[j] && (!n->out[j]->data || n->out[j]->is_seq || n->out[j]->is_opt)) return false;
+    return true;
+}
+
 bool graph_infer(Graph *g, Diags *d) {
     const IrServices *svc = graph_services(g);
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
-        if (apply_bound(g, n)) continue;
+        if (apply_bound(g, n) || folded(n)) continue;
         if (!check_arity(n, d) || !sequence_check(n, d)) return false;
         if (sequence_identity(g, n)) continue;
         if (!dynamic_check(n, d) || !string_check(n, d)) return false;
