@@ -4,7 +4,7 @@ BERT-base-style encoder (4 layers, sequence 128), a detection-style net, an LSTM
 sequence model, and small models of convolution edge cases for the ONNX Runtime
 comparison (depthwise, convgeom, smallc, conv3d, winograd), of control flow (control), TfIdfVectorizer (tfidf), the sequence ops
 (sequence), outputs sized at run time (dynamic), a symbolic batch (batch), shapes known only at run time (runtime), and
-BERT-4 with a symbolic batch and sequence length (bert4dyn). Usage: models.py OUTDIR [NAMES]"""
+BERT-4 with a symbolic batch and sequence length (bert4dyn), batched MatMuls by constant weights (bmm_const). Usage: models.py OUTDIR [NAMES]"""
 import os
 import sys
 
@@ -546,6 +546,26 @@ def lpnorm(d):
     return [x]
 
 
+def bmm_const(d):
+    """Batched MatMul by constant weights of rank >= 3 (every batch slice packed
+    when the context is created): A [2, 3, 5, 7] by B [3, 7, 11] (broadcast over
+    A's first axis), by B [2, 3, 7, 11], by B [1, 7, 11] and by B [2, 1, 7, 11]
+    (broadcast over the heads); A [2, 8, 64, 256] by B [8, 256, 256] (the timed
+    part); rank-3 A [6, 12, 40] by B [6, 40, 33] (a ragged last panel)."""
+    b = B("bmm_const")
+    v = helper.make_tensor_value_info
+    F = TensorProto.FLOAT
+    n = helper.make_node
+    ys = [b.op("MatMul", ["x", b.w(sh, 0.3)]) for sh in [(3, 7, 11), (2, 3, 7, 11), (1, 7, 11), (2, 1, 7, 11)]]
+    b.nodes.append(n("Sum", ys, ["y"]))
+    b.nodes.append(n("MatMul", ["x2", b.w((8, 256, 256), 0.06)], ["y2"]))
+    b.nodes.append(n("MatMul", ["x3", b.w((6, 40, 33), 0.15)], ["y3"]))
+    ins = [("x", [2, 3, 5, 7]), ("x2", [2, 8, 64, 256]), ("x3", [6, 12, 40])]
+    g = helper.make_graph(b.nodes, "bmm_const", [v(nm, F, sh) for nm, sh in ins], [v(o, F, None) for o in ["y", "y2", "y3"]], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "bmm_const.onnx"))
+    return [rng.standard_normal(sh).astype(np.float32) for _, sh in ins]
+
+
 def shape_dim(b, t, i):
     """Shape(t)[i] as a [1] tensor, the way exporters compute sizes."""
     return b.op("Gather", [b.op("Shape", [t]), b.c(np.array([i], np.int64))], axis=0)
@@ -645,7 +665,7 @@ def runtime_inputs(n, h, w, seq, k):
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "gru": gru, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
           "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime, "lpnorm": lpnorm,
-          "bert4dyn": lambda d: bert(d, symbolic=True)}
+          "bert4dyn": lambda d: bert(d, symbolic=True), "bmm_const": bmm_const}
 
 if __name__ == "__main__":
     out = sys.argv[1]

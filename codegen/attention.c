@@ -18,10 +18,11 @@ static void perm_strides(const Value *x, const int *perm, int64_t *st) {
 bool lower_attention(Lower *l, Node *n) {
     const Value *q = n->in[0], *k = n->in[1], *v = n->in[2], *m = node_input(n, 3), *y = n->out[0];
     int r = q->rank, nb = r - 2, qp[MAX_RANK], kp[MAX_RANK], vp[MAX_RANK], op[MAX_RANK];
-    attention_perm(n, "q_perm", r, qp);
-    attention_perm(n, "k_perm", r, kp);
-    attention_perm(n, "v_perm", r, vp);
-    attention_perm(n, "out_perm", r, op);
+    const attrs_attention *a = node_attrs(n, attention);
+    attention_perm(a->q_perm, a->has_q_perm, r, qp);
+    attention_perm(a->k_perm, a->has_k_perm, r, kp);
+    attention_perm(a->v_perm, a->has_v_perm, r, vp);
+    attention_perm(a->out_perm, a->has_out_perm, r, op);
     int64_t st[5][MAX_RANK] = {{0}}, ys[MAX_RANK], s = 1;
     perm_strides(q, qp, st[0]);
     perm_strides(k, kp, st[1]);
@@ -36,7 +37,7 @@ bool lower_attention(Lower *l, Node *n) {
         ms *= m->dims[mi];
     }
     kiln_p_attention p = {.M = q->dims[qp[r - 2]], .N = k->dims[kp[r - 1]], .Dk = q->dims[qp[r - 1]], .Dv = v->dims[vp[r - 1]],
-                          .scale_op = node_attr_int(n, "scale_op", 0), .scale = kiln_d2p(node_attr_float(n, "scale", 1.0)),
+                          .scale_op = a->scale_op, .scale = kiln_d2p(a->scale),
                           .has_mask = m != NULL, .nb = nb};
     for (int i = 0; i < nb; i++) p.bdims[i] = q->dims[qp[i]];
     for (int t = 0; t < 5; t++) /* each operand's nb batch strides, row stride, column stride */

@@ -104,7 +104,7 @@ static bool branch(Lower *l, Node *n, Graph *sub) {
 }
 
 bool lower_if(Lower *l, Node *n) {
-    Graph *t = node_subgraph(n, "then_branch"), *e = node_subgraph(n, "else_branch");
+    Graph *t = node_attrs(n, if)->then_branch, *e = node_attrs(n, if)->else_branch;
     const Value *cond = n->in[0];
     if (cond->data) return branch(l, n, subgraph_live(n, t) ? t : e); /* only the branch taken */
     int to_else = lower_ctl(l, KS_BRANCH, lower_buf(l, cond), false);
@@ -117,7 +117,7 @@ bool lower_if(Lower *l, Node *n) {
 }
 
 bool lower_loop(Lower *l, Node *n) {
-    Graph *b = node_subgraph(n, "body");
+    Graph *b = node_attrs(n, loop)->body;
     int formal = n->n_in - b->captures, N = formal - 2, K = n->n_out - N;
     const Value *M = n->in[0], *cond = n->in[1];
     const char *comment = l->comment;
@@ -149,7 +149,7 @@ bool lower_loop(Lower *l, Node *n) {
 bool lower_scan(Lower *l, Node *n) {
     ScanInfo si;
     if (!scan_info(n, &si, l->d)) return false;
-    Graph *b = node_subgraph(n, "body");
+    Graph *b = node_attrs(n, scan)->body;
     const char *comment = l->comment;
     Lower s;
     sub_begin(l, n, b, si.first + si.N + si.M, &s);

@@ -18,7 +18,7 @@
 static bool lower_conv_winograd(Lower *l, Node *n, const Window *w) {
     const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0], *res = node_input(n, 3);
     int64_t C = x->dims[1], M = wt->dims[0];
-    bool ok = !l->fold && w->nd == 2 && node_attr_int(n, "group", 1) == 1 && wt->data && wt->dtype == DT_F32 && C >= 16 && M >= 16 &&
+    bool ok = !l->fold && w->nd == 2 && node_attrs(n, conv)->group == 1 && wt->data && wt->dtype == DT_F32 && C >= 16 && M >= 16 &&
               kiln_wino_fits(w->out[1]) && !getenv("KILN_NO_WINOGRAD");
     for (int i = 0; ok && i < 2; i++) ok = w->k[i] == 3 && w->stride[i] == 1 && w->dil[i] == 1;
     if (!ok) return false;
@@ -41,7 +41,7 @@ bool lower_conv(Lower *l, Node *n) {
     if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
     if (lower_conv_winograd(l, n, &w)) return true;
     const Value *res = node_input(n, 3); /* kiln.residual (fuse pass) */
-    kiln_p_conv p = {.nd = w.nd, .N = x->dims[0], .C = x->dims[1], .M = wt->dims[0], .group = node_attr_int(n, "group", 1),
+    kiln_p_conv p = {.nd = w.nd, .N = x->dims[0], .C = x->dims[1], .M = wt->dims[0], .group = node_attrs(n, conv)->group,
                      .has_b = b != NULL, .w = window_params(&w), .act = epilogue_params(n), .has_res = res != NULL};
     int out = out_f32(l, y);
     int64_t cpg = x->dims[1] / p.group, ksz = dims_numel(w.nd, w.k), osz = dims_numel(w.nd, w.out);
@@ -79,7 +79,7 @@ bool lower_conv_transpose(Lower *l, Node *n) {
     const Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2), *y = n->out[0];
     Window w;
     if (!convt_window(n, x, wt, &w, l->d)) return false;
-    int64_t group = node_attr_int(n, "group", 1);
+    int64_t group = node_attrs(n, conv)->group;
     kiln_p_conv_transpose p = {w.nd, x->dims[0], x->dims[1], y->dims[1], group, b != NULL, window_params(&w)};
     int out = out_f32(l, y);
     int wb = in_f32(l, wt);

@@ -85,30 +85,25 @@ static int expr_node(Lower *l, ExprCtx *e, const Node *n, const int *ops) {
         [OP_AND] = KI_AND, [OP_OR] = KI_OR, [OP_XOR] = KI_XOR, [OP_EQUAL] = KI_EQUAL, [OP_LESS] = KI_LESS,
         [OP_GREATER] = KI_GREATER, [OP_LESS_OR_EQUAL] = KI_LESSOREQUAL, [OP_GREATER_OR_EQUAL] = KI_GREATEROREQUAL,
         [OP_PRELU] = KI_PRELU};
-    /* ops with constant parameters: KI op, attribute names and defaults */
-    static const struct { OpKind op; KInstrOp ki; const char *a1; double d1; const char *a2; double d2; } params[] = {
-        {OP_LEAKY_RELU, KI_LEAKYRELU, "alpha", 0.01, NULL, 0},
-        {OP_ELU, KI_ELU, "alpha", 1.0, NULL, 0},
-        {OP_CELU, KI_CELU, "alpha", 1.0, NULL, 0},
-        {OP_THRESHOLDED_RELU, KI_THRESHOLDEDRELU, "alpha", 1.0, NULL, 0},
-        {OP_SELU, KI_SELU, "alpha", 1.67326319217681884765625, "gamma", 1.05070102214813232421875},
-        {OP_HARD_SIGMOID, KI_HARDSIGMOID, "alpha", 0.2, "beta", 0.5},
-        {OP_SHRINK, KI_SHRINK, "bias", 0.0, "lambd", 0.5},
-    };
-    for (size_t i = 0; i < sizeof params / sizeof *params; i++)
-        if (params[i].op == n->op)
-            return emit_full(e, a, params[i].ki, dt, ops[0], 0, 0, node_attr_float(n, params[i].a1, params[i].d1),
-                             params[i].a2 ? node_attr_float(n, params[i].a2, params[i].d2) : 0);
     switch (n->op) {
-    case OP_CAST: case OP_CAST_LIKE: return expr_cast(l, e, ops[0], dt);
+    /* ops with constant parameters: their attributes */
+    case OP_LEAKY_RELU: return emit_full(e, a, KI_LEAKYRELU, dt, ops[0], 0, 0, node_attrs(n, leaky_relu)->alpha, 0);
+    case OP_ELU: return emit_full(e, a, KI_ELU, dt, ops[0], 0, 0, node_attrs(n, elu)->alpha, 0);
+    case OP_CELU: return emit_full(e, a, KI_CELU, dt, ops[0], 0, 0, node_attrs(n, celu)->alpha, 0);
+    case OP_THRESHOLDED_RELU: return emit_full(e, a, KI_THRESHOLDEDRELU, dt, ops[0], 0, 0, node_attrs(n, thresholded_relu)->alpha, 0);
+    case OP_SELU: return emit_full(e, a, KI_SELU, dt, ops[0], 0, 0, node_attrs(n, selu)->alpha, node_attrs(n, selu)->gamma);
+    case OP_HARD_SIGMOID:
+        return emit_full(e, a, KI_HARDSIGMOID, dt, ops[0], 0, 0, node_attrs(n, hard_sigmoid)->alpha, node_attrs(n, hard_sigmoid)->beta);
+    case OP_SHRINK: return emit_full(e, a, KI_SHRINK, dt, ops[0], 0, 0, node_attrs(n, shrink)->bias, node_attrs(n, shrink)->lambd);
     case OP_IS_INF:
-        return emit_full(e, a, KI_ISINF, dt, ops[0], 0, 0, (double)node_attr_int(n, "detect_negative", 1),
-                         (double)node_attr_int(n, "detect_positive", 1));
+        return emit_full(e, a, KI_ISINF, dt, ops[0], 0, 0, (double)node_attrs(n, is_inf)->detect_negative,
+                         (double)node_attrs(n, is_inf)->detect_positive);
+    case OP_CAST: case OP_CAST_LIKE: return expr_cast(l, e, ops[0], dt);
     case OP_WHERE: return emit_full(e, a, KI_WHERE, dt, ops[1], ops[2], ops[0], 0, 0);
     case OP_EXPAND: return ops[0];
-    case OP_MOD: return emit_instr(e, a, node_attr_int(n, "fmod", 0) ? KI_FMOD : KI_MOD, dt, ops[0], ops[1], 0);
+    case OP_MOD: return emit_instr(e, a, node_attrs(n, mod)->fmod ? KI_FMOD : KI_MOD, dt, ops[0], ops[1], 0);
     case OP_BIT_SHIFT:
-        return emit_instr(e, a, strcmp(node_attr_string(n, "direction", ""), "LEFT") == 0 ? KI_SHL : KI_SHR, dt, ops[0], ops[1], 0);
+        return emit_instr(e, a, strcmp(node_attrs(n, bit_shift)->direction, "LEFT") == 0 ? KI_SHL : KI_SHR, dt, ops[0], ops[1], 0);
     case OP_POW: {
         if (dtype_is_float(dt) || !dtype_is_float(e->loop->code[ops[1]].dt))
             return emit_instr(e, a, KI_POW, dt, ops[0], expr_cast(l, e, ops[1], dt), 0);
@@ -118,10 +113,10 @@ static int expr_node(Lower *l, ExprCtx *e, const Node *n, const int *ops) {
     case OP_CLIP: {
         int r = ops[0];
         int lo = n->n_in > 1 ? ops[1] : -1, hi = n->n_in > 2 ? ops[2] : -1;
-        if (n->opset < 11) {
-            const Attr *mn = node_attr(n, "min"), *mx = node_attr(n, "max");
-            if (mn) lo = emit_instr(e, a, KI_CONST, dt, 0, 0, mn->f);
-            if (mx) hi = emit_instr(e, a, KI_CONST, dt, 0, 0, mx->f);
+        if (n->opset < 11) { /* min and max were attributes */
+            const attrs_clip *c = node_attrs(n, clip);
+            if (c->has_min) lo = emit_instr(e, a, KI_CONST, dt, 0, 0, c->min);
+            if (c->has_max) hi = emit_instr(e, a, KI_CONST, dt, 0, 0, c->max);
         }
         if (lo >= 0) r = emit_instr(e, a, KI_MAX, dt, r, lo, 0);
         if (hi >= 0) r = emit_instr(e, a, KI_MIN, dt, r, hi, 0);
@@ -198,9 +193,8 @@ bool lower_elementwise(Lower *l, Node *n) {
 }
 
 bool lower_fused(Lower *l, Node *n) {
-    const Attr *body = node_attr(n, "body");
-    if (!body || body->kind != ATTR_GRAPH) { diag_error(l->d, n, "kiln.Fused needs a 'body' graph"); return false; }
-    Graph *bg = body->g;
+    Graph *bg = node_attrs(n, fused)->body;
+    if (!bg) { diag_error(l->d, n, "kiln.Fused needs a 'body' graph"); return false; }
     if (bg->inputs.n != n->n_in || bg->outputs.n != 1) { diag_error(l->d, n, "kiln.Fused body does not match the node's inputs and output"); return false; }
     ExprCtx e;
     KLoop *lp = loop_new(l, &e, n->out[0]);
@@ -250,8 +244,8 @@ void cast_loop(Lower *l, int dst, DType ddt, int src, DType sdt, int64_t numel) 
 /* Training-mode Dropout: the mask from the seeded generator (runtime/elementwise.c). */
 bool lower_dropout_train(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    kiln_p_dropout p = {.n = value_numel(x), .ratio = kiln_d2p(node_attr_float(n, "kiln.ratio", 0.5)), .seed = node_attr_int(n, "seed", 0),
-                        .has_mask = n->n_out > 1};
+    const attrs_dropout_train *a = node_attrs(n, dropout_train);
+    kiln_p_dropout p = {.n = value_numel(x), .ratio = kiln_d2p(a->kiln_ratio), .seed = a->seed, .has_mask = n->n_out > 1};
     int out = out_f32(l, y);
     int bufs[3] = {out, n->n_out > 1 ? lower_buf(l, n->out[1]) : out, in_f32(l, x)};
     LOWER_CALL(l, dropout, 3, bufs, &p);

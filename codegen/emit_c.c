@@ -266,9 +266,37 @@ static void emit_step_names(const Kir *k, const char *prefix, FILE *f) {
     fprintf(f, "%s};\n\n", k->nsteps ? "" : "    0\n");
 }
 
-/* The steps that run once, when the context is created (packing weights). */
+/* The steps whose kernels take per-thread scratch (kiln_kernel_need), each
+ * with its parameters, for kiln_context_scratch; returns how many. */
+static int emit_needs(const Kir *k, const char *prefix, FILE *f) {
+    int n = 0;
+    for (int s = 0; s < k->nsteps; s++) {
+        const KStep *st = &k->steps[s];
+        if (st->kind != KS_CALL || !kiln_kernel_need[st->kernel]) continue;
+        if (!n++) fprintf(f, "/* the parameters of the steps that take per-thread scratch, whose needs size it at create */\n");
+        fprintf(f, "static const int64_t %s_need%d[] = {", prefix, s);
+        for (int i = 0; i < st->nparams; i++) fprintf(f, "%s%lld", i ? ", " : "", (long long)st->params[i]);
+        fprintf(f, "%s};\n", st->nparams ? "" : "0");
+    }
+    if (!n) return 0;
+    fprintf(f, "static const kiln_step_need %s_needs[%d] = {\n", prefix, n);
+    for (int s = 0; s < k->nsteps; s++) {
+        const KStep *st = &k->steps[s];
+        if (st->kind == KS_CALL && kiln_kernel_need[st->kernel])
+            fprintf(f, "    {kiln_need_%s, %s_need%d},\n", kiln_kernel_names[st->kernel], prefix, s);
+    }
+    fprintf(f, "};\n\n");
+    return n;
+}
+
+/* The create-time steps: first the per-thread scratch of every step, sized
+ * once (a run allocates nothing), then those that run once, when the context
+ * is created (packing weights). */
 static void emit_init(const Kir *k, const char *prefix, FILE *f) {
+    int needs = emit_needs(k, prefix, f);
     fprintf(f, "static int %s_init(kiln_context *ctx) {\n    const unsigned char *W = ctx->W;\n    (void)W;\n", prefix);
+    if (needs) fprintf(f, "    if (kiln_context_scratch(ctx, %s_needs, %d)) return kiln_step_failed(ctx, KILN_E_NOMEM, \"per-thread scratch\");\n",
+                       prefix, needs);
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (!st->at_create) continue;

@@ -387,10 +387,45 @@ static void ll_parallel(LL *L, const Frame *fr, int s, LLVMValueRef loopfn) {
     ll_call(L, pf, args, 4);
 }
 
-/* PREFIX_init(ctx): the create-time steps. */
+/* kiln_context_scratch(ctx, needs, n) first in init (fn): the steps whose
+ * kernels take per-thread scratch, each {kiln_need_NAME, its parameters}, as
+ * the C emitter's PREFIX_needs; a failure ends init. */
+static void ll_needs(LL *L, LLVMValueRef fn) {
+    const Kir *k = L->k;
+    LLVMTypeRef np[2] = {L->p8, L->p8}; /* kiln_need_NAME's parameters, and a kiln_step_need's fields */
+    LLVMTypeRef ety = LLVMStructTypeInContext(L->cx, np, 2, 0);
+    LLVMValueRef *items = arena_alloc(k->arena, sizeof *items * (size_t)(k->nsteps + 1));
+    int n = 0;
+    for (int s = 0; s < k->nsteps; s++) {
+        const KStep *st = &k->steps[s];
+        if (st->kind != KS_CALL || !kiln_kernel_need[st->kernel]) continue;
+        LLVMValueRef *pv = arena_alloc(k->arena, sizeof *pv * (size_t)(st->nparams + 1));
+        for (int i = 0; i < st->nparams; i++) pv[i] = ll_i64(L, st->params[i]);
+        if (!st->nparams) pv[0] = ll_i64(L, 0);
+        LLVMValueRef params = ll_global(L, LLVMConstArray(L->i64, pv, (unsigned)(st->nparams ? st->nparams : 1)), ".need", true);
+        LLVMValueRef need = ll_fn(L, arena_printf(k->arena, "kiln_need_%s", kiln_kernel_names[st->kernel]), L->vd, np, 2);
+        LLVMValueRef e[2] = {ll_p8(L, need), ll_p8(L, params)};
+        items[n++] = LLVMConstStructInContext(L->cx, e, 2, 0);
+    }
+    if (!n) return;
+    LLVMValueRef table = ll_global(L, LLVMConstArray(ety, items, (unsigned)n), ".needs", true);
+    LLVMTypeRef pt[3] = {L->p8, L->p8, L->i32};
+    LLVMValueRef args[3] = {LLVMGetParam(fn, 0), ll_p8(L, table), LLVMConstInt(L->i32, (unsigned)n, 0)};
+    LLVMValueRef rc = ll_call(L, ll_fn(L, "kiln_context_scratch", L->i32, pt, 3), args, 3);
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(L->cx, fn, "fail"), ok = LLVMAppendBasicBlockInContext(L->cx, fn, "ok");
+    LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntNE, rc, LLVMConstInt(L->i32, 0, 0), ""), fail, ok);
+    LLVMPositionBuilderAtEnd(L->b, fail);
+    LLVMTypeRef ft[3] = {L->p8, L->i32, L->p8};
+    LLVMValueRef fargs[3] = {LLVMGetParam(fn, 0), LLVMConstInt(L->i32, KILN_E_NOMEM, 0), ll_string(L, "per-thread scratch")};
+    LLVMBuildRet(L->b, ll_call(L, ll_fn(L, "kiln_step_failed", L->i32, ft, 3), fargs, 3));
+    LLVMPositionBuilderAtEnd(L->b, ok);
+}
+
+/* PREFIX_init(ctx): the per-thread scratch, then the create-time steps. */
 static LLVMValueRef ll_init(LL *L) {
     LLVMValueRef fn = ll_define(L, ll_name(L, "%s_init"), L->i32, &L->p8, 1, true);
     Frame fr = ll_ctx_frame(L, LLVMGetParam(fn, 0), LLVMConstNull(L->pp8));
+    ll_needs(L, fn);
     for (int s = 0; s < L->k->nsteps; s++)
         if (L->k->steps[s].at_create) ll_kernel(L, fn, &fr, s);
     LLVMBuildRet(L->b, LLVMConstInt(L->i32, 0, 0));

@@ -12,7 +12,7 @@
 bool lower_gather(Lower *l, Node *n) {
     const Value *x = n->in[0], *idx = n->in[1];
     int axis;
-    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
+    axis_norm(node_attrs(n, gather)->axis, x->rank, &axis);
     kiln_p_gather p = {.esize = dtype_size(x->dtype), .axis_len = x->dims[axis], .n_idx = value_numel(idx), .idx_esize = dtype_size(idx->dtype)};
     outer_inner(x, axis, &p.outer, &p.inner);
     int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, idx)};
@@ -23,7 +23,7 @@ bool lower_gather(Lower *l, Node *n) {
 bool lower_gather_elements(Lower *l, Node *n) {
     const Value *x = n->in[0], *idx = n->in[1];
     int axis, r = x->rank;
-    axis_norm(node_attr_int(n, "axis", 0), r, &axis);
+    axis_norm(node_attrs(n, gather_elements)->axis, r, &axis);
     kiln_p_gather_elements p = {.esize = dtype_size(x->dtype), .rank = r, .axis = axis, .idx_esize = dtype_size(idx->dtype)};
     for (int i = 0; i < r; i++) { p.idx_dims[i] = idx->dims[i]; p.data_dims[i] = x->dims[i]; }
     int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, idx)};
@@ -33,7 +33,7 @@ bool lower_gather_elements(Lower *l, Node *n) {
 
 bool lower_gather_nd(Lower *l, Node *n) {
     const Value *x = n->in[0], *idx = n->in[1];
-    int64_t b = node_attr_int(n, "batch_dims", 0), last = idx->dims[idx->rank - 1];
+    int64_t b = node_attrs(n, gather_nd)->batch_dims, last = idx->dims[idx->rank - 1];
     int64_t batch = dims_numel((int)b, x->dims), n_idx = dims_numel(idx->rank - 1 - (int)b, idx->dims + b);
     int64_t slice = dims_numel(x->rank - (int)(b + last), x->dims + b + last);
     kiln_p_gather_nd p = {.esize = dtype_size(x->dtype), .batch = batch, .n_idx = n_idx, .last = last, .slice = slice,
@@ -46,9 +46,9 @@ bool lower_gather_nd(Lower *l, Node *n) {
 
 bool lower_scatter(Lower *l, Node *n) {
     const Value *x = n->in[0], *idx = n->in[1], *u = n->in[2];
-    const char *red = node_attr_string(n, "reduction", "none");
+    const char *red = node_attrs(n, scatter)->reduction;
     int r = x->rank, axis = 0;
-    if (n->op != OP_SCATTER_ND) axis_norm(node_attr_int(n, "axis", 0), r, &axis);
+    if (n->op != OP_SCATTER_ND) axis_norm(node_attrs(n, scatter)->axis, r, &axis);
     kiln_p_scatter p = {.esize = dtype_size(x->dtype), .kind = n->op == OP_SCATTER_ND,
                         .reduction = !strcmp(red, "add") ? 1 : !strcmp(red, "mul") ? 2 : 0,
                         .n_upd = n->op == OP_SCATTER_ND ? dims_numel(idx->rank - 1, idx->dims) : value_numel(u),
@@ -63,7 +63,7 @@ bool lower_scatter(Lower *l, Node *n) {
 bool lower_onehot(Lower *l, Node *n) {
     const Value *idx = n->in[0], *y = n->out[0];
     int axis;
-    axis_norm(node_attr_int(n, "axis", -1), y->rank, &axis);
+    axis_norm(node_attrs(n, one_hot)->axis, y->rank, &axis);
     kiln_p_onehot p = {.esize = dtype_size(y->dtype), .outer = dims_numel(axis, y->dims), .depth = y->dims[axis],
                        .inner = dims_numel(y->rank - axis - 1, y->dims + axis + 1)};
     int bufs[3] = {lower_buf(l, y), in_f32(l, idx), lower_buf(l, n->in[2])};
@@ -73,11 +73,12 @@ bool lower_onehot(Lower *l, Node *n) {
 
 bool lower_topk(Lower *l, Node *n) {
     const Value *x = n->in[0], *v = n->out[0];
+    const attrs_topk *a = node_attrs(n, topk);
     int axis;
-    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    axis_norm(a->axis, x->rank, &axis);
     const Value *k = n->in[1];
-    kiln_p_topk p = {.len = x->dims[axis], .k = k->data ? value_const_int(k, 0) : -1, .largest = node_attr_int(n, "largest", 1),
-                     .sorted = node_attr_int(n, "sorted", 1), .axis = axis, .rank = x->rank};
+    kiln_p_topk p = {.len = x->dims[axis], .k = k->data ? value_const_int(k, 0) : -1, .largest = a->largest,
+                     .sorted = a->sorted, .axis = axis, .rank = x->rank};
     outer_inner(x, axis, &p.outer, &p.inner);
     for (int i = 0; i < x->rank; i++) p.dims[i] = x->dims[i];
     int out = out_f32(l, v);
@@ -94,9 +95,10 @@ bool lower_topk(Lower *l, Node *n) {
 /* Compress with a constant condition: a Gather of the kept positions. */
 bool lower_compress(Lower *l, Node *n) {
     const Value *x = n->in[0], *c = n->in[1], *y = n->out[0];
-    const Attr *ax = node_attr(n, "axis");
+    const attrs_compress *a = node_attrs(n, compress);
+    bool ax = a->has_axis;
     int axis = 0;
-    if (ax) axis_norm(ax->i, x->rank, &axis);
+    if (ax) axis_norm(a->axis, x->rank, &axis);
     int64_t outer = 1, len = value_numel(x), inner = 1, kept = ax ? y->dims[axis] : value_numel(y);
     if (ax) { len = x->dims[axis]; outer_inner(x, axis, &outer, &inner); }
     int64_t *idx = arena_alloc(l->k->arena, (size_t)(kept + 1) * sizeof *idx), k = 0;
@@ -143,13 +145,14 @@ static int out_or_scratch(Lower *l, Node *n, int i, int64_t numel, int *shape) {
 
 bool lower_unique(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    const Attr *ax = node_attr(n, "axis");
+    const attrs_unique *a = node_attrs(n, unique);
+    bool ax = a->has_axis;
     int axis = 0;
-    if (ax) axis_norm(ax->i, x->rank, &axis);
+    if (ax) axis_norm(a->axis, x->rank, &axis);
     int64_t outer = 1, len = value_numel(x), inner = 1;
     if (ax) { len = x->dims[axis]; outer_inner(x, axis, &outer, &inner); }
     kiln_p_unique p = {.outer = outer, .len = len, .inner = inner, .esize = dtype_size(x->dtype), .kind = elem_kind(x->dtype),
-                       .sorted = node_attr_int(n, "sorted", 1), .axis = ax ? axis : 0, .rank = y->rank};
+                       .sorted = a->sorted, .axis = ax ? axis : 0, .rank = y->rank};
     for (int i = 0; i < y->rank; i++) p.dims[i] = y->dims[i];
     int b[9];
     b[0] = lower_buf(l, y);

@@ -126,7 +126,7 @@ typedef struct Lower {
 /* The lowering column of the op table (codegen/lower.c): every lowering
  * ops.def names, declared from its rows; lower_none (an op that never reaches
  * code) reports that. */
-#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) bool lower(Lower *, Node *);
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch, attrs) bool lower(Lower *, Node *);
 #include "../ir/ops.def"
 #undef OP
 typedef bool (*LowerFn)(Lower *l, Node *n);
@@ -201,7 +201,9 @@ int kir_run(const Kir *k, const void *const *inputs, unsigned char *workspace);
 /* The same in a model context (driver/dyn.c; NULL while folding): kernels and
  * fused loops run on its thread pool, KB_STATE buffers are its state, and with
  * names (the steps' profiler names) a run is timed when the context profiles
- * (KILN_PROFILE). which: 0 the run's steps, 1 the create-time ones, -1 all.
+ * (KILN_PROFILE). which: 0 the run's steps, 1 the create-time ones (after
+ * sizing the context's per-thread scratch for every step, as the generated
+ * init does), -1 all.
  * Returns 0, or the status of the step that ended the run (a kernel's, or
  * KILN_E_LOOP for a KS_FAIL step), which the context records with the
  * step's name (kiln_step_failed). */

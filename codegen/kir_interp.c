@@ -1,6 +1,8 @@
 /* kir_interp.c: runs a Kir program in the compiler (constant folding).
  *
- * Kernel calls go through kiln_kernel_table to the runtime's own functions.
+ * Kernel calls go through kiln_kernel_table to the runtime's own functions;
+ * with a context (driver/dyn.c), the create-time pass (which 1) first sizes
+ * its per-thread scratch from kiln_kernel_need, as the generated init does.
  * Fused loops are evaluated element by element with the inline functions of
  * kiln_scalar.h, in the same classes (f32, f64, i64, u64) and with the same
  * rounding to each instruction's dtype as the C that emit_c.c writes, so a
@@ -328,11 +330,26 @@ static void loop_chunk(void *arg, int64_t b, int64_t e) {
     run_loop_range(env, env->lp, b, e);
 }
 
+/* Sizes ctx's per-thread scratch for the steps of k, as the generated init
+ * does first (kiln_context_scratch). */
+static int size_scratch(const Kir *k, kiln_context *ctx) {
+    kiln_step_need *need = malloc(sizeof *need * (size_t)(k->nsteps + 1));
+    if (!need) return KILN_E_NOMEM;
+    int n = 0;
+    for (int s = 0; s < k->nsteps; s++)
+        if (k->steps[s].kind == KS_CALL && kiln_kernel_need[k->steps[s].kernel])
+            need[n++] = (kiln_step_need){kiln_kernel_need[k->steps[s].kernel], k->steps[s].params};
+    int rc = kiln_context_scratch(ctx, need, n);
+    free(need);
+    return rc;
+}
+
 int kir_exec(const Kir *k, kiln_context *ctx, const char *const *names, const void *const *inputs, unsigned char *ws, int which) {
     Env env = {k, inputs, ws, ctx ? ctx->state : NULL, NULL};
     kiln_pool *pool = ctx ? ctx->pool : NULL;
     bool prof = ctx && ctx->prof && names && which == 0;
     int rc = 0, at = 0; /* the status, and the step that failed */
+    if (ctx && which == 1 && (rc = size_scratch(k, ctx)) != 0) return kiln_step_failed(ctx, rc, "per-thread scratch");
     for (int s = 0; s < k->nsteps; s++) {
         const KStep *st = &k->steps[s];
         if (which >= 0 && st->at_create != (which == 1)) continue;

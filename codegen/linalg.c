@@ -3,7 +3,8 @@
  * MatMul and Gemm are calls of the GEMM kernels (runtime/gemm.c): a constant
  * float32 B is packed into the GEMM's layout once, when the context is
  * created, and a MatMul by constant 2-D weights is one GEMM over all of a's
- * rows. A Gemm applies the Relu or Clip the fuse pass folded into it in its
+ * rows; constant batched weights (rank > 2) have every batch slice packed
+ * then, each batch's GEMM reading its (broadcast) slice's panels. A Gemm applies the Relu or Clip the fuse pass folded into it in its
  * epilogue. Einsum passes the parsed equation (einsum_parse) as parameters. */
 #include "kir.h"
 
@@ -15,7 +16,7 @@ static void gemm_call(Lower *l, int out, const Value *a, const Value *b, const V
     int bufs[5] = {out, in_f32(l, a), in_f32(l, b), c ? in_f32(l, c) : 0, 0};
     p->packed = !l->fold && b->data && b->dtype == DT_F32;
     if (p->packed) {
-        kiln_p_pack_b pk = {p->N, p->K, p->transB};
+        kiln_p_pack_b pk = {p->N, p->K, p->transB, 1};
         int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(p->N, p->K) * 4), bufs[2]};
         LOWER_CALL(l, pack_b, 2, packed, &pk)->at_create = true;
         bufs[4] = packed[0];
@@ -46,8 +47,17 @@ bool lower_matmul(Lower *l, Node *n) {
         kiln_p_gemm g = {.M = value_numel(a) / K, .N = N, .K = K, .alpha = kiln_d2p(1.0), .beta = kiln_d2p(0.0)};
         gemm_call(l, out, a, b, NULL, &g);
     } else {
-        int bufs[3] = {out, in_f32(l, a), in_f32(l, b)};
-        LOWER_CALL(l, matmul, 3, bufs, &p);
+        int bufs[4] = {out, in_f32(l, a), in_f32(l, b), 0};
+        p.packed = !l->fold && b->data && b->rank > 2 && b->dtype == DT_F32 && K > 0 && N > 0 && bs > 0;
+        if (p.packed) {
+            /* constant batched weights: each of b's bs slices packed ahead, the
+             * run's GEMMs reading the slice the batch index picks */
+            kiln_p_pack_b pk = {N, K, 0, bs};
+            int packed[2] = {state_buf(l, "packed weights", kiln_sgemm_packed_floats(N, K) * bs * 4), bufs[2]};
+            LOWER_CALL(l, pack_b, 2, packed, &pk)->at_create = true;
+            bufs[3] = packed[0];
+        }
+        LOWER_CALL(l, matmul, p.packed ? 4 : 3, bufs, &p);
     }
     out_f32_done(l, y, out);
     return true;
@@ -55,12 +65,13 @@ bool lower_matmul(Lower *l, Node *n) {
 
 bool lower_gemm(Lower *l, Node *n) {
     const Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2), *y = n->out[0];
-    int ta = node_attr_int(n, "transA", 0) != 0, tb = node_attr_int(n, "transB", 0) != 0;
+    const attrs_gemm *at = node_attrs(n, gemm);
+    int ta = at->transA != 0, tb = at->transB != 0;
     int64_t M = y->dims[0], N = y->dims[1], K = a->dims[!ta];
     int64_t crs = 0, ccs = 0;
     if (c && c->rank == 1) ccs = c->dims[0] == 1 ? 0 : 1;
     if (c && c->rank == 2) { crs = c->dims[0] == 1 ? 0 : c->dims[1]; ccs = c->dims[1] == 1 ? 0 : 1; }
-    kiln_p_gemm p = {M, N, K, ta, tb, kiln_d2p(node_attr_float(n, "alpha", 1.0)), kiln_d2p(node_attr_float(n, "beta", 1.0)), c != NULL, crs, ccs,
+    kiln_p_gemm p = {M, N, K, ta, tb, kiln_d2p(at->alpha), kiln_d2p(at->beta), c != NULL, crs, ccs,
                      epilogue_params(n), 0};
     int out = out_f32(l, y);
     gemm_call(l, out, a, b, c, &p);
@@ -106,7 +117,7 @@ bool lower_trilu(Lower *l, Node *n) {
     const Value *x = n->in[0], *k = node_input(n, 1);
     int r = x->rank;
     kiln_p_trilu p = {dtype_size(x->dtype), dims_numel(r - 2, x->dims), x->dims[r - 2], x->dims[r - 1], k ? value_const_int(k, 0) : 0,
-                      node_attr_int(n, "upper", 1)};
+                      node_attrs(n, trilu)->upper};
     int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
     LOWER_CALL(l, trilu, 2, bufs, &p);
     return true;

@@ -20,10 +20,9 @@ bool lower_loss(Lower *l, Node *n) {
         if (lp) out_f32_done(l, lp, dst);
         logp = dst;
     }
-    const char *red = node_attr_string(n, "reduction", "mean");
-    const Attr *ig = node_attr(n, "ignore_index");
-    kiln_p_nll p = {.N = N, .C = C, .D = D, .reduction = strcmp(red, "none") == 0 ? 0 : strcmp(red, "sum") == 0 ? 1 : 2,
-                    .has_weight = w != NULL, .has_ignore = ig != NULL, .ignore_index = ig ? ig->i : 0, .target_esize = dtype_size(t->dtype)};
+    const attrs_loss *a = node_attrs(n, loss);
+    kiln_p_nll p = {.N = N, .C = C, .D = D, .reduction = strcmp(a->reduction, "none") == 0 ? 0 : strcmp(a->reduction, "sum") == 0 ? 1 : 2,
+                    .has_weight = w != NULL, .has_ignore = a->has_ignore_index, .ignore_index = a->ignore_index, .target_esize = dtype_size(t->dtype)};
     int out = out_f32(l, y);
     int bufs[4] = {out, logp, lower_buf(l, t), w ? in_f32(l, w) : 0};
     LOWER_CALL(l, nll, w ? 4 : 3, bufs, &p);

@@ -197,8 +197,12 @@ void outer_inner(const Value *v, int axis, int64_t *outer, int64_t *inner) {
 
 /* act, lo, hi of a Conv or Gemm whose Relu/Clip the fuse pass folded in. */
 kiln_pact epilogue_params(const Node *n) {
-    const Attr *lo = node_attr(n, "kiln.clip_min"), *hi = node_attr(n, "kiln.clip_max");
-    return (kiln_pact){lo || hi, kiln_d2p(lo ? lo->f : -INFINITY), kiln_d2p(hi ? hi->f : INFINITY)};
+    if (n->op == OP_GEMM) {
+        const attrs_gemm *a = node_attrs(n, gemm);
+        return (kiln_pact){a->has_kiln_clip_min || a->has_kiln_clip_max, kiln_d2p(a->kiln_clip_min), kiln_d2p(a->kiln_clip_max)};
+    }
+    const attrs_conv *a = node_attrs(n, conv);
+    return (kiln_pact){a->has_kiln_clip_min || a->has_kiln_clip_max, kiln_d2p(a->kiln_clip_min), kiln_d2p(a->kiln_clip_max)};
 }
 
 kiln_pwin window_params(const Window *w) {
@@ -237,7 +241,7 @@ bool lower_view(Lower *l, Node *n) {
 }
 
 const LowerFn lower_table[OP_COUNT] = {
-#define OP(id, nm, imin, imax, omin, omax, fl, inf, low, bat) [OP_##id] = low,
+#define OP(id, nm, imin, imax, omin, omax, fl, inf, low, bat, at) [OP_##id] = low,
 #include "../ir/ops.def"
 #undef OP
 };
@@ -249,7 +253,8 @@ bool lower_nodes(Lower *l) {
         bool all_const = true;
         for (int j = 0; j < n->n_out; j++) if (n->out[j] && !n->out[j]->data) all_const = false;
         if (all_const) continue; /* computed at compile time */
-        l->comment = n->op == OP_FUSED ? node_attr_string(n, "fused", node_comment(g->arena, n)) : node_comment(g->arena, n);
+        const char *desc = n->op == OP_FUSED ? node_attrs(n, fused)->fused : NULL; /* what the fuse pass fused */
+        l->comment = desc ? desc : node_comment(g->arena, n);
         if (!lower_table[n->op](l, n)) return false;
     }
     return true;

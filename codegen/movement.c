@@ -10,11 +10,11 @@
 bool lower_transpose(Lower *l, Node *n) {
     const Value *x = n->in[0];
     kiln_p_transpose p = {.esize = dtype_size(x->dtype), .rank = x->rank};
-    const Attr *a = node_attr(n, "perm");
+    const attrs_transpose *a = node_attrs(n, transpose);
     for (int i = 0; i < x->rank; i++) {
         p.in_dims[i] = x->dims[i];
         int pi = x->rank - 1 - i;
-        if (a) axis_norm(a->ints[i], x->rank, &pi);
+        if (a->has_perm) axis_norm(a->perm.v[i], x->rank, &pi);
         p.perm[i] = pi;
     }
     int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
@@ -25,7 +25,7 @@ bool lower_transpose(Lower *l, Node *n) {
 bool lower_concat(Lower *l, Node *n) {
     const Value *y = n->out[0];
     int axis;
-    axis_norm(node_attr_int(n, "axis", 1), y->rank, &axis);
+    axis_norm(node_attrs(n, concat)->axis, y->rank, &axis);
     int64_t words[KILN_PWORDS_concat + 64];
     kiln_p_concat *p = (kiln_p_concat *)words;
     p->esize = dtype_size(y->dtype);
@@ -41,7 +41,7 @@ bool lower_concat(Lower *l, Node *n) {
 bool lower_split(Lower *l, Node *n) {
     const Value *x = n->in[0];
     int axis;
-    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
+    axis_norm(node_attrs(n, split)->axis, x->rank, &axis);
     int64_t words[KILN_PWORDS_split + 64];
     kiln_p_split *p = (kiln_p_split *)words;
     p->esize = dtype_size(x->dtype);
@@ -71,16 +71,16 @@ bool lower_pad(Lower *l, Node *n) {
     kiln_p_pad p = {.esize = dtype_size(x->dtype), .rank = r};
     int64_t pe[MAX_RANK];
     if (!pad_amounts(n, x, p.pads_begin, pe, l->d)) return false;
-    const char *mode = node_attr_string(n, "mode", "constant");
+    const attrs_pad *a = node_attrs(n, pad);
     for (int i = 0; i < r; i++) { p.in_dims[i] = x->dims[i]; p.out_dims[i] = n->out[0]->dims[i]; }
-    p.mode = strcmp(mode, "reflect") == 0 ? 1 : strcmp(mode, "edge") == 0 ? 2 : 0;
+    p.mode = strcmp(a->mode, "reflect") == 0 ? 1 : strcmp(a->mode, "edge") == 0 ? 2 : 0;
     /* opset < 11: the constant is the float attribute "value" */
-    const Attr *va = n->opset < 11 ? node_attr(n, "value") : NULL;
+    bool va = n->opset < 11 && a->has_value;
     int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), 0};
-    p.has_value = cv != NULL || va != NULL;
+    p.has_value = cv != NULL || va;
     if (cv) bufs[2] = lower_buf(l, cv);
     else if (va) {
-        float f = (float)va->f;
+        float f = (float)a->value;
         bufs[2] = lower_buf(l, graph_add_const(l->g, "pad_value", DT_F32, 0, NULL, &f));
     }
     LOWER_CALL(l, pad, p.has_value ? 3 : 2, bufs, &p);
@@ -100,12 +100,13 @@ bool lower_tile(Lower *l, Node *n) {
 /* DepthToSpace and SpaceToDepth are one 6-D transpose each. */
 bool lower_space_depth(Lower *l, Node *n) {
     const Value *x = n->in[0];
-    int64_t b = node_attr_int(n, "blocksize", 1), N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    const attrs_space_depth *a = node_attrs(n, space_depth);
+    int64_t b = a->blocksize, N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
     kiln_p_transpose p = {.esize = dtype_size(x->dtype), .rank = 6};
     int64_t *dims = p.in_dims, *perm = p.perm;
     static const int64_t dcr[6] = {0, 3, 4, 1, 5, 2}, crd[6] = {0, 1, 4, 2, 5, 3}, s2d[6] = {0, 3, 5, 1, 2, 4};
     const int64_t *pm;
-    if (n->op == OP_DEPTH_TO_SPACE && strcmp(node_attr_string(n, "mode", "DCR"), "CRD") == 0) {
+    if (n->op == OP_DEPTH_TO_SPACE && strcmp(a->mode, "CRD") == 0) {
         int64_t v[6] = {N, C / (b * b), b, b, H, W};
         memcpy(dims, v, sizeof v);
         pm = crd;
@@ -127,7 +128,7 @@ bool lower_space_depth(Lower *l, Node *n) {
 bool lower_reverse_sequence(Lower *l, Node *n) {
     const Value *x = n->in[0];
     int b;
-    axis_norm(node_attr_int(n, "batch_axis", 1), x->rank, &b);
+    axis_norm(node_attrs(n, reverse_sequence)->batch_axis, x->rank, &b);
     kiln_p_reverse_sequence p = {.esize = dtype_size(x->dtype), .batch_axis = b, .d0 = x->dims[0], .d1 = x->dims[1],
                                  .inner = dims_numel(x->rank - 2, x->dims + 2)};
     int bufs[3] = {lower_buf(l, n->out[0]), lower_buf(l, x), lower_buf(l, n->in[1])};

@@ -10,9 +10,10 @@
 
 bool lower_batchnorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
+    const attrs_batch_norm *a = node_attrs(n, batch_norm);
+    bool training = n->opset >= 14 && a->training_mode != 0;
     int64_t N = x->dims[0], C = x->dims[1], inner = dims_numel(x->rank - 2, x->dims + 2);
-    int64_t eps = kiln_d2p(node_attr_float(n, "epsilon", 1e-5));
+    int64_t eps = kiln_d2p(a->epsilon);
     int outs[3] = {out_f32(l, y), 0, 0}, bufs[8], nb = 0;
     int nout = training ? 3 : 1;
     for (int i = 1; i < nout; i++) {
@@ -24,7 +25,7 @@ bool lower_batchnorm(Lower *l, Node *n) {
     for (int i = 0; i < 5; i++) bufs[nb++] = in_f32(l, n->in[i]);
     if (training) {
         kiln_p_batchnorm_train p = {.N = N, .C = C, .inner = inner, .eps = eps,
-                                    .momentum = kiln_d2p(node_attr_float(n, "momentum", 0.9))};
+                                    .momentum = kiln_d2p(a->momentum)};
         LOWER_CALL(l, batchnorm_train, nb, bufs, &p);
     } else {
         kiln_p_batchnorm p = {.N = N, .C = C, .inner = inner, .eps = eps};
@@ -38,10 +39,10 @@ bool lower_batchnorm(Lower *l, Node *n) {
 bool lower_layernorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int axis;
-    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    axis_norm(node_attrs(n, layer_norm)->axis, x->rank, &axis);
     int64_t outer = dims_numel(axis, x->dims), inner = dims_numel(x->rank - axis, x->dims + axis);
     const Value *b = node_input(n, 2);
-    kiln_p_layernorm p = {.outer = outer, .inner = inner, .eps = kiln_d2p(node_attr_float(n, "epsilon", 1e-5)), .has_bias = b != NULL};
+    kiln_p_layernorm p = {.outer = outer, .inner = inner, .eps = kiln_d2p(node_attrs(n, layer_norm)->epsilon), .has_bias = b != NULL};
     int outs[3] = {out_f32(l, y), 0, 0}, bufs[6];
     for (int i = 1; i < 3; i++) {
         const Value *o = i < n->n_out ? n->out[i] : NULL;
@@ -60,11 +61,11 @@ bool lower_layernorm(Lower *l, Node *n) {
 bool lower_lp_norm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int axis;
-    axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis);
+    axis_norm(node_attrs(n, lp_norm)->axis, x->rank, &axis);
     int64_t outer, inner, len = x->dims[axis];
     outer_inner(x, axis, &outer, &inner);
     int xb = in_f32(l, x), norms = scratch_buf(l, DT_F32, outer * inner), out = out_f32(l, y);
-    kiln_p_reduce p = {.kind = node_attr_int(n, "p", 2) == 1 ? 5 : 6, /* the reduce kernel's l1, l2 */
+    kiln_p_reduce p = {.kind = node_attrs(n, lp_norm)->p == 1 ? 5 : 6, /* the reduce kernel's l1, l2 */
                        .rank = x->rank, .reduce_mask = (int64_t)1 << axis};
     for (int i = 0; i < x->rank; i++) p.dims[i] = x->dims[i];
     int rb[3] = {norms, xb, xb};
@@ -89,7 +90,7 @@ bool lower_lp_norm(Lower *l, Node *n) {
 bool lower_instancenorm(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     kiln_p_instancenorm p = {.N = x->dims[0], .C = x->dims[1], .inner = dims_numel(x->rank - 2, x->dims + 2),
-                             .eps = kiln_d2p(node_attr_float(n, "epsilon", 1e-5))};
+                             .eps = kiln_d2p(node_attrs(n, instance_norm)->epsilon)};
     int out = out_f32(l, y);
     int bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), in_f32(l, n->in[2])};
     LOWER_CALL(l, instancenorm, 4, bufs, &p);
@@ -101,13 +102,13 @@ bool lower_mvn(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     kiln_p_mvn p = {.rank = x->rank};
     uint64_t mask = 0;
-    const Attr *ax = node_attr(n, "axes");
-    for (int i = 0; ax && i < ax->n; i++) {
-        int a;
-        axis_norm(ax->ints[i], x->rank, &a);
-        mask |= 1ull << a;
+    const attrs_mvn *a = node_attrs(n, mvn);
+    for (int i = 0; i < a->axes.n; i++) {
+        int ai;
+        axis_norm(a->axes.v[i], x->rank, &ai);
+        mask |= 1ull << ai;
     }
-    if (!ax) mask = 1 | 4 | 8;
+    if (!a->has_axes) mask = 1 | 4 | 8;
     for (int d = 0; d < x->rank; d++) p.dims[d] = x->dims[d];
     p.mask = (int64_t)mask;
     int64_t groups = 1;
@@ -120,9 +121,9 @@ bool lower_mvn(Lower *l, Node *n) {
 
 bool lower_lrn(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
-    kiln_p_lrn p = {.N = x->dims[0], .C = x->dims[1], .inner = dims_numel(x->rank - 2, x->dims + 2), .size = node_attr_int(n, "size", 1),
-                    .alpha = kiln_d2p(node_attr_float(n, "alpha", 1e-4)), .beta = kiln_d2p(node_attr_float(n, "beta", 0.75)),
-                    .bias = kiln_d2p(node_attr_float(n, "bias", 1.0))};
+    kiln_p_lrn p = {.N = x->dims[0], .C = x->dims[1], .inner = dims_numel(x->rank - 2, x->dims + 2), .size = node_attrs(n, lrn)->size,
+                    .alpha = kiln_d2p(node_attrs(n, lrn)->alpha), .beta = kiln_d2p(node_attrs(n, lrn)->beta),
+                    .bias = kiln_d2p(node_attrs(n, lrn)->bias)};
     int out = out_f32(l, y), bufs[2] = {out, in_f32(l, x)};
     LOWER_CALL(l, lrn, 2, bufs, &p);
     out_f32_done(l, y, out);
@@ -133,7 +134,7 @@ bool lower_lrn(Lower *l, Node *n) {
  * opset 13 the input is coerced to 2-D at the axis (len covers the rest). */
 static void softmax_split(const Node *n, const Value *x, int64_t *outer, int64_t *len, int64_t *inner) {
     int axis = 0;
-    if (x->rank > 0) axis_norm(node_attr_int(n, "axis", n->opset >= 13 ? -1 : 1), x->rank, &axis);
+    if (x->rank > 0) axis_norm(node_attrs(n, softmax)->axis, x->rank, &axis);
     if (x->rank == 0) { *outer = *len = *inner = 1; return; }
     outer_inner(x, axis, outer, inner);
     *len = x->dims[axis];

@@ -11,8 +11,8 @@ bool lower_pool(Lower *l, Node *n) {
     const Value *idx = n->n_out > 1 ? n->out[1] : NULL;
     Window w;
     if (!window_compute(n, x, NULL, &w, l->d)) return false;
-    kiln_p_pool p = {n->op == OP_AVERAGE_POOL, w.nd, x->dims[0], x->dims[1], node_attr_int(n, "count_include_pad", 0), idx != NULL,
-                     node_attr_int(n, "storage_order", 0), window_params(&w)};
+    const attrs_pool *a = node_attrs(n, pool);
+    kiln_p_pool p = {n->op == OP_AVERAGE_POOL, w.nd, x->dims[0], x->dims[1], a->count_include_pad, idx != NULL, a->storage_order, window_params(&w)};
     int out = out_f32(l, y);
     int bufs[3] = {out, idx ? lower_buf(l, idx) : 0, 0};
     bufs[idx ? 2 : 1] = in_f32(l, x);

@@ -55,7 +55,7 @@ bool lower_conv_integer(Lower *l, Node *n) {
     const Value *xzp = node_input(n, 2), *wzp = node_input(n, q ? 5 : 3), *bias = q ? node_input(n, 8) : NULL;
     Window w;
     if (!window_compute(n, x, wt->dims + 2, &w, l->d)) return false;
-    kiln_p_conv_integer p = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attr_int(n, "group", 1), window_params(&w), x->dtype, wt->dtype,
+    kiln_p_conv_integer p = {w.nd, x->dims[0], x->dims[1], wt->dims[0], node_attrs(n, conv)->group, window_params(&w), x->dtype, wt->dtype,
                              xzp != NULL, wzp ? value_numel(wzp) : 0, q, y->dtype, q ? value_numel(n->in[4]) : 1, bias != NULL};
     int yb = lower_buf(l, y);
     int bufs[10] = {yb, lower_buf(l, x), lower_buf(l, wt), xzp ? lower_buf(l, xzp) : yb, wzp ? lower_buf(l, wzp) : yb, yb, yb, yb, yb, yb};

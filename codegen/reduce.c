@@ -32,9 +32,10 @@ bool lower_reduce(Lower *l, Node *n) {
 
 bool lower_argmax(Lower *l, Node *n) {
     const Value *x = n->in[0];
+    const attrs_argmax *a = node_attrs(n, argmax);
     int axis;
-    axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis);
-    kiln_p_argmax p = {.min = n->op == OP_ARG_MIN, .len = x->dims[axis], .select_last_index = node_attr_int(n, "select_last_index", 0)};
+    axis_norm(a->axis, x->rank, &axis);
+    kiln_p_argmax p = {.min = n->op == OP_ARG_MIN, .len = x->dims[axis], .select_last_index = a->select_last_index};
     outer_inner(x, axis, &p.outer, &p.inner);
     int bufs[2] = {lower_buf(l, n->out[0]), in_f32(l, x)};
     LOWER_CALL(l, argmax, 2, bufs, &p);
@@ -45,7 +46,8 @@ bool lower_cumsum(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0];
     int axis;
     axis_norm(value_const_int(n->in[1], 0), x->rank, &axis);
-    kiln_p_cumsum p = {.len = x->dims[axis], .exclusive = node_attr_int(n, "exclusive", 0), .reverse = node_attr_int(n, "reverse", 0)};
+    kiln_p_cumsum p = {.len = x->dims[axis], .exclusive = node_attrs(n, cumsum)->exclusive,
+                       .reverse = node_attrs(n, cumsum)->reverse};
     outer_inner(x, axis, &p.outer, &p.inner);
     int out = out_f32(l, y);
     int bufs[2] = {out, in_f32(l, x)};

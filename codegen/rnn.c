@@ -13,35 +13,35 @@ bool lower_rnn(Lower *l, Node *n) {
                                         "HardSigmoid", "Elu", "Softsign", "Softplus"};
     static const double dflt[][2] = {{0, 0}, {0, 0}, {0, 0}, {1, 0}, {0.01, 0}, {1, 0}, {1, 1}, {0.2, 0.5}, {1, 0}, {0, 0}, {0, 0}};
     const Value *x = n->in[0];
-    int layout = (int)node_attr_int(n, "layout", 0), per = n->op == OP_LSTM ? 3 : n->op == OP_GRU ? 2 : 1;
-    const char *dir = node_attr_string(n, "direction", "forward");
+    const attrs_rnn *a = node_attrs(n, rnn);
+    int layout = (int)a->layout, per = n->op == OP_LSTM ? 3 : n->op == OP_GRU ? 2 : 1;
+    const char *dir = a->direction;
     int64_t dirs = strcmp(dir, "bidirectional") == 0 ? 2 : 1, S = x->dims[layout ? 1 : 0], B = x->dims[layout ? 0 : 1];
     int64_t H = n->in[2]->dims[2];
-    const Attr *clip = node_attr(n, "clip");
     kiln_p_rnn p = {.kind = n->op == OP_LSTM ? 2 : n->op == OP_GRU ? 1 : 0, .seq = S, .batch = B, .input = x->dims[2],
                     .hidden = H, .dirs = dirs, .direction = strcmp(dir, "reverse") == 0 ? 1 : dirs == 2 ? 2 : 0,
                     .layout = layout, .has_B = node_input(n, 3) != NULL, .has_lens = node_input(n, 4) != NULL,
                     .has_h0 = node_input(n, 5) != NULL, .has_c0 = node_input(n, 6) != NULL, .has_P = node_input(n, 7) != NULL,
-                    .has_clip = clip != NULL, .clip = kiln_d2p(clip ? clip->f : 0),
-                    .linear_before_reset = node_attr_int(n, "linear_before_reset", 0),
-                    .input_forget = node_attr_int(n, "input_forget", 0), .n_act = per * dirs};
-    const Attr *acts = node_attr(n, "activations"), *al = node_attr(n, "activation_alpha"), *be = node_attr(n, "activation_beta");
+                    .has_clip = a->has_clip, .clip = kiln_d2p(a->clip), .linear_before_reset = a->linear_before_reset,
+                    .input_forget = a->input_forget, .n_act = per * dirs};
+    const AttrStrs *acts = a->has_activations ? &a->activations : NULL;
+    const AttrFloats *al = &a->activation_alpha, *be = &a->activation_beta;
     int ai = 0, bi = 0;
     for (int k = 0; k < per * dirs; k++) {
         static const int defaults[3][3] = {{1, 1, 1}, {0, 1, 1}, {0, 1, 1}}; /* RNN: Tanh; GRU: Sigmoid, Tanh; LSTM: Sigmoid, Tanh, Tanh */
         int kind = defaults[per - 1][k % per];
         if (acts) {
             kind = -1;
-            for (int q = 0; q < 11; q++) if (strcasecmp(acts->strings[k], names[q]) == 0) kind = q;
-            if (kind < 0) { diag_error(l->d, n, "activation '%s' is not supported", acts->strings[k]); return false; }
+            for (int q = 0; q < 11; q++) if (strcasecmp(acts->v[k], names[q]) == 0) kind = q;
+            if (kind < 0) { diag_error(l->d, n, "activation '%s' is not supported", acts->v[k]); return false; }
         }
-        double a = dflt[kind][0], b = dflt[kind][1];
+        double alpha = dflt[kind][0], beta = dflt[kind][1];
         bool uses_a = kind >= 3 && kind <= 8, uses_b = kind == 3 || kind == 6 || kind == 7;
-        if (acts && uses_a && al && ai < al->n) a = al->floats[ai++];
-        if (acts && uses_b && be && bi < be->n) b = be->floats[bi++];
+        if (acts && uses_a && ai < al->n) alpha = al->v[ai++];
+        if (acts && uses_b && bi < be->n) beta = be->v[bi++];
         p.acts[3 * k] = kind;
-        p.acts[3 * k + 1] = kiln_d2p(a);
-        p.acts[3 * k + 2] = kiln_d2p(b);
+        p.acts[3 * k + 1] = kiln_d2p(alpha);
+        p.acts[3 * k + 2] = kiln_d2p(beta);
     }
     int outs[3];
     int64_t ysz = S * dirs * B * H, ssz = dirs * B * H;

@@ -9,7 +9,7 @@
 bool lower_concat_from_sequence(Lower *l, Node *n) {
     const Value *y = n->out[0];
     int axis;
-    axis_norm(node_attr_int(n, "axis", 0), y->rank, &axis);
+    axis_norm(node_attrs(n, concat_from_sequence)->axis, y->rank, &axis);
     int64_t words[KILN_PWORDS_concat + 64];
     kiln_p_concat *p = (kiln_p_concat *)words;
     p->esize = dtype_size(y->dtype);

@@ -5,13 +5,14 @@
 
 bool lower_dft(Lower *l, Node *n) {
     const Value *x = n->in[0], *y = n->out[0], *dl = node_input(n, 1);
-    int64_t axis = node_attr_int(n, "axis", 1), outer = 1, inner = 1;
+    const attrs_dft *a = node_attrs(n, dft);
+    int64_t axis = a->axis, outer = 1, inner = 1;
     if (axis < 0) axis += x->rank;
     for (int i = 0; i < axis; i++) outer *= x->dims[i];
     for (int i = (int)axis + 1; i < x->rank - 1; i++) inner *= x->dims[i];
     int64_t len = dl ? value_const_int(dl, 0) : x->dims[axis];
     kiln_p_dft p = {.outer = outer, .n = x->dims[axis], .inner = inner, .complex_in = x->dims[x->rank - 1], .dft_length = len,
-                    .n_out = y->dims[axis], .inverse = node_attr_int(n, "inverse", 0) != 0};
+                    .n_out = y->dims[axis], .inverse = a->inverse != 0};
     int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), step_scratch(l, 16 * len)};
     LOWER_CALL(l, dft, 3, bufs, &p);
     out_f32_done(l, y, out);

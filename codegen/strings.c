@@ -8,11 +8,11 @@
 
 bool lower_string_normalizer(Lower *l, Node *n) {
     const Value *x = n->in[0];
-    const char *cas = node_attr_string(n, "case_change_action", "NONE");
-    const Attr *sw = node_attr(n, "stopwords");
-    int nsw = sw ? sw->n : 0;
+    const attrs_string_normalizer *a = node_attrs(n, string_normalizer);
+    const char *cas = a->case_change_action;
+    int nsw = a->stopwords.n;
     int64_t ntail = 0;
-    for (int i = 0; i < nsw; i++) ntail += 1 + ((int64_t)strlen(sw->strings[i]) + 7) / 8;
+    for (int i = 0; i < nsw; i++) ntail += 1 + ((int64_t)strlen(a->stopwords.v[i]) + 7) / 8;
     size_t nw = (size_t)(KILN_PWORDS_string_normalizer + ntail);
     int64_t *words = arena_alloc(l->k->arena, sizeof *words * nw);
     memset(words, 0, sizeof *words * nw);
@@ -20,13 +20,13 @@ bool lower_string_normalizer(Lower *l, Node *n) {
     p->C = x->dims[x->rank - 1];
     p->rank = x->rank;
     p->case_change = strcmp(cas, "LOWER") == 0 ? 1 : strcmp(cas, "UPPER") == 0 ? 2 : 0;
-    p->case_sensitive = node_attr_int(n, "is_case_sensitive", 0) != 0;
+    p->case_sensitive = a->is_case_sensitive != 0;
     p->n_stop = nsw;
     int64_t at = 0;
     for (int i = 0; i < nsw; i++) {
-        int64_t len = (int64_t)strlen(sw->strings[i]);
+        int64_t len = (int64_t)strlen(a->stopwords.v[i]);
         p->stopwords[at] = len;
-        memcpy(p->stopwords + at + 1, sw->strings[i], (size_t)len);
+        memcpy(p->stopwords + at + 1, a->stopwords.v[i], (size_t)len);
         at += 1 + (len + 7) / 8;
     }
     int bufs[5] = {lower_buf(l, n->out[0]), shape_slot(l, n->out[0]), lower_buf(l, x), 0, 0};
@@ -61,7 +61,8 @@ bool lower_tfidf(Lower *l, Node *n) {
     TfIdfInfo t;
     if (!tfidf_info(n, &t, l->d)) return false;
     const Value *x = n->in[0];
-    const Attr *pool = node_attr(n, "pool_int64s"), *idx = node_attr(n, "ngram_indexes"), *w = node_attr(n, "weights");
+    const attrs_tfidf *a = node_attrs(n, tfidf);
+    const AttrInts *pool = &a->pool_int64s, *idx = &a->ngram_indexes;
     int64_t ntail = pool->n + 65 + 2 * t.n_grams;
     int64_t *words = arena_alloc(l->k->arena, (size_t)(KILN_PWORDS_tfidf + ntail) * sizeof *words);
     kiln_p_tfidf *p = (kiln_p_tfidf *)words;
@@ -76,10 +77,10 @@ bool lower_tfidf(Lower *l, Node *n) {
     p->n_grams = t.n_grams;
     p->n_pool = pool->n;
     int64_t *q = p->tables;
-    for (int i = 0; i < pool->n; i++) *q++ = pool->ints[i];
+    for (int i = 0; i < pool->n; i++) *q++ = pool->v[i];
     for (int i = 1; i <= 65; i++) *q++ = t.start[i];
-    for (int i = 0; i < t.n_grams; i++) *q++ = idx->ints[i];
-    for (int i = 0; i < t.n_grams; i++) *q++ = kiln_d2p(w ? w->floats[i] : 1.0);
+    for (int i = 0; i < t.n_grams; i++) *q++ = idx->v[i];
+    for (int i = 0; i < t.n_grams; i++) *q++ = kiln_d2p(a->has_weights ? a->weights.v[i] : 1.0);
     int bufs[2] = {lower_buf(l, n->out[0]), lower_buf(l, x)};
     LOWER_CALL_TAIL(l, tfidf, 2, bufs, p, ntail);
     return true;

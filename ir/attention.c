@@ -8,14 +8,13 @@
 
 #include <string.h>
 
-/* Attribute `name` of n as a permutation of rank r (identity when absent). */
-bool attention_perm(const Node *n, const char *name, int r, int *perm) {
-    const Attr *a = node_attr(n, name);
+/* Perm attribute p (has: present) as a permutation of rank r (identity when absent). */
+bool attention_perm(AttrInts p, bool has, int r, int *perm) {
     uint32_t seen = 0;
-    if (a && (a->kind != ATTR_INTS || a->n != r)) return false;
+    if (has && p.n != r) return false;
     for (int i = 0; i < r; i++) {
-        if (a && (a->ints[i] < 0 || a->ints[i] >= r)) return false;
-        perm[i] = a ? (int)a->ints[i] : i;
+        if (has && (p.v[i] < 0 || p.v[i] >= r)) return false;
+        perm[i] = has ? (int)p.v[i] : i;
         if (seen >> perm[i] & 1) return false;
         seen |= 1u << perm[i];
     }
@@ -34,11 +33,12 @@ bool infer_attention(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *qs = n->in[0], *ks = n->in[1], *vs = n->in[2], *m = node_input(n, 3);
+    const attrs_attention *a = node_attrs(n, attention);
     int r = qs->rank, qp[MAX_RANK], kp[MAX_RANK], vp[MAX_RANK], op[MAX_RANK];
     bool ok = r >= 2 && ks->rank == r && vs->rank == r && qs->dtype == DT_F32 && ks->dtype == DT_F32 && vs->dtype == DT_F32 &&
-              attention_perm(n, "q_perm", r, qp) && attention_perm(n, "k_perm", r, kp) && attention_perm(n, "v_perm", r, vp) &&
-              attention_perm(n, "out_perm", r, op);
-    int64_t so = node_attr_int(n, "scale_op", 0);
+              attention_perm(a->q_perm, a->has_q_perm, r, qp) && attention_perm(a->k_perm, a->has_k_perm, r, kp) &&
+              attention_perm(a->v_perm, a->has_v_perm, r, vp) && attention_perm(a->out_perm, a->has_out_perm, r, op);
+    int64_t so = a->scale_op;
     ok = ok && qp[r - 1] == r - 1 && vp[r - 1] == r - 1 && op[r - 1] == r - 1 && (kp[r - 1] == r - 1 || kp[r - 2] == r - 1) &&
          so >= 0 && so <= 2;
     int64_t q[MAX_RANK], kt[MAX_RANK], v[MAX_RANK], o[MAX_RANK], y[MAX_RANK];

@@ -18,14 +18,10 @@
 
 #include <string.h>
 
-Graph *node_subgraph(const Node *n, const char *name) {
-    const Attr *a = node_attr(n, name);
-    return a && a->kind == ATTR_GRAPH ? a->g : NULL;
-}
-
 bool subgraph_live(const Node *n, const Graph *sub) {
     if (n->op != OP_IF || !n->in[0]->data) return true;
-    return sub == node_subgraph(n, *(const unsigned char *)n->in[0]->data ? "then_branch" : "else_branch");
+    const attrs_if *a = node_attrs(n, if);
+    return sub == (*(const unsigned char *)n->in[0]->data ? a->then_branch : a->else_branch);
 }
 
 static bool scalar_of(const Value *v, DType dt) { return v->dtype == dt && v->rank >= 0 && value_numel(v) == 1; }
@@ -85,7 +81,7 @@ static bool run_sub(Node *n, Graph *sub, int first, Diags *d) {
 static bool same_type(const Value *a, const Value *b) { return a->dtype == b->dtype && value_same_shape(a, b); }
 
 bool infer_if(Graph *g, Node *n, Diags *d) {
-    Graph *t = node_subgraph(n, "then_branch"), *e = node_subgraph(n, "else_branch");
+    Graph *t = node_attrs(n, if)->then_branch, *e = node_attrs(n, if)->else_branch;
     if (!t || !e) { diag_error(d, n, "If needs the subgraphs then_branch and else_branch"); return false; }
     Value *cond = n->in[0];
     if (!scalar_of(cond, DT_BOOL)) { diag_error(d, n, "the condition must be one bool"); return false; }
@@ -102,7 +98,8 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
             diag_need(d, n, cond, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
             return false;
         }
-        return diag_rewrite(d, g, n); /* inlined: passes/canonicalize.c */
+        /* inlined by passes/canonicalize.c, which reads the branch's nodes (not inferred: their attributes parsed here) */
+        return graph_parse_attrs(subgraph_live(n, t) ? t : e, d) && diag_rewrite(d, g, n);
     }
     /* with a constant condition only the branch taken must make sense */
     bool then_live = subgraph_live(n, t), else_live = subgraph_live(n, e);
@@ -135,7 +132,7 @@ static bool check_carried(Node *n, const Value *in, const Value *out, int j, Dia
 static bool loop_native(Node *n, Graph *b, int formal, int N, Diags *d);
 
 bool infer_loop(Graph *g, Node *n, Diags *d) {
-    Graph *b = node_subgraph(n, "body");
+    Graph *b = node_attrs(n, loop)->body;
     if (!b) { diag_error(d, n, "Loop needs the subgraph body"); return false; }
     int formal = n->n_in - b->captures, N = formal - 2;
     if (N < 0 || b->inputs.n != formal + b->captures || b->outputs.n < 1 + N || n->n_out != b->outputs.n - 1) {
@@ -145,7 +142,8 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
     Value *M = n->in[0], *cond = n->in[1];
     if (!M && !cond) { diag_error(d, n, "a Loop with neither a trip count nor a condition never ends"); return false; }
     int64_t trip;
-    if (loop_carries_sequence(n, b)) return loop_unroll_check(n, b, &trip, d) && diag_rewrite(d, g, n); /* unrolled: passes/canonicalize.c */
+    /* unrolled by passes/canonicalize.c, which reads the body's nodes (not inferred: their attributes parsed here) */
+    if (loop_carries_sequence(n, b)) return loop_unroll_check(n, b, &trip, d) && graph_parse_attrs(b, d) && diag_rewrite(d, g, n);
     for (int j = 0; j < n->n_in; j++)
         if (n->in[j] && n->in[j]->is_seq) { diag_error(d, n, "input '%s' is a sequence: a Loop takes tensors", n->in[j]->name); return false; }
     /* a body that needs its iteration number as a constant (a Slice by the
@@ -157,7 +155,7 @@ bool infer_loop(Graph *g, Node *n, Diags *d) {
         d->rewrite = tried.rewrite;
         return false;
     }
-    if (loop_unrollable(n, b)) return loop_unroll_check(n, b, &trip, d) && diag_rewrite(d, g, n);
+    if (loop_unrollable(n, b)) return loop_unroll_check(n, b, &trip, d) && graph_parse_attrs(b, d) && diag_rewrite(d, g, n);
     diag_merge(d, &tried); /* the native attempt's messages */
     return false;
 }
@@ -206,20 +204,19 @@ static bool loop_native(Node *n, Graph *b, int formal, int N, Diags *d) {
     return true;
 }
 
-/* Axis list attribute (default all 0) normalized against the given ranks. */
-static bool scan_axes(const Node *n, const char *name, int count, const int *ranks, int *axes, Diags *d) {
-    const Attr *a = node_attr(n, name);
-    if (a && a->n != count) { diag_error(d, n, "%s has %d entries, expected %d", name, a->n, count); return false; }
+/* Axis list attribute `name` (a; has: present, else all 0) normalized against
+ * the given ranks. */
+static bool scan_axes(const Node *n, const char *name, AttrInts a, bool has, int count, const int *ranks, int *axes, Diags *d) {
+    if (has && a.n != count) { diag_error(d, n, "%s has %d entries, expected %d", name, a.n, count); return false; }
     for (int i = 0; i < count; i++)
-        if (!axis_norm(a ? a->ints[i] : 0, ranks[i], &axes[i])) { diag_error(d, n, "%s[%d] is out of range", name, i); return false; }
+        if (!axis_norm(has ? a.v[i] : 0, ranks[i], &axes[i])) { diag_error(d, n, "%s[%d] is out of range", name, i); return false; }
     return true;
 }
 
-static bool scan_dirs(const Node *n, const char *name, int count, bool *rev, Diags *d) {
-    const Attr *a = node_attr(n, name);
-    if (a && a->n != count) { diag_error(d, n, "%s has %d entries, expected %d", name, a->n, count); return false; }
+static bool scan_dirs(const Node *n, const char *name, AttrInts a, bool has, int count, bool *rev, Diags *d) {
+    if (has && a.n != count) { diag_error(d, n, "%s has %d entries, expected %d", name, a.n, count); return false; }
     for (int i = 0; i < count; i++) {
-        int64_t v = a ? a->ints[i] : 0;
+        int64_t v = has ? a.v[i] : 0;
         if (v != 0 && v != 1) { diag_error(d, n, "%s[%d] must be 0 or 1", name, i); return false; }
         rev[i] = v == 1;
     }
@@ -228,11 +225,12 @@ static bool scan_dirs(const Node *n, const char *name, int count, bool *rev, Dia
 
 bool scan_info(const Node *n, ScanInfo *s, Diags *d) {
     memset(s, 0, sizeof *s);
-    Graph *b = node_subgraph(n, "body");
+    const attrs_scan *a = node_attrs(n, scan);
+    Graph *b = a->body;
     if (!b) { diag_error(d, n, "Scan needs the subgraph body"); return false; }
     s->batch = n->opset < 9;
     s->first = s->batch ? 1 : 0;
-    s->M = (int)node_attr_int(n, "num_scan_inputs", -1);
+    s->M = (int)a->num_scan_inputs;
     int formal = n->n_in - b->captures - s->first;
     s->N = formal - s->M;
     s->K = n->n_out - s->N;
@@ -248,9 +246,11 @@ bool scan_info(const Node *n, ScanInfo *s, Diags *d) {
         ranks[m] = x->rank;
     }
     if (s->batch) {
-        const Attr *dirs = node_attr(n, "directions");
-        if (dirs && dirs->n != s->M) { diag_error(d, n, "directions has %d entries, expected %d", dirs->n, s->M); return false; }
-        for (int m = 0; m < s->M; m++) { s->in_axis[m] = 1; s->in_rev[m] = dirs && dirs->ints[m] == 1; }
+        if (a->has_directions && a->directions.n != s->M) {
+            diag_error(d, n, "directions has %d entries, expected %d", a->directions.n, s->M);
+            return false;
+        }
+        for (int m = 0; m < s->M; m++) { s->in_axis[m] = 1; s->in_rev[m] = a->has_directions && a->directions.v[m] == 1; }
         for (int k = 0; k < s->K; k++) s->out_axis[k] = 1;
         for (int j = 0; j < s->N + s->M; j++) {
             const Value *x = n->in[1 + j];
@@ -260,16 +260,18 @@ bool scan_info(const Node *n, ScanInfo *s, Diags *d) {
             }
         }
     } else {
-        if (!scan_axes(n, "scan_input_axes", s->M, ranks, s->in_axis, d) || !scan_dirs(n, "scan_input_directions", s->M, s->in_rev, d) ||
-            !scan_dirs(n, "scan_output_directions", s->K, s->out_rev, d))
+        if (!scan_axes(n, "scan_input_axes", a->scan_input_axes, a->has_scan_input_axes, s->M, ranks, s->in_axis, d) ||
+            !scan_dirs(n, "scan_input_directions", a->scan_input_directions, a->has_scan_input_directions, s->M, s->in_rev, d) ||
+            !scan_dirs(n, "scan_output_directions", a->scan_output_directions, a->has_scan_output_directions, s->K, s->out_rev, d))
             return false;
         /* output axes count in the output's rank, known once the body is inferred */
-        const Attr *a = node_attr(n, "scan_output_axes");
-        if (a && a->n != s->K) { diag_error(d, n, "scan_output_axes has %d entries, expected %d", a->n, s->K); return false; }
+        AttrInts oa = a->scan_output_axes;
+        bool has_oa = a->has_scan_output_axes;
+        if (has_oa && oa.n != s->K) { diag_error(d, n, "scan_output_axes has %d entries, expected %d", oa.n, s->K); return false; }
         for (int k = 0; k < s->K; k++) {
             const Value *y = b->outputs.items[s->N + k];
-            s->out_axis[k] = a ? (int)a->ints[k] : 0;
-            if (y->rank >= 0 && !axis_norm(a ? a->ints[k] : 0, y->rank + 1, &s->out_axis[k])) {
+            s->out_axis[k] = has_oa ? (int)oa.v[k] : 0;
+            if (y->rank >= 0 && !axis_norm(has_oa ? oa.v[k] : 0, y->rank + 1, &s->out_axis[k])) {
                 diag_error(d, n, "scan_output_axes[%d] is out of range", k);
                 return false;
             }
@@ -296,7 +298,7 @@ bool infer_scan(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     ScanInfo s;
     if (!scan_info(n, &s, d)) return false;
-    Graph *b = node_subgraph(n, "body");
+    Graph *b = node_attrs(n, scan)->body;
     int r;
     int64_t dims[MAX_RANK + 1];
     for (int j = 0; j < s.N; j++) {

@@ -23,15 +23,15 @@ bool infer_conv(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2);
     if (wt->rank != x->rank) { diag_error(d, n, "weight rank %d differs from input rank %d", wt->rank, x->rank); return false; }
-    int64_t group = node_attr_int(n, "group", 1);
+    const attrs_conv *a = node_attrs(n, conv);
+    int64_t group = a->group;
     if (x->rank < 3) { diag_error(d, n, "input must have rank 3 to 5"); return false; }
     int64_t C = x->dims[1], M = wt->dims[0];
     if (group < 1 || C % group || M % group || wt->dims[1] * group != C) {
         diag_error(d, n, "channels do not match: input has %lld, weight expects %lld x group %lld", (long long)C, (long long)wt->dims[1], (long long)group);
         return false;
     }
-    const Attr *ks = node_attr(n, "kernel_shape");
-    if (ks && (ks->kind != ATTR_INTS || ks->n != x->rank - 2 || memcmp(ks->ints, wt->dims + 2, (size_t)ks->n * sizeof(int64_t)) != 0)) {
+    if (a->has_kernel_shape && (a->kernel_shape.n != x->rank - 2 || memcmp(a->kernel_shape.v, wt->dims + 2, (size_t)a->kernel_shape.n * sizeof(int64_t)) != 0)) {
         diag_error(d, n, "kernel_shape does not match the weight's shape");
         return false;
     }
@@ -44,7 +44,7 @@ bool infer_conv(Graph *g, Node *n, Diags *d) {
     /* a 4th input only as the fuse pass's residual (kiln.residual): added to
      * the output before the clamp, same shape and dtype */
     Value *r = node_input(n, 3);
-    if (n->n_in > 3 && (!node_attr(n, "kiln.residual") || !b || !r || conv_direct(g, C, M, group) || r->dtype != x->dtype || r->rank != x->rank ||
+    if (n->n_in > 3 && (!a->has_kiln_residual || !b || !r || conv_direct(g, C, M, group) || r->dtype != x->dtype || r->rank != x->rank ||
                         memcmp(r->dims, dims, (size_t)x->rank * sizeof(int64_t)) != 0)) {
         diag_error(d, n, "takes at most 3 inputs (a 4th is kiln.residual: a bias and an input of the output's shape, not depthwise)");
         return false;
@@ -59,14 +59,15 @@ bool convt_window(const Node *n, const Value *x, const Value *wt, Window *w, Dia
     if (nd < 1 || nd > MAX_WIN) { diag_error(d, n, "input must have 1 to 3 spatial dimensions"); return false; }
     memset(w, 0, sizeof *w);
     w->nd = nd;
+    const attrs_conv *a = node_attrs(n, conv);
     int64_t pads[2 * MAX_WIN], opad[MAX_WIN], oshape[MAX_WIN];
-    if (!attr_ints(n, "strides", w->stride, nd, 1, d) || !attr_ints(n, "dilations", w->dil, nd, 1, d) ||
-        !attr_ints(n, "pads", pads, 2 * nd, 0, d) || !attr_ints(n, "output_padding", opad, nd, 0, d))
+    if (!attr_ints(n, ATTR_LIST(a, strides), w->stride, nd, 1, d) || !attr_ints(n, ATTR_LIST(a, dilations), w->dil, nd, 1, d) ||
+        !attr_ints(n, ATTR_LIST(a, pads), pads, 2 * nd, 0, d) || !attr_ints(n, ATTR_LIST(a, output_padding), opad, nd, 0, d))
         return false;
-    const Attr *os = node_attr(n, "output_shape");
-    if (os && (os->kind != ATTR_INTS || (os->n != nd && os->n != x->rank))) { diag_error(d, n, "output_shape must have %d values", nd); return false; }
-    for (int i = 0; i < nd && os; i++) oshape[i] = os->ints[os->n - nd + i];
-    const char *ap = node_attr_string(n, "auto_pad", "NOTSET");
+    bool os = a->has_output_shape;
+    if (os && a->output_shape.n != nd && a->output_shape.n != x->rank) { diag_error(d, n, "output_shape must have %d values", nd); return false; }
+    for (int i = 0; i < nd && os; i++) oshape[i] = a->output_shape.v[a->output_shape.n - nd + i];
+    const char *ap = a->auto_pad;
     for (int i = 0; i < nd; i++) {
         int64_t in = x->dims[2 + i], k = wt->dims[2 + i], s = w->stride[i], dl = w->dil[i];
         if (s < 1 || dl < 1 || k < 1 || pads[i] < 0 || pads[nd + i] < 0) { diag_error(d, n, "invalid stride, dilation, kernel or pad"); return false; }
@@ -95,7 +96,7 @@ bool infer_conv_transpose(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0], *wt = n->in[1], *b = node_input(n, 2);
-    int64_t group = node_attr_int(n, "group", 1);
+    int64_t group = node_attrs(n, conv)->group;
     if (wt->rank != x->rank || x->rank < 3 || group < 1 || x->dims[1] != wt->dims[0] || x->dims[1] % group) {
         diag_error(d, n, "weight shape does not match the input's channels");
         return false;

@@ -18,11 +18,12 @@ bool infer_roi_align(Graph *g, Node *n, Diags *d) {
         diag_error(d, n, "needs X [N, C, H, W], rois [R, 4] and int64 batch_indices [R]");
         return false;
     }
-    const char *mode = node_attr_string(n, "mode", "avg"), *ct = node_attr_string(n, "coordinate_transformation_mode", "half_pixel");
+    const attrs_roi_align *a = node_attrs(n, roi_align);
+    const char *mode = a->mode, *ct = a->coordinate_transformation_mode;
     if (strcmp(mode, "avg") && strcmp(mode, "max")) { diag_error(d, n, "mode '%s' is not supported", mode); return false; }
     if (strcmp(ct, "half_pixel") && strcmp(ct, "output_half_pixel")) { diag_error(d, n, "coordinate_transformation_mode '%s' is not supported", ct); return false; }
-    int64_t oh = node_attr_int(n, "output_height", 1), ow = node_attr_int(n, "output_width", 1);
-    if (oh < 1 || ow < 1 || oh > (1 << 16) || ow > (1 << 16) || node_attr_int(n, "sampling_ratio", 0) < 0) {
+    int64_t oh = a->output_height, ow = a->output_width;
+    if (oh < 1 || ow < 1 || oh > (1 << 16) || ow > (1 << 16) || a->sampling_ratio < 0) {
         diag_error(d, n, "invalid output size or sampling_ratio");
         return false;
     }

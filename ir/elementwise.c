@@ -44,7 +44,7 @@ bool infer_elementwise(Graph *g, Node *n, Diags *d) {
     int first = n->op == OP_WHERE ? 1 : 0; /* Where: the data inputs decide the type */
     DType dt = n->in[first]->dtype;
     if (n->op == OP_CAST || n->op == OP_CAST_LIKE) {
-        int64_t to = n->op == OP_CAST_LIKE ? n->in[1]->dtype : node_attr_int(n, "to", 0);
+        int64_t to = n->op == OP_CAST_LIKE ? n->in[1]->dtype : node_attrs(n, cast)->to;
         if (dtype_size((DType)to) == 0) { diag_error(d, n, "Cast: unsupported or missing 'to' type %lld", (long long)to); return false; }
         dt = (DType)to;
     } else {
@@ -58,7 +58,7 @@ bool infer_elementwise(Graph *g, Node *n, Diags *d) {
         if (IN_LIST(n->op, bool_only_ops) && dt != DT_BOOL) { diag_error(d, n, "dtype %s is not accepted (bool only)", dtype_name(dt)); return false; }
         if (dt == DT_BOOL && !IN_LIST(n->op, bool_ok_ops)) { diag_error(d, n, "dtype bool is not accepted"); return false; }
         if (n->op == OP_BIT_SHIFT && (dtype_is_float(dt) || dtype_is_signed_int(dt))) { diag_error(d, n, "BitShift takes unsigned integers, not %s", dtype_name(dt)); return false; }
-        if (n->op == OP_MOD && dtype_is_float(dt) && !node_attr_int(n, "fmod", 0)) { diag_error(d, n, "Mod of floats needs fmod=1"); return false; }
+        if (n->op == OP_MOD && dtype_is_float(dt) && !node_attrs(n, mod)->fmod) { diag_error(d, n, "Mod of floats needs fmod=1"); return false; }
         if (IN_LIST(n->op, bool_result_ops)) dt = DT_BOOL;
     }
     if (n->op == OP_CLIP)
@@ -101,15 +101,15 @@ bool infer_expand(Graph *g, Node *n, Diags *d) {
     return check_size(n, n->out[0], d);
 }
 
-/* The body's inputs take the node's input types; its nodes are inferred in order. */
+/* The body's inputs take the node's input types; its nodes are parsed (the
+ * walk parses the graph's own nodes only) and inferred in order. */
 bool infer_fused(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
-    const Attr *a = node_attr(n, "body");
-    if (!a || a->kind != ATTR_GRAPH || a->g->inputs.n != n->n_in || a->g->outputs.n != 1) {
+    Graph *b = node_attrs(n, fused)->body;
+    if (!b || b->inputs.n != n->n_in || b->outputs.n != 1) {
         diag_error(d, n, "kiln.Fused needs a 'body' graph with one input per node input and one output");
         return false;
     }
-    Graph *b = a->g;
     for (int i = 0; i < n->n_in; i++) {
         Value *bi = b->inputs.items[i];
         set_out(bi, n->in[i]->dtype, n->in[i]->rank, n->in[i]->dims);
@@ -117,7 +117,7 @@ bool infer_fused(Graph *g, Node *n, Diags *d) {
     for (int i = 0; i < b->nodes.n; i++) {
         Node *bn = b->nodes.items[i];
         if (!(op_table[bn->op].flags & F_ELEM)) { diag_error(d, n, "kiln.Fused body holds non-elementwise op %s", op_table[bn->op].name); return false; }
-        if (!op_table[bn->op].infer(g, bn, d)) return false;
+        if (!node_parse_attrs(b, bn, d) || !op_table[bn->op].infer(g, bn, d)) return false;
     }
     Value *r = b->outputs.items[0];
     if (r->rank < 0) { diag_error(d, n, "kiln.Fused body output has no shape"); return false; }
@@ -142,7 +142,7 @@ bool infer_dropout_train(Graph *g, Node *n, Diags *d) {
 
 double dropout_ratio(const Node *n) {
     const Value *ratio = node_input(n, 1);
-    return ratio && ratio->data ? value_const_float(ratio, 0) : node_attr_float(n, "ratio", 0.5);
+    return ratio && ratio->data ? value_const_float(ratio, 0) : node_attrs(n, dropout)->ratio;
 }
 
 bool infer_dropout(Graph *g, Node *n, Diags *d) {
@@ -154,7 +154,7 @@ bool infer_dropout(Graph *g, Node *n, Diags *d) {
         return false;
     }
     bool train = training && value_const_int(training, 0) != 0;
-    if (n->opset < 7 && node_attr_int(n, "is_test", 0) == 0 && n->n_out > 1) train = true;
+    if (n->opset < 7 && node_attrs(n, dropout)->is_test == 0 && n->n_out > 1) train = true;
     if (train && ratio && !ratio->data) {
         diag_need(d, n, ratio, "input '%s' must be a constant (the ratio of training-mode Dropout)", ratio->name);
         return false;

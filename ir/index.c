@@ -18,7 +18,7 @@ bool infer_gather(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1];
     int axis;
-    if (x->rank < 1 || !axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (x->rank < 1 || !axis_norm(node_attrs(n, gather)->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     if (idx->dtype != DT_I32 && idx->dtype != DT_I64) { diag_error(d, n, "indices must be int32 or int64, not %s", dtype_name(idx->dtype)); return false; }
     int r = x->rank - 1 + idx->rank;
     if (r > MAX_RANK) { diag_error(d, n, "result rank %d is above %d", r, MAX_RANK); return false; }
@@ -41,7 +41,7 @@ bool infer_gather_elements(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1];
     int axis;
-    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (!axis_norm(node_attrs(n, gather_elements)->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     if (idx->rank != x->rank || (idx->dtype != DT_I64 && idx->dtype != DT_I32)) { diag_error(d, n, "indices must be int32/int64 of the data's rank"); return false; }
     set_out(n->out[0], x->dtype, idx->rank, idx->dims);
     return true;
@@ -51,7 +51,7 @@ bool infer_gather_nd(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1];
-    int64_t b = node_attr_int(n, "batch_dims", 0);
+    int64_t b = node_attrs(n, gather_nd)->batch_dims;
     if (idx->dtype != DT_I64 || idx->rank < 1 || b < 0 || b >= idx->rank || b >= x->rank) { diag_error(d, n, "indices must be int64 with rank above batch_dims"); return false; }
     int64_t last = idx->dims[idx->rank - 1];
     if (last < 1 || b + last > x->rank) { diag_error(d, n, "the last index dimension %lld is too large for the data", (long long)last); return false; }
@@ -68,7 +68,7 @@ bool infer_scatter(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *idx = n->in[1], *u = n->in[2];
-    const char *red = node_attr_string(n, "reduction", "none");
+    const char *red = node_attrs(n, scatter)->reduction;
     if (strcmp(red, "none") && !(x->dtype == DT_F32 && (!strcmp(red, "add") || !strcmp(red, "mul")))) {
         diag_error(d, n, "reduction '%s' is supported for float32 add and mul only", red);
         return false;
@@ -79,7 +79,7 @@ bool infer_scatter(Graph *g, Node *n, Diags *d) {
         if (idx->dtype != DT_I64 || last < 1 || last > x->rank || u->rank != idx->rank - 1 + x->rank - last) { diag_error(d, n, "indices and updates do not fit the data"); return false; }
     } else {
         int axis;
-        if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis) || !value_same_shape(idx, u) || idx->rank != x->rank) {
+        if (!axis_norm(node_attrs(n, scatter)->axis, x->rank, &axis) || !value_same_shape(idx, u) || idx->rank != x->rank) {
             diag_error(d, n, "indices and updates must have one shape and the data's rank");
             return false;
         }
@@ -96,7 +96,7 @@ bool infer_onehot(Graph *g, Node *n, Diags *d) {
     if (value_numel(vals) != 2) { diag_error(d, n, "values must hold [off, on]"); return false; }
     int64_t dep = (int64_t)value_const_float(depth, 0);
     int r = idx->rank + 1, axis;
-    if (dep < 1 || r > MAX_RANK || !axis_norm(node_attr_int(n, "axis", -1), r, &axis)) { diag_error(d, n, "invalid depth or axis"); return false; }
+    if (dep < 1 || r > MAX_RANK || !axis_norm(node_attrs(n, one_hot)->axis, r, &axis)) { diag_error(d, n, "invalid depth or axis"); return false; }
     int64_t dims[MAX_RANK];
     for (int i = 0, j = 0; i < r; i++) dims[i] = i == axis ? dep : idx->dims[j++];
     set_out(n->out[0], vals->dtype, r, dims);
@@ -109,7 +109,7 @@ bool infer_topk(Graph *g, Node *n, Diags *d) {
     Value *x = n->in[0], *k = n->in[1];
     int axis;
     if (value_numel(k) != 1 || k->dtype != DT_I64) { diag_error(d, n, "K must be one int64"); return false; }
-    if (!axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
+    if (!axis_norm(node_attrs(n, topk)->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
     /* K read at run time: the outputs are sized then (at most the whole axis) */
     int64_t kk = k->data ? value_const_int(k, 0) : x->dims[axis];
     if (kk < 0 || kk > x->dims[axis]) { diag_error(d, n, "K=%lld is out of range for a dimension of %lld", (long long)kk, (long long)x->dims[axis]); return false; }
@@ -128,9 +128,10 @@ bool infer_compress(Graph *g, Node *n, Diags *d) {
     Value *x = n->in[0], *c = n->in[1];
     if (!c->data) { diag_need(d, n, c, "input '%s' must be a constant (computed at run time: only an executable built for this machine takes that)", c->name); return false; }
     if (c->rank != 1 || c->dtype != DT_BOOL) { diag_error(d, n, "condition must be a 1-D bool tensor"); return false; }
-    const Attr *ax = node_attr(n, "axis");
+    const attrs_compress *a = node_attrs(n, compress);
+    bool ax = a->has_axis; /* none: over the flattened input */
     int axis = -1;
-    if (ax && !axis_norm(ax->i, x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
+    if (ax && !axis_norm(a->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range"); return false; }
     int64_t len = ax ? x->dims[axis] : value_numel(x), kept = 0;
     const unsigned char *cd = c->data;
     for (int64_t i = 0; i < c->dims[0] && i < len; i++) kept += cd[i] != 0;
@@ -157,9 +158,10 @@ bool infer_unique(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     const Value *x = n->in[0];
-    const Attr *ax = node_attr(n, "axis");
+    const attrs_unique *a = node_attrs(n, unique);
+    bool ax = a->has_axis; /* none: over the flattened input */
     int axis = 0;
-    if (ax && !axis_norm(ax->i, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (ax && !axis_norm(a->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     if (x->dtype == DT_STRING || x->dtype == DT_F16 || x->dtype == DT_BF16) { diag_error(d, n, "dtype %s is not supported", dtype_name(x->dtype)); return false; }
     int64_t len = ax ? x->dims[axis] : value_numel(x);
     if (ax) set_out(n->out[0], x->dtype, x->rank, x->dims);

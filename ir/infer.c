@@ -62,16 +62,16 @@ bool const_ints(const Value *v, int64_t *out, int max, int *count) {
     return true;
 }
 
-/* Integer list from attribute `attr` (when opset < since) or constant input idx. */
-bool ints_from(Node *n, const char *attr, int idx, int since, int64_t *out, int *count, bool *present, Diags *d) {
+/* Integer list from the parsed attribute attr (when opset < since; has: the
+ * node carries it) or constant input idx. */
+bool ints_from(Node *n, AttrInts attr, bool has, int idx, int since, int64_t *out, int *count, bool *present, Diags *d) {
     *present = false;
     *count = 0;
     if (n->opset < since) {
-        const Attr *a = node_attr(n, attr);
-        if (!a) return true;
-        if (a->kind != ATTR_INTS || a->n > 64) { diag_error(d, n, "attribute '%s' must be a list of at most 64 ints", attr); return false; }
-        for (int i = 0; i < a->n; i++) out[i] = a->ints[i];
-        *count = a->n;
+        if (!has) return true;
+        if (attr.n > 64) { diag_error(d, n, "an attribute list of %d values is above the limit of 64", attr.n); return false; }
+        for (int i = 0; i < attr.n; i++) out[i] = attr.v[i];
+        *count = attr.n;
         *present = true;
         return true;
     }
@@ -91,15 +91,14 @@ bool float_input(Node *n, Value *v, Diags *d) {
     return false;
 }
 
-bool attr_ints(const Node *n, const char *name, int64_t *out, int want, int64_t dflt, Diags *d) {
-    const Attr *a = node_attr(n, name);
+bool attr_ints(const Node *n, const char *name, AttrInts list, bool has, int64_t *out, int want, int64_t dflt, Diags *d) {
     for (int i = 0; i < want; i++) out[i] = dflt;
-    if (!a) return true;
-    if (a->kind != ATTR_INTS || a->n != want) {
+    if (!has) return true;
+    if (list.n != want) {
         diag_error(d, n, "attribute '%s' must have %d values", name, want);
         return false;
     }
-    for (int i = 0; i < want; i++) out[i] = a->ints[i];
+    for (int i = 0; i < want; i++) out[i] = list.v[i];
     return true;
 }
 
@@ -108,18 +107,25 @@ bool window_compute(const Node *n, const Value *x, const int64_t *kernel, Window
     if (nd < 1 || nd > MAX_WIN) { diag_error(d, n, "input must have 1 to 3 spatial dimensions (rank 3 to 5), got rank %d", x->rank); return false; }
     memset(w, 0, sizeof *w);
     w->nd = nd;
+    /* the window's fields, which the conv and pool sets share (only the pools
+     * have ceil_mode) */
+    const attrs_pool *p = n->op == OP_MAX_POOL || n->op == OP_AVERAGE_POOL ? node_attrs(n, pool) : NULL;
+    const attrs_conv *c = p ? NULL : node_attrs(n, conv);
+#define F(f) (p ? p->f : c->f)
+#define LIST(f) #f, F(f), F(has_##f)
     int64_t pads[2 * MAX_WIN];
     if (kernel) memcpy(w->k, kernel, (size_t)nd * sizeof *kernel);
     else {
-        const Attr *ks = node_attr(n, "kernel_shape");
-        if (!ks || ks->kind != ATTR_INTS || ks->n != nd) { diag_error(d, n, "attribute 'kernel_shape' must have %d values", nd); return false; }
-        memcpy(w->k, ks->ints, (size_t)nd * sizeof *w->k);
+        if (!F(has_kernel_shape) || F(kernel_shape).n != nd) { diag_error(d, n, "attribute 'kernel_shape' must have %d values", nd); return false; }
+        memcpy(w->k, F(kernel_shape).v, (size_t)nd * sizeof *w->k);
     }
-    if (!attr_ints(n, "strides", w->stride, nd, 1, d) || !attr_ints(n, "dilations", w->dil, nd, 1, d) ||
-        !attr_ints(n, "pads", pads, 2 * nd, 0, d))
+    if (!attr_ints(n, LIST(strides), w->stride, nd, 1, d) || !attr_ints(n, LIST(dilations), w->dil, nd, 1, d) ||
+        !attr_ints(n, LIST(pads), pads, 2 * nd, 0, d))
         return false;
-    const char *ap = node_attr_string(n, "auto_pad", "NOTSET");
-    bool ceil_mode = node_attr_int(n, "ceil_mode", 0) != 0;
+    const char *ap = F(auto_pad);
+    bool ceil_mode = p && p->ceil_mode != 0;
+#undef LIST
+#undef F
     for (int i = 0; i < nd; i++) {
         int64_t in = x->dims[2 + i], k = w->k[i], s = w->stride[i], dl = w->dil[i];
         if (k < 1 || s < 1 || dl < 1 || pads[i] < 0 || pads[nd + i] < 0 || k > (1 << 24) || dl > (1 << 24) || pads[i] > (1 << 30) || pads[nd + i] > (1 << 30)) {

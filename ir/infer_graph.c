@@ -123,6 +123,7 @@ bool graph_infer(Graph *g, Diags *d) {
     if (!graph_toposort(g, d)) return false;
     for (int i = 0; i < g->nodes.n; i++) {
         Node *n = g->nodes.items[i];
+        if (!node_parse_attrs(g, n, d)) return false;
         if (apply_bound(g, n) || folded(n)) continue;
         if (!check_arity(n, d) || !sequence_check(n, d)) return false;
         if (sequence_identity(g, n)) continue;

@@ -402,34 +402,12 @@ double value_const_float(const Value *v, int64_t i) {
 
 /* ---- attributes ---- */
 
-const Attr *node_attr(const Node *n, const char *name) {
-    for (int i = 0; i < n->n_attr; i++)
-        if (strcmp(n->attrs[i].name, name) == 0) return &n->attrs[i];
-    return NULL;
-}
-
-int64_t node_attr_int(const Node *n, const char *name, int64_t dflt) {
-    const Attr *a = node_attr(n, name);
-    return a && a->kind == ATTR_INT ? a->i : dflt;
-}
-
-double node_attr_float(const Node *n, const char *name, double dflt) {
-    const Attr *a = node_attr(n, name);
-    if (a && a->kind == ATTR_FLOAT) return a->f;
-    if (a && a->kind == ATTR_INT) return (double)a->i;
-    return dflt;
-}
-
-const char *node_attr_string(const Node *n, const char *name, const char *dflt) {
-    const Attr *a = node_attr(n, name);
-    return a && a->kind == ATTR_STRING ? a->s : dflt;
-}
-
 Attr *node_add_attr(Graph *g, Node *n, const char *name, AttrKind kind) {
     Attr *na = arena_alloc(g->arena, (size_t)(n->n_attr + 1) * sizeof *na);
     if (n->n_attr) memcpy(na, n->attrs, (size_t)n->n_attr * sizeof *na);
     n->attrs = na;
     Attr *a = &na[n->n_attr++];
+    node_attrs_changed(n);
     a->name = arena_strdup(g->arena, name);
     a->kind = kind;
     return a;

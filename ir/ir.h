@@ -104,7 +104,7 @@ const char *dtype_ctype(DType t);
 /* ---- ops ---- */
 
 typedef enum {
-#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) OP_##id,
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch, attrs) OP_##id,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -126,11 +126,23 @@ typedef bool (*InferFn)(struct Graph *g, struct Node *n, Diags *d);
 
 /* The IR's column of the op table (ir/ops.c); the lowering keeps its own
  * column over the same rows (codegen/lower.c). */
+/* The attribute sets of ops.def's ATTRS rows (AS_none: the op has none). */
+typedef enum {
+    AS_none,
+#define ATTRS(set, ...) AS_##set,
+#define OP(...)
+#include "ops.def"
+#undef OP
+#undef ATTRS
+    AS_COUNT
+} AttrSet;
+
 typedef struct OpInfo {
     const char *name;
     int in_min, in_max, out_min, out_max;
     unsigned flags;
     InferFn infer;
+    AttrSet attrs;
 } OpInfo;
 
 extern const OpInfo op_table[OP_COUNT];
@@ -198,7 +210,54 @@ typedef struct Node {
     Attr *attrs;
     int opset;                /* opset version of the node's domain */
     bool dead;
+    /* the attributes parsed (ir/attrs.c): a struct attrs_<set> of set pa_set,
+     * NULL when not parsed since they last changed */
+    const void *pa;
+    AttrSet pa_set;
 } Node;
+
+/* ---- parsed attributes: one struct per ATTRS row of ops.def ---- */
+
+typedef struct { int n; const int64_t *v; } AttrInts;
+typedef struct { int n; const double *v; } AttrFloats;
+typedef struct { int n; const char *const *v; } AttrStrs;
+#define A_INT(nm, dflt) int64_t nm; bool has_##nm;
+#define A_FLOAT(nm, dflt) double nm; bool has_##nm;
+#define A_STR(nm, dflt) const char *nm; bool has_##nm;
+#define A_INTS(nm) AttrInts nm; bool has_##nm;
+#define A_FLOATS(nm) AttrFloats nm; bool has_##nm;
+#define A_STRS(nm) AttrStrs nm; bool has_##nm;
+#define A_TENSOR(nm) Value *nm; bool has_##nm;
+#define A_GRAPH(nm) struct Graph *nm; bool has_##nm;
+#define ATTRS(set, ...) typedef struct attrs_##set { __VA_ARGS__ } attrs_##set;
+#define OP(...)
+#include "ops.def"
+#undef OP
+#undef ATTRS
+#undef A_INT
+#undef A_FLOAT
+#undef A_STR
+#undef A_INTS
+#undef A_FLOATS
+#undef A_STRS
+#undef A_TENSOR
+#undef A_GRAPH
+
+/* n's parsed attributes of set `set` (attrs_<set>, named without quotes):
+ * `node_attrs(n, conv)->group`. Reading a set other than the op's, or a node
+ * whose attributes changed without being parsed again, is an internal error
+ * (abort with a message). */
+#define node_attrs(n, set) ((const attrs_##set *)node_attrs_of((n), AS_##set))
+const void *node_attrs_of(const Node *n, AttrSet set);
+/* Parses n's attributes into its struct (defaults for those it lacks); an
+ * attribute of the wrong kind is an error. Idempotent while they are unchanged. */
+bool node_parse_attrs(struct Graph *g, Node *n, Diags *d);
+/* node_parse_attrs for every live node of g and its subgraphs whose attributes
+ * are not parsed; the pass manager runs it after each pass. */
+bool graph_parse_attrs(struct Graph *g, Diags *d);
+/* Marks n's attributes changed (node_add_attr does it; so must code that edits
+ * n->attrs or n->op directly). */
+static inline void node_attrs_changed(Node *n) { n->pa = NULL; }
 
 /* What the layers above lend the IR, which depends on nothing of theirs:
  * installed on a top graph by whoever drives the compilation, when it has read
@@ -289,10 +348,6 @@ int64_t value_const_int(const Value *v, int64_t i);
 /* Element i of a constant float value as double. */
 double value_const_float(const Value *v, int64_t i);
 
-const Attr *node_attr(const Node *n, const char *name);
-int64_t node_attr_int(const Node *n, const char *name, int64_t dflt);
-double node_attr_float(const Node *n, const char *name, double dflt);
-const char *node_attr_string(const Node *n, const char *name, const char *dflt);
 Attr *node_add_attr(Graph *g, Node *n, const char *name, AttrKind kind);
 Value *node_input(const Node *n, int i); /* NULL when absent */
 
@@ -319,10 +374,10 @@ bool axis_norm(int64_t axis, int rank, int *out);
 bool shape_broadcast(Value *const *in, int n, int *rank, int64_t *dims);
 /* Checked product of dims; -1 on overflow. */
 int64_t dims_numel(int rank, const int64_t *dims);
-/* kiln.Attention's attribute `name` (q_perm, k_perm, v_perm, out_perm) as a
- * permutation of rank r, the identity when absent; false when it is none
- * (ir/attention.c). */
-bool attention_perm(const Node *n, const char *name, int r, int *perm);
+/* A perm field of kiln.Attention's attributes (q_perm, k_perm, v_perm,
+ * out_perm; has: the node carries it) as a permutation of rank r, the
+ * identity when absent; false when it is none (ir/attention.c). */
+bool attention_perm(AttrInts p, bool has, int r, int *perm);
 
 
 /* ---- op geometry shared by the shape rules and the lowering (in the ops'
@@ -333,7 +388,7 @@ typedef struct Window {
     int nd;
     int64_t in[MAX_WIN], out[MAX_WIN], k[MAX_WIN], stride[MAX_WIN], dil[MAX_WIN], pad_b[MAX_WIN], pad_e[MAX_WIN];
 } Window;
-/* Conv / pool window from the node's attributes; kernel NULL: from kernel_shape (ir/infer.c). */
+/* Conv / pool window from the node's parsed conv or pool set; kernel NULL: from kernel_shape (ir/infer.c). */
 bool window_compute(const Node *n, const Value *x, const int64_t *kernel, Window *w, Diags *d);
 /* Slice: per-axis start and step in input elements, and the output dims (ir/movement.c). */
 bool slice_compute(const Node *n, const Value *x, int64_t *starts, int64_t *steps, int64_t *out_dims, Diags *d);
@@ -407,8 +462,6 @@ bool if_inlined(const Node *n);
 
 /* ---- control flow (ir/control.c) ---- */
 
-/* The subgraph attribute `name` of n, or NULL. */
-Graph *node_subgraph(const Node *n, const char *name);
 /* False for the branch an If on a constant condition never takes (never
  * inferred, planned or compiled). */
 bool subgraph_live(const Node *n, const Graph *sub);

@@ -40,7 +40,7 @@ bool infer_gemm(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *a = n->in[0], *b = n->in[1], *c = node_input(n, 2);
     if (a->rank != 2 || b->rank != 2) { diag_error(d, n, "Gemm inputs A and B must be 2-D"); return false; }
-    int ta = node_attr_int(n, "transA", 0) != 0, tb = node_attr_int(n, "transB", 0) != 0;
+    int ta = node_attrs(n, gemm)->transA != 0, tb = node_attrs(n, gemm)->transB != 0;
     int64_t M = a->dims[ta], K = a->dims[!ta], Kb = b->dims[tb], N = b->dims[!tb];
     if (K != Kb) { diag_error(d, n, "inner dimensions differ (%lld and %lld)", (long long)K, (long long)Kb); return false; }
     int64_t dims[2] = {M, N};
@@ -61,7 +61,7 @@ bool infer_gemm(Graph *g, Node *n, Diags *d) {
  * alphabetical order. Sizes must agree (1 broadcasts). */
 bool einsum_parse(const Node *n, EinsumInfo *e, Diags *d) {
     memset(e, 0, sizeof *e);
-    const char *eq = node_attr_string(n, "equation", NULL);
+    const char *eq = node_attrs(n, einsum)->equation;
     if (!eq) { diag_error(d, n, "needs an equation"); return false; }
     if (n->n_in > 8) { diag_error(d, n, "takes at most 8 inputs"); return false; }
     for (int l = 0; l < 64; l++) e->size[l] = -1;

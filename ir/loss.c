@@ -19,7 +19,7 @@ bool infer_loss(Graph *g, Node *n, Diags *d) {
     for (int i = 1; ok && i < t->rank; i++) ok = t->dims[i] == x->dims[i + 1];
     if (!ok) { diag_error(d, n, "targets must be int32/int64 of shape [N, d1, ...] for scores [N, C, d1, ...]"); return false; }
     if (w && value_numel(w) != x->dims[1]) { diag_error(d, n, "weights must have one value per class"); return false; }
-    const char *red = node_attr_string(n, "reduction", "mean");
+    const char *red = node_attrs(n, loss)->reduction;
     if (strcmp(red, "none") == 0) set_out(n->out[0], x->dtype, t->rank, t->dims);
     else if (strcmp(red, "sum") == 0 || strcmp(red, "mean") == 0) set_out(n->out[0], x->dtype, 0, NULL);
     else { diag_error(d, n, "unknown reduction '%s'", red); return false; }

@@ -12,7 +12,7 @@
 bool infer_shape_op(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
-    int64_t r = x->rank, s = node_attr_int(n, "start", 0), e = node_attr_int(n, "end", r);
+    int64_t r = x->rank, s = node_attrs(n, shape)->start, e = node_attrs(n, shape)->end;
     if (s < 0) s += r;
     if (e < 0) e += r;
     s = s < 0 ? 0 : (s > r ? r : s);
@@ -27,36 +27,36 @@ bool infer_shape_op(Graph *g, Node *n, Diags *d) {
 
 bool infer_constant(Graph *g, Node *n, Diags *d) {
     Value *o = n->out[0];
-    const Attr *a = n->n_attr == 1 ? &n->attrs[0] : NULL;
-    if (!a) { diag_error(d, n, "Constant needs exactly one value attribute"); return false; }
-    if (strcmp(a->name, "value") == 0 && a->kind == ATTR_TENSOR) {
-        set_out(o, a->t->dtype, a->t->rank, a->t->dims);
-        o->data = a->t->data;
+    if (n->n_attr != 1) { diag_error(d, n, "Constant needs exactly one value attribute"); return false; }
+    const attrs_constant *a = node_attrs(n, constant);
+    if (a->has_value) {
+        set_out(o, a->value->dtype, a->value->rank, a->value->dims);
+        o->data = a->value->data;
         return true;
     }
     int64_t one = 1;
-    if (strcmp(a->name, "value_float") == 0 && a->kind == ATTR_FLOAT) {
+    if (a->has_value_float) {
         float *p = arena_alloc(g->arena, 4);
-        *p = (float)a->f;
+        *p = (float)a->value_float;
         set_out(o, DT_F32, 0, &one);
         o->data = p;
-    } else if (strcmp(a->name, "value_int") == 0 && a->kind == ATTR_INT) {
+    } else if (a->has_value_int) {
         int64_t *p = arena_alloc(g->arena, 8);
-        *p = a->i;
+        *p = a->value_int;
         set_out(o, DT_I64, 0, &one);
         o->data = p;
-    } else if (strcmp(a->name, "value_floats") == 0 && a->kind == ATTR_FLOATS) {
-        float *p = arena_alloc(g->arena, (size_t)a->n * 4 + 4);
-        for (int i = 0; i < a->n; i++) p[i] = (float)a->floats[i];
-        int64_t len = a->n;
+    } else if (a->has_value_floats) {
+        float *p = arena_alloc(g->arena, (size_t)a->value_floats.n * 4 + 4);
+        for (int i = 0; i < a->value_floats.n; i++) p[i] = (float)a->value_floats.v[i];
+        int64_t len = a->value_floats.n;
         set_out(o, DT_F32, 1, &len);
         o->data = p;
-    } else if (strcmp(a->name, "value_ints") == 0 && a->kind == ATTR_INTS) {
-        int64_t len = a->n;
+    } else if (a->has_value_ints) {
+        int64_t len = a->value_ints.n;
         set_out(o, DT_I64, 1, &len);
-        o->data = a->ints;
-    } else {
-        diag_error(d, n, "Constant attribute '%s' is not supported", a->name);
+        o->data = a->value_ints.v;
+    } else { /* value_string(s), sparse_value, or a name Constant lacks */
+        diag_error(d, n, "Constant attribute '%s' is not supported", n->attrs[0].name);
         return false;
     }
     return true;
@@ -68,13 +68,13 @@ bool infer_constant_of_shape(Graph *g, Node *n, Diags *d) {
     int count;
     if (!const_ints(s, dims, 64, &count)) { diag_need(d, n, s, "input '%s' must be a constant list of integers (computed at run time: only an executable built for this machine takes that)", s->name); return false; }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above %d", count, MAX_RANK); return false; }
-    const Attr *a = node_attr(n, "value");
-    DType dt = DT_F32;
+    const attrs_constant_of_shape *a = node_attrs(n, constant_of_shape);
+    DType dt = DT_F32; /* none: float zeros */
     const void *fill = NULL;
-    if (a) {
-        if (a->kind != ATTR_TENSOR || value_numel(a->t) != 1) { diag_error(d, n, "'value' must be a one-element tensor"); return false; }
-        dt = a->t->dtype;
-        fill = a->t->data;
+    if (a->has_value) {
+        if (value_numel(a->value) != 1) { diag_error(d, n, "'value' must be a one-element tensor"); return false; }
+        dt = a->value->dtype;
+        fill = a->value->data;
     }
     Value *o = n->out[0];
     for (int i = 0; i < count; i++)
@@ -137,11 +137,12 @@ bool infer_eye_like(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     if (x->rank != 2) { diag_error(d, n, "input must be 2-D"); return false; }
-    DType dt = (DType)node_attr_int(n, "dtype", x->dtype);
+    const attrs_eye_like *a = node_attrs(n, eye_like);
+    DType dt = a->has_dtype ? (DType)a->dtype : x->dtype;
     if (dtype_size(dt) == 0) { diag_error(d, n, "unsupported dtype"); return false; }
     set_out(n->out[0], dt, 2, x->dims);
     if (!check_size(n, n->out[0], d)) return false;
-    int64_t k = node_attr_int(n, "k", 0), R = x->dims[0], C = x->dims[1];
+    int64_t k = a->k, R = x->dims[0], C = x->dims[1];
     int es = dtype_size(dt);
     unsigned char *p = arena_alloc(g->arena, (size_t)(R * C * es + 1));
     for (int64_t r = 0; r < R; r++) {

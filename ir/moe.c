@@ -14,7 +14,6 @@
 #include "ir.h"
 #include "infer.h"
 
-#include <math.h>
 #include <string.h>
 
 static const char *const moe_acts[] = {"identity", "relu", "gelu", "silu", "swiglu"};
@@ -48,12 +47,13 @@ bool moe_info(const Node *n, MoeInfo *m, Diags *d) {
         diag_error(d, n, "fc2 weights must be [%lld, %lld, inter_size]", (long long)m->E, (long long)m->H); return false;
     }
     m->I = w2->dims[2];
-    const char *act = node_attr_string(n, "activation_type", "relu");
+    const attrs_moe *a = node_attrs(n, moe);
+    const char *act = a->activation_type;
     m->act = -1;
     for (int i = 0; i < 5; i++) if (strcmp(act, moe_acts[i]) == 0) m->act = i;
     if (m->act < 0) { diag_error(d, n, "activation_type '%s' is not one of identity, relu, gelu, silu, swiglu", act); return false; }
     m->has_w3 = node_input(n, 6) != NULL;
-    m->fusion = (int)node_attr_int(n, "swiglu_fusion", 0);
+    m->fusion = (int)a->swiglu_fusion;
     if (m->act == MOE_SWIGLU && !m->has_w3) {
         if (m->fusion != 1 && m->fusion != 2) { diag_error(d, n, "swiglu needs swiglu_fusion 1 or 2, or fc3 weights"); return false; }
         m->I1 = 2 * m->I;
@@ -68,20 +68,20 @@ bool moe_info(const Node *n, MoeInfo *m, Diags *d) {
     if (b3 && (!w3 || !dims_are(b3, 2, m->E, m->I, 0))) { diag_error(d, n, "fc3 bias must be [%lld, %lld] and needs fc3 weights", (long long)m->E, (long long)m->I); return false; }
     if (rb && !dims_are(rb, 1, m->E, 0, 0)) { diag_error(d, n, "router bias must be [%lld]", (long long)m->E); return false; }
     m->has_b1 = b1; m->has_b2 = b2; m->has_b3 = b3; m->has_rbias = rb;
-    m->k = node_attr_int(n, "k", 1);
+    m->k = a->k;
     if (m->k < 1 || m->k > m->E) { diag_error(d, n, "k=%lld must be between 1 and the %lld experts", (long long)m->k, (long long)m->E); return false; }
     if (m->T > 0 && m->k > (int64_t)0x7fffffff / m->T) { diag_error(d, n, "too many tokens x k"); return false; }
-    if (node_attr_int(n, "use_sparse_mixer", 0)) { diag_error(d, n, "use_sparse_mixer is not supported"); return false; }
-    const char *sc = node_attr_string(n, "scoring_func", "softmax");
+    if (a->use_sparse_mixer) { diag_error(d, n, "use_sparse_mixer is not supported"); return false; }
+    const char *sc = a->scoring_func;
     if (strcmp(sc, "softmax") && strcmp(sc, "sigmoid")) { diag_error(d, n, "scoring_func '%s' is not softmax or sigmoid", sc); return false; }
     m->sigmoid = strcmp(sc, "sigmoid") == 0;
-    m->normalize = node_attr_int(n, "normalize_routing_weights", 0) != 0;
-    m->scale = node_attr_float(n, "routed_scaling_factor", 1.0);
-    m->alpha = node_attr_float(n, "activation_alpha", 1.0);
-    m->beta = node_attr_float(n, "activation_beta", 0.0);
-    m->limit = node_attr_float(n, "swiglu_limit", INFINITY);
-    m->n_group = node_attr_int(n, "n_group", 1);
-    m->topk_group = node_attr_int(n, "topk_group", m->n_group);
+    m->normalize = a->normalize_routing_weights != 0;
+    m->scale = a->routed_scaling_factor;
+    m->alpha = a->activation_alpha;
+    m->beta = a->activation_beta;
+    m->limit = a->swiglu_limit;
+    m->n_group = a->n_group;
+    m->topk_group = a->topk_group;
     if (m->n_group < 1 || m->E % m->n_group) { diag_error(d, n, "n_group=%lld must divide the %lld experts", (long long)m->n_group, (long long)m->E); return false; }
     if (m->topk_group < 1 || m->topk_group > m->n_group || m->topk_group * (m->E / m->n_group) < m->k) {
         diag_error(d, n, "topk_group=%lld must be in 1..n_group and leave at least k experts", (long long)m->topk_group); return false;

@@ -21,10 +21,11 @@ bool infer_reshape(Graph *g, Node *n, Diags *d) {
     int64_t shape[64];
     int count;
     bool present;
-    if (!ints_from(n, "shape", 1, 5, shape, &count, &present, d)) return false;
+    const attrs_reshape *at = node_attrs(n, reshape);
+    if (!ints_from(n, at->shape, at->has_shape, 1, 5, shape, &count, &present, d)) return false;
     if (!present) { diag_error(d, n, "Reshape needs a shape"); return false; }
     if (count > MAX_RANK) { diag_error(d, n, "rank %d is above kiln's limit of %d", count, MAX_RANK); return false; }
-    bool allowzero = node_attr_int(n, "allowzero", 0) != 0;
+    bool allowzero = at->allowzero != 0;
     int infer_at = -1;
     int64_t known = 1, total = value_numel(x);
     for (int i = 0; i < count; i++) {
@@ -55,7 +56,7 @@ bool infer_flatten(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
-    int64_t axis = node_attr_int(n, "axis", 1);
+    int64_t axis = node_attrs(n, flatten)->axis;
     if (axis < 0) axis += x->rank;
     if (axis < 0 || axis > x->rank) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     int64_t dims[2] = {dims_numel((int)axis, x->dims), dims_numel(x->rank - (int)axis, x->dims + axis)};
@@ -70,7 +71,8 @@ bool infer_squeeze(Graph *g, Node *n, Diags *d) {
     int64_t axes[64];
     int count;
     bool present;
-    if (!ints_from(n, "axes", 1, 13, axes, &count, &present, d)) return false;
+    const attrs_squeeze *at = node_attrs(n, squeeze);
+    if (!ints_from(n, at->axes, at->has_axes, 1, 13, axes, &count, &present, d)) return false;
     uint32_t mask = 0;
     for (int i = 0; i < count; i++) {
         int a;
@@ -93,7 +95,8 @@ bool infer_unsqueeze(Graph *g, Node *n, Diags *d) {
     int64_t axes[64];
     int count;
     bool present;
-    if (!ints_from(n, "axes", 1, 13, axes, &count, &present, d)) return false;
+    const attrs_squeeze *at = node_attrs(n, squeeze);
+    if (!ints_from(n, at->axes, at->has_axes, 1, 13, axes, &count, &present, d)) return false;
     int r = x->rank + count;
     if (!present || r > MAX_RANK) { diag_error(d, n, "Unsqueeze needs axes, and the result's rank must be at most %d", MAX_RANK); return false; }
     uint32_t mask = 0;
@@ -113,14 +116,14 @@ bool infer_transpose(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     int64_t perm[MAX_RANK], dims[MAX_RANK];
-    const Attr *a = node_attr(n, "perm");
-    for (int i = 0; i < x->rank; i++) perm[i] = x->rank - 1 - i;
-    if (a) {
-        if (a->kind != ATTR_INTS || a->n != x->rank) { diag_error(d, n, "perm must have %d entries", x->rank); return false; }
+    const attrs_transpose *at = node_attrs(n, transpose);
+    for (int i = 0; i < x->rank; i++) perm[i] = x->rank - 1 - i; /* none: the axes reversed */
+    if (at->has_perm) {
+        if (at->perm.n != x->rank) { diag_error(d, n, "perm must have %d entries", x->rank); return false; }
         uint32_t seen = 0;
         for (int i = 0; i < x->rank; i++) {
             int p;
-            if (!axis_norm(a->ints[i], x->rank, &p) || (seen >> p & 1)) { diag_error(d, n, "perm is not a permutation"); return false; }
+            if (!axis_norm(at->perm.v[i], x->rank, &p) || (seen >> p & 1)) { diag_error(d, n, "perm is not a permutation"); return false; }
             seen |= 1u << p;
             perm[i] = p;
         }
@@ -135,9 +138,9 @@ bool infer_concat(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     int axis;
-    const Attr *aa = node_attr(n, "axis");
-    if (!aa && n->opset >= 4) { diag_error(d, n, "Concat needs an axis"); return false; }
-    if (!axis_norm(aa ? aa->i : 1, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    const attrs_concat *at = node_attrs(n, concat);
+    if (!at->has_axis && n->opset >= 4) { diag_error(d, n, "Concat needs an axis"); return false; }
+    if (!axis_norm(at->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     int64_t dims[MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     dims[axis] = 0;
@@ -161,7 +164,8 @@ bool split_sizes(const Node *n, const Value *x, int axis, int64_t *sizes, Diags 
     int64_t split[64];
     int count;
     bool present;
-    if (!ints_from((Node *)n, "split", 1, 13, split, &count, &present, d)) return false;
+    const attrs_split *at = node_attrs(n, split);
+    if (!ints_from((Node *)n, at->split, at->has_split, 1, 13, split, &count, &present, d)) return false;
     int64_t dim = x->dims[axis], sum = 0;
     if (!present) {
         if (dim % n->n_out) { diag_error(d, n, "dimension %lld does not split evenly into %d outputs", (long long)dim, n->n_out); return false; }
@@ -183,7 +187,7 @@ bool infer_split(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     int axis;
-    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (!axis_norm(node_attrs(n, split)->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     int64_t sizes[64];
     if (!split_sizes(n, x, axis, sizes, d)) return false;
     for (int i = 0; i < n->n_out; i++) {
@@ -199,8 +203,11 @@ bool slice_compute(const Node *n, const Value *x, int64_t *starts, int64_t *step
     int64_t st[64], en[64], ax[64], sp[64];
     int ns, ne, na, nsp;
     bool ps, pe, pa, psp;
-    if (!ints_from((Node *)n, "starts", 1, 10, st, &ns, &ps, d) || !ints_from((Node *)n, "ends", 2, 10, en, &ne, &pe, d) ||
-        !ints_from((Node *)n, "axes", 3, 10, ax, &na, &pa, d) || !ints_from((Node *)n, "steps", 4, 10, sp, &nsp, &psp, d))
+    const attrs_slice *at = node_attrs(n, slice);
+    if (!ints_from((Node *)n, at->starts, at->has_starts, 1, 10, st, &ns, &ps, d) ||
+        !ints_from((Node *)n, at->ends, at->has_ends, 2, 10, en, &ne, &pe, d) ||
+        !ints_from((Node *)n, at->axes, at->has_axes, 3, 10, ax, &na, &pa, d) ||
+        !ints_from((Node *)n, (AttrInts){0}, false, 4, 10, sp, &nsp, &psp, d)) /* Slice-1 has no steps attribute */
         return false;
     if (!ps || !pe || ns != ne || (pa && na != ns) || (psp && nsp != ns)) { diag_error(d, n, "starts, ends, axes and steps must be given with equal lengths"); return false; }
     for (int i = 0; i < x->rank; i++) { starts[i] = 0; steps[i] = 1; out_dims[i] = x->dims[i]; }
@@ -243,7 +250,8 @@ bool pad_amounts(const Node *n, const Value *x, int64_t *pb, int64_t *pe, Diags 
     int64_t pads[64];
     int count;
     bool present;
-    if (!ints_from((Node *)n, "pads", 1, 11, pads, &count, &present, d)) return false;
+    const attrs_pad *at = node_attrs(n, pad);
+    if (!ints_from((Node *)n, at->pads, at->has_pads, 1, 11, pads, &count, &present, d)) return false;
     if (!present || count != 2 * x->rank) { diag_error(d, n, "pads must have %d values", 2 * x->rank); return false; }
     for (int i = 0; i < x->rank; i++) { pb[i] = pads[i]; pe[i] = pads[x->rank + i]; }
     return true;
@@ -255,7 +263,7 @@ bool infer_pad(Graph *g, Node *n, Diags *d) {
     Value *x = n->in[0], *cv = node_input(n, 2);
     int64_t pb[MAX_RANK], pe[MAX_RANK], dims[MAX_RANK];
     if (!pad_amounts(n, x, pb, pe, d)) return false;
-    const char *mode = node_attr_string(n, "mode", "constant");
+    const char *mode = node_attrs(n, pad)->mode;
     if (strcmp(mode, "constant") && strcmp(mode, "reflect") && strcmp(mode, "edge")) { diag_error(d, n, "unknown mode '%s'", mode); return false; }
     if (cv && (!cv->data || value_numel(cv) != 1 || cv->dtype != x->dtype)) {
         diag_need(d, n, cv, "input '%s' must be a constant scalar of the data's type", cv->name);
@@ -291,7 +299,7 @@ bool infer_space_depth(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
-    int64_t b = node_attr_int(n, "blocksize", 0);
+    int64_t b = node_attrs(n, space_depth)->blocksize;
     if (x->rank != 4 || b < 1) { diag_error(d, n, "needs a 4-D input and a positive blocksize"); return false; }
     int64_t dims[4] = {x->dims[0], x->dims[1], x->dims[2], x->dims[3]};
     if (n->op == OP_DEPTH_TO_SPACE) {
@@ -310,7 +318,8 @@ bool infer_reverse_sequence(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *lens = n->in[1];
     int b, t;
-    if (x->rank < 2 || !axis_norm(node_attr_int(n, "batch_axis", 1), x->rank, &b) || !axis_norm(node_attr_int(n, "time_axis", 0), x->rank, &t) ||
+    if (x->rank < 2 || !axis_norm(node_attrs(n, reverse_sequence)->batch_axis, x->rank, &b) ||
+        !axis_norm(node_attrs(n, reverse_sequence)->time_axis, x->rank, &t) ||
         b == t || (b != 0 && b != 1) || (t != 0 && t != 1)) {
         diag_error(d, n, "batch_axis and time_axis must be 0 and 1 (either order) of an input of rank 2 or more");
         return false;

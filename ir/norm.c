@@ -20,7 +20,7 @@ bool infer_batchnorm(Graph *g, Node *n, Diags *d) {
             return false;
         }
     set_out(n->out[0], x->dtype, x->rank, x->dims);
-    bool training = n->opset >= 14 && node_attr_int(n, "training_mode", 0) != 0;
+    bool training = n->opset >= 14 && node_attrs(n, batch_norm)->training_mode != 0;
     if (n->n_out > 1 && !training) { diag_error(d, n, "outputs beyond Y are only defined in training mode"); return false; }
     for (int i = 1; i < n->n_out; i++)
         if (n->out[i]) set_out(n->out[i], n->in[3]->dtype, 1, &x->dims[1]);
@@ -32,7 +32,7 @@ bool infer_layernorm(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
     int axis;
-    if (!axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    if (!axis_norm(node_attrs(n, layer_norm)->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     int64_t inner = dims_numel(x->rank - axis, x->dims + axis);
     for (int i = 1; i < n->n_in; i++)
         if (n->in[i] && value_numel(n->in[i]) != inner) {
@@ -53,9 +53,9 @@ bool infer_lp_norm(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
     int axis;
-    int64_t p = node_attr_int(n, "p", 2);
+    int64_t p = node_attrs(n, lp_norm)->p;
     if (p != 1 && p != 2) { diag_error(d, n, "p must be 1 or 2, got %lld", (long long)p); return false; }
-    if (x->rank < 1 || !axis_norm(node_attr_int(n, "axis", -1), x->rank, &axis)) {
+    if (x->rank < 1 || !axis_norm(node_attrs(n, lp_norm)->axis, x->rank, &axis)) {
         diag_error(d, n, "axis is out of range for rank %d", x->rank);
         return false;
     }
@@ -79,14 +79,14 @@ bool infer_same_float(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
     if (!dtype_is_float(x->dtype)) { diag_error(d, n, "input must be a float tensor"); return false; }
-    if (n->op == OP_LRN && (x->rank < 3 || node_attr_int(n, "size", 0) < 1)) { diag_error(d, n, "needs an input of rank 3 or more and size >= 1"); return false; }
+    if (n->op == OP_LRN && (x->rank < 3 || node_attrs(n, lrn)->size < 1)) { diag_error(d, n, "needs an input of rank 3 or more and size >= 1"); return false; }
     if (n->op == OP_MVN) {
-        const Attr *ax = node_attr(n, "axes");
-        for (int i = 0; ax && i < ax->n; i++) {
-            int a;
-            if (!axis_norm(ax->ints[i], x->rank, &a)) { diag_error(d, n, "axis %lld is out of range", (long long)ax->ints[i]); return false; }
+        const attrs_mvn *a = node_attrs(n, mvn);
+        for (int i = 0; i < a->axes.n; i++) {
+            int ai;
+            if (!axis_norm(a->axes.v[i], x->rank, &ai)) { diag_error(d, n, "axis %lld is out of range", (long long)a->axes.v[i]); return false; }
         }
-        if (!ax && x->rank != 4) { diag_error(d, n, "the default axes [0, 2, 3] need a 4-D input"); return false; }
+        if (!a->has_axes && x->rank != 4) { diag_error(d, n, "the default axes [0, 2, 3] need a 4-D input"); return false; }
     }
     set_out(n->out[0], x->dtype, x->rank, x->dims);
     return true;
@@ -99,9 +99,9 @@ bool infer_same(Graph *g, Node *n, Diags *d) {
     if (n->op == OP_SOFTMAX || n->op == OP_LOG_SOFTMAX || n->op == OP_HARDMAX) {
         int axis;
         if (!float_input(n, x, d)) return false;
-        int64_t dflt = n->opset >= 13 ? -1 : 1;
-        if (!axis_norm(node_attr_int(n, "axis", dflt), x->rank, &axis) && !(x->rank == 0)) {
-            diag_error(d, n, "axis %lld is out of range for rank %d", (long long)node_attr_int(n, "axis", dflt), x->rank);
+        int64_t ax = node_attrs(n, softmax)->axis; /* its default -1 from opset 13 on, 1 before */
+        if (!axis_norm(ax, x->rank, &axis) && !(x->rank == 0)) {
+            diag_error(d, n, "axis %lld is out of range for rank %d", (long long)ax, x->rank);
             return false;
         }
     }

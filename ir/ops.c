@@ -7,7 +7,7 @@
 #include <string.h>
 
 const OpInfo op_table[OP_COUNT] = {
-#define OP(id, nm, imin, imax, omin, omax, fl, inf, low, bat) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf},
+#define OP(id, nm, imin, imax, omin, omax, fl, inf, low, bat, at) [OP_##id] = {nm, imin, imax, omin, omax, fl, inf, AS_##at},
 #include "ops.def"
 #undef OP
 };

@@ -27,15 +27,16 @@ bool infer_pool(Graph *g, Node *n, Diags *d) {
  * and pads (output_shape, when given, only pads that shape at the end). */
 bool max_unpool_shape(const Node *n, const Value *x, int64_t *dims, Diags *d) {
     int nd = x->rank - 2;
-    const Attr *ks = node_attr(n, "kernel_shape"), *st = node_attr(n, "strides"), *pd = node_attr(n, "pads");
-    if (!ks || ks->kind != ATTR_INTS || ks->n != nd || (st && st->n != nd) || (pd && pd->n != 2 * nd)) {
+    const attrs_max_unpool *a = node_attrs(n, max_unpool);
+    bool st = a->has_strides, pd = a->has_pads;
+    if (!a->has_kernel_shape || a->kernel_shape.n != nd || (st && a->strides.n != nd) || (pd && a->pads.n != 2 * nd)) {
         diag_error(d, n, "needs kernel_shape (and strides, pads) for %d spatial dimensions", nd);
         return false;
     }
     dims[0] = x->dims[0];
     dims[1] = x->dims[1];
     for (int i = 0; i < nd; i++) {
-        dims[2 + i] = (x->dims[2 + i] - 1) * (st ? st->ints[i] : 1) + ks->ints[i] - (pd ? pd->ints[i] + pd->ints[nd + i] : 0);
+        dims[2 + i] = (x->dims[2 + i] - 1) * (st ? a->strides.v[i] : 1) + a->kernel_shape.v[i] - (pd ? a->pads.v[i] + a->pads.v[nd + i] : 0);
         if (dims[2 + i] < 1 || dims[2 + i] > ((int64_t)1 << 40)) { diag_error(d, n, "invalid output size in dimension %d", 2 + i); return false; }
     }
     return true;

@@ -25,7 +25,7 @@ static bool check_qparam(Node *n, const Value *x, const Value *q, int axis, Diag
 bool quant_axis(const Node *n, const Value *x, int *axis) {
     *axis = -1;
     if (x->rank == 0) return true;
-    return axis_norm(node_attr_int(n, "axis", 1), x->rank, axis) || value_numel(n->in[1]) == 1;
+    return axis_norm(node_attrs(n, quantize)->axis, x->rank, axis) || value_numel(n->in[1]) == 1;
 }
 
 bool infer_quantize(Graph *g, Node *n, Diags *d) {
@@ -100,7 +100,7 @@ bool infer_conv_integer(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d)) return false;
     bool q = n->op == OP_QLINEAR_CONV;
     Value *x = n->in[0], *wt = n->in[q ? 3 : 1];
-    int64_t group = node_attr_int(n, "group", 1);
+    int64_t group = node_attrs(n, conv)->group;
     if (x->rank < 3 || wt->rank != x->rank || group < 1 || x->dims[1] % group || wt->dims[0] % group || wt->dims[1] * group != x->dims[1]) {
         diag_error(d, n, "the weight's shape does not match the input's channels and group");
         return false;

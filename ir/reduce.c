@@ -11,7 +11,6 @@ bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, 
     int64_t axes[64];
     int count = 0;
     bool present;
-    *keepdims = node_attr_int(n, "keepdims", 1) != 0;
     *noop = false;
     *mask = 0;
     if (n->op == OP_GLOBAL_AVERAGE_POOL || n->op == OP_GLOBAL_MAX_POOL) {
@@ -19,10 +18,12 @@ bool reduce_axes(const Node *n, const Value *x, uint32_t *mask, bool *keepdims, 
         *keepdims = true;
         return true;
     }
+    const attrs_reduce *a = node_attrs(n, reduce);
+    *keepdims = a->keepdims != 0;
     int since = n->op == OP_REDUCE_SUM ? 13 : 18;
-    if (!ints_from((Node *)n, "axes", 1, since, axes, &count, &present, d)) return false;
+    if (!ints_from((Node *)n, a->axes, a->has_axes, 1, since, axes, &count, &present, d)) return false;
     if (count == 0) {
-        if (node_attr_int(n, "noop_with_empty_axes", 0)) { *noop = true; return true; }
+        if (a->noop_with_empty_axes) { *noop = true; return true; }
         for (int i = 0; i < x->rank; i++) *mask |= 1u << i;
         return true;
     }
@@ -67,9 +68,10 @@ bool infer_argmax(Graph *g, Node *n, Diags *d) {
     if (!need_shapes(n, d) || !float_input(n, n->in[0], d)) return false;
     Value *x = n->in[0];
     int axis;
-    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    const attrs_argmax *a = node_attrs(n, argmax);
+    if (!axis_norm(a->axis, x->rank, &axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     if (x->dims[axis] == 0) { diag_error(d, n, "cannot take the arg-extremum of an empty axis"); return false; }
-    bool keep = node_attr_int(n, "keepdims", 1) != 0;
+    bool keep = a->keepdims != 0;
     int64_t dims[MAX_RANK];
     int r = 0;
     for (int i = 0; i < x->rank; i++) {

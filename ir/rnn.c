@@ -15,15 +15,16 @@ bool infer_rnn(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0], *w = n->in[1], *r = n->in[2];
-    int G = rnn_gates(n), layout = (int)node_attr_int(n, "layout", 0);
-    const char *dir = node_attr_string(n, "direction", "forward");
+    const attrs_rnn *a = node_attrs(n, rnn);
+    int G = rnn_gates(n), layout = (int)a->layout;
+    const char *dir = a->direction;
     int64_t dirs = strcmp(dir, "bidirectional") == 0 ? 2 : 1;
     if (strcmp(dir, "forward") && strcmp(dir, "reverse") && dirs == 1) { diag_error(d, n, "direction '%s' is not forward, reverse or bidirectional", dir); return false; }
     if (x->rank != 3 || w->rank != 3 || r->rank != 3 || (layout != 0 && layout != 1)) { diag_error(d, n, "X, W and R must be 3-D and layout 0 or 1"); return false; }
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && i != 4 && !dtype_is_float(n->in[i]->dtype)) { diag_error(d, n, "input '%s' must be a float tensor", n->in[i]->name); return false; }
     int64_t S = x->dims[layout ? 1 : 0], B = x->dims[layout ? 0 : 1], I = x->dims[2];
-    int64_t H = node_attr_int(n, "hidden_size", r->dims[2]);
+    int64_t H = a->has_hidden_size ? a->hidden_size : r->dims[2]; /* absent: R's */
     if (H < 1 || w->dims[0] != dirs || w->dims[1] != G * H || w->dims[2] != I || r->dims[0] != dirs || r->dims[1] != G * H || r->dims[2] != H) {
         diag_error(d, n, "W must be [%lld, %lld, %lld] and R [%lld, %lld, %lld]", (long long)dirs, (long long)(G * H), (long long)I,
                    (long long)dirs, (long long)(G * H), (long long)H);
@@ -41,9 +42,8 @@ bool infer_rnn(Graph *g, Node *n, Diags *d) {
         }
     }
     if (pp && (pp->rank != 2 || pp->dims[0] != dirs || pp->dims[1] != 3 * H)) { diag_error(d, n, "P must be [%lld, %lld]", (long long)dirs, (long long)(3 * H)); return false; }
-    const Attr *acts = node_attr(n, "activations");
     int per = n->op == OP_LSTM ? 3 : n->op == OP_GRU ? 2 : 1;
-    if (acts && (acts->kind != ATTR_STRINGS || acts->n != per * dirs)) { diag_error(d, n, "activations needs %lld names", (long long)(per * dirs)); return false; }
+    if (a->has_activations && a->activations.n != per * dirs) { diag_error(d, n, "activations needs %lld names", (long long)(per * dirs)); return false; }
     int64_t y[4] = {S, dirs, B, H};
     if (layout) { y[0] = B; y[1] = S; y[2] = dirs; }
     if (n->n_out > 0 && n->out[0]) set_out(n->out[0], x->dtype, 4, y);

@@ -74,7 +74,7 @@ bool infer_sequence(Graph *g, Node *n, Diags *d) {
     }
     switch (n->op) {
     case OP_SEQUENCE_EMPTY: {
-        DType dt = (DType)node_attr_int(n, "dtype", DT_F32);
+        DType dt = (DType)node_attrs(n, sequence)->dtype;
         if (!dtype_size(dt)) { diag_error(d, n, "dtype %d is not supported", (int)dt); return false; }
         value_set_sequence(g, out, dt, elems, 0);
         return true;
@@ -124,11 +124,12 @@ bool infer_concat_from_sequence(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (n->in[0]->is_seq && n->in[0]->n_elems == 0) { diag_error(d, n, "concatenates an empty sequence"); return false; }
     /* the elements become the inputs, and without new_axis the node a Concat: passes/canonicalize.c */
-    if (n->in[0]->is_seq || node_attr_int(n, "new_axis", 0) == 0) return diag_rewrite(d, g, n);
+    const attrs_concat_from_sequence *a = node_attrs(n, concat_from_sequence);
+    if (n->in[0]->is_seq || a->new_axis == 0) return diag_rewrite(d, g, n);
     if (!need_shapes(n, d)) return false;
     const Value *x = n->in[0];
     int axis;
-    if (!node_attr(n, "axis") || !axis_norm(node_attr_int(n, "axis", 0), x->rank + 1, &axis) || x->rank + 1 > MAX_RANK) {
+    if (!a->has_axis || !axis_norm(a->axis, x->rank + 1, &axis) || x->rank + 1 > MAX_RANK) {
         diag_error(d, n, "needs an axis in range for rank %d", x->rank + 1);
         return false;
     }
@@ -144,13 +145,14 @@ bool infer_concat_from_sequence(Graph *g, Node *n, Diags *d) {
 }
 
 bool split_to_sequence_sizes(const Node *n, const Value *x, int *axis, int64_t *sizes, int *parts, bool *squeeze, Diags *d) {
-    if (!axis_norm(node_attr_int(n, "axis", 0), x->rank, axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
+    const attrs_split_to_sequence *a = node_attrs(n, split_to_sequence);
+    if (!axis_norm(a->axis, x->rank, axis)) { diag_error(d, n, "axis is out of range for rank %d", x->rank); return false; }
     int64_t dim = x->dims[*axis];
     const Value *sp = node_input(n, 1);
     *squeeze = false;
     int k = 0;
     if (!sp) {
-        *squeeze = node_attr_int(n, "keepdims", 1) == 0;
+        *squeeze = a->keepdims == 0;
         if (dim > 64) { diag_error(d, n, "splits into %lld tensors; at most 64 are supported", (long long)dim); return false; }
         for (; k < dim; k++) sizes[k] = 1;
     } else {
@@ -186,7 +188,7 @@ bool infer_split_to_sequence(Graph *g, Node *n, Diags *d) {
     int64_t sizes[64];
     bool squeeze;
     if (!split_to_sequence_sizes(n, x, &axis, sizes, &parts, &squeeze, d)) return false;
-    if (!node_attr(n, "kiln.parts")) return diag_rewrite(d, g, n); /* the outputs become the elements: passes/canonicalize.c */
+    if (!node_attrs(n, split_to_sequence)->has_kiln_parts) return diag_rewrite(d, g, n); /* the outputs become the elements: passes/canonicalize.c */
     if (n->n_out != parts) { diag_error(d, n, "internal: the split changed"); return false; }
     for (int i = 0; i < parts; i++) {
         int64_t dims[MAX_RANK];
@@ -208,7 +210,7 @@ static bool makes_sequences(const Graph *branch) {
 
 /* Is n an If that if_inline replaces: one whose branches make a sequence or an optional? */
 bool if_inlined(const Node *n) {
-    return n->op == OP_IF && (makes_sequences(node_subgraph(n, "then_branch")) || makes_sequences(node_subgraph(n, "else_branch")));
+    return n->op == OP_IF && (makes_sequences(node_attrs(n, if)->then_branch) || makes_sequences(node_attrs(n, if)->else_branch));
 }
 
 /* SequenceMap: its body applied to each position of the input sequences (the
@@ -216,8 +218,7 @@ bool if_inlined(const Node *n) {
  * (a copy of the body per position, the outputs SequenceConstructs of the
  * copies' results). */
 bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
-    const Attr *a = node_attr(n, "body");
-    Graph *b = a && a->kind == ATTR_GRAPH ? a->g : NULL;
+    Graph *b = node_attrs(n, sequence_map)->body;
     if (!b || b->inputs.n != n->n_in || b->outputs.n != n->n_out) {
         diag_error(d, n, "needs a 'body' graph with one input per node input and one output per node output");
         return false;
@@ -232,7 +233,7 @@ bool infer_sequence_map(Graph *g, Node *n, Diags *d) {
             return false;
         }
     }
-    return diag_rewrite(d, g, n); /* unrolled by the canonicalize pass */
+    return graph_parse_attrs(b, d) && diag_rewrite(d, g, n); /* unrolled by the canonicalize pass, which reads the body's nodes */
 }
 
 /* Does the Loop carry a sequence (a state, a captured value, a body input)? */
@@ -306,10 +307,10 @@ bool infer_optional(Graph *g, Node *n, Diags *d) {
             out->opt_kind = x->is_seq ? 3 : 1;
             out->dtype = x->dtype;
         } else { /* absent: of the type the attribute gives ([kind, dtype]) */
-            const Attr *t = node_attr(n, "type");
-            bool ok = t && t->kind == ATTR_INTS && t->n == 2 && (t->ints[0] == 1 || t->ints[0] == 3);
-            out->opt_kind = ok ? (int)t->ints[0] : 1;
-            out->dtype = ok ? (DType)t->ints[1] : DT_F32;
+            AttrInts t = node_attrs(n, optional)->type;
+            bool ok = t.n == 2 && (t.v[0] == 1 || t.v[0] == 3);
+            out->opt_kind = ok ? (int)t.v[0] : 1;
+            out->dtype = ok ? (DType)t.v[1] : DT_F32;
         }
         return true;
     case OP_OPTIONAL_HAS_ELEMENT: {

@@ -27,9 +27,10 @@ bool infer_window(Graph *g, Node *n, Diags *d) {
     if (!sz->data || value_numel(sz) != 1) { diag_need(d, n, sz, "input '%s' must be a constant scalar (computed at run time: only an executable built for this machine takes that)", sz->name); return false; }
     int64_t N = value_const_int(sz, 0);
     if (N < 0 || N > ((int64_t)1 << 28)) { diag_error(d, n, "window size %lld is out of range", (long long)N); return false; }
-    DType dt = (DType)node_attr_int(n, "output_datatype", DT_F32);
+    const attrs_window *a = node_attrs(n, window);
+    DType dt = (DType)a->output_datatype;
     if (dt != DT_F32 && dt != DT_F64 && dt != DT_I32 && dt != DT_I64) { diag_error(d, n, "output_datatype %d is not supported", (int)dt); return false; }
-    bool periodic = node_attr_int(n, "periodic", 1) != 0;
+    bool periodic = a->periodic != 0;
     set_out(n->out[0], dt, 1, &N);
     void *p = arena_alloc(g->arena, (size_t)(N * dtype_size(dt) + 1));
     double D = periodic ? (double)N : (double)N - 1, pi2 = 2 * M_PI;
@@ -60,7 +61,8 @@ bool infer_dft(Graph *g, Node *n, Diags *d) {
     (void)g;
     if (!need_shapes(n, d)) return false;
     Value *x = n->in[0];
-    int64_t axis = node_attr_int(n, "axis", 1), len;
+    const attrs_dft *a = node_attrs(n, dft);
+    int64_t axis = a->axis, len;
     if (!dtype_is_float(x->dtype) || x->rank < 2 || (x->dims[x->rank - 1] != 1 && x->dims[x->rank - 1] != 2)) {
         diag_error(d, n, "needs a float input whose last dimension is 1 (real) or 2 (complex)");
         return false;
@@ -70,7 +72,7 @@ bool infer_dft(Graph *g, Node *n, Diags *d) {
     len = x->dims[axis];
     const Value *dl = node_input(n, 1);
     if (dl && !const_scalar(n, dl, 1, &len, d)) return false;
-    bool onesided = node_attr_int(n, "onesided", 0) != 0, inverse = node_attr_int(n, "inverse", 0) != 0;
+    bool onesided = a->onesided != 0, inverse = a->inverse != 0;
     if (onesided && inverse) { diag_error(d, n, "onesided and inverse together are not supported"); return false; }
     int64_t dims[MAX_RANK];
     memcpy(dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
@@ -99,7 +101,7 @@ bool infer_stft(Graph *g, Node *n, Diags *d) {
     }
     if (win) flen = win->dims[0];
     if (flen < 1 || flen > x->dims[1]) { diag_error(d, n, "needs a window or a frame_length of 1 to the signal's length"); return false; }
-    bool onesided = node_attr_int(n, "onesided", 1) != 0;
+    bool onesided = node_attrs(n, stft)->onesided != 0;
     if (onesided && x->dims[2] == 2) { diag_error(d, n, "onesided needs a real signal"); return false; }
     int64_t dims[4] = {x->dims[0], (x->dims[1] - flen) / step + 1, onesided ? flen / 2 + 1 : flen, 2};
     set_out(n->out[0], x->dtype, 4, dims);
@@ -115,7 +117,7 @@ bool infer_mel_weight_matrix(Graph *g, Node *n, Diags *d) {
     if (!const_scalar(n, n->in[0], 1, &mel, d) || !const_scalar(n, n->in[1], 1, &len, d)) return false;
     for (int i = 2; i < 5; i++)
         if (value_numel(n->in[i]) != 1) { diag_error(d, n, "input '%s' must be a scalar", n->in[i]->name); return false; }
-    DType dt = (DType)node_attr_int(n, "output_datatype", DT_F32);
+    DType dt = (DType)node_attrs(n, mel_weight_matrix)->output_datatype;
     if (!dtype_is_float(dt) && dt != DT_I32 && dt != DT_I64 && dt != DT_U8 && dt != DT_I8) {
         diag_error(d, n, "output_datatype %d is not supported", (int)dt);
         return false;

@@ -62,9 +62,9 @@ static bool shape_operand(const Node *n, int j) {
     }
 }
 
-static int axis_of(const Node *n, const char *attr, int64_t dflt, int rank) {
+static int axis_of(int64_t axis, int rank) {
     int a;
-    return axis_norm(node_attr_int(n, attr, dflt), rank, &a) ? a : 0;
+    return axis_norm(axis, rank, &a) ? a : 0;
 }
 
 /* Does Slice n keep all of axis 0 of x, in order? */
@@ -78,7 +78,7 @@ static bool slice_whole(const Node *n, const Value *x, Diags *scratch) {
  * sample differs from running it on the batch, or NULL. n2 is the same node in
  * the batch-2 probe; x is n's input 0 and r its rank. */
 typedef const char *(*BatchRule)(const Node *n, const Node *n2, Diags *scratch);
-#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) \
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch, attrs) \
     const char *batch(const Node *n, const Node *n2, Diags *scratch);
 #include "../ir/ops.def"
 #undef OP
@@ -89,22 +89,27 @@ RULE(rows) { (void)n; (void)n2; (void)scratch; return NULL; }
 RULE(control) { (void)n; (void)n2; (void)scratch; return "runs a subgraph on values computed from the batch (not supported)"; }
 RULE(sequence) { (void)n; (void)n2; (void)scratch; return "makes a sequence of values computed from the batch (not supported)"; }
 RULE(sized_by_data) { (void)n; (void)n2; (void)scratch; return "has an output sized by the data"; }
-RULE(softmax) { X_RANK; return axis_of(n, "axis", n->opset >= 13 ? -1 : 1, r) == 0 ? "normalizes along axis 0, the batch" : NULL; }
-RULE(layernorm) { X_RANK; return axis_of(n, "axis", -1, r) == 0 ? "normalizes over axis 0, the batch" : NULL; }
-RULE(topk) { X_RANK; return axis_of(n, "axis", -1, r) == 0 ? "sorts along axis 0, the batch" : NULL; }
-RULE(dft) { X_RANK; return axis_of(n, "axis", 1, r) == 0 ? "transforms along axis 0, the batch" : NULL; }
-RULE(gather) { X_RANK; return batchy(x) && axis_of(n, "axis", 0, r) == 0 ? "gathers along axis 0, the batch" : NULL; }
+RULE(softmax) { X_RANK; return axis_of(node_attrs(n, softmax)->axis, r) == 0 ? "normalizes along axis 0, the batch" : NULL; }
+RULE(layernorm) {
+    X_RANK;
+    int64_t axis = n->op == OP_LP_NORM ? node_attrs(n, lp_norm)->axis : node_attrs(n, layer_norm)->axis;
+    return axis_of(axis, r) == 0 ? "normalizes over axis 0, the batch" : NULL;
+}
+RULE(topk) { X_RANK; return axis_of(node_attrs(n, topk)->axis, r) == 0 ? "sorts along axis 0, the batch" : NULL; }
+RULE(dft) { X_RANK; return axis_of(node_attrs(n, dft)->axis, r) == 0 ? "transforms along axis 0, the batch" : NULL; }
+RULE(gather) { X_RANK; return batchy(x) && axis_of(node_attrs(n, gather)->axis, r) == 0 ? "gathers along axis 0, the batch" : NULL; }
 RULE(gather_elements) {
     X_RANK;
-    return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) ? "gathers across the batch" : NULL;
+    return axis_of(node_attrs(n, gather_elements)->axis, r) == 0 || !batchy(x) || !batchy(n->in[1]) ? "gathers across the batch" : NULL;
 }
 RULE(scatter) {
     X_RANK;
-    return axis_of(n, "axis", 0, r) == 0 || !batchy(x) || !batchy(n->in[1]) || !batchy(n->in[2]) ? "scatters across the batch" : NULL;
+    return axis_of(node_attrs(n, scatter)->axis, r) == 0 || !batchy(x) || !batchy(n->in[1]) || !batchy(n->in[2])
+               ? "scatters across the batch" : NULL;
 }
 RULE(gather_nd) {
     X_RANK;
-    return batchy(x) && (node_attr_int(n, "batch_dims", 0) < 1 || !batchy(n->in[1])) ? "indexes the batch dimension" : NULL;
+    return batchy(x) && (node_attrs(n, gather_nd)->batch_dims < 1 || !batchy(n->in[1])) ? "indexes the batch dimension" : NULL;
 }
 RULE(scatter_nd) { X_RANK; return batchy(x) ? "indexes the batch dimension" : NULL; }
 RULE(trilu) { X_RANK; return r < 3 ? "takes the batch as its row index" : NULL; }
@@ -117,28 +122,32 @@ RULE(cumsum) {
 }
 RULE(mvn) {
     X_RANK;
-    const Attr *a = node_attr(n, "axes");
-    if (!a) return "normalizes over axes 0, 2, 3 (its default), across the batch";
-    for (int i = 0; i < a->n; i++) {
+    const attrs_mvn *a = node_attrs(n, mvn);
+    if (!a->has_axes) return "normalizes over axes 0, 2, 3 (its default), across the batch";
+    for (int i = 0; i < a->axes.n; i++) {
         int ax;
-        if (axis_norm(a->ints[i], r, &ax) && ax == 0) return "normalizes over axis 0, the batch";
+        if (axis_norm(a->axes.v[i], r, &ax) && ax == 0) return "normalizes over axis 0, the batch";
     }
     return NULL;
 }
 RULE(batchnorm) {
     X_RANK;
-    return n->opset >= 14 && node_attr_int(n, "training_mode", 0) ? "computes statistics over the batch (training mode)" : NULL;
+    return n->opset >= 14 && node_attrs(n, batch_norm)->training_mode ? "computes statistics over the batch (training mode)" : NULL;
 }
 RULE(dropout_train) { X_RANK; return "draws random numbers across the batch (training mode)"; }
 RULE(dynamic_quantize) { X_RANK; return "computes one scale over the whole batch"; }
-RULE(reverse_sequence) { X_RANK; return node_attr_int(n, "time_axis", 0) == 0 ? "reverses along axis 0, the batch" : NULL; }
-RULE(compress) { X_RANK; return !node_attr(n, "axis") || axis_of(n, "axis", 0, r) == 0 ? "selects along the batch" : NULL; }
+RULE(reverse_sequence) { X_RANK; return node_attrs(n, reverse_sequence)->time_axis == 0 ? "reverses along axis 0, the batch" : NULL; }
+RULE(compress) {
+    X_RANK;
+    const attrs_compress *a = node_attrs(n, compress);
+    return !a->has_axis || axis_of(a->axis, r) == 0 ? "selects along the batch" : NULL;
+}
 RULE(max_pool) { X_RANK; return n->n_out > 1 && n->out[1] ? "returns indices counted across the batch" : NULL; }
 RULE(max_unpool) { X_RANK; return "takes indices counted across the batch"; }
 RULE(roi_align) { X_RANK; return "takes regions that name their batch entry"; }
 RULE(resize) {
     X_RANK;
-    return strcmp(node_attr_string(n, "coordinate_transformation_mode", "half_pixel"), "tf_crop_and_resize") == 0
+    return strcmp(node_attrs(n, resize)->coordinate_transformation_mode, "tf_crop_and_resize") == 0
                ? "crops by regions of interest that include the batch axis" : NULL;
 }
 RULE(slice) {
@@ -150,22 +159,21 @@ RULE(slice) {
  * axis, along which the state recurs */
 RULE(rnn) {
     X_RANK;
-    return batchy(x) && node_attr_int(n, "layout", 0) == 0 ? "recurs along axis 0 (the sequence with layout 0), across the batch" : NULL;
+    return batchy(x) && node_attrs(n, rnn)->layout == 0 ? "recurs along axis 0 (the sequence with layout 0), across the batch" : NULL;
 }
 /* kiln.Attention: rows of q are independent, keys and values are not; its
  * perms may move axis 0 */
 RULE(attention) {
     X_RANK;
-    static const char *const perms[] = {"q_perm", "k_perm", "v_perm", "out_perm"};
-    for (int i = 0; i < 4; i++) {
-        const Attr *a = node_attr(n, perms[i]);
-        if (a && a->n > 0 && a->ints[0] != 0) return "moves axis 0, the batch, to another place";
-    }
+    const attrs_attention *a = node_attrs(n, attention);
+    const AttrInts *perms[] = {&a->q_perm, &a->k_perm, &a->v_perm, &a->out_perm};
+    for (int i = 0; i < 4; i++)
+        if (perms[i]->n > 0 && perms[i]->v[0] != 0) return "moves axis 0, the batch, to another place";
     return r < 3 && (batchy(n->in[1]) || batchy(n->in[2])) ? "attends over keys along axis 0, the batch" : NULL;
 }
 
 static const BatchRule batch_rules[OP_COUNT] = {
-#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch) [OP_##id] = batch,
+#define OP(id, name, in_min, in_max, out_min, out_max, flags, infer, lower, batch, attrs) [OP_##id] = batch,
 #include "../ir/ops.def"
 #undef OP
 };

@@ -56,6 +56,7 @@ static void copy_body(Graph *g, Node *n, Graph *b, Value **map, int i) {
         c->opset = bn->opset;
         c->n_attr = bn->n_attr;
         c->attrs = bn->attrs;
+        c->pa = bn->pa, c->pa_set = bn->pa_set;
         for (int j = 0; j < bn->n_in; j++) c->in[j] = bn->in[j] ? mapped(g, map, bn->in[j]) : NULL;
         for (int j = 0; j < bn->n_out; j++) {
             if (!bn->out[j]) { c->out[j] = NULL; continue; }
@@ -95,6 +96,7 @@ static bool made_inert(Graph *g, Node *n) {
     n->n_in = 1;
     n->n_out = 1;
     n->n_attr = 0;
+    node_attrs_changed(n);
     n->out = arena_alloc(g->arena, 2 * sizeof *n->out);
     n->out[0] = graph_add_value(g, arena_printf(g->arena, "%s.copied", n->name));
     n->out[0]->producer = n;
@@ -106,7 +108,7 @@ static bool made_inert(Graph *g, Node *n) {
  * SequenceConstruct of the copies' m-th results (a SequenceEmpty of the body
  * output's dtype when the sequences are empty). */
 static bool expand_sequence_map(Graph *g, Node *n, Diags *d) {
-    Graph *b = node_subgraph(n, "body");
+    Graph *b = node_attrs(n, sequence_map)->body;
     int k = n->in[0]->n_elems;
     Value **map = copy_prepare(g, n, b, d);
     if (!map) return false;
@@ -136,7 +138,8 @@ static bool expand_sequence_map(Graph *g, Node *n, Diags *d) {
  * lists themselves, which kiln keeps at compile time), the If becomes an inert
  * Identity of its condition; its outputs come from Identity nodes. */
 static bool inline_if(Graph *g, Node *n, Diags *d) {
-    Graph *b = node_subgraph(n, *(const unsigned char *)n->in[0]->data ? "then_branch" : "else_branch");
+    const attrs_if *a = node_attrs(n, if);
+    Graph *b = *(const unsigned char *)n->in[0]->data ? a->then_branch : a->else_branch;
     Value **map = copy_prepare(g, n, b, d);
     if (!map) return false;
     int start = g->nodes.n;
@@ -161,7 +164,7 @@ static bool inline_if(Graph *g, Node *n, Diags *d) {
  * concatenation of the copies' values along a new axis 0. The Loop node
  * itself becomes an unused Identity, which dead-code elimination drops. */
 static bool unroll_loop(Graph *g, Node *n, Diags *d) {
-    Graph *b = node_subgraph(n, "body");
+    Graph *b = node_attrs(n, loop)->body;
     int formal = n->n_in - b->captures, N = formal - 2, K = n->n_out - N;
     int64_t trip;
     if (!loop_unroll_check(n, b, &trip, d)) return false;
@@ -262,7 +265,10 @@ static bool rewrite(Graph *g, Node *n, Diags *d) {
             memcpy(n->in, s->elems, (size_t)s->n_elems * sizeof *n->in);
             n->n_in = s->n_elems;
         }
-        if (node_attr_int(n, "new_axis", 0) == 0) n->op = OP_CONCAT;
+        if (!node_attrs(n, concat_from_sequence)->new_axis) {
+            n->op = OP_CONCAT;
+            node_attrs_changed(n);
+        }
         return true;
     case OP_SPLIT_TO_SEQUENCE:
         return split_into_elements(g, n, d);

@@ -18,7 +18,7 @@ bool pass_fold_bn(Graph *g, Diags *d) {
     for (int i = 0; i < g->nodes.n; i++) {
         Node *bn = g->nodes.items[i];
         if (bn->dead || bn->op != OP_BATCH_NORM || bn->n_out != 1) continue;
-        if (bn->opset >= 14 && node_attr_int(bn, "training_mode", 0)) continue;
+        if (bn->opset >= 14 && node_attrs(bn, batch_norm)->training_mode) continue;
         Value *x = bn->in[0];
         Node *conv = x->producer;
         if (!conv || conv->dead || conv->op != OP_CONV || x->id != 1 || x->dtype != DT_F32) continue;
@@ -27,7 +27,7 @@ bool pass_fold_bn(Graph *g, Diags *d) {
         for (int k = 1; k < 5; k++) ok = ok && const_f32(bn->in[k]);
         if (!ok) continue;
         int64_t M = w->dims[0], per = value_numel(w) / M;
-        double eps = node_attr_float(bn, "epsilon", 1e-5);
+        double eps = node_attrs(bn, batch_norm)->epsilon;
         const float *scale = bn->in[1]->data, *bias = bn->in[2]->data, *mean = bn->in[3]->data, *var = bn->in[4]->data;
         float *nw = arena_alloc(g->arena, (size_t)value_nbytes(w)), *nb = arena_alloc(g->arena, (size_t)M * sizeof(float));
         const float *ow = w->data, *ob = b ? b->data : NULL;

@@ -65,6 +65,7 @@ static void build_fused(Graph *g, Node **group, int ng, int root_pos) {
         c->opset = o->opset;
         c->n_attr = o->n_attr;
         c->attrs = o->attrs;
+        c->pa = o->pa, c->pa_set = o->pa_set;
         for (int j = 0; j < o->n_in; j++) {
             c->in[j] = NULL;
             for (int k = 0; k < nmap; k++) if (map_from[k] == o->in[j]) c->in[j] = map_to[k];
@@ -100,23 +101,29 @@ static void absorb(Node *p, Node *n) {
     n->dead = true;
 }
 
+/* Does Conv or Gemm p have an epilogue (kiln.clip_min/max) already? */
+static bool has_epilogue(const Node *p) {
+    if (p->op == OP_GEMM) return node_attrs(p, gemm)->has_kiln_clip_min || node_attrs(p, gemm)->has_kiln_clip_max;
+    return node_attrs(p, conv)->has_kiln_clip_min || node_attrs(p, conv)->has_kiln_clip_max;
+}
+
 /* Relu or Clip (constant bounds) after a float32 Conv or Gemm whose output has no
  * other use becomes the producer's epilogue: attributes kiln.clip_min/max that
  * the kernel applies while the output is in cache. */
-static void fold_activations(Graph *g) {
+static bool fold_activations(Graph *g, Diags *d) {
     for (int i = 0; i < g->nodes.n; i++) {
         Node *act = g->nodes.items[i];
         if (act->dead || (act->op != OP_RELU && act->op != OP_CLIP)) continue;
         Value *x = act->in[0];
         Node *p = x->producer;
         if (!p || p->dead || (p->op != OP_CONV && p->op != OP_GEMM) || x->id != 1 || x->dtype != DT_F32) continue;
-        if (node_attr(p, "kiln.clip_min") || node_attr(p, "kiln.clip_max")) continue;
+        if (has_epilogue(p)) continue;
         double lo = 0, hi = INFINITY;
         if (act->op == OP_CLIP) {
             lo = -INFINITY;
             if (act->opset < 11) {
-                lo = node_attr_float(act, "min", -INFINITY);
-                hi = node_attr_float(act, "max", INFINITY);
+                lo = node_attrs(act, clip)->min;
+                hi = node_attrs(act, clip)->max;
             } else {
                 Value *mn = node_input(act, 1), *mx = node_input(act, 2);
                 if ((mn && !mn->data) || (mx && !mx->data)) continue;
@@ -126,15 +133,17 @@ static void fold_activations(Graph *g) {
         }
         node_add_attr(g, p, "kiln.clip_min", ATTR_FLOAT)->f = lo;
         node_add_attr(g, p, "kiln.clip_max", ATTR_FLOAT)->f = hi;
+        if (!node_parse_attrs(g, p, d)) return false; /* a later Relu of its new output reads them */
         absorb(p, act);
     }
+    return true;
 }
 
 /* Add(conv, r) of two float32 values of one shape, where the Conv (a GEMM
  * convolution with a bias: not depthwise) has no other use and no epilogue yet:
  * r becomes the Conv's 4th input (kiln.residual), added to each output tile
  * while it is in registers; a following Relu or Clip then folds in too. */
-static void fold_residuals(Graph *g) {
+static bool fold_residuals(Graph *g, Diags *d) {
     for (int i = 0; i < g->nodes.n; i++) {
         Node *add = g->nodes.items[i];
         if (add->dead || add->op != OP_ADD || add->n_in != 2 || add->out[0]->dtype != DT_F32) continue;
@@ -142,27 +151,29 @@ static void fold_residuals(Graph *g) {
             Value *x = add->in[k], *r = add->in[1 - k];
             Node *p = x->producer;
             if (!p || p->dead || p->op != OP_CONV || x->id != 1 || x == r || !value_same_shape(x, r) || r->dtype != DT_F32 ||
-                !value_same_shape(x, add->out[0]) || !node_input(p, 2) || p->n_in != 3 || node_attr(p, "kiln.clip_min"))
+                !value_same_shape(x, add->out[0]) || !node_input(p, 2) || p->n_in != 3 || node_attrs(p, conv)->has_kiln_clip_min)
                 continue;
-            if (kiln_conv_is_direct(p->in[0]->dims[1], p->in[1]->dims[0], node_attr_int(p, "group", 1))) continue;
+            if (kiln_conv_is_direct(p->in[0]->dims[1], p->in[1]->dims[0], node_attrs(p, conv)->group)) continue;
             Value **in = arena_alloc(g->arena, 4 * sizeof *in);
             memcpy(in, p->in, 3 * sizeof *in);
             in[3] = r;
             p->in = in;
             p->n_in = 4;
             node_add_attr(g, p, "kiln.residual", ATTR_INT)->i = 1;
+            if (!node_parse_attrs(g, p, d)) return false; /* fold_activations reads it next */
             absorb(p, add);
             break;
         }
     }
+    return true;
 }
 
 bool pass_fuse(Graph *g, Diags *d) {
     graph_count_uses(g);
-    fold_residuals(g);
+    if (!fold_residuals(g, d)) return false;
     graph_compact(g);
     graph_count_uses(g);
-    fold_activations(g);
+    if (!fold_activations(g, d)) return false;
     graph_compact(g);
     graph_count_uses(g);
     for (int i = g->nodes.n - 1; i >= 0; i--) {

@@ -126,8 +126,8 @@ static bool match_matmul_bias(Graph *g, Node *add) {
  * the identity (*src = v). */
 static Node *absorb_transpose(Value *v, Value **src, int *perm) {
     Node *tr = prod(v, OP_TRANSPOSE, 1);
-    const Attr *a = tr ? node_attr(tr, "perm") : NULL;
-    for (int i = 0; i < v->rank; i++) perm[i] = tr ? (a ? (int)a->ints[i] : v->rank - 1 - i) : i;
+    const attrs_transpose *a = tr ? node_attrs(tr, transpose) : NULL;
+    for (int i = 0; i < v->rank; i++) perm[i] = tr ? (a->has_perm ? (int)a->perm.v[i] : v->rank - 1 - i) : i;
     *src = tr ? tr->in[0] : v;
     return tr;
 }
@@ -163,7 +163,7 @@ static bool match_attention(Graph *g, Node *mm2) {
     if (!sm || mm2->in[0]->dtype != DT_F32) return false;
     Value *x = sm->in[0], *mask = NULL, *scale = NULL;
     int r = x->rank, axis;
-    if (r < 2 || !axis_norm(node_attr_int(sm, "axis", sm->opset >= 13 ? -1 : 1), r, &axis) || axis != r - 1) return false;
+    if (r < 2 || !axis_norm(node_attrs(sm, softmax)->axis, r, &axis) || axis != r - 1) return false;
     Node *add = prod(x, OP_ADD, 1), *sc = NULL, *mm1;
     if (add) { /* the scores on one side, the mask (broadcast to them) on the other */
         Value *a = add->in[0], *b = add->in[1];
@@ -202,8 +202,8 @@ static bool match_attention(Graph *g, Node *mm2) {
     Value *y = mm2->out[0];
     Node *to = sole_user(g, y);
     if (to && to->op == OP_TRANSPOSE) { /* the perm of the Transpose reading the result */
-        const Attr *a = node_attr(to, "perm");
-        for (int i = 0; i < r; i++) op[i] = a ? (int)a->ints[i] : r - 1 - i;
+        const attrs_transpose *a = node_attrs(to, transpose);
+        for (int i = 0; i < r; i++) op[i] = a->has_perm ? (int)a->perm.v[i] : r - 1 - i;
         if (op[r - 1] != r - 1) to = NULL;
     } else to = NULL;
     Node *at = graph_add_node(g, OP_ATTENTION, mm2->name, mask ? 4 : 3, 1);

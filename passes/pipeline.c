@@ -72,6 +72,7 @@ bool pipeline_run(Graph *g, const PassOpts *o, Diags *d) {
         double t0 = kiln_now_ms();
         if (!(p->fn ? p->fn(g, d) : p->fn_opts(g, o, d))) return false;
         if (p->fn && p->fn != pass_canonicalize && p->fn != pass_infer && p->fn != pass_plan && !on_subgraphs(g, p->fn, d)) return false;
+        if (!graph_parse_attrs(g, d)) return false; /* what the pass changed, subgraphs included */
         if (o->verbose) {
             fprintf(stderr, "kiln: pass %-6s %8.2f ms  %d nodes", p->name, kiln_now_ms() - t0, g->nodes.n);
             if (p->fn == pass_plan)

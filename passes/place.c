@@ -326,6 +326,7 @@ static bool place_layer(Graph *g, Node *n, const PlaceOpts *o, double *dev_bytes
     for (int i = 0; i < n->n_attr; i++)
         if (strncmp(n->attrs[i].name, "kiln.", 5) != 0) n->attrs[keep++] = n->attrs[i];
     n->n_attr = keep;
+    node_attrs_changed(n);
     Arena *a = g->arena;
     Target *t = o->target;
     int64_t D = (int64_t)t->nodes * t->per_node, E = m.E;

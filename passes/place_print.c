@@ -12,16 +12,11 @@
 #include <math.h>
 #include <string.h>
 
-static const Attr *want(const Node *n, const char *name) { return node_attr(n, name); }
-
-static double attr_f(const Node *n, const char *name) {
-    const Attr *a = want(n, name);
-    return a ? a->f : 0;
-}
-
 typedef struct {
     int64_t D, S, E;
-    const Attr *rep, *se, *sd, *load, *us;
+    const attrs_moe *a; /* the plan, a->kiln_* (the place pass wrote them) */
+    AttrInts rep, se, sd;
+    AttrFloats load, us;
     double ebytes;
     MoeInfo m;
 } LayerView;
@@ -32,24 +27,27 @@ static bool view(const Node *n, LayerView *v) {
     d.arena = a;
     bool ok = moe_info(n, &v->m, &d);
     arena_free(a);
-    v->rep = want(n, "kiln.replicas");
-    v->se = want(n, "kiln.slot_expert");
-    v->sd = want(n, "kiln.slot_device");
-    v->load = want(n, "kiln.device_load");
-    v->us = want(n, "kiln.device_us");
-    if (!ok || !v->rep || !v->se || !v->sd || !v->load || !v->us) return false;
-    v->D = v->load->n;
-    v->S = v->se->n;
-    v->E = v->rep->n;
-    v->ebytes = attr_f(n, "kiln.expert_bytes");
+    const attrs_moe *p = v->a = node_attrs(n, moe);
+    if (!ok || !p->has_kiln_replicas || !p->has_kiln_slot_expert || !p->has_kiln_slot_device || !p->has_kiln_device_load ||
+        !p->has_kiln_device_us)
+        return false;
+    v->rep = p->kiln_replicas;
+    v->se = p->kiln_slot_expert;
+    v->sd = p->kiln_slot_device;
+    v->load = p->kiln_device_load;
+    v->us = p->kiln_device_us;
+    v->D = v->load.n;
+    v->S = v->se.n;
+    v->E = v->rep.n;
+    v->ebytes = p->kiln_expert_bytes;
     return true;
 }
 
 static void device_experts(const LayerView *v, int64_t dv, FILE *f, bool json) {
     bool first = true;
     for (int64_t s = 0; s < v->S; s++) {
-        if (v->sd->ints[s] != dv) continue;
-        int64_t e = v->se->ints[s], r = v->rep->ints[e];
+        if (v->sd.v[s] != dv) continue;
+        int64_t e = v->se.v[s], r = v->rep.v[e];
         if (json) fprintf(f, "%s[%lld, %lld]", first ? "" : ", ", (long long)e, (long long)r);
         else if (r > 1) fprintf(f, " %lld/%lld", (long long)e, (long long)r);
         else fprintf(f, " %lld", (long long)e);
@@ -59,49 +57,49 @@ static void device_experts(const LayerView *v, int64_t dv, FILE *f, bool json) {
 
 static int64_t device_slots(const LayerView *v, int64_t dv) {
     int64_t c = 0;
-    for (int64_t s = 0; s < v->S; s++) c += v->sd->ints[s] == dv;
+    for (int64_t s = 0; s < v->S; s++) c += v->sd.v[s] == dv;
     return c;
 }
 
 static void layer_text(const Node *n, const LayerView *v, const Target *t, FILE *f) {
     fprintf(f, "\nlayer '%s': %lld experts, top-%lld, %lld tokens per step, %lld slots (%lld redundant), %.1f MiB per expert, routing %s\n",
             moe_layer_name(n), (long long)v->E, (long long)v->m.k, (long long)v->m.T, (long long)v->S, (long long)(v->S - v->E),
-            v->ebytes / 1048576.0, node_attr_string(n, "kiln.routing", "uniform"));
+            v->ebytes / 1048576.0, v->a->kiln_routing);
     fprintf(f, "  %6s %5s %11s %5s %11s %10s  %s\n", "device", "node", "load(tok)", "slots", "memory(MiB)", "time(us)", "experts (e/r: one of r replicas)");
     for (int64_t dv = 0; dv < v->D; dv++) {
         int64_t slots = device_slots(v, dv);
-        fprintf(f, "  %6lld %5lld %11.1f %5lld %11.1f %10.2f ", (long long)dv, (long long)(dv / t->per_node), v->load->floats[dv],
-                (long long)slots, t->shared_memory ? 0.0 : (double)slots * v->ebytes / 1048576.0, v->us->floats[dv]);
+        fprintf(f, "  %6lld %5lld %11.1f %5lld %11.1f %10.2f ", (long long)dv, (long long)(dv / t->per_node), v->load.v[dv],
+                (long long)slots, t->shared_memory ? 0.0 : (double)slots * v->ebytes / 1048576.0, v->us.v[dv]);
         device_experts(v, dv, f, false);
         fputc('\n', f);
     }
     double mean = 0;
-    for (int64_t dv = 0; dv < v->D; dv++) mean += v->load->floats[dv] / (double)v->D;
+    for (int64_t dv = 0; dv < v->D; dv++) mean += v->load.v[dv] / (double)v->D;
     fprintf(f, "  load imbalance (max/mean) %.4f; lower bound %.1f tokens = max(mean %.1f, heaviest replica); max/bound %.4f\n",
-            attr_f(n, "kiln.imbalance"), attr_f(n, "kiln.lower_bound"), mean, attr_f(n, "kiln.bound_ratio"));
+            v->a->kiln_imbalance, v->a->kiln_lower_bound, mean, v->a->kiln_bound_ratio);
     fprintf(f, "  cross-node bytes per token (dispatch + combine) %.0f; predicted step time %.2f us\n",
-            attr_f(n, "kiln.cross_node_bytes_per_token"), attr_f(n, "kiln.predicted_us"));
+            v->a->kiln_cross_node_bytes_per_token, v->a->kiln_predicted_us);
 }
 
 static void layer_json(const Node *n, const LayerView *v, const Target *t, FILE *f) {
     fprintf(f, "{\"name\": ");
     kiln_json_string(f, moe_layer_name(n));
     fprintf(f, ", \"experts\": %lld, \"top_k\": %lld, \"tokens\": %lld, \"slots\": %lld, \"expert_bytes\": %.0f, \"routing\": \"%s\",\n     \"devices\": [",
-            (long long)v->E, (long long)v->m.k, (long long)v->m.T, (long long)v->S, v->ebytes, node_attr_string(n, "kiln.routing", "uniform"));
+            (long long)v->E, (long long)v->m.k, (long long)v->m.T, (long long)v->S, v->ebytes, v->a->kiln_routing);
     for (int64_t dv = 0; dv < v->D; dv++) {
         int64_t slots = device_slots(v, dv);
         fprintf(f, "%s\n       {\"device\": %lld, \"node\": %lld, \"load\": %.17g, \"slots\": %lld, \"memory_bytes\": %.0f, \"predicted_us\": %.17g, \"experts\": [",
-                dv ? "," : "", (long long)dv, (long long)(dv / t->per_node), v->load->floats[dv], (long long)slots,
-                t->shared_memory ? 0.0 : (double)slots * v->ebytes, v->us->floats[dv]);
+                dv ? "," : "", (long long)dv, (long long)(dv / t->per_node), v->load.v[dv], (long long)slots,
+                t->shared_memory ? 0.0 : (double)slots * v->ebytes, v->us.v[dv]);
         device_experts(v, dv, f, true);
         fprintf(f, "]}");
     }
     double mean = 0;
-    for (int64_t dv = 0; dv < v->D; dv++) mean += v->load->floats[dv] / (double)v->D;
+    for (int64_t dv = 0; dv < v->D; dv++) mean += v->load.v[dv] / (double)v->D;
     fprintf(f, "],\n     \"imbalance\": %.17g, \"mean_load\": %.17g, \"lower_bound\": %.17g, \"bound_ratio\": %.17g, "
                "\"cross_node_bytes_per_token\": %.17g, \"predicted_us\": %.17g}",
-            attr_f(n, "kiln.imbalance"), mean, attr_f(n, "kiln.lower_bound"), attr_f(n, "kiln.bound_ratio"),
-            attr_f(n, "kiln.cross_node_bytes_per_token"), attr_f(n, "kiln.predicted_us"));
+            v->a->kiln_imbalance, mean, v->a->kiln_lower_bound, v->a->kiln_bound_ratio,
+            v->a->kiln_cross_node_bytes_per_token, v->a->kiln_predicted_us);
 }
 
 bool place_print(const Graph *g, const PlaceOpts *o, bool json, FILE *f, Diags *d) {
@@ -133,7 +131,7 @@ bool place_print(const Graph *g, const PlaceOpts *o, bool json, FILE *f, Diags *
             layer_json(n, &v, t, f);
         } else layer_text(n, &v, t, f);
         for (int64_t dv = 0; dv < D; dv++) mem[dv] += (double)device_slots(&v, dv) * v.ebytes;
-        total_us += attr_f(n, "kiln.predicted_us");
+        total_us += v.a->kiln_predicted_us;
         layers++;
     }
     for (int64_t dv = 0; dv < D; dv++) max_mem = fmax(max_mem, mem[dv]);
@@ -141,7 +139,7 @@ bool place_print(const Graph *g, const PlaceOpts *o, bool json, FILE *f, Diags *
         max_mem = 0;
         for (int i = 0; i < g->nodes.n; i++) {
             const Node *n = g->nodes.items[i];
-            if (op_table[n->op].flags & F_MOE) max_mem += attr_f(n, "kiln.expert_bytes") * (double)n->in[1]->dims[1];
+            if (op_table[n->op].flags & F_MOE) max_mem += node_attrs(n, moe)->kiln_expert_bytes * (double)n->in[1]->dims[1];
         }
     }
     if (json)

@@ -68,7 +68,7 @@ KILN_CLONES static void attention_blocks(void *arg, int64_t u0, int64_t u1) {
     int64_t qrs = j->str[0][nb], krs = j->str[1][nb], kcs = j->str[1][nb + 1], vrs = j->str[2][nb], ors = j->str[3][nb];
     int64_t mrs = j->str[4][nb], mcs = j->str[4][nb + 1];
     int64_t R = j->rows ? j->rows : 1;
-    float *s = j->rows ? kiln_thread_scratch(R * N, 0, -2, N, 0) : NULL; /* the thread's buffer, kept: no allocation per run */
+    float *s = j->rows ? kiln_thread_scratch(R * N, 0, -2, N, 0) : NULL; /* the thread's buffer, sized at create */
     kiln_gemm_epi fresh = {NULL, NULL, 1, 0, 0.0f, 0.0f, NULL};
     for (int64_t u = u0; u < u1; u++) {
         int64_t b = u / j->blocks, r0 = u % j->blocks * R, rows = M - r0 < R ? M - r0 : R;
@@ -93,11 +93,27 @@ KILN_CLONES static void attention_blocks(void *arg, int64_t u0, int64_t u1) {
     }
 }
 
+/* Query rows per block for rows of N keys (0: one at a time, without scratch). */
+static int64_t attn_rows(int64_t N) {
+    int64_t rows = N > ATTN_MAX_N ? 0 : N * ATTN_ROWS <= ATTN_BLOCK_FLOATS ? ATTN_ROWS : ATTN_BLOCK_FLOATS / N;
+    return N <= ATTN_MAX_N && rows < 1 ? 1 : rows;
+}
+
+/* A block's scores in every thread's scratch, and the GEMMs' panels. */
+void kiln_need_attention(const int64_t *p, kiln_scratch_need *need) {
+    const kiln_p_attention *q = KILN_P(attention, p);
+    int64_t rows = attn_rows(q->N);
+    if (!rows) return;
+    if (need->floats < rows * q->N) need->floats = rows * q->N;
+    kiln_sgemm_need(need);
+}
+
 int kiln_k_attention(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_attention, p);
+    if (rc) return rc;
     const kiln_p_attention *q = KILN_P(attention, p);
     int64_t nb = q->nb, batches = 1;
-    int64_t N = q->N, rows = N > ATTN_MAX_N ? 0 : N * ATTN_ROWS <= ATTN_BLOCK_FLOATS ? ATTN_ROWS : ATTN_BLOCK_FLOATS / N;
-    if (N <= ATTN_MAX_N && rows < 1) rows = 1;
+    int64_t N = q->N, rows = attn_rows(N);
     int64_t R = rows ? rows : 1;
     attn_job j = {bufs[1], bufs[2], bufs[3], q->has_mask ? bufs[4] : NULL, bufs[0], q->M, N, q->Dk, q->Dv, q->scale_op, nb, rows,
                   (q->M + R - 1) / R, (float)kiln_p2d(q->scale), q->bdims, {NULL}};

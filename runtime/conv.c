@@ -128,14 +128,31 @@ static inline KILN_ALWAYS_INLINE void dw_fill_row(const float *x, int64_t H, int
     else for (int64_t c = lo; c < hi; c++) dst[c] = xr[c0 + c * step];
 }
 
+/* Stride 1's strip: R output rows of Wp = OW + 2; returns the floats it
+ * takes: the strip, 32 floats of slack (whole vectors read past the last
+ * row, *xn in all), then the sums. */
+static int64_t dw_flat_floats(const win3 *w, int64_t *R, int64_t *Wp, int64_t *xn) {
+    *Wp = w->out[2] + 2, *R = DW_STRIP / *Wp - 2;
+    if (*R < 1) *R = 1;
+    if (*R > w->out[1]) *R = w->out[1];
+    *xn = (*R + 2) * *Wp + 32;
+    return *xn + *R * *Wp + 16;
+}
+
+/* Stride 2's: R output rows, We = OW + 1 columns of each half (even and
+ * odd), half = (2 R + 1) We floats; returns the floats it takes. */
+static int64_t dw_s2_floats(const win3 *w, int64_t *R, int64_t *We, int64_t *half) {
+    *We = w->out[2] + 1, *R = (DW_STRIP / (2 * *We) - 1) / 2; /* even columns 0, 2, .., 2 OW; odd 1, .., 2 OW - 1 */
+    if (*R < 1) *R = 1;
+    if (*R > w->out[1]) *R = w->out[1];
+    *half = (2 * *R + 1) * *We;
+    return 2 * *half;
+}
+
 KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
-    int64_t Wp = OW + 2, R = DW_STRIP / Wp - 2;
-    if (R < 1) R = 1;
-    if (R > OH) R = OH;
-    /* the strip, 32 floats of slack (whole vectors read past the last row), then the sums */
-    int64_t xn = (R + 2) * Wp + 32;
-    float *xp = kiln_thread_scratch(xn + R * Wp + 16, xn, 1, Wp, pw * 65536 + W), *t = xp + xn;
+    int64_t Wp, R, xn, size = dw_flat_floats(w, &R, &Wp, &xn);
+    float *xp = kiln_thread_scratch(size, xn, 1, Wp, pw * 65536 + W), *t = xp + xn;
     if (!xp) return false;
     float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
     for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
@@ -153,11 +170,8 @@ KILN_CLONES static bool dw3x3_flat(const win3 *w, const float *x, const float *w
 
 KILN_CLONES static bool dw3x3_s2(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y) {
     int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2], ph = w->pad[1], pw = w->pad[2];
-    int64_t We = OW + 1, R = (DW_STRIP / (2 * We) - 1) / 2; /* even columns 0, 2, .., 2 OW; odd 1, .., 2 OW - 1 */
-    if (R < 1) R = 1;
-    if (R > OH) R = OH;
-    int64_t half = (2 * R + 1) * We; /* even and odd halves */
-    float *ev = kiln_thread_scratch(2 * half, 2 * half, 2, We, pw * 65536 + W), *od = ev + half;
+    int64_t We, R, half, size = dw_s2_floats(w, &R, &We, &half); /* even and odd halves */
+    float *ev = kiln_thread_scratch(size, size, 2, We, pw * 65536 + W), *od = ev + half;
     if (!ev) return false;
     float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3], w4 = wk[4], w5 = wk[5], w6 = wk[6], w7 = wk[7], w8 = wk[8];
     for (int64_t oh0 = 0; oh0 < OH; oh0 += R) {
@@ -372,7 +386,30 @@ static void conv_read(conv_job *j, void *const *bufs, int64_t nd, int64_t N, int
     j->act = NULL;
 }
 
+/* A depthwise convolution's 3x3 planes take a strip of the thread's scratch
+ * (the larger of this file's and the AVX-512 kernels', either may run);
+ * every other convolution the GEMM's packing panels. */
+void kiln_need_conv(const int64_t *p, kiln_scratch_need *need) {
+    const kiln_p_conv *q = KILN_P(conv, p);
+    if (!kiln_conv_is_direct(q->C, q->M, q->group)) {
+        kiln_sgemm_need(need);
+        return;
+    }
+    win3 w;
+    kiln_win3_read(&w, q->nd, &q->w);
+    if (w.in[0] != 1 || w.k[0] != 1 || w.k[1] != 3 || w.k[2] != 3 || w.dil[1] != 1 || w.dil[2] != 1) return; /* conv_rows' */
+    int64_t r, c, h, f = 0;
+    if (w.stride[1] == 1 && w.stride[2] == 1) f = dw_flat_floats(&w, &r, &c, &h);
+    if (w.stride[1] == 2 && w.stride[2] == 2) f = dw_s2_floats(&w, &r, &c, &h);
+#ifdef HAVE_AVX512_KERNELS
+    if (kiln_dw3x3_avx512_floats(&w) > f) f = kiln_dw3x3_avx512_floats(&w);
+#endif
+    if (f > need->floats) need->floats = f;
+}
+
 int kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_conv, p);
+    if (rc) return rc;
     const kiln_p_conv *q = KILN_P(conv, p);
     conv_job j;
     conv_read(&j, bufs, q->nd, q->N, q->C, q->M, q->group, q->has_b, &q->w);

@@ -11,8 +11,9 @@
  * x86/gemm_avx2.c and arm/gemm_neon.c (what they share with this file:
  * kiln_gemm.h).
  * Threads split the larger of M and N; each works on its own sub-matrix with its
- * own packing buffers, allocated once per thread and kept (no allocation per
- * call after the first). */
+ * own packing buffers, in its scratch slot (scratch.c): a context's are
+ * allocated when it is created, for the kernels that declare them
+ * (kiln_sgemm_need), so a run allocates nothing. */
 #include "kiln_gemm.h"
 
 #include <pthread.h>
@@ -187,12 +188,19 @@ static void gemm_plain(const gemm_args *g) {
     }
 }
 
-/* A thread's packing panels, in its scratch slot (scratch.c: its pool's, freed
- * with the context), allocated when it first multiplies. */
+/* A thread's packing panels: KC (MC + MR_MAX) floats of A's (a 64-byte
+ * multiple), then KC (NC + NR_MAX) of B's. */
+#define PANEL_BYTES ((int64_t)sizeof(float) * KC * (MC + MR_MAX + NC + NR_MAX))
+
+void kiln_sgemm_need(kiln_scratch_need *need) {
+    if (need->gemm_bytes < PANEL_BYTES) need->gemm_bytes = PANEL_BYTES;
+}
+
+/* The panels are the thread's scratch slot's (scratch.c: its pool's, sized
+ * when the context was created; outside a context allocated when it first
+ * multiplies). */
 static void gemm_serial(const gemm_args *g) {
-    kiln_tscratch *ts = kiln_tscratch_cur();
-    if (ts && !ts->gemm) ts->gemm = aligned_alloc(64, sizeof(float) * KC * (MC + MR_MAX + NC + NR_MAX)); /* KC (MC + MR_MAX) floats: 64-byte multiple */
-    float *pa = ts ? ts->gemm : NULL, *pb = pa ? pa + KC * (MC + MR_MAX) : NULL;
+    float *pa = kiln_tscratch_panels(kiln_tscratch_cur(), PANEL_BYTES), *pb = pa ? pa + KC * (MC + MR_MAX) : NULL;
     int mr, nrp;
     ukernel_fn uk = pick_ukernel(&mr, &nrp);
     const kiln_gemm_epi *ep = &g->epi;

@@ -87,24 +87,47 @@ static inline kiln_gemm_epi epi_of(const float *row_bias, const float *col_bias,
  * freed when the thread ends. kiln_tscratch_use makes `s` the calling
  * thread's current slot and returns the one it replaces: pool workers take
  * theirs when they start, the caller's slot 0 is current while the pool runs
- * its share of a job (kiln_parallel_for) or a GEMM it was handed. */
+ * its share of a job (kiln_parallel_for) or a GEMM it was handed.
+ * A context's slots are fixed: sized when it is created (kiln_context_scratch,
+ * to the largest kiln_need_NAME of its steps), never grown by a run. A
+ * thread's own slot, and those of a pool made alone (kiln_pool_create, as a
+ * program calling kiln_sgemm itself does), grow on first use instead. */
 typedef struct kiln_tscratch {
     float *buf; /* kiln_thread_scratch's */
     int64_t cap, key[5];
-    float *gemm; /* the GEMM's packing panels (gemm.c) */
+    float *gemm; /* the GEMM's packing panels (gemm.c), gemm_bytes of them */
+    int64_t gemm_bytes;
+    bool fixed; /* sized at create: never grows */
 } kiln_tscratch;
 KILN_HIDDEN kiln_tscratch *kiln_tscratch_new(int n);
 KILN_HIDDEN void kiln_tscratch_free(kiln_tscratch *s, int n);
 KILN_HIDDEN kiln_tscratch *kiln_tscratch_use(kiln_tscratch *s);
 /* The calling thread's current slot (its own outside any pool); NULL only
- * when a thread's own slot cannot be registered. */
+ * when a thread's own slot cannot be had. */
 KILN_HIDDEN kiln_tscratch *kiln_tscratch_cur(void);
+/* Sizes the n slots s to at least need and fixes them (at create only);
+ * KILN_OK or KILN_E_NOMEM. */
+KILN_HIDDEN int kiln_tscratch_size(kiln_tscratch *s, int n, const kiln_scratch_need *need);
 /* Slot 0 of a pool: its caller's (rt.c). */
 KILN_HIDDEN kiln_tscratch *kiln_pool_caller_scratch(kiln_pool *p);
+/* Sizes every slot of pool p (rt.c; kiln_tscratch_size). */
+KILN_HIDDEN int kiln_pool_scratch(kiln_pool *p, const kiln_scratch_need *need);
+/* A kernel's first check: KILN_OK when the slots of the threads that run it
+ * (pool's, or with no pool the calling thread's) hold what fn says its
+ * parameters p need, or grow on first use; else KILN_E_NOMEM (the kernel
+ * returns it, having computed nothing). */
+KILN_HIDDEN int kiln_scratch_check(kiln_pool *pool, kiln_need_fn fn, const int64_t *p);
 /* The thread's scratch buffer of n floats whose first `clear` are zero, for a
- * layout named by the key (k0, k1, k2); NULL when it cannot be had
+ * layout named by the key (k0, k1, k2); NULL when it cannot be had: a fixed
+ * slot too small (kiln_scratch_check rules that out), or no memory
  * (scratch.c). */
 KILN_HIDDEN float *kiln_thread_scratch(int64_t n, int64_t clear, int64_t k0, int64_t k1, int64_t k2);
+/* The GEMM's packing panels, `bytes` of them, in slot s: allocated now only
+ * in a slot that grows; NULL when they cannot be had (scratch.c). */
+KILN_HIDDEN float *kiln_tscratch_panels(kiln_tscratch *s, int64_t bytes);
+/* Raises need to the packing panels of one thread's GEMM (gemm.c): the need
+ * of every kernel that multiplies through kiln_sgemm*. */
+KILN_HIDDEN void kiln_sgemm_need(kiln_scratch_need *need);
 
 /* Softmax, in place, over `rows` contiguous rows of len floats (norm.c;
  * attention.c's scores). */

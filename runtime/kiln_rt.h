@@ -210,6 +210,32 @@ enum {
 extern const kiln_kernel_fn kiln_kernel_table[KILN_K_COUNT];
 extern const char *const kiln_kernel_names[KILN_K_COUNT];
 
+/* Per-thread scratch, sized when the context is created (runtime/scratch.c):
+ * what one step needs in the slot of every thread that runs it, floats of
+ * the strip or score buffer (3x3 depthwise strips, a block of attention
+ * scores) and bytes of the GEMM's packing panels. A kernel that takes any
+ * declares it beside itself, in its family's file, as kiln_need_NAME(p,
+ * need), which raises need's fields to what its parameters p take (the
+ * other kernels define none: their kiln_kernel_need entry is NULL). */
+typedef struct kiln_scratch_need {
+    int64_t floats, gemm_bytes;
+} kiln_scratch_need;
+typedef void (*kiln_need_fn)(const int64_t *p, kiln_scratch_need *need);
+#define K(name, doc, ...) void kiln_need_##name(const int64_t *p, kiln_scratch_need *need);
+#include "kernels.def"
+#undef K
+extern const kiln_need_fn kiln_kernel_need[KILN_K_COUNT];
+/* One step's need: its kernel's kiln_need_NAME and its parameters. */
+typedef struct kiln_step_need {
+    kiln_need_fn fn;
+    const int64_t *p;
+} kiln_step_need;
+/* Sizes every thread's slot of c's pool (the caller's slot 0 too) to the
+ * largest need of the n steps, before the model's create-time steps (the
+ * generated init calls it first); KILN_OK or KILN_E_NOMEM. A run allocates
+ * nothing: a kernel whose need exceeds its slots returns KILN_E_NOMEM. */
+int kiln_context_scratch(kiln_context *c, const kiln_step_need *steps, int n);
+
 /* C (ldc) += alpha * op(A) op(B), op = transpose when ta / tb; M x N result.
  * The packed, blocked GEMM of gemm.c, parallel over the pool. */
 void kiln_sgemm(kiln_pool *pool, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, int ta,

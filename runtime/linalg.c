@@ -3,7 +3,8 @@
  * op(B) + beta C, where C goes into the GEMM's epilogue as a row or column
  * bias when it can, else is written first; the fused activation's clamp is the
  * epilogue's too), the packing of constant GEMM operands when a context is
- * created (pack_a, pack_b), Einsum, Det and Trilu (of any element size).
+ * created (pack_a, pack_b: Gemm's and MatMul's B, every batch slice of a
+ * batched MatMul's), Einsum, Det and Trilu (of any element size).
  * The GEMM itself is gemm.c, with its microkernels under x86/ and arm/. */
 #include "kiln_internal.h"
 
@@ -11,7 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* MatMul and Gemm take the GEMM's packing panels of every thread. */
+void kiln_need_matmul(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); }
+void kiln_need_gemm(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); }
+
 int kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_matmul, p);
+    if (rc) return rc;
     const kiln_p_matmul *q = KILN_P(matmul, p);
     int64_t M = q->M, N = q->N, K = q->K, nb = q->nb;
     const int64_t *bdims = q->out_bdims, *astr = q->a_bstrides, *bstr = q->b_bstrides;
@@ -19,10 +26,15 @@ int kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     for (int64_t i = 0; i < nb; i++) batches *= bdims[i];
     float *out = bufs[0];
     memset(out, 0, (size_t)(batches * M * N) * sizeof(float));
+    /* a constant b arrives packed (pack_b, when the context was created): its
+     * slice bo at bo * kiln_sgemm_packed_floats(N, K) */
+    const float *packed = q->packed ? bufs[3] : NULL;
+    int64_t pstride = packed ? kiln_sgemm_packed_floats(N, K) : 0;
     int64_t ao = 0, bo = 0;
     for (int64_t b = 0; b < batches; b++) {
-        kiln_sgemm(pool, M, N, K, 1.0f, (const float *)bufs[1] + ao * M * K, K, 0,
-                   (const float *)bufs[2] + bo * K * N, N, 0, out + b * M * N, N);
+        if (packed) kiln_sgemm_packed(pool, M, N, K, 1.0f, (const float *)bufs[1] + ao * M * K, K, 0, packed + bo * pstride, out + b * M * N, N);
+        else kiln_sgemm(pool, M, N, K, 1.0f, (const float *)bufs[1] + ao * M * K, K, 0,
+                        (const float *)bufs[2] + bo * K * N, N, 0, out + b * M * N, N);
         for (int64_t d = nb - 1; d >= 0; d--) {
             ao += astr[d];
             bo += bstr[d];
@@ -52,6 +64,8 @@ KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
 }
 
 int kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_gemm, p);
+    if (rc) return rc;
     const kiln_p_gemm *q = KILN_P(gemm, p);
     int64_t M = q->M, N = q->N, K = q->K, ta = q->transA, tb = q->transB, has_c = q->has_c, crs = q->c_rs, ccs = q->c_cs;
     float alpha = (float)kiln_p2d(q->alpha), beta = (float)kiln_p2d(q->beta);
@@ -91,7 +105,10 @@ int kiln_k_pack_b_many(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_pack_b *q = KILN_P(pack_b, p);
-    kiln_sgemm_pack(q->N, q->K, bufs[1], q->transB ? q->K : q->N, (int)q->transB, bufs[0]);
+    int64_t E = q->E > 1 ? q->E : 1, stride = kiln_sgemm_packed_floats(q->N, q->K);
+    for (int64_t e = 0; e < E; e++)
+        kiln_sgemm_pack(q->N, q->K, (const float *)bufs[1] + e * q->K * q->N, q->transB ? q->K : q->N, (int)q->transB,
+                        (float *)bufs[0] + e * stride);
     return 0;
 }
 

@@ -22,7 +22,7 @@
  * call are added to an int64 counter array (the routing profile). Constant
  * weights arrive packed in the GEMM's layout too (kiln_k_pack_b_many, run once when
  * the context is created), so no call repacks them. */
-#include "kiln_params.h"
+#include "kiln_internal.h" /* kiln_scratch_check, kiln_sgemm_need */
 
 #include <math.h>
 #include <stdatomic.h>
@@ -225,7 +225,11 @@ static void expert_worker(void *arg, int64_t b, int64_t e) {
     }
 }
 
+void kiln_need_moe(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); } /* the experts' GEMMs */
+
 int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_moe, p);
+    if (rc) return rc;
     const kiln_p_moe *q = KILN_P(moe, p);
     moe_job j;
     memset(&j, 0, sizeof j);

@@ -9,7 +9,7 @@
  * shorter stops there: later steps output zeros and its state is held. Layout 1
  * puts batch first in X, Y and the states. Scratch holds the projections and
  * the running state (the caller sizes it with kiln_rnn_scratch_floats). */
-#include "kiln_params.h"
+#include "kiln_internal.h" /* kiln_scratch_check, kiln_sgemm_need */
 
 #include <math.h>
 #include <string.h>
@@ -57,7 +57,11 @@ static float clipv(const kiln_p_rnn *q, float v) {
     return v < -c ? -c : v > c ? c : v;
 }
 
+void kiln_need_rnn(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); } /* the input and recurrent GEMMs */
+
 int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_rnn, p);
+    if (rc) return rc;
     const kiln_p_rnn *q = KILN_P(rnn, p);
     int64_t kind = q->kind, G = gates_of(kind);
     dims_t d = {q->seq, q->batch, q->input, q->hidden, q->dirs, q->layout};

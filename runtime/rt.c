@@ -104,7 +104,8 @@ kiln_context *kiln_context_create(int64_t ws_size, int64_t state_size, int threa
         char err[512];
         c->W = kiln_weights_map(weights_path, weights_size, weights_id, &c->W_len, err, sizeof err);
     }
-    if (!c->ws || !c->state || !c->pool || !c->W) {
+    static const kiln_scratch_need none = {0, 0};
+    if (!c->ws || !c->state || !c->pool || !c->W || kiln_pool_scratch(c->pool, &none) != 0) { /* fixed: init sizes it */
         kiln_context_destroy(c);
         return NULL;
     }
@@ -367,6 +368,14 @@ void kiln_pool_destroy(kiln_pool *p) {
 }
 
 kiln_tscratch *kiln_pool_caller_scratch(kiln_pool *p) { return &p->ts[0]; }
+
+int kiln_pool_scratch(kiln_pool *p, const kiln_scratch_need *need) { return kiln_tscratch_size(p->ts, p->n, need); }
+
+int kiln_context_scratch(kiln_context *c, const kiln_step_need *steps, int n) {
+    kiln_scratch_need need = {0, 0};
+    for (int i = 0; i < n; i++) steps[i].fn(steps[i].p, &need); /* each raises need to its own */
+    return kiln_pool_scratch(c->pool, &need);
+}
 
 int kiln_pool_threads(const kiln_pool *p) { return p ? p->n : 1; }
 

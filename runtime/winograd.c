@@ -187,7 +187,11 @@ int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M) {
 
 /* bufs: y <- x, packed (kiln_k_wino_pack), bias, residual, scratch. The scratch
  * holds 16 x (C + M) x chunk floats (kiln_wino_chunk_tiles). */
+void kiln_need_conv_wino(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); } /* products' GEMMs */
+
 int kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    int rc = kiln_scratch_check(pool, kiln_need_conv_wino, p);
+    if (rc) return rc;
     const kiln_p_conv_wino *q = KILN_P(conv_wino, p);
     wino_job j;
     memset(&j, 0, sizeof j);

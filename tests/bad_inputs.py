@@ -282,6 +282,15 @@ def test_shape_overflow():
     check_compile(save(m, "overflow.onnx"), "too large")
 
 
+def test_resize_scale_out_of_range():
+    # found by the text-IR fuzz harness: a scale of 6e23 made an output dimension
+    # no int64 holds (undefined behaviour in the float-to-int conversion)
+    sc = numpy_helper.from_array(np.array([1, 1, 6e23, 0.6], np.float32), "sc")
+    m = graph([helper.make_node("Resize", ["x", "", "sc"], ["y"], name="rs", mode="linear")], [vi("x", [1, 1, 2, 4])],
+              [vi("y", None)], [sc])
+    check_compile(save(m, "resize_huge.onnx"), "node 'rs' (Resize): error: scales make output dimension 2")
+
+
 def test_tensor_data_too_short():
     t = raw_tensor("w", [4, 4], b"\0" * 10)
     m = graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [t])

@@ -77,7 +77,7 @@ def compare(name, flags=(), emulator=(), symbolic=False):
     return True
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch", "attention"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch", "attention", "bmm_const"]
 
 
 def test_mlp():
@@ -112,6 +112,10 @@ def test_conv_chunks_geometries_and_residual():
 
 def test_winograd_convolutions():
     compare("winograd")
+
+
+def test_bmm_const_batched_matmul_by_constant_weights():
+    compare("bmm_const")
 
 
 def test_lp_normalization():

@@ -177,7 +177,7 @@ DW_PATH(dw3x3_s2_rows_avx512) {
 DW_PATH(dw3x3_s2_split_avx512) {
     DW_S2_SETUP
     int64_t ne = (nv + 1) * 16, nin = 2 * DW_R2 + 1;
-    float *sp = kiln_thread_scratch(2 * nin * ne, 0, 3, ne, 0); /* the flat and split kernels' buffer, nothing cleared */
+    float *sp = kiln_thread_scratch(2 * nin * ne, 0, 3, ne, 0); /* the flat and split kernels' buffer, nothing cleared (kiln_dw3x3_avx512_floats) */
     if (!sp) return false;
     for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_R2) {
         int64_t rows = OH - oh0 < DW_R2 ? OH - oh0 : DW_R2;
@@ -232,6 +232,12 @@ __attribute__((target("avx512f"))) bool kiln_dw3x3_avx512(const win3 *w, const f
     if (nv > DW_MAXV || (s != 1 && s != 2) || w->stride[2] != s) return false;
     return (s == 1 ? dw3x3_s1_avx512 : OW <= 7 ? dw3x3_s2_pairs_avx512 : nv <= 2 ? dw3x3_s2_rows_avx512 : dw3x3_s2_split_avx512)(
         x, H, W, OH, OW, ph, pw, wk, bias, lo, hi, y);
+}
+
+int64_t kiln_dw3x3_avx512_floats(const win3 *w) {
+    int64_t OW = w->out[2], nv = (OW + 15) / 16, s = w->stride[1];
+    if (nv > DW_MAXV || s != 2 || w->stride[2] != s || OW <= 7 || nv <= 2) return 0; /* not dw3x3_s2_split_avx512 */
+    return 2 * (2 * DW_R2 + 1) * (nv + 1) * 16;
 }
 
 /* Small 3x3 stride-1 depthwise planes that keep their size (at most 256

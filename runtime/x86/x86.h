@@ -60,6 +60,9 @@ static inline bool dw3x3_small_fits(const win3 *w) {
 /* x86/conv_avx512.c: one 3x3 depthwise plane (dilation 1, stride 1 or 2), bias
  * and clamp [lo, hi] included; false where it does not fit. */
 KILN_HIDDEN bool kiln_dw3x3_avx512(const win3 *w, const float *x, const float *wk, float bias, float lo, float hi, float *y);
+/* the floats of the thread's scratch it takes for such a plane (its wide
+ * stride-2 rows, split into halves; 0 for the others): conv.c's need */
+KILN_HIDDEN int64_t kiln_dw3x3_avx512_floats(const win3 *w);
 /* planes r0..r1 of a depthwise layer that dw3x3_small_fits */
 KILN_HIDDEN void kiln_dw3x3_small_avx512(const conv_job *j, int64_t r0, int64_t r1, float lo, float hi);
 /* a convolution of few input channels, directly, with its weights in wt as

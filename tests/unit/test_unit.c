@@ -459,6 +459,52 @@ static void test_pool_ranges(void) {
     kiln_pool_destroy(pool);
 }
 
+/* A context's per-thread scratch is sized at create (kiln_context_scratch,
+ * from each step's kiln_need_NAME), never by a run: before it is sized, the
+ * GEMM and a 3x3 depthwise convolution refuse (KILN_E_NOMEM) instead of
+ * allocating; after, they compute. */
+static void test_scratch_sized_at_create(void) {
+    static const unsigned char W[64];
+    kiln_context *c = kiln_context_create(64, KILN_STATE_RESERVED, 2, W, NULL, 0, 0, NULL);
+    CHECK(c != NULL, "no context");
+    if (!c) return;
+    CHECK(kiln_kernel_need[KILN_K_conv] == kiln_need_conv && kiln_kernel_need[KILN_K_matmul] == kiln_need_matmul &&
+          kiln_kernel_need[KILN_K_copy] == NULL, "kiln_kernel_need does not map the kernels' needs");
+    float a[16], bm[16], y[16], x[128], wk[18], dy[128];
+    for (int i = 0; i < 16; i++) a[i] = (float)(i % 5) - 2, bm[i] = (float)(i % 3) * 0.5f;
+    for (int i = 0; i < 128; i++) x[i] = (float)((i * 7) % 11) - 5;
+    for (int i = 0; i < 18; i++) wk[i] = (float)(i % 4) * 0.25f - 0.5f;
+    kiln_p_matmul pm = {.M = 4, .N = 4, .K = 4, .nb = 0};
+    kiln_p_conv pc = {.nd = 2, .N = 1, .C = 2, .M = 2, .group = 2,
+                      .w = {.in = {8, 8}, .out = {8, 8}, .k = {3, 3}, .stride = {1, 1}, .dil = {1, 1}, .pad_begin = {1, 1}, .pad_end = {1, 1}}};
+    void *mb[3] = {y, a, bm}, *cb[8] = {dy, x, wk, NULL, NULL, NULL, NULL, NULL};
+    CHECK(kiln_k_matmul(c->pool, mb, (const int64_t *)&pm) == KILN_E_NOMEM, "MatMul ran without its packing panels");
+    CHECK(kiln_k_conv(c->pool, cb, (const int64_t *)&pc) == KILN_E_NOMEM, "a depthwise convolution ran without its strip");
+    kiln_step_need steps[2] = {{kiln_need_matmul, (const int64_t *)&pm}, {kiln_need_conv, (const int64_t *)&pc}};
+    CHECK(kiln_context_scratch(c, steps, 2) == KILN_OK, "sizing failed");
+    CHECK(kiln_k_matmul(c->pool, mb, (const int64_t *)&pm) == KILN_OK, "MatMul failed with its panels");
+    CHECK(kiln_k_conv(c->pool, cb, (const int64_t *)&pc) == KILN_OK, "the convolution failed with its strip");
+    double err = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            float s = 0;
+            for (int k = 0; k < 4; k++) s += a[i * 4 + k] * bm[k * 4 + j];
+            err = fmax(err, fabs(s - y[i * 4 + j]));
+        }
+    for (int ch = 0; ch < 2; ch++)
+        for (int oh = 0; oh < 8; oh++)
+            for (int ow = 0; ow < 8; ow++) {
+                float s = 0;
+                for (int t = 0; t < 9; t++) {
+                    int ih = oh + t / 3 - 1, iw = ow + t % 3 - 1;
+                    if (ih >= 0 && ih < 8 && iw >= 0 && iw < 8) s += x[ch * 64 + ih * 8 + iw] * wk[ch * 9 + t];
+                }
+                err = fmax(err, fabs(s - dy[ch * 64 + oh * 8 + ow]));
+            }
+    CHECK(err < 1e-5, "MatMul or the depthwise convolution differs from the reference by %g", err);
+    kiln_context_destroy(c);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: unit DATA_DIR\n"); return 2; }
     data_dir = argv[1];
@@ -472,6 +518,7 @@ int main(int argc, char **argv) {
     test_kernels_against_numpy();
     test_sgemm_against_numpy();
     test_pool_ranges();
+    test_scratch_sized_at_create();
     printf("unit: %d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
