@@ -332,7 +332,7 @@ static bool parse_attr(Parser *P, Graph *g, Node *n, Scope *scope) {
                 const char *txt = P->text;
                 if (!parse_number(P, &x, &is_int)) return false;
                 if (!is_int) any_float = true;
-                ints[cnt] = is_int ? strtoll(txt, NULL, 10) : (int64_t)x;
+                ints[cnt] = is_int ? strtoll(txt, NULL, 10) : 0; /* a list with a float is a float list */
                 fl[cnt++] = x;
             }
             if (is_punct(P, ',')) next(P);

@@ -291,6 +291,17 @@ def test_resize_scale_out_of_range():
     check_compile(save(m, "resize_huge.onnx"), "node 'rs' (Resize): error: scales make output dimension 2")
 
 
+def test_attribute_of_wrong_kind():
+    # a list holding a float is a float list (the text-IR fuzz harness's -inf in
+    # an integer list was converted to int64: undefined behaviour); a Conv's
+    # strides must be integers, checked once when the attributes are parsed
+    p = path("wrong_kind.kir")
+    with open(p, "w") as f:
+        f.write('kiln 1\ngraph "g" opset 11 {\n  input %x : f32[1,1,7,5]\n  const %w : f32[1,1,3,3] = [0, 0, 0, 0, 0, 0, 0, 0, 0]\n'
+                '  %y : f32[1,1,5,3] = Conv "c" (%x, %w) {kernel_shape = [3, 3], strides = [-inf, 1]}\n  output %y\n}\n')
+    check_compile(p, "node 'c' (Conv): error: attribute 'strides' must be a list of integers, not a list of floats")
+
+
 def test_tensor_data_too_short():
     t = raw_tensor("w", [4, 4], b"\0" * 10)
     m = graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [t])
