@@ -204,6 +204,21 @@ static bool parse_type(Parser *P, Value *v, bool batch_ok) {
     return true;
 }
 
+/* Whether x (truncated) fits the integer dtype t; any x fits a float dtype. */
+static bool fits(DType t, double x) {
+    switch (t) {
+    case DT_I8: return x > -129 && x < 128;
+    case DT_U8: case DT_BOOL: return x > -1 && x < 256;
+    case DT_I16: return x > -32769 && x < 32768;
+    case DT_U16: return x > -1 && x < 65536;
+    case DT_I32: return x > -2147483649.0 && x < 2147483648.0;
+    case DT_U32: return x > -1 && x < 4294967296.0;
+    case DT_I64: return x >= -0x1p63 && x < 0x1p63;
+    case DT_U64: return x > -1 && x < 0x1p64;
+    default: return true;
+    }
+}
+
 static void store_elem(Value *v, unsigned char *p, int64_t i, double x) {
     int es = dtype_size(v->dtype);
     unsigned char *q = p + i * es;
@@ -218,6 +233,8 @@ static void store_elem(Value *v, unsigned char *p, int64_t i, double x) {
     case DT_U16: { uint16_t s = (uint16_t)x; memcpy(q, &s, 2); break; }
     case DT_I32: { int32_t s = (int32_t)x; memcpy(q, &s, 4); break; }
     case DT_U32: { uint32_t s = (uint32_t)x; memcpy(q, &s, 4); break; }
+    case DT_I64: { int64_t s = (int64_t)x; memcpy(q, &s, 8); break; }
+    case DT_U64: { uint64_t s = (uint64_t)x; memcpy(q, &s, 8); break; }
     default: break;
     }
 }
@@ -243,6 +260,7 @@ static bool parse_elems(Parser *P, Value *v) {
             double x;
             bool is_int;
             if (!parse_number(P, &x, &is_int)) return false;
+            if (!fits(v->dtype, x)) { perr(P, arena_printf(P->a, "%g does not fit %s", x, dtype_name(v->dtype))); return false; }
             store_elem(v, p, i, x);
         }
         i++;

@@ -302,6 +302,16 @@ def test_attribute_of_wrong_kind():
     check_compile(p, "node 'c' (Conv): error: attribute 'strides' must be a list of integers, not a list of floats")
 
 
+def test_integer_constant_out_of_range():
+    # the text-IR fuzz harness's inf in an i32 constant was converted to int32
+    # (undefined behaviour): a number no element of the dtype holds is an error
+    p = path("int_range.kir")
+    with open(p, "w") as f:
+        f.write('kiln 1\ngraph "g" opset 13 {\n  input %x : f32[2]\n  const %k : i32[2] = [inf, 0]\n'
+                '  %y : f32[2] = Add "a" (%x, %x)\n  output %y\n}\n')
+    check_compile(p, "inf does not fit i32")
+
+
 def test_tensor_data_too_short():
     t = raw_tensor("w", [4, 4], b"\0" * 10)
     m = graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [vi("x", [2, 4])], [vi("y", [2, 4])], [t])
