@@ -29,6 +29,13 @@ def save(model, name):
     return p
 
 
+def save_text(name, text):
+    p = path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
 def graph(nodes, inputs, outputs, inits=(), opset=13):
     g = helper.make_graph(nodes, "bad", inputs, outputs, list(inits))
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
@@ -295,20 +302,16 @@ def test_attribute_of_wrong_kind():
     # a list holding a float is a float list (the text-IR fuzz harness's -inf in
     # an integer list was converted to int64: undefined behaviour); a Conv's
     # strides must be integers, checked once when the attributes are parsed
-    p = path("wrong_kind.kir")
-    with open(p, "w") as f:
-        f.write('kiln 1\ngraph "g" opset 11 {\n  input %x : f32[1,1,7,5]\n  const %w : f32[1,1,3,3] = [0, 0, 0, 0, 0, 0, 0, 0, 0]\n'
-                '  %y : f32[1,1,5,3] = Conv "c" (%x, %w) {kernel_shape = [3, 3], strides = [-inf, 1]}\n  output %y\n}\n')
+    p = save_text("wrong_kind.kir", 'kiln 1\ngraph "g" opset 11 {\n  input %x : f32[1,1,7,5]\n  const %w : f32[1,1,3,3] = [0, 0, 0, 0, 0, 0, 0, 0, 0]\n'
+                  '  %y : f32[1,1,5,3] = Conv "c" (%x, %w) {kernel_shape = [3, 3], strides = [-inf, 1]}\n  output %y\n}\n')
     check_compile(p, "node 'c' (Conv): error: attribute 'strides' must be a list of integers, not a list of floats")
 
 
 def test_integer_constant_out_of_range():
     # the text-IR fuzz harness's inf in an i32 constant was converted to int32
     # (undefined behaviour): a number no element of the dtype holds is an error
-    p = path("int_range.kir")
-    with open(p, "w") as f:
-        f.write('kiln 1\ngraph "g" opset 13 {\n  input %x : f32[2]\n  const %k : i32[2] = [inf, 0]\n'
-                '  %y : f32[2] = Add "a" (%x, %x)\n  output %y\n}\n')
+    p = save_text("int_range.kir", 'kiln 1\ngraph "g" opset 13 {\n  input %x : f32[2]\n  const %k : i32[2] = [inf, 0]\n'
+                  '  %y : f32[2] = Add "a" (%x, %x)\n  output %y\n}\n')
     check_compile(p, "inf does not fit i32")
 
 
