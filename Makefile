@@ -17,7 +17,10 @@ RT_SRC   := $(filter-out runtime/scalar_bc.c,$(sort $(wildcard runtime/*.c))) $(
 ifneq ($(words $(notdir $(RT_SRC))),$(words $(sort $(notdir $(RT_SRC)))))
 $(error two runtime sources share a file name: $(sort $(notdir $(RT_SRC))))
 endif
-RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h runtime/kernels.def
+# runtime/kernels.def, the kernel table, is made from the KILN_KERNEL rows
+# written beside the kernels (kiln_params.h); everything compiled needs it first
+KDEF     := runtime/kernels.def
+RT_HDR   := runtime/kiln_rt.h runtime/kiln_scalar.h runtime/kiln_simd.h $(KDEF)
 # the runtime's own headers (not installed; kiln_kernels.c needs them beside the sources)
 RT_IHDR  := runtime/kiln_internal.h runtime/kiln_params.h runtime/kiln_gemm.h $(wildcard runtime/x86/*.h runtime/arm/*.h)
 # The compiler, by layer (DESIGN: kiln.c and driver/ -> codegen/ -> passes/ ->
@@ -63,7 +66,7 @@ RT_BC_SRC   := $(filter-out runtime/main.c runtime/io.c runtime/kernel_table.c,$
 RTLIB_A64   := $(BUILD)/lib/aarch64-linux-gnu/libkilnrt.a
 RT_OBJ_A64  := $(RT_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 
-.PHONY: all deps demo test test-sanitize fuzz fuzz-cli bench bench-compile clean
+.PHONY: all deps demo test test-sanitize fuzz fuzz-cli bench bench-compile zoo zoo-bench clean
 TARGETS  := $(patsubst %,$(BUILD)/%,$(wildcard targets/*.json))
 all: $(KILN) $(RTLIB) $(KILNC) $(KILNIR) $(BUILD)/include/kiln_rt.h $(BUILD)/include/kiln_src/kiln_kernels.c $(TARGETS) $(BITCODE) $(RTLIB_A64) $(KILNC_A64)
 
@@ -77,18 +80,18 @@ $(BUILD)/include/kiln_src/kiln_kernels.c: $(RT_BC_SRC) $(RT_IHDR) runtime/kiln_s
 	for f in $(patsubst runtime/%,%,$(RT_BC_SRC)); do printf '#include "%s"\n' $$f >> $@.tmp; done
 	mv $@.tmp $@
 
-$(BUILD)/lib/%/kiln_scalar.bc: runtime/scalar_bc.c runtime/kiln_scalar.h $(BUILD)/.deps-ok
+$(BUILD)/lib/%/kiln_scalar.bc: runtime/scalar_bc.c runtime/kiln_scalar.h $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(CLANG) --target=$* -std=gnu11 -O2 -ffp-contract=off -fno-strict-aliasing -emit-llvm -c $< -o $@
 
-$(BUILD)/lib/%/kiln_rt.bc: $(RT_BC_SRC) $(RT_HDR) $(RT_IHDR) runtime/kiln_simd.h $(BUILD)/.deps-ok
+$(BUILD)/lib/%/kiln_rt.bc: $(RT_BC_SRC) $(RT_HDR) $(RT_IHDR) runtime/kiln_simd.h $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@) $(BUILD)/bc/$*
 	for f in $(RT_BC_SRC); do $(CLANG) --target=$* -std=gnu11 -O2 -fPIC -fno-strict-aliasing -emit-llvm -c $$f \
 	  -o $(BUILD)/bc/$*/$$(basename $$f .c).bc || exit 1; done
 	$(LLVM_LINK) $(addprefix $(BUILD)/bc/$*/,$(notdir $(RT_BC_SRC:.c=.bc))) -o $@
 
 # cross-compiled with fixed flags (the sanitizers' CFLAGS have no ARM libraries here)
-$(BUILD)/obj-aarch64/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
+$(BUILD)/obj-aarch64/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(AARCH64_CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O2 -g $(RTVEC) -c $< -o $@
 
@@ -98,7 +101,7 @@ $(RTLIB_A64): $(RT_OBJ_A64)
 
 # libkilnc for ARM (run-time-shape executables of --target aarch64-linux-gnu),
 # computing as the generated code does (no FMA contraction)
-$(BUILD)/obj-aarch64/%.o: %.c $(BUILD)/.deps-ok
+$(BUILD)/obj-aarch64/%.o: %.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(AARCH64_CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O2 -g $(RTVEC) -ffp-contract=off -c $< -o $@
 
@@ -106,7 +109,7 @@ $(KILNC_A64): $(KILNC_SRC:%.c=$(BUILD)/obj-aarch64/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/obj/codegen/emit_llvm.o: codegen/emit_llvm.c $(BUILD)/.deps-ok
+$(BUILD)/obj/codegen/emit_llvm.o: codegen/emit_llvm.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(LLVM_CFLAGS) -c $< -o $@
 
@@ -130,20 +133,25 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
 	$(CC) -std=gnu11 -fPIC $(CFLAGS) -I$(BUILD)/gen -c $< -o $@
 
 $(BUILD)/obj/frontend/onnx.o: $(BUILD)/gen/onnx.pb-c.h
+
+# made in the source tree (kiln_rt.h, kiln_params.h and codegen/kir.h include
+# it by a relative path); rewritten only when a row changes
+$(KDEF): $(RT_SRC) scripts/kernels_def.sh
+	sh scripts/kernels_def.sh $@ $(RT_SRC)
 # The runtime's plain loops are auto-vectorized (and cloned per ISA where marked
 # KILN_CLONES in runtime/kiln_simd.h).
 RTVEC    := -ftree-vectorize -fvect-cost-model=dynamic -fno-trapping-math
-$(BUILD)/obj/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
+$(BUILD)/obj/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(RTVEC) -c $< -o $@
 
 # the interpreter's float32 loops are vectorized (and cloned per ISA) as the
 # generated code's are, computed as written like them (driver/dyn.c runs models with it)
-$(BUILD)/obj/codegen/kir_interp.o: codegen/kir_interp.c $(BUILD)/.deps-ok
+$(BUILD)/obj/codegen/kir_interp.o: codegen/kir_interp.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(RTVEC) -ffp-contract=off -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c $(BUILD)/.deps-ok
+$(BUILD)/obj/%.o: %.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) -I$(BUILD)/gen -c $< -o $@
 
@@ -176,12 +184,12 @@ demo: all examples/mlp/mlp.onnx
 	$(BUILD)/mlp examples/mlp/input_0.npy -o $(BUILD)/demo-out
 	$(PYTHON) -c "import numpy as np; y=np.load('$(BUILD)/demo-out/output_0.npy'); print('output_0', y.dtype, y.shape); print(y)"
 
-test: all $(UNIT) $(TSAN_RT) bench/node_modules/onnxruntime-node
+test: all $(UNIT) $(TSAN_RT) bench/node_modules/onnxruntime-node $(BUILD)/.zoo-deps-ok
 	KILN_BUILD=$(BUILD) $(PYTHON) tests/run_tests.py --jobs $(JOBS)
 
 # The runtime again with ThreadSanitizer, for tests/tsan_test.py (two contexts of
 # one model on two threads); fixed flags, since test-sanitize's CFLAGS carry ASan.
-$(BUILD)/obj-tsan/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok
+$(BUILD)/obj-tsan/runtime/%.o: runtime/%.c $(BUILD)/.deps-ok | $(KDEF)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -Wall -Wextra -fPIC -fno-strict-aliasing -MMD -MP -O1 -g -fsanitize=thread $(RTVEC) -c $< -o $@
 
@@ -192,7 +200,7 @@ $(TSAN_RT): $(RT_SRC:%.c=$(BUILD)/obj-tsan/%.o)
 # The whole suite again with kiln, its runtime and every compiled model built
 # with AddressSanitizer (LeakSanitizer on) and UBSan (any report fails the run).
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
-test-sanitize: bench/node_modules/onnxruntime-node
+test-sanitize: bench/node_modules/onnxruntime-node $(BUILD)/.zoo-deps-ok
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" all build-san/tests/unit
 	KILN_BUILD=build-san CC="cc $(SAN)" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(PYTHON) tests/run_tests.py --jobs $(JOBS)
@@ -213,13 +221,27 @@ fuzz-cli:
 	KILN_BUILD=build-san $(PYTHON) tests/fuzz.py --runs 200 --llvm --seed 2
 
 clean:
-	rm -rf $(BUILD) build-san build-fuzz examples/mlp/mlp.onnx examples/mlp/input_0.npy
+	rm -rf $(BUILD) build-san build-fuzz $(KDEF) examples/mlp/mlp.onnx examples/mlp/input_0.npy
 
 -include $(shell find $(BUILD)/obj $(BUILD)/obj-aarch64 $(BUILD)/obj-tsan -name '*.d' 2>/dev/null)
 
 $(UNIT): tests/unit/test_unit.c $(filter-out $(BUILD)/obj/kiln.o,$(KILN_OBJ)) $(RTLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) $(LDFLAGS) -I$(BUILD)/gen $^ -lprotobuf-c -ljansson $(LLVM_LIBS) -lm -lpthread -o $@
+
+# The zoo (zoo/): real architectures exported by Debian's python3-torch and
+# python3-torchvision (exports cached in $(BUILD)/zoo), each checked against ONNX
+# Runtime at 1 and 2 threads; zoo-bench also times both and prints the table.
+$(BUILD)/.zoo-deps-ok: scripts/deps.sh
+	@mkdir -p $(BUILD)
+	bash scripts/deps.sh zoo
+	@touch $@
+
+zoo: all bench/node_modules/onnxruntime-node $(BUILD)/.zoo-deps-ok
+	$(PYTHON) zoo/zoo.py $(BUILD)
+
+zoo-bench: all bench/node_modules/onnxruntime-node $(BUILD)/.zoo-deps-ok
+	$(PYTHON) zoo/zoo.py $(BUILD) --bench
 
 # `make bench`: kiln against ONNX Runtime (npm onnxruntime-node, CPU).
 bench/node_modules/onnxruntime-node: bench/package.json

@@ -546,6 +546,24 @@ def lpnorm(d):
     return [x]
 
 
+def maxroipool(d):
+    """MaxRoiPool at two scales over regions inside, across and outside the
+    image's borders, reversed ones (pooled as 1 x 1) and ones whose bins are
+    empty (zeros). The data is positive: on a bin of negative values only, ONNX
+    Runtime 1.30 returns FLT_MIN (its maximum starts there), kiln the maximum."""
+    b = B("maxroipool")
+    y1 = b.op("MaxRoiPool", ["x", "rois"], pooled_shape=[3, 2], spatial_scale=0.5)
+    y2 = b.op("MaxRoiPool", ["x", "rois"], pooled_shape=[2, 4])
+    v = helper.make_tensor_value_info
+    g = helper.make_graph(b.nodes, "maxroipool", [v("x", TensorProto.FLOAT, [2, 3, 12, 10]), v("rois", TensorProto.FLOAT, [7, 5])],
+                          [v(y1, TensorProto.FLOAT, None), v(y2, TensorProto.FLOAT, None)], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "maxroipool.onnx"))
+    x = rng.uniform(0.1, 1.0, (2, 3, 12, 10)).astype(np.float32)
+    rois = np.array([[0, 0, 0, 9, 11], [1, 2.4, 3.6, 7.5, 8.5], [1, -4, -3, 5, 6], [0, 6, 8, 30, 40],
+                     [1, 8, 9, 2, 1], [0, 12, 14, 20, 22], [1, 3, 3, 3, 3]], np.float32)
+    return [x, rois]
+
+
 def bmm_const(d):
     """Batched MatMul by constant weights of rank >= 3 (every batch slice packed
     when the context is created): A [2, 3, 5, 7] by B [3, 7, 11] (broadcast over
@@ -665,7 +683,7 @@ def runtime_inputs(n, h, w, seq, k):
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "gru": gru, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
           "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime, "lpnorm": lpnorm,
-          "bert4dyn": lambda d: bert(d, symbolic=True), "bmm_const": bmm_const}
+          "bert4dyn": lambda d: bert(d, symbolic=True), "bmm_const": bmm_const, "maxroipool": maxroipool}
 
 if __name__ == "__main__":
     out = sys.argv[1]

@@ -1,4 +1,4 @@
-/* detection.c: the lowerings of RoiAlign and NonMaxSuppression, whose kernel
+/* detection.c: the lowerings of RoiAlign, MaxRoiPool and NonMaxSuppression, whose kernel
  * writes the number of boxes it selected to the output's shape buffer
  * (runtime/detection.c). */
 #include "kir.h"
@@ -14,6 +14,16 @@ bool lower_roi_align(Lower *l, Node *n) {
                           .max_mode = strcmp(a->mode, "max") == 0};
     int out = out_f32(l, y), bufs[4] = {out, in_f32(l, x), in_f32(l, n->in[1]), lower_buf(l, n->in[2])};
     LOWER_CALL(l, roi_align, 4, bufs, &p);
+    out_f32_done(l, y, out);
+    return true;
+}
+
+bool lower_max_roi_pool(Lower *l, Node *n) {
+    const Value *x = n->in[0], *y = n->out[0];
+    kiln_p_max_roi_pool p = {.N = x->dims[0], .C = x->dims[1], .H = x->dims[2], .W = x->dims[3], .R = y->dims[0],
+                             .out_h = y->dims[2], .out_w = y->dims[3], .spatial_scale = kiln_d2p(node_attrs(n, max_roi_pool)->spatial_scale)};
+    int out = out_f32(l, y), bufs[3] = {out, in_f32(l, x), in_f32(l, n->in[1])};
+    LOWER_CALL(l, max_roi_pool, 3, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

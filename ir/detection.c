@@ -1,5 +1,7 @@
 /* detection.c: the shape rules of RoiAlign (X [N, C, H, W], rois [R, 4] and
- * batch_indices [R] give [R, C, output_height, output_width]) and
+ * batch_indices [R] give [R, C, output_height, output_width]), MaxRoiPool (X
+ * [N, C, H, W] and rois [R, 5], each [batch index, x1, y1, x2, y2], give [R,
+ * C, pooled_shape]) and
  * NonMaxSuppression, whose output is sized by the data: its upper bound,
  * [batch x classes x the most boxes kept per class, 3], is its static shape,
  * dimension 0 marked in Value.dyn, and it may only be a graph output
@@ -7,6 +9,7 @@
 #include "ir.h"
 #include "infer.h"
 
+#include <math.h>
 #include <string.h>
 
 bool infer_roi_align(Graph *g, Node *n, Diags *d) {
@@ -29,6 +32,29 @@ bool infer_roi_align(Graph *g, Node *n, Diags *d) {
     }
     int64_t dims[4] = {rois->dims[0], x->dims[1], oh, ow};
     set_out(n->out[0], x->dtype, 4, dims);
+    return true;
+}
+
+bool infer_max_roi_pool(Graph *g, Node *n, Diags *d) {
+    (void)g;
+    if (!need_shapes(n, d)) return false;
+    const Value *x = n->in[0], *rois = n->in[1];
+    if (x->rank != 4 || x->dtype != DT_F32 || rois->rank != 2 || rois->dims[1] != 5 || rois->dtype != DT_F32) {
+        diag_error(d, n, "needs f32 X [N, C, H, W] and f32 rois [R, 5]");
+        return false;
+    }
+    const attrs_max_roi_pool *a = node_attrs(n, max_roi_pool);
+    if (!a->has_pooled_shape || a->pooled_shape.n != 2 || a->pooled_shape.v[0] < 1 || a->pooled_shape.v[1] < 1 ||
+        a->pooled_shape.v[0] > (1 << 16) || a->pooled_shape.v[1] > (1 << 16)) {
+        diag_error(d, n, "needs pooled_shape, two positive sizes");
+        return false;
+    }
+    if (!(a->spatial_scale > 0) || !isfinite(a->spatial_scale)) {
+        diag_error(d, n, "spatial_scale must be positive");
+        return false;
+    }
+    int64_t dims[4] = {rois->dims[0], x->dims[1], a->pooled_shape.v[0], a->pooled_shape.v[1]};
+    set_out(n->out[0], DT_F32, 4, dims);
     return true;
 }
 

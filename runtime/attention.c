@@ -108,6 +108,9 @@ void kiln_need_attention(const int64_t *p, kiln_scratch_need *need) {
     kiln_sgemm_need(need);
 }
 
+KILN_KERNEL(attention, "out <- q, kt, v, mask? (f32; logical q [b.., M, Dk], kt [b.., Dk, N], v [b.., N, Dv], out [b.., M, Dv], each read through strides: q, v, out contiguous along the last axis, kt along either): softmax(q kt / scale + mask) v, a block of query rows at a time",
+    F(M) F(N) F(Dk) F(Dv) F(scale_op /* 0 none, 1 divide, 2 multiply */) D(scale) F(has_mask) F(nb) A(bdims, KILN_MAX_RANK)
+    A(strides, 5 * (KILN_MAX_RANK + 2) /* q, kt, v, out, mask: each batch strides[nb], row stride, column stride, KILN_MAX_RANK + 2 apart */))
 int kiln_k_attention(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_attention, p);
     if (rc) return rc;

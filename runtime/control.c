@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+KILN_KERNEL(ctl_set, "x <- value (control flow: counters, conditions)", F(value) F(esize /* 1 or 8 */))
 int kiln_k_ctl_set(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_ctl_set *q = KILN_P(ctl_set, p);
@@ -16,12 +17,14 @@ int kiln_k_ctl_set(kiln_pool *pool, void *const *b, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(ctl_incr, "counter (i64) += step", F(step))
 int kiln_k_ctl_incr(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     *(int64_t *)b[0] += KILN_P(ctl_incr, p)->step;
     return 0;
 }
 
+KILN_KERNEL(ctl_test, "flag (u8) <- counter (i64), limit? (i64), cond? (bool)", F(has_limit_buf) F(has_cond) F(limit) F(mode /* 0: counter < limit and cond; 1: counter == limit */))
 int kiln_k_ctl_test(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_ctl_test *q = KILN_P(ctl_test, p);
@@ -31,6 +34,7 @@ int kiln_k_ctl_test(kiln_pool *pool, void *const *b, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(ctl_slice, "dst <- src, counter (i64): step `counter` of a sequence axis", F(outer) F(count) F(inner_bytes) F(scatter /* 0: slice <- whole, 1: whole <- slice */) F(reverse))
 int kiln_k_ctl_slice(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_ctl_slice *q = KILN_P(ctl_slice, p);

@@ -273,6 +273,8 @@ void kiln_smallc_pack(float *dst, const float *w, int64_t taps, int64_t M) {
         for (int64_t m = 0; m < Mp; m++) dst[t * Mp + m] = m < M ? w[m * taps + t] : 0.0f;
 }
 
+KILN_KERNEL(smallc_pack, "packed <- w (f32 [M, taps]; run once, when the context is created): the weights as [taps][M rounded up to 16], for the small-channel convolution",
+    F(taps) F(M))
 int kiln_k_smallc_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_smallc_pack *q = KILN_P(smallc_pack, p);
@@ -407,6 +409,8 @@ void kiln_need_conv(const int64_t *p, kiln_scratch_need *need) {
     if (f > need->floats) need->floats = f;
 }
 
+KILN_KERNEL(conv, "out <- x, w, b, col, w_packed, residual, w_smallc (f32; b unused unless has_b; col: scratch of Cg*k*out floats, or unused when direct; w_packed: w packed by pack_a, used when packed; residual: added before the activation when has_res; w_smallc: w as the small-channel path reads it (kiln_conv_smallc_floats), packed by smallc_pack when smallc is 2, packed into it by the kernel when it takes that path and smallc is 1 (folding, or weights computed at run time), unused when 0)",
+    F(nd) F(N) F(C) F(M) F(group) F(has_b) W(w) E(act) F(packed) F(has_res) F(smallc))
 int kiln_k_conv(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_conv, p);
     if (rc) return rc;
@@ -490,6 +494,7 @@ static void convt_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+KILN_KERNEL(conv_transpose, "out <- x, w, b (f32; b unused unless has_b)", F(nd) F(N) F(C) F(M) F(group) F(has_b) W(w))
 int kiln_k_conv_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const kiln_p_conv_transpose *q = KILN_P(conv_transpose, p);
     conv_job j;

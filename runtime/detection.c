@@ -1,6 +1,7 @@
 /* detection.c: the object-detection kernels. RoiAlign averages (or takes the
  * maximum of) bilinear samples on a grid in each output bin, with ONNX
- * Runtime's rules at the borders. NonMaxSuppression, whose output is sized at
+ * Runtime's rules at the borders. MaxRoiPool takes the maximum of each bin of
+ * a region rounded to whole pixels (Caffe's ROI pooling). NonMaxSuppression, whose output is sized at
  * run time, writes the selected rows compactly and their count into its shape
  * buffer (see index.c's NonZero); it takes boxes by descending score, lower
  * index first among equal scores, as ONNX Runtime does. */
@@ -24,6 +25,7 @@ static int roi_sample(float y, float x, int64_t H, int64_t W, int64_t pos[4], fl
     return 1;
 }
 
+KILN_KERNEL(roi_align, "out <- x, rois (f32), batch_indices (i64)", F(N) F(C) F(H) F(W) F(R) F(out_h) F(out_w) F(sampling_ratio) D(spatial_scale) F(half_pixel) F(max_mode))
 int kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_roi_align *q = KILN_P(roi_align, p);
@@ -68,6 +70,50 @@ int kiln_k_roi_align(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+/* A region [batch, x1, y1, x2, y2] scaled and rounded to pixels (half away
+ * from zero), at least 1 x 1; bin (ph, pw) spans rows floor(ph * height /
+ * out_h) to ceil((ph + 1) * height / out_h) of it (bin sizes in float, as ONNX
+ * Runtime computes them), clipped to the image; an empty bin is 0. A batch
+ * index outside [0, N) is an error. */
+KILN_KERNEL(max_roi_pool, "out <- x, rois (f32)", F(N) F(C) F(H) F(W) F(R) F(out_h) F(out_w) D(spatial_scale))
+int kiln_k_max_roi_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    (void)pool;
+    const kiln_p_max_roi_pool *q = KILN_P(max_roi_pool, p);
+    int64_t N = q->N, C = q->C, H = q->H, W = q->W, oh = q->out_h, ow = q->out_w;
+    float scale = (float)kiln_p2d(q->spatial_scale);
+    float *y = bufs[0];
+    const float *x = bufs[1], *rois = bufs[2];
+    for (int64_t r = 0; r < q->R; r++) {
+        const float *b = rois + r * 5;
+        if (!(b[0] >= 0 && b[0] < (float)N)) return KILN_E_INDEX;
+        int64_t n = (int64_t)b[0], box[4];
+        for (int i = 0; i < 4; i++) {
+            float v = roundf(b[1 + i] * scale);
+            box[i] = v > 1e9f ? (int64_t)1e9 : !(v >= -1e9f) ? (int64_t)-1e9 : (int64_t)v; /* NaN reads as -1e9: empty bins */
+        }
+        int64_t rw = box[2] - box[0] + 1, rh = box[3] - box[1] + 1;
+        float bh = (float)(rh > 1 ? rh : 1) / (float)oh, bw = (float)(rw > 1 ? rw : 1) / (float)ow;
+        for (int64_t ph = 0; ph < oh; ph++) {
+            int64_t h0 = (int64_t)floorf((float)ph * bh) + box[1], h1 = (int64_t)ceilf((float)(ph + 1) * bh) + box[1];
+            h0 = h0 < 0 ? 0 : h0 > H ? H : h0;
+            h1 = h1 < 0 ? 0 : h1 > H ? H : h1;
+            for (int64_t pw = 0; pw < ow; pw++) {
+                int64_t w0 = (int64_t)floorf((float)pw * bw) + box[0], w1 = (int64_t)ceilf((float)(pw + 1) * bw) + box[0];
+                w0 = w0 < 0 ? 0 : w0 > W ? W : w0;
+                w1 = w1 < 0 ? 0 : w1 > W ? W : w1;
+                for (int64_t c = 0; c < C; c++) {
+                    const float *img = x + (n * C + c) * H * W;
+                    float m = h1 > h0 && w1 > w0 ? -INFINITY : 0;
+                    for (int64_t h = h0; h < h1; h++)
+                        for (int64_t w = w0; w < w1; w++) m = img[h * W + w] > m ? img[h * W + w] : m;
+                    y[((r * C + c) * oh + ph) * ow + pw] = m;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 typedef struct { const float *scores; } by_score;
 
 static bool score_before(int64_t a, int64_t b, const void *c) {
@@ -95,6 +141,8 @@ static bool suppresses(const float *a, const float *c, int center, float iou_thr
     return inter / uni > iou_threshold;
 }
 
+KILN_KERNEL(nms, "out (i64 [rows, 3]), shape (i64[2]) <- boxes, scores (f32), max_out? (i64), iou? (f32), score_threshold? (f32), scratch (3 x N int64)",
+    F(B) F(N) F(C) F(center_point_box) F(has_max) F(has_iou) F(has_score) F(per_class /* the bound */))
 int kiln_k_nms(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_nms *q = KILN_P(nms, p);

@@ -35,6 +35,8 @@ static uint32_t mt_next(mt19937 *g) {
     return y ^ (y >> 18);
 }
 
+KILN_KERNEL(dropout, "out, mask (bool; unused unless has_mask) <- x (f32): training-mode Dropout, MT19937 draws as NumPy's legacy uniform()",
+    F(n) D(ratio) F(seed) F(has_mask))
 int kiln_k_dropout(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_dropout *q = KILN_P(dropout, p);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+KILN_KERNEL(gather, "out <- data, idx", F(esize) F(outer) F(axis_len) F(inner) F(n_idx) F(idx_esize))
 int kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_gather *q = KILN_P(gather, p);
@@ -37,6 +38,7 @@ int kiln_k_gather(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(gather_elements, "out <- data, idx", F(esize) F(rank) A(idx_dims, KILN_MAX_RANK) A(data_dims, KILN_MAX_RANK) F(axis) F(idx_esize))
 int kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_gather_elements *q = KILN_P(gather_elements, p);
@@ -63,6 +65,7 @@ int kiln_k_gather_elements(kiln_pool *pool, void *const *bufs, const int64_t *p)
 
 /* GatherND with batch_dims folded into `batch`: for each batch and each index
  * tuple (last entries), copy one contiguous slice. */
+KILN_KERNEL(gather_nd, "out <- data, idx (i64)", F(esize) F(batch) F(n_idx) F(last) F(slice) A(data_dims, KILN_MAX_RANK) F(data_batch_stride))
 int kiln_k_gather_nd(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_gather_nd *q = KILN_P(gather_nd, p);
@@ -98,6 +101,8 @@ static void scatter_put(char *dst, const char *src, int64_t esize, int64_t red) 
 }
 
 /* ScatterElements (kind 0) and ScatterND (kind 1) on a copy of data. */
+KILN_KERNEL(scatter, "out <- data, idx, updates", F(esize) F(kind /* 0 elements, 1 nd */) F(reduction /* 0 none, 1 add, 2 mul; f32 */) F(n_upd) F(axis_or_last)
+    F(rank) A(dims, KILN_MAX_RANK) F(idx_esize) A(upd_dims, KILN_MAX_RANK))
 int kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_scatter *q = KILN_P(scatter, p);
@@ -142,6 +147,7 @@ int kiln_k_scatter(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(onehot, "out <- idx (f32), values", F(esize) F(outer) F(depth) F(inner))
 int kiln_k_onehot(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_onehot *q = KILN_P(onehot, p);
@@ -174,6 +180,8 @@ static bool topk_before(int64_t a, int64_t b, const void *c) {
     return o->largest ? x > y : x < y;
 }
 
+KILN_KERNEL(topk, "values, indices (i64) <- in (f32), scratch (2 x len int64 + len floats), k (i64), values_shape, indices_shape",
+    F(outer) F(len) F(inner) F(k /* -1: read k, clamped to len, and write both outputs' dims: rank, dims */) F(largest) F(sorted) F(axis) F(rank) A(dims, KILN_MAX_RANK))
 int kiln_k_topk(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_topk *q = KILN_P(topk, p);
@@ -225,6 +233,8 @@ static bool nonzero_elem(const unsigned char *e, int64_t es, int kind) {
     return false;
 }
 
+KILN_KERNEL(nonzero, "out (i64 [rank, count]), shape (i64[2]: the sizes written) <- x",
+    F(rank) F(numel) F(esize) F(kind /* 0 int, 1 unsigned/bool, 2 f32, 3 f64, 4 f16/bf16 */) A(dims, KILN_MAX_RANK))
 int kiln_k_nonzero(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_nonzero *q = KILN_P(nonzero, p);
@@ -261,6 +271,8 @@ static int cmp_slice(const slices *s, int64_t i, int64_t j) {
 
 static bool slice_before(int64_t a, int64_t b, const void *c) { return cmp_slice(c, a, b) < 0; }
 
+KILN_KERNEL(unique, "y, y_shape, indices, indices_shape, inverse, counts, counts_shape <- x, scratch (4 x len int64)",
+    F(outer) F(len) F(inner) F(esize) F(kind /* 0 int, 1 unsigned/bool, 2 f32, 3 f64 */) F(sorted) F(axis) F(rank) A(dims, KILN_MAX_RANK))
 int kiln_k_unique(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_unique *q = KILN_P(unique, p);

@@ -1,9 +1,31 @@
-/* kiln_params.h: each kernel's constant parameters as a struct, made from the
- * fields of its kernels.def row: kiln_p_NAME. The lowering (codegen/) fills
- * one and hands it to lower_call; the emitters write it out as int64 words
- * (every field is one or more int64s, so the struct is its own word layout);
- * the kernel reads it back with KILN_P(NAME, p). Both the compiler and the
- * runtime include this header, so the layout is written once, in the row. */
+/* kiln_params.h: the runtime's kernels and each one's constant parameters.
+ *
+ * A kernel is declared by a row written just above its definition in its op
+ * family's file of runtime/:
+ *     KILN_KERNEL(name, "buffers", fields...)
+ * make gathers the rows into runtime/kernels.def (scripts/kernels_def.sh), as
+ *     K(name, "buffers", fields...)
+ * which kiln_rt.h (the prototypes), kernel_table.c (the table by number),
+ * codegen/kir.h (the kernels' numbers) and this header include. Every kernel
+ * has the signature
+ *     int kiln_k_NAME(kiln_pool *pool, void *const *bufs, const int64_t *p);
+ * bufs[0..] are the output buffers first, then the inputs, in the order the
+ * row's "buffers" gives. p holds the kernel's constant parameters, laid out as
+ * the struct kiln_p_NAME this header makes of the row's fields: the lowering
+ * (codegen/) fills that struct and hands it to lower_call, the emitters write it
+ * out as int64 words (every field is one or more int64s, so the struct is its
+ * own word layout), and the kernel reads it back through KILN_P(NAME, p). Both
+ * the compiler and the runtime include this header, so the layout is written
+ * once, in the row. A field is
+ *     F(x)     one int64
+ *     D(x)     a double, as its bits (kiln_d2p / kiln_p2d)
+ *     A(x, n)  n int64s, of which the kernel reads those its rank or count says
+ *     W(x)     a convolution/pooling window of nd <= 3 spatial axes (kiln_pwin)
+ *     E(x)     a fused activation's clamp (kiln_pact: on, lo, hi)
+ *     T(x)     a tail of int64s whose length the fields before it give (last)
+ * Generated code calls these functions directly; the compiler's Kir interpreter
+ * calls the very same functions through kiln_kernel_table, so constant folding
+ * and generated code cannot disagree. */
 #ifndef KILN_PARAMS_H
 #define KILN_PARAMS_H
 
@@ -13,6 +35,9 @@
 
 /* The largest number of spatial axes of a convolution or pooling window. */
 #define KILN_MAX_WIN 3
+
+/* A kernel's row, read by make (see above); it compiles to nothing. */
+#define KILN_KERNEL(name, doc, ...)
 
 /* A convolution/pooling window over nd spatial axes (the first nd of each). */
 typedef struct kiln_pwin {

@@ -189,7 +189,7 @@ void kiln_free_heap_slots(void *state);
 /* A string kernel's heap block: a state slot of this many bytes. */
 #define KILN_HEAP_SLOT_BYTES 32
 
-/* ---- kernels (see kernels.def) ---- */
+/* ---- kernels (kernels.def, made by make from the KILN_KERNEL rows beside them; kiln_params.h) ---- */
 
 /* A kernel returns KILN_OK, or why it could not compute its outputs; the
  * generated run stops at the first step that fails and returns its status,

@@ -16,6 +16,8 @@
 void kiln_need_matmul(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); }
 void kiln_need_gemm(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); }
 
+KILN_KERNEL(matmul, "out <- a, b, b_packed? (f32; b_packed: each of b's [K, N] batch slices packed by pack_b, kiln_sgemm_packed_floats(N, K) floats apart, used instead of b when packed)",
+    F(M) F(N) F(K) F(nb) A(out_bdims, KILN_MAX_RANK) A(a_bstrides, KILN_MAX_RANK) A(b_bstrides, KILN_MAX_RANK) F(packed))
 int kiln_k_matmul(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_matmul, p);
     if (rc) return rc;
@@ -63,6 +65,8 @@ KILN_CLONES static void gemm_init_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+KILN_KERNEL(gemm, "out <- a, b, c?, b_packed? (f32; b_packed: b packed by pack_b, used instead of b when packed)",
+    F(M) F(N) F(K) F(transA) F(transB) D(alpha) D(beta) F(has_c) F(c_rs) F(c_cs) E(act) F(packed))
 int kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_gemm, p);
     if (rc) return rc;
@@ -84,6 +88,8 @@ int kiln_k_gemm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(pack_a, "packed <- w (f32; run once, when the context is created): each group's [M, K] rows packed for kiln_sgemm_packed_a, kiln_sgemm_packed_a_floats(M, K) floats apart",
+    F(groups) F(M) F(K))
 int kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_pack_a *q = KILN_P(pack_a, p);
@@ -92,6 +98,8 @@ int kiln_k_pack_a(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(pack_b_many, "packed <- w (f32; run once, when the context is created): E row-major [N, K] matrices, src_stride floats apart in w, each packed as the B of a GEMM by its transpose (K x N) for kiln_sgemm_packed, matrix e at e * kiln_sgemm_packed_floats(N, K) floats (MoE experts, recurrent weights)",
+    F(E) F(N) F(K) F(src_stride))
 int kiln_k_pack_b_many(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_pack_b_many *q = KILN_P(pack_b_many, p);
@@ -102,6 +110,8 @@ int kiln_k_pack_b_many(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(pack_b, "packed <- b (f32; run once, when the context is created): op(b) (K x N) packed for kiln_sgemm_packed; with E > 1, E such matrices K * N floats apart in b (a MatMul's batch slices), matrix e at e * kiln_sgemm_packed_floats(N, K) floats (E 0 reads as 1)",
+    F(N) F(K) F(transB) F(E))
 int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_pack_b *q = KILN_P(pack_b, p);
@@ -114,6 +124,8 @@ int kiln_k_pack_b(kiln_pool *pool, void *const *bufs, const int64_t *p) {
 
 /* ---- Einsum (a plain sum over every label not in the output) and Det ---- */
 
+KILN_KERNEL(einsum, "out <- in0..in{n-1} (f32)", F(n) F(n_labels /* 64 */) A(sizes, 64) F(out_rank) A(out_labels, KILN_MAX_RANK)
+    T(inputs /* per input: rank, labels[rank], dims[rank] */))
 int kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_einsum *e = KILN_P(einsum, p);
@@ -168,6 +180,7 @@ int kiln_k_einsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(det, "out <- x, a (f32; a: scratch of M * M + 1 doubles)", F(batch) F(M))
 int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t batch = KILN_P(det, p)->batch, M = KILN_P(det, p)->M;
@@ -196,6 +209,7 @@ int kiln_k_det(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(trilu, "out <- in", F(esize) F(batch) F(rows) F(cols) F(k) F(upper))
 int kiln_k_trilu(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_trilu *q = KILN_P(trilu, p);

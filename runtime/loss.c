@@ -5,6 +5,8 @@
  * weighted mean, accumulated in double. */
 #include "kiln_params.h"
 
+KILN_KERNEL(nll, "out <- logp, target, weight? (f32; target int32/int64)",
+    F(N) F(C) F(D) F(reduction /* 0 none, 1 sum, 2 mean */) F(has_weight) F(has_ignore) F(ignore_index) F(target_esize))
 int kiln_k_nll(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_nll *q = KILN_P(nll, p);

@@ -227,6 +227,9 @@ static void expert_worker(void *arg, int64_t b, int64_t e) {
 
 void kiln_need_moe(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); } /* the experts' GEMMs */
 
+KILN_KERNEL(moe, "out <- x, logits, w1, b1?, w2, b2?, w3?, b3?, router_bias?, scratch, counts, w1p?, w2p?, w3p? (f32; counts int64[E], accumulated; wNp: wN packed by pack_b_many; see runtime/moe.c)",
+    F(T) F(H) F(I) F(E) F(k) F(act) F(fusion) F(has_b1) F(has_b2) F(has_w3) F(has_b3) F(has_rbias) F(scoring) F(normalize) D(scale)
+    F(n_group) F(topk_group) D(alpha) D(beta) D(limit) F(has_counts) F(packed))
 int kiln_k_moe(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_moe, p);
     if (rc) return rc;

@@ -24,6 +24,7 @@ static void copy_elem(char *dst, const char *src, int64_t esize) {
     }
 }
 
+KILN_KERNEL(copy, "out <- in", F(nbytes))
 int kiln_k_copy(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_copy *q = KILN_P(copy, p);
@@ -73,6 +74,7 @@ static bool transpose_tiled(char *out, const char *in, int64_t esize, int64_t ra
     return true;
 }
 
+KILN_KERNEL(transpose, "out <- in", F(esize) F(rank) A(in_dims, KILN_MAX_RANK) A(perm, KILN_MAX_RANK))
 int kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     char *out = bufs[0];
@@ -103,6 +105,7 @@ int kiln_k_transpose(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(concat, "out <- in0..in{n-1}", F(esize) F(outer) F(inner) F(n) T(len /* [n] */))
 int kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_concat *q = KILN_P(concat, p);
@@ -122,6 +125,7 @@ int kiln_k_concat(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(split, "out0..out{n-1} <- in", F(esize) F(outer) F(inner) F(n) T(len /* [n] */))
 int kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_split *q = KILN_P(split, p);
@@ -141,6 +145,7 @@ int kiln_k_split(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(slice, "out <- in", F(esize) F(rank) A(in_dims, KILN_MAX_RANK) A(out_dims, KILN_MAX_RANK) A(starts, KILN_MAX_RANK) A(steps, KILN_MAX_RANK))
 int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_slice *q = KILN_P(slice, p);
@@ -162,6 +167,8 @@ int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(pad, "out <- in, value?", F(esize) F(rank) A(in_dims, KILN_MAX_RANK) A(out_dims, KILN_MAX_RANK) A(pads_begin, KILN_MAX_RANK)
+    F(mode /* 0 constant, 1 reflect, 2 edge */) F(has_value))
 int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_pad *q = KILN_P(pad, p);
@@ -198,6 +205,7 @@ int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(tile, "out <- in", F(esize) F(rank) A(in_dims, KILN_MAX_RANK) A(out_dims, KILN_MAX_RANK))
 int kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_tile *q = KILN_P(tile, p);
@@ -219,6 +227,7 @@ int kiln_k_tile(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(reverse_sequence, "out <- x, lens (i64)", F(esize) F(batch_axis) F(d0) F(d1) F(inner))
 int kiln_k_reverse_sequence(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_reverse_sequence *q = KILN_P(reverse_sequence, p);

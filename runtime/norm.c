@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+KILN_KERNEL(batchnorm, "out <- x, scale, bias, mean, var (f32)", F(N) F(C) F(inner) D(eps))
 int kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_batchnorm *q = KILN_P(batchnorm, p);
@@ -31,6 +32,7 @@ int kiln_k_batchnorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(batchnorm_train, "out, run_mean, run_var <- x, scale, bias, mean, var (f32)", F(N) F(C) F(inner) D(eps) D(momentum))
 int kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_batchnorm_train *q = KILN_P(batchnorm_train, p);
@@ -59,6 +61,7 @@ int kiln_k_batchnorm_train(kiln_pool *pool, void *const *bufs, const int64_t *p)
     return 0;
 }
 
+KILN_KERNEL(instancenorm, "out <- x, scale, bias (f32)", F(N) F(C) F(inner) D(eps))
 int kiln_k_instancenorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_instancenorm *q = KILN_P(instancenorm, p);
@@ -121,6 +124,7 @@ KILN_CLONES static void layernorm_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+KILN_KERNEL(layernorm, "out, mean, invstd <- x, scale, bias (f32)", F(outer) F(inner) D(eps) F(has_bias))
 int kiln_k_layernorm(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const kiln_p_layernorm *q = KILN_P(layernorm, p);
     int64_t outer = q->outer, inner = q->inner, has_bias = q->has_bias;
@@ -141,6 +145,8 @@ static int64_t reduced_index(int64_t i, int rank, const int64_t *dims, uint64_t 
     return r;
 }
 
+KILN_KERNEL(mvn, "out <- x, acc (f32; acc: scratch of 2 groups + 1 doubles): (x - mean) / (sqrt(var) + 1e-9) over the masked axes",
+    F(rank) A(dims, KILN_MAX_RANK) F(mask))
 int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_mvn *q = KILN_P(mvn, p);
@@ -167,6 +173,7 @@ int kiln_k_mvn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(lrn, "out <- x (f32)", F(N) F(C) F(inner) F(size) D(alpha) D(beta) D(bias))
 int kiln_k_lrn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_lrn *q = KILN_P(lrn, p);
@@ -237,6 +244,7 @@ KILN_CLONES static void softmax_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+KILN_KERNEL(softmax, "out <- in (f32)", F(outer) F(axis_len) F(inner) F(log))
 int kiln_k_softmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const kiln_p_softmax *q = KILN_P(softmax, p);
     softmax_job j = {bufs[1], bufs[0], q->axis_len, q->inner, q->log};
@@ -250,6 +258,7 @@ void kiln_softmax_rows(float *s, int64_t len, int64_t rows) {
     softmax_rows(&sj, 0, rows);
 }
 
+KILN_KERNEL(hardmax, "out <- in (f32)", F(outer) F(len) F(inner))
 int kiln_k_hardmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_hardmax *q = KILN_P(hardmax, p);

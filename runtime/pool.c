@@ -126,6 +126,7 @@ static void pool_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+KILN_KERNEL(pool, "out, idx? <- x (f32)", F(kind /* 0 max, 1 avg */) F(nd) F(N) F(C) F(count_include_pad) F(has_idx) F(storage_order) W(w))
 int kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const kiln_p_pool *q = KILN_P(pool, p);
     pool_job j;
@@ -142,6 +143,7 @@ int kiln_k_pool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(max_unpool, "out <- x (f32), indices (i64, into the flattened unpooled shape)", F(rank) F(numel_x) A(unpooled, KILN_MAX_RANK) A(out_dims, KILN_MAX_RANK))
 int kiln_k_max_unpool(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_max_unpool *q = KILN_P(max_unpool, p);

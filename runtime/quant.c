@@ -25,6 +25,7 @@ static void int_set(void *p, int dt, int64_t i, float v) {
     else ((uint8_t *)p)[i] = (uint8_t)v;
 }
 
+KILN_KERNEL(quantize, "out <- x, scale (f32), zp?", F(mode /* 0 quantize f32 -> u8/i8, 1 dequantize u8/i8/i32 -> f32 */) F(outer) F(axis_len) F(inner) F(per_axis) F(has_zp) F(int_dtype))
 int kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_quantize *pq = KILN_P(quantize, p);
@@ -47,6 +48,7 @@ int kiln_k_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(dynamic_quantize, "y (u8), scale (f32), zp (u8) <- x (f32)", F(n))
 int kiln_k_dynamic_quantize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     int64_t n = KILN_P(dynamic_quantize, p)->n;
@@ -91,6 +93,8 @@ static void mmi_rows(void *arg, int64_t r0, int64_t r1) {
     }
 }
 
+KILN_KERNEL(matmul_integer, "y <- a, b, a_zp?, b_zp?, a_scale, b_scale, y_scale, y_zp (a, b, zero points u8/i8; scales f32; y i32, or u8/i8 when qlinear)",
+    F(qlinear) F(M) F(N) F(K) F(a_dtype) F(b_dtype) F(y_dtype) F(n_azp) F(n_bzp) F(n_bscale) F(rows) F(b_batch_stride /* 0: one B */))
 int kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     const kiln_p_matmul_integer *q = KILN_P(matmul_integer, p);
     mmi_job j = {bufs[1], bufs[2], q->n_azp ? bufs[3] : NULL, q->n_bzp ? bufs[4] : NULL, bufs[5], bufs[6], bufs[7], bufs[8], bufs[0],
@@ -103,6 +107,8 @@ int kiln_k_matmul_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) 
 /* ConvInteger / QLinearConv, direct: int32 sums of (x - x_zp)(w - w_zp) over
  * each window, then (QLinearConv) + B, times x_scale w_scale / y_scale, rounded,
  * + y_zp, saturated. Padding reads as x_zp (a zero after subtraction). */
+KILN_KERNEL(conv_integer, "y <- x, w, x_zp?, w_zp?, x_scale, w_scale, y_scale, y_zp, B? (x, w, zero points u8/i8; scales f32; B i32; y i32, or u8/i8 when qlinear)",
+    F(nd) F(N) F(C) F(M) F(group) W(w) F(x_dtype) F(w_dtype) F(has_xzp) F(n_wzp) F(qlinear) F(y_dtype) F(n_wscale) F(has_bias))
 int kiln_k_conv_integer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_conv_integer *q = KILN_P(conv_integer, p);

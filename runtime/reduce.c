@@ -75,6 +75,8 @@ KILN_CLONES static void reduce_runs(int64_t kind, int64_t outer, int64_t len, in
     }
 }
 
+KILN_KERNEL(reduce, "out <- in, scratch (f32; scratch of one float per output, used by log_sum_exp)",
+    F(kind /* 0 sum, 1 mean, 2 max, 3 min, 4 prod, 5 l1, 6 l2, 7 log_sum, 8 log_sum_exp, 9 sum_square */) F(rank) A(dims, KILN_MAX_RANK) F(reduce_mask))
 int kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_reduce *q = KILN_P(reduce, p);
@@ -116,6 +118,7 @@ int kiln_k_reduce(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(argmax, "out (i64) <- in (f32)", F(min /* 0 argmax, 1 argmin */) F(outer) F(len) F(inner) F(select_last_index))
 int kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_argmax *q = KILN_P(argmax, p);
@@ -136,6 +139,7 @@ int kiln_k_argmax(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(cumsum, "out <- in (f32)", F(outer) F(len) F(inner) F(exclusive) F(reverse))
 int kiln_k_cumsum(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_cumsum *q = KILN_P(cumsum, p);

@@ -70,6 +70,8 @@ static bool resize_taps(const kiln_p_resize *q, int64_t d, int64_t x, int64_t *i
     return true;
 }
 
+KILN_KERNEL(resize, "out <- in (f32)", F(rank) A(in, KILN_MAX_RANK) A(out, KILN_MAX_RANK) F(mode /* 0 nearest, 1 linear, 2 cubic */) F(coord) F(nearest_mode)
+    F(exclude_outside) D(cubic_a) D(extrapolation) A(scales, KILN_MAX_RANK /* doubles */) A(roi_start, KILN_MAX_RANK /* doubles */) A(roi_end, KILN_MAX_RANK /* doubles */))
 int kiln_k_resize(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_resize *q = KILN_P(resize, p);
@@ -140,6 +142,7 @@ static void gs_cubic(float t, float w[4]) {
     w[3] = ((A * x4 - 5 * A) * x4 + 8 * A) * x4 - 4 * A;
 }
 
+KILN_KERNEL(grid_sample, "out <- x, grid (f32)", F(N) F(C) F(H) F(W) F(H_out) F(W_out) F(mode /* 0 bilinear, 1 nearest, 2 bicubic */) F(padding /* 0 zeros, 1 border, 2 reflection */) F(align_corners))
 int kiln_k_grid_sample(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_grid_sample *q = KILN_P(grid_sample, p);

@@ -59,6 +59,10 @@ static float clipv(const kiln_p_rnn *q, float v) {
 
 void kiln_need_rnn(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); } /* the input and recurrent GEMMs */
 
+KILN_KERNEL(rnn, "Y, Y_h, Y_c <- X, W, R, B?, sequence_lens? (i32), initial_h?, initial_c?, P?, scratch, W_packed?, R_packed? (f32; scratch of kiln_rnn_scratch_floats; when packed, W and R packed by pack_b_many at create, per direction: W's [gates*hidden, input], R's first [hidden*(GRU ? 2 : gates), hidden])",
+    F(kind /* 0 RNN, 1 GRU, 2 LSTM */) F(seq) F(batch) F(input) F(hidden) F(dirs) F(direction /* 0 forward, 1 reverse, 2 bidirectional */)
+    F(layout) F(has_B) F(has_lens) F(has_h0) F(has_c0) F(has_P) F(has_clip) D(clip) F(linear_before_reset) F(input_forget)
+    F(n_act) A(acts, 3 * 6 /* n_act x (kind, alpha bits, beta bits) */) F(packed))
 int kiln_k_rnn(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_rnn, p);
     if (rc) return rc;

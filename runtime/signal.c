@@ -37,6 +37,7 @@ static void dft1(const float *x, int64_t xs, int64_t cin, int64_t m, const float
     *im = inverse ? i / (double)n : i;
 }
 
+KILN_KERNEL(dft, "out <- x, scratch (f32; x [outer, n, inner, 1|2], out [outer, n_out, inner, 2])", F(outer) F(n) F(inner) F(complex_in) F(dft_length) F(n_out) F(inverse))
 int kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_dft *q = KILN_P(dft, p);
@@ -59,6 +60,7 @@ int kiln_k_dft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(stft, "out <- signal, window (or signal), scratch (f32; out [batch, frames, bins, 2])", F(batch) F(length) F(complex_in) F(step) F(frames) F(frame_length) F(bins) F(has_window))
 int kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_stft *q = KILN_P(stft, p);
@@ -79,6 +81,7 @@ int kiln_k_stft(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
+KILN_KERNEL(mel_weight_matrix, "out <- sample_rate, lower_edge_hertz, upper_edge_hertz (f32 scalars)", F(num_mel_bins) F(dft_length))
 int kiln_k_mel_weight_matrix(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_mel_weight_matrix *q = KILN_P(mel_weight_matrix, p);

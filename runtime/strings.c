@@ -125,6 +125,7 @@ static int format_elem(char *out, const void *x, int64_t i, int dt) {
 
 #define FORMAT_MAX 48
 
+KILN_KERNEL(cast_to_string, "y (strings) <- x, heap head, heap slot: each as NumPy str() writes it (runtime/strings.c)", F(n) F(dtype /* of x */))
 int kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_cast_to_string *q = KILN_P(cast_to_string, p);
@@ -140,6 +141,7 @@ int kiln_k_cast_to_string(kiln_pool *pool, void *const *bufs, const int64_t *p) 
     return 0;
 }
 
+KILN_KERNEL(cast_from_string, "y <- x (strings)", F(n) F(dtype /* of y */))
 int kiln_k_cast_from_string(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_cast_from_string *q = KILN_P(cast_from_string, p);
@@ -188,6 +190,8 @@ static bool same_word(const kiln_str *s, const char *w, int64_t wn, bool sensiti
 
 /* Output: the strings that are not stopwords, case changed (ASCII letters),
  * in order; [""] when none is left. rank 1: x is [C]; 2: [1, C]. */
+KILN_KERNEL(string_normalizer, "y (strings, sized at run time), shape <- x, heap head, heap slot",
+    F(C) F(rank) F(case_change /* 0 none, 1 lower, 2 upper */) F(case_sensitive) F(n_stop) T(stopwords /* each: length, bytes packed 8 per int64 */))
 int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_string_normalizer *q = KILN_P(string_normalizer, p);
@@ -223,6 +227,8 @@ int kiln_k_string_normalizer(kiln_pool *pool, void *const *bufs, const int64_t *
  * skip + 1 apart, skip from 0 to max_skip; one pass for 1-grams) found in the
  * pool counts once toward its output index; IDF gives weight for a count, TFIDF
  * count x weight. Pool lookups are linear over the n-grams of one length. */
+KILN_KERNEL(tfidf, "out (f32) <- x (i32/i64) [N, C]", F(N) F(C) F(x_esize) F(min_n) F(max_n) F(max_skip) F(mode /* 0 TF, 1 IDF, 2 TFIDF */) F(out_dim) F(n_grams) F(n_pool)
+    T(tables /* pool[n_pool], start[65] (the n-grams of length n are pool[start[n-1] .. start[n])), index[n_grams], weight[n_grams] (double bits) */))
 int kiln_k_tfidf(kiln_pool *pool, void *const *b, const int64_t *p) {
     (void)pool;
     const kiln_p_tfidf *q = KILN_P(tfidf, p);

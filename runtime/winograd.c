@@ -45,6 +45,8 @@ int64_t kiln_wino_packed_floats(int64_t M, int64_t C) { return 16 * kiln_sgemm_p
 
 /* bufs: packed <- w [M, C, 3, 3]. Position xi's [M x C] matrix is
  * packed for kiln_sgemm_ex at xi * kiln_sgemm_packed_a_floats(M, C). */
+KILN_KERNEL(wino_pack, "packed <- w (f32 [M, C, 3, 3]; run once, when the context is created): the Winograd F(2x2,3x3) transforms of the filters, packed per position (runtime/winograd.c)",
+    F(M) F(C))
 int kiln_k_wino_pack(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     (void)pool;
     const kiln_p_wino_pack *q = KILN_P(wino_pack, p);
@@ -189,6 +191,8 @@ int64_t kiln_wino_chunk_tiles(int64_t C, int64_t M) {
  * holds 16 x (C + M) x chunk floats (kiln_wino_chunk_tiles). */
 void kiln_need_conv_wino(const int64_t *p, kiln_scratch_need *need) { (void)p; kiln_sgemm_need(need); } /* products' GEMMs */
 
+KILN_KERNEL(conv_wino, "y <- x, packed, bias?, residual?, scratch (f32; 3x3, stride 1, one group; packed by wino_pack)",
+    F(N) F(C) F(M) F(H) F(W) F(OH) F(OW) F(pad_top) F(pad_left) F(has_bias) F(has_res) E(act))
 int kiln_k_conv_wino(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     int rc = kiln_scratch_check(pool, kiln_need_conv_wino, p);
     if (rc) return rc;

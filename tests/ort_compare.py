@@ -77,7 +77,7 @@ def compare(name, flags=(), emulator=(), symbolic=False):
     return True
 
 
-MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch", "attention", "bmm_const"]
+MODELS = ["mlp", "resnet18", "mobilenetv2", "bert4", "detect", "lstm", "depthwise", "convgeom", "smallc", "conv3d", "control", "tfidf", "sequence", "dynamic", "winograd", "batch", "attention", "bmm_const", "maxroipool"]
 
 
 def test_mlp():
@@ -120,6 +120,10 @@ def test_bmm_const_batched_matmul_by_constant_weights():
 
 def test_lp_normalization():
     compare("lpnorm")
+
+
+def test_max_roi_pool():
+    compare("maxroipool")
 
 
 def test_detect_resize_concat():
