@@ -26,12 +26,12 @@ bool lower_concat(Lower *l, Node *n) {
     const Value *y = n->out[0];
     int axis;
     axis_norm(node_attrs(n, concat)->axis, y->rank, &axis);
-    int64_t words[KILN_PWORDS_concat + 64];
-    kiln_p_concat *p = (kiln_p_concat *)words;
+    /* any number of inputs: the struct's tail and the buffers sized by n */
+    kiln_p_concat *p = arena_alloc(l->k->arena, sizeof(int64_t) * (size_t)(KILN_PWORDS_concat + n->n_in));
     p->esize = dtype_size(y->dtype);
     outer_inner(y, axis, &p->outer, &p->inner);
     p->n = n->n_in;
-    int bufs[65];
+    int *bufs = arena_alloc(l->k->arena, sizeof(int) * (size_t)(1 + n->n_in));
     bufs[0] = lower_buf(l, y);
     for (int i = 0; i < n->n_in; i++) { p->len[i] = n->in[i]->dims[axis]; bufs[1 + i] = lower_buf(l, n->in[i]); }
     LOWER_CALL_TAIL(l, concat, 1 + n->n_in, bufs, p, n->n_in);

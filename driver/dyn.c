@@ -127,6 +127,11 @@ static Kir *compile(Arena *a, Diags *d, const char *target, Graph **gout) {
     if (!g) return NULL;
     if (target) {
         Value *v = graph_find_value(g, target);
+        if (!v) { /* a value of a branch inlined by canonicalize (an If on a condition computed before) */
+            Diags scratch = {.arena = a};
+            (void)pass_canonicalize(g, &scratch); /* it stops where target is needed, the rewrites done */
+            v = graph_find_value(g, target);
+        }
         Node *p = v ? v->producer : NULL;
         if (!p) { diag_error(d, NULL, "internal error: value '%s' has no node to compute it", target); return NULL; }
         PtrVec outs = {0};

@@ -180,8 +180,15 @@ static bool parse_type(Parser *P, Value *v, bool batch_ok) {
     v->rank = 0;
     if (!batch_ok && is_punct(P, '?')) {
         next(P);
-        v->rank = -1;
-        return expect_punct(P, ']');
+        if (is_punct(P, ']')) {
+            v->rank = -1;
+            return expect_punct(P, ']');
+        }
+        /* f32[?,?]: a subgraph input of unknown dims (a Loop body's, as ONNX
+         * declares it), which the node's inference sets */
+        v->dims[0] = -1;
+        v->rank = 1;
+        if (!expect_punct(P, ',')) return false;
     }
     int64_t known = 1;
     while (!is_punct(P, ']')) {
@@ -390,7 +397,7 @@ static bool parse_node(Parser *P, Graph *g, Scope *scope) {
     Value *outs[64];
     int no = 0;
     for (;;) {
-        if (no >= 64) { perr(P, "too many outputs"); return false; }
+        if (no >= 64) { perr(P, "too many outputs (64 at most)"); return false; }
         Value *v = new_named(P, g, scope);
         if (!v) return false;
         if (is_punct(P, ':')) { next(P); if (!parse_type(P, v, false)) return false; }
@@ -415,11 +422,19 @@ static bool parse_node(Parser *P, Graph *g, Scope *scope) {
     const char *nm = P->text;
     next(P);
     if (!expect_punct(P, '(')) return false;
-    Value *ins[64];
-    const char *in_names[64];
-    int ni = 0;
+    /* inputs: as many as the op takes (Concat: 65535), in arrays that grow */
+    int cap = 16, ni = 0;
+    Value **ins = arena_alloc(P->a, sizeof *ins * (size_t)cap);
+    const char **in_names = arena_alloc(P->a, sizeof *in_names * (size_t)cap);
     while (!is_punct(P, ')')) {
-        if (ni >= 64) { perr(P, "too many inputs"); return false; }
+        if (ni >= op_table[op].in_max) { perr(P, arena_printf(P->a, "too many inputs (%s takes at most %d)", op_table[op].name, op_table[op].in_max)); return false; }
+        if (ni == cap) {
+            Value **ni2 = arena_alloc(P->a, sizeof *ins * (size_t)cap * 2);
+            const char **nn2 = arena_alloc(P->a, sizeof *in_names * (size_t)cap * 2);
+            memcpy(ni2, ins, sizeof *ins * (size_t)cap);
+            memcpy(nn2, in_names, sizeof *in_names * (size_t)cap);
+            ins = ni2, in_names = nn2, cap *= 2;
+        }
         if (is_ident(P, "_")) { ins[ni] = NULL; in_names[ni++] = NULL; next(P); }
         else if (P->kind == T_NAME) { in_names[ni] = P->text; ins[ni++] = scope_get(scope, P->text); next(P); }
         else { perr(P, "expected an input (%name or _)"); return false; }

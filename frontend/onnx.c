@@ -356,7 +356,11 @@ static Graph *convert_graph(Loader *L, const Onnx__GraphProto *gp, int opset, Sc
             L->d->last->op_name = arena_strdup(L->a, opt);
             return NULL;
         }
-        if (np->n_input > 64 || np->n_output > 64) { diag_error(L->d, NULL, "node '%s' has too many inputs or outputs", nm); return NULL; }
+        if (np->n_input > (size_t)op_table[op].in_max || np->n_output > (size_t)op_table[op].out_max) {
+            diag_error(L->d, NULL, "node '%s' (%s) has %zu inputs and %zu outputs: kiln takes at most %d and %d", nm, opt, np->n_input,
+                       np->n_output, op_table[op].in_max, op_table[op].out_max);
+            return NULL;
+        }
         Node *n = graph_add_node(g, op, nm, (int)np->n_input, (int)np->n_output);
         n->opset = opset;
         nodes[i] = n;

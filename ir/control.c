@@ -93,17 +93,31 @@ bool infer_if(Graph *g, Node *n, Diags *d) {
         diag_error(d, n, "each branch must give the node's %d outputs", n->n_out);
         return false;
     }
-    if (if_inlined(n)) { /* lists known at compile time: the branch taken, inlined */
+    /* Inlined by passes/canonicalize.c, which reads the branch's nodes (not
+     * inferred: their attributes parsed here): the branch taken when it makes
+     * lists known at compile time (sequences, optionals), and in the top graph
+     * any branch taken on a constant condition, so that its values are the
+     * graph's (an executable of run-time shapes computes those a shape depends
+     * on, e.g. a NonMaxSuppression's boxes read by a Gather, only at the top). */
+    if (if_inlined(n) || (cond->data && !g->parent)) {
         if (!cond->data) {
             diag_need(d, n, cond, "input '%s' must be a constant: a branch makes a sequence or an optional, which kiln builds at compile time", cond->name);
             return false;
         }
-        /* inlined by passes/canonicalize.c, which reads the branch's nodes (not inferred: their attributes parsed here) */
         return graph_parse_attrs(subgraph_live(n, t) ? t : e, d) && diag_rewrite(d, g, n);
     }
     /* with a constant condition only the branch taken must make sense */
     bool then_live = subgraph_live(n, t), else_live = subgraph_live(n, e);
-    if ((then_live && !run_sub(n, t, 1, d)) || (else_live && !run_sub(n, e, 1, d))) return false;
+    const Value *need = d->need;
+    if ((then_live && !run_sub(n, t, 1, d)) || (else_live && !run_sub(n, e, 1, d))) {
+        /* a branch needs a value of its own computed first: ask for the
+         * condition instead, after which the branch taken is inlined (above) */
+        if (!need && d->need && !cond->data && !g->parent && !graph_has_value(g, d->need)) {
+            d->need = NULL;
+            diag_need(d, n, cond, "a branch needs a value of its own computed first: the condition '%s' decides which", cond->name);
+        }
+        return false;
+    }
     for (int j = 0; j < n->n_out; j++) {
         Value *a = t->outputs.items[j], *b = e->outputs.items[j];
         if (then_live && else_live && !same_type(a, b)) {

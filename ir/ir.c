@@ -256,6 +256,11 @@ Node *graph_add_node(Graph *g, OpKind op, const char *name, int n_in, int n_out)
     return n;
 }
 
+bool graph_has_value(const Graph *g, const Value *v) {
+    for (int i = 0; i < g->values.n; i++) if (g->values.items[i] == v) return true;
+    return false;
+}
+
 Value *graph_find_value(const Graph *g, const char *name) {
     for (int i = g->values.n - 1; i >= 0; i--) {
         Value *v = g->values.items[i];

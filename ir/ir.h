@@ -316,6 +316,8 @@ Value *graph_add_value(Graph *g, const char *name);
 Value *graph_add_const(Graph *g, const char *name, DType dt, int rank, const int64_t *dims, const void *data);
 Node *graph_add_node(Graph *g, OpKind op, const char *name, int n_in, int n_out);
 Value *graph_find_value(const Graph *g, const char *name);
+/* whether v is one of g's own values (not a subgraph's) */
+bool graph_has_value(const Graph *g, const Value *v);
 /* Sets every value's id to its number of uses by live nodes; graph outputs
  * count GRAPH_OUTPUT_USES more, so "id == 1" means one use and not an output. */
 #define GRAPH_OUTPUT_USES 1000000

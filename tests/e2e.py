@@ -473,6 +473,13 @@ def test_dump_formats():
     assert [n for n in names if n.endswith(".kir")] == ["00-canonicalize.kir", "01-infer.kir", "02-dce.kir", "03-cse.kir", "04-fold-bn.kir", "05-patterns.kir", "06-fuse.kir", "07-place.kir", "08-plan.kir"], names
 
 
+def bench_model(d, name):
+    """bench/models.py's model name written into d: (its path, its input files)."""
+    r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, name])
+    assert r.returncode == 0, r.stderr
+    return os.path.join(d, name + ".onnx"), input_files(d, name)
+
+
 def roundtrip(model, inputs, d, after=None):
     kir = os.path.join(d, "m.kir")
     cmd = [KILN, "dump", model, "-o", kir] + (["--after", after] if after else [])
@@ -504,12 +511,24 @@ def test_dump_roundtrip_control_flow():
     """If, Loop and Scan with captures (bench/models.py's control model) through
     the text IR: the same outputs as from the ONNX file."""
     d = fresh("rtc")
-    r = run([sys.executable, os.path.join(ROOT, "bench", "models.py"), d, "control"])
-    assert r.returncode == 0, r.stderr
-    ins = input_files(d, "control")
-    a, b = roundtrip(os.path.join(d, "control.onnx"), ins, d)
+    model, ins = bench_model(d, "control")
+    a, b = roundtrip(model, ins, d)
     assert np.array_equal(a, b)
     assert "capture %" in open(os.path.join(d, "m.kir")).read()
+
+
+def test_dump_roundtrip_concat_of_300_inputs():
+    """A Concat of 300 inputs through the text IR: the same outputs as from the
+    ONNX file, and NumPy's concatenation."""
+    d = fresh("rtcat")
+    model, ins = bench_model(d, "concat_many")
+    a, b = roundtrip(model, ins, d)
+    assert np.array_equal(a, b)
+    m = onnx.load(model)
+    x = np.load(ins[0])
+    c = onnx.numpy_helper.to_array(m.graph.initializer[0])
+    want = np.concatenate([[x, np.maximum(x, 0), c][i % 3] for i in range(300)], axis=1)
+    np.testing.assert_allclose(b, want, rtol=0, atol=0)
 
 
 def test_if_on_constant_compiles_the_branch_taken():
