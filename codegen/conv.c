@@ -6,7 +6,8 @@
  * context is created, or, 3x3 with stride 1, one group, constant weights and
  * enough channels, as Winograd F(2x2, 3x3) (runtime/winograd.c). The Relu or
  * Clip and the residual that the fuse pass folded in run in the kernel's
- * epilogue. */
+ * epilogue. A transposed convolution is GEMMs and a scatter in the runtime
+ * (conv_transpose), its weights reordered into step scratch. */
 #include "kir.h"
 
 #include <stdlib.h>
@@ -83,8 +84,10 @@ bool lower_conv_transpose(Lower *l, Node *n) {
     kiln_p_conv_transpose p = {w.nd, x->dims[0], x->dims[1], y->dims[1], group, b != NULL, window_params(&w)};
     int out = out_f32(l, y);
     int wb = in_f32(l, wt);
-    int bufs[4] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb};
-    LOWER_CALL(l, conv_transpose, 4, bufs, &p);
+    /* step scratch of the weights' size: the weights reordered per group and
+     * kernel index, so that each block's W^T is one matrix for the GEMM */
+    int bufs[5] = {out, in_f32(l, x), wb, b ? in_f32(l, b) : wb, step_scratch(l, value_numel(wt) * 4)};
+    LOWER_CALL(l, conv_transpose, 5, bufs, &p);
     out_f32_done(l, y, out);
     return true;
 }

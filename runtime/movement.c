@@ -167,41 +167,140 @@ int kiln_k_slice(kiln_pool *pool, void *const *bufs, const int64_t *p) {
     return 0;
 }
 
-KILN_KERNEL(pad, "out <- in, value?", F(esize) F(rank) A(in_dims, KILN_MAX_RANK) A(out_dims, KILN_MAX_RANK) A(pads_begin, KILN_MAX_RANK)
-    F(mode /* 0 constant, 1 reflect, 2 edge */) F(has_value))
-int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
-    (void)pool;
-    const kiln_p_pad *q = KILN_P(pad, p);
-    int64_t esize = q->esize, rank = q->rank, mode = q->mode, has_val = q->has_value;
-    const int64_t *in_dims = q->in_dims, *out_dims = q->out_dims, *pb = q->pads_begin;
-    int64_t istr[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0}, total = 1;
-    for (int64_t i = rank - 1, s = 1; i >= 0; i--) { istr[i] = s; s *= in_dims[i]; total *= out_dims[i]; }
-    char *out = bufs[0];
-    const char *in = bufs[1];
-    for (int64_t n = 0; n < total; n++) {
+/* Pad works row by row. The "inner axis" is the last axis that is padded (or
+ * cropped); the axes after it are kept whole and move as one unit of `ub`
+ * bytes per inner index. Each output row along the inner axis is a left pad,
+ * a contiguous interior copied with one memcpy, and a right pad; rows whose
+ * outer index lies in a constant pad are filled whole. Rows are split across
+ * threads for large tensors. */
+typedef struct {
+    char *out;
+    const char *in;
+    const char *val;   /* the constant's esize bytes; NULL when they are all zero */
+    int64_t esize, mode, dp, block, ub, W, p0, L, lo, hi;
+    const int64_t *in_dims, *out_dims, *pb;
+    int64_t istr[KILN_MAX_RANK];
+} pad_job;
+
+/* The input index that output index o of an axis (pads_begin b, length len > 0)
+ * reads, or -1 where a constant pad is written. */
+static int64_t pad_src(int64_t o, int64_t b, int64_t len, int64_t mode) {
+    int64_t i = o - b;
+    if (i >= 0 && i < len) return i;
+    if (mode == 0) return -1;
+    if (mode == 2) return i < 0 ? 0 : len - 1;
+    int64_t period = 2 * (len - 1);
+    if (period == 0) return 0;
+    i = ((i % period) + period) % period;
+    return i >= len ? period - i : i;
+}
+
+/* Writes n elements of esize bytes, each val (zeros when val is NULL). */
+static void pad_fill(char *dst, int64_t n, const char *val, int64_t esize) {
+    if (n <= 0) return;
+    if (!val) { memset(dst, 0, (size_t)(n * esize)); return; }
+    switch (esize) {
+    case 1: memset(dst, (unsigned char)val[0], (size_t)n); return;
+    case 2: { uint16_t v; memcpy(&v, val, 2); for (int64_t k = 0; k < n; k++) memcpy(dst + 2 * k, &v, 2); return; }
+    case 4: { uint32_t v; memcpy(&v, val, 4); for (int64_t k = 0; k < n; k++) memcpy(dst + 4 * k, &v, 4); return; }
+    case 8: { uint64_t v; memcpy(&v, val, 8); for (int64_t k = 0; k < n; k++) memcpy(dst + 8 * k, &v, 8); return; }
+    default: {
+        /* one element, then double the filled prefix */
+        int64_t total = n * esize, have = esize;
+        memcpy(dst, val, (size_t)esize);
+        while (have < total) {
+            int64_t c = have < total - have ? have : total - have;
+            memcpy(dst + have, dst, (size_t)c);
+            have += c;
+        }
+    }
+    }
+}
+
+/* The reflect/edge pad positions [o0, o1) of one row: each reads its mapped
+ * input unit of the source row s. */
+static void pad_copy_mapped(const pad_job *j, char *dst, const char *s, int64_t o0, int64_t o1) {
+    int64_t ub = j->ub;
+    for (int64_t o = o0; o < o1; o++) {
+        const char *from = s + pad_src(o, j->p0, j->L, j->mode) * ub;
+        switch (ub) {
+        case 4: memcpy(dst + o * 4, from, 4); break;
+        case 8: memcpy(dst + o * 8, from, 8); break;
+        default: memcpy(dst + o * ub, from, (size_t)ub);
+        }
+    }
+}
+
+static void pad_rows(void *arg, int64_t r0, int64_t r1) {
+    const pad_job *j = arg;
+    int64_t dp = j->dp, ub = j->ub, W = j->W, lo = j->lo, hi = j->hi, rb = W * ub;
+    int64_t idx[KILN_MAX_RANK] = {0};
+    for (int64_t d = dp - 1, r = r0; d >= 0; d--) { idx[d] = r % j->out_dims[d]; r /= j->out_dims[d]; }
+    for (int64_t r = r0; r < r1; r++) {
+        char *dst = j->out + r * rb;
         int64_t off = 0;
         bool inside = true;
-        for (int64_t d = 0; d < rank && inside; d++) {
-            int64_t i = idx[d] - pb[d], len = in_dims[d];
-            if (i < 0 || i >= len) {
-                if (mode == 0 || len == 0) inside = false;
-                else if (mode == 2) i = i < 0 ? 0 : len - 1;
-                else {
-                    int64_t period = 2 * (len - 1);
-                    if (period == 0) i = 0;
-                    else { i = ((i % period) + period) % period; if (i >= len) i = period - i; }
-                }
-            }
-            off += i * istr[d];
+        for (int64_t d = 0; d < dp; d++) {
+            int64_t i = pad_src(idx[d], j->pb[d], j->in_dims[d], j->mode);
+            if (i < 0) { inside = false; break; }
+            off += i * j->istr[d];
         }
-        if (inside) memcpy(out + n * esize, in + off * esize, (size_t)esize);
-        else if (has_val) memcpy(out + n * esize, bufs[2], (size_t)esize);
-        else memset(out + n * esize, 0, (size_t)esize);
-        for (int64_t d = rank - 1; d >= 0; d--) {
-            if (++idx[d] < out_dims[d]) break;
+        if (!inside) pad_fill(dst, W * j->block, j->val, j->esize);
+        else {
+            const char *s = j->in + off * j->esize;
+            if (j->mode == 0) {
+                pad_fill(dst, lo * j->block, j->val, j->esize);
+                pad_fill(dst + hi * ub, (W - hi) * j->block, j->val, j->esize);
+            } else {
+                pad_copy_mapped(j, dst, s, 0, lo);
+                pad_copy_mapped(j, dst, s, hi, W);
+            }
+            if (hi > lo) memcpy(dst + lo * ub, s + (lo - j->p0) * ub, (size_t)((hi - lo) * ub));
+        }
+        for (int64_t d = dp - 1; d >= 0; d--) {
+            if (++idx[d] < j->out_dims[d]) break;
             idx[d] = 0;
         }
     }
+}
+
+KILN_KERNEL(pad, "out <- in, value?", F(esize) F(rank) A(in_dims, KILN_MAX_RANK) A(out_dims, KILN_MAX_RANK) A(pads_begin, KILN_MAX_RANK)
+    F(mode /* 0 constant, 1 reflect, 2 edge */) F(has_value))
+int kiln_k_pad(kiln_pool *pool, void *const *bufs, const int64_t *p) {
+    const kiln_p_pad *q = KILN_P(pad, p);
+    int64_t esize = q->esize, rank = q->rank;
+    const int64_t *in_dims = q->in_dims, *out_dims = q->out_dims, *pb = q->pads_begin;
+    pad_job j = {.out = bufs[0], .in = bufs[1], .esize = esize, .mode = q->mode, .in_dims = in_dims, .out_dims = out_dims, .pb = pb};
+    int64_t total = 1;
+    bool empty_in = false;
+    for (int64_t i = rank - 1, s = 1; i >= 0; i--) {
+        j.istr[i] = s;
+        s *= in_dims[i];
+        total *= out_dims[i];
+        if (in_dims[i] == 0) empty_in = true;
+    }
+    if (total == 0) return 0;
+    /* the constant; every mode writes it when the input is empty */
+    if (q->has_value) {
+        const char *v = bufs[2];
+        for (int64_t k = 0; k < esize; k++) if (v[k]) { j.val = v; break; }
+    }
+    if (empty_in) { pad_fill(j.out, total, j.val, esize); return 0; }
+    /* the inner axis: the last one padded or cropped; none is a plain copy */
+    int64_t dp = rank - 1, block = 1;
+    while (dp >= 0 && pb[dp] == 0 && out_dims[dp] == in_dims[dp]) block *= in_dims[dp--];
+    if (dp < 0) { memcpy(j.out, j.in, (size_t)(total * esize)); return 0; }
+    j.dp = dp;
+    j.block = block;
+    j.ub = block * esize;
+    j.W = out_dims[dp];
+    j.L = in_dims[dp];
+    j.p0 = pb[dp];
+    /* the interior [lo, hi) of a row reads input units lo - p0 .. hi - p0 */
+    j.lo = j.p0 < 0 ? 0 : j.p0 > j.W ? j.W : j.p0;
+    j.hi = j.p0 + j.L < j.lo ? j.lo : j.p0 + j.L > j.W ? j.W : j.p0 + j.L;
+    int64_t rows = total / (j.W * block);
+    kiln_parallel_for(rows > 1 && total * esize >= 131072 ? pool : NULL, rows, pad_rows, &j);
     return 0;
 }
 

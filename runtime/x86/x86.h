@@ -72,8 +72,11 @@ KILN_HIDDEN bool kiln_conv_smallc(kiln_pool *pool, const conv_job *cj, const flo
 /* dst[i] = src[2 i], i < n (im2col's stride-2 rows) */
 KILN_HIDDEN void kiln_even_copy_avx512(float *dst, const float *src, int64_t n);
 
-/* x86/pool_avx512.c: one plane of 2-D max pooling; false where it does not fit. */
-KILN_HIDDEN bool kiln_maxpool_avx512(const win3 *w, const float *x, float *y);
+/* x86/pool_avx512.c: `planes` consecutive planes of 2-D max pooling, and of
+ * 2-D average pooling (count_pad: count_include_pad); false where they do not
+ * fit. */
+KILN_HIDDEN bool kiln_maxpool_avx512(const win3 *w, const float *x, float *y, int64_t planes);
+KILN_HIDDEN bool kiln_avgpool_avx512(const win3 *w, int64_t count_pad, const float *x, float *y, int64_t planes);
 
 /* x86/reduce_avx512.c: y[o] = the sum-like reduction (kind as kiln_k_reduce's:
  * sum, mean, l1, l2, log_sum, sum_square; before its final transform) of
