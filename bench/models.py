@@ -530,6 +530,15 @@ def winograd(d):
     return [rng.standard_normal((2, 16, 23, 37)).astype(np.float32), rng.standard_normal((1, 64, 5, 301)).astype(np.float32)]
 
 
+def save_f32(b, d, ins, outs, opset=13):
+    """Saves b's graph as d/NAME.onnx with float32 inputs ins ([(name, shape)])
+    and outputs outs; returns standard normal inputs of those shapes."""
+    v = helper.make_tensor_value_info
+    g = helper.make_graph(b.nodes, b.name, [v(n, TensorProto.FLOAT, sh) for n, sh in ins], [v(o, TensorProto.FLOAT, None) for o in outs], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]), os.path.join(d, b.name + ".onnx"))
+    return [rng.standard_normal(sh).astype(np.float32) for _, sh in ins]
+
+
 def lpnorm(d):
     """LpNormalization (L2 over the last axis, its default; L1 over axis 1, after
     a Relu) on an input with rows and columns of zeros (a zero norm gives zeros)."""
@@ -544,6 +553,29 @@ def lpnorm(d):
     x[0, 1, 2, :] = 0
     x[1, :, 4, 1] = -1
     return [x]
+
+
+def resize(d):
+    """Resize on the planar fast paths (runtime/resize.c): bilinear half_pixel
+    33 x 33 -> 256 x 256 by sizes (a non-integer factor, 1 channel), linear
+    align_corners 20 x 20 -> 47 x 35, nearest 2x asymmetric floor and 2x
+    half_pixel round_prefer_floor, linear pytorch_half_pixel downscaling to
+    9 x 13, nearest round_prefer_floor downscaling 33 -> 20, a 1 x 1 plane
+    (a global pool) to 16 x 16 as the DeepLab heads do (64 channels); and cubic,
+    which stays on the generic loop. No output coordinate falls on a nearest
+    tie, where ONNX Runtime's float arithmetic may round the other way."""
+    b = B("resize")
+    sz = lambda *s: b.c(np.array(s, np.int64))
+    sc = lambda *s: b.c(np.array(s, np.float32))
+    outs = [b.op("Resize", ["x1", "", "", sz(1, 1, 256, 256)], mode="linear", coordinate_transformation_mode="half_pixel"),
+            b.op("Resize", ["x", "", "", sz(1, 64, 47, 35)], mode="linear", coordinate_transformation_mode="align_corners"),
+            b.op("Resize", ["x", "", sc(1, 1, 2, 2)], mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+            b.op("Resize", ["x", "", sc(1, 1, 2, 2)], mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor"),
+            b.op("Resize", ["x", "", "", sz(1, 64, 9, 13)], mode="linear", coordinate_transformation_mode="pytorch_half_pixel"),
+            b.op("Resize", ["x1", "", "", sz(1, 1, 20, 20)], mode="nearest", coordinate_transformation_mode="half_pixel"),
+            b.op("Resize", [b.op("GlobalAveragePool", ["x"]), "", "", sz(1, 64, 16, 16)], mode="linear", coordinate_transformation_mode="half_pixel"),
+            b.op("Resize", ["x", "", "", sz(1, 64, 30, 30)], mode="cubic")]
+    return save_f32(b, d, [("x", [1, 64, 20, 20]), ("x1", [1, 1, 33, 33])], outs)
 
 
 def maxroipool(d):
@@ -562,6 +594,21 @@ def maxroipool(d):
     rois = np.array([[0, 0, 0, 9, 11], [1, 2.4, 3.6, 7.5, 8.5], [1, -4, -3, 5, 6], [0, 6, 8, 30, 40],
                      [1, 8, 9, 2, 1], [0, 12, 14, 20, 22], [1, 3, 3, 3, 3]], np.float32)
     return [x, rois]
+
+
+def concat_many(d):
+    """A Concat of 300 inputs (ssdlite320's head has one of 90), of x, Relu(x)
+    and a constant of a different length along the axis, then dumped to text IR
+    and compiled again by tests/e2e.py."""
+    b = B("concat_many")
+    r = b.op("Relu", ["x"])
+    c = b.w((2, 5, 3), 1.0)
+    ins = [["x", r, c][i % 3] for i in range(300)]
+    y = b.op("Concat", ins, axis=1)
+    g = helper.make_graph(b.nodes, "concat_many", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 3])],
+                          [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "concat_many.onnx"))
+    return [rng.standard_normal((2, 4, 3)).astype(np.float32)]
 
 
 def bmm_const(d):
@@ -673,6 +720,84 @@ def runtime(d):
     return runtime_inputs(3, 12, 10, 7, 3)
 
 
+def einsum(d):
+    """Einsum as matrix products (the canonicalize pass makes them Transpose,
+    Reshape, MatMul): maxvit_t's window attention (q.k^T with spaces and
+    uppercase labels, a bias, Softmax, times v), 'bij,bjk->bik', 'ij,jk->ik'
+    by constant weights, 'bhqd,bhkd->bhqk' alone, multi-axis i and k labels
+    'abcd,cde->abe', operands swapped and the output transposed
+    'bij,bjk->kbi', an implicit output 'ij,jk', a full contraction
+    'ij,ij->'; and ones that keep the Einsum kernel: 'bij,bjk->b' (labels
+    summed in one operand), 'ii->i', a batch of 1 broadcast to 4."""
+    b = B("einsum")
+    v = helper.make_tensor_value_info
+    F = TensorProto.FLOAT
+    n = helper.make_node
+    e = lambda eq, ins, out: b.nodes.append(n("Einsum", ins, [out], equation=eq))
+    kscaled = b.op("Mul", ["k", b.c(np.float32(0.35))])
+    s = b.op("Einsum", ["q", kscaled], equation="B G H I D, B G H J D -> B G H I J")
+    p = b.op("Softmax", [b.op("Add", [s, b.w((3, 16, 16), 1.0)])], axis=-1)
+    e("B G H I J, B G H J D -> B G H I D", [p, "v"], "y_attn")
+    e("B G H I D, B G H J D -> B G H I J", ["q", "k"], "y_qk")
+    e("bij,bjk->bik", ["x3", "w3"], "y_bmm")
+    e("ij,jk->ik", ["x4", b.w((6, 7), 0.5)], "y_mm")
+    e("bhqd,bhkd->bhqk", ["qb", "kb"], "y_qkt")
+    e("abcd,cde->abe", ["x6", "w6"], "y_multi")
+    e("bij,bjk->kbi", ["x3", "w3"], "y_swap")
+    e("ij,jk", ["x4", "w8"], "y_implicit")
+    e("ij,ij->", ["x4", "x9"], "y_dot")
+    e("bij,bjk->b", ["x3", "w3"], "y_sum")
+    e("ii->i", ["sq"], "y_diag")
+    e("bij,bjk->bik", ["x11", "w3"], "y_bcast")
+    ins = [("q", [1, 2, 3, 16, 8]), ("k", [1, 2, 3, 16, 8]), ("v", [1, 2, 3, 16, 8]), ("x3", [4, 5, 6]), ("w3", [4, 6, 7]),
+           ("x4", [5, 6]), ("qb", [2, 3, 10, 8]), ("kb", [2, 3, 12, 8]), ("x6", [2, 3, 4, 5]), ("w6", [4, 5, 6]),
+           ("w8", [6, 9]), ("x9", [5, 6]), ("sq", [7, 7]), ("x11", [1, 5, 6])]
+    outs = ["y_attn", "y_qk", "y_bmm", "y_mm", "y_qkt", "y_multi", "y_swap", "y_implicit", "y_dot", "y_sum", "y_diag", "y_bcast"]
+    g = helper.make_graph(b.nodes, "einsum", [v(nm, F, sh) for nm, sh in ins], [v(o, F, None) for o in outs], b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "einsum.onnx"))
+    return [rng.standard_normal(sh).astype(np.float32) for _, sh in ins]
+
+
+def pools(d):
+    """The pooling kernels' paths (runtime/pool.c, x86/pool_avx512.c) on odd
+    sizes, 1 and 48 channels: AveragePool 3x3 stride 1 pad 1 with and without
+    count_include_pad, stride 2, ceil_mode, 5x3 at stride (1, 2); MaxPool 3x3
+    stride 2 pad 1, stride 1 pad 1, ceil_mode, stride 2 without padding
+    (Inception's) and dilated; rows wider than one vector of 16."""
+    b = B("pools")
+    k3 = dict(kernel_shape=[3, 3])
+    outs = []
+    for x in ("x1", "x48"):
+        outs += [b.op("AveragePool", [x], pads=[1, 1, 1, 1], **k3),
+                 b.op("AveragePool", [x], pads=[1, 1, 1, 1], count_include_pad=1, **k3),
+                 b.op("AveragePool", [x], strides=[2, 2], pads=[1, 1, 1, 1], **k3),
+                 b.op("AveragePool", [x], strides=[2, 2], ceil_mode=1, count_include_pad=1, pads=[0, 1, 1, 0], **k3),
+                 b.op("AveragePool", [x], kernel_shape=[5, 3], strides=[1, 2], pads=[2, 0, 1, 1]),
+                 b.op("MaxPool", [x], strides=[2, 2], pads=[1, 1, 1, 1], **k3),
+                 b.op("MaxPool", [x], pads=[1, 1, 1, 1], **k3),
+                 b.op("MaxPool", [x], strides=[2, 2], ceil_mode=1, **k3),
+                 b.op("MaxPool", [x], strides=[2, 2], **k3),
+                 b.op("MaxPool", [x], dilations=[2, 2], pads=[1, 2, 1, 2], **k3)]
+    return save_f32(b, d, [("x1", [1, 1, 37, 29]), ("x48", [2, 48, 17, 35])], outs)
+
+
+def convtranspose(d):
+    """ConvTranspose as GEMMs and a scatter (runtime/conv.c): 2x2 stride 2, 24
+    channels to 24 with bias (each output written once); 3x3 stride 2 with
+    output_padding, 24 to 16; 4x4 stride 2 pad 1 in 4 groups, 24 to 12, with
+    bias (overlapping windows); on 40 x 40."""
+    b = B("convtranspose")
+    y1 = b.op("ConvTranspose", ["x", b.w((24, 24, 2, 2)), b.c(rng.standard_normal(24).astype(np.float32))], kernel_shape=[2, 2], strides=[2, 2])
+    y2 = b.op("ConvTranspose", ["x", b.w((24, 16, 3, 3))], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    y3 = b.op("ConvTranspose", ["x", b.w((24, 3, 4, 4)), b.c(rng.standard_normal(12).astype(np.float32))], kernel_shape=[4, 4], strides=[2, 2],
+              pads=[1, 1, 1, 1], group=4)
+    v = helper.make_tensor_value_info
+    g = helper.make_graph(b.nodes, "convtranspose", [v("x", TensorProto.FLOAT, [1, 24, 40, 40])], [v(y, TensorProto.FLOAT, None) for y in (y1, y2, y3)],
+                          b.inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(d, "convtranspose.onnx"))
+    return [rng.standard_normal((1, 24, 40, 40)).astype(np.float32)]
+
+
 def runtime_inputs(n, h, w, seq, k):
     """Inputs of the runtime model: n images of h x w, n sequences of seq ids, the
     Reshape's shape [n, 4, 8], K."""
@@ -682,8 +807,9 @@ def runtime_inputs(n, h, w, seq, k):
 
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenetv2": mobilenetv2, "bert4": bert, "detect": detect, "lstm": lstm, "gru": gru, "depthwise": depthwise, "convgeom": convgeom, "smallc": smallc,
           "conv3d": conv3d, "control": control,
-          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime, "lpnorm": lpnorm,
-          "bert4dyn": lambda d: bert(d, symbolic=True), "bmm_const": bmm_const, "maxroipool": maxroipool}
+          "tfidf": tfidf, "sequence": sequence, "dynamic": dynamic, "winograd": winograd, "batch": batch, "attention": attention, "runtime": runtime, "lpnorm": lpnorm, "resize": resize,
+          "bert4dyn": lambda d: bert(d, symbolic=True), "bmm_const": bmm_const, "maxroipool": maxroipool, "concat_many": concat_many, "einsum": einsum,
+          "pools": pools, "convtranspose": convtranspose}
 
 if __name__ == "__main__":
     out = sys.argv[1]

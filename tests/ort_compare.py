@@ -122,6 +122,47 @@ def test_lp_normalization():
     compare("lpnorm")
 
 
+def compare_everywhere(name):
+    """name with both backends, the kernels inlined at -O3, on ARM, and on x86-64
+    without AVX-512."""
+    compare(name)
+    compare(name, ["-O3"])
+    compare(name, ["--backend", "llvm"])
+    compare(name, ARM, QEMU)
+    if not SANITIZED:
+        compare(name, (), ["qemu-x86_64", "-cpu", "qemu64"])
+
+
+def test_pooling_fast_paths():
+    """runtime/pool.c's planes and x86/pool_avx512.c's blocked kernels."""
+    compare_everywhere("pools")
+
+
+def test_conv_transpose():
+    """ConvTranspose as GEMMs and a scatter (runtime/conv.c), written once or
+    accumulated, grouped, with both backends, -O3, on ARM and with shapes known
+    only at run time."""
+    compare("convtranspose")
+    compare("convtranspose", ["-O3"])
+    compare("convtranspose", ["--backend", "llvm"])
+    compare("convtranspose", ARM, QEMU)
+    compare("convtranspose", symbolic=True)
+
+
+def test_resize_fast_paths():
+    """runtime/resize.c's planar paths (and cubic's generic loop)."""
+    compare_everywhere("resize")
+
+
+def test_einsum_as_matmul():
+    compare("einsum")
+
+
+def test_concat_of_300_inputs():
+    compare("concat_many")
+    compare("concat_many", ["--backend", "llvm"])
+
+
 def test_max_roi_pool():
     compare("maxroipool")
 
