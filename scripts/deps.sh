@@ -8,6 +8,8 @@ pkgs=(gcc make protobuf-c-compiler libprotobuf-c-dev libjansson-dev python3 pyth
       llvm-dev clang libclang-rt-14-dev qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 # `deps.sh bench` also wants Node.js and npm (ONNX Runtime's npm package is the reference)
 if [ "${1:-}" = bench ]; then pkgs+=(nodejs); command -v npm >/dev/null || pkgs+=(npm); fi
+# `deps.sh zoo`: torch and torchvision export the zoo's architectures (zoo/export.py)
+if [ "${1:-}" = zoo ]; then pkgs+=(python3-torch python3-torchvision); fi
 for p in "${pkgs[@]}"; do
   if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
   have_pkg "$p" || need+=("$p")

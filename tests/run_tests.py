@@ -1,5 +1,6 @@
 """Runs every test of `make test`: the C unit tests, the end-to-end tests, the
-bad-input suite, the comparison of realistic models with ONNX Runtime, the MoE
+bad-input suite, the comparison of realistic models with ONNX Runtime, a quick
+part of the zoo of exported architectures, the MoE
 tests, the backend tests, and the ONNX conformance suite (against
 tests/conformance_expected.txt) with the C and LLVM backends and for 64-bit ARM
 under qemu. Each part prints its own summary; the last line is the total,
@@ -53,6 +54,8 @@ def main():
         ("e2e", [PY, "tests/e2e.py"]),
         ("bad-input", [PY, "tests/bad_inputs.py"]),
         ("onnxruntime", [PY, "tests/ort_compare.py"]),
+        # real architectures exported by torch (zoo/zoo.py; `make zoo` runs them all)
+        ("zoo", [PY, "zoo/zoo.py", os.environ.get("KILN_BUILD", "build"), "--quick"]),
         ("moe", [PY, "tests/moe_test.py"]),
         ("backends", [PY, "tests/backends_test.py"]),
         ("conformance", [PY, "tests/conformance.py", "--jobs", str(a.jobs), "--expected", "tests/conformance_expected.txt"]),
