@@ -201,11 +201,6 @@ static bool run_and_bind(const Kir *k, char *err, size_t n) {
     return ok;
 }
 
-static bool top_value(const Graph *g, const Value *v) {
-    for (int i = 0; g && i < g->values.n; i++) if (g->values.items[i] == v) return true;
-    return false;
-}
-
 /* Compiles the model (target NULL; kept in D) or computes and binds target,
  * computing first what either needs. */
 static bool specialize(const char *target, int depth, char *err, size_t n) {
@@ -224,7 +219,7 @@ static bool specialize(const char *target, int depth, char *err, size_t n) {
             return ok;
         }
         const Value *need = d.need;
-        if (!need || !top_value(g, need) || depth >= 64) {
+        if (!need || !g || !graph_has_value(g, need) || depth >= 64) {
             first_error(&d, err, n);
             arena_free(a);
             return false;
